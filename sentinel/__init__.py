@@ -1,0 +1,1 @@
+"""slotwarden's control plane: quorum failure detection and failover (issue 3)."""

@@ -1,0 +1,1 @@
+"""The `slotwarden` command line: router, check, up (and later sentinel, status)."""

@@ -1,0 +1,120 @@
+"""Real redis-server processes for tests and benchmarks: free ports, temp dirs, always cleaned up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("redis-server not found on PATH (apt-get install redis-server)")
+    return found
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1 (and port+10000 too,
+    so a cluster-bus port is also likely free)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < 55000:
+            return port
+
+
+def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s") from None
+            time.sleep(0.02)
+
+
+@dataclass
+class RedisProc:
+    port: int
+    dir: str
+    args: list[str]
+    host: str = "127.0.0.1"
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def addr(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> RedisProc:
+        cmd = [
+            redis_server_binary(),
+            "--port", str(self.port),
+            "--bind", self.host,
+            "--dir", self.dir,
+            "--save", "",
+            "--appendonly", "no",
+            "--daemonize", "no",
+            "--logfile", os.path.join(self.dir, "redis.log"),
+            *self.args,
+        ]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.host, self.port)
+        return self
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            if sig in (signal.SIGKILL, signal.SIGTERM):
+                self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+class RedisFarm:
+    """Starts redis-servers in one temp dir; `close()` stops them all and removes it."""
+
+    def __init__(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="slotwarden-test-")
+        self.procs: list[RedisProc] = []
+
+    def start(self, args: Sequence[str] = (), port: int | None = None) -> RedisProc:
+        port = port or free_port()
+        d = os.path.join(self.root, str(port))
+        os.makedirs(d, exist_ok=True)
+        proc = RedisProc(port=port, dir=d, args=list(args))
+        self.procs.append(proc)
+        return proc.start()
+
+    def close(self) -> None:
+        for p in self.procs:
+            p.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def redis_farm() -> Iterator[RedisFarm]:
+    farm = RedisFarm()
+    try:
+        yield farm
+    finally:
+        farm.close()
