@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from redis_procs import RedisFarm, RedisProc  # noqa: E402
+from redis_procs import RedisFarm, RedisProc
 
 
 @pytest.fixture
@@ -40,5 +40,65 @@ def redis_plain(session_farm: RedisFarm) -> RedisProc:
 @pytest.fixture(scope="session")
 def redis_cluster_node(session_farm: RedisFarm) -> RedisProc:
     """A redis-server with cluster mode on, for CLUSTER KEYSLOT comparisons."""
-    return session_farm.start(["--cluster-enabled", "yes",
-                               "--cluster-config-file", "nodes.conf"])
+    return session_farm.start(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+
+
+class Cluster:
+    """Three real redis-server shards behind a real `slotwarden router` subprocess."""
+
+    def __init__(self, farm: RedisFarm, shards: int = 3, extra_router: dict | None = None) -> None:
+        import os
+
+        from redis_procs import RouterProc, write_cluster_yaml
+
+        self.farm = farm
+        self.masters = [farm.start() for _ in range(shards)]
+        self.config = os.path.join(farm.root, "cluster.yaml")
+        self.port, self.admin_port = write_cluster_yaml(
+            self.config, self.masters, extra_router=extra_router
+        )
+        self.router = RouterProc(self.config, self.port, os.path.join(farm.root, "router.log"))
+        self.router.start()
+
+    def client(self, **kw):
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=10, **kw)
+
+    def shard_client(self, i: int):
+        import redis
+
+        return redis.Redis(port=self.masters[i].port, socket_timeout=10)
+
+    def owner(self, key: bytes | str) -> int:
+        from router.slots import key_hash_slot
+
+        k = key.encode() if isinstance(key, str) else key
+        slot = key_hash_slot(k)
+        n = len(self.masters)
+        bounds = [round(i * 16384 / n) for i in range(n + 1)]  # as write_cluster_yaml
+        return next(i for i in range(n) if bounds[i] <= slot < bounds[i + 1])
+
+    def flush(self) -> None:
+        for i in range(len(self.masters)):
+            self.shard_client(i).flushall()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    f = RedisFarm()
+    c = None
+    try:
+        c = Cluster(f)
+        yield c
+    finally:
+        if c is not None:
+            c.router.stop()
+        f.close()
+
+
+@pytest.fixture
+def fresh(cluster: Cluster) -> Cluster:
+    """The module's cluster, emptied."""
+    cluster.flush()
+    return cluster

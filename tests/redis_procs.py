@@ -1,4 +1,4 @@
-"""Real redis-server processes for tests and benchmarks: free ports, temp dirs, always cleaned up."""
+"""Real redis-server processes for tests and benchmarks: free ports, temp dirs, cleaned up."""
 
 from __future__ import annotations
 
@@ -59,13 +59,20 @@ class RedisProc:
     def start(self) -> RedisProc:
         cmd = [
             redis_server_binary(),
-            "--port", str(self.port),
-            "--bind", self.host,
-            "--dir", self.dir,
-            "--save", "",
-            "--appendonly", "no",
-            "--daemonize", "no",
-            "--logfile", os.path.join(self.dir, "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            self.host,
+            "--dir",
+            self.dir,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--logfile",
+            os.path.join(self.dir, "redis.log"),
             *self.args,
         ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -118,3 +125,78 @@ def redis_farm() -> Iterator[RedisFarm]:
         yield farm
     finally:
         farm.close()
+
+
+def write_cluster_yaml(
+    path: str,
+    masters: Sequence[RedisProc],
+    replicas: Sequence[Sequence[RedisProc]] = (),
+    router_port: int | None = None,
+    admin_port: int | None = None,
+    extra_router: dict[str, object] | None = None,
+) -> tuple[int, int]:
+    """Write a cluster.yaml splitting the 16384 slots evenly over ``masters``."""
+    import yaml
+
+    router_port = router_port or free_port()
+    admin_port = admin_port or free_port()
+    n = len(masters)
+    bounds = [round(i * 16384 / n) for i in range(n + 1)]
+    shards = []
+    for i, m in enumerate(masters):
+        shards.append(
+            {
+                "name": chr(ord("a") + i),
+                "slots": f"{bounds[i]}-{bounds[i + 1] - 1}",
+                "master": m.addr,
+                "replicas": [r.addr for r in (replicas[i] if i < len(replicas) else [])],
+            }
+        )
+    router = {"listen": f"127.0.0.1:{router_port}", "admin": f"127.0.0.1:{admin_port}"}
+    router.update(extra_router or {})
+    with open(path, "w") as f:
+        yaml.safe_dump({"name": "test", "router": router, "shards": shards}, f, sort_keys=False)
+    return router_port, admin_port
+
+
+@dataclass
+class RouterProc:
+    """`slotwarden router --config FILE` as a real subprocess."""
+
+    config: str
+    port: int
+    log_path: str
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> RouterProc:
+        import sys
+
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "slotwarden", "router", "--config", self.config],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout=15)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"router did not start; log:\n{self.log()}") from None
+        return self
+
+    def log(self) -> str:
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def stop(self) -> int | None:
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+            try:
+                code = self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                code = self.proc.wait(timeout=5)
+        self._log.close()
+        return code

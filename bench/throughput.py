@@ -1,0 +1,610 @@
+#!/usr/bin/env python3
+"""Throughput of the slotwarden router next to twemproxy and one bare shard, by redis-benchmark.
+
+Owns one run: it starts 3 redis-server shards, twemproxy (nutcracker) over them and the
+slotwarden router over them, all on free ports in one temp dir; probes each peer for
+correctness with redis-py; runs redis-benchmark against every peer, interleaved per test
+(direct, twemproxy, router), optionally repeated (median); prints one table and the issue's
+PASS/MISS targets; optionally writes the same to JSON.
+
+Invariants:
+- A number in the table comes only from a peer that passed the correctness probe and from
+  redis-benchmark runs that exited 0, printed nothing but known-benign warnings on stderr, and
+  printed a CSV row for the test. Anything else is that peer's error, never throughput.
+- Every process started here is stopped and the temp dir removed on any exit (try/finally,
+  atexit, SIGTERM).
+- A peer that is missing (nutcracker not installed, router not written yet) is reported as
+  "not available: <reason>" and is not a failure; a peer that exists but fails to start, fails
+  the probe or errors under load is a failure (exit status 1, after the full report).
+
+Usage: python bench/throughput.py [--requests N] [--clients 50] [--repeat R] [--quick]
+                                  [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import csv
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import redis
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))
+
+from redis_procs import RedisFarm, RedisProc, free_port  # noqa: E402
+
+from router.slots import SLOT_COUNT, key_hash_slot  # noqa: E402
+
+SHARDS = 3
+KEYSPACE = 100_000  # redis-benchmark -r: keys key:000000000000 .. key:000000099999
+PEERS = ("direct", "twemproxy", "router")
+TARGETS = {1: 0.7, 16: 0.5}  # the issue: router/twemproxy at -P 1 and at -P 16
+# redis-benchmark starts by sending CONFIG GET save / appendonly on a side connection, only to
+# print them; proxies without CONFIG make that fail, and redis-benchmark says so and goes on.
+BENIGN_STDERR = ("WARNING: Could not fetch server CONFIG",)
+START_TIMEOUT = 20.0  # seconds for a proxy to listen; the router is a Python process
+MGET_ARGS = ("MGET", *["key:__rand_int__"] * 10)  # each __rand_int__ is drawn separately
+
+
+@dataclass(frozen=True)
+class Case:
+    label: str  # table row
+    pipeline: int
+    scale: float  # requests = scale * --requests
+    args: tuple[str, ...]  # redis-benchmark test selection or custom command
+    title: str  # the "test" column of redis-benchmark's CSV
+    stat: str  # the shards' INFO commandstats entry the test drives
+
+
+CASES = (
+    Case("SET -P 1", 1, 1, ("-t", "set"), "SET", "set"),
+    Case("GET -P 1", 1, 1, ("-t", "get"), "GET", "get"),
+    Case("SET -P 16", 16, 4, ("-t", "set"), "SET", "set"),
+    Case("GET -P 16", 16, 4, ("-t", "get"), "GET", "get"),
+    Case("MSET 10 keys -P 1", 1, 0.25, ("-t", "mset"), "MSET (10 keys)", "mset"),
+    Case("MGET 10 keys -P 1", 1, 0.25, MGET_ARGS, " ".join(MGET_ARGS), "mget"),
+)
+
+
+class PeerError(Exception):
+    """A peer started but is unusable: it did not listen, died, or answered wrongly."""
+
+
+@dataclass
+class Peer:
+    name: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    what: str = ""
+    unavailable: str | None = None  # not installed / not written yet: reported, not a failure
+    failed: str | None = None  # exists but broken: reported, and the exit status is 1
+    notes: list[str] = field(default_factory=list)
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def usable(self) -> bool:
+        return self.unavailable is None and self.failed is None
+
+
+@dataclass
+class Run:
+    rps: float | None
+    error: str | None
+    seconds: float
+    shard_calls: list[int]  # per shard, calls of the test's command during this run
+
+
+class Harness:
+    """Owns the temp dir and every process; `close()` is idempotent."""
+
+    def __init__(self) -> None:
+        self.farm = RedisFarm()
+        self.root = Path(self.farm.root)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.closed = False
+
+    def launch(self, peer: Peer, cmd: Sequence[str], output: Path, cwd: Path | None = None) -> None:
+        """Start `cmd` for `peer` (stdout+stderr to `output`) and wait until it listens."""
+        with output.open("wb") as out:
+            peer.proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=cwd,
+                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        self.procs.append(peer.proc)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            code = peer.proc.poll()
+            if code is not None:
+                raise PeerError(f"exited with code {code} before listening: {tail(output)}")
+            try:
+                with socket.create_connection((peer.host, peer.port), timeout=0.5):
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise PeerError(f"not listening on {peer.host}:{peer.port} after "
+                                    f"{START_TIMEOUT:.0f}s: {tail(output)}") from None
+                time.sleep(0.05)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=5)
+        self.farm.close()  # stops the shards and removes the temp dir
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no output)"
+    return " / ".join(text[-lines:]) or "(no output)"
+
+
+def client(host: str, port: int) -> redis.Redis:
+    """A plain RESP2 client. redis-py 8 opens with HELLO 3 and CLIENT SETINFO by default, which
+    twemproxy answers by closing the connection."""
+    try:
+        from redis.driver_info import DriverInfo
+    except ImportError:  # redis-py < 8
+        return redis.Redis(host=host, port=port, socket_timeout=10, socket_connect_timeout=5,
+                           protocol=2, lib_name=None, lib_version=None)
+    return redis.Redis(host=host, port=port, socket_timeout=10, socket_connect_timeout=5,
+                       protocol=2, driver_info=DriverInfo(name=None, lib_version=None))
+
+
+def slot_ranges(count: int) -> list[tuple[int, int]]:
+    """Even split the way redis-cli does it: 0-5460, 5461-10922, 10923-16383 for 3."""
+    starts = [round(i * SLOT_COUNT / count) for i in range(count)] + [SLOT_COUNT]
+    return [(starts[i], starts[i + 1] - 1) for i in range(count)]
+
+
+# ---------------------------------------------------------------- peers
+
+
+def twemproxy_conf(port: int, shards: Sequence[RedisProc]) -> str:
+    servers = "\n".join(f"    - {s.addr}:1 shard{i}" for i, s in enumerate(shards))
+    return (
+        "slotwarden_bench:\n"
+        f"  listen: 127.0.0.1:{port}\n"
+        "  hash: crc16\n"
+        '  hash_tag: "{}"\n'
+        "  distribution: modula\n"
+        "  redis: true\n"
+        "  server_connections: 1\n"
+        "  auto_eject_hosts: false\n"
+        "  timeout: 5000\n"
+        "  preconnect: true\n"
+        f"  servers:\n{servers}\n"
+    )
+
+
+def start_twemproxy(h: Harness, shards: Sequence[RedisProc]) -> Peer:
+    peer = Peer("twemproxy")
+    binary = shutil.which("nutcracker")
+    if binary is None:
+        peer.unavailable = "nutcracker not found on PATH (apt-get install nutcracker)"
+        return peer
+    peer.port = free_port()
+    peer.what = f"nutcracker {peer.host}:{peer.port} (crc16/modula, 1 conn per shard)"
+    conf = h.root / "nutcracker.yml"
+    conf.write_text(twemproxy_conf(peer.port, shards))
+    cmd = [binary, "-c", str(conf), "-s", str(free_port()), "-a", "127.0.0.1",
+           "-o", str(h.root / "nutcracker.log"), "-v", "4"]
+    try:
+        h.launch(peer, cmd, h.root / "nutcracker.out")
+    except PeerError as e:
+        peer.failed = f"nutcracker {e}; log: {tail(h.root / 'nutcracker.log')}"
+    return peer
+
+
+def start_router(h: Harness, shards: Sequence[RedisProc]) -> Peer:
+    peer = Peer("router")
+    if not (REPO / "router" / "server.py").exists():
+        peer.unavailable = "router/server.py does not exist yet"
+        return peer
+    peer.port = free_port()
+    admin = free_port()
+    peer.what = f"slotwarden router {peer.host}:{peer.port} (admin :{admin})"
+    cluster = {
+        "name": "bench",
+        "router": {"listen": f"{peer.host}:{peer.port}", "admin": f"{peer.host}:{admin}"},
+        "shards": [
+            {"name": f"shard{i}", "slots": f"{lo}-{hi}", "master": s.addr, "replicas": []}
+            for i, (s, (lo, hi)) in enumerate(zip(shards, slot_ranges(len(shards)), strict=True))
+        ],
+    }
+    conf = h.root / "cluster.yaml"
+    conf.write_text(yaml.safe_dump(cluster, sort_keys=False))
+    cmd = [sys.executable, "-m", "slotwarden", "router", "--config", str(conf)]
+    try:
+        h.launch(peer, cmd, h.root / "router.out", cwd=REPO)
+    except PeerError as e:
+        peer.failed = f"`{' '.join(cmd[1:])}` {e}"
+    return peer
+
+
+def probe(peer: Peer, shards: Sequence[RedisProc], owner: Callable[[bytes], int] | None) -> None:
+    """SET/GET/MSET/MGET through `peer`, then find every key on the shards: each must be on
+    exactly one shard, a proxy must have used all shards, and the router must have put each key
+    on the shard owning its slot. Raises `PeerError`; removes the probe keys."""
+    keys = [f"slotwarden-probe:{i}" for i in range(30)]
+    first = [f"first-{i}".encode() for i in range(30)]
+    second = [f"second-{i}".encode() for i in range(30)]
+    c = client(peer.host, peer.port)
+    try:
+        for k, v in zip(keys, first, strict=True):
+            if c.set(k, v) is not True:
+                raise PeerError(f"SET {k} did not reply OK")
+        if (got := [c.get(k) for k in keys]) != first:
+            raise PeerError(f"GET returned {got[:3]}... after SET, want {first[:3]}...")
+        if (got := c.mget([*keys, "slotwarden-probe:missing"])) != [*first, None]:
+            raise PeerError(f"MGET across shards returned {got[:3]}..., want {first[:3]}...")
+        if c.mset(dict(zip(keys, second, strict=True))) is not True:
+            raise PeerError("MSET across shards did not reply OK")
+        if (got := c.mget(keys)) != second:
+            raise PeerError(f"MGET after MSET returned {got[:3]}..., want {second[:3]}...")
+    except redis.RedisError as e:
+        raise PeerError(f"probe failed: {type(e).__name__}: {e}") from e
+    finally:
+        c.close()
+    holders: dict[str, list[int]] = {k: [] for k in keys}
+    for index, shard in enumerate(shards):
+        with client(shard.host, shard.port) as sc:
+            pipe = sc.pipeline(transaction=False)
+            for k in keys:
+                pipe.exists(k)
+            for k, there in zip(keys, pipe.execute(), strict=True):
+                if there:
+                    holders[k].append(index)
+            sc.delete(*keys)
+    misplaced = [f"{k} on shards {v}" for k, v in holders.items() if len(v) != 1]
+    if misplaced:
+        raise PeerError(f"keys not on exactly one shard: {', '.join(misplaced[:3])}")
+    used = {v[0] for v in holders.values()}
+    if len(used) != len(shards):
+        raise PeerError(f"30 keys went to only {len(used)} of {len(shards)} shards")
+    if owner is not None:
+        wrong = [f"{k} on shard{v[0]}, slot owner is shard{owner(k.encode())}"
+                 for k, v in holders.items() if v[0] != owner(k.encode())]
+        if wrong:
+            raise PeerError(f"misrouted: {', '.join(wrong[:3])}")
+
+
+# ---------------------------------------------------------------- benchmark
+
+
+def command_calls(shard_clients: Sequence[redis.Redis], stat: str) -> list[int]:
+    return [int(c.info("commandstats").get(f"cmdstat_{stat}", {}).get("calls", 0))
+            for c in shard_clients]
+
+
+def run_benchmark(peer: Peer, case: Case, requests: int, clients: int, timeout: float,
+                  shard_clients: Sequence[redis.Redis]) -> Run:
+    cmd = ["redis-benchmark", "-h", peer.host, "-p", str(peer.port), "-c", str(clients),
+           "-n", str(requests), "-r", str(KEYSPACE), "-P", str(case.pipeline), "-q", "--csv",
+           *case.args]
+    before = command_calls(shard_clients, case.stat)
+    started = time.monotonic()
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return Run(None, f"redis-benchmark timed out after {timeout:.0f}s", timeout, [])
+    seconds = time.monotonic() - started
+    calls = [a - b for a, b in zip(command_calls(shard_clients, case.stat), before, strict=True)]
+    lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
+    for line in lines:
+        if line in BENIGN_STDERR and line not in peer.notes:
+            peer.notes.append(line)
+    errors = [line for line in lines if line not in BENIGN_STDERR]
+    if done.returncode != 0 or errors:
+        why = "; ".join(e[:160] for e in errors[:3]) or "no message"
+        return Run(None, f"redis-benchmark exit {done.returncode}: {why}", seconds, calls)
+    for row in csv.reader(io.StringIO(done.stdout)):
+        if len(row) >= 2 and row[0] == case.title:
+            try:
+                rps = float(row[1])
+            except ValueError:
+                break
+            if rps > 0:
+                return Run(rps, None, seconds, calls)
+            break
+    return Run(None, f"no usable CSV row {case.title!r} in: {done.stdout.strip()[-200:]!r}",
+               seconds, calls)
+
+
+# ---------------------------------------------------------------- report
+
+
+def version_of(cmd: Sequence[str], pattern: str) -> str:
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"unknown ({e})"
+    found = re.search(pattern, done.stdout + done.stderr)
+    return found.group(1) if found and done.returncode == 0 else "unknown"
+
+
+def environment() -> dict[str, object]:
+    try:
+        uvloop = f"uvloop {importlib.metadata.version('uvloop')} installed"
+    except importlib.metadata.PackageNotFoundError:
+        uvloop = "uvloop not installed"
+    rev = version_of(["git", "-C", str(REPO), "describe", "--always", "--dirty"], r"(\S+)")
+    return {
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "loadavg": [round(x, 2) for x in os.getloadavg()],
+        "redis_server": version_of(["redis-server", "--version"], r"v=(\S+)"),
+        "redis_benchmark": version_of(["redis-benchmark", "--version"], r"redis-benchmark (\S+)"),
+        "nutcracker": (version_of(["nutcracker", "-V"], r"nutcracker-(\S+)")
+                       if shutil.which("nutcracker") else "not installed"),
+        "python": platform.python_version(),
+        "uvloop": uvloop,
+        "slotwarden": rev,
+    }
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def fmt_rps(cell: dict[str, object]) -> str:
+    if cell.get("rps") is not None:
+        return f"{cell['rps']:.0f}"
+    return "ERROR" if cell.get("error") else "n/a"
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def render(report: dict[str, object]) -> str:
+    env = report["environment"]
+    out = [
+        f"slotwarden throughput: redis-benchmark -c {report['clients']} -r {KEYSPACE} --csv, "
+        f"median of {report['repeat']} run(s) per cell, peers interleaved per test",
+        f"machine: {env['cores']} cores ({env['usable_cores']} usable), load {env['loadavg']}; "
+        f"redis-server {env['redis_server']}, redis-benchmark {env['redis_benchmark']}, "
+        f"nutcracker {env['nutcracker']}, python {env['python']}, {env['uvloop']}, "
+        f"slotwarden {env['slotwarden']}",
+    ]
+    for name, p in report["peers"].items():
+        if p["unavailable"]:
+            out.append(f"{name} not available: {p['unavailable']}")
+        elif p["failed"]:
+            out.append(f"{name} FAILED: {p['failed']}")
+        else:
+            out.append(f"{name}: {p['what']}")
+    head = ["test", "requests", "direct rps", "twemproxy rps", "router rps",
+            "router/twemproxy", "router/direct"]
+    body = [[r["test"], str(r["requests"]), *(fmt_rps(r["peers"][p]) for p in PEERS),
+             fmt_ratio(r["router/twemproxy"]), fmt_ratio(r["router/direct"])]
+            for r in report["rows"]]
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    out.append("")
+    out.append(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
+    out.append("-+-".join("-" * w for w in widths))
+    for row in body:
+        out.append(" | ".join([row[0].ljust(widths[0]),
+                               *(x.rjust(w) for x, w in zip(row[1:], widths[1:], strict=True))]))
+    out.append("")
+    out.append("targets (issue): router/twemproxy >= 0.70 at -P 1, >= 0.50 at -P 16")
+    for r in report["rows"]:
+        out.append(f"  {r['verdict']:<4} {r['test']}: {r['verdict_detail']}")
+    out.append("")
+    out.append("routing (backend calls of the test's command during the last run, per shard):")
+    for r in report["rows"]:
+        cells = r["peers"]
+        parts = [f"{p} {cells[p]['shard_calls']}" for p in PEERS if cells[p].get("shard_calls")]
+        out.append(f"  {r['test']}: " + ("; ".join(parts) or "n/a"))
+    out.append("  MSET: outside --cluster mode redis-benchmark's MSET uses 10 keys "
+               "key:__rand_int__ with no hash tag (the {tag} is added only with --cluster), so "
+               "every MSET spans shards through a proxy, like the MGET row.")
+    for name, p in report["peers"].items():
+        for note in p["notes"]:
+            out.append(f"  note {name}: redis-benchmark said {note!r} (its start-up CONFIG GET "
+                       "save/appendonly was refused; harmless)")
+    if report["problems"]:
+        out.append("")
+        out.append(f"PROBLEMS ({len(report['problems'])}):")
+        out.extend(f"  - {p}" for p in report["problems"])
+    out.append(f"total {report['seconds']:.0f}s")
+    return "\n".join(out)
+
+
+def verdict(case: Case, peers: dict[str, dict[str, object]]) -> tuple[str, str]:
+    target = TARGETS[case.pipeline]
+    if peers["router"].get("rps") is None or peers["twemproxy"].get("rps") is None:
+        missing = [p for p in ("router", "twemproxy") if peers[p].get("rps") is None]
+        return "N/A", f"no number for {' and '.join(missing)}"
+    r = peers["router"]["rps"] / peers["twemproxy"]["rps"]
+    word = "PASS" if r >= target else "MISS"
+    return word, f"router/twemproxy = {r:.2f} (target >= {target:.2f})"
+
+
+# ---------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--requests", type=int, default=None,
+                    help="requests per -P 1 run (x4 at -P 16, /4 for MSET/MGET); "
+                         "default 100000, 10000 with --quick")
+    ap.add_argument("--clients", type=int, default=50, help="redis-benchmark -c (default 50)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is shown")
+    ap.add_argument("--quick", action="store_true", help="smoke run (~30 s)")
+    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of "
+                    f"{','.join(PEERS)}")
+    ap.add_argument("--timeout", type=float, default=None,
+                    help="seconds per redis-benchmark run (default 30 + requests/2000)")
+    ap.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = ap.parse_args(argv)
+    if args.requests is None:
+        args.requests = 10_000 if args.quick else 100_000
+    wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
+    if not wanted or any(p not in PEERS for p in wanted):
+        ap.error(f"--peers takes names from {','.join(PEERS)}")
+    args.peers = wanted
+    if args.requests < 1 or args.clients < 1 or args.repeat < 1:
+        ap.error("--requests, --clients and --repeat must be positive")
+    return args
+
+
+def progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
+    started = time.monotonic()
+    env = environment()  # before starting anything: the load average shows other users' noise
+    problems: list[str] = []
+    shards = [h.farm.start() for _ in range(SHARDS)]  # failure here is fatal: main reports it
+    ranges = slot_ranges(SHARDS)
+
+    def slot_owner(key: bytes) -> int:
+        slot = key_hash_slot(key)
+        return next(i for i, (lo, hi) in enumerate(ranges) if lo <= slot <= hi)
+
+    starters: dict[str, Callable[[], Peer]] = {
+        "direct": lambda: Peer("direct", port=shards[0].port,
+                               what=f"redis-server {shards[0].addr} (one shard, no proxy)"),
+        "twemproxy": lambda: start_twemproxy(h, shards),
+        "router": lambda: start_router(h, shards),
+    }
+    peers = {name: starters[name]() if name in args.peers
+             else Peer(name, unavailable="not selected (--peers)") for name in PEERS}
+    for peer in peers.values():
+        if not peer.usable:
+            continue
+        try:
+            probe(peer, [shards[0]] if peer.name == "direct" else shards,
+                  slot_owner if peer.name == "router" else None)
+        except PeerError as e:
+            peer.failed = f"correctness probe: {e}"
+    for peer in peers.values():
+        if peer.failed:
+            problems.append(f"{peer.name}: {peer.failed}")
+    shard_clients = [client(s.host, s.port) for s in shards]
+    for sc in shard_clients:
+        sc.flushall()
+    rows = []
+    try:
+        for case in CASES:
+            requests = max(args.clients, int(args.requests * case.scale))
+            timeout = args.timeout or 30 + requests / 2000  # a peer below 2000 rps is broken
+            runs: dict[str, list[Run]] = {p: [] for p in PEERS}
+            for rep in range(args.repeat):
+                for name in PEERS:
+                    peer = peers[name]
+                    if not peer.usable:
+                        continue
+                    run = run_benchmark(peer, case, requests, args.clients, timeout,
+                                        shard_clients)
+                    runs[name].append(run)
+                    shown = f"{run.rps:.0f} rps" if run.rps else f"ERROR {run.error}"
+                    progress(f"[{case.label} #{rep + 1}] {name}: {shown} ({run.seconds:.1f}s)")
+                    if peer.proc is not None and peer.proc.poll() is not None:
+                        peer.failed = f"process exited with code {peer.proc.returncode} " \
+                                      f"during {case.label}"
+                        problems.append(f"{name}: {peer.failed}")
+                    elif run.error and "timed out" in run.error:
+                        peer.failed = f"{case.label}: {run.error}; later tests skipped"
+                        problems.append(f"{name}: {peer.failed}")
+            rows.append(make_row(case, requests, runs, problems))
+    finally:
+        for sc in shard_clients:
+            sc.close()
+    return {
+        "clients": args.clients,
+        "repeat": args.repeat,
+        "requests": args.requests,
+        "environment": env,
+        "peers": {n: {"what": p.what, "addr": f"{p.host}:{p.port}" if p.port else None,
+                      "unavailable": p.unavailable, "failed": p.failed, "notes": p.notes}
+                  for n, p in peers.items()},
+        "rows": rows,
+        "problems": problems,
+        "seconds": time.monotonic() - started,
+    }
+
+
+def make_row(case: Case, requests: int, runs: dict[str, list[Run]],
+             problems: list[str]) -> dict[str, object]:
+    cells: dict[str, dict[str, object]] = {}
+    for name in PEERS:
+        got = runs[name]
+        cell: dict[str, object] = {"runs": [asdict(r) for r in got]}
+        errors = [r.error for r in got if r.error]
+        if errors:
+            cell["error"] = errors[0]
+            problems.append(f"{name} {case.label}: {errors[0]}")
+        elif got:
+            cell["rps"] = statistics.median(r.rps for r in got if r.rps is not None)
+            cell["shard_calls"] = got[-1].shard_calls
+            hit = sum(1 for c in got[-1].shard_calls if c > 0)
+            if name != "direct" and hit != SHARDS:
+                problems.append(f"{name} {case.label}: traffic reached only {hit} of {SHARDS} "
+                                f"shards {got[-1].shard_calls}")
+        cells[name] = cell
+    rt, rd = (ratio(cells["router"].get("rps"), cells[p].get("rps"))
+              for p in ("twemproxy", "direct"))
+    word, detail = verdict(case, cells)
+    return {"test": case.label, "pipeline": case.pipeline, "requests": requests,
+            "command": " ".join(case.args), "peers": cells, "router/twemproxy": rt,
+            "router/direct": rd, "verdict": word, "verdict_detail": detail}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for tool in ("redis-server", "redis-benchmark"):
+        if shutil.which(tool) is None:
+            print(f"cannot run: {tool} not found on PATH (apt-get install redis-server "
+                  "redis-tools)", file=sys.stderr)
+            return 2
+    h = Harness()
+    atexit.register(h.close)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        report = benchmark_all(args, h)
+    except (OSError, TimeoutError, RuntimeError, redis.RedisError) as e:
+        print(f"cannot run: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; stopped every process started here", file=sys.stderr)
+        return 130
+    finally:
+        h.close()
+    print(render(report), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    return 1 if report["problems"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,553 @@
+"""cluster.yaml: load it, validate it, and turn it into frozen config objects.
+
+Owns the schema of cluster.yaml (keys, defaults, types) and its validation.
+Invariant: `parse` either returns a `ClusterConfig` that is valid as a whole
+(every slot owned by exactly one shard, every address used once, quorum
+reachable) or raises one `ConfigError` listing *every* problem it found, each
+a sentence that starts with the field path (``shards[1].master: ...``).
+
+No asyncio, no sockets: `load` reads one file, `parse` is a pure function of
+the already-decoded YAML data. Defaults live in one place, the dataclass
+field defaults below; the parser reads them from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from router.errors import ConfigError
+from router.slots import SLOT_COUNT, format_ranges, parse_ranges
+from router.topology import Address, Shard, SlotMap
+
+# `SlotMap.owner` is a byte per slot and 255 marks "unassigned" while building.
+MAX_SHARDS = 255
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_ADMIN = Address("127.0.0.1", 7780)
+
+
+@dataclass(frozen=True, slots=True)
+class RouterConfig:
+    """The ``router:`` section. Every bound has a default; only ``listen`` is required."""
+
+    listen: Address  # client endpoint
+    admin: Address = DEFAULT_ADMIN  # HTTP admin: health, metrics, topology
+    command_timeout_ms: int = 2000  # a backend reply must arrive within this
+    connect_timeout_ms: int = 1000
+    backend_connections: int = 1  # pipelined connections per backend node, shared
+    reconnect_min_ms: int = 50  # reconnect backoff starts here, doubling ...
+    reconnect_max_ms: int = 2000  # ... up to here
+    max_clients: int = 10000
+    max_pending_per_client: int = 1024  # queued replies before we stop reading a client
+    client_output_limit_bytes: int = 64 * 1024 * 1024  # buffered output before pause/close
+    max_bulk_bytes: int = 512 * 1024 * 1024  # Redis proto-max-bulk-len
+    max_args: int = 1024 * 1024  # Redis's limit on arguments per request
+    max_inline_bytes: int = 64 * 1024  # Redis PROTO_INLINE_MAX_SIZE
+    drain_timeout_ms: int = 5000  # on shutdown, how long in-flight replies may take
+
+
+@dataclass(frozen=True, slots=True)
+class ShardConfig:
+    name: str
+    slots: tuple[tuple[int, int], ...]  # inclusive ranges, in file order
+    master: Address
+    replicas: tuple[Address, ...] = ()
+
+    @property
+    def slot_count(self) -> int:
+        return len({s for lo, hi in self.slots for s in range(lo, hi + 1)})
+
+    @property
+    def slots_text(self) -> str:
+        """The slots as canonical ranges, e.g. ``"0-5460"``."""
+        return format_ranges(s for lo, hi in self.slots for s in range(lo, hi + 1))
+
+    def to_shard(self) -> Shard:
+        return Shard(self.name, self.master, self.replicas)
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelPeer:
+    id: str
+    listen: Address  # HTTP endpoint for votes and topology between sentinels
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelConfig:
+    quorum: int  # sentinels that must agree a master is down before a failover
+    down_after_ms: int  # unanswered this long -> subjectively down
+    failover_timeout_ms: int  # a failover not finished by then is abandoned
+    probe_interval_ms: int = 100
+    secret_env: str = "SLOTWARDEN_SECRET"  # env var holding the shared peer secret
+    secret_file: str | None = None  # or a file holding it
+    state_dir: str = ".slotwarden/state"  # persisted votes and epochs
+    peers: tuple[SentinelPeer, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    name: str
+    router: RouterConfig
+    shards: tuple[ShardConfig, ...]
+    sentinel: SentinelConfig | None = None
+    path: str | None = None  # the file it was loaded from, if any
+
+    def slotmap(self, epoch: int = 0) -> SlotMap:
+        return SlotMap.build(
+            epoch, [s.to_shard() for s in self.shards], [s.slots for s in self.shards]
+        )
+
+
+TOP_KEYS = ("name", "router", "shards", "sentinel")
+ROUTER_KEYS = tuple(f.name for f in dataclasses.fields(RouterConfig))
+SHARD_KEYS = ("name", "slots", "master", "replicas")
+SENTINEL_KEYS = tuple(f.name for f in dataclasses.fields(SentinelConfig))
+PEER_KEYS = ("id", "listen")
+
+_MISSING: Any = object()
+
+
+def load(path: str | os.PathLike[str]) -> ClusterConfig:
+    """Read and validate ``path``; raises `ConfigError` listing every problem."""
+    source = os.fspath(path)
+    try:
+        raw = Path(source).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"file not found (looked at {os.path.abspath(source)})"], source
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from None
+    loader = _Loader(raw)
+    try:
+        data = loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError([_yaml_problem(exc)], source) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"YAML error: {exc}"], source) from None
+    finally:
+        loader.dispose()
+    config = _parse(data, source, loader.duplicate_keys)
+    return dataclasses.replace(config, path=source)
+
+
+def parse(data: object, source: str = "cluster.yaml") -> ClusterConfig:
+    """Validate already-decoded YAML ``data``; raises `ConfigError` listing every problem."""
+    return _parse(data, source, [])
+
+
+def _parse(data: object, source: str, problems: list[str]) -> ClusterConfig:
+    checker = _Checker(problems)
+    config = checker.cluster(data)
+    if checker.problems or config is None:
+        raise ConfigError(checker.problems, source)
+    return config
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also notes duplicate mapping keys (PyYAML keeps the last silently)."""
+
+    def __init__(self, stream: bytes) -> None:
+        super().__init__(stream)
+        self.duplicate_keys: list[str] = []
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            line = key_node.start_mark.line + 1
+            first = seen.setdefault((key_node.tag, key_node.value), line)
+            if first != line:
+                self.duplicate_keys.append(
+                    f"line {line}: key {key_node.value!r} appears twice in one mapping "
+                    f"(also line {first}); the earlier value would be silently ignored"
+                )
+        return super().construct_mapping(node, deep)
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    what = exc.problem or exc.context or "malformed YAML"
+    if exc.problem and exc.context:
+        what += f" ({exc.context}"
+        if exc.context_mark is not None and exc.context_mark.line != getattr(mark, "line", None):
+            what += f" that started at line {exc.context_mark.line + 1}"
+        what += ")"
+    if mark is None:
+        return f"YAML syntax error: {what}"
+    return f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {what}"
+
+
+class _Checker:
+    """Walks the decoded YAML, appending one sentence per problem to `problems`.
+
+    Each method returns the parsed value, or ``None`` if that part is invalid
+    (its problems have been recorded); the caller keeps going either way.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        # address -> the first field path that used it
+        self.addresses: dict[tuple[str, int], str] = {}
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}" if path else message)
+
+    # -- generic field checks ---------------------------------------------
+
+    def mapping(self, value: object, path: str, known: tuple[str, ...]) -> Mapping[Any, Any]:
+        """``value`` as a mapping (empty if it is not one); flags unknown keys."""
+        if not isinstance(value, Mapping):
+            what = "the file" if not path else path
+            self.problems.append(
+                f"{what}: must be a mapping with keys {', '.join(known)}, got {_describe(value)}"
+            )
+            return {}
+        for key in value:
+            if key in known:
+                continue
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            msg = f"unknown key {str(key)!r} (known: {', '.join(known)})"
+            if hint:
+                msg += f"; did you mean {hint[0]!r}?"
+            self.problem(path, msg)
+        return value
+
+    def integer(self, value: object, path: str, minimum: int = 1) -> int | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            self.problem(path, f"must be a positive integer, got {_describe(value)}")
+            return None
+        if value < minimum:
+            self.problem(path, f"must be >= {minimum}, got {value}")
+            return None
+        return value
+
+    def name(self, value: object, path: str) -> str | None:
+        if value is _MISSING:
+            self.problem(path, "missing (want a name like 'a')")
+            return None
+        if not isinstance(value, str) or not _NAME_RE.match(value):
+            self.problem(
+                path,
+                f"{_describe(value)} is not a valid name "
+                "(letters, digits, '_', '.', '-'; starting with a letter or digit)",
+            )
+            return None
+        return value
+
+    def address(self, value: object, path: str) -> Address | None:
+        if value is _MISSING:
+            self.problem(path, "missing (want host:port)")
+            return None
+        if not isinstance(value, str):
+            self.problem(path, f"malformed address {_describe(value)} (want host:port)")
+            return None
+        try:
+            address = Address.parse(value)
+        except ValueError as exc:
+            self.problem(path, str(exc))
+            return None
+        key = (address.host.lower(), address.port)
+        first = self.addresses.setdefault(key, path)
+        if first != path:
+            self.problem(path, f"address {address} is used twice (also {first})")
+        return address
+
+    def unique(self, value: str | None, path: str, seen: dict[str, str]) -> None:
+        if value is None:
+            return
+        first = seen.setdefault(value, path)
+        if first != path:
+            self.problem(path, f"{value!r} is used twice (also {first})")
+
+    # -- sections -----------------------------------------------------------
+
+    def cluster(self, data: object) -> ClusterConfig | None:
+        if data is None:
+            self.problems.append(
+                f"the file is empty (want a mapping with keys {', '.join(TOP_KEYS)})"
+            )
+            return None
+        top = self.mapping(data, "", TOP_KEYS)
+        if not isinstance(data, Mapping):
+            return None
+        name = top.get("name", _MISSING)
+        if name is _MISSING:
+            self.problem("name", "missing (the cluster's name, e.g. 'demo')")
+            name = None
+        else:
+            name = self.name(name, "name")
+        # Router first, then shards, then sentinel: "used twice (also X)" names
+        # the earlier field in that order.
+        router = self.router(top.get("router", _MISSING))
+        shards = self.shards(top.get("shards", _MISSING))
+        raw_sentinel = top.get("sentinel")
+        sentinel = None if raw_sentinel is None else self.sentinel(raw_sentinel)
+        if self.problems or name is None or router is None or shards is None:
+            return None
+        if raw_sentinel is not None and sentinel is None:
+            return None
+        return ClusterConfig(name=name, router=router, shards=shards, sentinel=sentinel)
+
+    def router(self, value: object) -> RouterConfig | None:
+        if value is _MISSING:
+            self.problem("router", "missing (at least 'listen: host:port' is required)")
+            return None
+        section = self.mapping(value, "router", ROUTER_KEYS)
+        ok = isinstance(value, Mapping)
+        kwargs: dict[str, Any] = {}
+        for field in dataclasses.fields(RouterConfig):
+            path = f"router.{field.name}"
+            raw = section.get(field.name, _MISSING)
+            if raw is _MISSING:
+                if field.default is dataclasses.MISSING:
+                    if ok:
+                        self.problem(path, "missing (want host:port, e.g. 127.0.0.1:7777)")
+                    ok = False
+                elif isinstance(field.default, Address):
+                    # Defaulted addresses still count for the "used twice" check.
+                    self.address(str(field.default), path)
+                continue
+            parsed: object = (
+                self.address(raw, path) if field.type == "Address" else self.integer(raw, path)
+            )
+            if parsed is None:
+                ok = False
+            else:
+                kwargs[field.name] = parsed
+        if not ok:
+            return None
+        config = RouterConfig(**kwargs)
+        if config.reconnect_min_ms > config.reconnect_max_ms:
+            self.problem(
+                "router.reconnect_min_ms",
+                f"{config.reconnect_min_ms} is larger than router.reconnect_max_ms "
+                f"({config.reconnect_max_ms})",
+            )
+            return None
+        return config
+
+    def shards(self, value: object) -> tuple[ShardConfig, ...] | None:
+        if value is _MISSING or value is None:
+            self.problem("shards", "missing (the cluster needs at least one shard)")
+            return None
+        if not isinstance(value, list):
+            self.problem("shards", f"must be a list of shards, got {_describe(value)}")
+            return None
+        if not value:
+            self.problem("shards", "must list at least one shard")
+            return None
+        if len(value) > MAX_SHARDS:
+            self.problem(
+                "shards", f"{len(value)} shards listed, at most {MAX_SHARDS} are supported"
+            )
+        names: dict[str, str] = {}
+        parsed: list[ShardConfig | None] = []
+        ranges: list[list[tuple[int, int]] | None] = []
+        labels: list[str] = []
+        for index, item in enumerate(value):
+            shard, shard_ranges = self.shard(item, f"shards[{index}]", names)
+            parsed.append(shard)
+            ranges.append(shard_ranges)
+            label = item.get("name") if isinstance(item, Mapping) else None
+            labels.append(label if isinstance(label, str) else f"shards[{index}]")
+        self.coverage(ranges, labels)
+        if any(s is None for s in parsed):
+            return None
+        return tuple(s for s in parsed if s is not None)
+
+    def shard(
+        self, value: object, path: str, names: dict[str, str]
+    ) -> tuple[ShardConfig | None, list[tuple[int, int]] | None]:
+        section = self.mapping(value, path, SHARD_KEYS)
+        if not isinstance(value, Mapping):
+            return None, None
+        name = self.name(section.get("name", _MISSING), f"{path}.name")
+        self.unique(name, f"{path}.name", names)
+        slots = self.slots(section.get("slots", _MISSING), f"{path}.slots")
+        master = self.address(section.get("master", _MISSING), f"{path}.master")
+        replicas = self.replicas(section.get("replicas"), f"{path}.replicas")
+        if name is None or slots is None or master is None or replicas is None:
+            return None, slots
+        return ShardConfig(name, tuple(slots), master, replicas), slots
+
+    def slots(self, value: object, path: str) -> list[tuple[int, int]] | None:
+        if value is _MISSING or value is None or value == "":
+            self.problem(path, "missing (want slot ranges like '0-5460' or '0-100,200-300')")
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            self.problem(
+                path,
+                f"must be slot ranges like '0-5460' or '0-100,200-300', got {_describe(value)}",
+            )
+            return None
+        try:
+            ranges = parse_ranges(str(value))
+        except ValueError as exc:
+            self.problem(path, str(exc))
+            return None
+        seen: set[int] = set()
+        twice: set[int] = set()
+        for lo, hi in ranges:
+            for slot in range(lo, hi + 1):
+                (twice if slot in seen else seen).add(slot)
+        if twice:
+            self.problem(path, f"{_slots_are(twice)} listed twice")
+        return ranges
+
+    def replicas(self, value: object, path: str) -> tuple[Address, ...] | None:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.problem(path, f"must be a list of host:port addresses, got {_describe(value)}")
+            return None
+        out = [self.address(item, f"{path}[{i}]") for i, item in enumerate(value)]
+        if any(a is None for a in out):
+            return None
+        return tuple(a for a in out if a is not None)
+
+    def coverage(self, ranges: list[list[tuple[int, int]] | None], labels: list[str]) -> None:
+        """Every slot owned by exactly one shard; gaps only if every shard's slots parsed."""
+        owner: list[int] = [-1] * SLOT_COUNT
+        overlaps: dict[tuple[int, int], set[int]] = {}
+        for index, shard_ranges in enumerate(ranges):
+            for lo, hi in shard_ranges or ():
+                for slot in range(lo, hi + 1):
+                    first = owner[slot]
+                    if first == -1:
+                        owner[slot] = index
+                    elif first != index:
+                        overlaps.setdefault((first, index), set()).add(slot)
+        for (first, second), slots in sorted(overlaps.items()):
+            self.problem(
+                "shards",
+                f"{_slots_are(slots)} assigned to both {labels[first]!r} and {labels[second]!r}",
+            )
+        if all(r is not None for r in ranges):
+            gaps = [slot for slot, index in enumerate(owner) if index == -1]
+            if gaps:
+                self.problem("shards", f"{_slots_are(gaps)} not assigned to any shard")
+
+    def sentinel(self, value: object) -> SentinelConfig | None:
+        section = self.mapping(value, "sentinel", SENTINEL_KEYS)
+        if not isinstance(value, Mapping):
+            return None
+        ok = True
+        kwargs: dict[str, Any] = {}
+
+        def take(key: str, check: Callable[[object, str], object], required: bool) -> None:
+            nonlocal ok
+            raw = section.get(key, _MISSING)
+            if raw is _MISSING:
+                if required:
+                    self.problem(f"sentinel.{key}", "missing")
+                    ok = False
+                return
+            parsed = check(raw, f"sentinel.{key}")
+            if parsed is None:
+                ok = False
+            else:
+                kwargs[key] = parsed
+
+        take("quorum", self.integer, True)
+        take("down_after_ms", self.integer, True)
+        take("failover_timeout_ms", self.integer, True)
+        take("probe_interval_ms", self.integer, False)
+        take("secret_env", self.env_name, False)
+        take("secret_file", self.text, False)
+        take("state_dir", self.text, False)
+        take("peers", self.peers, True)
+        # Cross-field checks run on whatever parsed, so they show up alongside
+        # the problems of individual fields.
+        quorum = kwargs.get("quorum")
+        raw_peers = section.get("peers")
+        if quorum is not None and isinstance(raw_peers, list) and raw_peers:
+            if quorum > len(raw_peers):
+                self.problem(
+                    "sentinel.quorum",
+                    f"{quorum} is larger than the number of sentinels ({len(raw_peers)})",
+                )
+                ok = False
+        probe = kwargs.get("probe_interval_ms", _default(SentinelConfig, "probe_interval_ms"))
+        down = kwargs.get("down_after_ms")
+        if "probe_interval_ms" in section and "probe_interval_ms" not in kwargs:
+            probe = None  # invalid, already reported
+        if probe is not None and down is not None and probe >= down:
+            self.problem(
+                "sentinel.probe_interval_ms",
+                f"{probe} must be smaller than sentinel.down_after_ms ({down})",
+            )
+            ok = False
+        return SentinelConfig(**kwargs) if ok else None
+
+    def env_name(self, value: object, path: str) -> str | None:
+        if not isinstance(value, str) or not _ENV_RE.match(value):
+            self.problem(
+                path,
+                f"must be an environment variable name (like SLOTWARDEN_SECRET), "
+                f"got {_describe(value)}",
+            )
+            return None
+        return value
+
+    def text(self, value: object, path: str) -> str | None:
+        if not isinstance(value, str) or not value.strip():
+            self.problem(path, f"must be a non-empty string, got {_describe(value)}")
+            return None
+        return value
+
+    def peers(self, value: object, path: str) -> tuple[SentinelPeer, ...] | None:
+        if not isinstance(value, list):
+            self.problem(path, f"must be a list of {{id, listen}} entries, got {_describe(value)}")
+            return None
+        if not value:
+            self.problem(path, "must list at least one sentinel")
+            return None
+        ids: dict[str, str] = {}
+        out: list[SentinelPeer | None] = []
+        for index, item in enumerate(value):
+            item_path = f"{path}[{index}]"
+            section = self.mapping(item, item_path, PEER_KEYS)
+            if not isinstance(item, Mapping):
+                out.append(None)
+                continue
+            peer_id = self.name(section.get("id", _MISSING), f"{item_path}.id")
+            self.unique(peer_id, f"{item_path}.id", ids)
+            listen = self.address(section.get("listen", _MISSING), f"{item_path}.listen")
+            out.append(None if peer_id is None or listen is None else SentinelPeer(peer_id, listen))
+        if any(p is None for p in out):
+            return None
+        return tuple(p for p in out if p is not None)
+
+
+def _default(cls: type, name: str) -> Any:
+    """The declared default of dataclass field ``name`` (slots=True hides it on the class)."""
+    return next(f.default for f in dataclasses.fields(cls) if f.name == name)
+
+
+def _slots_are(slots: Iterable[int]) -> str:
+    """``"slots 1-3,7 are"`` or ``"slot 7 is"``, for messages about a set of slots."""
+    text = format_ranges(slots)
+    return f"slots {text} are" if "-" in text or "," in text else f"slot {text} is"
+
+
+def _describe(value: object) -> str:
+    """A short rendering of a YAML value for messages: ``'abc'``, ``12``, ``a list``."""
+    if value is _MISSING or value is None:
+        return "nothing"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,291 @@
+"""Client connections: parse requests, dispatch them, and write replies back in request order.
+
+Each client keeps a FIFO of pending replies (twemproxy's in_q/out_q idea):
+
+    requests ─►  fifo: [ p1 ✓ ][ p2 … ][ p3 ✓ ][ p4 … ]  ─► client socket
+                          ▲ head
+    A reply is written only when every earlier one is ready: p1 goes out now;
+    p3 waits for p2 even though its shard answered first.
+
+Invariants:
+- Every parsed request appends exactly one `Pending` to ``fifo``, in order,
+  and each `Pending` is completed exactly once (by its backend, by a merge of
+  its fan-out parts, or at once for local replies and errors).
+- Output produced during one loop turn is written with one ``write``
+  (the router's `flush`).
+- Bounded: past ``max_pending`` unanswered requests, or when the socket's
+  write buffer is above its high-water mark, the router stops reading from
+  this client until it drains (so a slow or greedy client cannot grow the
+  router's memory without bound).
+- A client that disconnects leaks nothing: backends still answer its
+  in-flight requests, and those answers are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+from router import commands, local, planner
+from router.commands import Shape
+from router.errors import ProtocolError, error_reply, unknown_command, wrong_arity
+from router.planner import Fanout
+from router.resp import RequestReader
+from router.slots import key_hash_slot
+
+if TYPE_CHECKING:
+    from router.server import Router
+
+log = logging.getLogger("slotwarden.frontend")
+
+SINGLE, LOCAL = Shape.SINGLE, Shape.LOCAL
+
+
+class Pending:
+    """One reply slot in a client's FIFO."""
+
+    __slots__ = ("client", "reply")
+
+    def __init__(self, client: ClientConn) -> None:
+        self.client = client
+        self.reply: bytes | None = None
+
+    def on_reply(self, raw: bytes) -> None:
+        self.reply = raw
+        client = self.client
+        if not client.dirty and client.fifo and client.fifo[0] is self:
+            client.dirty = True
+            client.router.dirty_clients.append(client)
+
+
+class FanoutPending(Pending):
+    """A reply slot filled by merging the replies of several parts."""
+
+    __slots__ = ("merge", "parts", "remaining")
+
+    def __init__(self, client: ClientConn, plan: Fanout) -> None:
+        super().__init__(client)
+        self.merge = plan.merge
+        self.parts: list[bytes] = [b""] * len(plan.parts)
+        self.remaining = len(plan.parts)
+
+    def on_part(self, index: int, raw: bytes) -> None:
+        self.parts[index] = raw
+        self.remaining -= 1
+        if self.remaining == 0:
+            try:
+                merged = self.merge(self.parts)
+            except Exception as exc:  # a merge bug must not kill the connection
+                log.exception("merge failed")
+                merged = error_reply(f"ERR router could not merge replies: {exc}")
+            self.parts = []
+            self.on_reply(merged)
+
+
+class Part:
+    __slots__ = ("index", "owner")
+
+    def __init__(self, owner: FanoutPending, index: int) -> None:
+        self.owner = owner
+        self.index = index
+
+    def on_reply(self, raw: bytes) -> None:
+        self.owner.on_part(self.index, raw)
+
+
+class ClientConn(asyncio.Protocol):
+    __slots__ = (
+        "dirty",
+        "fifo",
+        "out_paused",
+        "read_paused",
+        "reader",
+        "router",
+        "session",
+        "transport",
+    )
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        cfg = router.config.router
+        self.reader = RequestReader(cfg.max_bulk_bytes, cfg.max_args, cfg.max_inline_bytes)
+        self.fifo: deque[Pending] = deque()
+        self.dirty = False
+        self.read_paused = False
+        self.out_paused = False
+        self.transport: asyncio.Transport | None = None
+        self.session: local.Session | None = None
+
+    # ------------------------------------------------------------ asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        sock = transport.get_extra_info("sockname") or ("?", 0)
+        self.session = local.Session(
+            id=self.router.next_client_id(),
+            addr=f"{peer[0]}:{peer[1]}",
+            laddr=f"{sock[0]}:{sock[1]}",
+        )
+        limit = self.router.config.router.client_output_limit_bytes
+        self.transport.set_write_buffer_limits(high=min(limit, 1 << 20))
+        if not self.router.on_client_open(self):
+            self.transport.write(error_reply("ERR max number of clients reached"))
+            self.transport.close()
+            self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport is None:
+            return
+        self.reader.feed(data)
+        self.process()
+        self.router.flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.fifo.clear()
+        self.router.on_client_close(self)
+
+    def pause_writing(self) -> None:
+        self.out_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self.out_paused = False
+        self._update_reading()
+
+    # ------------------------------------------------------------ requests
+
+    def process(self) -> None:
+        """Dispatch every complete request buffered, until a bound is hit."""
+        reader = self.reader
+        fifo = self.fifo
+        limit = self.router.config.router.max_pending_per_client
+        session = self.session
+        assert session is not None
+        dispatch = self.dispatch
+        while not session.closing and len(fifo) < limit:
+            try:
+                batch = reader.read(limit - len(fifo))
+            except ProtocolError as exc:
+                log.info("client %s: protocol error: %s", session.addr, exc)
+                self.push(error_reply(f"ERR Protocol error: {exc}"))
+                session.closing = True
+                break
+            if not batch:
+                break
+            for args, raw in batch:
+                dispatch(args, raw)
+                if session.closing:  # QUIT: nothing after it is served
+                    break
+        self._update_reading()
+
+    def dispatch(self, args: list[bytes], raw: bytes) -> None:
+        spec = commands.lookup(args)
+        if spec is None:
+            self.push(self._unknown(args))
+            return
+        arity = spec.arity
+        if not (len(args) == arity if arity > 0 else len(args) >= -arity):
+            self.push(wrong_arity(spec.name))
+            return
+        shape = spec.shape
+        route = self.router.route
+        session = self.session
+        assert session is not None
+        fixed = spec.fixed_keys
+        if shape is SINGLE and fixed is not None and len(fixed) == 1:
+            # hot path: one key at a fixed position (GET, SET, HSET, INCR ...)
+            pending = Pending(self)
+            self.fifo.append(pending)
+            shard = route.slotmap.owner[key_hash_slot(args[fixed[0]])]
+            route.masters[shard].conn_for(session.id, session.proto).send(raw, pending)
+            return
+        if shape is LOCAL:
+            self.push(self._local(spec.name, args))
+            return
+        proto = session.proto
+        info = self.router.info_head() if spec.name == "info" else ""
+        plan = planner.plan(spec, args, route.slotmap, info, proto == 3)
+        if type(plan) is int:
+            pending = Pending(self)
+            self.fifo.append(pending)
+            route.masters[plan].conn_for(session.id, proto).send(raw, pending)
+        elif type(plan) is Fanout:
+            pending = FanoutPending(self, plan)
+            self.fifo.append(pending)
+            for index, (shard, piece) in enumerate(plan.parts):
+                route.masters[shard].conn_for(session.id, proto).send(piece, Part(pending, index))
+        else:
+            self.push(plan)  # type: ignore[arg-type]
+
+    def _unknown(self, args: list[bytes]) -> bytes:
+        container = commands.TABLE.get(args[0].upper())
+        if container is not None and container.subcommands is not None:
+            sub = args[1].decode("utf-8", "replace") if len(args) > 1 else ""
+            top = args[0].decode("utf-8", "replace").upper()
+            return error_reply(f"ERR unknown subcommand '{sub[:128]}'. Try {top} HELP.")
+        return unknown_command(args[0].decode("utf-8", "replace"), args[1:])
+
+    def _local(self, name: str, args: list[bytes]) -> bytes:
+        session = self.session
+        assert session is not None
+        session.last_cmd = name
+        if name.startswith("client|"):
+            return local.client(session, args, self.router.sessions)
+        handler = local.HANDLERS.get(name)
+        if handler is None:
+            return error_reply(f"ERR '{name}' is not supported by the router yet")
+        return handler(session, args)
+
+    def push(self, reply: bytes) -> None:
+        """Queue a reply that is ready now."""
+        pending = Pending(self)
+        self.fifo.append(pending)
+        pending.on_reply(reply)
+
+    # ------------------------------------------------------------ output
+
+    def flush(self) -> None:
+        """Write every ready reply at the head of the FIFO, in one write."""
+        self.dirty = False
+        transport = self.transport
+        fifo = self.fifo
+        if transport is None:
+            return
+        out: list[bytes] = []
+        while fifo and fifo[0].reply is not None:
+            out.append(fifo.popleft().reply)  # type: ignore[arg-type]
+        if out:
+            transport.write(out[0] if len(out) == 1 else b"".join(out))
+        if not fifo and self.session.closing:  # type: ignore[union-attr]
+            transport.close()
+            return
+        if self.read_paused:
+            self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        full = (
+            len(self.fifo) >= self.router.config.router.max_pending_per_client
+            or self.out_paused
+            or self.session.closing  # type: ignore[union-attr]
+        )
+        if full and not self.read_paused:
+            self.read_paused = True
+            transport.pause_reading()
+        elif not full and self.read_paused:
+            self.read_paused = False
+            transport.resume_reading()
+            if self.reader.buffered():
+                # requests left in the buffer while paused: go on with them
+                self.router.loop.call_soon(self._resume)
+
+    def _resume(self) -> None:
+        if self.transport is not None:
+            self.process()
+            self.router.flush()

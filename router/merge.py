@@ -1,0 +1,180 @@
+"""Merging the replies of a fanned-out request into the one reply a single Redis would give.
+
+Pure functions, no I/O. Each merger takes the raw reply of every part, in
+part order, and returns one raw reply. Rule shared by all: if any part is an
+error, the first error (in part order) is the answer, because a client
+cannot act on a half-applied multi-key command any better than on an error.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+import hiredis
+
+from router.errors import error_reply
+from router.resp import NIL, NULL3, OK, encode_array, encode_bulk, encode_int
+
+Merger = Callable[[list[bytes]], bytes]
+
+
+def decode(raw: bytes) -> object:
+    """Decode one complete raw reply (RESP2 or RESP3) into Python values (bytes, int, list, None,
+    `hiredis.ReplyError`)."""
+    reader = hiredis.Reader()
+    reader.feed(raw)
+    return reader.gets()
+
+
+def first_error(parts: Sequence[bytes]) -> bytes | None:
+    for raw in parts:
+        if raw[:1] == b"-":
+            return raw
+    return None
+
+
+def _unexpected(raw: bytes, want: str) -> bytes:
+    return error_reply(f"ERR router expected {want} from a shard, got {raw[:60]!r}")
+
+
+def merge_sum(parts: list[bytes]) -> bytes:
+    """DEL, UNLINK, EXISTS, TOUCH, DBSIZE: integer replies added up."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    total = 0
+    for raw in parts:
+        if raw[:1] != b":":
+            return _unexpected(raw, "an integer")
+        total += int(raw[1:-2])
+    return encode_int(total)
+
+
+def merge_all_ok(parts: list[bytes]) -> bytes:
+    """MSET, FLUSHALL, FLUSHDB: +OK only if every part said +OK."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    for raw in parts:
+        if raw != OK:
+            return _unexpected(raw, "+OK")
+    return OK
+
+
+def merge_ordered(positions: list[list[int]], total: int, resp3: bool = False) -> Merger:
+    """MGET: part i answered the keys at ``positions[i]`` of the original
+    request; rebuild the array in the original key order."""
+    nil = NULL3 if resp3 else NIL
+
+    def merge(parts: list[bytes]) -> bytes:
+        err = first_error(parts)
+        if err is not None:
+            return err
+        out: list[bytes] = [nil] * total
+        for raw, where in zip(parts, positions, strict=True):
+            values = decode(raw)
+            if not isinstance(values, list) or len(values) != len(where):
+                return _unexpected(raw, f"an array of {len(where)}")
+            for index, value in zip(where, values, strict=True):
+                out[index] = nil if value is None else encode_bulk(value)  # type: ignore[arg-type]
+        return encode_array(out)
+
+    return merge
+
+
+def merge_concat(parts: list[bytes]) -> bytes:
+    """KEYS: the arrays of every part, concatenated."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    count = 0
+    bodies: list[bytes] = []
+    for raw in parts:
+        if raw[:1] != b"*":
+            return _unexpected(raw, "an array")
+        head, _, body = raw.partition(b"\r\n")
+        count += max(int(head[1:]), 0)
+        bodies.append(body)
+    return b"*%d\r\n" % count + b"".join(bodies)
+
+
+def merge_random(parts: list[bytes]) -> bytes:
+    """RANDOMKEY: a random key among the shards that have one, nil if none has."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    found = [raw for raw in parts if raw != NIL and raw != NULL3]
+    return random.choice(found) if found else parts[0]
+
+
+def scan_cursor_merge(shard: int, shard_count: int, shard_bits: int) -> Merger:
+    """SCAN on one shard: rewrite the shard's cursor into the router's cursor.
+
+    Router cursor = (shard cursor << shard_bits) | shard index. When a shard's
+    iteration ends (cursor 0) the walk moves to the next shard; after the last
+    shard the router's cursor is 0, as Redis's is at the end.
+    """
+
+    def merge(parts: list[bytes]) -> bytes:
+        raw = parts[0]
+        if raw[:1] == b"-":
+            return raw
+        value = decode(raw)
+        if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], list)):
+            return _unexpected(raw, "a SCAN reply")
+        inner = int(value[0])
+        if inner != 0:
+            cursor = (inner << shard_bits) | shard
+        elif shard + 1 < shard_count:
+            cursor = shard + 1
+        else:
+            cursor = 0
+        keys = encode_array([encode_bulk(k) for k in value[1]])
+        return encode_array([encode_bulk(str(cursor).encode()), keys])
+
+    return merge
+
+
+def parse_keyspace(info: bytes) -> dict[str, dict[str, int]]:
+    """``db0:keys=1,expires=0,avg_ttl=0`` lines -> {"db0": {"keys": 1, ...}}."""
+    out: dict[str, dict[str, int]] = {}
+    for line in info.decode("utf-8", "replace").splitlines():
+        name, sep, fields = line.partition(":")
+        if sep and name.startswith("db") and name[2:].isdigit():
+            values: dict[str, int] = {}
+            for field in fields.split(","):
+                k, _, v = field.partition("=")
+                if v.lstrip("-").isdigit():
+                    values[k] = int(v)
+            out[name] = values
+    return out
+
+
+def merge_info(head: str) -> Merger:
+    """INFO: the router's own sections (``head``) plus every shard's keyspace summed."""
+
+    def merge(parts: list[bytes]) -> bytes:
+        err = first_error(parts)
+        if err is not None:
+            return err
+        dbs: dict[str, dict[str, int]] = {}
+        for raw in parts:
+            value = decode(raw)
+            if isinstance(value, str):  # RESP3 verbatim string
+                value = value.encode()
+            if not isinstance(value, bytes):
+                return _unexpected(raw, "an INFO bulk string")
+            for db, fields in parse_keyspace(value).items():
+                acc = dbs.setdefault(db, {"keys": 0, "expires": 0, "ttl_weight": 0})
+                acc["keys"] += fields.get("keys", 0)
+                acc["expires"] += fields.get("expires", 0)
+                acc["ttl_weight"] += fields.get("avg_ttl", 0) * fields.get("expires", 0)
+        lines = [head.rstrip("\r\n"), "", "# Keyspace"]
+        for db in sorted(dbs, key=lambda name: int(name[2:])):
+            acc = dbs[db]
+            avg = acc["ttl_weight"] // acc["expires"] if acc["expires"] else 0
+            lines.append(f"{db}:keys={acc['keys']},expires={acc['expires']},avg_ttl={avg}")
+        return encode_bulk(("\r\n".join(lines) + "\r\n").encode())
+
+    return merge

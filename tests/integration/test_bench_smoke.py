@@ -1,0 +1,103 @@
+"""`bench/throughput.py --quick` end to end: real shards, twemproxy, router, redis-benchmark.
+
+Asserts a table with numeric rps for every peer that should run. A peer that cannot run here
+must be named by the script's own "not available: <reason>" line; nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "bench" / "throughput.py"
+PEERS = ("direct", "twemproxy", "router")
+ROWS = ("SET -P 1", "GET -P 1", "SET -P 16", "GET -P 16", "MSET 10 keys -P 1", "MGET 10 keys -P 1")
+
+
+def run_quick(json_path: Path, cwd: Path) -> tuple[int, str, str]:
+    """Run the script; on overrun send SIGTERM (not SIGKILL) so it stops what it started."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--quick",
+            "--requests",
+            "2000",
+            "--timeout",
+            "15",
+            "--json",
+            str(json_path),
+        ],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=50)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, err = proc.communicate(timeout=15)
+        pytest.fail(f"bench/throughput.py --quick overran 50s\n{out}\n{err[-2000:]}")
+    return proc.returncode, out, err
+
+
+def parse_table(text: str) -> dict[str, dict[str, str]]:
+    """{row label: {column header: cell}} from the report's one `|`-separated table."""
+    lines = text.splitlines()
+    start = next(
+        i for i, line in enumerate(lines) if line.startswith("test ") and "direct rps" in line
+    )
+    head = [c.strip() for c in lines[start].split("|")]
+    table = {}
+    for line in lines[start + 2 :]:
+        if not line.strip():
+            break
+        cells = [c.strip() for c in line.split("|")]
+        table[cells[0]] = dict(zip(head, cells, strict=True))
+    return table
+
+
+@pytest.mark.timeout(60)
+def test_quick_run_prints_numeric_table(tmp_path):
+    code, report, err = run_quick(tmp_path / "bench.json", tmp_path)
+    assert code == 0, f"exit {code}\n{report}\n{err[-2000:]}"
+
+    expect = {"direct": True, "twemproxy": True, "router": (REPO / "router" / "server.py").exists()}
+    if shutil.which("nutcracker") is None:
+        expect["twemproxy"] = False
+        assert "twemproxy not available: nutcracker not found on PATH" in report, report
+    if not expect["router"]:
+        assert "router not available: router/server.py does not exist yet" in report, report
+
+    table = parse_table(report)
+    assert tuple(table) == ROWS, report
+    for label, row in table.items():
+        for peer in PEERS:
+            cell = row[f"{peer} rps"]
+            if expect[peer]:
+                assert cell.isdigit() and int(cell) > 0, f"{peer} {label}: {cell!r}\n{report}"
+            else:
+                assert cell == "n/a", f"{peer} {label}: {cell!r}\n{report}"
+        verdicts = [
+            line.split()[0]
+            for line in report.splitlines()
+            if line.startswith("  ")
+            and f" {label}: " in line
+            and line.split()[0] in ("PASS", "MISS", "N/A")
+        ]
+        assert len(verdicts) == 1, f"want one PASS/MISS/N/A line for {label}\n{report}"
+        if expect["router"] and expect["twemproxy"]:
+            assert float(row["router/twemproxy"]) > 0, report
+            assert verdicts[0] in ("PASS", "MISS"), report
+
+    data = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["test"] for r in data["rows"]] == list(ROWS)
+    assert data["problems"] == []
+    assert data["environment"]["redis_benchmark"] != "unknown"

@@ -1,0 +1,166 @@
+"""Dead, hung and restarted shards; backpressure; both RESP versions. Real processes."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import pytest
+import redis
+from conftest import Cluster
+from redis_procs import RedisFarm
+from test_router import keys_on_every_shard
+
+
+@pytest.fixture
+def small_cluster():
+    farm = RedisFarm()
+    c = None
+    try:
+        c = Cluster(
+            farm,
+            extra_router={
+                "command_timeout_ms": 500,
+                "connect_timeout_ms": 300,
+                "reconnect_max_ms": 200,
+                "max_pending_per_client": 64,
+            },
+        )
+        yield c
+    finally:
+        if c is not None:
+            assert c.router.stop() == 0, c.router.log()
+        farm.close()
+
+
+def by_shard(cluster, keys: list[str]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for k in keys:
+        out.setdefault(cluster.owner(k), []).append(k)
+    return out
+
+
+def test_killed_shard_fails_only_its_keys_fast_and_recovers(small_cluster) -> None:
+    c = small_cluster
+    r = c.client()
+    keys = by_shard(c, keys_on_every_shard(c, per_shard=5))
+    for ks in keys.values():
+        for k in ks:
+            r.set(k, "v")
+    dead = c.masters[1]
+    dead.kill(signal.SIGKILL)
+    for shard, ks in keys.items():
+        for k in ks:
+            t0 = time.monotonic()
+            if shard == 1:
+                with pytest.raises(redis.ResponseError, match="shard b"):
+                    r.get(k)
+            else:
+                assert r.get(k) == b"v"
+            assert time.monotonic() - t0 < 1.5
+    # a cross-shard MGET touching the dead shard is an error, not a partial answer
+    with pytest.raises(redis.ResponseError, match="shard b"):
+        r.mget([k for ks in keys.values() for k in ks])
+    # the shard comes back on the same port: the router reconnects by itself
+    dead.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert r.set(keys[1][0], "again") is True
+            break
+        except redis.ResponseError:
+            assert time.monotonic() < deadline, "router did not reconnect"
+            time.sleep(0.1)
+    assert r.get(keys[1][0]) == b"again"
+
+
+def test_shard_killed_under_load_others_keep_serving(small_cluster) -> None:
+    c = small_cluster
+    keys = by_shard(c, keys_on_every_shard(c, per_shard=20))
+    stop = threading.Event()
+    results: dict[int, list[tuple[bool, float]]] = {0: [], 1: [], 2: []}
+
+    def load(shard: int) -> None:
+        cl = c.client()
+        i = 0
+        while not stop.is_set():
+            k = keys[shard][i % len(keys[shard])]
+            t0 = time.monotonic()
+            try:
+                cl.incr(k)
+                ok = True
+            except redis.ResponseError:
+                ok = False
+            results[shard].append((ok, time.monotonic() - t0))
+            i += 1
+
+    threads = [threading.Thread(target=load, args=(s,)) for s in range(3) for _ in range(3)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    c.masters[2].kill(signal.SIGKILL)
+    time.sleep(1.5)
+    stop.set()
+    for t in threads:
+        t.join(timeout=10)
+    for shard in (0, 1):
+        assert results[shard] and all(ok for ok, _ in results[shard]), f"shard {shard} failed"
+    failed = [dt for ok, dt in results[2] if not ok]
+    assert failed, "requests to the dead shard should fail"
+    assert max(failed) < 1.5, "errors must be timely"
+
+
+def test_hung_shard_times_out_with_clusterdown(small_cluster) -> None:
+    c = small_cluster
+    r = c.client()
+    keys = by_shard(c, keys_on_every_shard(c, per_shard=2))
+    hung = c.masters[0]
+    hung.kill(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(redis.ResponseError, match=r"CLUSTERDOWN|timed out") as info:
+            r.get(keys[0][0])
+        elapsed = time.monotonic() - t0
+        assert 0.4 < elapsed < 2.0, elapsed
+        assert "shard a" in str(info.value)
+        assert r.get(keys[1][0]) is None  # others unaffected meanwhile
+    finally:
+        hung.kill(signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            r.set(keys[0][0], 1)
+            break
+        except redis.ResponseError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+
+
+def test_backpressure_large_pipeline_is_complete_and_ordered(small_cluster) -> None:
+    """max_pending_per_client is 64: a 20,000-command pipeline pauses and resumes
+    reading many times and every reply still comes back in order."""
+    r = small_cluster.client()
+    with r.pipeline(transaction=False) as p:
+        for i in range(20000):
+            p.echo(str(i)) if i % 3 == 0 else p.set(f"bp{i}", i)
+        out = p.execute()
+    assert out == [str(i).encode() if i % 3 == 0 else True for i in range(20000)]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_both_resp_versions(small_cluster, protocol: int) -> None:
+    c = small_cluster
+    r = redis.Redis(port=c.port, protocol=protocol)
+    keys = keys_on_every_shard(c, per_shard=1)
+    r.hset(keys[0], mapping={"f": "v"})
+    assert r.hgetall(keys[0]) == {b"f": b"v"}
+    r.set(keys[1], "x")
+    assert r.mget([keys[1], "missing", keys[2]]) == [b"x", None, None]
+    r.zadd(keys[2], {"m": 1.5})
+    assert r.zscore(keys[2], "m") == 1.5
+    assert r.client_getname() is None
+    hello = r.execute_command("HELLO", protocol)
+    proto = hello.get(b"proto", hello.get("proto")) if isinstance(hello, dict) else hello[5]
+    assert proto == protocol
+    assert r.info()["shards"] == 3

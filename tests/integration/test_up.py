@@ -1,0 +1,266 @@
+"""`slotwarden up` end to end: real redis-servers, the real router, real signals.
+
+Each test copies the bundled cluster.yaml into tmp_path with every port
+rewritten to a free one, runs ``python -m slotwarden up --config FILE`` in its
+own session (as a terminal would run it), and checks that it serves, routes
+keys to the shard owning their slot, replicates, and on SIGTERM or Ctrl-C
+stops with exit 0 leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from redis_procs import free_port
+
+from router.config import ClusterConfig, load
+from router.slots import key_hash_slot
+from router.topology import Address
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLED = REPO / "slotwarden" / "cluster.yaml"
+ADDRESS_RE = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}|localhost):(\d{1,5})\b")
+
+
+def copy_config(tmp_path: Path) -> tuple[Path, ClusterConfig]:
+    """The bundled cluster.yaml, comments and all, with every port made free."""
+    text = BUNDLED.read_text()
+    ports: dict[str, str] = {}
+
+    def rewrite(match: re.Match[str]) -> str:
+        old = match.group(2)
+        if old not in ports:
+            new = free_port()
+            while str(new) in ports.values():
+                new = free_port()
+            ports[old] = str(new)
+        return f"{match.group(1)}:{ports[old]}"
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text(ADDRESS_RE.sub(rewrite, text))
+    config = load(path)
+    used = [config.router.listen, config.router.admin]
+    used += [a for s in config.shards for a in (s.master, *s.replicas)]
+    if config.sentinel is not None:
+        used += [p.listen for p in config.sentinel.peers]
+    assert all(str(a.port) in ports.values() for a in used), "a port was not rewritten"
+    return path, config
+
+
+def redis_addresses(config: ClusterConfig) -> list[Address]:
+    return [a for s in config.shards for a in (s.master, *s.replicas)]
+
+
+def all_ports(config: ClusterConfig) -> list[Address]:
+    return [config.router.listen, config.router.admin, *redis_addresses(config)]
+
+
+def client(addr: Address) -> redis.Redis:
+    return redis.Redis(addr.host, addr.port, socket_timeout=5, decode_responses=True)
+
+
+def listening(addr: Address) -> bool:
+    try:
+        with socket.create_connection((addr.host, addr.port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """``pid cmdline`` of every live process whose command line contains ``text``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if text in cmdline and pid_alive(int(entry.name)):
+            found.append(f"{entry.name} {cmdline}")
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class UpRun:
+    """One ``slotwarden up`` subprocess, its output in a file, always stopped."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.config_path, self.config = copy_config(tmp_path)
+        self.out_path = tmp_path / "up.out"
+        self.run_dir = tmp_path / ".slotwarden" / "run" / self.config.name
+        with self.out_path.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "slotwarden", "up", "--config", str(self.config_path)],
+                cwd=tmp_path,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def output(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    def wait_router(self, timeout: float = 60.0) -> redis.Redis:
+        """A client of the router once it answers PING and `up` has said it is up."""
+        router = client(self.config.router.listen)
+        deadline = time.monotonic() + timeout
+        while True:
+            code = self.proc.poll()
+            assert code is None, f"up exited with {code} before serving:\n{self.output}"
+            try:
+                if "Press Ctrl-C" in self.output and router.ping():
+                    return router
+            except redis.RedisError:
+                pass
+            assert time.monotonic() < deadline, f"router did not answer PING:\n{self.output}"
+            time.sleep(0.1)
+
+    def pids(self) -> dict[str, int]:
+        """Every process of the cluster: redis-servers (by INFO), router and up."""
+        found = {}
+        for addr in redis_addresses(self.config):
+            found[f"redis {addr}"] = int(client(addr).info("server")["process_id"])
+        for line in processes_mentioning(str(self.config_path)):
+            found[line] = int(line.split()[0])
+        assert self.proc.pid in found.values()
+        assert len(found) == len(redis_addresses(self.config)) + 2, found  # + router + up
+        return found
+
+    def stop(self, sig: signal.Signals, group: bool = False) -> int:
+        if group:
+            os.killpg(self.proc.pid, sig)  # what a terminal does on Ctrl-C
+        else:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"up did not exit within 30s after {sig.name}:\n{self.output}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def assert_nothing_left(self, pids: dict[str, int] | None = None) -> None:
+        deadline = time.monotonic() + 5
+        while True:
+            alive = {name: pid for name, pid in (pids or {}).items() if pid_alive(pid)}
+            busy = [str(a) for a in all_ports(self.config) if listening(a)]
+            leftovers = processes_mentioning(str(self.config_path))
+            leftovers += processes_mentioning(str(self.run_dir))
+            if not (alive or busy or leftovers):
+                return
+            assert time.monotonic() < deadline, (
+                f"left behind: processes {alive} {leftovers}, listening {busy}\n{self.output}"
+            )
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def up_run(tmp_path):
+    run = UpRun(tmp_path)
+    try:
+        yield run
+    finally:
+        run.kill()
+
+
+def owner_of(config: ClusterConfig, key: str) -> int:
+    slotmap = config.slotmap()
+    return slotmap.owner[key_hash_slot(key.encode())]
+
+
+@pytest.mark.timeout(120)
+def test_up_serves_routes_replicates_and_stops_on_sigterm(up_run):
+    router = up_run.wait_router()
+    config = up_run.config
+    output = up_run.output
+    assert f"redis-cli -p {config.router.listen.port}" in output
+    assert f"http://127.0.0.1:{config.router.admin.port}/" in output
+    for shard in config.shards:
+        assert str(shard.master) in output
+        assert all(str(r) in output for r in shard.replicas)
+    assert "sentinels are not started yet" in output
+    pids = up_run.pids()
+
+    keys = [f"user:{i}" for i in range(40)] + ["{tag}a", "{tag}b"]
+    for key in keys:
+        assert router.set(key, f"value of {key}") is True
+    for key in keys:
+        assert router.get(key) == f"value of {key}"
+    owners = {key: owner_of(config, key) for key in keys}
+    assert set(owners.values()) == set(range(len(config.shards))), "keys should hit every shard"
+
+    masters = [client(s.master) for s in config.shards]
+    for key, owner in owners.items():
+        for index, master in enumerate(masters):
+            expected = f"value of {key}" if index == owner else None
+            assert master.get(key) == expected, (key, config.shards[index].name)
+
+    deadline = time.monotonic() + 10
+    for key, owner in owners.items():
+        for replica_addr in config.shards[owner].replicas:
+            replica = client(replica_addr)
+            while replica.get(key) != f"value of {key}":
+                assert time.monotonic() < deadline, f"{key} never reached replica {replica_addr}"
+                time.sleep(0.05)
+
+    assert up_run.stop(signal.SIGTERM) == 0, up_run.output
+    up_run.assert_nothing_left(pids)
+
+
+@pytest.mark.timeout(120)
+def test_up_stops_everything_on_ctrl_c(up_run):
+    router = up_run.wait_router()
+    assert router.set("k", "v") is True
+    pids = up_run.pids()
+    assert up_run.stop(signal.SIGINT, group=True) == 0, up_run.output
+    assert "SIGINT" in up_run.output
+    up_run.assert_nothing_left(pids)
+
+
+@pytest.mark.timeout(60)
+def test_up_refuses_a_port_in_use_and_leaves_nothing_behind(tmp_path):
+    config_path, config = copy_config(tmp_path)
+    taken = config.shards[1].master  # a master in the middle of the start order
+    with socket.socket() as blocker:
+        blocker.bind((taken.host, taken.port))
+        blocker.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "slotwarden", "up", "--config", str(config_path)],
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=50,
+            start_new_session=True,
+        )
+        others = [a for a in all_ports(config) if a != taken]
+        still_busy = [str(a) for a in others if listening(a)]
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert str(taken.port) in output and "in use" in output, output
+    assert f"{config.shards[1].name} master" in output, output
+    assert not still_busy, f"left listening: {still_busy}\n{output}"
+    assert not processes_mentioning(str(config_path))
