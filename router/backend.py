@@ -57,6 +57,9 @@ class Flusher(Protocol):
 
     def flush(self) -> None: ...
 
+    def hint_topology(self) -> None:
+        """A master said READONLY or went away: the topology may have changed."""
+
 
 CONNECTING, UP, DOWN, CLOSED = "connecting", "up", "down", "closed"
 HELLO3 = b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"
@@ -142,6 +145,8 @@ class BackendConn(asyncio.Protocol):
                 if not waiting:
                     raise ProtocolError("reply with no request waiting for it")
                 waiting.popleft().on_reply(raw)
+                if raw[0] == 45 and raw.startswith(b"-READONLY"):  # a demoted master
+                    self.flusher.hint_topology()
         except ProtocolError as exc:
             log.error("backend %s (%s): protocol error: %s; closing", self.addr, self.label, exc)
             self.transport.abort()  # type: ignore[union-attr]
@@ -152,6 +157,7 @@ class BackendConn(asyncio.Protocol):
         self.transport = None
         if self.state is UP:
             self.state = DOWN
+            self.flusher.hint_topology()
         self.fail_all(self.down_reply)
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)

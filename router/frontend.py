@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from binascii import crc_hqx
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -198,10 +199,12 @@ class ClientConn(asyncio.Protocol):
         fixed = spec.fixed_keys
         if shape is SINGLE and fixed is not None and len(fixed) == 1:
             # hot path: one key at a fixed position (GET, SET, HSET, INCR ...)
+            key = args[fixed[0]]
+            slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
             pending = Pending(self)
             self.fifo.append(pending)
-            shard = route.slotmap.owner[key_hash_slot(args[fixed[0]])]
-            route.masters[shard].conn_for(session.id, session.proto).send(raw, pending)
+            node = route.masters[route.slotmap.owner[slot]]
+            node.conn_for(session.id, session.proto).send(raw, pending)
             return
         if shape is LOCAL:
             self.push(self._local(spec.name, args))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import hiredis
 
 from router.errors import error_reply
-from router.resp import NIL, NULL3, OK, encode_array, encode_bulk, encode_int
+from router.resp import NIL, NULL3, OK, encode_array, encode_bulk, encode_int, split_array
 
 Merger = Callable[[list[bytes]], bytes]
 
@@ -64,7 +64,10 @@ def merge_all_ok(parts: list[bytes]) -> bytes:
 
 def merge_ordered(positions: list[list[int]], total: int, resp3: bool = False) -> Merger:
     """MGET: part i answered the keys at ``positions[i]`` of the original
-    request; rebuild the array in the original key order."""
+    request; rebuild the array in the original key order. Elements are moved
+    as raw bytes, so nils stay in the protocol the backend (and client) speak;
+    ``resp3`` only picks the placeholder for slots no part filled (none, when
+    the parts answer as they should)."""
     nil = NULL3 if resp3 else NIL
 
     def merge(parts: list[bytes]) -> bytes:
@@ -73,11 +76,11 @@ def merge_ordered(positions: list[list[int]], total: int, resp3: bool = False) -
             return err
         out: list[bytes] = [nil] * total
         for raw, where in zip(parts, positions, strict=True):
-            values = decode(raw)
-            if not isinstance(values, list) or len(values) != len(where):
+            values = split_array(raw)
+            if values is None or len(values) != len(where):
                 return _unexpected(raw, f"an array of {len(where)}")
             for index, value in zip(where, values, strict=True):
-                out[index] = nil if value is None else encode_bulk(value)  # type: ignore[arg-type]
+                out[index] = value
         return encode_array(out)
 
     return merge

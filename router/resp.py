@@ -524,6 +524,22 @@ class ReplyScanner:
         return buf[start:p]
 
 
+def split_array(raw: bytes) -> list[bytes] | None:
+    """The raw elements of an array reply (``*N`` ...), or None if ``raw`` is
+    not a complete array. Elements keep their exact bytes (and protocol)."""
+    if raw[:1] != b"*":
+        return None
+    nl = raw.find(b"\r\n")
+    scanner = ReplyScanner()
+    scanner.feed(raw[nl + 2 :])
+    items = scanner.replies()
+    try:
+        count = int(raw[1:nl])
+    except ValueError:
+        return None
+    return items if len(items) == max(count, 0) and not scanner.buffered() else None
+
+
 # ---------------------------------------------------------------- encoders
 
 OK: Final = b"+OK\r\n"

@@ -15,17 +15,22 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 import time
 from dataclasses import dataclass
 
-from router import __version__
+from aiohttp import web
+
+from router import __version__, admin
+from router.auth import SecretError, read_secret
 from router.backend import BackendConn, BackendSettings, Node
 from router.config import ClusterConfig, load
 from router.errors import ConfigError
 from router.frontend import ClientConn
 from router.local import Session, router_info_section
 from router.topology import Address, SlotMap
+from router.watch import TopologyWatcher
 
 log = logging.getLogger("slotwarden.router")
 
@@ -37,8 +42,11 @@ class Route:
 
 
 class Router:
-    def __init__(self, config: ClusterConfig, listen: Address | None = None) -> None:
+    def __init__(
+        self, config: ClusterConfig, listen: Address | None = None, secret: str | None = None
+    ) -> None:
         self.config = config
+        self.secret = secret
         self.listen = listen or config.router.listen
         r = config.router
         self.settings = BackendSettings(
@@ -61,6 +69,9 @@ class Router:
         self._tg: asyncio.TaskGroup | None = None
         self.loop: asyncio.AbstractEventLoop
         self.bound: Address | None = None
+        self.admin_bound: Address | None = None
+        self.watcher: TopologyWatcher | None = None
+        self.watcher_task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
 
     # ------------------------------------------------------------ shared by connections
@@ -119,6 +130,30 @@ class Router:
 
     # ------------------------------------------------------------ topology
 
+    def apply_topology(self, slotmap: SlotMap, source: str) -> bool:
+        """Adopt ``slotmap`` if its epoch is higher than the current one."""
+        current = self.route.slotmap
+        if not slotmap.supersedes(current):
+            return False
+        changes = [
+            f"{new.name} {old.master}->{new.master}"
+            for old, new in zip(current.shards, slotmap.shards, strict=False)
+            if old.name == new.name and old.master != new.master
+        ]
+        self.apply_slotmap(slotmap)
+        log.info(
+            "topology epoch %d -> %d from %s%s",
+            current.epoch,
+            slotmap.epoch,
+            source,
+            (": " + ", ".join(changes)) if changes else "",
+        )
+        return True
+
+    def hint_topology(self) -> None:
+        if self.watcher is not None:
+            self.watcher.hint()
+
     def apply_slotmap(self, slotmap: SlotMap) -> None:
         """Swap in a new slot map (and its master nodes) atomically."""
         masters: list[Node] = []
@@ -146,29 +181,69 @@ class Router:
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             self.apply_slotmap(self.config.slotmap(0))
-            server = await self.loop.create_server(
-                lambda: ClientConn(self),
-                self.listen.host,
-                self.listen.port,
-                reuse_address=True,
-                backlog=1024,
-            )
-            sock = server.sockets[0].getsockname()
-            self.bound = Address(self.listen.host, sock[1])
-            sweep = tg.create_task(self._sweep(), name="timeout sweep")
-            log.info(
-                "slotwarden router %s listening on %s, config %s, %d shards, topology epoch %d",
-                __version__, self.bound, self.config.path, len(self.route.masters),
-                self.route.slotmap.epoch,
-            )  # fmt: skip
-            self.ready.set()
-            await stop.wait()
-            server.close()
-            await self._drain()
-            sweep.cancel()
-            for node in self.nodes.values():
-                node.stop()
+            runner = web.AppRunner(admin.make_app(self), access_log=None)
+            await runner.setup()
+            try:
+                await self._start_admin(runner)
+                await self._start_watcher(tg)
+                server = await self.loop.create_server(
+                    lambda: ClientConn(self),
+                    self.listen.host,
+                    self.listen.port,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+                sock = server.sockets[0].getsockname()
+                self.bound = Address(self.listen.host, sock[1])
+                sweep = tg.create_task(self._sweep(), name="timeout sweep")
+                log.info(
+                    "slotwarden router %s listening on %s (admin http://%s), config %s, "
+                    "%d shards, topology epoch %d",
+                    __version__, self.bound, self.admin_bound, self.config.path,
+                    len(self.route.masters), self.route.slotmap.epoch,
+                )  # fmt: skip
+                self.ready.set()
+                await stop.wait()
+                server.close()
+                await self._drain()
+                sweep.cancel()
+                for node in self.nodes.values():
+                    node.stop()
+            finally:
+                if self.watcher_task is not None:
+                    self.watcher_task.cancel()
+                await runner.cleanup()
         log.info("router stopped")
+
+    async def _start_admin(self, runner: web.AppRunner) -> None:
+        addr = self.config.router.admin
+        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((addr.host, addr.port))
+        except OSError:
+            sock.close()
+            raise
+        await web.SockSite(runner, sock).start()
+        self.admin_bound = Address(addr.host, sock.getsockname()[1])
+
+    async def _start_watcher(self, tg: asyncio.TaskGroup) -> None:
+        sc = self.config.sentinel
+        self.watcher_task = None
+        if sc is None or not sc.peers:
+            return
+        if not self.secret:
+            log.warning(
+                "no shared secret (%s / sentinel.secret_file): not watching the sentinels; "
+                "the topology stays as in %s",
+                sc.secret_env,
+                self.config.path,
+            )
+            return
+        self.watcher = TopologyWatcher(self, [p.listen for p in sc.peers], self.secret)
+        await self.watcher.start()
+        self.watcher_task = tg.create_task(self.watcher.run(), name="topology watcher")
 
     async def _drain(self) -> None:
         deadline = time.monotonic() + self.config.router.drain_timeout_ms / 1000
@@ -220,9 +295,14 @@ def main(config_path: str, listen: str | None = None) -> int:
     except ValueError as exc:
         print(f"--listen: {exc}", file=sys.stderr)
         return 2
+    try:
+        secret = read_secret(config)
+    except SecretError as exc:
+        print(f"router: {exc}", file=sys.stderr)
+        return 1
     impl = _install_uvloop()
     log.info("event loop: %s", impl)
-    router = Router(config, listen_addr)
+    router = Router(config, listen_addr, secret)
     try:
         asyncio.run(_run(router))
     except OSError as exc:

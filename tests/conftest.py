@@ -46,7 +46,13 @@ def redis_cluster_node(session_farm: RedisFarm) -> RedisProc:
 class Cluster:
     """Three real redis-server shards behind a real `slotwarden router` subprocess."""
 
-    def __init__(self, farm: RedisFarm, shards: int = 3, extra_router: dict | None = None) -> None:
+    def __init__(
+        self,
+        farm: RedisFarm,
+        shards: int = 3,
+        extra_router: dict | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         import os
 
         from redis_procs import RouterProc, write_cluster_yaml
@@ -57,7 +63,9 @@ class Cluster:
         self.port, self.admin_port = write_cluster_yaml(
             self.config, self.masters, extra_router=extra_router
         )
-        self.router = RouterProc(self.config, self.port, os.path.join(farm.root, "router.log"))
+        self.router = RouterProc(
+            self.config, self.port, os.path.join(farm.root, "router.log"), env=env
+        )
         self.router.start()
 
     def client(self, **kw):

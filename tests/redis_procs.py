@@ -166,6 +166,7 @@ class RouterProc:
     config: str
     port: int
     log_path: str
+    env: dict[str, str] | None = None  # extra environment (e.g. the shared secret)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> RouterProc:
@@ -176,6 +177,7 @@ class RouterProc:
             [sys.executable, "-m", "slotwarden", "router", "--config", self.config],
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **(self.env or {})},
         )
         try:
             wait_for_port("127.0.0.1", self.port, timeout=15)

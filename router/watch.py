@@ -1,0 +1,118 @@
+"""Keeping the router's slot map current: asking the sentinels, and being told.
+
+The sentinels hold the authoritative, epoch-numbered topology. A router:
+
+- at start, asks every sentinel at once and starts from the highest epoch any
+  of them has (so a restarted router never routes to a master that a
+  failover has retired, whatever cluster.yaml still says);
+- then long-polls one sentinel at a time (``GET /topology?after=EPOCH``,
+  registering its admin address so the leader also pushes to it), moving to
+  the next sentinel when one fails;
+- on a hint (a ``-READONLY`` reply, a lost master connection) asks every
+  sentinel again at once instead of waiting for the long-poll.
+
+Invariant: every map goes through `Router.apply_topology`, which applies only
+a strictly higher epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from router.auth import bearer
+from router.topology import Address, SlotMap
+
+if TYPE_CHECKING:
+    from router.server import Router
+
+log = logging.getLogger("slotwarden.watch")
+
+LONG_POLL_S = 20.0  # how long a sentinel may hold a watch request
+ASK_TIMEOUT_S = 1.0  # a one-off question to one sentinel
+RETRY_S = 0.5  # after every sentinel failed
+
+
+class TopologyWatcher:
+    def __init__(self, router: Router, sentinels: list[Address], secret: str) -> None:
+        self.router = router
+        self.sentinels = sentinels
+        self.headers = bearer(secret)
+        self._hint = asyncio.Event()
+        self._session: aiohttp.ClientSession | None = None
+
+    def hint(self) -> None:
+        """Something suggests the topology changed: ask the sentinels now."""
+        self._hint.set()
+
+    async def _get(self, sentinel: Address, after: int, wait: float) -> SlotMap | None:
+        assert self._session is not None
+        params = {"after": str(after), "timeout": str(wait)}
+        if self.router.admin_bound is not None:
+            params["router"] = str(self.router.admin_bound)
+        url = f"http://{sentinel}/topology"
+        timeout = aiohttp.ClientTimeout(total=wait + ASK_TIMEOUT_S)
+        async with self._session.get(
+            url, params=params, headers=self.headers, timeout=timeout
+        ) as resp:
+            if resp.status != 200:
+                raise aiohttp.ClientResponseError(
+                    resp.request_info, (), status=resp.status, message=await resp.text()
+                )
+            return SlotMap.from_dict(await resp.json())
+
+    async def ask_all(self) -> int:
+        """Ask every sentinel at once; apply the highest epoch. Returns how many answered."""
+        epoch = self.router.route.slotmap.epoch
+        results = await asyncio.gather(
+            *(self._get(s, epoch, 0.0) for s in self.sentinels), return_exceptions=True
+        )
+        maps = [r for r in results if isinstance(r, SlotMap)]
+        if maps:
+            best = max(maps, key=lambda m: m.epoch)
+            self.router.apply_topology(best, source="sentinels")
+        return len(maps)
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession()
+        answered = await self.ask_all()
+        if not answered:
+            log.warning("no sentinel answered; starting from %s", self.router.config.path)
+
+    async def run(self) -> None:
+        """Watch until cancelled."""
+        index = 0
+        try:
+            while True:
+                sentinel = self.sentinels[index % len(self.sentinels)]
+                epoch = self.router.route.slotmap.epoch
+                poll = asyncio.ensure_future(self._get(sentinel, epoch, LONG_POLL_S))
+                hint = asyncio.ensure_future(self._hint.wait())
+                try:
+                    await asyncio.wait({poll, hint}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    hint.cancel()
+                if self._hint.is_set():
+                    self._hint.clear()
+                    poll.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await poll
+                    await self.ask_all()
+                    continue
+                try:
+                    slotmap = poll.result()
+                except Exception as exc:
+                    log.debug("sentinel %s: %s", sentinel, exc)
+                    index += 1
+                    if index % len(self.sentinels) == 0:
+                        await asyncio.sleep(RETRY_S)
+                    continue
+                if slotmap is not None:
+                    self.router.apply_topology(slotmap, source=f"sentinel {sentinel}")
+        finally:
+            if self._session is not None:
+                await self._session.close()
