@@ -374,6 +374,22 @@ _BY_NAME: dict[bytes, CommandSpec] = {
 }
 
 
+def _fast_keyed() -> dict[bytes, tuple[int, int]]:
+    out: dict[bytes, tuple[int, int]] = {}
+    for name, spec in _BY_NAME.items():
+        fixed = spec.fixed_keys
+        if spec.shape is Shape.SINGLE and spec.subcommands is None and fixed and len(fixed) == 1:
+            out[name] = (fixed[0], spec.arity)
+    return out
+
+
+# The router's hot path: command name (upper or lower case, as clients send
+# them) -> (key index, arity) for single-shard commands with one key at a
+# fixed position (GET, SET, HSET, INCR, ...). Anything else goes through
+# `lookup`.
+FAST_KEYED: dict[bytes, tuple[int, int]] = _fast_keyed()
+
+
 def lookup(args: list[bytes]) -> CommandSpec | None:
     """The spec for ``args`` (container commands resolved), or None if unknown."""
     spec = _BY_NAME.get(args[0])

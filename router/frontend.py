@@ -30,18 +30,19 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from router import commands, local, planner
-from router.commands import Shape
+from router.commands import FAST_KEYED, Shape
 from router.errors import ProtocolError, error_reply, unknown_command, wrong_arity
 from router.planner import Fanout
 from router.resp import RequestReader
 from router.slots import key_hash_slot
 
 if TYPE_CHECKING:
-    from router.server import Router
+    from router.backend import BackendConn
+    from router.server import Route, Router
 
 log = logging.getLogger("slotwarden.frontend")
 
-SINGLE, LOCAL = Shape.SINGLE, Shape.LOCAL
+LOCAL = Shape.LOCAL
 
 
 class Pending:
@@ -98,6 +99,8 @@ class Part:
 
 class ClientConn(asyncio.Protocol):
     __slots__ = (
+        "_conns",
+        "_conns_route",
         "dirty",
         "fifo",
         "out_paused",
@@ -118,6 +121,8 @@ class ClientConn(asyncio.Protocol):
         self.out_paused = False
         self.transport: asyncio.Transport | None = None
         self.session: local.Session | None = None
+        self._conns: list[BackendConn] = []
+        self._conns_route: Route | None = None  # the route _conns was built for
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -160,13 +165,18 @@ class ClientConn(asyncio.Protocol):
     # ------------------------------------------------------------ requests
 
     def process(self) -> None:
-        """Dispatch every complete request buffered, until a bound is hit."""
+        """Dispatch every complete request buffered, until a bound is hit.
+
+        Single-key commands take the inlined fast path here (this loop is the
+        router's hottest code); everything else goes through `dispatch`.
+        """
         reader = self.reader
         fifo = self.fifo
         limit = self.router.config.router.max_pending_per_client
         session = self.session
         assert session is not None
         dispatch = self.dispatch
+        fast = FAST_KEYED
         while not session.closing and len(fifo) < limit:
             try:
                 batch = reader.read(limit - len(fifo))
@@ -177,11 +187,36 @@ class ClientConn(asyncio.Protocol):
                 break
             if not batch:
                 break
+            route = self.router.route
+            owner = route.slotmap.owner
+            conns = self._conns if self._conns_route is route else self._bind(route)
+            append = fifo.append
             for args, raw in batch:
+                hit = fast.get(args[0])
+                if hit is not None:
+                    index, arity = hit
+                    n = len(args)
+                    if n == arity if arity > 0 else n >= -arity:
+                        key = args[index]
+                        slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
+                        pending = Pending(self)
+                        append(pending)
+                        conns[owner[slot]].send(raw, pending)
+                        continue
                 dispatch(args, raw)
                 if session.closing:  # QUIT: nothing after it is served
                     break
+                if self._conns_route is not route:  # HELLO switched protocol
+                    conns = self._bind(route)
         self._update_reading()
+
+    def _bind(self, route: Route) -> list[BackendConn]:
+        """This client's connection to each shard's master under ``route``."""
+        session = self.session
+        assert session is not None
+        self._conns = [node.conn_for(session.id, session.proto) for node in route.masters]
+        self._conns_route = route
+        return self._conns
 
     def dispatch(self, args: list[bytes], raw: bytes) -> None:
         spec = commands.lookup(args)
@@ -196,18 +231,10 @@ class ClientConn(asyncio.Protocol):
         route = self.router.route
         session = self.session
         assert session is not None
-        fixed = spec.fixed_keys
-        if shape is SINGLE and fixed is not None and len(fixed) == 1:
-            # hot path: one key at a fixed position (GET, SET, HSET, INCR ...)
-            key = args[fixed[0]]
-            slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
-            pending = Pending(self)
-            self.fifo.append(pending)
-            node = route.masters[route.slotmap.owner[slot]]
-            node.conn_for(session.id, session.proto).send(raw, pending)
-            return
         if shape is LOCAL:
             self.push(self._local(spec.name, args))
+            if spec.name == "hello":
+                self._conns_route = None  # the protocol may have changed
             return
         proto = session.proto
         info = self.router.info_head() if spec.name == "info" else ""

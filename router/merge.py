@@ -64,10 +64,9 @@ def merge_all_ok(parts: list[bytes]) -> bytes:
 
 def merge_ordered(positions: list[list[int]], total: int, resp3: bool = False) -> Merger:
     """MGET: part i answered the keys at ``positions[i]`` of the original
-    request; rebuild the array in the original key order. Elements are moved
-    as raw bytes, so nils stay in the protocol the backend (and client) speak;
-    ``resp3`` only picks the placeholder for slots no part filled (none, when
-    the parts answer as they should)."""
+    request; rebuild the array in the original key order. Bulk values are
+    decoded by hiredis and re-encoded; a nil becomes the nil of the client's
+    protocol (``resp3``); any other element is moved as its raw bytes."""
     nil = NULL3 if resp3 else NIL
 
     def merge(parts: list[bytes]) -> bytes:
@@ -76,11 +75,21 @@ def merge_ordered(positions: list[list[int]], total: int, resp3: bool = False) -
             return err
         out: list[bytes] = [nil] * total
         for raw, where in zip(parts, positions, strict=True):
-            values = split_array(raw)
-            if values is None or len(values) != len(where):
+            reader = hiredis.Reader()
+            reader.feed(raw)
+            values = reader.gets()
+            if not isinstance(values, list) or len(values) != len(where):
                 return _unexpected(raw, f"an array of {len(where)}")
             for index, value in zip(where, values, strict=True):
-                out[index] = value
+                if type(value) is bytes:
+                    out[index] = b"$%d\r\n%b\r\n" % (len(value), value)
+                elif value is not None:  # not a plain bulk: keep the exact element
+                    raw_items = split_array(raw)
+                    if raw_items is None:
+                        return _unexpected(raw, "an array")
+                    for i, item in zip(where, raw_items, strict=True):
+                        out[i] = item
+                    break
         return encode_array(out)
 
     return merge

@@ -13,6 +13,7 @@ frontend (`router.local`), not planned here.
 
 from __future__ import annotations
 
+from binascii import crc_hqx
 from dataclasses import dataclass
 
 from router import commands as cmds
@@ -87,15 +88,25 @@ def plan_fanout(
     owner = slotmap.owner
     groups: dict[int, list[int]] = {}  # shard -> argument indices of its keys
     for pos in range(1, len(args), step):
-        groups.setdefault(owner[key_hash_slot(args[pos])], []).append(pos)
+        key = args[pos]
+        slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
+        shard = owner[slot]
+        group = groups.get(shard)
+        if group is None:
+            groups[shard] = [pos]
+        else:
+            group.append(pos)
     if len(groups) == 1:
         return next(iter(groups))
     name = args[0]
     parts: list[tuple[int, bytes]] = []
     for shard, positions in groups.items():
-        piece = [name]
-        for pos in positions:
-            piece.extend(args[pos : pos + step])
+        if step == 1:
+            piece = [name, *(args[pos] for pos in positions)]
+        else:
+            piece = [name]
+            for pos in positions:
+                piece += (args[pos], args[pos + 1])
         parts.append((shard, encode_command(piece)))
     if spec.shape is Shape.FANOUT_SUM:
         return Fanout(parts, merge.merge_sum)

@@ -467,6 +467,12 @@ class ReplyScanner:
                         break
                     append(buf[pos : nl + 2])
                     pos = nl + 2
+                elif t == 42:  # '*': flat arrays (MGET, KEYS parts) framed here
+                    end = _flat_array_end(buf, pos, size)
+                    if end < 0:
+                        break
+                    append(buf[pos:end])
+                    pos = end
                 else:
                     break
             b.pos = pos
@@ -524,20 +530,72 @@ class ReplyScanner:
         return buf[start:p]
 
 
+def _flat_array_end(buf: bytes, pos: int, size: int) -> int:
+    """End of the array at ``pos`` if it is complete and holds only bulk, nil,
+    integer or simple-string elements; -1 otherwise (let `next_reply` say)."""
+    nl = buf.find(b"\r\n", pos)
+    if nl == -1:
+        return -1
+    count_s = buf[pos + 1 : nl]
+    if not count_s.isdigit():
+        return nl + 2 if count_s == b"-1" else -1
+    p = nl + 2
+    for _ in range(int(count_s)):
+        if p >= size:
+            return -1
+        t = buf[p]
+        nl = buf.find(b"\r\n", p)
+        if nl == -1:
+            return -1
+        if t == 36:
+            line = buf[p + 1 : nl]
+            if line.isdigit():
+                p = nl + 4 + int(line)
+                if p > size:
+                    return -1
+            elif line == b"-1":
+                p = nl + 2
+            else:
+                return -1
+        elif t == 58 or t == 43 or t == 95:  # ':' '+' '_'
+            p = nl + 2
+        else:
+            return -1
+    return p
+
+
 def split_array(raw: bytes) -> list[bytes] | None:
     """The raw elements of an array reply (``*N`` ...), or None if ``raw`` is
     not a complete array. Elements keep their exact bytes (and protocol)."""
     if raw[:1] != b"*":
         return None
     nl = raw.find(b"\r\n")
-    scanner = ReplyScanner()
-    scanner.feed(raw[nl + 2 :])
-    items = scanner.replies()
     try:
         count = int(raw[1:nl])
     except ValueError:
         return None
-    return items if len(items) == max(count, 0) and not scanner.buffered() else None
+    items: list[bytes] = []
+    p = nl + 2
+    size = len(raw)
+    for _ in range(max(count, 0)):
+        if p >= size:
+            return None
+        nl = raw.find(b"\r\n", p)
+        t = raw[p]
+        if t == 36 and nl != -1 and raw[p + 1 : nl].isdigit():  # bulk: the common case
+            end = nl + 4 + int(raw[p + 1 : nl])
+        elif nl != -1 and (t == 58 or t == 95 or (t == 36 and raw[p + 1 : nl] == b"-1")):
+            end = nl + 2  # integer, RESP3 null, RESP2 nil
+        else:  # anything else: frame it properly
+            scanner = ReplyScanner()
+            scanner.feed(raw[p:])
+            element = scanner.next_reply()
+            if element is NEED_MORE:
+                return None
+            end = p + len(element)  # type: ignore[arg-type]
+        items.append(raw[p:end])
+        p = end
+    return items if p == size else None
 
 
 # ---------------------------------------------------------------- encoders

@@ -190,6 +190,7 @@ REPLIES = [
     b"*-1\r\n",
     b"*0\r\n",
     b"*3\r\n$1\r\na\r\n*2\r\n:1\r\n*1\r\n$-1\r\n+x\r\n",
+    b"*4\r\n$1\r\na\r\n$-1\r\n:5\r\n$4\r\n\r\n\r\n\r\n",  # flat array (fast path)
     b"%2\r\n+a\r\n:1\r\n+b\r\n*1\r\n:2\r\n",  # RESP3 map
     b"~1\r\n,3.14\r\n",  # set of a double
     b"|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n",  # attribute, then the reply
@@ -341,3 +342,13 @@ def test_replies_batch_equals_next_reply() -> None:
         s.feed(stream[cut:])
         got += s.replies()
         assert got == expected_replies(), cut
+
+
+def test_split_array() -> None:
+    from router.resp import split_array
+
+    assert split_array(b"*3\r\n$1\r\na\r\n$-1\r\n_\r\n") == [b"$1\r\na\r\n", b"$-1\r\n", b"_\r\n"]
+    assert split_array(b"*2\r\n*1\r\n:1\r\n$2\r\n\r\n\r\n") == [b"*1\r\n:1\r\n", b"$2\r\n\r\n\r\n"]
+    assert split_array(b"*0\r\n") == []
+    assert split_array(b"$1\r\na\r\n") is None
+    assert split_array(b"*2\r\n$1\r\na\r\n") is None  # truncated
