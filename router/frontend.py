@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotwarden.frontend")
 
 LOCAL = Shape.LOCAL
+OUTPUT_HIGH_WATER = 1 << 20  # bytes of unsent output before we stop reading a client
 
 
 class Pending:
@@ -135,8 +136,10 @@ class ClientConn(asyncio.Protocol):
             addr=f"{peer[0]}:{peer[1]}",
             laddr=f"{sock[0]}:{sock[1]}",
         )
-        limit = self.router.config.router.client_output_limit_bytes
-        self.transport.set_write_buffer_limits(high=min(limit, 1 << 20))
+        # Past this much unsent output the router stops reading the client
+        # (it is not reading its replies); past client_output_limit_bytes the
+        # client is closed, as Redis's client-output-buffer-limit does.
+        self.transport.set_write_buffer_limits(high=OUTPUT_HIGH_WATER)
         if not self.router.on_client_open(self):
             self.transport.write(error_reply("ERR max number of clients reached"))
             self.transport.close()
@@ -290,6 +293,18 @@ class ClientConn(asyncio.Protocol):
             out.append(fifo.popleft().reply)  # type: ignore[arg-type]
         if out:
             transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if self.out_paused:
+                limit = self.router.config.router.client_output_limit_bytes
+                if transport.get_write_buffer_size() > limit:
+                    log.warning(
+                        "client %s: %d bytes of unread replies exceed client_output_limit_bytes "
+                        "(%d); closing it",
+                        self.session.addr,  # type: ignore[union-attr]
+                        transport.get_write_buffer_size(),
+                        limit,
+                    )
+                    transport.abort()
+                    return
         if not fifo and self.session.closing:  # type: ignore[union-attr]
             transport.close()
             return

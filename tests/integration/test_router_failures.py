@@ -164,3 +164,27 @@ def test_both_resp_versions(small_cluster, protocol: int) -> None:
     proto = hello.get(b"proto", hello.get("proto")) if isinstance(hello, dict) else hello[5]
     assert proto == protocol
     assert r.info()["shards"] == 3
+
+
+def test_client_not_reading_its_replies_is_closed_past_the_output_limit() -> None:
+    import socket
+
+    farm = RedisFarm()
+    c = None
+    try:
+        c = Cluster(farm, extra_router={"client_output_limit_bytes": 2_000_000})
+        r = c.client()
+        r.set("big", b"x" * 100_000)
+        s = socket.create_connection(("127.0.0.1", c.port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(b"*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n" * 500)  # ~50 MB of replies, never read
+        deadline = time.monotonic() + 10
+        while "client_output_limit_bytes" not in c.router.log():
+            assert time.monotonic() < deadline, c.router.log()
+            time.sleep(0.05)
+        assert r.get("big") == b"x" * 100_000  # everyone else is fine
+        s.close()
+    finally:
+        if c is not None:
+            c.router.stop()
+        farm.close()
