@@ -171,7 +171,7 @@ def trial_slotwarden(down_after_ms: int, n_writers: int, timeout: float) -> dict
         path = os.path.join(farm.root, "cluster.yaml")
         with open(path, "w") as f:
             yaml.safe_dump(config, f)
-        logs = open(os.path.join(farm.root, "procs.log"), "ab")  # noqa: SIM115
+        logs = open(os.path.join(farm.root, "procs.log"), "ab")
         for p in peers:
             procs.append(
                 subprocess.Popen(
@@ -188,7 +188,7 @@ def trial_slotwarden(down_after_ms: int, n_writers: int, timeout: float) -> dict
                     stdout=logs,
                     stderr=subprocess.STDOUT,
                     env=env,
-                )  # fmt: skip
+                )
             )
         for p in peers:
             host, port = p["listen"].rsplit(":", 1)
@@ -199,7 +199,7 @@ def trial_slotwarden(down_after_ms: int, n_writers: int, timeout: float) -> dict
                 stdout=logs,
                 stderr=subprocess.STDOUT,
                 env=env,
-            )  # fmt: skip
+            )
         )
         wait_for_port("127.0.0.1", router_port, timeout=15)
         keys = keys_for_slots(0, 8191, n_writers, "ctr:")
@@ -254,7 +254,7 @@ def trial_redis_sentinel(down_after_ms: int, n_writers: int, timeout: float) -> 
             procs.append(
                 subprocess.Popen(
                     [binary, conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-                )  # fmt: skip
+                )
             )
         for port in ports:
             wait_for_port("127.0.0.1", port, timeout=10)
@@ -339,17 +339,26 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:  # interleaved, so both see the same machine state
             r = systems[name](args.down_after_ms, args.writers, args.timeout)
             results[name].append(r)
-            print(f"trial {trial + 1} {name}: recovery {fmt(r['recovery_s'])} s, "
-                  f"lost {r['lost']} of {r['acked']} acked", flush=True)  # fmt: skip
+            print(
+                f"trial {trial + 1} {name}: recovery {fmt(r['recovery_s'])} s, "
+                f"lost {r['lost']} of {r['acked']} acked",
+                flush=True,
+            )
     summary = [summarize(name, rs) for name, rs in results.items()]
-    print(f"\nkill -9 of a master, down_after_ms={args.down_after_ms}, {args.trials} trials, "
-          f"{args.writers} writers (INCR), machine: {os.cpu_count()} cores")  # fmt: skip
-    print("system          | recovery median s | recovery worst s | lost writes (total/worst) "
-          "| not recovered")  # fmt: skip
+    print(
+        f"\nkill -9 of a master, down_after_ms={args.down_after_ms}, {args.trials} trials, "
+        f"{args.writers} writers (INCR), machine: {os.cpu_count()} cores"
+    )
+    print(
+        "system          | recovery median s | recovery worst s | lost writes (total/worst) "
+        "| not recovered"
+    )
     for s in summary:
-        print(f"{s['system']:<15} | {fmt(s['recovery_median_s']):>17} | "
-              f"{fmt(s['recovery_worst_s']):>16} | {s['lost_total']:>11}/{s['lost_worst']:<13} "
-              f"| {s['not_recovered']}")  # fmt: skip
+        print(
+            f"{s['system']:<15} | {fmt(s['recovery_median_s']):>17} | "
+            f"{fmt(s['recovery_worst_s']):>16} | {s['lost_total']:>11}/{s['lost_worst']:<13} "
+            f"| {s['not_recovered']}"
+        )
     sw = next((s for s in summary if s["system"] == "slotwarden"), None)
     if sw is not None and sw["recovery_median_s"] is not None:
         ok = sw["recovery_median_s"] <= 1.5 and sw["lost_total"] == 0
