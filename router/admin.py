@@ -11,6 +11,8 @@ Routes:
   ``Authorization: Bearer <secret>`` (401 without it, nothing changes);
   applied only if its epoch is higher than the current one. Answers
   ``{"applied": bool, "epoch": N}``.
+- ``POST /reload`` - re-read cluster.yaml now (same secret); 200 with the
+  changes applied, or 422 with every problem (the running config stays).
 
 Invariant: nothing here changes routing except through
 `Router.apply_topology`, which enforces the epoch rule.
@@ -63,23 +65,44 @@ async def get_slots(request: web.Request) -> web.Response:
     return web.json_response({"epoch": slotmap.epoch, "slots": rows})
 
 
-async def post_topology(request: web.Request) -> web.Response:
-    router = _router(request)
+def _check_secret(request: web.Request, router: Router) -> web.Response | None:
+    """None if the request carries the shared secret, else the response to send."""
     if not router.secret:
         return web.json_response(
-            {"error": "no shared secret configured on this router; topology is read-only"},
+            {"error": "no shared secret configured on this router; changes are refused"},
             status=403,
         )
     if not authorized(request.headers.get("Authorization"), router.secret):
         return web.json_response(
             {"error": "missing or wrong Authorization: Bearer secret"}, status=401
         )
+    return None
+
+
+async def post_topology(request: web.Request) -> web.Response:
+    router = _router(request)
+    denied = _check_secret(request, router)
+    if denied is not None:
+        return denied
     try:
         slotmap = SlotMap.from_dict(await request.json())
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         return web.json_response({"error": f"bad topology: {exc}"}, status=400)
     applied = router.apply_topology(slotmap, source=f"push from {request.remote}")
     return web.json_response({"applied": applied, "epoch": router.route.slotmap.epoch})
+
+
+async def post_reload(request: web.Request) -> web.Response:
+    router = _router(request)
+    denied = _check_secret(request, router)
+    if denied is not None:
+        return denied
+    if router.reloader is None:
+        return web.json_response({"error": "the router was not started from a file"}, status=409)
+    applied, details = router.reloader.reload(f"POST /reload from {request.remote}")
+    if not applied:
+        return web.json_response({"applied": False, "problems": details}, status=422)
+    return web.json_response({"applied": True, "changes": details})
 
 
 def make_app(router: Router) -> web.Application:
@@ -90,4 +113,5 @@ def make_app(router: Router) -> web.Application:
     app.router.add_get("/topology", get_topology)
     app.router.add_get("/slots", get_slots)
     app.router.add_post("/topology", post_topology)
+    app.router.add_post("/reload", post_reload)
     return app

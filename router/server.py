@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -25,10 +26,11 @@ from aiohttp import web
 from router import __version__, admin
 from router.auth import SecretError, read_secret
 from router.backend import BackendConn, BackendSettings, Node
-from router.config import ClusterConfig, load
+from router.config import ClusterConfig, RouterConfig, load
 from router.errors import ConfigError
 from router.frontend import ClientConn
 from router.local import Session, router_info_section
+from router.reload import Reloader
 from router.topology import Address, SlotMap
 from router.watch import TopologyWatcher
 
@@ -48,14 +50,7 @@ class Router:
         self.config = config
         self.secret = secret
         self.listen = listen or config.router.listen
-        r = config.router
-        self.settings = BackendSettings(
-            connect_timeout=r.connect_timeout_ms / 1000,
-            command_timeout=r.command_timeout_ms / 1000,
-            reconnect_min=r.reconnect_min_ms / 1000,
-            reconnect_max=r.reconnect_max_ms / 1000,
-            connections=r.backend_connections,
-        )
+        self.settings = _backend_settings(config.router)
         self.dirty_backends: list[BackendConn] = []
         self.dirty_clients: list[ClientConn] = []
         self.clients: dict[int, ClientConn] = {}
@@ -72,6 +67,7 @@ class Router:
         self.admin_bound: Address | None = None
         self.watcher: TopologyWatcher | None = None
         self.watcher_task: asyncio.Task[None] | None = None
+        self.reloader = Reloader(self, config.path) if config.path else None
         self.ready = asyncio.Event()
 
     # ------------------------------------------------------------ shared by connections
@@ -150,6 +146,48 @@ class Router:
         )
         return True
 
+    def apply_config(self, new: ClusterConfig) -> list[str]:
+        """Swap in a reloaded config; returns one phrase per change applied."""
+        old = self.config
+        changes: list[str] = []
+        r_old, r_new = old.router, new.router
+        if (r_new.listen, r_new.admin) != (r_old.listen, r_old.admin):
+            changes.append("router.listen/admin changes need a restart (kept the old ones)")
+            r_new = dataclasses.replace(r_new, listen=r_old.listen, admin=r_old.admin)
+            new = dataclasses.replace(new, router=r_new)
+        for name in (f.name for f in dataclasses.fields(r_new)):
+            if getattr(r_new, name) != getattr(r_old, name) and name not in ("listen", "admin"):
+                changes.append(f"router.{name} {getattr(r_old, name)} -> {getattr(r_new, name)}")
+        settings = _backend_settings(r_new)
+        rebuild = settings.connections != self.settings.connections
+        self.settings = settings
+        for node in self.nodes.values():
+            for conn in node.all_conns():
+                conn.settings = settings
+        self.config = new
+        if self.watcher is not None and new.sentinel is not None:
+            self.watcher.sentinels = [p.listen for p in new.sentinel.peers]
+        current = self.route.slotmap
+        layout = new.slotmap(current.epoch + 1)
+        same_layout = layout.owner == current.owner and layout.shards == current.shards
+        if rebuild:
+            for node in self.nodes.values():
+                node.stop()
+            self.nodes.clear()
+        if same_layout:
+            if rebuild:
+                self.apply_slotmap(current)
+        elif self.watcher is not None:
+            changes.append(
+                "slot layout edits are left to the sentinels, which publish them as a new epoch"
+            )
+            if rebuild:
+                self.apply_slotmap(current)
+        else:
+            self.apply_topology(layout, source=f"{new.path} (reload)")
+            changes.append(f"topology epoch {current.epoch} -> {layout.epoch}")
+        return changes
+
     def hint_topology(self) -> None:
         if self.watcher is not None:
             self.watcher.hint()
@@ -196,6 +234,11 @@ class Router:
                 sock = server.sockets[0].getsockname()
                 self.bound = Address(self.listen.host, sock[1])
                 sweep = tg.create_task(self._sweep(), name="timeout sweep")
+                watch = (
+                    tg.create_task(self.reloader.watch(), name="config watch")
+                    if self.reloader is not None
+                    else None
+                )
                 log.info(
                     "slotwarden router %s listening on %s (admin http://%s), config %s, "
                     "%d shards, topology epoch %d",
@@ -207,6 +250,8 @@ class Router:
                 server.close()
                 await self._drain()
                 sweep.cancel()
+                if watch is not None:
+                    watch.cancel()
                 for node in self.nodes.values():
                     node.stop()
             finally:
@@ -264,6 +309,16 @@ class Router:
                     conn.check_timeout(now)
 
 
+def _backend_settings(r: RouterConfig) -> BackendSettings:
+    return BackendSettings(
+        connect_timeout=r.connect_timeout_ms / 1000,
+        command_timeout=r.command_timeout_ms / 1000,
+        reconnect_min=r.reconnect_min_ms / 1000,
+        reconnect_max=r.reconnect_max_ms / 1000,
+        connections=r.backend_connections,
+    )
+
+
 def _install_uvloop() -> str:
     try:
         import uvloop
@@ -279,6 +334,10 @@ async def _run(router: Router) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    if router.reloader is not None:
+        reloader = router.reloader
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: reloader.reload("SIGHUP"))
     await router.serve(stop)
 
 
