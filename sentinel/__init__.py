@@ -1,1 +1,9 @@
-"""slotwarden's control plane: quorum failure detection and failover (issue 3)."""
+"""slotwarden's control plane: quorum failure detection, election and failover (issue 3).
+
+Pure decisions: `model` (snapshot types, actions), `detector` (SDOWN/ODOWN),
+`election` (epochs, votes, role table), `failover` (replica choice, step
+machine, reconcile). Persistence: `state`. I/O: `probe`, `actuator`, `peers`
+(HTTP clients), `api` (HTTP server), `loop` (the run cycle), `leader`
+(elections and failovers it leads). Processes and commands: `main`
+(``slotwarden sentinel``), `status`, `manual` (``slotwarden failover``).
+"""

@@ -1,4 +1,4 @@
-"""The `slotwarden` command line: check, router, up, sentinel, status.
+"""The `slotwarden` command line: check, router, up, sentinel, status, failover.
 
 Owns argument parsing, config-file resolution and logging setup; every
 subcommand handler returns the process exit code. The heavy modules
@@ -26,7 +26,13 @@ DEFAULT_CONFIG = "cluster.yaml"
 PACKAGED_CONFIG = Path(__file__).with_name("cluster.yaml")
 
 # Imported by handlers only when needed; their absence is reported, not a traceback.
-_LAZY_MODULES = ("router.server", "slotwarden.local", "sentinel.main", "sentinel.status")
+_LAZY_MODULES = (
+    "router.server",
+    "slotwarden.local",
+    "sentinel.main",
+    "sentinel.status",
+    "sentinel.manual",
+)
 
 _logging_ready = False
 
@@ -122,6 +128,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return status_main(load(resolve_config(args.config)), as_json=args.json)
 
 
+def cmd_failover(args: argparse.Namespace) -> int:
+    from sentinel.manual import main as failover_main
+
+    return failover_main(load(resolve_config(args.config)), args.shard, args.to)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slotwarden",
@@ -174,6 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("status", cmd_status, "show shards, sentinels and routers as they are now")
     p.add_argument("--config", metavar="FILE", help=config_help)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING", help=log_help
+    )
+
+    p = add("failover", cmd_failover, "planned switchover of one shard, losing no write")
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument("shard", metavar="SHARD", help="the shard to switch over")
+    p.add_argument("--to", metavar="HOST:PORT", type=_address, help="the replica to promote")
     p.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING", help=log_help
     )

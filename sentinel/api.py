@@ -1,0 +1,203 @@
+"""The sentinel's HTTP endpoint (aiohttp): votes, opinions, topology, status, events.
+
+Owns the server side of the wire format that `sentinel.peers` speaks, and the
+auth rule: every path except ``GET /health`` and ``GET /metrics`` needs
+``Authorization: Bearer <secret>`` (compared in constant time); without it
+the answer is 401 ``{"error": ...}`` and nothing changes. Routes:
+
+- ``GET /topology?after=N&timeout=S&router=HOST:PORT`` - the topology at once
+  if its epoch is above N, else when one is or at the timeout (max 30 s);
+  ``router=`` registers that router admin address for pushes.
+- ``POST /topology`` - a topology from a peer; adopted if its epoch is higher.
+  Answers ``{"applied": bool, "epoch": N}`` (the router's shape too).
+- ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer.
+- ``POST /failover`` ``{"shard", "to"}`` - a planned switchover, answered when done.
+- ``GET /opinion`` - which nodes we hold down, our epochs (peers poll it).
+- ``GET /status`` - everything we observe; ``GET /events`` - NDJSON stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from router.topology import Address
+from sentinel import leader
+from sentinel.loop import Sentinel
+from sentinel.model import Event
+from sentinel.peers import parse_topology
+
+log = logging.getLogger("sentinel.api")
+
+PUBLIC = frozenset({("GET", "/health"), ("GET", "/metrics")})
+SENTINEL_KEY = web.AppKey("sentinel", Sentinel)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def make_auth(secret: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    expected = f"Bearer {secret}".encode()
+
+    @web.middleware
+    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if (request.method, request.path) not in PUBLIC:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
+                return _error(401, "missing or wrong Authorization: Bearer secret")
+        return await handler(request)
+
+    return auth
+
+
+def _sentinel(request: web.Request) -> Sentinel:
+    return request.app[SENTINEL_KEY]
+
+
+async def health(request: web.Request) -> web.Response:
+    s = _sentinel(request)
+    return web.json_response(
+        {"ok": True, "id": s.me, "epoch": s.votes.epoch, "topology_epoch": s.topology.epoch}
+    )
+
+
+async def get_topology(request: web.Request) -> web.Response:
+    s = _sentinel(request)
+    q = request.query
+    try:
+        after = int(q.get("after", "-1"))
+        timeout = float(q.get("timeout", "0"))
+        router = Address.parse(q["router"]) if q.get("router") else None
+    except ValueError as exc:
+        return _error(400, f"bad query: {exc}")
+    if router is not None:
+        s.register_router(router, after)
+    await s.wait_topology(after, timeout)
+    return web.Response(body=s.topology_json, content_type="application/json")
+
+
+async def _body(request: web.Request) -> dict[str, object] | web.Response:
+    try:
+        data = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(400, "body must be JSON")
+    if not isinstance(data, dict):
+        return _error(400, "body must be a JSON object")
+    return data
+
+
+async def post_topology(request: web.Request) -> web.Response:
+    s = _sentinel(request)
+    data = await _body(request)
+    if isinstance(data, web.Response):
+        return data
+    topology = parse_topology(data)
+    if topology is None:
+        return _error(400, "not a topology")
+    applied = s.adopt(topology, f"POST from {request.remote}")
+    return web.json_response({"applied": applied, "epoch": s.topology.epoch})
+
+
+async def post_vote(request: web.Request) -> web.Response:
+    s = _sentinel(request)
+    data = await _body(request)
+    if isinstance(data, web.Response):
+        return data
+    epoch, candidate = data.get("epoch"), data.get("candidate")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        return _error(400, "epoch must be a positive integer")
+    if candidate not in s.all_ids:
+        return _error(400, f"unknown candidate {candidate!r}")
+    assert isinstance(candidate, str)
+    return web.json_response(s.on_vote_request(epoch, candidate))
+
+
+async def post_failover(request: web.Request) -> web.Response:
+    """A planned switchover: ``{"shard": NAME, "to": "host:port" or null}``.
+
+    Answers when it is done: 200 ``{"ok": true, "epoch", "switched": [...]}``
+    or 409 ``{"ok": false, "reason"}``.
+    """
+    s = _sentinel(request)
+    data = await _body(request)
+    if isinstance(data, web.Response):
+        return data
+    shard, to = data.get("shard"), data.get("to")
+    if not isinstance(shard, str) or shard not in {x.name for x in s.topology.shards}:
+        return _error(400, f"unknown shard {shard!r}")
+    try:
+        target = Address.parse(to) if to else None
+    except ValueError as exc:
+        return _error(400, f"to: {exc}")
+    outcome = await leader.manual(s, shard, target)
+    return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
+
+
+async def get_opinion(request: web.Request) -> web.Response:
+    return web.json_response(_sentinel(request).opinion())
+
+
+async def get_status(request: web.Request) -> web.Response:
+    return web.json_response(_sentinel(request).status())
+
+
+async def get_events(request: web.Request) -> web.StreamResponse:
+    """Recent events, then live ones, one JSON object per line."""
+    s = _sentinel(request)
+    resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await resp.prepare(request)
+    queue: asyncio.Queue[tuple[float, Event]] = asyncio.Queue(maxsize=1000)
+    backlog = list(s.events)
+    s.subscribers.add(queue)
+    try:
+        for item in backlog:
+            await resp.write(_event_line(item))
+        while True:
+            item = await queue.get()
+            await resp.write(_event_line(item))
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        s.subscribers.discard(queue)
+    return resp
+
+
+def _event_line(item: tuple[float, Event]) -> bytes:
+    at, event = item
+    return (json.dumps({"at": at, **event.to_dict()}) + "\n").encode()
+
+
+def make_app(sentinel: Sentinel) -> web.Application:
+    app = web.Application(middlewares=[make_auth(sentinel.secret)], client_max_size=1 << 20)
+    app[SENTINEL_KEY] = sentinel
+    app.router.add_get("/health", health)
+    app.router.add_get("/topology", get_topology)
+    app.router.add_post("/topology", post_topology)
+    app.router.add_post("/vote", post_vote)
+    app.router.add_post("/failover", post_failover)
+    app.router.add_get("/opinion", get_opinion)
+    app.router.add_get("/status", get_status)
+    app.router.add_get("/events", get_events)
+    return app
+
+
+async def serve(sentinel: Sentinel) -> None:
+    """Serve the endpoint on the sentinel's listen address until cancelled."""
+    runner = web.AppRunner(make_app(sentinel), access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, sentinel.listen.host, sentinel.listen.port, reuse_address=True)
+        await site.start()
+        log.info("sentinel %s listening on http://%s", sentinel.me, sentinel.listen)
+        await asyncio.Event().wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await runner.cleanup()

@@ -1,0 +1,143 @@
+"""Failure detection: subjectively down (SDOWN) per node, objectively down (ODOWN) per master.
+
+Pure: takes a `Snapshot` and the previous `Flags`, returns the new flags and
+one `Event` per change. A node is SDOWN once ``down_after`` has passed since
+its last valid reply (a hung node with an open socket counts the same as a
+refused connection); anything shorter - a stall, a slow reply - triggers
+nothing. A topology master that has reported the replica role for
+``down_after`` counts as down too (`is_demoted`). A shard's master is ODOWN
+when at least ``quorum`` sentinels, this one included, hold it down,
+counting only peer answers received within `Timing.opinion_max_age`. No
+asyncio, aiohttp or socket here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from router.topology import Address
+from sentinel.model import Event, NodeObs, PeerOpinion, Role, Snapshot, Timing
+
+
+@dataclass(frozen=True, slots=True)
+class Flags:
+    sdown: frozenset[Address] = frozenset()
+    odown: frozenset[str] = frozenset()  # shard names whose master is ODOWN
+    demoted: frozenset[Address] = frozenset()  # topology masters reporting the replica role
+
+    @property
+    def down(self) -> frozenset[Address]:
+        """What we tell peers we hold down: silent nodes and demoted masters."""
+        return self.sdown | self.demoted
+
+
+def is_sdown(obs: NodeObs, now: float, timing: Timing) -> bool:
+    return now - obs.last_ok >= timing.down_after
+
+
+def is_demoted(obs: NodeObs, now: float, timing: Timing) -> bool:
+    """A topology master that has reported the replica role for ``down_after``.
+
+    It takes no writes, so for the shard it is as good as down. (This is what
+    a planned switchover leaves behind if its leader dies between demoting
+    the old master and publishing: a new failover repairs it.)
+    """
+    return (
+        obs.role is Role.REPLICA
+        and obs.info_at is not None
+        and now - obs.info_at <= timing.info_max_age
+        and obs.role_since is not None
+        and now - obs.role_since >= timing.down_after
+    )
+
+
+def sdown_nodes(nodes: Iterable[NodeObs], now: float, timing: Timing) -> frozenset[Address]:
+    return frozenset(o.addr for o in nodes if is_sdown(o, now, timing))
+
+
+def down_voters(
+    master: Address,
+    self_id: str,
+    self_down: bool,
+    opinions: Iterable[PeerOpinion],
+    now: float,
+    timing: Timing,
+) -> list[str]:
+    """The sentinels (ids) that currently hold ``master`` down, fresh answers only."""
+    voters = [self_id] if self_down else []
+    for op in opinions:
+        if op.peer != self_id and now - op.at <= timing.opinion_max_age and master in op.down:
+            voters.append(op.peer)
+    return voters
+
+
+def detect(prev: Flags, snap: Snapshot, timing: Timing, quorum: int) -> tuple[Flags, list[Event]]:
+    """New flags for ``snap`` and an event for each node/shard whose state changed."""
+    now = snap.now
+    sdown = sdown_nodes(snap.nodes.values(), now, timing)
+    events: list[Event] = []
+    epoch = snap.topology.epoch
+    for addr in sorted(sdown - prev.sdown):
+        since = now - snap.nodes[addr].last_ok
+        events.append(
+            Event(
+                "sdown",
+                f"node {addr} is subjectively down (no valid reply for {since * 1000:.0f} ms)",
+                addr=str(addr),
+                epoch=epoch,
+            )
+        )
+    for addr in sorted(prev.sdown - sdown):
+        if addr in snap.nodes:
+            events.append(
+                Event("sdown-cleared", f"node {addr} answers again", addr=str(addr), epoch=epoch)
+            )
+    demoted = frozenset(
+        s.master
+        for s in snap.topology.shards
+        if s.master in snap.nodes and is_demoted(snap.nodes[s.master], now, timing)
+    )
+    for addr in sorted(demoted - prev.demoted):
+        obs = snap.nodes[addr]
+        events.append(
+            Event(
+                "demoted",
+                f"master {addr} reports the replica role (of {obs.master}) for "
+                f"{(now - (obs.role_since or now)) * 1000:.0f} ms: treated as down",
+                addr=str(addr),
+                epoch=epoch,
+            )
+        )
+    down = sdown | demoted
+    odown: set[str] = set()
+    for shard in snap.topology.shards:
+        voters = down_voters(
+            shard.master, snap.me, shard.master in down, snap.opinions.values(), now, timing
+        )
+        if shard.master in down and len(voters) >= quorum:
+            odown.add(shard.name)
+            if shard.name not in prev.odown:
+                events.append(
+                    Event(
+                        "odown",
+                        f"shard {shard.name} master {shard.master} is objectively down "
+                        f"({len(voters)}/{quorum} sentinels agree: {', '.join(sorted(voters))}) "
+                        f"at epoch {epoch}",
+                        shard=shard.name,
+                        addr=str(shard.master),
+                        epoch=epoch,
+                    )
+                )
+        elif shard.name in prev.odown:
+            events.append(
+                Event(
+                    "odown-cleared",
+                    f"shard {shard.name} is no longer objectively down (master {shard.master} "
+                    f"at epoch {epoch})",
+                    shard=shard.name,
+                    addr=str(shard.master),
+                    epoch=epoch,
+                )
+            )
+    return Flags(sdown, frozenset(odown), demoted), events

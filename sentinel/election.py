@@ -1,0 +1,117 @@
+"""Leader election: epochs, one vote per epoch, and the sentinel's role state machine.
+
+Pure. `VoteState` is what must be persisted (current epoch + the last vote)
+before a vote is answered; `on_vote_request` is the only way to grant one:
+it never grants two different candidates in the same epoch and never votes
+in an epoch older than the current one, so a sentinel restarted from its
+persisted `VoteState` cannot vote twice. A candidate wins with
+`votes_needed` = max(majority of *all* configured sentinels, quorum) grants,
+its own included; a split vote retries after `retry_delay` (randomized so
+candidates drift apart). Roles move only along `TRANSITIONS`; a missing
+``(role, input)`` pair is an error. No asyncio, aiohttp or socket here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from enum import Enum
+
+from sentinel.model import Timing
+
+
+class Role(Enum):
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+class Input(Enum):
+    ODOWN = "odown"  # a master is ODOWN and we may start an election
+    MANUAL = "manual"  # an operator asked for a planned switchover
+    WON = "won"  # enough votes for our epoch
+    LOST = "lost"  # not enough votes (split, refused, or peers unreachable)
+    HIGHER_EPOCH = "higher-epoch"  # someone else is ahead of us
+    FINISHED = "finished"  # the failover we led is done or aborted
+
+
+TRANSITIONS: dict[tuple[Role, Input], Role] = {
+    (Role.FOLLOWER, Input.ODOWN): Role.CANDIDATE,
+    (Role.FOLLOWER, Input.MANUAL): Role.CANDIDATE,
+    (Role.FOLLOWER, Input.HIGHER_EPOCH): Role.FOLLOWER,
+    (Role.CANDIDATE, Input.WON): Role.LEADER,
+    (Role.CANDIDATE, Input.LOST): Role.FOLLOWER,
+    (Role.CANDIDATE, Input.HIGHER_EPOCH): Role.FOLLOWER,
+    (Role.LEADER, Input.FINISHED): Role.FOLLOWER,
+    (Role.LEADER, Input.HIGHER_EPOCH): Role.LEADER,  # finish or abort; the failover decides
+}
+
+
+class ElectionError(Exception):
+    """A role transition that the table does not allow."""
+
+
+def next_role(role: Role, event: Input) -> Role:
+    try:
+        return TRANSITIONS[(role, event)]
+    except KeyError:
+        raise ElectionError(f"no transition from {role.value} on {event.value}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class VoteState:
+    """Persisted before any vote is answered."""
+
+    epoch: int = 0  # current epoch: the highest seen or started
+    voted_epoch: int = 0  # epoch of our last vote (0: never voted)
+    voted_for: str | None = None
+
+
+def observe_epoch(state: VoteState, epoch: int) -> VoteState:
+    """Move the current epoch forward to ``epoch`` (never back)."""
+    return replace(state, epoch=epoch) if epoch > state.epoch else state
+
+
+def on_vote_request(state: VoteState, epoch: int, candidate: str) -> tuple[VoteState, bool]:
+    """Answer a request for ``candidate`` to lead ``epoch``: (new state, granted).
+
+    Repeating a granted request is granted again (idempotent, for retries).
+    """
+    if epoch < state.epoch:
+        return state, False
+    if state.voted_epoch == epoch:
+        return state, state.voted_for == candidate
+    if state.voted_epoch > epoch:  # cannot happen with epoch >= state.epoch, but be explicit
+        return state, False
+    return VoteState(epoch=epoch, voted_epoch=epoch, voted_for=candidate), True
+
+
+def start_election(state: VoteState, me: str) -> VoteState:
+    """Bump the epoch and vote for ourselves in it."""
+    epoch = state.epoch + 1
+    return VoteState(epoch=epoch, voted_epoch=epoch, voted_for=me)
+
+
+def votes_needed(sentinels: int, quorum: int) -> int:
+    return max(sentinels // 2 + 1, quorum)
+
+
+def has_won(grants: Iterable[str], sentinels: int, quorum: int) -> bool:
+    """``grants``: ids that granted us the epoch (ourselves included)."""
+    return len(set(grants)) >= votes_needed(sentinels, quorum)
+
+
+def start_jitter(rng: random.Random, timing: Timing) -> float:
+    """Delay before a first candidacy, so sentinels seeing ODOWN together rarely collide."""
+    return rng.uniform(0, timing.probe_interval)
+
+
+def retry_delay(rng: random.Random, timing: Timing) -> float:
+    """Delay before trying again after a lost or split election."""
+    return rng.uniform(3 * timing.probe_interval, 10 * timing.probe_interval) + 0.1
+
+
+def wait_after_vote(timing: Timing) -> float:
+    """After voting for someone else we leave them this long to finish the failover."""
+    return timing.failover_timeout

@@ -1,0 +1,403 @@
+"""One sentinel process: the run cycle (snapshot -> decide -> act) and its tasks.
+
+Owns the sentinel's live state: the probers, the peers' latest opinions,
+the persisted epoch/vote/topology, the election role, the routers to push
+to. Every background task belongs to the TaskGroup in `Sentinel.run`.
+Decisions come from the pure modules (`detector`, `election`, `failover`);
+this module gathers the snapshot, awaits I/O, and logs one sentence per
+transition (sdown, odown, vote, convert-to-replica, topology); the leader's
+side of an election and failover lives in `sentinel.leader`. Invariants:
+the persisted state is saved before a vote is answered or a new topology
+is served; a topology is adopted only with a higher epoch; only the
+elected leader of an epoch publishes a topology at that epoch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from router.config import ClusterConfig
+from router.topology import Address, SlotMap
+from sentinel import election, failover, leader
+from sentinel.actuator import Actuator
+from sentinel.detector import Flags, detect
+from sentinel.election import Input, Role, VoteState
+from sentinel.model import (
+    Event,
+    PeerOpinion,
+    Snapshot,
+    Timing,
+)
+from sentinel.peers import Client
+from sentinel.probe import Prober
+from sentinel.state import Persisted, StateStore, answer_vote
+
+log = logging.getLogger("sentinel")
+
+ROUTER_TTL = 600.0  # a router that registered via GET /topology?router= is pushed to this long
+PUSH_RETRY = 2.0  # routers behind our epoch are retried this often
+EVENT_BACKLOG = 200  # events kept for new GET /events subscribers
+MAX_LONG_POLL = 30.0
+
+
+class Sentinel:
+    def __init__(
+        self,
+        config: ClusterConfig,
+        me: str,
+        secret: str,
+        *,
+        routes: Mapping[Address, Address] | None = None,
+        step_pause: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        sc = config.sentinel
+        if sc is None:
+            raise ValueError("the config has no sentinel section")
+        peers = {p.id: p for p in sc.peers}
+        if me not in peers:
+            raise ValueError(f"sentinel id {me!r} is not among sentinel.peers ({', '.join(peers)})")
+        self.config = config
+        self.me = me
+        self.secret = secret
+        self.listen = peers[me].listen
+        self.peers = {pid: p.listen for pid, p in peers.items() if pid != me}
+        self.all_ids = tuple(peers)
+        self.quorum = sc.quorum
+        self.timing = Timing.from_ms(sc.down_after_ms, sc.probe_interval_ms, sc.failover_timeout_ms)
+        self.routes = dict(routes or {})
+        self.step_pause = step_pause
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.name = f"slotwarden-sentinel-{me}"
+        self.store = StateStore(sc.state_dir, me)
+        loaded = self.store.load()
+        topology = loaded.topology or config.slotmap(0)
+        votes = election.observe_epoch(loaded.votes, topology.epoch)
+        self.state = Persisted(votes, topology)
+        self.topology_json = _encode(topology)  # GET /topology must stay cheap
+        self.actuator = Actuator(self.name, self.timing.step_timeout, self.routes)
+        self.probers: dict[Address, Prober] = {}
+        self.flags = Flags()
+        self.opinions: dict[str, PeerOpinion] = {}
+        self.role = Role.FOLLOWER
+        self.not_before = 0.0  # no candidacy before this (after a vote, a loss, an abort)
+        self.busy: set[str] = set()  # shards in a failover we lead
+        self.repointing: dict[Address, float] = {}  # reconcile: node -> when last sent
+        self.routers: dict[Address, float] = {config.router.admin: float("inf")}
+        self.router_epochs: dict[Address, int] = {}
+        self.changed = asyncio.Event()  # replaced on every new topology
+        self.wake_pollers = asyncio.Event()
+        self.events: collections.deque[tuple[float, Event]] = collections.deque(
+            maxlen=EVENT_BACKLOG
+        )
+        self.subscribers: set[asyncio.Queue[tuple[float, Event]]] = set()
+        self.client: Client | None = None
+        self.tg: asyncio.TaskGroup | None = None
+        self.election_task: asyncio.Task[Any] | None = None
+
+    # -- read side ---------------------------------------------------------------
+
+    @property
+    def topology(self) -> SlotMap:
+        assert self.state.topology is not None
+        return self.state.topology
+
+    @property
+    def votes(self) -> VoteState:
+        return self.state.votes
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            now=self.clock(),
+            me=self.me,
+            topology=self.topology,
+            nodes={a: p.obs for a, p in self.probers.items()},
+            opinions=dict(self.opinions),
+        )
+
+    def opinion(self) -> dict[str, Any]:
+        return {
+            "id": self.me,
+            "epoch": self.votes.epoch,
+            "topology_epoch": self.topology.epoch,
+            "down": sorted(str(a) for a in self.flags.down),
+        }
+
+    def status(self) -> dict[str, Any]:
+        now = self.clock()
+        nodes = {}
+        for addr, p in sorted(self.probers.items()):
+            o = p.obs
+            nodes[str(addr)] = {
+                "sdown": addr in self.flags.sdown,
+                "role": o.role.value,
+                "master": str(o.master) if o.master else None,
+                "link_up": o.link_up,
+                "offset": o.offset,
+                "priority": o.priority,
+                "last_ok_ms_ago": round((now - o.last_ok) * 1000),
+                "error": p.last_error or None,
+            }
+        return {
+            **self.opinion(),
+            "role": self.role.value,
+            "voted_epoch": self.votes.voted_epoch,
+            "voted_for": self.votes.voted_for,
+            "odown": sorted(self.flags.odown),
+            "busy": sorted(self.busy),
+            "nodes": nodes,
+            "peers": {
+                pid: {"age_ms": round((now - op.at) * 1000), "epoch": op.epoch}
+                for pid, op in sorted(self.opinions.items())
+            },
+            "routers": {str(r): self.router_epochs.get(r) for r in self.routers},
+            "topology": self.topology.to_dict(),
+        }
+
+    async def wait_topology(self, after: int, timeout: float) -> SlotMap:
+        """The topology as soon as its epoch is above ``after``, or at ``timeout``."""
+        deadline = self.clock() + min(max(timeout, 0.0), MAX_LONG_POLL)
+        while self.topology.epoch <= after:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), remaining)
+        return self.topology
+
+    def register_router(self, addr: Address, epoch: int | None = None) -> None:
+        """Push to ``addr`` from now on; ``epoch`` is the one it says it has."""
+        new = addr not in self.routers
+        if epoch is not None:
+            self.router_epochs[addr] = epoch
+        if self.routers.get(addr) != float("inf"):
+            self.routers[addr] = self.clock() + ROUTER_TTL
+        if new:
+            log.info("router %s registered for topology pushes", addr)
+
+    # -- events --------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        log.info("[%s] %s", event.kind, event.text)
+        item = (time.time(), event)
+        self.events.append(item)
+        for q in list(self.subscribers):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(item)
+
+    # -- state changes ---------------------------------------------------------------
+
+    def save(self, state: Persisted) -> None:
+        self.store.save(state)
+        self.state = state
+
+    def adopt(self, topology: SlotMap, source: str) -> bool:
+        """Take ``topology`` if its epoch is higher than ours; persist it first."""
+        if not topology.supersedes(self.topology):
+            return False
+        if [s.name for s in topology.shards] != [s.name for s in self.topology.shards]:
+            log.warning("ignoring topology epoch %d from %s: other shards", topology.epoch, source)
+            return False
+        old = self.topology
+        self.save(Persisted(election.observe_epoch(self.votes, topology.epoch), topology))
+        self.topology_json = _encode(topology)
+        moved = [
+            f"{s.name} {o.master}->{s.master}"
+            for s, o in zip(topology.shards, old.shards, strict=True)
+            if s.master != o.master
+        ]
+        self.emit(
+            Event(
+                "topology",
+                f"topology epoch {topology.epoch} adopted from {source} (was {old.epoch}; "
+                f"masters {', '.join(moved) or 'unchanged'})",
+                epoch=topology.epoch,
+            )
+        )
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+        for addr in self.nodes_of(topology):
+            self.watch(addr)
+        return True
+
+    def on_vote_request(self, epoch: int, candidate: str) -> dict[str, Any]:
+        before = self.votes
+        self.state, granted = answer_vote(self.store, self.state, epoch, candidate)
+        if self.votes != before:
+            if self.votes.epoch > before.epoch and self.role is Role.CANDIDATE:
+                self.role = election.next_role(self.role, Input.HIGHER_EPOCH)
+            self.emit(
+                Event(
+                    "vote",
+                    f"voted for {candidate} as leader of epoch {epoch}",
+                    epoch=epoch,
+                )
+            )
+            if candidate != self.me:
+                # Leave the leader time to finish before we try ourselves.
+                wait = election.wait_after_vote(self.timing)
+                self.not_before = max(self.not_before, self.clock() + wait)
+        return {
+            "granted": granted,
+            "epoch": self.votes.epoch,
+            "voted_for": self.votes.voted_for if self.votes.voted_epoch == epoch else None,
+            "topology": self.topology.to_dict(),
+        }
+
+    # -- the tasks -----------------------------------------------------------------------
+
+    def nodes_of(self, topology: SlotMap) -> list[Address]:
+        out = []
+        for s in topology.shards:
+            out += [s.master, *s.replicas]
+        return out
+
+    def watch(self, addr: Address) -> None:
+        if addr in self.probers or self.tg is None:
+            return
+        prober = Prober(addr, self.timing, self.name, self.routes.get(addr), self.clock)
+        self.probers[addr] = prober
+        self.tg.create_task(prober.run(), name=f"probe {addr}")
+
+    async def run(self, serve: Callable[[Sentinel], Awaitable[None]]) -> None:
+        """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.api`)."""
+        async with Client(self.secret) as client, asyncio.TaskGroup() as tg:
+            self.client = client
+            self.tg = tg
+            nodes = self.nodes_of(self.config.slotmap(0)) + self.nodes_of(self.topology)
+            for addr in nodes:
+                self.watch(addr)
+            tg.create_task(serve(self), name="http")
+            for pid, addr in self.peers.items():
+                tg.create_task(self.poll_peer(pid, addr), name=f"peer {pid}")
+            tg.create_task(self.push_routers(), name="push")
+            log.info(
+                "sentinel %s starting on %s: %d peers, quorum %d, %d nodes, epoch %d, "
+                "topology epoch %d",
+                self.me,
+                self.listen,
+                len(self.peers),
+                self.quorum,
+                len(self.probers),
+                self.votes.epoch,
+                self.topology.epoch,
+            )
+            await self.sync_from_peers()
+            tg.create_task(self.decide_forever(), name="decide")
+
+    async def sync_from_peers(self) -> None:
+        """At start, take the newest topology any peer has (bounded wait)."""
+        assert self.client is not None
+        timeout = max(self.timing.down_after, 0.5)
+        answers = await asyncio.gather(
+            *(self.client.topology(addr, timeout) for addr in self.peers.values())
+        )
+        for pid, topo in zip(self.peers, answers, strict=True):
+            if topo is not None:
+                self.adopt(topo, f"peer {pid} at start")
+
+    async def poll_peer(self, pid: str, addr: Address) -> None:
+        """Ask one peer for its opinion; fast while anything is down, slow otherwise."""
+        assert self.client is not None
+        t = self.timing
+        while True:
+            answer = await self.client.opinion(addr, timeout=max(t.probe_interval * 3, 0.3))
+            if answer is not None:
+                with contextlib.suppress(ValueError, TypeError, KeyError):
+                    down = frozenset(Address.parse(a) for a in answer.get("down", ()))
+                    op = PeerOpinion(
+                        pid,
+                        self.clock(),
+                        down,
+                        int(answer.get("epoch", 0)),
+                        int(answer.get("topology_epoch", 0)),
+                    )
+                    self.opinions[pid] = op
+                    if op.topology_epoch > self.topology.epoch:
+                        topo = await self.client.topology(addr, timeout=1.0)
+                        if topo is not None:
+                            self.adopt(topo, f"peer {pid}")
+            busy = self.flags.down or any(op.down for op in self.opinions.values())
+            interval = t.probe_interval if busy else 5 * t.probe_interval
+            self.wake_pollers.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake_pollers.wait(), interval)
+
+    async def push_peers(self, topology: SlotMap) -> None:
+        """Tell every peer sentinel about a topology we published (they also poll)."""
+        assert self.client is not None
+        await asyncio.gather(*(self.client.push(a, topology, 1.0) for a in self.peers.values()))
+
+    async def push_routers(self) -> None:
+        """Push the topology to every known router that is behind our epoch."""
+        assert self.client is not None
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), PUSH_RETRY)
+            now = self.clock()
+            for addr, expiry in list(self.routers.items()):
+                if expiry < now:
+                    del self.routers[addr]
+            topo = self.topology
+            behind = [r for r in self.routers if self.router_epochs.get(r, -1) < topo.epoch]
+            if not behind or topo.epoch == 0:
+                continue
+            answers = await asyncio.gather(*(self.client.push(r, topo, 1.0) for r in behind))
+            for r, ans in zip(behind, answers, strict=True):
+                if ans is not None and isinstance(ans.get("epoch"), int):
+                    self.router_epochs[r] = ans["epoch"]
+                    log.info(
+                        "pushed topology epoch %d to router %s (applied %s, router at %d)",
+                        topo.epoch,
+                        r,
+                        ans.get("applied"),
+                        ans["epoch"],
+                    )
+
+    async def decide_forever(self) -> None:
+        while True:
+            self.decide_once()
+            await asyncio.sleep(self.timing.probe_interval)
+
+    def decide_once(self) -> None:
+        snap = self.snapshot()
+        had_down = bool(self.flags.down)
+        self.flags, events = detect(self.flags, snap, self.timing, self.quorum)
+        for e in events:
+            self.emit(e)
+        if self.flags.down and not had_down:
+            self.wake_pollers.set()
+        leader.maybe_elect(self, snap.now)
+        if self.topology_confirmed(snap.now):
+            self.reconcile(snap)
+
+    def topology_confirmed(self, now: float) -> bool:
+        """No peer is known to be ahead of us, and a majority (us included) answered lately."""
+        fresh = [op for op in self.opinions.values() if now - op.at <= 3.0]
+        if any(op.topology_epoch > self.topology.epoch for op in fresh):
+            return False
+        return len(fresh) + 1 >= len(self.all_ids) // 2 + 1
+
+    def reconcile(self, snap: Snapshot) -> None:
+        assert self.tg is not None
+        for action, event in failover.reconcile(snap, self.timing, self.busy):
+            last = self.repointing.get(action.addr, -1e9)
+            if snap.now - last < max(2.0, self.timing.down_after):
+                continue
+            self.repointing[action.addr] = snap.now
+            self.emit(event)
+            self.tg.create_task(self.actuator.repoint(action.addr, action.master))
+
+
+def _encode(topology: SlotMap) -> bytes:
+    return json.dumps(topology.to_dict()).encode()

@@ -1,0 +1,111 @@
+"""HTTP clients of a sentinel: its peer sentinels and the routers it pushes to.
+
+Owns the wire format of sentinel-to-sentinel and sentinel-to-router calls
+(paths, JSON bodies, the Bearer secret) on the client side; `sentinel.api`
+is the server side. Invariant: every call has a deadline and returns a
+parsed answer or None (with the reason logged at debug level); a peer or
+router that is down, slow or answering garbage never raises into the loop.
+The secret is sent in a header and never logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import aiohttp
+
+from router.topology import Address, SlotMap
+
+log = logging.getLogger("sentinel.peers")
+
+
+def url(addr: Address, path: str) -> str:
+    host = f"[{addr.host}]" if ":" in addr.host else addr.host
+    return f"http://{host}:{addr.port}{path}"
+
+
+class Client:
+    """One aiohttp session shared by every outgoing call of a sentinel process."""
+
+    def __init__(self, secret: str) -> None:
+        self._headers = {"Authorization": f"Bearer {secret}"}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Client:
+        self._session = aiohttp.ClientSession(
+            headers=self._headers,
+            connector=aiohttp.TCPConnector(limit=64, force_close=False),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(
+        self, method: str, addr: Address, path: str, timeout: float, body: object = None
+    ) -> Any:
+        """The decoded JSON answer of a 200 reply, else None."""
+        assert self._session is not None, "use `async with Client(...)`"
+        try:
+            async with self._session.request(
+                method, url(addr, path), json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                if resp.status != 200:
+                    log.debug("%s %s%s: HTTP %d", method, addr, path, resp.status)
+                    return None
+                return await resp.json()
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("%s %s%s failed: %s: %s", method, addr, path, type(exc).__name__, exc)
+            return None
+
+    async def call_any(
+        self, method: str, addr: Address, path: str, timeout: float, body: object = None
+    ) -> dict[str, Any] | None:
+        """Like `call`, but also returns the JSON body of a non-200 answer."""
+        assert self._session is not None, "use `async with Client(...)`"
+        try:
+            async with self._session.request(
+                method, url(addr, path), json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as resp:
+                return _dict(await resp.json(content_type=None))
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("%s %s%s failed: %s: %s", method, addr, path, type(exc).__name__, exc)
+            return None
+
+    # -- peers -----------------------------------------------------------------
+
+    async def opinion(self, peer: Address, timeout: float) -> dict[str, Any] | None:
+        return _dict(await self.call("GET", peer, "/opinion", timeout))
+
+    async def vote(
+        self, peer: Address, epoch: int, candidate: str, timeout: float
+    ) -> dict[str, Any] | None:
+        body = {"epoch": epoch, "candidate": candidate}
+        return _dict(await self.call("POST", peer, "/vote", timeout, body))
+
+    async def topology(self, peer: Address, timeout: float) -> SlotMap | None:
+        return parse_topology(await self.call("GET", peer, "/topology", timeout))
+
+    # -- peers and routers alike ---------------------------------------------
+
+    async def push(
+        self, target: Address, topology: SlotMap, timeout: float
+    ) -> dict[str, Any] | None:
+        """POST the topology; routers and sentinels both answer {applied, epoch}."""
+        return _dict(await self.call("POST", target, "/topology", timeout, topology.to_dict()))
+
+
+def parse_topology(data: object) -> SlotMap | None:
+    if not isinstance(data, dict):
+        return None
+    try:
+        return SlotMap.from_dict(data)
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring a malformed topology: %s", exc)
+        return None
+
+
+def _dict(data: object) -> dict[str, Any] | None:
+    return data if isinstance(data, dict) else None

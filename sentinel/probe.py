@@ -1,0 +1,146 @@
+"""Probing one Redis node: PING + INFO replication on a timer, kept as a `NodeObs`.
+
+Owns the connection the sentinel uses to watch a node and the observation
+built from it. Invariant: `Prober.obs.last_ok` moves forward only on a
+valid reply to both PING and INFO; a refused connection, a timeout (a hung
+process with its socket still open) or an error reply leaves it where it
+was, so the detector sees the node go silent. Each probe has a deadline of
+``down_after`` (a slow reply is still a reply); after any failure the
+connection is dropped and a fresh one is opened for the next probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.maint_notifications import MaintNotificationsConfig
+
+from router.topology import Address
+from sentinel.model import NodeObs, Role, Timing
+
+log = logging.getLogger("sentinel.probe")
+
+Clock = Callable[[], float]
+
+
+def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:
+    """A single-connection client that never retries on its own (we decide)."""
+    return aioredis.Redis(
+        host=via.host,
+        port=via.port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+        single_connection_client=True,
+        client_name=name,
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
+    )
+
+
+def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> NodeObs:
+    """Fold one parsed ``INFO replication`` into the node's observation."""
+    role = Role.MASTER if info.get("role") == "master" else Role.REPLICA
+    master = None
+    link_up = False
+    link_down = 0.0
+    if role is Role.REPLICA:
+        host = info.get("master_host")
+        port = info.get("master_port")
+        if host and isinstance(port, int):
+            master = Address(str(host), port)
+        link_up = info.get("master_link_status") == "up"
+        link_down = max(float(info.get("master_link_down_since_seconds", 0) or 0), 0.0)
+        offset = int(info.get("slave_repl_offset", 0) or 0)
+    else:
+        offset = int(info.get("master_repl_offset", 0) or 0)
+    priority = int(info.get("slave_priority", info.get("replica_priority", 100)) or 0)
+    changed = role is not prev.role or master != prev.master
+    return replace(
+        prev,
+        last_ok=now,
+        role=role,
+        master=master,
+        link_up=link_up,
+        link_down_s=link_down,
+        offset=offset,
+        priority=priority,
+        info_at=now,
+        role_since=now if changed or prev.role_since is None else prev.role_since,
+    )
+
+
+class Prober:
+    """Probes ``addr`` (reached at ``via``) every probe interval until cancelled."""
+
+    def __init__(
+        self,
+        addr: Address,
+        timing: Timing,
+        name: str,
+        via: Address | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.addr = addr
+        self.via = via or addr
+        self.timing = timing
+        self.name = name
+        self.clock = clock
+        self.obs = NodeObs(addr, last_ok=clock())
+        self.last_error = ""
+        self.probed = asyncio.Event()  # set after every probe, for tests and first snapshots
+
+    async def probe_once(self, client: aioredis.Redis) -> None:
+        async with asyncio.timeout(self.timing.down_after):
+            pipe = client.pipeline(transaction=False)
+            pipe.ping()
+            pipe.info("replication")
+            pong, info = await pipe.execute()
+        if pong is not True or not isinstance(info, dict):
+            raise RedisError(f"unexpected probe reply {pong!r}")
+        self.obs = parse_replication(info, self.obs, self.clock())
+        self.last_error = ""
+
+    async def run(self) -> None:
+        client: aioredis.Redis | None = None
+        try:
+            while True:
+                started = self.clock()
+                if client is None:
+                    client = connect(self.via, self.timing.down_after, self.name)
+                try:
+                    await self.probe_once(client)
+                except (RedisError, OSError, TimeoutError) as exc:
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    with contextlib.suppress(Exception):
+                        await client.aclose()
+                    client = None
+                self.probed.set()
+                _reraise_swallowed_cancel()
+                elapsed = self.clock() - started
+                await asyncio.sleep(max(self.timing.probe_interval - elapsed, 0.0))
+        finally:
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+
+
+def _reraise_swallowed_cancel() -> None:
+    """Re-raise a cancellation that a client library caught and dropped.
+
+    Seen at start-up when the TaskGroup cancels a prober in the middle of the
+    first connection: without this the prober kept running and the process
+    could not exit.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -1,0 +1,146 @@
+"""``slotwarden status``: one look at the whole cluster, from the outside.
+
+Owns the report: each shard's master and replicas (role, offset, lag) read
+directly from the nodes, each sentinel's view and epochs, each router's
+epoch (its admin ``GET /topology``). Every source has a short deadline and
+a source that does not answer is shown as such, never an exception. The
+shard layout shown is the newest topology any sentinel serves (else the
+config's, epoch 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+from router.config import ClusterConfig
+from router.topology import Address, SlotMap
+from sentinel.main import SetupError, read_secret
+from sentinel.peers import Client, parse_topology
+from sentinel.probe import connect
+
+TIMEOUT = 1.0
+
+
+async def _node(addr: Address) -> dict[str, Any]:
+    client = connect(addr, TIMEOUT, "slotwarden-status")
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            info = await client.info("replication")
+    except Exception as exc:
+        return {"addr": str(addr), "up": False, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        await client.aclose()
+    role = info.get("role")
+    out: dict[str, Any] = {"addr": str(addr), "up": True, "role": role}
+    if role == "slave":
+        out["role"] = "replica"
+        out["master"] = f"{info.get('master_host')}:{info.get('master_port')}"
+        out["link"] = info.get("master_link_status")
+        out["offset"] = info.get("slave_repl_offset")
+    else:
+        out["offset"] = info.get("master_repl_offset")
+        out["connected_replicas"] = info.get("connected_slaves")
+    return out
+
+
+async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
+    peers = config.sentinel.peers if config.sentinel else ()
+    async with Client(secret or "") as client:
+        path = "/status" if secret else "/health"
+        views = await asyncio.gather(*(client.call("GET", p.listen, path, TIMEOUT) for p in peers))
+        routers = [config.router.admin]
+        router_views = await asyncio.gather(
+            *(client.call("GET", r, "/topology", TIMEOUT) for r in routers)
+        )
+    sentinels = []
+    topology: SlotMap = config.slotmap(0)
+    source = "cluster.yaml"
+    for peer, view in zip(peers, views, strict=True):
+        entry: dict[str, Any] = {"id": peer.id, "listen": str(peer.listen), "up": view is not None}
+        if view is not None:
+            entry.update({k: v for k, v in view.items() if k not in ("nodes", "topology")})
+            entry["nodes"] = view.get("nodes")
+            topo = parse_topology(view.get("topology")) if "topology" in view else None
+            if topo is not None and topo.epoch > topology.epoch:
+                topology, source = topo, f"sentinel {peer.id}"
+        sentinels.append(entry)
+    nodes: dict[str, dict[str, Any]] = {}
+    addrs = [a for s in topology.shards for a in (s.master, *s.replicas)]
+    for result in await asyncio.gather(*(_node(a) for a in addrs)):
+        nodes[result["addr"]] = result
+    shards = []
+    for index, shard in enumerate(topology.shards):
+        master = nodes[str(shard.master)]
+        moff = master.get("offset") if master.get("role") == "master" else None
+        members = []
+        for addr in (shard.master, *shard.replicas):
+            n = dict(nodes[str(addr)])
+            n["expected"] = "master" if addr == shard.master else "replica"
+            if isinstance(moff, int) and isinstance(n.get("offset"), int) and addr != shard.master:
+                n["lag"] = moff - n["offset"]
+            members.append(n)
+        shards.append({"name": shard.name, "slots": topology.ranges_of(index), "nodes": members})
+    routers_out = []
+    for addr, view in zip(routers, router_views, strict=True):
+        epoch = view.get("epoch") if isinstance(view, dict) else None
+        routers_out.append({"admin": str(addr), "up": view is not None, "epoch": epoch})
+    return {
+        "topology_epoch": topology.epoch,
+        "topology_source": source,
+        "shards": shards,
+        "sentinels": sentinels,
+        "routers": routers_out,
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"topology epoch {report['topology_epoch']} (from {report['topology_source']})"]
+    for shard in report["shards"]:
+        lines.append(f"shard {shard['name']} (slots {shard['slots']})")
+        for n in shard["nodes"]:
+            if not n["up"]:
+                lines.append(f"  {n['expected']:<7} {n['addr']}  DOWN ({n['error']})")
+                continue
+            text = f"  {n['expected']:<7} {n['addr']}  role {n['role']}"
+            if n["role"] == "replica":
+                text += f" of {n['master']} link {n['link']}"
+            text += f" offset {n.get('offset')}"
+            if "lag" in n:
+                text += f" lag {n['lag']}"
+            if n["role"] != n["expected"]:
+                text += "  (role differs from the topology)"
+            lines.append(text)
+    lines.append("sentinels")
+    for s in report["sentinels"]:
+        if not s["up"]:
+            lines.append(f"  {s['id']} {s['listen']}  not answering")
+            continue
+        text = f"  {s['id']} {s['listen']}  epoch {s['epoch']} topology epoch {s['topology_epoch']}"
+        if "role" in s:
+            down = ", ".join(s.get("down") or []) or "none"
+            text += (
+                f"  {s['role']}, voted {s.get('voted_for')}@{s.get('voted_epoch')}, down: {down}"
+            )
+        lines.append(text)
+    lines.append("routers")
+    for r in report["routers"]:
+        state = f"epoch {r['epoch']}" if r["up"] else "not answering"
+        lines.append(f"  {r['admin']}  {state}")
+    return "\n".join(lines)
+
+
+def main(config: ClusterConfig, as_json: bool = False) -> int:
+    try:
+        secret: str | None = read_secret(config) if config.sentinel else None
+    except SetupError:
+        secret = None
+    report = asyncio.run(gather(config, secret))
+    if secret is None and config.sentinel:
+        report["note"] = "no secret available: sentinel views limited to /health"
+    print(json.dumps(report, indent=2) if as_json else render(report))
+    if not as_json and "note" in report:
+        print(f"note: {report['note']}", file=sys.stderr)
+    return 0

@@ -1,0 +1,108 @@
+"""election: one vote per epoch, majority of all sentinels and quorum, role table, delays."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from sentinel.election import (
+    TRANSITIONS,
+    ElectionError,
+    Input,
+    Role,
+    VoteState,
+    has_won,
+    next_role,
+    observe_epoch,
+    on_vote_request,
+    retry_delay,
+    start_election,
+    votes_needed,
+)
+from sentinel.model import Timing
+
+T = Timing.from_ms(500, 100, 3000)
+
+
+def test_one_vote_per_epoch():
+    s = VoteState()
+    s, ok = on_vote_request(s, 1, "s2")
+    assert ok and s == VoteState(1, 1, "s2")
+    s2, ok = on_vote_request(s, 1, "s3")
+    assert not ok and s2 == s
+    # the same candidate asking again (a retry) gets the same answer
+    _, ok = on_vote_request(s, 1, "s2")
+    assert ok
+
+
+def test_no_vote_in_an_older_epoch():
+    s = observe_epoch(VoteState(), 5)
+    s2, ok = on_vote_request(s, 4, "s2")
+    assert not ok and s2 == s
+    s3, ok = on_vote_request(s, 5, "s2")
+    assert ok and s3.voted_epoch == 5
+    s4, ok = on_vote_request(s3, 7, "s3")
+    assert ok and s4 == VoteState(7, 7, "s3")
+
+
+def test_observe_epoch_never_goes_back():
+    s = VoteState(5, 5, "s1")
+    assert observe_epoch(s, 3) == s
+    assert observe_epoch(s, 6).epoch == 6
+    assert observe_epoch(s, 6).voted_epoch == 5
+
+
+def test_candidate_votes_for_itself_and_blocks_others():
+    s = start_election(VoteState(3, 2, "s2"), "s1")
+    assert s == VoteState(4, 4, "s1")
+    _, ok = on_vote_request(s, 4, "s2")
+    assert not ok
+    _, ok = on_vote_request(s, 5, "s2")
+    assert ok
+
+
+@pytest.mark.parametrize(
+    ("sentinels", "quorum", "needed"),
+    [(3, 2, 2), (3, 1, 2), (3, 3, 3), (5, 2, 3), (5, 4, 4), (1, 1, 1), (2, 1, 2), (4, 2, 3)],
+)
+def test_votes_needed_is_majority_of_all_and_quorum(sentinels, quorum, needed):
+    assert votes_needed(sentinels, quorum) == needed
+    assert has_won([f"s{i}" for i in range(needed)], sentinels, quorum)
+    assert not has_won([f"s{i}" for i in range(needed - 1)], sentinels, quorum)
+
+
+def test_duplicate_grants_count_once():
+    assert not has_won(["s1", "s1", "s1"], 3, 2)
+
+
+def test_split_vote_scenario():
+    # three candidates in the same epoch each vote for themselves: nobody wins
+    states = {p: start_election(VoteState(), p) for p in ("s1", "s2", "s3")}
+    grants = {p: [p] for p in states}
+    for cand in states:
+        for voter in states:
+            if voter != cand:
+                states[voter], ok = on_vote_request(states[voter], 1, cand)
+                if ok:
+                    grants[cand].append(voter)
+    assert not any(has_won(g, 3, 2) for g in grants.values())
+
+
+def test_retry_delay_is_randomized_and_bounded():
+    rng = random.Random(7)
+    delays = [retry_delay(rng, T) for _ in range(200)]
+    assert len(set(delays)) > 150
+    assert all(0.3 < d <= 1.1 for d in delays)
+
+
+def test_role_table():
+    assert next_role(Role.FOLLOWER, Input.ODOWN) is Role.CANDIDATE
+    assert next_role(Role.CANDIDATE, Input.WON) is Role.LEADER
+    assert next_role(Role.CANDIDATE, Input.LOST) is Role.FOLLOWER
+    assert next_role(Role.LEADER, Input.FINISHED) is Role.FOLLOWER
+    with pytest.raises(ElectionError):
+        next_role(Role.FOLLOWER, Input.WON)
+    with pytest.raises(ElectionError):
+        next_role(Role.LEADER, Input.ODOWN)
+    assert all(isinstance(v, Role) for v in TRANSITIONS.values())
