@@ -135,8 +135,17 @@ def keys_for_slots(lo: int, hi: int, count: int, prefix: str) -> list[str]:
     return out
 
 
-def lost_writes(writers: Writers, final: Callable[[str], int]) -> int:
-    return sum(max(acked - final(key), 0) for key, acked in writers.acked.items())
+def lost_writes(writers: Writers, final: Callable[[str], int], timeout: float = 10.0) -> int:
+    """Acknowledged INCRs missing from the final counters (read with retries:
+    right after a failover a read may still meet a connection being replaced)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return sum(max(acked - final(key), 0) for key, acked in writers.acked.items())
+        except (redis.RedisError, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- slotwarden
@@ -337,7 +346,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, object]]] = {s: [] for s in chosen}
     for trial in range(args.trials):
         for name in chosen:  # interleaved, so both see the same machine state
-            r = systems[name](args.down_after_ms, args.writers, args.timeout)
+            try:
+                r = systems[name](args.down_after_ms, args.writers, args.timeout)
+            except Exception as exc:  # one broken trial is reported, not fatal
+                r = {"recovery_s": None, "lost": 0, "acked": 0, "error": repr(exc)[:300]}
+                print(f"trial {trial + 1} {name}: ERROR {r['error']}", flush=True)
             results[name].append(r)
             print(
                 f"trial {trial + 1} {name}: recovery {fmt(r['recovery_s'])} s, "

@@ -3,6 +3,7 @@
 Routes:
 
 - ``GET /health`` - the process is alive (always 200 while serving).
+- ``GET /metrics`` - Prometheus metrics (`router.metrics`), no secret needed.
 - ``GET /ready`` - 200 when a topology is loaded and every master is
   connected, else 503 naming the shards that are not.
 - ``GET /topology`` - the slot map in use (``SlotMap.to_dict``) and its epoch.
@@ -25,8 +26,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from router.auth import authorized
+from router.metrics import render
 from router.topology import SlotMap
 
 if TYPE_CHECKING:
@@ -73,6 +76,7 @@ def _check_secret(request: web.Request, router: Router) -> web.Response | None:
             status=403,
         )
     if not authorized(request.headers.get("Authorization"), router.secret):
+        router.stats.auth_failures["admin"] += 1
         return web.json_response(
             {"error": "missing or wrong Authorization: Bearer secret"}, status=401
         )
@@ -88,7 +92,7 @@ async def post_topology(request: web.Request) -> web.Response:
         slotmap = SlotMap.from_dict(await request.json())
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         return web.json_response({"error": f"bad topology: {exc}"}, status=400)
-    applied = router.apply_topology(slotmap, source=f"push from {request.remote}")
+    applied = router.apply_topology(slotmap, source=f"push from {request.remote}", kind="push")
     return web.json_response({"applied": applied, "epoch": router.route.slotmap.epoch})
 
 
@@ -105,10 +109,16 @@ async def post_reload(request: web.Request) -> web.Response:
     return web.json_response({"applied": True, "changes": details})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    body = render(_router(request).registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 def make_app(router: Router) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[ROUTER_KEY] = router
     app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/ready", ready)
     app.router.add_get("/topology", get_topology)
     app.router.add_get("/slots", get_slots)

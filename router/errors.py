@@ -43,7 +43,7 @@ NOT_SUPPORTED_YET = "ERR '{name}' is not supported by the router yet"
 
 def unknown_command(name: str, args: list[bytes]) -> bytes:
     """Redis 7's reply for a command it does not know."""
-    shown = " ".join(f"'{a.decode('utf-8', 'replace')[:128]}'" for a in args[:16])
+    shown = "".join(f"'{a.decode('utf-8', 'replace')[:128]}' " for a in args[:16])
     return error_reply(f"ERR unknown command '{name[:128]}', with args beginning with: {shown}")
 
 

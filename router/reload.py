@@ -36,6 +36,7 @@ class Reloader:
         self.path = path
         self.applied = 0
         self.rejected = 0
+        self.last_ok = True  # the config in use at start counts as a good one
         self._stamp = self._file_stamp()
 
     def _file_stamp(self) -> tuple[int, int] | None:
@@ -52,6 +53,7 @@ class Reloader:
             config = load(self.path)
         except ConfigError as exc:
             self.rejected += 1
+            self.last_ok = False
             log.error("reload (%s) rejected: %d problem(s); keeping the running config",
                       reason, len(exc.problems))  # fmt: skip
             for problem in exc.problems:
@@ -59,6 +61,7 @@ class Reloader:
             return False, list(exc.problems)
         changes = self.router.apply_config(config)
         self.applied += 1
+        self.last_ok = True
         if changes:
             log.info("reload (%s) applied: %s", reason, "; ".join(changes))
         else:

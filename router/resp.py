@@ -158,15 +158,17 @@ class RequestReader:
         while len(out) < limit and b.ready():
             if slow or b.buf[b.pos] != 42 or resyncs > 8:  # inline, odd input, ping-pong
                 slow = False
-                self._h = None
                 try:
                     req = self.next_request()
                 except ProtocolError:
+                    self._h = None
                     if out:
                         break
                     raise
                 if req is NEED_MORE:
+                    # nothing consumed: hiredis (if still valid) stays in sync
                     break
+                self._h = None  # the reference parser consumed what hiredis holds
                 out.append(req)  # type: ignore[arg-type]
                 continue
             h = self._h
@@ -186,6 +188,7 @@ class RequestReader:
                 try:
                     args = gets()
                 except hiredis.ProtocolError:
+                    self._h = None  # its state is lost; the reference parser says why
                     slow = True
                     break
                 if args is False:
@@ -226,10 +229,18 @@ class RequestReader:
             if slow:
                 # hiredis is past the bad request: the reference parser
                 # re-reads it from b.pos (nothing before it was lost)
+                self._h = None
                 continue
             if incomplete:
-                if b.unread() > self._check_at:  # enforce limits on a growing request
-                    self._check_at = b.unread() * 2
+                # A partial request: the reference parser looks at what has
+                # arrived, so malformed input (a non-bulk element, a broken
+                # limit) is answered now, as Redis does, not when more bytes
+                # come. For a big request arriving in many reads, only each
+                # time the backlog doubles.
+                unread = b.unread()
+                if unread < self.max_inline or unread > self._check_at:
+                    if unread > self._check_at:
+                        self._check_at = unread * 2
                     slow = True
                     continue
                 break

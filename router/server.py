@@ -30,6 +30,7 @@ from router.config import ClusterConfig, RouterConfig, load
 from router.errors import ConfigError
 from router.frontend import ClientConn
 from router.local import Session, router_info_section
+from router.metrics import Stats, make_registry
 from router.reload import Reloader
 from router.topology import Address, SlotMap
 from router.watch import TopologyWatcher
@@ -68,6 +69,8 @@ class Router:
         self.watcher: TopologyWatcher | None = None
         self.watcher_task: asyncio.Task[None] | None = None
         self.reloader = Reloader(self, config.path) if config.path else None
+        self.stats = Stats()
+        self.registry = make_registry(self)
         self.ready = asyncio.Event()
 
     # ------------------------------------------------------------ shared by connections
@@ -126,11 +129,14 @@ class Router:
 
     # ------------------------------------------------------------ topology
 
-    def apply_topology(self, slotmap: SlotMap, source: str) -> bool:
-        """Adopt ``slotmap`` if its epoch is higher than the current one."""
+    def apply_topology(self, slotmap: SlotMap, source: str, kind: str = "watch") -> bool:
+        """Adopt ``slotmap`` if its epoch is higher than the current one.
+        ``kind`` (push, watch, reload) is for the metrics."""
         current = self.route.slotmap
         if not slotmap.supersedes(current):
+            self.stats.topology_update(kind, False)
             return False
+        self.stats.topology_update(kind, True)
         changes = [
             f"{new.name} {old.master}->{new.master}"
             for old, new in zip(current.shards, slotmap.shards, strict=False)
@@ -184,7 +190,7 @@ class Router:
             if rebuild:
                 self.apply_slotmap(current)
         else:
-            self.apply_topology(layout, source=f"{new.path} (reload)")
+            self.apply_topology(layout, source=f"{new.path} (reload)", kind="reload")
             changes.append(f"topology epoch {current.epoch} -> {layout.epoch}")
         return changes
 

@@ -1,0 +1,309 @@
+"""Every Prometheus metric of the router, declared here with its help text.
+
+The hot path only bumps plain integers in `Stats` (a dict lookup and an
+add); `RouterCollector` turns them, and the router's live state (clients,
+backend connections, topology), into metric families when ``/metrics`` is
+scraped. Names and labels follow deploy/prometheus/METRICS.md, the contract
+the alerts and the dashboard rely on.
+
+Invariant: label values are bounded — ``command`` is a command-table name or
+``unknown``, ``node`` a topology address, ``shard`` a shard name.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from router import __version__
+from router.backend import CONNECTING, DOWN, UP
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from router.server import Router
+
+OUTCOMES = (
+    "ok",
+    "error",
+    "invalid",
+    "crossslot",
+    "rejected",
+    "unsupported",
+    "unavailable",
+    "timeout",
+)
+OK, ERROR, INVALID, CROSSSLOT, REJECTED, UNSUPPORTED, UNAVAILABLE, TIMEOUT = range(8)
+SHAPES = (
+    "single",
+    "fanout-sum",
+    "fanout-ordered",
+    "fanout-ok",
+    "all-masters",
+    "any",
+    "local",
+    "pinned",
+)
+BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+TOPOLOGY_SOURCES = ("push", "watch", "reload")
+SAMPLE_EVERY = 16  # one single-key request in this many is timed (the rest only counted)
+
+
+def classify(raw: bytes) -> int:
+    """The outcome index of an error reply (``raw`` starts with ``-``)."""
+    if raw.startswith(b"-CROSSSLOT"):
+        return CROSSSLOT
+    if raw.startswith(b"-CLUSTERDOWN"):
+        return TIMEOUT if b"timed out" in raw else UNAVAILABLE
+    if raw.startswith(b"-ERR command not allowed through the router"):
+        return REJECTED
+    if b"is not supported by the router yet" in raw:
+        return UNSUPPORTED
+    if raw.startswith(
+        (
+            b"-ERR unknown command",
+            b"-ERR unknown subcommand",
+            b"-ERR wrong number",
+            b"-ERR Protocol error",
+            b"-ERR syntax error",
+        )
+    ):
+        return INVALID
+    return ERROR
+
+
+class Histogram:
+    """A fixed-bucket histogram kept as plain numbers (observed on the hot path)."""
+
+    __slots__ = ("counts", "sum")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
+        self.sum += seconds
+
+
+class Stats:
+    """Counters the data path bumps; read only by the collector."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, list[int]] = {}
+        self.latency: dict[str, Histogram] = {shape: Histogram() for shape in SHAPES}
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.backend_errors: dict[str, int] = {}
+        self.backend_timeouts: dict[str, int] = {}
+        self.topology_updates: dict[tuple[str, str], int] = {
+            (s, r): 0 for s in TOPOLOGY_SOURCES for r in ("applied", "rejected")
+        }
+        self.auth_failures: dict[str, int] = {"admin": 0, "client": 0}
+        self.sample = 0
+
+    def count(self, command: str, raw: bytes) -> None:
+        """One reply for ``command`` went back to a client."""
+        row = self.commands.get(command)
+        if row is None:
+            row = self.commands[command] = [0] * len(OUTCOMES)
+        row[OK if raw[:1] != b"-" else classify(raw)] += 1
+
+    def backend_error(self, node: str) -> None:
+        self.backend_errors[node] = self.backend_errors.get(node, 0) + 1
+
+    def backend_timeout(self, node: str) -> None:
+        self.backend_timeouts[node] = self.backend_timeouts.get(node, 0) + 1
+
+    def topology_update(self, source: str, applied: bool) -> None:
+        key = (source, "applied" if applied else "rejected")
+        self.topology_updates[key] = self.topology_updates.get(key, 0) + 1
+
+
+class RouterCollector(Collector):
+    def __init__(self, router: Router) -> None:
+        self.router = router
+
+    def collect(self) -> Iterator[Metric]:
+        router = self.router
+        stats = router.stats
+        cluster = router.config.name
+        info = GaugeMetricFamily(
+            "slotwarden_router_build_info",
+            "Always 1: router version and cluster name.",
+            labels=["version", "cluster"],
+        )
+        info.add_metric([__version__, cluster], 1)
+        yield info
+
+        cmds = CounterMetricFamily(
+            "slotwarden_router_commands",
+            "Requests answered, by command and outcome.",
+            labels=["command", "outcome"],
+        )
+        for command, row in sorted(stats.commands.items()):
+            for outcome, value in zip(OUTCOMES, row, strict=True):
+                cmds.add_metric([command, outcome], value)
+        yield cmds
+
+        hist = HistogramMetricFamily(
+            "slotwarden_router_command_seconds",
+            "Time from a request being parsed to its reply being ready, by routing shape "
+            f"(single-key requests sampled 1 in {SAMPLE_EVERY}).",
+            labels=["shape"],
+        )
+        for shape, h in stats.latency.items():
+            cumulative = 0
+            buckets = []
+            for bound, n in zip((*BUCKETS, float("inf")), h.counts, strict=True):
+                cumulative += n
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            hist.add_metric([shape], buckets, h.sum)
+        yield hist
+
+        yield CounterMetricFamily(
+            "slotwarden_router_received_bytes", "Bytes read from clients.", value=stats.bytes_in
+        )
+        yield CounterMetricFamily(
+            "slotwarden_router_sent_bytes", "Bytes written to clients.", value=stats.bytes_out
+        )
+        yield GaugeMetricFamily(
+            "slotwarden_router_client_connections",
+            "Client connections open now.",
+            value=len(router.clients),
+        )
+        yield CounterMetricFamily(
+            "slotwarden_router_client_connections",
+            "Client connections accepted.",
+            value=router.total_connections,
+        )
+        yield CounterMetricFamily(
+            "slotwarden_router_client_connections_rejected",
+            "Client connections refused because max_clients was reached.",
+            value=router.rejected_connections,
+        )
+        yield from self._backends()
+        yield from self._topology()
+
+    def _backends(self) -> Iterator[Metric]:
+        router = self.router
+        stats = router.stats
+        states = GaugeMetricFamily(
+            "slotwarden_router_backend_connections",
+            "Backend connections by node and state.",
+            labels=["node", "state"],
+        )
+        for addr, node in router.nodes.items():
+            conns = node.all_conns()
+            for label, state in (("connected", UP), ("connecting", CONNECTING), ("down", DOWN)):
+                states.add_metric([str(addr), label], sum(1 for c in conns if c.state == state))
+        yield states
+        slotmap = router.route.slotmap
+        node_up = GaugeMetricFamily(
+            "slotwarden_router_node_up",
+            "1 if the router has a working connection to the node (replicas: the router "
+            "does not connect to them and reports 0).",
+            labels=["shard", "node", "role"],
+        )
+        inflight = GaugeMetricFamily(
+            "slotwarden_router_inflight_requests",
+            "Requests sent to the shard and not answered yet.",
+            labels=["shard"],
+        )
+        for shard, node in zip(slotmap.shards, router.route.masters, strict=True):
+            node_up.add_metric([shard.name, str(shard.master), "master"], 1 if node.is_up() else 0)
+            for replica in shard.replicas:
+                node_up.add_metric([shard.name, str(replica), "replica"], 0)
+            inflight.add_metric([shard.name], sum(len(c.waiting) for c in node.all_conns()))
+        yield node_up
+        yield inflight
+        errors = CounterMetricFamily(
+            "slotwarden_router_backend_errors",
+            "Backend connection failures: refused, reset, closed, unparsable reply.",
+            labels=["node"],
+        )
+        timeouts = CounterMetricFamily(
+            "slotwarden_router_backend_timeouts",
+            "Backend connections dropped for a reply or connect timeout.",
+            labels=["node"],
+        )
+        known = (
+            {str(a) for a in router.nodes} | set(stats.backend_errors) | set(stats.backend_timeouts)
+        )
+        for node_name in sorted(known):
+            errors.add_metric([node_name], stats.backend_errors.get(node_name, 0))
+            timeouts.add_metric([node_name], stats.backend_timeouts.get(node_name, 0))
+        yield errors
+        yield timeouts
+
+    def _topology(self) -> Iterator[Metric]:
+        router = self.router
+        stats = router.stats
+        yield GaugeMetricFamily(
+            "slotwarden_router_topology_epoch",
+            "Epoch of the slot map in use.",
+            value=router.route.slotmap.epoch,
+        )
+        updates = CounterMetricFamily(
+            "slotwarden_router_topology_updates",
+            "Slot maps received, by source and result.",
+            labels=["source", "result"],
+        )
+        for (source, result), value in sorted(stats.topology_updates.items()):
+            updates.add_metric([source, result], value)
+        yield updates
+        reloader = router.reloader
+        applied = reloader.applied if reloader else 0
+        rejected = reloader.rejected if reloader else 0
+        reloads = CounterMetricFamily(
+            "slotwarden_router_config_reloads", "cluster.yaml reloads by result.", labels=["result"]
+        )
+        reloads.add_metric(["applied"], applied)
+        reloads.add_metric(["rejected"], rejected)
+        yield reloads
+        last_ok = 1 if reloader is None or reloader.last_ok else 0
+        yield GaugeMetricFamily(
+            "slotwarden_router_config_last_reload_successful",
+            "1 if the last reload was applied (1 at start), 0 if it was rejected.",
+            value=last_ok,
+        )
+        auth = CounterMetricFamily(
+            "slotwarden_router_auth_failures",
+            "Requests with a missing or wrong secret or password.",
+            labels=["endpoint"],
+        )
+        for endpoint, value in sorted(stats.auth_failures.items()):
+            auth.add_metric([endpoint], value)
+        yield auth
+
+
+def make_registry(router: Router) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RouterCollector(router))
+    return registry
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)
