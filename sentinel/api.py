@@ -2,8 +2,9 @@
 
 Owns the server side of the wire format that `sentinel.peers` speaks, and the
 auth rule: every path except ``GET /health`` and ``GET /metrics`` needs
-``Authorization: Bearer <secret>`` (compared in constant time); without it
-the answer is 401 ``{"error": ...}`` and nothing changes. Routes:
+``Authorization: Bearer <secret>`` (`router.auth.authorized`, constant
+time); without it the answer is 401 ``{"error": ...}``, nothing changes and
+``auth_failures_total`` counts it. Routes:
 
 - ``GET /topology?after=N&timeout=S&router=HOST:PORT`` - the topology at once
   if its epoch is above N, else when one is or at the timeout (max 30 s);
@@ -13,22 +14,25 @@ the answer is 401 ``{"error": ...}`` and nothing changes. Routes:
 - ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer.
 - ``POST /failover`` ``{"shard", "to"}`` - a planned switchover, answered when done.
 - ``GET /opinion`` - which nodes we hold down, our epochs (peers poll it).
+- ``POST /reload`` - re-read cluster.yaml now (see `sentinel.reload`): 200
+  ``{"applied": true, "changes"}`` or 422 ``{"applied": false, "problems"}``.
 - ``GET /status`` - everything we observe; ``GET /events`` - NDJSON stream.
+- ``GET /metrics`` - Prometheus text (`sentinel.metrics`), public like /health.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from router.auth import authorized
 from router.topology import Address
-from sentinel import leader
+from sentinel import leader, metrics
 from sentinel.loop import Sentinel
 from sentinel.model import Event
 from sentinel.peers import parse_topology
@@ -44,14 +48,14 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-def make_auth(secret: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    expected = f"Bearer {secret}".encode()
-
+def make_auth(
+    sentinel: Sentinel,
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         if (request.method, request.path) not in PUBLIC:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
+            if not authorized(request.headers.get("Authorization"), sentinel.secret):
+                sentinel.stats.auth_failures += 1
                 return _error(401, "missing or wrong Authorization: Bearer secret")
         return await handler(request)
 
@@ -141,6 +145,21 @@ async def post_failover(request: web.Request) -> web.Response:
     return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
 
 
+async def post_reload(request: web.Request) -> web.Response:
+    s = _sentinel(request)
+    if s.reloader is None:
+        return _error(409, "the sentinel was not started from a file")
+    applied, details = s.reloader.reload(f"POST /reload from {request.remote}")
+    if not applied:
+        return web.json_response({"applied": False, "problems": details}, status=422)
+    return web.json_response({"applied": True, "changes": details})
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    body, content_type = metrics.render(_sentinel(request).registry)
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
 async def get_opinion(request: web.Request) -> web.Response:
     return web.json_response(_sentinel(request).opinion())
 
@@ -176,7 +195,7 @@ def _event_line(item: tuple[float, Event]) -> bytes:
 
 
 def make_app(sentinel: Sentinel) -> web.Application:
-    app = web.Application(middlewares=[make_auth(sentinel.secret)], client_max_size=1 << 20)
+    app = web.Application(middlewares=[make_auth(sentinel)], client_max_size=1 << 20)
     app[SENTINEL_KEY] = sentinel
     app.router.add_get("/health", health)
     app.router.add_get("/topology", get_topology)
@@ -186,6 +205,8 @@ def make_app(sentinel: Sentinel) -> web.Application:
     app.router.add_get("/opinion", get_opinion)
     app.router.add_get("/status", get_status)
     app.router.add_get("/events", get_events)
+    app.router.add_post("/reload", post_reload)
+    app.router.add_get("/metrics", get_metrics)
     return app
 
 

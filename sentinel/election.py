@@ -30,6 +30,7 @@ class Role(Enum):
 class Input(Enum):
     ODOWN = "odown"  # a master is ODOWN and we may start an election
     MANUAL = "manual"  # an operator asked for a planned switchover
+    RECONFIGURE = "reconfigure"  # a cluster.yaml edit waits for an epoch to be published
     WON = "won"  # enough votes for our epoch
     LOST = "lost"  # not enough votes (split, refused, or peers unreachable)
     HIGHER_EPOCH = "higher-epoch"  # someone else is ahead of us
@@ -39,6 +40,7 @@ class Input(Enum):
 TRANSITIONS: dict[tuple[Role, Input], Role] = {
     (Role.FOLLOWER, Input.ODOWN): Role.CANDIDATE,
     (Role.FOLLOWER, Input.MANUAL): Role.CANDIDATE,
+    (Role.FOLLOWER, Input.RECONFIGURE): Role.CANDIDATE,
     (Role.FOLLOWER, Input.HIGHER_EPOCH): Role.FOLLOWER,
     (Role.CANDIDATE, Input.WON): Role.LEADER,
     (Role.CANDIDATE, Input.LOST): Role.FOLLOWER,

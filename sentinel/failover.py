@@ -332,11 +332,18 @@ def publish_round(latest: SlotMap, ready: Sequence[Failover]) -> Publish | Abort
     if latest.epoch >= epoch:
         return Abort(f"topology epoch {latest.epoch} was published meanwhile (ours {epoch})")
     topology = latest
+    names = {s.name for s in latest.shards}
     for fo in ready:
+        if fo.shard not in names:
+            return Abort(f"shard {fo.shard} was removed from the topology meanwhile (ours {epoch})")
         current = latest.shards[latest.shard_index(fo.shard)]
         if current.master != fo.old_master:
             return Abort(
                 f"shard {fo.shard} master changed to {current.master} meanwhile (ours {epoch})"
+            )
+        if fo.candidate not in current.replicas:
+            return Abort(
+                f"{fo.candidate} is no longer a replica of shard {fo.shard} (ours {epoch})"
             )
         topology = fo.apply(topology)
     return Publish(SlotMap(epoch, topology.shards, topology.owner))

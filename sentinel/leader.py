@@ -3,10 +3,17 @@
 Owns the leader's side of a failover: bump the epoch (persisted) and ask
 every peer for its vote, then - with a majority of all sentinels and at
 least the quorum - plan each shard's failover with `sentinel.failover`, drive
-it through the actuator, and publish one topology at the won epoch. Every
-outcome is one logged event (new-epoch, elected, promoted, repoint, switch,
-abort); a loss or an abort sets a randomized time before the next attempt.
-Tasks run in the owning `Sentinel`'s TaskGroup.
+it through the actuator, and publish one topology at the won epoch. The same
+election publishes a cluster.yaml edit (a "reconfigure" action, see
+`sentinel.reload`): failovers and reconfigures take turns when both wait.
+Every outcome is one logged event (new-epoch, elected, promoted, repoint,
+switch, reconfigure, abort); a loss or an abort sets a randomized time before
+the next attempt. Tasks run in the owning `Sentinel`'s TaskGroup.
+
+Before publishing, the leader asks every peer for its topology and adopts the
+newest (`refresh`), then applies its result on top of that: a failover or an
+edit published by another leader at a lower epoch meanwhile is kept (or, if
+it touched the same shard, ours aborts), not overwritten.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from router.topology import Address, SlotMap
-from sentinel import election, failover
+from sentinel import election, failover, reconfigure
 from sentinel.election import Input, Role
 from sentinel.failover import Failover, Step
 from sentinel.model import (
@@ -42,9 +49,15 @@ def maybe_elect(s: Sentinel, now: float) -> None:
     if s.election_task is not None and not s.election_task.done():
         return
     shards = sorted(s.flags.odown - s.busy)
-    if not shards:
+    if not shards and not s.reconfigure_pending:
         return
     assert s.tg is not None
+    if s.reconfigure_pending and (not shards or s.last_election == "failover"):
+        s.last_election = "reconfigure"
+        s.role = election.next_role(s.role, Input.RECONFIGURE)
+        s.election_task = s.tg.create_task(elect(s, [], reconfigure=True), name="reconfigure")
+        return
+    s.last_election = "failover"
     s.role = election.next_role(s.role, Input.ODOWN)
     s.election_task = s.tg.create_task(elect(s, shards), name="election")
 
@@ -53,14 +66,21 @@ Outcome = dict[str, Any]  # the answer to ``POST /failover``: ok, epoch, switche
 
 
 async def elect(
-    s: Sentinel, shards: list[str], *, planned: bool = False, to: Address | None = None
+    s: Sentinel,
+    shards: list[str],
+    *,
+    planned: bool = False,
+    to: Address | None = None,
+    reconfigure: bool = False,
 ) -> Outcome:
     try:
         if not planned:
             await asyncio.sleep(election.start_jitter(s.rng, s.timing))
             if s.clock() < s.not_before:
                 return {"ok": False, "reason": "voted for another candidate meanwhile"}
-        return await _elect(s, shards, planned, to)
+            if reconfigure and not s.reconfigure_pending:
+                return {"ok": False, "reason": "the edit was published meanwhile"}
+        return await _elect(s, shards, planned, to, reconfigure)
     finally:
         if s.role is Role.CANDIDATE:
             s.role = election.next_role(s.role, Input.LOST)
@@ -80,15 +100,18 @@ async def manual(s: Sentinel, shard: str, to: Address | None) -> Outcome:
     return await asyncio.shield(task)  # a client hanging up does not stop it half-way
 
 
-async def _elect(s: Sentinel, shards: list[str], planned: bool, to: Address | None) -> Outcome:
+async def _elect(
+    s: Sentinel, shards: list[str], planned: bool, to: Address | None, reconf: bool = False
+) -> Outcome:
     assert s.client is not None
+    started = s.clock()
     s.save(replace(s.state, votes=election.start_election(s.votes, s.me)))
+    s.stats.votes_cast[s.me] += 1
     epoch = s.votes.epoch
-    masters = ", ".join(
-        f"{name} (master {s.topology.shards[s.topology.shard_index(name)].master})"
-        for name in shards
-    )
-    s.emit(Event("new-epoch", f"epoch {epoch}: {s.me} asks to fail over {masters}", epoch=epoch))
+    current = {sh.name: sh.master for sh in s.topology.shards}
+    masters = ", ".join(f"{name} (master {current.get(name)})" for name in shards)
+    action = "publish the edited cluster.yaml layout" if reconf else f"fail over {masters}"
+    s.emit(Event("new-epoch", f"epoch {epoch}: {s.me} asks to {action}", epoch=epoch))
     timeout = max(3 * s.timing.probe_interval, 0.5)
     ids = list(s.peers)
     answers = await asyncio.gather(*(s.client.vote(s.peers[p], epoch, s.me, timeout) for p in ids))
@@ -124,16 +147,72 @@ async def _elect(s: Sentinel, shards: list[str], planned: bool, to: Address | No
         Event(
             "elected",
             f"epoch {epoch}: {s.me} elected leader with {len(grants)}/{need} votes "
-            f"({', '.join(grants)}) to {'hand over' if planned else 'fail over'} {masters}",
+            f"({', '.join(grants)}) to " + (action if not planned else f"hand over {masters}"),
             epoch=epoch,
         )
     )
-    return await fail_over(s, epoch, shards, planned, to)
+    if reconf:
+        return await publish_edit(s, epoch)
+    return await fail_over(s, epoch, shards, planned, to, started)
+
+
+async def refresh(s: Sentinel) -> None:
+    """Adopt the newest topology any peer has (bounded wait), before we publish."""
+    assert s.client is not None
+    timeout = max(2 * s.timing.probe_interval, 0.25)
+    ids = list(s.peers)
+    answers = await asyncio.gather(*(s.client.topology(s.peers[p], timeout) for p in ids))
+    for pid, topo in zip(ids, answers, strict=True):
+        if topo is not None:
+            s.adopt(topo, f"peer {pid} (before publishing)")
+
+
+async def publish_edit(s: Sentinel, epoch: int) -> Outcome:
+    """As leader of ``epoch``: publish the file's layout merged with the latest topology."""
+    await refresh(s)
+    latest = s.topology
+    if latest.epoch >= epoch:
+        reason = f"topology epoch {latest.epoch} was published meanwhile (ours {epoch})"
+        s.emit(Event("abort", f"epoch {epoch}: cluster.yaml edit not published: {reason}",
+                     epoch=epoch))  # fmt: skip
+        backoff_after_abort(s)
+        return {"ok": False, "epoch": epoch, "reason": reason}
+    merged = reconfigure.merge(s.config, latest, epoch)
+    if reconfigure.same_layout(merged, latest):
+        s.reconfigure_pending = False
+        s.emit(
+            Event(
+                "reconfigure",
+                f"epoch {epoch}: nothing to publish, topology epoch {latest.epoch} already "
+                "has the edited cluster.yaml layout",
+                epoch=epoch,
+            )
+        )
+        return {"ok": True, "epoch": epoch}
+    what = reconfigure.describe(latest, merged, s.config)
+    s.adopt(merged, f"{s.me}, leader of epoch {epoch} (cluster.yaml edit)")
+    s.reconfigure_pending = False
+    assert s.tg is not None
+    s.tg.create_task(s.push_peers(merged))
+    s.emit(
+        Event(
+            "reconfigure",
+            f"epoch {epoch}: published the edited cluster.yaml layout: {'; '.join(what)}",
+            epoch=epoch,
+        )
+    )
+    return {"ok": True, "epoch": epoch}
 
 
 async def fail_over(
-    s: Sentinel, epoch: int, shards: list[str], planned: bool = False, to: Address | None = None
+    s: Sentinel,
+    epoch: int,
+    shards: list[str],
+    planned: bool = False,
+    to: Address | None = None,
+    started: float | None = None,
 ) -> Outcome:
+    started = s.clock() if started is None else started
     snap = s.snapshot()
     plans: list[Failover] = []
     reasons: list[str] = []
@@ -144,6 +223,7 @@ async def fail_over(
             plan = failover.start(name, epoch, snap, s.timing)
         if isinstance(plan, Abort):
             s.emit(Event("abort", f"epoch {epoch}: {plan.reason}", shard=name, epoch=epoch))
+            s.stats.failover_ended(name, planned, False, s.clock() - started)
             reasons.append(plan.reason)
         else:
             plans.append(plan)
@@ -158,6 +238,7 @@ async def fail_over(
         ready = [p for p in driven if p.step is Step.PUBLISH]
         failed = [p for p in driven if p.step is not Step.PUBLISH]
         if ready:
+            await refresh(s)
             published = failover.publish_round(s.topology, ready)
             if isinstance(published, Publish):
                 s.adopt(published.topology, f"{s.me}, leader of epoch {epoch}")
@@ -179,6 +260,7 @@ async def fail_over(
             failed.append(failover.abort(p, published.reason))
             continue
         p = failover.on_result(p, published, True, s.clock(), s.timing)
+        s.stats.failover_ended(p.shard, planned, True, s.clock() - started)
         pause = pauses.get(p.shard)
         how = f" (planned; writes paused {pause * 1000:.0f} ms)" if pause is not None else ""
         switched.append(
@@ -201,6 +283,7 @@ async def fail_over(
         )
     for p in failed:
         reasons.append(p.reason)
+        s.stats.failover_ended(p.shard, planned, False, s.clock() - started)
         s.emit(
             Event(
                 "abort",

@@ -2,7 +2,10 @@
 
 Owns the sentinel's live state: the probers, the peers' latest opinions,
 the persisted epoch/vote/topology, the election role, the routers to push
-to. Every background task belongs to the TaskGroup in `Sentinel.run`.
+to, the running config (swapped by `sentinel.reload`) and the counters that
+`sentinel.metrics` exposes (`stats`). Every background task belongs to the
+TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
+reload can stop the ones it no longer needs.
 Decisions come from the pure modules (`detector`, `election`, `failover`);
 this module gathers the snapshot, awaits I/O, and logs one sentence per
 transition (sdown, odown, vote, convert-to-replica, topology); the leader's
@@ -22,14 +25,16 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from router.config import ClusterConfig
 from router.topology import Address, SlotMap
-from sentinel import election, failover, leader
+from sentinel import election, failover, leader, reconfigure
 from sentinel.actuator import Actuator
 from sentinel.detector import Flags, detect
 from sentinel.election import Input, Role, VoteState
+from sentinel.metrics import Stats, make_registry
 from sentinel.model import (
     Event,
     PeerOpinion,
@@ -38,6 +43,7 @@ from sentinel.model import (
 )
 from sentinel.peers import Client
 from sentinel.probe import Prober
+from sentinel.reload import Reloader
 from sentinel.state import Persisted, StateStore, answer_vote
 
 log = logging.getLogger("sentinel")
@@ -87,6 +93,8 @@ class Sentinel:
         self.topology_json = _encode(topology)  # GET /topology must stay cheap
         self.actuator = Actuator(self.name, self.timing.step_timeout, self.routes)
         self.probers: dict[Address, Prober] = {}
+        self.probe_tasks: dict[Address, asyncio.Task[None]] = {}
+        self.peer_tasks: dict[str, asyncio.Task[None]] = {}
         self.flags = Flags()
         self.opinions: dict[str, PeerOpinion] = {}
         self.role = Role.FOLLOWER
@@ -104,6 +112,13 @@ class Sentinel:
         self.client: Client | None = None
         self.tg: asyncio.TaskGroup | None = None
         self.election_task: asyncio.Task[Any] | None = None
+        self.stats = Stats()
+        self.registry = make_registry(self)
+        # A valid cluster.yaml edit whose layout is not published yet (see sentinel.reload).
+        self.reconfigure_pending = False
+        # failover or reconfigure: they take turns when both wait (a failover first)
+        self.last_election = "reconfigure"
+        self.reloader = Reloader(self, config.path) if config.path else None
 
     # -- read side ---------------------------------------------------------------
 
@@ -155,6 +170,7 @@ class Sentinel:
             "voted_for": self.votes.voted_for,
             "odown": sorted(self.flags.odown),
             "busy": sorted(self.busy),
+            "reconfigure_pending": self.reconfigure_pending,
             "nodes": nodes,
             "peers": {
                 pid: {"age_ms": round((now - op.at) * 1000), "epoch": op.epoch}
@@ -205,35 +221,34 @@ class Sentinel:
         """Take ``topology`` if its epoch is higher than ours; persist it first."""
         if not topology.supersedes(self.topology):
             return False
-        if [s.name for s in topology.shards] != [s.name for s in self.topology.shards]:
-            log.warning("ignoring topology epoch %d from %s: other shards", topology.epoch, source)
-            return False
         old = self.topology
         self.save(Persisted(election.observe_epoch(self.votes, topology.epoch), topology))
         self.topology_json = _encode(topology)
-        moved = [
-            f"{s.name} {o.master}->{s.master}"
-            for s, o in zip(topology.shards, old.shards, strict=True)
-            if s.master != o.master
-        ]
+        what = reconfigure.describe(old, topology)
         self.emit(
             Event(
                 "topology",
                 f"topology epoch {topology.epoch} adopted from {source} (was {old.epoch}; "
-                f"masters {', '.join(moved) or 'unchanged'})",
+                f"{'; '.join(what) or 'same layout'})",
                 epoch=topology.epoch,
             )
         )
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
-        for addr in self.nodes_of(topology):
-            self.watch(addr)
+        if self.reconfigure_pending:
+            merged = reconfigure.merge(self.config, topology, topology.epoch)
+            if reconfigure.same_layout(merged, topology):
+                self.reconfigure_pending = False
+                log.info("topology epoch %d has the edited cluster.yaml layout", topology.epoch)
+        self.sync_watches()
         return True
 
     def on_vote_request(self, epoch: int, candidate: str) -> dict[str, Any]:
         before = self.votes
         self.state, granted = answer_vote(self.store, self.state, epoch, candidate)
         if self.votes != before:
+            if granted and before.voted_epoch != epoch:
+                self.stats.votes_cast[candidate] += 1
             if self.votes.epoch > before.epoch and self.role is Role.CANDIDATE:
                 self.role = election.next_role(self.role, Input.HIGHER_EPOCH)
             self.emit(
@@ -267,20 +282,55 @@ class Sentinel:
             return
         prober = Prober(addr, self.timing, self.name, self.routes.get(addr), self.clock)
         self.probers[addr] = prober
-        self.tg.create_task(prober.run(), name=f"probe {addr}")
+        self.probe_tasks[addr] = self.tg.create_task(prober.run(), name=f"probe {addr}")
+
+    def sync_watches(self) -> None:
+        """Probe every node of the topology and of the file, and no other."""
+        wanted = self.nodes_of(self.topology) + self.nodes_of(self.config.slotmap(0))
+        for addr in wanted:
+            self.watch(addr)
+        for addr in set(self.probers) - set(wanted):
+            del self.probers[addr]
+            task = self.probe_tasks.pop(addr, None)
+            if task is not None:
+                task.cancel()
+            self.flags = replace(
+                self.flags, sdown=self.flags.sdown - {addr}, demoted=self.flags.demoted - {addr}
+            )
+            log.info("no longer watching %s (not in the topology nor the file)", addr)
+
+    def set_timing(self, timing: Timing) -> None:
+        self.timing = timing
+        self.actuator.timeout = timing.step_timeout
+        for prober in self.probers.values():
+            prober.timing = timing
+
+    def start_peer(self, pid: str, addr: Address) -> None:
+        self.peers[pid] = addr
+        if self.tg is not None:
+            self.peer_tasks[pid] = self.tg.create_task(
+                self.poll_peer(pid, addr), name=f"peer {pid}"
+            )
+
+    def stop_peer(self, pid: str) -> None:
+        self.peers.pop(pid, None)
+        self.opinions.pop(pid, None)
+        task = self.peer_tasks.pop(pid, None)
+        if task is not None:
+            task.cancel()
 
     async def run(self, serve: Callable[[Sentinel], Awaitable[None]]) -> None:
         """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.api`)."""
         async with Client(self.secret) as client, asyncio.TaskGroup() as tg:
             self.client = client
             self.tg = tg
-            nodes = self.nodes_of(self.config.slotmap(0)) + self.nodes_of(self.topology)
-            for addr in nodes:
-                self.watch(addr)
+            self.sync_watches()
             tg.create_task(serve(self), name="http")
-            for pid, addr in self.peers.items():
-                tg.create_task(self.poll_peer(pid, addr), name=f"peer {pid}")
+            for pid, addr in list(self.peers.items()):
+                self.start_peer(pid, addr)
             tg.create_task(self.push_routers(), name="push")
+            if self.reloader is not None:
+                tg.create_task(self.reloader.watch(), name="config watch")
             log.info(
                 "sentinel %s starting on %s: %d peers, quorum %d, %d nodes, epoch %d, "
                 "topology epoch %d",

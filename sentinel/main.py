@@ -1,9 +1,12 @@
 """``slotwarden sentinel``: load the config and the secret, run one sentinel until SIGTERM.
 
-Owns process concerns only: the secret (from the file ``sentinel.secret_file``
-or the env var named by ``sentinel.secret_env``; never logged), the probe
-routes given on the command line, signal handling, and the exit status
-(0 after SIGTERM/SIGINT, 1 on a startup problem reported in one sentence).
+Owns process concerns only: the secret (read by `router.auth.read_secret`,
+the one rule shared with the router: the file ``sentinel.secret_file`` or
+the env var named by ``sentinel.secret_env``, printable ASCII, never
+logged; a sentinel refuses to start without one), the probe routes given on
+the command line, signal handling (SIGTERM/SIGINT stop, SIGHUP reloads
+cluster.yaml, see `sentinel.reload`), and the exit status (0 after
+SIGTERM/SIGINT, 1 on a startup problem reported in one sentence).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import logging
 import os
 import signal
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
+from router.auth import SecretError
+from router.auth import read_secret as read_shared_secret
 from router.config import ClusterConfig, load
 from router.topology import Address
 from sentinel.api import serve
@@ -30,26 +34,14 @@ class SetupError(Exception):
 
 
 def read_secret(config: ClusterConfig, environ: Mapping[str, str] = os.environ) -> str:
-    """The shared secret; printable ASCII, since it travels in an HTTP header."""
-    secret = _read_secret(config, environ)
-    if not (secret.isascii() and secret.isprintable()):
-        raise SetupError("the shared secret must be printable ASCII (it is sent in a header)")
-    return secret
-
-
-def _read_secret(config: ClusterConfig, environ: Mapping[str, str]) -> str:
+    """The shared secret (`router.auth.read_secret`), which a sentinel cannot run without."""
     sc = config.sentinel
     assert sc is not None
-    if sc.secret_file:
-        try:
-            secret = Path(sc.secret_file).read_text().strip()
-        except OSError as exc:
-            raise SetupError(f"cannot read sentinel.secret_file {sc.secret_file}: {exc}") from None
-        if not secret:
-            raise SetupError(f"sentinel.secret_file {sc.secret_file} is empty")
-        return secret
-    secret = environ.get(sc.secret_env, "").strip()
-    if not secret:
+    try:
+        secret = read_shared_secret(config, environ)
+    except SecretError as exc:
+        raise SetupError(str(exc)) from None
+    if secret is None:
         raise SetupError(
             f"no shared secret: set the environment variable {sc.secret_env} "
             "(sentinel.secret_env) or sentinel.secret_file"
@@ -76,6 +68,11 @@ async def _run(sentinel: Sentinel) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloader = sentinel.reloader
+    if reloader is not None:
+        loop.add_signal_handler(signal.SIGHUP, lambda: reloader.reload("SIGHUP"))
+    else:
+        loop.add_signal_handler(signal.SIGHUP, lambda: log.info("SIGHUP: no file to reload"))
     main = asyncio.create_task(sentinel.run(serve), name=f"sentinel {sentinel.me}")
     waiter = asyncio.create_task(stop.wait())
     try:

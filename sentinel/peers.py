@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from router.auth import bearer
 from router.topology import Address, SlotMap
 
 log = logging.getLogger("sentinel.peers")
@@ -29,7 +30,7 @@ class Client:
     """One aiohttp session shared by every outgoing call of a sentinel process."""
 
     def __init__(self, secret: str) -> None:
-        self._headers = {"Authorization": f"Bearer {secret}"}
+        self._headers = bearer(secret)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Client:

@@ -1,20 +1,31 @@
 """`slotwarden up`: a whole local cluster from one cluster.yaml, in the foreground.
 
 Owns the processes it starts: one redis-server per node (masters first, then
-replicas with ``--replicaof``) and the router (``python -m slotwarden
-router``), plus their run directory ``.slotwarden/run/<cluster>/`` next to the
-config file, wiped and recreated by every `up`: one ``<port>/`` directory per
-redis-server (its ``redis.log`` and any data) and ``router/router.log``.
+replicas with ``--replicaof``), one sentinel per ``sentinel.peers`` entry
+(``python -m slotwarden sentinel --id ID``) and the router (``python -m
+slotwarden router``), plus their run directory ``.slotwarden/run/<cluster>/``
+next to the config file, wiped and recreated by every `up`: one ``<port>/``
+directory per redis-server (its ``redis.log`` and any data),
+``sentinel-<id>/sentinel.log`` and ``router/router.log``.
+
+Every `up` is a fresh cluster: the redis-servers keep no data between runs,
+so the sentinels' persisted state (``sentinel.state_dir``, relative to the
+config's directory) is cleared for the configured ids too; otherwise a
+failover of a previous run would name a master that is now a replica.
+
+The shared secret: the router and the sentinels read it as usual (the file
+``sentinel.secret_file`` or the variable named by ``sentinel.secret_env``).
+If neither is set, `up` generates one for this session and passes it to them
+in that variable of their environment; it is never printed or logged.
 
 Invariant: when `up` returns, no process it started is still running: after
 Ctrl-C / SIGTERM (exit 0), after a failed start (exit 1, everything started so
 far is stopped), after the router died (exit 1); exit 2 if no redis-server is
-found (nothing started). Stop order is router, then
-replicas, then masters; each gets SIGTERM, then SIGKILL after `STOP_TIMEOUT`.
-On Linux the children also get SIGTERM from the kernel if `up` itself is
-killed outright (``PR_SET_PDEATHSIG``).
-
-Sentinels are not started yet: see `start_sentinels`, the hook for them.
+found (nothing started). A sentinel or a redis-server that dies is reported
+and the rest keeps running (that is what failover is for). Stop order is
+router, sentinels, replicas, masters; each group gets SIGTERM, then SIGKILL
+after `STOP_TIMEOUT`. On Linux the children also get SIGTERM from the kernel
+if `up` itself is killed outright (``PR_SET_PDEATHSIG``).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import errno
 import importlib.util
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -38,11 +50,13 @@ from types import FrameType
 
 import redis
 
+from router.auth import SecretError, read_secret
 from router.config import ClusterConfig, load
 from router.topology import Address
 
 READY_TIMEOUT = 30.0  # seconds for a master to answer PING / a replica link to come up
 ROUTER_TIMEOUT = 20.0  # seconds for the router to listen (it imports, loads, connects)
+SENTINEL_TIMEOUT = 20.0  # seconds for a sentinel to listen (it imports, loads, syncs)
 STOP_TIMEOUT = 5.0  # seconds between SIGTERM and SIGKILL, per stop group
 POLL_INTERVAL = 0.1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -172,6 +186,8 @@ class Launcher:
     sentinels: list[Child] = field(default_factory=list)
     router: Child | None = None
     stop_signal: int | None = None
+    env: dict[str, str] = field(default_factory=dict)  # extra environment: router, sentinels
+    generated_secret: bool = False
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_signal = signum
@@ -182,11 +198,16 @@ class Launcher:
 
     # -- start --------------------------------------------------------------
 
-    def spawn(self, label: str, argv: list[str], workdir: Path, log: Path) -> Child:
+    def spawn(
+        self, label: str, argv: list[str], workdir: Path, log: Path, slotwarden: bool = False
+    ) -> Child:
+        """Start a child; ``slotwarden`` children (router, sentinels) also get `env`."""
+        env = {**os.environ, **self.env} if slotwarden else None
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
                 cwd=workdir,
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -256,7 +277,7 @@ class Launcher:
         workdir = self.run_dir / "router"
         workdir.mkdir(parents=True)
         argv = [sys.executable, "-m", "slotwarden", "router", "--config", str(self.config_file)]
-        child = self.spawn("router", argv, Path.cwd(), workdir / "router.log")
+        child = self.spawn("router", argv, Path.cwd(), workdir / "router.log", slotwarden=True)
         listen = self.config.router.listen
 
         def listening() -> bool:
@@ -267,27 +288,75 @@ class Launcher:
         self.wait_until(child, f"not listening on {listen}", listening, ROUTER_TIMEOUT)
         return child
 
+    @property
+    def base_dir(self) -> Path:
+        """Where ``.slotwarden/`` lives: the sentinels run here (their state_dir is relative)."""
+        return self.run_dir.parents[2]
+
+    def prepare_secret(self) -> None:
+        """Make sure router and sentinels share a secret: the configured one, or a new one."""
+        sc = self.config.sentinel
+        if sc is None:
+            return
+        try:
+            configured = read_secret(self.config)
+        except SecretError as exc:
+            raise LaunchError(f"the shared secret: {exc}") from None
+        if configured is None:
+            self.env[sc.secret_env] = secrets.token_urlsafe(32)
+            self.generated_secret = True
+            log.info(
+                "%s is not set: generated a session secret for the router and the sentinels "
+                "of this run (set %s to choose one, e.g. for `slotwarden status`)",
+                sc.secret_env, sc.secret_env,
+            )  # fmt: skip
+
     def start_sentinels(self) -> list[Child]:
-        """HOOK, sentinels land in a later issue: start one
-        ``python -m slotwarden sentinel --config FILE --id ID`` per peer in
-        ``config.sentinel.peers``, wait for each peer's listen port, and return
-        them (`stop_all` stops them right after the router). Starts none yet.
+        """Start one ``python -m slotwarden sentinel --config FILE --id ID`` per
+        peer of ``config.sentinel.peers`` (all at once), wait for each one's
+        listen port, and return them; each is in `self.sentinels` as soon as it
+        is spawned, so a failed start stops it too.
         """
-        if self.config.sentinel is not None:
-            log.warning(
-                "note: sentinels are not started yet (%d configured); "
-                "this local cluster has no automatic failover",
-                len(self.config.sentinel.peers),
+        sc = self.config.sentinel
+        if sc is None:
+            return []
+        state_dir = self.base_dir / sc.state_dir
+        for peer in sc.peers:
+            shutil.rmtree(state_dir / peer.id, ignore_errors=True)
+        started = []
+        for peer in sc.peers:
+            self.check_signal()
+            workdir = self.run_dir / f"sentinel-{peer.id}"
+            workdir.mkdir(parents=True)
+            argv = [sys.executable, "-m", "slotwarden", "sentinel",
+                    "--config", str(self.config_file), "--id", peer.id]  # fmt: skip
+            child = self.spawn(
+                f"sentinel {peer.id}", argv, self.base_dir, workdir / "sentinel.log", True
             )
-        return []
+            self.sentinels.append(child)
+            started.append((peer, child))
+        for peer, child in started:
+            addr = peer.listen
+
+            def listening(addr: Address = addr) -> bool:
+                with socket.create_connection((connect_host(addr.host), addr.port), timeout=1):
+                    return True
+
+            self.wait_until(child, f"not listening on {addr}", listening, SENTINEL_TIMEOUT)
+        if started:
+            log.info("%d sentinels ready (quorum %d)", len(started), sc.quorum)
+        return self.sentinels
 
     def start(self) -> None:
         masters, replicas = plan_nodes(self.config)
         router = self.config.router
+        peers = self.config.sentinel.peers if self.config.sentinel else ()
         check_ports_free(
             [(n.label, n.addr) for n in masters + replicas]
+            + [(f"sentinel {p.id}", p.listen) for p in peers]
             + [("router listen", router.listen), ("router admin", router.admin)]
         )
+        self.prepare_secret()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True)
         for phase, nodes, children in (("masters", masters, self.masters),
@@ -302,8 +371,8 @@ class Launcher:
                 self.wait_redis(node, child)
             if nodes:
                 log.info("%d redis-server %s ready", len(nodes), phase)
+        self.start_sentinels()
         self.start_router()
-        self.sentinels = self.start_sentinels()
 
     def print_endpoints(self) -> None:
         router = self.config.router
@@ -320,6 +389,14 @@ class Launcher:
         for shard in self.config.shards:
             replicas = ", ".join(str(r) for r in shard.replicas) or "none"
             lines.append(f"  shard {shard.name}: master {shard.master}, replicas {replicas}")
+        sc = self.config.sentinel
+        if sc is not None:
+            peers = ", ".join(f"{p.id} {p.listen}" for p in sc.peers)
+            lines.append(f"  sentinels (quorum {sc.quorum}): {peers}")
+            if self.generated_secret:
+                lines.append(f"  secret   generated for this session ({sc.secret_env} was not set)")
+        else:
+            lines.append("  sentinels: none configured (no automatic failover)")
         lines += [f"  logs     {self.run_dir}", "Press Ctrl-C to stop everything."]
         print("\n".join(lines), flush=True)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 from redis_procs import RedisFarm, RedisProc, free_port, wait_for_port, write_cluster_yaml
 
 SECRET = "test-secret-Zq8.not-logged"
@@ -204,6 +205,25 @@ class SentinelCluster:
             assert r.wait(len(self.replicas[shard]), 5000) == len(self.replicas[shard])
         finally:
             r.close()
+
+
+# -- metrics ------------------------------------------------------------------
+
+
+def scrape(sc: SentinelCluster, sid: str) -> dict[tuple[str, frozenset], float]:
+    """``{(sample name, labels): value}`` from the sentinel's public ``GET /metrics``."""
+    url = f"http://127.0.0.1:{sc.ports[sid]}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def metric(sc: SentinelCluster, sid: str, name: str, **labels: str) -> float:
+    return scrape(sc, sid)[(name, frozenset(labels.items()))]
 
 
 @contextlib.contextmanager

@@ -1,9 +1,11 @@
-"""`slotwarden up` end to end: real redis-servers, the real router, real signals.
+"""`slotwarden up` end to end: real redis-servers, sentinels and router, real signals.
 
 Each test copies the bundled cluster.yaml into tmp_path with every port
 rewritten to a free one, runs ``python -m slotwarden up --config FILE`` in its
-own session (as a terminal would run it), and checks that it serves, routes
-keys to the shard owning their slot, replicates, and on SIGTERM or Ctrl-C
+own session (as a terminal would run it) without the shared secret in its
+environment, and checks that it serves, routes keys to the shard owning their
+slot, replicates, fails over a killed master (the sentinels it started, with
+the session secret it generated and never shows), and on SIGTERM or Ctrl-C
 stops with exit 0 leaving no process behind.
 """
 
@@ -31,9 +33,15 @@ BUNDLED = REPO / "slotwarden" / "cluster.yaml"
 ADDRESS_RE = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}|localhost):(\d{1,5})\b")
 
 
-def copy_config(tmp_path: Path) -> tuple[Path, ClusterConfig]:
-    """The bundled cluster.yaml, comments and all, with every port made free."""
+def copy_config(
+    tmp_path: Path, replace: dict[str, str] | None = None
+) -> tuple[Path, ClusterConfig]:
+    """The bundled cluster.yaml, comments and all, with every port made free
+    (and each ``replace`` key replaced by its value)."""
     text = BUNDLED.read_text()
+    for old, new in (replace or {}).items():
+        assert old in text, old
+        text = text.replace(old, new)
     ports: dict[str, str] = {}
 
     def rewrite(match: re.Match[str]) -> str:
@@ -103,10 +111,11 @@ def pid_alive(pid: int) -> bool:
 class UpRun:
     """One ``slotwarden up`` subprocess, its output in a file, always stopped."""
 
-    def __init__(self, tmp_path: Path) -> None:
-        self.config_path, self.config = copy_config(tmp_path)
+    def __init__(self, tmp_path: Path, replace: dict[str, str] | None = None) -> None:
+        self.config_path, self.config = copy_config(tmp_path, replace)
         self.out_path = tmp_path / "up.out"
         self.run_dir = tmp_path / ".slotwarden" / "run" / self.config.name
+        env = {k: v for k, v in os.environ.items() if k != "SLOTWARDEN_SECRET"}
         with self.out_path.open("wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "slotwarden", "up", "--config", str(self.config_path)],
@@ -115,6 +124,7 @@ class UpRun:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=env,
             )
 
     @property
@@ -137,15 +147,30 @@ class UpRun:
             time.sleep(0.1)
 
     def pids(self) -> dict[str, int]:
-        """Every process of the cluster: redis-servers (by INFO), router and up."""
+        """Every process of the cluster: redis-servers (by INFO), sentinels, router and up."""
         found = {}
         for addr in redis_addresses(self.config):
             found[f"redis {addr}"] = int(client(addr).info("server")["process_id"])
         for line in processes_mentioning(str(self.config_path)):
             found[line] = int(line.split()[0])
         assert self.proc.pid in found.values()
-        assert len(found) == len(redis_addresses(self.config)) + 2, found  # + router + up
+        sentinels = [line for line in found if " sentinel " in line]
+        assert len(sentinels) == len(self.config.sentinel.peers), found
+        # + sentinels + router + up
+        assert len(found) == len(redis_addresses(self.config)) + len(sentinels) + 2, found
         return found
+
+    def secret(self) -> str:
+        """The session secret, read from the router's environment."""
+        (router,) = [
+            int(line.split()[0])
+            for line in processes_mentioning(str(self.config_path))
+            if " router " in line
+        ]
+        environ = Path(f"/proc/{router}/environ").read_bytes().split(b"\0")
+        values = [e.split(b"=", 1)[1] for e in environ if e.startswith(b"SLOTWARDEN_SECRET=")]
+        assert len(values) == 1 and len(values[0]) >= 32, "no session secret for the router"
+        return values[0].decode()
 
     def stop(self, sig: signal.Signals, group: bool = False) -> int:
         if group:
@@ -201,8 +226,14 @@ def test_up_serves_routes_replicates_and_stops_on_sigterm(up_run):
     for shard in config.shards:
         assert str(shard.master) in output
         assert all(str(r) in output for r in shard.replicas)
-    assert "sentinels are not started yet" in output
+    assert config.sentinel is not None
+    assert f"sentinels (quorum {config.sentinel.quorum}): " in output
+    for peer in config.sentinel.peers:
+        assert f"{peer.id} {peer.listen}" in output
+        assert listening(peer.listen)
+    assert "generated a session secret" in output
     pids = up_run.pids()
+    secret = up_run.secret()
 
     keys = [f"user:{i}" for i in range(40)] + ["{tag}a", "{tag}b"]
     for key in keys:
@@ -228,6 +259,9 @@ def test_up_serves_routes_replicates_and_stops_on_sigterm(up_run):
 
     assert up_run.stop(signal.SIGTERM) == 0, up_run.output
     up_run.assert_nothing_left(pids)
+    logs = [up_run.output] + [p.read_text() for p in up_run.run_dir.rglob("*.log")]
+    assert len(logs) == 1 + len(redis_addresses(config)) + len(config.sentinel.peers) + 1
+    assert not [text for text in logs if secret in text], "the session secret was shown"
 
 
 @pytest.mark.timeout(120)
@@ -264,3 +298,44 @@ def test_up_refuses_a_port_in_use_and_leaves_nothing_behind(tmp_path):
     assert f"{config.shards[1].name} master" in output, output
     assert not still_busy, f"left listening: {still_busy}\n{output}"
     assert not processes_mentioning(str(config_path))
+
+
+@pytest.mark.timeout(120)
+def test_up_sentinels_fail_over_a_killed_master(tmp_path):
+    """kill -9 of a master: the sentinels `up` started promote its replica, and
+    writes through the same router client succeed again."""
+    run = UpRun(tmp_path, {"down_after_ms: 1000": "down_after_ms: 500",
+                           "failover_timeout_ms: 10000": "failover_timeout_ms: 3000"})  # fmt: skip
+    try:
+        router = run.wait_router()
+        config = run.config
+        assert config.sentinel is not None and config.sentinel.down_after_ms == 500
+        assert config.sentinel.probe_interval_ms == 100
+        shard = config.shards[0]
+        key = next(f"k{i}" for i in range(1000) if owner_of(config, f"k{i}") == 0)
+        assert router.set(key, "before") is True
+        master = client(shard.master)
+        assert master.wait(len(shard.replicas), 5000) == len(shard.replicas)
+        pids = run.pids()
+        os.kill(pids[f"redis {shard.master}"], signal.SIGKILL)
+        killed_at = time.monotonic()
+        while True:
+            try:
+                if router.set(key, "after") is True:
+                    break
+            except redis.RedisError:
+                pass
+            assert time.monotonic() - killed_at < 20, f"writes did not resume:\n{run.output}"
+            time.sleep(0.05)
+        new_master = client(shard.replicas[0])
+        assert new_master.get(key) == "after"
+        assert new_master.info("replication")["role"] == "master"
+        assert router.get(key) == "after"
+        assert f"redis-server {shard.name} master {shard.master} exited unexpectedly" in run.output
+        print(f"writes resumed {time.monotonic() - killed_at:.2f} s after the kill")
+        assert run.stop(signal.SIGTERM) == 0, run.output
+        run.assert_nothing_left(pids)
+        logs = "".join(p.read_text() for p in run.run_dir.glob("sentinel-*/sentinel.log"))
+        assert "[switch] shard a switched from" in logs
+    finally:
+        run.kill()
