@@ -4,7 +4,11 @@ One `Node` per backend address owns ``size`` `BackendConn` s per protocol
 (RESP2, and RESP3 ones that say ``HELLO 3`` first, for RESP3 clients); a
 client always uses the same one (``client_id % size``), so its requests to a
 node stay in order. Each connection is kept alive by one task (`BackendConn.maintain`)
-that connects, waits for the loss, backs off and reconnects, forever.
+that connects, waits for the loss, backs off and reconnects, forever. Every
+new connection first says ``HELLO 3`` (RESP3 ones) and/or ``AUTH`` (when
+cluster.yaml has ``backend:`` credentials); a refusal is logged once and
+answered to the shard's requests as ``-CLUSTERDOWN shard a refused ...``.
+Each `Node` also owns a `router.pinned.PinnedPool` of dedicated connections.
 
     clients ──send(raw, waiter)──► out: [raw, raw, ...]  ── flush(): one write per loop turn
                                    waiting: deque[waiter]  ◄── replies, framed by ReplyScanner,
@@ -25,14 +29,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
+from router.config import ClusterConfig
+from router.credentials import BackendCredentials, backend_credentials, handshake
 from router.errors import ProtocolError, shard_down
 from router.resp import ReplyScanner
 from router.topology import Address
+
+if TYPE_CHECKING:
+    from router.metrics import Stats
+    from router.pinned import PinnedConn, PinnedPool
 
 log = logging.getLogger("slotwarden.backend")
 
@@ -48,12 +59,52 @@ class BackendSettings:
     reconnect_min: float = 0.05
     reconnect_max: float = 2.0
     connections: int = 1
+    pinned_max: int = 512  # dedicated connections per node (router.pinned_connections_per_node)
+    pinned_idle: int = 8  # ... kept open when returned clean (router.pinned_idle_per_node)
+    credentials: BackendCredentials | None = None  # sent first on every connection
+    from_config: bool = False  # built by `settings_from_config` (False: a bare default)
+
+
+def settings_from_config(
+    config: ClusterConfig, environ: Mapping[str, str] = os.environ
+) -> BackendSettings:
+    """Every backend setting of ``config``, the backend password read from its source.
+
+    Raises `CredentialError` when ``backend:`` names a password that cannot be read.
+    """
+    r = config.router
+    return BackendSettings(
+        connect_timeout=r.connect_timeout_ms / 1000,
+        command_timeout=r.command_timeout_ms / 1000,
+        reconnect_min=r.reconnect_min_ms / 1000,
+        reconnect_max=r.reconnect_max_ms / 1000,
+        connections=r.backend_connections,
+        pinned_max=r.pinned_connections_per_node,
+        pinned_idle=r.pinned_idle_per_node,
+        credentials=backend_credentials(config.backend, environ),
+        from_config=True,
+    )
+
+
+def settings_for_shard(
+    settings: BackendSettings,
+    config: ClusterConfig,
+    shard: str,
+    environ: Mapping[str, str] = os.environ,
+) -> BackendSettings:
+    """``settings`` with the credentials of ``shard`` when it has its own ``backend:``."""
+    for section in config.shards:
+        if section.name == shard and section.backend is not None:
+            return replace(settings, credentials=backend_credentials(section.backend, environ))
+    return settings
 
 
 class Flusher(Protocol):
     """Whoever collects the connections written to in this loop turn (the router)."""
 
     dirty_backends: list[BackendConn]
+    config: ClusterConfig
+    stats: Stats  # the router's metrics counters
 
     def flush(self) -> None: ...
 
@@ -62,7 +113,6 @@ class Flusher(Protocol):
 
 
 CONNECTING, UP, DOWN, CLOSED = "connecting", "up", "down", "closed"
-HELLO3 = b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"
 
 
 class BackendConn(asyncio.Protocol):
@@ -72,10 +122,12 @@ class BackendConn(asyncio.Protocol):
         "dirty",
         "down_reply",
         "flusher",
+        "handshake",
         "label",
         "out",
         "progress_at",
         "proto",
+        "refused",
         "scanner",
         "settings",
         "state",
@@ -100,6 +152,9 @@ class BackendConn(asyncio.Protocol):
         self.progress_at = 0.0
         self.down_reply = shard_down(label)
         self._lost: asyncio.Future[None] | None = None
+        # HELLO 3 and/or AUTH, sent before anything else on every new connection
+        self.handshake = handshake(settings.credentials, proto)
+        self.refused = False  # the node refused the handshake (bad credentials)
 
     # ------------------------------------------------------------ sending
 
@@ -130,8 +185,8 @@ class BackendConn(asyncio.Protocol):
         self.scanner = ReplyScanner()
         self.state = UP
         self.progress_at = asyncio.get_running_loop().time()
-        if self.proto == 3:  # the handshake goes before anything queued while connecting
-            self.out.insert(0, HELLO3)
+        if self.handshake:  # the handshake goes before anything queued while connecting
+            self.out.insert(0, self.handshake)
             self.waiting.appendleft(_Handshake(self))
         if self.out:
             self.flush()
@@ -148,15 +203,19 @@ class BackendConn(asyncio.Protocol):
                 if raw[0] == 45 and raw.startswith(b"-READONLY"):  # a demoted master
                     self.flusher.hint_topology()
         except ProtocolError as exc:
-            log.error("backend %s (%s): protocol error: %s; closing", self.addr, self.label, exc)
+            if not self.refused:  # after a refused handshake the rest is noise
+                log.error(
+                    "backend %s (%s): protocol error: %s; closing", self.addr, self.label, exc
+                )
             self.transport.abort()  # type: ignore[union-attr]
         self.progress_at = asyncio.get_running_loop().time()
         self.flusher.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
-        if self.state is UP:
+        if self.state is UP:  # not our doing (a timeout or a stop sets the state first)
             self.state = DOWN
+            self.flusher.stats.backend_error(str(self.addr))
             self.flusher.hint_topology()
         self.fail_all(self.down_reply)
         if self._lost is not None and not self._lost.done():
@@ -181,6 +240,7 @@ class BackendConn(asyncio.Protocol):
             and now - self.progress_at > self.settings.command_timeout
         ):
             ms = int(self.settings.command_timeout * 1000)
+            self.flusher.stats.backend_timeout(str(self.addr))
             log.warning(
                 "backend %s (shard %s): no reply for %d ms with %d request(s) in flight; "
                 "dropping the connection",
@@ -205,13 +265,16 @@ class BackendConn(asyncio.Protocol):
                 self.state = CONNECTING
                 self._lost = loop.create_future()
                 try:
-                    await asyncio.wait_for(
-                        loop.create_connection(lambda: self, self.addr.host, self.addr.port),
-                        s.connect_timeout,
-                    )
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
+                    # a cancel that lands as the connection completes (Node.stop lost)
+                    async with asyncio.timeout(s.connect_timeout):
+                        await loop.create_connection(lambda: self, self.addr.host, self.addr.port)
                 except (OSError, TimeoutError) as exc:
                     self.state = DOWN
-                    why = "connect timed out" if isinstance(exc, TimeoutError) else str(exc)
+                    timed_out = isinstance(exc, TimeoutError)
+                    stats = self.flusher.stats
+                    (stats.backend_timeout if timed_out else stats.backend_error)(str(self.addr))
+                    why = "connect timed out" if timed_out else str(exc)
                     self.fail_all(shard_down(self.label, f"is unavailable ({self.addr}: {why})"))
                     if not was_down:
                         log.warning("backend %s (shard %s) is down: %s", self.addr, self.label, why)
@@ -219,14 +282,18 @@ class BackendConn(asyncio.Protocol):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, s.reconnect_max)
                     continue
-                if was_down:
+                if was_down and not self.refused:
                     log.info("backend %s (shard %s) is back", self.addr, self.label)
                     was_down = False
-                delay = s.reconnect_min
                 await self._lost
-                log.warning("backend %s (shard %s): connection lost", self.addr, self.label)
                 self.state = DOWN
                 was_down = True
+                if self.refused:  # bad credentials: back off as for a node that is down
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, s.reconnect_max)
+                    continue
+                log.warning("backend %s (shard %s): connection lost", self.addr, self.label)
+                delay = s.reconnect_min
                 await asyncio.sleep(s.reconnect_min)
         finally:
             self.state = CLOSED
@@ -236,7 +303,8 @@ class BackendConn(asyncio.Protocol):
 
 
 class _Handshake:
-    """Consumes the reply to ``HELLO 3``; a refusal drops the connection."""
+    """Consumes the reply to ``HELLO 3`` / ``AUTH``; a refusal drops the connection, and
+    until a handshake succeeds the shard's requests are answered with the reason."""
 
     __slots__ = ("conn",)
 
@@ -244,43 +312,83 @@ class _Handshake:
         self.conn = conn
 
     def on_reply(self, raw: bytes) -> None:
-        if raw[:1] == b"-":
-            log.error("backend %s refused HELLO 3: %r", self.conn.addr, raw[:200])
-            if self.conn.transport is not None:
-                self.conn.transport.abort()
+        conn = self.conn
+        if raw[:1] != b"-":
+            if conn.refused:
+                log.info("backend %s (shard %s) accepted the handshake", conn.addr, conn.label)
+            conn.refused = False
+            conn.down_reply = shard_down(conn.label)
+            return
+        why = raw[1:].rstrip(b"\r\n").decode("utf-8", "replace")[:200]
+        if not conn.refused:
+            # the reply names no secret (Redis answers WRONGPASS/NOAUTH/NOPROTO texts)
+            log.error(
+                "backend %s (shard %s) refused the router's handshake (%s): %s",
+                conn.addr, conn.label,
+                "credentials" if conn.settings.credentials else "HELLO 3", why,
+            )  # fmt: skip
+        conn.refused = True
+        conn.down_reply = shard_down(
+            conn.label, f"refused the router's backend credentials or protocol ({why})"
+        )
+        # Requests pipelined behind the handshake ran unauthenticated (NOAUTH):
+        # answer them with the reason instead, and drop the connection.
+        conn.fail_all(conn.down_reply)
+        if conn.transport is not None:
+            conn.transport.abort()
 
 
 class Node:
-    """One backend address and its pipelined connections."""
+    """One backend address: its shared pipelined connections, and a pool of dedicated
+    (pinned) ones handed to clients that need a connection of their own."""
 
     def __init__(
         self, addr: Address, label: str, settings: BackendSettings, flusher: Flusher, proto: int = 2
     ) -> None:
+        from router.pinned import PinnedPool  # pinned builds on this module
+
+        config = getattr(flusher, "config", None)
+        if config is not None:
+            if not settings.from_config:
+                # Until the router builds its settings with `settings_from_config`,
+                # take the pinned limits and the backend credentials from its config.
+                settings = settings_from_config(config)
+            settings = settings_for_shard(settings, config, label)
         self.addr = addr
         self.proto = proto
         self.label = label
+        self.settings = settings
         size = settings.connections
         self.conns = [BackendConn(addr, label, settings, flusher, 2) for _ in range(size)]
         self.conns3 = [BackendConn(addr, label, settings, flusher, 3) for _ in range(size)]
         self.tasks: list[asyncio.Task[None]] = []
+        self.pinned: PinnedPool = PinnedPool(addr, label, settings, flusher)
 
     def conn_for(self, client_id: int, proto: int = 2) -> BackendConn:
         conns = self.conns if proto == 2 else self.conns3
         return conns[0] if len(conns) == 1 else conns[client_id % len(conns)]
 
     def all_conns(self) -> list[BackendConn]:
-        return self.conns + self.conns3
+        """Every connection to this node, the pinned ones included (for the timeout sweep)."""
+        return self.conns + self.conns3 + self.pinned.live()
 
     def start(self, spawn: Callable[..., asyncio.Task[None]]) -> None:
-        """Start the connection tasks with ``spawn`` (the owner's TaskGroup.create_task)."""
+        """Start the connection tasks with ``spawn`` (the owner's TaskGroup.create_task);
+        pinned connections are connected by tasks spawned the same way."""
         self.tasks = [
             spawn(conn.maintain(), name=f"backend {self.addr} resp{conn.proto}")
-            for conn in self.all_conns()
+            for conn in self.conns + self.conns3
         ]
+        self.pinned.spawn = spawn
+
+    def acquire_pinned(self, proto: int) -> PinnedConn | None:
+        """A dedicated connection speaking ``proto``, or None at the per-node bound."""
+        return self.pinned.acquire(proto)
 
     def stop(self) -> None:
         for task in self.tasks:
             task.cancel()
+        self.pinned.close_all()
 
     def is_up(self) -> bool:
         return all(conn.state is UP for conn in self.conns)

@@ -243,6 +243,15 @@ ROWS: tuple[Row, ...] = (
     ("zscore",                         3, SINGLE,         R, 1,  1, 1, None),
     ("zunion",                        -3, SINGLE,         R, 0,  0, 0, "zset"),
     ("zunionstore",                   -4, SINGLE,         W, 1,  1, 1, "zset-store"),
+    # EVAL*/FCALL*: numkeys at index 2; forwarded to the shard of their keys like
+    # any SINGLE command (CROSSSLOT across shards). numkeys 0: shard 0, the
+    # documented shard for keyless scripts (the planner's keyless SINGLE rule).
+    ("eval",                          -3, SINGLE,         R, 0,  0, 0, "script"),
+    ("eval_ro",                       -3, SINGLE,         R, 0,  0, 0, "script"),
+    ("evalsha",                       -3, SINGLE,         R, 0,  0, 0, "script"),
+    ("evalsha_ro",                    -3, SINGLE,         R, 0,  0, 0, "script"),
+    ("fcall",                         -3, SINGLE,         R, 0,  0, 0, "function"),
+    ("fcall_ro",                      -3, SINGLE,         R, 0,  0, 0, "function"),
     # ---- FANOUT_SUM: split by shard, the integer replies are summed.
     ("del",                           -2, FANOUT_SUM,     W, 1, -1, 1, None),
     ("exists",                        -2, FANOUT_SUM,     R, 1, -1, 1, None),
@@ -263,6 +272,21 @@ ROWS: tuple[Row, ...] = (
     ("memory|purge",                   2, ALL_MASTERS,    R, 0,  0, 0, None),
     ("randomkey",                      1, ALL_MASTERS,    R, 0,  0, 0, None),
     ("scan",                          -2, ALL_MASTERS,    R, 0,  0, 0, None),
+    # SCRIPT LOAD/EXISTS/FLUSH/KILL and FUNCTION LOAD/DELETE/FLUSH/RESTORE/LIST/KILL:
+    # every master, so EVALSHA and FCALL work wherever the keys land. EXISTS is
+    # an AND across masters; LOAD must give the same sha/library name everywhere;
+    # KILL is OK if one master had something to kill; LIST is shard 0's answer
+    # (every master holds the same libraries).
+    ("function|delete",                3, ALL_MASTERS,    W, 0,  0, 0, None),
+    ("function|flush",                -2, ALL_MASTERS,    W, 0,  0, 0, None),
+    ("function|kill",                  2, ALL_MASTERS,    R, 0,  0, 0, None),
+    ("function|list",                 -2, ALL_MASTERS,    R, 0,  0, 0, None),
+    ("function|load",                 -3, ALL_MASTERS,    W, 0,  0, 0, None),
+    ("function|restore",              -3, ALL_MASTERS,    W, 0,  0, 0, None),
+    ("script|exists",                 -3, ALL_MASTERS,    R, 0,  0, 0, None),
+    ("script|flush",                  -2, ALL_MASTERS,    R, 0,  0, 0, None),
+    ("script|kill",                    2, ALL_MASTERS,    R, 0,  0, 0, None),
+    ("script|load",                    3, ALL_MASTERS,    R, 0,  0, 0, None),
     # ---- ANY: keyless and read-only, forwarded to one master. The diagnostics
     # here (LATENCY, SLOWLOG, MEMORY STATS/DOCTOR, LASTSAVE, CONFIG GET) describe
     # that one shard only; operators who need every shard ask the shards.
@@ -304,6 +328,10 @@ ROWS: tuple[Row, ...] = (
     ("slowlog|len",                    2, ANY,            R, 0,  0, 0, None),
     ("xgroup|help",                    2, ANY,            R, 0,  0, 0, None),
     ("xinfo|help",                     2, ANY,            R, 0,  0, 0, None),
+    # FUNCTION DUMP/STATS: shard 0 (the libraries are the same on every master;
+    # STATS describes that shard's running function).
+    ("function|dump",                  2, ANY,            R, 0,  0, 0, None),
+    ("function|stats",                 2, ANY,            R, 0,  0, 0, None),
     # ---- LOCAL: answered by the router itself; backend connections are shared,
     # so per-connection state (name, id, RESP version, db, reply mode) lives in
     # the router.
@@ -333,9 +361,13 @@ ROWS: tuple[Row, ...] = (
     ("reset",                          1, LOCAL,          R, 0,  0, 0, None),
     ("select",                         2, LOCAL,          R, 0,  0, 0, None),
     ("time",                           1, LOCAL,          R, 0,  0, 0, None),
-    # ---- PINNED: need a backend connection pinned to one client (transactions,
-    # pub/sub, blocking, scripts, client-side caching): 'not supported yet'.
-    # Their keys are still exact, for the day they are routed.
+    # ---- PINNED: stateful; the frontend handles them through the client's mode
+    # (router.modes) and dedicated backend connections (router.pinned): blocking
+    # commands, transactions and WATCH, pub/sub (channels route by their slot;
+    # PUBLISH's channel is not a key for GETKEYS, so router.pubsub finds it).
+    # Client-side caching (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO), CLIENT
+    # UNBLOCK (backend client ids are the router's) and SCRIPT DEBUG (an
+    # interactive debugger session) answer a clear "not supported" error.
     ("blmove",                         6, PINNED,         W, 1,  2, 1, None),
     ("blmpop",                        -5, PINNED,         W, 0,  0, 0, "blocking-mpop"),
     ("blpop",                         -3, PINNED,         W, 1, -2, 1, None),
@@ -352,24 +384,7 @@ ROWS: tuple[Row, ...] = (
     ("client|trackinginfo",            2, PINNED,         R, 0,  0, 0, None),
     ("client|unblock",                -3, PINNED,         R, 0,  0, 0, None),
     ("discard",                        1, PINNED,         R, 0,  0, 0, None),
-    # EVAL*/FCALL*: numkeys at index 2. Once routed they are SINGLE on their keys
-    # (any shard when numkeys is 0); SCRIPT/FUNCTION management would then be
-    # ALL_MASTERS with a merge.
-    ("eval",                          -3, PINNED,         R, 0,  0, 0, "script"),
-    ("eval_ro",                       -3, PINNED,         R, 0,  0, 0, "script"),
-    ("evalsha",                       -3, PINNED,         R, 0,  0, 0, "script"),
-    ("evalsha_ro",                    -3, PINNED,         R, 0,  0, 0, "script"),
     ("exec",                           1, PINNED,         R, 0,  0, 0, None),
-    ("fcall",                         -3, PINNED,         R, 0,  0, 0, "function"),
-    ("fcall_ro",                      -3, PINNED,         R, 0,  0, 0, "function"),
-    ("function|delete",                3, PINNED,         W, 0,  0, 0, None),
-    ("function|dump",                  2, PINNED,         R, 0,  0, 0, None),
-    ("function|flush",                -2, PINNED,         W, 0,  0, 0, None),
-    ("function|kill",                  2, PINNED,         R, 0,  0, 0, None),
-    ("function|list",                 -2, PINNED,         R, 0,  0, 0, None),
-    ("function|load",                 -3, PINNED,         W, 0,  0, 0, None),
-    ("function|restore",              -3, PINNED,         W, 0,  0, 0, None),
-    ("function|stats",                 2, PINNED,         R, 0,  0, 0, None),
     ("multi",                          1, PINNED,         R, 0,  0, 0, None),
     ("psubscribe",                    -2, PINNED,         R, 0,  0, 0, None),
     ("publish",                        3, PINNED,         R, 0,  0, 0, None),
@@ -380,10 +395,6 @@ ROWS: tuple[Row, ...] = (
     ("pubsub|shardnumsub",            -2, PINNED,         R, 0,  0, 0, None),
     ("punsubscribe",                  -1, PINNED,         R, 0,  0, 0, None),
     ("script|debug",                   3, PINNED,         R, 0,  0, 0, None),
-    ("script|exists",                 -3, PINNED,         R, 0,  0, 0, None),
-    ("script|flush",                  -2, PINNED,         R, 0,  0, 0, None),
-    ("script|kill",                    2, PINNED,         R, 0,  0, 0, None),
-    ("script|load",                    3, PINNED,         R, 0,  0, 0, None),
     # SPUBLISH/SSUBSCRIBE/SUNSUBSCRIBE: Redis flags their channels not_key (GETKEYS
     # shows none) but hashes them to a slot like keys; we keep the legacy range
     # so the channel picks the shard.

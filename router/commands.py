@@ -22,6 +22,7 @@ the server itself would answer. `TABLE` is read-only after import.
 from __future__ import annotations
 
 import enum
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -374,20 +375,20 @@ _BY_NAME: dict[bytes, CommandSpec] = {
 }
 
 
-def _fast_keyed() -> dict[bytes, tuple[int, int]]:
-    out: dict[bytes, tuple[int, int]] = {}
+def _fast_keyed() -> dict[bytes, tuple[int, int, str]]:
+    out: dict[bytes, tuple[int, int, str]] = {}
     for name, spec in _BY_NAME.items():
         fixed = spec.fixed_keys
         if spec.shape is Shape.SINGLE and spec.subcommands is None and fixed and len(fixed) == 1:
-            out[name] = (fixed[0], spec.arity)
+            out[name] = (fixed[0], spec.arity, spec.name)
     return out
 
 
 # The router's hot path: command name (upper or lower case, as clients send
-# them) -> (key index, arity) for single-shard commands with one key at a
+# them) -> (key index, arity, name) for single-shard commands with one key at a
 # fixed position (GET, SET, HSET, INCR, ...). Anything else goes through
 # `lookup`.
-FAST_KEYED: dict[bytes, tuple[int, int]] = _fast_keyed()
+FAST_KEYED: dict[bytes, tuple[int, int, str]] = _fast_keyed()
 
 
 def lookup(args: list[bytes]) -> CommandSpec | None:
@@ -461,3 +462,25 @@ def is_blocking(args: list[bytes]) -> bool:
             return False
         i += skip + 1
     return False
+
+
+def blocking_timeout(args: list[bytes]) -> float | None:
+    """How long (seconds) a blocking request may block on the server: its own timeout
+    argument; None for 0 (forever). A malformed timeout gives 0.0: the server will
+    refuse the request at once."""
+    name = args[0].upper()
+    try:
+        if name == b"BLMPOP" or name == b"BZMPOP":
+            value = float(args[1])
+        elif name == b"WAIT":
+            value = float(args[2]) / 1000
+        elif name == b"XREAD" or name == b"XREADGROUP":
+            at = next(i for i in range(1, len(args) - 1) if args[i].upper() == b"BLOCK")
+            value = float(args[at + 1]) / 1000
+        else:
+            value = float(args[-1])
+    except (ValueError, StopIteration):
+        return 0.0
+    if not math.isfinite(value) or value < 0:
+        return 0.0
+    return None if value == 0 else value

@@ -36,6 +36,33 @@ DEFAULT_ADMIN = Address("127.0.0.1", 7780)
 
 
 @dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a password comes from: an environment variable or a file (never the YAML)."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"env {self.env}" if self.env else f"file {self.file}"
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    """One router user (``router.users[]``): clients AUTH with its name and password."""
+
+    name: str
+    password: SecretRef
+
+
+@dataclass(frozen=True, slots=True)
+class BackendAuthConfig:
+    """The ``backend:`` section: credentials the router sends to every Redis node."""
+
+    password: SecretRef
+    username: str | None = None  # None: AUTH <password> (Redis's default user)
+
+
+@dataclass(frozen=True, slots=True)
 class RouterConfig:
     """The ``router:`` section. Every bound has a default; only ``listen`` is required."""
 
@@ -53,6 +80,15 @@ class RouterConfig:
     max_args: int = 1024 * 1024  # Redis's limit on arguments per request
     max_inline_bytes: int = 64 * 1024  # Redis PROTO_INLINE_MAX_SIZE
     drain_timeout_ms: int = 5000  # on shutdown, how long in-flight replies may take
+    # Dedicated backend connections (transactions with WATCH, blocking commands,
+    # subscriptions), per backend node: at most this many at once (each is a
+    # socket and a Redis client on the shard) ...
+    pinned_connections_per_node: int = 512
+    # ... and up to this many kept open when returned clean, for the next client.
+    pinned_idle_per_node: int = 8
+    # Router users clients must AUTH as (empty: no authentication, as a Redis
+    # without a password). Passwords come from env vars or files, never the file.
+    users: tuple[UserConfig, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +97,7 @@ class ShardConfig:
     slots: tuple[tuple[int, int], ...]  # inclusive ranges, in file order
     master: Address
     replicas: tuple[Address, ...] = ()
+    backend: BackendAuthConfig | None = None  # this shard's credentials, if not the cluster's
 
     @property
     def slot_count(self) -> int:
@@ -100,6 +137,7 @@ class ClusterConfig:
     shards: tuple[ShardConfig, ...]
     sentinel: SentinelConfig | None = None
     path: str | None = None  # the file it was loaded from, if any
+    backend: BackendAuthConfig | None = None  # credentials for the Redis nodes, if any
 
     def slotmap(self, epoch: int = 0) -> SlotMap:
         return SlotMap.build(
@@ -107,9 +145,11 @@ class ClusterConfig:
         )
 
 
-TOP_KEYS = ("name", "router", "shards", "sentinel")
+TOP_KEYS = ("name", "router", "shards", "sentinel", "backend")
+USER_KEYS = ("name", "password_env", "password_file")
+BACKEND_KEYS = ("username", "password_env", "password_file")
 ROUTER_KEYS = tuple(f.name for f in dataclasses.fields(RouterConfig))
-SHARD_KEYS = ("name", "slots", "master", "replicas")
+SHARD_KEYS = ("name", "slots", "master", "replicas", "backend")
 SENTINEL_KEYS = tuple(f.name for f in dataclasses.fields(SentinelConfig))
 PEER_KEYS = ("id", "listen")
 
@@ -293,11 +333,17 @@ class _Checker:
         shards = self.shards(top.get("shards", _MISSING))
         raw_sentinel = top.get("sentinel")
         sentinel = None if raw_sentinel is None else self.sentinel(raw_sentinel)
+        raw_backend = top.get("backend")
+        backend = None if raw_backend is None else self.backend(raw_backend)
         if self.problems or name is None or router is None or shards is None:
             return None
         if raw_sentinel is not None and sentinel is None:
             return None
-        return ClusterConfig(name=name, router=router, shards=shards, sentinel=sentinel)
+        if raw_backend is not None and backend is None:
+            return None
+        return ClusterConfig(
+            name=name, router=router, shards=shards, sentinel=sentinel, backend=backend
+        )
 
     def router(self, value: object) -> RouterConfig | None:
         if value is _MISSING:
@@ -318,9 +364,13 @@ class _Checker:
                     # Defaulted addresses still count for the "used twice" check.
                     self.address(str(field.default), path)
                 continue
-            parsed: object = (
-                self.address(raw, path) if field.type == "Address" else self.integer(raw, path)
-            )
+            parsed: object
+            if field.name == "users":
+                parsed = self.users(raw, path)
+            elif field.type == "Address":
+                parsed = self.address(raw, path)
+            else:
+                parsed = self.integer(raw, path)
             if parsed is None:
                 ok = False
             else:
@@ -377,9 +427,13 @@ class _Checker:
         slots = self.slots(section.get("slots", _MISSING), f"{path}.slots")
         master = self.address(section.get("master", _MISSING), f"{path}.master")
         replicas = self.replicas(section.get("replicas"), f"{path}.replicas")
+        raw_backend = section.get("backend")
+        backend = None if raw_backend is None else self.backend(raw_backend, f"{path}.backend")
         if name is None or slots is None or master is None or replicas is None:
             return None, slots
-        return ShardConfig(name, tuple(slots), master, replicas), slots
+        if raw_backend is not None and backend is None:
+            return None, slots
+        return ShardConfig(name, tuple(slots), master, replicas, backend), slots
 
     def slots(self, value: object, path: str) -> list[tuple[int, int]] | None:
         if value is _MISSING or value is None or value == "":
@@ -489,6 +543,70 @@ class _Checker:
             )
             ok = False
         return SentinelConfig(**kwargs) if ok else None
+
+    def secret_ref(self, section: Mapping[Any, Any], path: str) -> SecretRef | None:
+        """Exactly one of ``password_env`` / ``password_file``; a clear password is refused."""
+        env = section.get("password_env")
+        file = section.get("password_file")
+        if (env is None) == (file is None):
+            self.problem(
+                path,
+                "needs exactly one of password_env (an environment variable name) or "
+                "password_file (a file holding the password); passwords are never written "
+                "in this file",
+            )
+            return None
+        if env is not None:
+            name = self.env_name(env, f"{path}.password_env")
+            return None if name is None else SecretRef(env=name)
+        text = self.text(file, f"{path}.password_file")
+        return None if text is None else SecretRef(file=text)
+
+    def users(self, value: object, path: str) -> tuple[UserConfig, ...] | None:
+        if not isinstance(value, list):
+            self.problem(path, f"must be a list of {{name, password_env|password_file}}, "
+                         f"got {_describe(value)}")  # fmt: skip
+            return None
+        names: dict[str, str] = {}
+        out: list[UserConfig | None] = []
+        for index, item in enumerate(value):
+            item_path = f"{path}[{index}]"
+            if isinstance(item, Mapping) and "password" in item:
+                self.problem(
+                    f"{item_path}.password",
+                    "passwords are not allowed in the file; use password_env or password_file",
+                )
+                out.append(None)
+                continue
+            section = self.mapping(item, item_path, USER_KEYS)
+            if not isinstance(item, Mapping):
+                out.append(None)
+                continue
+            user = self.name(section.get("name", _MISSING), f"{item_path}.name")
+            self.unique(user, f"{item_path}.name", names)
+            ref = self.secret_ref(section, item_path)
+            out.append(None if user is None or ref is None else UserConfig(user, ref))
+        if any(u is None for u in out):
+            return None
+        return tuple(u for u in out if u is not None)
+
+    def backend(self, value: object, path: str = "backend") -> BackendAuthConfig | None:
+        if isinstance(value, Mapping) and "password" in value:
+            self.problem(
+                f"{path}.password",
+                "passwords are not allowed in the file; use password_env or password_file",
+            )
+            return None
+        section = self.mapping(value, path, BACKEND_KEYS)
+        if not isinstance(value, Mapping):
+            return None
+        username = section.get("username")
+        if username is not None:
+            username = self.text(username, f"{path}.username")
+            if username is None:
+                return None
+        ref = self.secret_ref(section, path)
+        return None if ref is None else BackendAuthConfig(ref, username)
 
     def env_name(self, value: object, path: str) -> str | None:
         if not isinstance(value, str) or not _ENV_RE.match(value):

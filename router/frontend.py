@@ -18,7 +18,17 @@ Invariants:
   this client until it drains (so a slow or greedy client cannot grow the
   router's memory without bound).
 - A client that disconnects leaks nothing: backends still answer its
-  in-flight requests, and those answers are dropped.
+  in-flight requests on shared connections, and those answers are dropped;
+  its dedicated connections (WATCH, a blocked BLPOP, subscriptions) are
+  closed at once.
+- Published messages are appended to the FIFO as ready entries, so they
+  come after every reply the client was owed when they arrived.
+
+Stateful commands (MULTI/EXEC/WATCH, blocking commands, (P|S)SUBSCRIBE,
+AUTH gating) go through `router.stateful.ClientState`, which owns the
+client's mode; while the client is in plain NORMAL mode (authenticated, not
+watching) single-key commands take the inlined fast path in `process`, which
+checks that once per batch.
 """
 
 from __future__ import annotations
@@ -30,11 +40,14 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from router import commands, local, planner
-from router.commands import FAST_KEYED, Shape
+from router.commands import FAST_KEYED, CommandSpec, Shape
+from router.credentials import CredentialError, Users
 from router.errors import ProtocolError, error_reply, unknown_command, wrong_arity
+from router.modes import Mode
 from router.planner import Fanout
-from router.resp import RequestReader
+from router.resp import Request, RequestReader
 from router.slots import key_hash_slot
+from router.stateful import ClientState
 
 if TYPE_CHECKING:
     from router.backend import BackendConn
@@ -44,20 +57,29 @@ log = logging.getLogger("slotwarden.frontend")
 
 LOCAL = Shape.LOCAL
 OUTPUT_HIGH_WATER = 1 << 20  # bytes of unsent output before we stop reading a client
+BLOCKED_INPUT_LIMIT = 1 << 20  # bytes read from a blocked client before we stop reading it
 
 
 class Pending:
-    """One reply slot in a client's FIFO."""
+    """One reply slot in a client's FIFO.
 
-    __slots__ = ("client", "reply")
+    ``cmd`` names the request for the metrics (None for published messages);
+    ``t0``/``shape`` are set on the requests whose latency is sampled.
+    """
 
-    def __init__(self, client: ClientConn) -> None:
+    __slots__ = ("client", "cmd", "reply", "shape", "t0")
+
+    def __init__(self, client: ClientConn, cmd: str | None = None) -> None:
         self.client = client
         self.reply: bytes | None = None
+        self.cmd = cmd
+        self.t0 = 0.0
 
     def on_reply(self, raw: bytes) -> None:
         self.reply = raw
         client = self.client
+        if self.t0:
+            client.router.observe(self.shape, self.t0)
         if not client.dirty and client.fifo and client.fifo[0] is self:
             client.dirty = True
             client.router.dirty_clients.append(client)
@@ -98,17 +120,34 @@ class Part:
         self.owner.on_part(self.index, raw)
 
 
+def router_users(router: Router) -> Users:
+    """The router's users, loaded once from its config (the server may set ``users``
+    itself at startup, so that an unreadable password stops it with a clear error)."""
+    users = getattr(router, "users", None)
+    if users is None:
+        try:
+            users = Users.load(router.config)
+        except CredentialError as exc:
+            # fail closed: nobody can authenticate until the password is readable
+            log.error("%s; refusing every AUTH", exc)
+            users = Users.locked()
+        router.users = users  # type: ignore[attr-defined]
+    return users
+
+
 class ClientConn(asyncio.Protocol):
     __slots__ = (
         "_conns",
         "_conns_route",
         "dirty",
         "fifo",
+        "held",
         "out_paused",
         "read_paused",
         "reader",
         "router",
         "session",
+        "state",
         "transport",
     )
 
@@ -124,6 +163,8 @@ class ClientConn(asyncio.Protocol):
         self.session: local.Session | None = None
         self._conns: list[BackendConn] = []
         self._conns_route: Route | None = None  # the route _conns was built for
+        self.held: list[Request] = []  # parsed, not yet dispatched (while blocked)
+        self.state = ClientState(self)
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -135,11 +176,14 @@ class ClientConn(asyncio.Protocol):
             id=self.router.next_client_id(),
             addr=f"{peer[0]}:{peer[1]}",
             laddr=f"{sock[0]}:{sock[1]}",
+            users=router_users(self.router),
         )
+        self.state.update_plain()
         # Past this much unsent output the router stops reading the client
         # (it is not reading its replies); past client_output_limit_bytes the
         # client is closed, as Redis's client-output-buffer-limit does.
-        self.transport.set_write_buffer_limits(high=OUTPUT_HIGH_WATER)
+        limit = self.router.config.router.client_output_limit_bytes
+        self.transport.set_write_buffer_limits(high=min(OUTPUT_HIGH_WATER, limit))
         if not self.router.on_client_open(self):
             self.transport.write(error_reply("ERR max number of clients reached"))
             self.transport.close()
@@ -148,6 +192,7 @@ class ClientConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.transport is None:
             return
+        self.router.stats.bytes_in += len(data)
         self.reader.feed(data)
         self.process()
         self.router.flush()
@@ -155,7 +200,19 @@ class ClientConn(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.fifo.clear()
+        self.held.clear()
+        self.state.close()  # dedicated backend connections go at once
         self.router.on_client_close(self)
+
+    def on_route_change(self) -> None:
+        """The router swapped its route (a failover): resubscribe on the new masters.
+
+        Shared connections follow by themselves (they are looked up per batch);
+        a WATCH or a blocked command stays on the connection it started on and
+        fails if that master is gone.
+        """
+        if self.transport is not None:
+            self.state.on_route_change()
 
     def pause_writing(self) -> None:
         self.out_paused = True
@@ -180,35 +237,52 @@ class ClientConn(asyncio.Protocol):
         assert session is not None
         dispatch = self.dispatch
         fast = FAST_KEYED
-        while not session.closing and len(fifo) < limit:
-            try:
-                batch = reader.read(limit - len(fifo))
-            except ProtocolError as exc:
-                log.info("client %s: protocol error: %s", session.addr, exc)
-                self.push(error_reply(f"ERR Protocol error: {exc}"))
-                session.closing = True
-                break
-            if not batch:
-                break
+        state = self.state
+        while not session.closing and len(fifo) < limit and state.mode is not Mode.BLOCKED:
+            if self.held:  # requests parsed while a blocking command was waiting
+                batch = self.held[: limit - len(fifo)]
+                del self.held[: len(batch)]
+            else:
+                try:
+                    batch = reader.read(limit - len(fifo))
+                except ProtocolError as exc:
+                    log.info("client %s: protocol error: %s", session.addr, exc)
+                    self.push(error_reply(f"ERR Protocol error: {exc}"))
+                    session.closing = True
+                    break
+                if not batch:
+                    break
             route = self.router.route
             owner = route.slotmap.owner
             conns = self._conns if self._conns_route is route else self._bind(route)
             append = fifo.append
-            for args, raw in batch:
-                hit = fast.get(args[0])
-                if hit is not None:
-                    index, arity = hit
-                    n = len(args)
-                    if n == arity if arity > 0 else n >= -arity:
-                        key = args[index]
-                        slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
-                        pending = Pending(self)
-                        append(pending)
-                        conns[owner[slot]].send(raw, pending)
-                        continue
+            plain = state.plain  # normal mode, authenticated, not watching: fast path
+            requests = iter(batch)
+            sampled = False  # the first fast-path request of each batch is timed
+            for args, raw in requests:
+                if plain:
+                    hit = fast.get(args[0])
+                    if hit is not None:
+                        index, arity, name = hit
+                        n = len(args)
+                        if n == arity if arity > 0 else n >= -arity:
+                            key = args[index]
+                            slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
+                            pending = Pending(self, name)
+                            if not sampled:
+                                sampled = True
+                                pending.t0 = self.router.loop.time()
+                                pending.shape = "single"
+                            append(pending)
+                            conns[owner[slot]].send(raw, pending)
+                            continue
                 dispatch(args, raw)
                 if session.closing:  # QUIT: nothing after it is served
                     break
+                if state.mode is Mode.BLOCKED:  # nothing more until the reply
+                    self.held[:0] = list(requests)
+                    break
+                plain = state.plain
                 if self._conns_route is not route:  # HELLO switched protocol
                     conns = self._bind(route)
         self._update_reading()
@@ -222,37 +296,83 @@ class ClientConn(asyncio.Protocol):
         return self._conns
 
     def dispatch(self, args: list[bytes], raw: bytes) -> None:
+        fifo = self.fifo
+        before = len(fifo)
         spec = commands.lookup(args)
         if spec is None:
-            self.push(self._unknown(args))
+            self.state.reject(self._unknown(args), args)
+        elif not (len(args) == spec.arity if spec.arity > 0 else len(args) >= -spec.arity):
+            self.state.reject(wrong_arity(spec.name), args)
+        else:
+            self.state.handle(spec, args, raw)
+        # name (and time) the reply slots this request added, for the metrics
+        name = spec.name if spec is not None else "unknown"
+        shape = spec.shape.value if spec is not None else "local"
+        now = self.router.loop.time()
+        for i in range(before, len(fifo)):
+            pending = fifo[i]
+            if pending.cmd is None:
+                pending.cmd = name
+                if pending.reply is None:
+                    pending.t0 = now
+                    pending.shape = shape
+                else:
+                    self.router.observe(shape, now)
+
+    def forward(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
+        """Answer a command in normal mode: locally, or planned and sent to the shards."""
+        if spec.shape is LOCAL:
+            self.push(self.answer_local(spec.name, args))
             return
-        arity = spec.arity
-        if not (len(args) == arity if arity > 0 else len(args) >= -arity):
-            self.push(wrong_arity(spec.name))
-            return
-        shape = spec.shape
-        route = self.router.route
         session = self.session
         assert session is not None
-        if shape is LOCAL:
-            self.push(self._local(spec.name, args))
-            if spec.name == "hello":
-                self._conns_route = None  # the protocol may have changed
-            return
-        proto = session.proto
+        route = self.router.route
         info = self.router.info_head() if spec.name == "info" else ""
-        plan = planner.plan(spec, args, route.slotmap, info, proto == 3)
+        plan = planner.plan(spec, args, route.slotmap, info, session.proto == 3)
         if type(plan) is int:
             pending = Pending(self)
             self.fifo.append(pending)
-            route.masters[plan].conn_for(session.id, proto).send(raw, pending)
+            self.conn(plan).send(raw, pending)
         elif type(plan) is Fanout:
             pending = FanoutPending(self, plan)
             self.fifo.append(pending)
             for index, (shard, piece) in enumerate(plan.parts):
-                route.masters[shard].conn_for(session.id, proto).send(piece, Part(pending, index))
+                self.conn(shard).send(piece, Part(pending, index))
         else:
             self.push(plan)  # type: ignore[arg-type]
+
+    def conn(self, shard: int) -> BackendConn:
+        """This client's connection to ``shard``: its WATCH connection for the watched
+        shard (so its own commands stay in order with WATCH), else the shared one."""
+        watch = self.state.watch
+        if watch is not None and shard == self.state.watch_shard:
+            return watch
+        route = self.router.route
+        conns = self._conns if self._conns_route is route else self._bind(route)
+        return conns[shard]
+
+    def answer_local(self, name: str, args: list[bytes]) -> bytes:
+        reply = self._local(name, args)
+        if name == "hello" or name == "reset":
+            self._conns_route = None  # the protocol may have changed
+        return reply
+
+    # ------------------------------------------------------------ used by ClientState
+
+    def resp3(self) -> bool:
+        return self.session is not None and self.session.proto == 3
+
+    def proto(self) -> int:
+        return self.session.proto if self.session is not None else 2
+
+    def addr(self) -> str:
+        return self.session.addr if self.session is not None else "?"
+
+    def resume_soon(self) -> None:
+        """Input may be waiting (held requests, buffered bytes): process it soon."""
+        self._update_reading()
+        if self.held or self.reader.buffered():
+            self.router.loop.call_soon(self._resume)
 
     def _unknown(self, args: list[bytes]) -> bytes:
         container = commands.TABLE.get(args[0].upper())
@@ -273,6 +393,12 @@ class ClientConn(asyncio.Protocol):
             return error_reply(f"ERR '{name}' is not supported by the router yet")
         return handler(session, args)
 
+    def new_pending(self) -> Pending:
+        """A reply slot at the tail of the FIFO, filled later."""
+        pending = Pending(self)
+        self.fifo.append(pending)
+        return pending
+
     def push(self, reply: bytes) -> None:
         """Queue a reply that is ready now."""
         pending = Pending(self)
@@ -289,10 +415,17 @@ class ClientConn(asyncio.Protocol):
         if transport is None:
             return
         out: list[bytes] = []
+        count = self.router.stats.count
         while fifo and fifo[0].reply is not None:
-            out.append(fifo.popleft().reply)  # type: ignore[arg-type]
+            pending = fifo.popleft()
+            reply = pending.reply
+            out.append(reply)  # type: ignore[arg-type]
+            if pending.cmd is not None:
+                count(pending.cmd, reply)  # type: ignore[arg-type]
         if out:
-            transport.write(out[0] if len(out) == 1 else b"".join(out))
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self.router.stats.bytes_out += len(data)
+            transport.write(data)
             if self.out_paused:
                 limit = self.router.config.router.client_output_limit_bytes
                 if transport.get_write_buffer_size() > limit:
@@ -319,6 +452,9 @@ class ClientConn(asyncio.Protocol):
             len(self.fifo) >= self.router.config.router.max_pending_per_client
             or self.out_paused
             or self.session.closing  # type: ignore[union-attr]
+            # A blocked client's input is read (so that its disconnect is seen at
+            # once and frees the backend connection) but not processed, up to a bound.
+            or (self.state.mode is Mode.BLOCKED and self.reader.buffered() > BLOCKED_INPUT_LIMIT)
         )
         if full and not self.read_paused:
             self.read_paused = True
@@ -326,7 +462,7 @@ class ClientConn(asyncio.Protocol):
         elif not full and self.read_paused:
             self.read_paused = False
             transport.resume_reading()
-            if self.reader.buffered():
+            if self.reader.buffered() or self.held:
                 # requests left in the buffer while paused: go on with them
                 self.router.loop.call_soon(self._resume)
 

@@ -2,17 +2,24 @@
 
 Pure: each handler takes the client's `Session` and the arguments and returns
 a raw reply; nothing here touches sockets. PING, ECHO, QUIT, TIME, SELECT,
-HELLO, AUTH, RESET, READONLY/READWRITE/ASKING and CLIENT SETNAME/GETNAME/ID/
-SETINFO/INFO/LIST live here.
+HELLO, AUTH, RESET, READONLY/READWRITE/ASKING, ACL WHOAMI and CLIENT SETNAME/
+GETNAME/ID/SETINFO/INFO/LIST/NO-EVICT/REPLY live here.
+
+Authentication: with router users configured (``Session.users.required``) a
+session starts unauthenticated; AUTH and HELLO ... AUTH check the password
+(constant time, `router.credentials`), a failure leaves the session as it
+was (as Redis does) and is counted; RESET logs the client out again.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from router import __version__
+from router.credentials import Users
 from router.errors import NOT_SUPPORTED_YET, error_reply, wrong_arity
 from router.resp import NIL, NULL3, OK, PONG, encode_array, encode_bulk, encode_int, encode_simple
 
@@ -35,15 +42,27 @@ class Session:
     proto: int = 2  # RESP version this client speaks (HELLO 3 switches to RESP3)
     closing: bool = False  # QUIT: close once the replies before it are written
     last_cmd: str = "NULL"
+    users: Users | None = None  # the router's users (None: no authentication)
+    authenticated: bool = True  # False until AUTH when users.required
+    user: str = "default"
+    # what CLIENT INFO/LIST show of the client's mode (kept by the frontend)
+    flags: str = "N"
+    subs: tuple[int, int, int] = (0, 0, 0)  # channels, patterns, shard channels
+    multi: int = -1  # commands queued in MULTI, -1 outside MULTI
+
+    def __post_init__(self) -> None:
+        if self.users is not None and self.users.required:
+            self.authenticated = False
 
     def info_line(self) -> str:
         now = time.time()
         return (
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
             f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
-            f"idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1 qbuf=0 qbuf-free=0 "
+            f"idle=0 flags={self.flags} db=0 sub={self.subs[0]} psub={self.subs[1]} "
+            f"ssub={self.subs[2]} multi={self.multi} qbuf=0 qbuf-free=0 "
             f"argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
-            f"cmd={self.last_cmd} user=default redir=-1 resp={self.proto} "
+            f"cmd={self.last_cmd} user={self.user} redir=-1 resp={self.proto} "
             f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
             f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}\n"
         )
@@ -78,8 +97,22 @@ def time_(s: Session, args: list[bytes]) -> bytes:
     )
 
 
+# Redis's string2ll: an optional '-', no leading zeros, no spaces, no "-0".
+_INTEGER = re.compile(rb"0|-?[1-9][0-9]{0,18}")
+
+WRONGPASS = error_reply("WRONGPASS invalid username-password pair or user is disabled.")
+NOAUTH = error_reply("NOAUTH Authentication required.")
+HELLO_NOAUTH = error_reply(
+    "NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+    "HELLO AUTH <user> <pass> option can be used to authenticate the client and select "
+    "the RESP protocol version at the same time"
+)
+# What a client may send before it authenticates (Redis's no-auth commands).
+NO_AUTH_COMMANDS = frozenset({"auth", "hello", "quit", "reset"})
+
+
 def select(s: Session, args: list[bytes]) -> bytes:
-    if not args[1].lstrip(b"-").isdigit():
+    if _INTEGER.fullmatch(args[1]) is None:
         return error_reply("ERR value is not an integer or out of range")
     if int(args[1]) != 0:
         return error_reply(
@@ -92,37 +125,65 @@ def select(s: Session, args: list[bytes]) -> bytes:
 def auth(s: Session, args: list[bytes]) -> bytes:
     if len(args) > 3:
         return error_reply("ERR syntax error")
-    return error_reply(
-        "ERR AUTH <password> called without any password configured for the default user. "
-        "Are you sure your configuration is correct?"
-    )
+    return _authenticate(s, args[1] if len(args) == 3 else None, args[-1])
+
+
+def _authenticate(s: Session, user: bytes | None, password: bytes) -> bytes:
+    """AUTH [user] password: +OK, or the error Redis gives (the session is unchanged)."""
+    users = s.users
+    if users is None or not users.required:
+        # as a Redis whose only user is "default" without a password
+        if user is None:
+            return error_reply(
+                "ERR AUTH <password> called without any password configured for the "
+                "default user. Are you sure your configuration is correct?"
+            )
+        return OK if user == b"default" else WRONGPASS
+    name = user if user is not None else b"default"
+    if not users.check(name, password):
+        return WRONGPASS
+    s.authenticated = True
+    s.user = name.decode("utf-8", "replace")
+    return OK
+
+
+def _bad_name(name: bytes) -> bool:
+    return any(c < 33 or c > 126 for c in name)
 
 
 def hello(s: Session, args: list[bytes]) -> bytes:
     i = 1
     if len(args) > 1:
         ver = args[1]
-        if not ver.isdigit():
+        if _INTEGER.fullmatch(ver) is None:
             return error_reply("ERR Protocol version is not an integer or out of range")
         if int(ver) not in (2, 3):
-            return error_reply("NOPROTO sorry, this protocol version is not supported")
+            return error_reply("NOPROTO unsupported protocol version")
         i = 2
     name: bytes | None = None
+    credentials: tuple[bytes, bytes] | None = None
     while i < len(args):
         opt = args[i].upper()
         if opt == b"AUTH" and i + 2 < len(args):
-            return auth(s, [b"AUTH", args[i + 1], args[i + 2]])
-        if opt == b"SETNAME" and i + 1 < len(args):
+            credentials = (args[i + 1], args[i + 2])
+            i += 3
+        elif opt == b"SETNAME" and i + 1 < len(args):
             name = args[i + 1]
-            if b" " in name or b"\n" in name:
+            if _bad_name(name):
                 return error_reply(
                     "ERR Client names cannot contain spaces, newlines or special characters."
                 )
             i += 2
         else:
             return error_reply(
-                f"ERR Syntax error in HELLO option '{opt.decode('utf-8', 'replace')}'"
+                f"ERR Syntax error in HELLO option '{args[i].decode('utf-8', 'replace')}'"
             )
+    if credentials is not None:
+        answer = _authenticate(s, *credentials)
+        if answer != OK:
+            return answer
+    if not s.authenticated:
+        return HELLO_NOAUTH
     if name is not None:
         s.name = name
     if len(args) > 1:
@@ -142,8 +203,16 @@ def hello(s: Session, args: list[bytes]) -> bytes:
 
 
 def reset(s: Session, args: list[bytes]) -> bytes:
+    """The session part of RESET (the frontend drops MULTI, WATCH and subscriptions)."""
     s.name = b""
+    s.proto = 2
+    s.user = "default"
+    s.authenticated = s.users is None or not s.users.required
     return encode_simple("RESET")
+
+
+def acl_whoami(s: Session, args: list[bytes]) -> bytes:
+    return encode_bulk(s.user.encode())
 
 
 def ok(s: Session, args: list[bytes]) -> bytes:
@@ -153,7 +222,7 @@ def ok(s: Session, args: list[bytes]) -> bytes:
 def client(s: Session, args: list[bytes], list_clients: Callable[[], list[Session]]) -> bytes:
     sub = args[1].lower()
     if sub == b"setname" and len(args) == 3:
-        if any(c < 33 or c > 126 for c in args[2]):
+        if _bad_name(args[2]):
             return error_reply(
                 "ERR Client names cannot contain spaces, newlines or special characters."
             )
@@ -178,11 +247,56 @@ def client(s: Session, args: list[bytes], list_clients: Callable[[], list[Sessio
         return OK
     if sub == b"info" and len(args) == 2:
         return encode_bulk(s.info_line().encode())
-    if sub == b"list" and len(args) == 2:
-        return encode_bulk("".join(c.info_line() for c in list_clients()).encode())
-    if sub in (b"setname", b"getname", b"id", b"setinfo", b"info", b"list"):
+    if sub == b"list":
+        return client_list(args, list_clients)
+    if sub == b"no-evict" and len(args) == 3:
+        # the router has no client eviction: the flag is trivially honoured
+        return OK if args[2].lower() in (b"on", b"off") else error_reply("ERR syntax error")
+    if sub == b"reply" and len(args) == 3:
+        mode = args[2].lower()
+        if mode == b"on":
+            return OK
+        if mode in (b"off", b"skip"):
+            return error_reply(
+                f"ERR CLIENT REPLY {mode.decode().upper()} is not supported by the router"
+            )
+        return error_reply("ERR syntax error")
+    if sub in (b"setname", b"getname", b"id", b"setinfo", b"info"):
         return error_reply(f"ERR wrong number of arguments for 'client|{sub.decode()}' command")
     return error_reply(NOT_SUPPORTED_YET.format(name=f"client {sub.decode('utf-8', 'replace')}"))
+
+
+_CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
+
+
+def client_list(args: list[bytes], list_clients: Callable[[], list[Session]]) -> bytes:
+    """CLIENT LIST [TYPE normal|master|replica|pubsub] [ID id ...]"""
+    sessions = list_clients()
+    i = 2
+    while i < len(args):
+        opt = args[i].lower()
+        if opt == b"type" and i + 1 < len(args):
+            kind = args[i + 1].lower()
+            if kind not in _CLIENT_TYPES:
+                shown = args[i + 1].decode("utf-8", "replace")
+                return error_reply(f"ERR Unknown client type '{shown}'")
+            pubsub = kind == b"pubsub"
+            if kind in (b"normal", b"pubsub"):
+                sessions = [c for c in sessions if ("P" in c.flags) == pubsub]
+            else:
+                sessions = []
+            i += 2
+        elif opt == b"id" and i + 1 < len(args):
+            ids: set[int] = set()
+            for raw in args[i + 1 :]:
+                if _INTEGER.fullmatch(raw) is None or int(raw) <= 0:
+                    return error_reply("ERR Invalid client ID")
+                ids.add(int(raw))
+            sessions = [c for c in sessions if c.id in ids]
+            i = len(args)
+        else:
+            return error_reply("ERR syntax error")
+    return encode_bulk("".join(c.info_line() for c in sessions).encode())
 
 
 HANDLERS: dict[str, Handler] = {
@@ -194,6 +308,7 @@ HANDLERS: dict[str, Handler] = {
     "auth": auth,
     "hello": hello,
     "reset": reset,
+    "acl|whoami": acl_whoami,
     "readonly": ok,
     "readwrite": ok,
     "asking": ok,

@@ -65,8 +65,9 @@ def merge_all_ok(parts: list[bytes]) -> bytes:
 def merge_ordered(positions: list[list[int]], total: int, resp3: bool = False) -> Merger:
     """MGET: part i answered the keys at ``positions[i]`` of the original
     request; rebuild the array in the original key order. Bulk values are
-    decoded by hiredis and re-encoded; a nil becomes the nil of the client's
-    protocol (``resp3``); any other element is moved as its raw bytes."""
+    decoded by hiredis and re-encoded; any other element (nil included) is
+    moved as its raw bytes. ``resp3`` only picks the placeholder for slots no
+    part answered (none, when the parts are well-formed)."""
     nil = NULL3 if resp3 else NIL
 
     def merge(parts: list[bytes]) -> bytes:
@@ -83,7 +84,7 @@ def merge_ordered(positions: list[list[int]], total: int, resp3: bool = False) -
             for index, value in zip(where, values, strict=True):
                 if type(value) is bytes:
                     out[index] = b"$%d\r\n%b\r\n" % (len(value), value)
-                elif value is not None:  # not a plain bulk: keep the exact element
+                else:  # nil or not a plain bulk: keep the exact element, as sent
                     raw_items = split_array(raw)
                     if raw_items is None:
                         return _unexpected(raw, "an array")
@@ -172,6 +173,8 @@ def merge_info(head: str) -> Merger:
             return err
         dbs: dict[str, dict[str, int]] = {}
         for raw in parts:
+            if raw[:1] not in (b"$", b"="):  # a bulk or a RESP3 verbatim string
+                return _unexpected(raw, "an INFO bulk string")
             value = decode(raw)
             if isinstance(value, str):  # RESP3 verbatim string
                 value = value.encode()
@@ -190,3 +193,103 @@ def merge_info(head: str) -> Merger:
         return encode_bulk(("\r\n".join(lines) + "\r\n").encode())
 
     return merge
+
+
+def merge_same(parts: list[bytes]) -> bytes:
+    """SCRIPT LOAD, FUNCTION LOAD: every master must answer the same (sha, library name)."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    if any(raw != parts[0] for raw in parts[1:]):
+        return error_reply(
+            f"ERR shards answered differently: {parts[0][:60]!r} and "
+            f"{next(r for r in parts if r != parts[0])[:60]!r}"
+        )
+    return parts[0]
+
+
+def merge_first(parts: list[bytes]) -> bytes:
+    """FUNCTION LIST: every master holds the same libraries; shard 0 answers for all."""
+    err = first_error(parts)
+    return err if err is not None else parts[0]
+
+
+def merge_any_ok(parts: list[bytes]) -> bytes:
+    """SCRIPT KILL, FUNCTION KILL: OK if one master had something to kill, else the first
+    error (``NOTBUSY No scripts in execution right now.``)."""
+    for raw in parts:
+        if raw == OK:
+            return OK
+    err = first_error(parts)
+    return err if err is not None else _unexpected(parts[0], "+OK")
+
+
+def merge_and(parts: list[bytes]) -> bytes:
+    """SCRIPT EXISTS: a script exists only if every master has it (element-wise AND)."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    result: list[int] | None = None
+    for raw in parts:
+        value = decode(raw)
+        if not isinstance(value, list) or not all(type(v) is int for v in value):
+            return _unexpected(raw, "an array of integers")
+        if result is None:
+            result = list(value)
+        elif len(value) != len(result):
+            return _unexpected(raw, f"an array of {len(result)}")
+        else:
+            result = [a & b for a, b in zip(result, value, strict=True)]
+    return encode_array([encode_int(v) for v in result or []])
+
+
+def merge_union(parts: list[bytes]) -> bytes:
+    """PUBSUB CHANNELS / SHARDCHANNELS: every master's names, each once."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    seen: dict[bytes, None] = {}
+    for raw in parts:
+        value = decode(raw)
+        if not isinstance(value, list):
+            return _unexpected(raw, "an array")
+        for name in value:
+            seen[name if isinstance(name, bytes) else str(name).encode()] = None
+    return encode_array([encode_bulk(name) for name in seen])
+
+
+def merge_numsub(parts: list[bytes]) -> bytes:
+    """PUBSUB NUMSUB / SHARDNUMSUB ch ...: ``[ch, n, ...]`` with n summed over masters."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    names: list[bytes] = []
+    counts: list[int] = []
+    for raw in parts:
+        value = decode(raw)
+        if isinstance(value, dict):  # RESP3 map
+            value = [x for pair in value.items() for x in pair]
+        if not isinstance(value, list) or len(value) % 2:
+            return _unexpected(raw, "a channel/count array")
+        if not names:
+            names = list(value[::2])
+            counts = [0] * len(names)
+        if list(value[::2]) != names:
+            return _unexpected(raw, "the same channels from every shard")
+        for i, n in enumerate(value[1::2]):
+            counts[i] += int(n)
+    items: list[bytes] = []
+    for name, n in zip(names, counts, strict=True):
+        items += (encode_bulk(name), encode_int(n))
+    return encode_array(items)
+
+
+def merge_max(parts: list[bytes]) -> bytes:
+    """PUBSUB NUMPAT: the largest count (patterns are subscribed on every master)."""
+    err = first_error(parts)
+    if err is not None:
+        return err
+    for raw in parts:
+        if raw[:1] != b":":
+            return _unexpected(raw, "an integer")
+    return encode_int(max(int(raw[1:-2]) for raw in parts))

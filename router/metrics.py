@@ -294,8 +294,9 @@ class RouterCollector(Collector):
             "Requests with a missing or wrong secret or password.",
             labels=["endpoint"],
         )
-        for endpoint, value in sorted(stats.auth_failures.items()):
-            auth.add_metric([endpoint], value)
+        auth.add_metric(["admin"], stats.auth_failures["admin"])
+        users = getattr(router, "users", None)
+        auth.add_metric(["client"], users.failures if users is not None else 0)
         yield auth
 
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from router import commands as cmds
 from router import merge
 from router.commands import CommandSpec, KeySpecError, Shape
-from router.errors import CROSSSLOT, NOT_ALLOWED, NOT_SUPPORTED_YET, error_reply, wrong_arity
+from router.errors import CROSSSLOT, NOT_ALLOWED, error_reply, wrong_arity
 from router.resp import encode_command
 from router.slots import key_hash_slot
 from router.topology import SlotMap
@@ -55,7 +55,7 @@ def plan(
     if shape is Shape.ALL_MASTERS:
         return plan_all_masters(spec, args, slotmap, info_head)
     if shape is Shape.PINNED:
-        return error_reply(NOT_SUPPORTED_YET.format(name=spec.name.replace("|", " ")))
+        return plan_pinned(spec, args, slotmap)
     if shape is Shape.REJECTED:
         return NOT_ALLOWED
     return error_reply(f"ERR router cannot plan '{spec.name}'")
@@ -73,8 +73,74 @@ def plan_single(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
     for pos in positions[1:]:
         if owner[key_hash_slot(args[pos])] != shard:
             return CROSSSLOT
-    if spec.name in ("xread", "xreadgroup") and cmds.is_blocking(args):
-        return error_reply(NOT_SUPPORTED_YET.format(name=f"{spec.name} with BLOCK"))
+    return shard
+
+
+def plan_pinned(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
+    """The PINNED commands that need no client state: PUBLISH and SPUBLISH (the
+    channel's shard), PUBSUB introspection (every master, merged). The stateful
+    ones (MULTI, WATCH, SUBSCRIBE, blocking ...) never get here: `router.stateful`
+    handles them; the rest the router cannot honour (CLIENT TRACKING ...)."""
+    name = spec.name
+    if name == "publish":
+        return slotmap.owner[key_hash_slot(args[1])]
+    if name == "spublish":
+        return plan_single(spec, args, slotmap)
+    merger = PUBSUB_MERGE.get(name)
+    if merger is not None:
+        raw = encode_command(args)
+        return Fanout([(i, raw) for i in range(len(slotmap.shards))], merger)
+    return error_reply(UNSUPPORTED.format(name=name.replace("|", " ")))
+
+
+UNSUPPORTED = "ERR '{name}' is not supported by the router"
+
+# PUBSUB introspection over every master. Channels live on their slot's master;
+# every router client subscribes its patterns on every master, so NUMPAT is the
+# largest count any master reports, not the sum.
+PUBSUB_MERGE: dict[str, merge.Merger] = {
+    "pubsub|channels": merge.merge_union,
+    "pubsub|shardchannels": merge.merge_union,
+    "pubsub|numsub": merge.merge_numsub,
+    "pubsub|shardnumsub": merge.merge_numsub,
+    "pubsub|numpat": merge.merge_max,
+}
+
+
+def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int | bytes | None:
+    """The shard a command queued in MULTI needs (None: any), or the error that
+    rejects it at queue time (which aborts the transaction, as Redis Cluster does)."""
+    shape = spec.shape
+    name = spec.name
+    if shape is Shape.ANY or name in ("unwatch", "wait"):
+        return None
+    if shape is Shape.REJECTED:
+        return NOT_ALLOWED
+    if shape is Shape.ALL_MASTERS:
+        return error_reply(
+            f"ERR '{name.replace('|', ' ')}' cannot be queued in MULTI through the router: "
+            "it runs on every shard"
+        )
+    if name == "publish":
+        return slotmap.owner[key_hash_slot(args[1])]
+    if shape is Shape.PINNED and not (spec.first or spec.keys):
+        # SUBSCRIBE & co., PUBSUB, CLIENT TRACKING ...: no single shard can run them
+        return error_reply(
+            f"ERR '{name.replace('|', ' ')}' inside MULTI is not supported by the router"
+        )
+    try:
+        positions = cmds.key_positions(spec, args)
+    except KeySpecError as exc:
+        return error_reply(str(exc))
+    if not positions:
+        return None
+    if shape is Shape.FANOUT_OK and (len(args) - 1) % 2:
+        return wrong_arity(name)
+    owner = slotmap.owner
+    shard = owner[key_hash_slot(args[positions[0]])]
+    for pos in positions[1:]:
+        if owner[key_hash_slot(args[pos])] != shard:
+            return CROSSSLOT
     return shard
 
 
@@ -132,11 +198,29 @@ def plan_all_masters(
         return Fanout(every, merge.merge_sum)
     if name == "keys":
         return Fanout(every, merge.merge_concat)
-    if name in ("flushall", "flushdb"):
-        return Fanout(every, merge.merge_all_ok)
-    if name == "randomkey":
-        return Fanout(every, merge.merge_random)
-    return error_reply(NOT_SUPPORTED_YET.format(name=name))
+    merger = ALL_MASTERS_MERGE.get(name)
+    if merger is not None:
+        return Fanout(every, merger)
+    return error_reply(UNSUPPORTED.format(name=name))
+
+
+# Keyless commands sent to every master, and how their replies become one.
+ALL_MASTERS_MERGE: dict[str, merge.Merger] = {
+    "flushall": merge.merge_all_ok,
+    "flushdb": merge.merge_all_ok,
+    "memory|purge": merge.merge_all_ok,
+    "randomkey": merge.merge_random,
+    "script|load": merge.merge_same,
+    "script|exists": merge.merge_and,
+    "script|flush": merge.merge_all_ok,
+    "script|kill": merge.merge_any_ok,
+    "function|load": merge.merge_same,
+    "function|delete": merge.merge_all_ok,
+    "function|flush": merge.merge_all_ok,
+    "function|restore": merge.merge_all_ok,
+    "function|kill": merge.merge_any_ok,
+    "function|list": merge.merge_first,
+}
 
 
 def plan_scan(args: list[bytes], shard_count: int) -> Plan:

@@ -25,8 +25,9 @@ from aiohttp import web
 
 from router import __version__, admin
 from router.auth import SecretError, read_secret
-from router.backend import BackendConn, BackendSettings, Node
-from router.config import ClusterConfig, RouterConfig, load
+from router.backend import BackendConn, Node, settings_for_shard, settings_from_config
+from router.config import ClusterConfig, load
+from router.credentials import CredentialError, Users
 from router.errors import ConfigError
 from router.frontend import ClientConn
 from router.local import Session, router_info_section
@@ -51,7 +52,8 @@ class Router:
         self.config = config
         self.secret = secret
         self.listen = listen or config.router.listen
-        self.settings = _backend_settings(config.router)
+        self.settings = settings_from_config(config)  # raises CredentialError
+        self.users = Users.load(config)  # raises CredentialError
         self.dirty_backends: list[BackendConn] = []
         self.dirty_clients: list[ClientConn] = []
         self.clients: dict[int, ClientConn] = {}
@@ -164,13 +166,25 @@ class Router:
         for name in (f.name for f in dataclasses.fields(r_new)):
             if getattr(r_new, name) != getattr(r_old, name) and name not in ("listen", "admin"):
                 changes.append(f"router.{name} {getattr(r_old, name)} -> {getattr(r_new, name)}")
-        settings = _backend_settings(r_new)
-        rebuild = settings.connections != self.settings.connections
+        try:
+            settings = settings_from_config(new)
+            users = Users.load(new)
+        except CredentialError as exc:
+            changes.append(f"kept the old credentials and timeouts ({exc})")
+            settings, users = self.settings, self.users
+        rebuild = (settings.connections, settings.credentials) != (
+            self.settings.connections,
+            self.settings.credentials,
+        )
         self.settings = settings
-        for node in self.nodes.values():
-            for conn in node.all_conns():
-                conn.settings = settings
+        self.users = users
         self.config = new
+        for node in self.nodes.values():
+            node_settings = settings_for_shard(settings, new, node.label)
+            node.settings = node_settings
+            node.pinned.settings = node_settings
+            for conn in node.all_conns():
+                conn.settings = node_settings
         if self.watcher is not None and new.sentinel is not None:
             self.watcher.sentinels = [p.listen for p in new.sentinel.peers]
         current = self.route.slotmap
@@ -194,6 +208,12 @@ class Router:
             changes.append(f"topology epoch {current.epoch} -> {layout.epoch}")
         return changes
 
+    def observe(self, shape: str, t0: float) -> None:
+        """A sampled request of routing ``shape`` got its reply (metrics)."""
+        hist = self.stats.latency.get(shape)
+        if hist is not None:
+            hist.observe(self.loop.time() - t0)
+
     def hint_topology(self) -> None:
         if self.watcher is not None:
             self.watcher.hint()
@@ -216,6 +236,8 @@ class Router:
             if addr not in wanted:
                 self.nodes.pop(addr).stop()
         self.route = Route(slotmap, tuple(masters))
+        for client in list(self.clients.values()):
+            client.on_route_change()  # subscriptions follow their channels' new masters
 
     # ------------------------------------------------------------ lifecycle
 
@@ -315,16 +337,6 @@ class Router:
                     conn.check_timeout(now)
 
 
-def _backend_settings(r: RouterConfig) -> BackendSettings:
-    return BackendSettings(
-        connect_timeout=r.connect_timeout_ms / 1000,
-        command_timeout=r.command_timeout_ms / 1000,
-        reconnect_min=r.reconnect_min_ms / 1000,
-        reconnect_max=r.reconnect_max_ms / 1000,
-        connections=r.backend_connections,
-    )
-
-
 def _install_uvloop() -> str:
     try:
         import uvloop
@@ -362,12 +374,12 @@ def main(config_path: str, listen: str | None = None) -> int:
         return 2
     try:
         secret = read_secret(config)
-    except SecretError as exc:
+        router = Router(config, listen_addr, secret)
+    except (SecretError, CredentialError) as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 1
     impl = _install_uvloop()
     log.info("event loop: %s", impl)
-    router = Router(config, listen_addr, secret)
     try:
         asyncio.run(_run(router))
     except OSError as exc:

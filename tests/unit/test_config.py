@@ -339,7 +339,8 @@ def test_unknown_top_key_with_suggestion():
     data["shardz"] = data.pop("shards")
     found = problems_of(data)
     assert found == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel); did you mean 'shards'?",
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend); "
+        "did you mean 'shards'?",
         "shards: missing (the cluster needs at least one shard)",
     ]
 
@@ -347,7 +348,10 @@ def test_unknown_top_key_with_suggestion():
 def test_unknown_key_without_suggestion():
     data = base()
     data["zzzzzz"] = 1
-    assert only_problem(data) == "unknown key 'zzzzzz' (known: name, router, shards, sentinel)"
+    assert (
+        only_problem(data)
+        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -476,7 +480,7 @@ def test_shard_not_a_mapping():
     data = base()
     data["shards"][2] = "c"
     assert problems_of(data) == [
-        "shards[2]: must be a mapping with keys name, slots, master, replicas, got 'c'",
+        "shards[2]: must be a mapping with keys name, slots, master, replicas, backend, got 'c'",
         # its slots are unknown, so no gap is claimed
     ]
 
@@ -504,10 +508,10 @@ def test_missing_everything():
 
 def test_not_a_mapping():
     assert problems_of([1, 2]) == [
-        "the file: must be a mapping with keys name, router, shards, sentinel, got a list"
+        "the file: must be a mapping with keys name, router, shards, sentinel, backend, got a list"
     ]
     assert problems_of(None) == [
-        "the file is empty (want a mapping with keys name, router, shards, sentinel)"
+        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend)"
     ]
 
 
@@ -620,7 +624,8 @@ sentinel:
         cfg.load(path)
     assert info.value.source == str(path)
     assert info.value.problems == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel); did you mean 'shards'?",
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend); "
+        "did you mean 'shards'?",
         "router.command_timeout_ms: must be a positive integer, got 'abc'",
         "shards[1].master: malformed address '127.0.0.1' (want host:port)",
         "shards[2].name: 'a' is used twice (also shards[0].name)",

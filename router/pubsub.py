@@ -1,0 +1,331 @@
+"""Pub/sub through the router: one client's subscriptions, spread over dedicated connections.
+
+A channel lives on the shard that owns its hash slot (as in Redis Cluster), so
+publishers (PUBLISH/SPUBLISH, routed by the planner) and subscribers always
+meet on one master. Per client:
+
+    SUBSCRIBE a b ─► a's master: SUBSCRIBE a    ┐ confirmations computed here, with the
+                 └─► b's master: SUBSCRIBE b    ┘ client's own counts, sent once every
+    PSUBSCRIBE p* ─► every master: PSUBSCRIBE p*   master confirmed (so a PUBLISH after
+                                                    the confirmation is always seen)
+    messages from any of them ─► the client's reply FIFO, raw (RESP2 arrays or RESP3 pushes)
+
+`Subscriber` keeps the logical subscriptions (what the client asked for: the
+source of every count it is told) apart from the placement (which pinned
+connection has which names). Invariants:
+- The counts in confirmations are what one Redis would answer: channels +
+  patterns for (P)SUBSCRIBE/(P)UNSUBSCRIBE, shard channels for S(UN)SUBSCRIBE.
+- `resync` makes the placement match the logical subscriptions under the
+  current route: after a failover (`on_route_change`) or a lost connection it
+  resubscribes on the new master by itself, silently (the client's counts do
+  not change); it retries with backoff while a master is unreachable.
+- A pinned connection goes back to its pool only once it holds no
+  subscription and every reply it owed has arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from router.errors import error_reply
+from router.resp import encode_bulk, encode_command
+from router.slots import key_hash_slot
+
+if TYPE_CHECKING:
+    from router.backend import Node
+    from router.frontend import ClientConn
+    from router.pinned import PinnedConn
+
+log = logging.getLogger("slotwarden.pubsub")
+
+CHANNEL, PATTERN, SHARD = 0, 1, 2  # the three kinds of subscription
+_SUBSCRIBE = {b"subscribe": CHANNEL, b"psubscribe": PATTERN, b"ssubscribe": SHARD}
+_UNSUBSCRIBE = {b"unsubscribe": CHANNEL, b"punsubscribe": PATTERN, b"sunsubscribe": SHARD}
+_VERBS = ((b"SUBSCRIBE", b"UNSUBSCRIBE"), (b"PSUBSCRIBE", b"PUNSUBSCRIBE"),
+          (b"SSUBSCRIBE", b"SUNSUBSCRIBE"))  # fmt: skip
+
+
+def confirmation(kind: bytes, name: bytes | None, count: int, resp3: bool) -> bytes:
+    """``[subscribe, ch, n]`` as Redis sends it: an array (RESP2) or a push (RESP3)."""
+    head = b">3\r\n" if resp3 else b"*3\r\n"
+    nil = b"_\r\n" if resp3 else b"$-1\r\n"
+    return (
+        head
+        + encode_bulk(kind)
+        + (nil if name is None else encode_bulk(name))
+        + (b":%d\r\n" % count)
+    )
+
+
+def pong(args: list[bytes]) -> bytes:
+    """PING from a RESP2 client in subscribed mode: ``[pong, arg or ""]``."""
+    return b"*2\r\n$4\r\npong\r\n" + encode_bulk(args[1] if len(args) > 1 else b"")
+
+
+class _Part:
+    """Waits for the ``count`` replies one pinned connection owes for one request."""
+
+    __slots__ = ("conn", "node", "owner", "remaining", "sub")
+
+    def __init__(
+        self, sub: Subscriber, node: Node, conn: PinnedConn, owner: _Request | None, count: int
+    ) -> None:
+        self.sub = sub
+        self.node = node
+        self.conn = conn
+        self.owner = owner
+        self.remaining = count
+
+    def on_reply(self, raw: bytes) -> None:
+        if self.remaining <= 0:
+            return
+        if raw[:1] == b"-":  # one error instead of ``count`` confirmations: drop my other slots
+            self.remaining = 0
+            waiting = self.conn.waiting
+            while waiting and waiting[0] is self:
+                waiting.popleft()
+            if self.owner is not None:
+                self.owner.on_error(raw)
+            self.sub.on_part_done(self.node)
+            return
+        self.remaining -= 1
+        if self.remaining == 0:
+            if self.owner is not None:
+                self.owner.on_part()
+            self.sub.on_part_done(self.node)
+
+
+class _Request:
+    """The client's pending reply to one (UN)SUBSCRIBE: the confirmations, once every
+    master involved answered (or the first error)."""
+
+    __slots__ = ("error", "parts", "pending", "replies")
+
+    def __init__(self, pending: object, replies: bytes, parts: int) -> None:
+        self.pending = pending
+        self.replies = replies
+        self.parts = parts
+        self.error: bytes | None = None
+
+    def on_part(self) -> None:
+        self.parts -= 1
+        if self.parts == 0:
+            self.pending.on_reply(self.error or self.replies)  # type: ignore[attr-defined]
+
+    def on_error(self, raw: bytes) -> None:
+        if self.error is None:
+            self.error = raw
+        self.on_part()
+
+
+class _Placement:
+    """What one pinned connection is subscribed to."""
+
+    __slots__ = ("conn", "names")
+
+    def __init__(self, conn: PinnedConn) -> None:
+        self.conn = conn
+        self.names: tuple[set[bytes], set[bytes], set[bytes]] = (set(), set(), set())
+
+    def empty(self) -> bool:
+        return not any(self.names)
+
+
+class Subscriber:
+    """One client's subscriptions and the pinned connections that carry them."""
+
+    def __init__(self, client: ClientConn) -> None:
+        self.client = client
+        # logical subscriptions, in the order the client made them
+        self.wanted: tuple[dict[bytes, None], dict[bytes, None], dict[bytes, None]] = ({}, {}, {})
+        self.placed: dict[Node, _Placement] = {}
+        self._retry: asyncio.TimerHandle | None = None
+        self._retry_delay = 0.0
+
+    # ------------------------------------------------------------ counts
+
+    def classic_count(self) -> int:
+        return len(self.wanted[CHANNEL]) + len(self.wanted[PATTERN])
+
+    def count(self) -> int:
+        return self.classic_count() + len(self.wanted[SHARD])
+
+    def _count_for(self, kind: int) -> int:
+        return len(self.wanted[SHARD]) if kind == SHARD else self.classic_count()
+
+    # ------------------------------------------------------------ client commands
+
+    def subscribe(self, verb: bytes, names: list[bytes], pending: object) -> None:
+        kind = _SUBSCRIBE[verb]
+        resp3 = self.client.resp3()
+        replies: list[bytes] = []
+        for name in names:
+            self.wanted[kind][name] = None
+            replies.append(confirmation(verb, name, self._count_for(kind), resp3))
+        self._send(pending, b"".join(replies))
+
+    def unsubscribe(self, verb: bytes, names: list[bytes], pending: object) -> None:
+        kind = _UNSUBSCRIBE[verb]
+        resp3 = self.client.resp3()
+        wanted = self.wanted[kind]
+        if not names:
+            names = list(wanted)
+            if not names:
+                pending.on_reply(confirmation(verb, None, self._count_for(kind), resp3))  # type: ignore[attr-defined]
+                return
+        replies: list[bytes] = []
+        for name in names:
+            wanted.pop(name, None)
+            replies.append(confirmation(verb, name, self._count_for(kind), resp3))
+        self._send(pending, b"".join(replies))
+
+    def _send(self, pending: object, replies: bytes) -> None:
+        request = _Request(pending, replies, 1)  # one extra part, released below
+        self.resync(request)
+        request.on_part()
+
+    # ------------------------------------------------------------ placement
+
+    def resync(self, request: _Request | None = None) -> None:
+        """Make the placement match ``wanted`` under the current route; ``request``
+        (a client's command) is answered when every message it caused is confirmed."""
+        route = self.client.router.route
+        masters = route.masters
+        owner = route.slotmap.owner
+        want: dict[Node, tuple[set[bytes], set[bytes], set[bytes]]] = {}
+
+        def target(node: Node) -> tuple[set[bytes], set[bytes], set[bytes]]:
+            found = want.get(node)
+            if found is None:
+                found = want[node] = (set(), set(), set())
+            return found
+
+        for kind in (CHANNEL, SHARD):
+            for name in self.wanted[kind]:
+                target(masters[owner[key_hash_slot(name)]])[kind].add(name)
+        if self.wanted[PATTERN]:
+            for node in masters:
+                target(node)[PATTERN].update(self.wanted[PATTERN])
+        for node in list(self.placed):
+            if node not in want:
+                want[node] = (set(), set(), set())
+        for node, names in want.items():
+            self._apply(node, names, request)
+
+    def _apply(
+        self,
+        node: Node,
+        names: tuple[set[bytes], set[bytes], set[bytes]],
+        request: _Request | None,
+    ) -> None:
+        placement = self.placed.get(node)
+        for kind in (CHANNEL, PATTERN, SHARD):
+            have = placement.names[kind] if placement is not None else set()
+            add = [n for n in self.wanted[kind] if n in names[kind] and n not in have]
+            drop = [n for n in have if n not in names[kind]]
+            if add:
+                if placement is None:
+                    placement = self._open(node)
+                    if placement is None:
+                        if request is not None:
+                            request.parts += 1
+                            request.on_error(_too_many(node))
+                        else:
+                            self._schedule_retry()
+                        continue
+                self._request(node, placement, _VERBS[kind][0], add, request)
+                placement.names[kind].update(add)
+            if drop and placement is not None:
+                self._request(node, placement, _VERBS[kind][1], drop, request)
+                placement.names[kind].difference_update(drop)
+        if placement is not None:
+            self.on_part_done(node)
+
+    def _open(self, node: Node) -> _Placement | None:
+        conn = node.acquire_pinned(self.client.proto())
+        if conn is None:
+            return None
+        conn.on_push = self.client.push
+        conn.on_lost = lambda conn, node=node: self._on_lost(node, conn)  # type: ignore[misc]
+        placement = self.placed[node] = _Placement(conn)
+        return placement
+
+    def _request(
+        self,
+        node: Node,
+        placement: _Placement,
+        verb: bytes,
+        names: list[bytes],
+        request: _Request | None,
+    ) -> None:
+        if request is not None:
+            request.parts += 1
+        part = _Part(self, node, placement.conn, request, len(names))
+        placement.conn.send_expecting(encode_command([verb, *names]), part, len(names))
+
+    def on_part_done(self, node: Node) -> None:
+        """Give a connection back once it holds nothing and owes nothing."""
+        placement = self.placed.get(node)
+        if placement is not None and placement.empty() and not placement.conn.waiting:
+            del self.placed[node]
+            node.pinned.release(placement.conn)
+
+    def _on_lost(self, node: Node, conn: PinnedConn) -> None:
+        placement = self.placed.get(node)
+        if placement is None or placement.conn is not conn:
+            return
+        del self.placed[node]
+        if self.client.transport is None or not self.count():
+            return
+        log.info(
+            "client %s: subscription connection to %s lost; resubscribing",
+            self.client.addr(), node.addr,
+        )  # fmt: skip
+        self._schedule_retry()
+
+    def _schedule_retry(self) -> None:
+        if self._retry is not None:
+            return
+        settings = self.client.router.settings
+        self._retry_delay = min(
+            max(self._retry_delay * 2, settings.reconnect_min), settings.reconnect_max
+        )
+        self._retry = self.client.router.loop.call_later(self._retry_delay, self._on_retry)
+
+    def _on_retry(self) -> None:
+        self._retry = None
+        if self.client.transport is None:
+            return
+        self.resync()
+        if len(self.placed) and all(p.conn.state == "up" for p in self.placed.values()):
+            self._retry_delay = 0.0
+
+    def on_route_change(self) -> None:
+        """The slot map changed: move subscriptions to the masters that own them now."""
+        if self.count() or self.placed:
+            self.resync()
+
+    def close(self) -> None:
+        """The client is gone: close every subscription connection at once."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        for placement in self.placed.values():
+            placement.conn.close()
+        self.placed.clear()
+
+    def reset(self) -> None:
+        """RESET: drop every subscription, silently; confirmations still in flight are
+        answered first, and each connection goes back to its pool once it is clean."""
+        for wanted in self.wanted:
+            wanted.clear()
+        self.resync()
+
+
+def _too_many(node: Node) -> bytes:
+    return error_reply(
+        f"ERR router has no free dedicated connection to shard {node.label} "
+        f"(router.pinned_connections_per_node)"
+    )

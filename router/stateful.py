@@ -1,0 +1,442 @@
+"""One client's mode and the stateful commands: AUTH gating, MULTI/EXEC/WATCH, blocking, pub/sub.
+
+`ClientState` is the frontend's (`ClientConn`) partner for everything that is
+not a plain forward. It owns the client's `modes.Mode` and changes it only
+through `modes.step`; it owns the dedicated backend connections the client
+holds (its WATCH connection, the one a blocking command waits on, and the
+subscription connections of its `pubsub.Subscriber`) and gives them back
+clean or closes them.
+
+    handle(spec, args, raw)
+      ├─ not authenticated and not AUTH/HELLO/QUIT/RESET ─► -NOAUTH
+      ├─ NORMAL and an ordinary command ─────────────────► client.forward (planner)
+      └─ modes.step(mode, input) ─► error reply (Redis's text) | a handler below
+
+Invariants: ``plain`` is True exactly when the fast path may forward without
+asking (NORMAL mode, authenticated, no connection of its own); while a client
+has its own connection to a shard (WATCH), all its commands for that shard go
+on it, in order, and it is given back only after EXEC/DISCARD/UNWATCH/RESET
+*and* once every request sent on it has been answered (so the client's next
+commands cannot overtake them on a shared connection); a blocking command's
+connection is given back after its reply; all are closed at once if the
+client goes away.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from router import commands, modes, planner, txn
+from router.commands import CommandSpec, Shape
+from router.errors import CROSSSLOT, error_reply
+from router.local import NO_AUTH_COMMANDS, NOAUTH
+from router.modes import Input, Mode
+from router.pubsub import Subscriber, pong
+from router.resp import OK, encode_array, encode_command
+
+if TYPE_CHECKING:
+    from router.frontend import ClientConn
+    from router.pinned import PinnedConn
+
+log = logging.getLogger("slotwarden.frontend")
+
+NORMAL, MULTI, SUBSCRIBED, BLOCKED = Mode.NORMAL, Mode.MULTI, Mode.SUBSCRIBED, Mode.BLOCKED
+# WAIT must see every write the shard executed before it: a write on the WAIT
+# connection itself (PUBLISH is propagated to replicas, and nobody listens here)
+# makes the server wait for the replication offset of everything before it.
+WAIT_BARRIER = encode_command([b"PUBLISH", b"__slotwarden:wait__", b""])
+
+
+class _Ignore:
+    """Waiter for replies nobody reads (MULTI's +OK, +QUEUED, a silent UNWATCH)."""
+
+    __slots__ = ()
+
+    def on_reply(self, raw: bytes) -> None:
+        pass
+
+
+IGNORE = _Ignore()
+
+
+def _no_free_connection(label: str) -> bytes:
+    return error_reply(
+        f"ERR router has no free dedicated connection to shard {label} "
+        "(router.pinned_connections_per_node)"
+    )
+
+
+class ClientState:
+    __slots__ = (
+        "blocked",
+        "client",
+        "mode",
+        "plain",
+        "subscriber",
+        "tx",
+        "watch",
+        "watch_shard",
+        "watching",
+    )
+
+    def __init__(self, client: ClientConn) -> None:
+        self.client = client
+        self.mode = NORMAL
+        self.plain = False  # set by update_plain once the session exists
+        self.tx: txn.Transaction | None = None
+        # The client's own connection to one shard: while WATCH is active, and after
+        # it until the requests sent on it are answered (so that the client's next
+        # commands for that shard cannot overtake them on a shared connection).
+        self.watch: PinnedConn | None = None
+        self.watch_shard = -1
+        self.watching = False
+        self.blocked: list[PinnedConn] = []  # pinned connections of the blocking command
+        self.subscriber: Subscriber | None = None
+
+    def update_plain(self) -> None:
+        session = self.client.session
+        self.plain = (
+            self.mode is NORMAL
+            and self.watch is None
+            and session is not None
+            and session.authenticated
+        )
+        if session is not None:
+            session.flags = {NORMAL: "N", MULTI: "x", SUBSCRIBED: "P", BLOCKED: "b"}[self.mode]
+            sub = self.subscriber
+            session.subs = (
+                (len(sub.wanted[0]), len(sub.wanted[1]), len(sub.wanted[2])) if sub else (0, 0, 0)
+            )
+            session.multi = len(self.tx.items) if self.tx is not None else -1
+
+    # ------------------------------------------------------------ entry points
+
+    def reject(self, error: bytes, args: list[bytes]) -> None:
+        """An unknown command or a wrong arity: Redis's error; inside MULTI it also
+        dooms the transaction. EXEC itself rejected answers EXECABORT with the reason
+        (and discards the transaction), in or out of MULTI, as Redis does."""
+        if args[0].lower() == b"exec":  # Redis answers a rejected EXEC with EXECABORT
+            error = txn.execabort_because(error)
+            if self.mode is MULTI:
+                self.tx = None
+                self._unwatch_silently()
+                self._enter(NORMAL)
+        elif self.mode is MULTI and self.tx is not None:
+            self.tx.fail(error)
+        self.client.push(error)
+
+    def handle(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
+        client = self.client
+        session = client.session
+        assert session is not None
+        name = spec.name
+        session.last_cmd = name
+        if not session.authenticated and name not in NO_AUTH_COMMANDS:
+            if name == "exec":
+                client.push(txn.execabort_because(NOAUTH))
+            else:
+                client.push(NOAUTH)
+            return
+        blocking = (spec.shape is Shape.PINNED or name in ("xread", "xreadgroup")) and (
+            commands.is_blocking(args)
+        )
+        event = modes.classify(name, blocking)
+        mode = self.mode
+        if event is Input.COMMAND and mode is NORMAL:
+            client.forward(spec, args, raw)
+            if name == "auth" or name == "hello":
+                self.update_plain()
+            return
+        nxt = modes.step(mode, event, name, session.proto == 3)
+        if type(nxt) is bytes:
+            client.push(nxt)
+            return
+        if nxt is MULTI and mode is MULTI and event is not Input.QUIT:
+            self._queue(spec, args, raw)
+        elif event is Input.MULTI:
+            self.tx = txn.Transaction(shard=self.watch_shard if self.watching else None)
+            client.push(OK)
+        elif event is Input.EXEC:
+            self._exec()
+        elif event is Input.DISCARD:
+            self.tx = None
+            self._unwatch_silently()
+            client.push(OK)
+        elif event is Input.WATCH:
+            self._watch(spec, args, raw)
+        elif event is Input.UNWATCH:
+            self._unwatch(raw)
+        elif event is Input.SUBSCRIBE or event is Input.UNSUBSCRIBE:
+            self._pubsub(spec, args)
+        elif event is Input.PING and mode is SUBSCRIBED and session.proto == 2:
+            client.push(pong(args))
+        elif event is Input.RESET:
+            self.reset()
+            client.push(client.answer_local(name, args))
+        elif event is Input.BLOCKING:
+            if self._block(spec, args, raw):
+                return  # BLOCKED (or already answered and back): _block set the mode
+            nxt = mode
+        else:  # PING, QUIT, or any command of a RESP3 subscriber
+            client.forward(spec, args, raw)
+        self._enter(nxt)
+
+    def _enter(self, mode: Mode) -> None:
+        sub = self.subscriber
+        subscribed = sub is not None and sub.count() > 0
+        if mode is NORMAL and subscribed:
+            mode = SUBSCRIBED  # a RESP3 subscriber after EXEC, say
+        elif mode is SUBSCRIBED and not subscribed:
+            mode = modes.TRANSITIONS[(SUBSCRIBED, Input.NO_SUBSCRIPTIONS)]
+        self.mode = mode
+        self.update_plain()
+
+    # ------------------------------------------------------------ transactions
+
+    def _queue(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
+        tx = self.tx
+        assert tx is not None
+        client = self.client
+        if spec.shape is Shape.LOCAL:
+            if len(tx.items) >= txn.MAX_QUEUED:
+                client.push(tx.fail(txn.TOO_LONG))
+                return
+            tx.items.append(txn.LocalItem(spec.name, args))
+            client.push(txn.QUEUED)
+            self.update_plain()
+            return
+        shard = planner.plan_queued(spec, args, client.router.route.slotmap)
+        if type(shard) is bytes:
+            client.push(tx.fail(shard))
+            return
+        client.push(tx.queue(raw, shard))  # type: ignore[arg-type]
+        self.update_plain()
+
+    def _exec(self) -> None:
+        client = self.client
+        tx, self.tx = self.tx, None
+        assert tx is not None
+        if tx.aborted:
+            self._unwatch_silently()
+            client.push(txn.EXECABORT)
+            return
+        local = tx.local_replies(lambda item: client.answer_local(item.name, item.args))
+        requests = tx.backend_requests()
+        if not requests and not self.watching:
+            client.push(encode_array([r for r in local if r is not None]))
+            return
+        if tx.shard is not None:
+            shard = tx.shard
+        else:
+            shard = self.watch_shard if self.watching else 0
+        conn = client.conn(shard)
+        pending = _ExecPending(client.new_pending(), local)
+        conn.send(txn.MULTI_RAW, IGNORE)
+        for raw in requests:
+            conn.send(raw, IGNORE)
+        conn.send(txn.EXEC_RAW, pending)
+        self._stop_watching()  # EXEC unwatches: the connection is clean after it
+
+    def _watch(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
+        client = self.client
+        route = client.router.route
+        shard = planner.plan_single(spec, args, route.slotmap)
+        if type(shard) is bytes:
+            client.push(shard)
+            return
+        if self.watching and shard != self.watch_shard:
+            client.push(CROSSSLOT)
+            return
+        if self.watch is not None and shard != self.watch_shard:
+            self._release_watch()  # still draining on another shard: let it go
+        if self.watch is None:
+            node = route.masters[shard]  # type: ignore[index]
+            conn = node.acquire_pinned(client.proto())
+            if conn is None:
+                client.push(_no_free_connection(node.label))
+                return
+            self.watch, self.watch_shard = conn, shard  # type: ignore[assignment]
+        self.watching = True
+        self.watch.on_idle = None  # type: ignore[union-attr]
+        self.watch.send(raw, client.new_pending())  # type: ignore[union-attr]
+
+    def _unwatch(self, raw: bytes) -> None:
+        if not self.watching or self.watch is None:
+            self.client.push(OK)
+            return
+        self.watch.send(raw, self.client.new_pending())
+        self._stop_watching()
+
+    def _unwatch_silently(self) -> None:
+        if self.watching and self.watch is not None:
+            self.watch.send(txn.UNWATCH_RAW, IGNORE)
+            self._stop_watching()
+
+    def _stop_watching(self) -> None:
+        """The connection is clean now; give it back once its replies are in."""
+        self.watching = False
+        conn = self.watch
+        if conn is not None:
+            if conn.waiting:
+                conn.on_idle = self._on_idle
+            else:
+                self._release_watch()
+
+    def _on_idle(self, conn: PinnedConn) -> None:
+        if conn is self.watch and not self.watching and not self.blocked:
+            self._release_watch()
+            self.update_plain()
+
+    def _release_watch(self) -> None:
+        conn, self.watch = self.watch, None
+        self.watch_shard = -1
+        self.watching = False
+        if conn is not None:
+            conn.pool.release(conn)
+
+    # ------------------------------------------------------------ blocking
+
+    def _block(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> bool:
+        """Send a blocking command on a dedicated connection; False if answered at once."""
+        client = self.client
+        route = client.router.route
+        grace = commands.blocking_timeout(args)
+        if spec.name == "wait":
+            targets = list(range(len(route.masters)))
+        else:
+            shard = planner.plan_single(spec, args, route.slotmap)
+            if type(shard) is bytes:
+                client.push(shard)
+                return False
+            targets = [shard]  # type: ignore[list-item]
+        conns: list[PinnedConn] = []
+        for shard in targets:
+            if self.watch is not None and shard == self.watch_shard:
+                conns.append(self.watch)  # its own connection, kept after the reply
+                continue
+            node = route.masters[shard]
+            conn = node.acquire_pinned(client.proto())
+            if conn is None:
+                self._release(conns)
+                client.push(_no_free_connection(node.label))
+                return False
+            conns.append(conn)
+        self.blocked = conns
+        self._enter(BLOCKED)  # before sending: a dead shard answers at once
+        pending = _BlockedPending(self, client.new_pending(), len(conns))
+        for index, conn in enumerate(conns):
+            if spec.name == "wait":
+                conn.send(WAIT_BARRIER, IGNORE)
+            conn.send_blocking(raw, _Slot(pending, index), grace)
+        return True
+
+    def on_unblocked(self) -> None:
+        self._release(self.blocked)
+        self.blocked = []
+        if self.watch is not None and not self.watching and not self.watch.waiting:
+            self._release_watch()
+        nxt = modes.step(self.mode, Input.UNBLOCKED)
+        self._enter(nxt if type(nxt) is Mode else NORMAL)
+        self.client.resume_soon()
+
+    def _release(self, conns: list[PinnedConn]) -> None:
+        for conn in conns:
+            if conn is not self.watch:
+                conn.pool.release(conn)
+
+    # ------------------------------------------------------------ pub/sub
+
+    def _pubsub(self, spec: CommandSpec, args: list[bytes]) -> None:
+        client = self.client
+        verb = spec.name.encode()
+        names = args[1:]
+        if spec.name in ("ssubscribe", "sunsubscribe") and names:
+            shard = planner.plan_single(spec, args, client.router.route.slotmap)
+            if type(shard) is bytes:
+                client.push(shard)
+                return
+        if self.subscriber is None:
+            self.subscriber = Subscriber(client)
+        pending = client.new_pending()
+        if verb in (b"subscribe", b"psubscribe", b"ssubscribe"):
+            self.subscriber.subscribe(verb, names, pending)
+        else:
+            self.subscriber.unsubscribe(verb, names, pending)
+
+    def on_route_change(self) -> None:
+        if self.subscriber is not None:
+            self.subscriber.on_route_change()
+
+    # ------------------------------------------------------------ the end
+
+    def reset(self) -> None:
+        """RESET: leave MULTI, unwatch, unsubscribe everything, back to NORMAL."""
+        self.tx = None
+        self._unwatch_silently()
+        if self.subscriber is not None:
+            self.subscriber.reset()  # it lives on until its connections are clean
+
+    def close(self) -> None:
+        """The client disconnected: close its dedicated connections now."""
+        for conn in self.blocked:
+            conn.close()
+        self.blocked = []
+        if self.watch is not None:
+            self.watch.close()
+            self.watch = None
+            self.watching = False
+        if self.subscriber is not None:
+            self.subscriber.close()
+
+
+class _ExecPending:
+    """EXEC's reply: the shard's array with the router's local replies spliced in."""
+
+    __slots__ = ("local", "pending")
+
+    def __init__(self, pending: object, local: list[bytes | None]) -> None:
+        self.pending = pending
+        self.local = local
+
+    def on_reply(self, raw: bytes) -> None:
+        self.pending.on_reply(txn.splice(raw, self.local))  # type: ignore[attr-defined]
+
+
+class _BlockedPending:
+    """The reply of a blocking command: from its one connection, or for WAIT the
+    smallest count over every master (each must have that many replicas in sync)."""
+
+    __slots__ = ("parts", "pending", "remaining", "state")
+
+    def __init__(self, state: ClientState, pending: object, parts: int) -> None:
+        self.state = state
+        self.pending = pending
+        self.parts: list[bytes] = [b""] * parts
+        self.remaining = parts
+
+    def on_part(self, index: int, raw: bytes) -> None:
+        self.parts[index] = raw
+        self.remaining -= 1
+        if self.remaining:
+            return
+        parts = self.parts
+        if len(parts) == 1:
+            reply = parts[0]
+        else:
+            errors = [p for p in parts if p[:1] != b":"]
+            reply = errors[0] if errors else b":%d\r\n" % min(int(p[1:-2]) for p in parts)
+        self.pending.on_reply(reply)  # type: ignore[attr-defined]
+        if self.state.client.transport is not None:
+            self.state.on_unblocked()
+
+
+class _Slot:
+    __slots__ = ("index", "owner")
+
+    def __init__(self, owner: _BlockedPending, index: int) -> None:
+        self.owner = owner
+        self.index = index
+
+    def on_reply(self, raw: bytes) -> None:
+        self.owner.on_part(self.index, raw)
