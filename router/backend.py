@@ -128,6 +128,7 @@ class BackendConn(asyncio.Protocol):
         "progress_at",
         "proto",
         "refused",
+        "retired",
         "scanner",
         "settings",
         "state",
@@ -151,6 +152,7 @@ class BackendConn(asyncio.Protocol):
         self.scanner = ReplyScanner()
         self.progress_at = 0.0
         self.down_reply = shard_down(label)
+        self.retired = False  # no longer in the route: see Node.retire
         self._lost: asyncio.Future[None] | None = None
         # HELLO 3 and/or AUTH, sent before anything else on every new connection
         self.handshake = handshake(settings.credentials, proto)
@@ -192,6 +194,9 @@ class BackendConn(asyncio.Protocol):
             self.flush()
 
     def data_received(self, data: bytes) -> None:
+        if self.retired:
+            self._retired_data(data)
+            return
         scanner = self.scanner
         scanner.feed(data)
         waiting = self.waiting
@@ -210,6 +215,29 @@ class BackendConn(asyncio.Protocol):
             self.transport.abort()  # type: ignore[union-attr]
         self.progress_at = asyncio.get_running_loop().time()
         self.flusher.flush()
+
+    def _retired_data(self, data: bytes) -> None:
+        """Replies from a master the topology has replaced. A ``-READONLY`` (the
+        write was refused, so the router may send it to the new master) passes;
+        any other reply becomes an error, because what it acknowledges may be
+        lost with the old master."""
+        self.scanner.feed(data)
+        try:
+            for raw in self.scanner.replies():
+                if not self.waiting:
+                    raise ProtocolError("reply with no request waiting for it")
+                waiter = self.waiting.popleft()
+                waiter.on_reply(raw if raw.startswith(b"-READONLY") else self.failed_over_reply)
+        except ProtocolError:
+            if self.transport is not None:
+                self.transport.abort()
+        self.flusher.flush()
+
+    @property
+    def failed_over_reply(self) -> bytes:
+        return shard_down(
+            self.label, "failed over while the request was in flight (it may not have been applied)"
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -389,6 +417,16 @@ class Node:
         for task in self.tasks:
             task.cancel()
         self.pinned.close_all()
+
+    def retire(self, loop: asyncio.AbstractEventLoop, grace: float) -> None:
+        """The topology no longer routes to this node: no new requests come; the
+        ones in flight get their replies for up to ``grace`` seconds (READONLY
+        refusals are retried elsewhere by the router, other replies become
+        errors — the fence), then the node stops. Dedicated connections stop now."""
+        self.pinned.close_all()
+        for conn in self.conns + self.conns3:
+            conn.retired = True
+        loop.call_later(grace, self.stop)
 
     def is_up(self) -> bool:
         return all(conn.state is UP for conn in self.conns)

@@ -67,17 +67,24 @@ class Pending:
     ``t0``/``shape`` are set on the requests whose latency is sampled.
     """
 
-    __slots__ = ("client", "cmd", "reply", "shape", "t0")
+    __slots__ = ("client", "cmd", "reply", "req", "sent", "shape", "t0")
 
     def __init__(self, client: ClientConn, cmd: str | None = None) -> None:
         self.client = client
         self.reply: bytes | None = None
         self.cmd = cmd
         self.t0 = 0.0
+        self.req: bytes | None = None  # set when a -READONLY may be retried (router.parking)
+        self.sent: BackendConn | None = None  # ... and where it went
 
     def on_reply(self, raw: bytes) -> None:
-        self.reply = raw
         client = self.client
+        req = self.req
+        if req is not None and raw[0] == 45 and raw.startswith(b"-READONLY"):
+            self.req = None  # held and resent at most once
+            if client.router.park(self, raw, req):
+                return
+        self.reply = raw
         if self.t0:
             client.router.observe(self.shape, self.t0)
         if not client.dirty and client.fifo and client.fifo[0] is self:
@@ -274,7 +281,10 @@ class ClientConn(asyncio.Protocol):
                                 pending.t0 = self.router.loop.time()
                                 pending.shape = "single"
                             append(pending)
-                            conns[owner[slot]].send(raw, pending)
+                            conn = conns[owner[slot]]
+                            pending.req = raw
+                            pending.sent = conn
+                            conn.send(raw, pending)
                             continue
                 dispatch(args, raw)
                 if session.closing:  # QUIT: nothing after it is served
@@ -332,7 +342,11 @@ class ClientConn(asyncio.Protocol):
         if type(plan) is int:
             pending = Pending(self)
             self.fifo.append(pending)
-            self.conn(plan).send(raw, pending)
+            conn = self.conn(plan)
+            if conn is not self.state.watch:  # never replay inside a WATCH
+                pending.req = raw
+                pending.sent = conn
+            conn.send(raw, pending)
         elif type(plan) is Fanout:
             pending = FanoutPending(self, plan)
             self.fifo.append(pending)

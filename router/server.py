@@ -29,9 +29,10 @@ from router.backend import BackendConn, Node, settings_for_shard, settings_from_
 from router.config import ClusterConfig, load
 from router.credentials import CredentialError, Users
 from router.errors import ConfigError
-from router.frontend import ClientConn
+from router.frontend import ClientConn, Pending
 from router.local import Session, router_info_section
 from router.metrics import Stats, make_registry
+from router.parking import ParkingLot
 from router.reload import Reloader
 from router.topology import Address, SlotMap
 from router.watch import TopologyWatcher
@@ -72,6 +73,7 @@ class Router:
         self.watcher_task: asyncio.Task[None] | None = None
         self.reloader = Reloader(self, config.path) if config.path else None
         self.stats = Stats()
+        self.parking = ParkingLot()
         self.registry = make_registry(self)
         self.ready = asyncio.Event()
 
@@ -221,11 +223,12 @@ class Router:
     def apply_slotmap(self, slotmap: SlotMap) -> None:
         """Swap in a new slot map (and its master nodes) atomically."""
         masters: list[Node] = []
+        grace = self.settings.command_timeout
         for shard in slotmap.shards:
             node = self.nodes.get(shard.master)
             if node is None or node.label != shard.name:
                 if node is not None:
-                    node.stop()
+                    node.retire(self.loop, grace)
                 node = Node(shard.master, shard.name, self.settings, self)
                 self.nodes[shard.master] = node
                 assert self._tg is not None
@@ -234,10 +237,24 @@ class Router:
         wanted = {shard.master for shard in slotmap.shards}
         for addr in list(self.nodes):
             if addr not in wanted:
-                self.nodes.pop(addr).stop()
+                self.nodes.pop(addr).retire(self.loop, grace)
         self.route = Route(slotmap, tuple(masters))
         for client in list(self.clients.values()):
             client.on_route_change()  # subscriptions follow their channels' new masters
+        self.parking.resend(self.route)
+
+    def park(self, pending: Pending, error: bytes, request: bytes) -> bool:
+        """Hold a write a demoted master refused until the new topology (router.parking)."""
+        if pending.client.transport is None or self.watcher is None:
+            return False  # nobody to tell us the new master: answer the error now
+        if pending.sent is not None and pending.sent.retired:
+            # the topology already moved on from the node that refused: go now
+            self.parking.resend_one(self.route, pending, error, request)
+            return True
+        deadline = self.loop.time() + self.settings.command_timeout
+        self.parking.park(pending, error, request, deadline)
+        self.hint_topology()
+        return True
 
     # ------------------------------------------------------------ lifecycle
 
@@ -335,6 +352,7 @@ class Router:
             for node in list(self.nodes.values()):
                 for conn in node.all_conns():
                     conn.check_timeout(now)
+            self.parking.expire(now)
 
 
 def _install_uvloop() -> str:

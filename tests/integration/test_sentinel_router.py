@@ -27,6 +27,7 @@ class Writer(threading.Thread):
         self.acked = 0
         self.failed = 0
         self.last_error_at = 0.0
+        self.errors: list[str] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -34,8 +35,9 @@ class Writer(threading.Thread):
             try:
                 self.r.incr("counter")
                 self.acked += 1
-            except redis.RedisError:
+            except redis.RedisError as exc:
                 self.failed += 1
+                self.errors.append(str(exc)[:200])
                 self.last_error_at = time.monotonic()
                 time.sleep(0.01)
 
@@ -131,3 +133,44 @@ def test_kill_9_under_load_through_the_router(routed):
 
 def test_sigstop_under_load_through_the_router(routed):
     run_failover(routed, signal.SIGSTOP)
+
+
+def test_planned_switchover_through_the_router_surfaces_no_error(routed):
+    """`slotwarden failover` under load: the writes the demoted master refuses with
+    -READONLY are held by the router and sent to the new master (router.parking),
+    so the client sees no error at all and every acknowledged INCR is kept."""
+    import subprocess
+    import sys
+
+    from test_sentinel_harness import REPO
+
+    sc = routed
+    writers = [Writer(sc.router_port) for _ in range(3)]
+    for w in writers:
+        w.start()
+    try:
+        sc.wait_for(lambda: all(w.acked > 100 for w in writers), 10, "writes through the router")
+        out = subprocess.run(
+            [sys.executable, "-m", "slotwarden", "failover", "--config", sc.config, "a"],
+            capture_output=True, text=True, env=sc.env, cwd=REPO, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stdout + out.stderr
+        sc.wait_for(lambda: router_epoch(sc) >= 1, 15, "the router on the new epoch")
+        before = [w.acked for w in writers]
+        sc.wait_for(
+            lambda: all(w.acked > b + 100 for w, b in zip(writers, before, strict=True)),
+            10,
+            "writes flowing on the new master",
+        )
+    finally:
+        for w in writers:
+            w.stop.set()
+        for w in writers:
+            w.join(timeout=10)
+    new = sc.replicas[0][0]
+    final = int(redis.Redis(port=new.port).get("counter"))
+    acked = sum(w.acked for w in writers)
+    failed = sum(w.failed for w in writers)
+    errors = [e for w in writers for e in w.errors]
+    assert failed == 0, f"{failed} writes failed during a planned switchover: {errors[:3]}"
+    assert final == acked
