@@ -11,7 +11,9 @@ reported the same way by every subcommand (``FILE: N problem(s):`` and one
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -47,14 +49,34 @@ def resolve_config(path: str | None) -> str:
     return str(PACKAGED_CONFIG)
 
 
-def setup_logging(level: str = "INFO") -> None:
-    """Plain-text logging to stderr, configured once per process; later calls
-    only change the level."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg (and exc when there is one)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str = "INFO", as_json: bool = False) -> None:
+    """Logging to stderr, plain text by default, JSON lines with ``--log-json``
+    (or ``SLOTWARDEN_LOG_FORMAT=json``, which `slotwarden up` passes to the
+    processes it starts); configured once per process, later calls only change
+    the level."""
     global _logging_ready
     root = logging.getLogger()
     if not _logging_ready:
+        as_json = as_json or os.environ.get("SLOTWARDEN_LOG_FORMAT") == "json"
+        if as_json:
+            os.environ["SLOTWARDEN_LOG_FORMAT"] = "json"  # for child processes
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        handler.setFormatter(JsonFormatter() if as_json else logging.Formatter(LOG_FORMAT))
         root.addHandler(handler)
         _logging_ready = True
     root.setLevel(level.upper())
@@ -152,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"cluster description (default: ./{DEFAULT_CONFIG}, or the packaged demo if there is none)"
     )
     log_help = "log level (default INFO)"
+    json_help = "log JSON lines instead of plain text"
 
     p = add("check", cmd_check, "validate a cluster.yaml and summarise it")
     p.add_argument("file", nargs="?", metavar="FILE", help=config_help)
@@ -160,10 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help=config_help)
     p.add_argument("--listen", metavar="HOST:PORT", type=_address, help="override router.listen")
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
+    p.add_argument("--log-json", action="store_true", help=json_help)
 
     p = add("up", cmd_up, "start a whole local cluster (redis, sentinels, router)")
     p.add_argument("--config", metavar="FILE", help=config_help)
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
+    p.add_argument("--log-json", action="store_true", help=json_help)
 
     p = add("sentinel", cmd_sentinel, "run one sentinel (failure detection and failover)")
     p.add_argument("--config", metavar="FILE", help=config_help)
@@ -182,6 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pause between failover steps (to observe or test an interrupted failover)",
     )
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
+    p.add_argument("--log-json", action="store_true", help=json_help)
 
     p = add("status", cmd_status, "show shards, sentinels and routers as they are now")
     p.add_argument("--config", metavar="FILE", help=config_help)
@@ -207,7 +233,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help(sys.stderr)
         return 2
-    setup_logging(getattr(args, "log_level", "INFO"))
+    setup_logging(getattr(args, "log_level", "INFO"), getattr(args, "log_json", False))
     try:
         return handler(args)
     except ConfigError as exc:
