@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from router.config import load
@@ -30,13 +31,12 @@ log = logging.getLogger("slotwarden.reload")
 POLL_S = 1.0  # how often the file's mtime/size is checked
 
 
-class Reloader:
-    def __init__(self, router: Router, path: str) -> None:
-        self.router = router
+class FileWatch:
+    """Notices when a file's mtime or size changes (polling: no extra dependency).
+    Shared by the router's and the sentinel's reloaders."""
+
+    def __init__(self, path: str) -> None:
         self.path = path
-        self.applied = 0
-        self.rejected = 0
-        self.last_ok = True  # the config in use at start counts as a good one
         self._stamp = self._file_stamp()
 
     def _file_stamp(self) -> tuple[int, int] | None:
@@ -46,9 +46,31 @@ class Reloader:
             return None
         return (st.st_mtime_ns, st.st_size)
 
+    def mark(self) -> None:
+        """The file as it is now has been read."""
+        self._stamp = self._file_stamp()
+
+    async def watch(self, on_change: Callable[[str], object]) -> None:
+        """Call ``on_change("file changed")`` whenever the file changes (until cancelled)."""
+        while True:
+            await asyncio.sleep(POLL_S)
+            stamp = self._file_stamp()
+            if stamp is not None and stamp != self._stamp:
+                on_change("file changed")
+
+
+class Reloader:
+    def __init__(self, router: Router, path: str) -> None:
+        self.router = router
+        self.path = path
+        self.applied = 0
+        self.rejected = 0
+        self.last_ok = True  # the config in use at start counts as a good one
+        self.file = FileWatch(path)
+
     def reload(self, reason: str) -> tuple[bool, list[str]]:
         """Reload now. Returns (applied, problems or changes)."""
-        self._stamp = self._file_stamp()
+        self.file.mark()
         try:
             config = load(self.path)
         except ConfigError as exc:
@@ -69,9 +91,5 @@ class Reloader:
         return True, changes
 
     async def watch(self) -> None:
-        """Reload whenever the file's mtime or size changes (until cancelled)."""
-        while True:
-            await asyncio.sleep(POLL_S)
-            stamp = self._file_stamp()
-            if stamp is not None and stamp != self._stamp:
-                self.reload("file changed")
+        """Reload whenever the file changes (until cancelled)."""
+        await self.file.watch(self.reload)

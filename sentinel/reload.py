@@ -31,14 +31,13 @@ exactly one ``applied`` or ``rejected``.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import os
 from typing import TYPE_CHECKING
 
 from router.config import ClusterConfig, load
 from router.errors import ConfigError
+from router.reload import FileWatch
 from sentinel import reconfigure
 from sentinel.model import Event, Timing
 
@@ -47,26 +46,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sentinel.reload")
 
-POLL_S = 1.0  # how often the file's mtime/size is checked
-
-
 class Reloader:
     def __init__(self, sentinel: Sentinel, path: str) -> None:
         self.s = sentinel
         self.path = path
-        self._stamp = self._file_stamp()
-
-    def _file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+        self.file = FileWatch(path)
 
     def reload(self, reason: str) -> tuple[bool, list[str]]:
         """Reload now. Returns (applied, the problems or the changes)."""
         s = self.s
-        self._stamp = self._file_stamp()
+        self.file.mark()
         try:
             config = load(self.path)
             problems = incompatible(s, config)
@@ -90,12 +79,8 @@ class Reloader:
         return True, changes
 
     async def watch(self) -> None:
-        """Reload whenever the file's mtime or size changes (until cancelled)."""
-        while True:
-            await asyncio.sleep(POLL_S)
-            stamp = self._file_stamp()
-            if stamp is not None and stamp != self._stamp:
-                self.reload("file changed")
+        """Reload whenever the file changes (until cancelled)."""
+        await self.file.watch(self.reload)
 
 
 def incompatible(s: Sentinel, new: ClusterConfig) -> list[str]:
