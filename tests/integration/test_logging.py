@@ -40,3 +40,42 @@ def test_json_logs_startup_line_and_no_secret(tmp_path) -> None:
         assert SECRET not in err.decode()
     finally:
         farm.close()
+
+
+def test_sigterm_drains_in_flight_commands_then_exits_0(tmp_path) -> None:
+    import socket
+    import time
+
+    farm = RedisFarm()
+    try:
+        masters = [farm.start() for _ in range(2)]
+        config = str(tmp_path / "cluster.yaml")
+        port, _admin = write_cluster_yaml(config, masters)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "slotwarden", "router", "--config", config],
+            stderr=subprocess.PIPE,
+        )
+        try:
+            wait_for_port("127.0.0.1", port, timeout=15)
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$6\r\nnolist\r\n$3\r\n0.7\r\n")  # in flight 0.7 s
+            time.sleep(0.2)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            reply = s.recv(100)
+            assert reply in (b"*-1\r\n", b"_\r\n")  # BLPOP timed out normally: drained
+            assert time.monotonic() - t0 > 0.3
+            # new connections are refused once draining started
+            time.sleep(0.2)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                refused = False
+            except OSError:
+                refused = True
+            assert refused or proc.poll() is not None
+        finally:
+            _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 0, err.decode()[-2000:]
+        assert b"router stopped" in err
+    finally:
+        farm.close()
