@@ -112,8 +112,8 @@ def measure(writers: Writers, kill: Callable[[], None], timeout: float) -> float
     """Kill, then wait for the first acknowledged write sent after the kill;
     seconds from the kill until that write was sent (the write itself took
     under a millisecond), or None on timeout."""
-    t0 = time.monotonic()
-    kill()
+    kill()  # returns once the process is gone
+    t0 = time.monotonic()  # after the kill: a write acked before it died is not "recovery"
     deadline = t0 + timeout
     while time.monotonic() < deadline:
         first = writers.first_success_after(t0)

@@ -69,13 +69,19 @@ class Pending:
 
     __slots__ = ("client", "cmd", "reply", "req", "sent", "shape", "t0")
 
-    def __init__(self, client: ClientConn, cmd: str | None = None) -> None:
+    def __init__(
+        self,
+        client: ClientConn,
+        cmd: str | None = None,
+        req: bytes | None = None,
+        sent: BackendConn | None = None,
+    ) -> None:
         self.client = client
         self.reply: bytes | None = None
         self.cmd = cmd
         self.t0 = 0.0
-        self.req: bytes | None = None  # set when a -READONLY may be retried (router.parking)
-        self.sent: BackendConn | None = None  # ... and where it went
+        self.req = req  # set when a -READONLY may be retried (router.parking) ...
+        self.sent = sent  # ... with the connection it went to
 
     def on_reply(self, raw: bytes) -> None:
         client = self.client
@@ -275,15 +281,13 @@ class ClientConn(asyncio.Protocol):
                         if n == arity if arity > 0 else n >= -arity:
                             key = args[index]
                             slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
-                            pending = Pending(self, name)
+                            conn = conns[owner[slot]]
+                            pending = Pending(self, name, raw, conn)
                             if not sampled:
                                 sampled = True
                                 pending.t0 = self.router.loop.time()
                                 pending.shape = "single"
                             append(pending)
-                            conn = conns[owner[slot]]
-                            pending.req = raw
-                            pending.sent = conn
                             conn.send(raw, pending)
                             continue
                 dispatch(args, raw)
@@ -429,13 +433,19 @@ class ClientConn(asyncio.Protocol):
         if transport is None:
             return
         out: list[bytes] = []
-        count = self.router.stats.count
+        stats = self.router.stats
+        rows = stats.commands
         while fifo and fifo[0].reply is not None:
             pending = fifo.popleft()
-            reply = pending.reply
-            out.append(reply)  # type: ignore[arg-type]
-            if pending.cmd is not None:
-                count(pending.cmd, reply)  # type: ignore[arg-type]
+            reply: bytes = pending.reply  # type: ignore[assignment]
+            out.append(reply)
+            cmd = pending.cmd
+            if cmd is not None:  # inlined Stats.count (once per reply)
+                row = rows.get(cmd)
+                if row is None or reply[0] == 45:
+                    stats.count(cmd, reply)
+                else:
+                    row[0] += 1
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
             self.router.stats.bytes_out += len(data)
