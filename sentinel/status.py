@@ -55,6 +55,9 @@ async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
         router_views = await asyncio.gather(
             *(client.call("GET", r, "/topology", TIMEOUT) for r in routers)
         )
+        router_ready = await asyncio.gather(
+            *(client.call_any("GET", r, "/ready", TIMEOUT) for r in routers)
+        )
     sentinels = []
     topology: SlotMap = config.slotmap(0)
     source = "cluster.yaml"
@@ -84,9 +87,17 @@ async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
             members.append(n)
         shards.append({"name": shard.name, "slots": topology.ranges_of(index), "nodes": members})
     routers_out = []
-    for addr, view in zip(routers, router_views, strict=True):
+    for addr, view, ready in zip(routers, router_views, router_ready, strict=True):
         epoch = view.get("epoch") if isinstance(view, dict) else None
-        routers_out.append({"admin": str(addr), "up": view is not None, "epoch": epoch})
+        routers_out.append(
+            {
+                "admin": str(addr),
+                "up": view is not None,
+                "epoch": epoch,
+                "ready": bool(ready and ready.get("ready")),
+                "shards_down": list(ready.get("shards_down", [])) if ready else [],
+            }
+        )
     return {
         "topology_epoch": topology.epoch,
         "topology_source": source,
@@ -127,7 +138,12 @@ def render(report: dict[str, Any]) -> str:
         lines.append(text)
     lines.append("routers")
     for r in report["routers"]:
-        state = f"epoch {r['epoch']}" if r["up"] else "not answering"
+        if not r["up"]:
+            state = "not answering"
+        elif r["ready"]:
+            state = f"epoch {r['epoch']}, ready"
+        else:
+            state = f"epoch {r['epoch']}, NOT ready (shards down: {', '.join(r['shards_down'])})"
         lines.append(f"  {r['admin']}  {state}")
     return "\n".join(lines)
 

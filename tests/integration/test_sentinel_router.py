@@ -122,7 +122,9 @@ def run_failover(sc, how):
         check=True,
     )
     report = json.loads(out.stdout)
-    assert report["routers"] == [{"admin": sc.router_admin, "up": True, "epoch": 1}]
+    [router] = report["routers"]
+    assert (router["admin"], router["up"], router["epoch"]) == (sc.router_admin, True, 1)
+    assert router["ready"] is True and router["shards_down"] == []
     assert report["topology_epoch"] == 1
     assert [s["topology_epoch"] for s in report["sentinels"]] == [1, 1, 1]
 
