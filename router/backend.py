@@ -9,6 +9,10 @@ new connection first says ``HELLO 3`` (RESP3 ones) and/or ``AUTH`` (when
 cluster.yaml has ``backend:`` credentials); a refusal is logged once and
 answered to the shard's requests as ``-CLUSTERDOWN shard a refused ...``.
 Each `Node` also owns a `router.pinned.PinnedPool` of dedicated connections.
+A node the topology stops routing to is *retired* (`Node.retire`): it gets
+no new requests, its in-flight replies still arrive for a grace period, and
+every one of them but a ``-READONLY`` refusal becomes an error (the fence:
+an acknowledgement from a replaced master may be lost with it).
 
     clients ──send(raw, waiter)──► out: [raw, raw, ...]  ── flush(): one write per loop turn
                                    waiting: deque[waiter]  ◄── replies, framed by ReplyScanner,

@@ -5,8 +5,12 @@
 as a whole so a request sees either the old or the new topology, never a
 mix), the set of clients, and the lists of connections written to during the
 current loop turn, which `flush` writes out (one ``write`` per socket per
-turn). Every background task (backend connections, the timeout sweep) runs
-in the TaskGroup of `Router.serve`.
+turn). It applies new slot maps (`apply_topology`: a strictly higher epoch
+only; replaced masters are retired, writes they refuse with READONLY are held
+in `router.parking` and resent), reloaded configs (`apply_config`), and owns
+the metrics counters (`router.metrics.Stats`). Every background task
+(backend connections, the timeout sweep, the config watch, the sentinel
+watcher) runs in the TaskGroup of `Router.serve`.
 """
 
 from __future__ import annotations
