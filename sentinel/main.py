@@ -21,9 +21,11 @@ from collections.abc import Mapping, Sequence
 from router.auth import SecretError
 from router.auth import read_secret as read_shared_secret
 from router.config import ClusterConfig, load
+from router.credentials import CredentialError
 from router.topology import Address
 from sentinel.api import serve
 from sentinel.loop import Sentinel
+from sentinel.probe import set_backend_auth
 from sentinel.state import StateError
 
 log = logging.getLogger("sentinel")
@@ -106,11 +108,12 @@ def main(
         return 1
     try:
         secret = read_secret(config)
+        set_backend_auth(config)
         routes = parse_routes(probe_via)
         sentinel = Sentinel(
             config, sentinel_id, secret, routes=routes, step_pause=step_pause_ms / 1000
         )
-    except (SetupError, StateError, ValueError) as exc:
+    except (SetupError, StateError, ValueError, CredentialError) as exc:
         log.error("sentinel %s cannot start: %s", sentinel_id, exc)
         return 1
     return asyncio.run(_run(sentinel))

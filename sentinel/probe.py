@@ -25,6 +25,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
+from router.config import ClusterConfig
+from router.credentials import BackendCredentials, backend_credentials
 from router.topology import Address
 from sentinel.model import NodeObs, Role, Timing
 
@@ -33,11 +35,41 @@ log = logging.getLogger("sentinel.probe")
 Clock = Callable[[], float]
 
 
+# Backend credentials (cluster.yaml ``backend:`` / ``shards[].backend``), set at
+# start and on reload by `set_backend_auth`; the router sends the same ones.
+_AUTH: dict[Address, BackendCredentials | None] = {}
+_DEFAULT_AUTH: list[BackendCredentials | None] = [None]
+
+
+def set_backend_auth(config: ClusterConfig) -> None:
+    """Use ``config``'s backend credentials on every connection to a node.
+    Raises `router.credentials.CredentialError` if a password cannot be read."""
+    default = backend_credentials(config.backend)
+    per_node: dict[Address, BackendCredentials | None] = {}
+    for shard in config.shards:
+        if shard.backend is not None:
+            creds = backend_credentials(shard.backend)
+            for node in (shard.master, *shard.replicas):
+                per_node[node] = creds
+    _DEFAULT_AUTH[0] = default
+    _AUTH.clear()
+    _AUTH.update(per_node)
+
+
 def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:
-    """A single-connection client that never retries on its own (we decide)."""
+    """A single-connection client that never retries on its own (we decide),
+    authenticated with the backend credentials when cluster.yaml has some."""
+    creds = _AUTH.get(via, _DEFAULT_AUTH[0])
+    username = password = None
+    if creds is not None:
+        *user, pw = creds.auth_args()
+        username = user[0].decode() if user else None
+        password = pw.decode()
     return aioredis.Redis(
         host=via.host,
         port=via.port,
+        username=username,
+        password=password,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),

@@ -36,10 +36,12 @@ import logging
 from typing import TYPE_CHECKING
 
 from router.config import ClusterConfig, load
+from router.credentials import CredentialError
 from router.errors import ConfigError
 from router.reload import FileWatch
 from sentinel import reconfigure
 from sentinel.model import Event, Timing
+from sentinel.probe import set_backend_auth
 
 if TYPE_CHECKING:
     from sentinel.loop import Sentinel
@@ -94,6 +96,10 @@ def incompatible(s: Sentinel, new: ClusterConfig) -> list[str]:
 
 def apply_config(s: Sentinel, new: ClusterConfig) -> list[str]:
     """Swap in ``new`` (valid and compatible); one phrase per change."""
+    try:
+        set_backend_auth(new)
+    except CredentialError as exc:
+        log.error("reload: keeping the old backend credentials: %s", exc)
     old = s.config
     osc, nsc = old.sentinel, new.sentinel
     assert osc is not None and nsc is not None

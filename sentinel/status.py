@@ -19,7 +19,7 @@ from router.config import ClusterConfig
 from router.topology import Address, SlotMap
 from sentinel.main import SetupError, read_secret
 from sentinel.peers import Client, parse_topology
-from sentinel.probe import connect
+from sentinel.probe import connect, set_backend_auth
 
 TIMEOUT = 1.0
 
@@ -149,6 +149,7 @@ def render(report: dict[str, Any]) -> str:
 
 
 def main(config: ClusterConfig, as_json: bool = False) -> int:
+    set_backend_auth(config)
     try:
         secret: str | None = read_secret(config) if config.sentinel else None
     except SetupError:
