@@ -10,6 +10,7 @@ master is turned into a replica, so the final counter would fall short).
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -105,7 +106,10 @@ def run_failover(sc, how):
     assert sc.role(new) == ("master", None)
     # every acknowledged INCR is there; a failed one may or may not have landed
     assert writer.acked <= final <= writer.acked + writer.failed, sc.router.log()[-3000:]
-    assert "topology epoch 0 -> 1" in sc.router.log()
+    # a split vote can skip an epoch: the failover is epoch 1 or later
+    assert re.search(r"topology epoch 0 -> \d+", sc.router.log()), sc.router.log()[-3000:]
+    epoch = router_epoch(sc)
+    assert epoch >= 1
     # `slotwarden status` sees the router on the new epoch too
     import json
     import subprocess
@@ -123,10 +127,10 @@ def run_failover(sc, how):
     )
     report = json.loads(out.stdout)
     [router] = report["routers"]
-    assert (router["admin"], router["up"], router["epoch"]) == (sc.router_admin, True, 1)
+    assert (router["admin"], router["up"], router["epoch"]) == (sc.router_admin, True, epoch)
     assert router["ready"] is True and router["shards_down"] == []
-    assert report["topology_epoch"] == 1
-    assert [s["topology_epoch"] for s in report["sentinels"]] == [1, 1, 1]
+    assert report["topology_epoch"] == epoch
+    assert [s["topology_epoch"] for s in report["sentinels"]] == [epoch] * 3
 
 
 def test_kill_9_under_load_through_the_router(routed):
