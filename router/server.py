@@ -78,6 +78,7 @@ class Router:
         self.reloader = Reloader(self, config.path) if config.path else None
         self.stats = Stats()
         self.parking = ParkingLot()
+        self.retired: list[Node] = []  # replaced masters finishing their in-flight replies
         self.registry = make_registry(self)
         self.ready = asyncio.Event()
 
@@ -228,11 +229,13 @@ class Router:
         """Swap in a new slot map (and its master nodes) atomically."""
         masters: list[Node] = []
         grace = self.settings.command_timeout
+        self.retired = [n for n in self.retired if any(not t.done() for t in n.tasks)]
         for shard in slotmap.shards:
             node = self.nodes.get(shard.master)
             if node is None or node.label != shard.name:
                 if node is not None:
                     node.retire(self.loop, grace)
+                    self.retired.append(node)
                 node = Node(shard.master, shard.name, self.settings, self)
                 self.nodes[shard.master] = node
                 assert self._tg is not None
@@ -241,7 +244,9 @@ class Router:
         wanted = {shard.master for shard in slotmap.shards}
         for addr in list(self.nodes):
             if addr not in wanted:
-                self.nodes.pop(addr).retire(self.loop, grace)
+                old = self.nodes.pop(addr)
+                old.retire(self.loop, grace)
+                self.retired.append(old)
         self.route = Route(slotmap, tuple(masters))
         for client in list(self.clients.values()):
             client.on_route_change()  # subscriptions follow their channels' new masters
@@ -301,7 +306,7 @@ class Router:
                 sweep.cancel()
                 if watch is not None:
                     watch.cancel()
-                for node in self.nodes.values():
+                for node in [*self.nodes.values(), *self.retired]:
                     node.stop()
             finally:
                 if self.watcher_task is not None:
