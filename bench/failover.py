@@ -46,7 +46,14 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
-from redis_procs import RedisFarm, free_port, wait_for_port  # noqa: E402
+from redis_procs import (  # noqa: E402
+    RedisFarm,
+    RouterProc,
+    free_port,
+    sentinel_section,
+    start_sentinels,
+    wait_for_port,
+)
 
 from router.slots import key_hash_slot  # noqa: E402
 
@@ -154,13 +161,14 @@ def lost_writes(writers: Writers, final: Callable[[str], int], timeout: float = 
 def trial_slotwarden(down_after_ms: int, n_writers: int, timeout: float) -> dict[str, object]:
     farm = RedisFarm()
     procs: list[subprocess.Popen[bytes]] = []
+    router: RouterProc | None = None
     env = {**os.environ, "SLOTWARDEN_SECRET": SECRET}
     try:
         ma, mb = farm.start(), farm.start()
         ra = farm.start(["--replicaof", "127.0.0.1", str(ma.port)])
         rb = farm.start(["--replicaof", "127.0.0.1", str(mb.port)])
         router_port, admin_port = free_port(), free_port()
-        peers = [{"id": f"s{i}", "listen": f"127.0.0.1:{free_port()}"} for i in (1, 2, 3)]
+        sentinels = sentinel_section(farm.root, down_after_ms, 10000)
         config = {
             "name": "bench",
             "router": {"listen": f"127.0.0.1:{router_port}", "admin": f"127.0.0.1:{admin_port}"},
@@ -168,49 +176,14 @@ def trial_slotwarden(down_after_ms: int, n_writers: int, timeout: float) -> dict
                 {"name": "a", "slots": "0-8191", "master": ma.addr, "replicas": [ra.addr]},
                 {"name": "b", "slots": "8192-16383", "master": mb.addr, "replicas": [rb.addr]},
             ],
-            "sentinel": {
-                "quorum": 2,
-                "down_after_ms": down_after_ms,
-                "failover_timeout_ms": 10000,
-                "probe_interval_ms": 100,
-                "state_dir": os.path.join(farm.root, "state"),
-                "peers": peers,
-            },
+            "sentinel": sentinels,
         }
         path = os.path.join(farm.root, "cluster.yaml")
         with open(path, "w") as f:
             yaml.safe_dump(config, f)
-        logs = open(os.path.join(farm.root, "procs.log"), "ab")
-        for p in peers:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "slotwarden",
-                        "sentinel",
-                        "--config",
-                        path,
-                        "--id",
-                        p["id"],
-                    ],
-                    stdout=logs,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                )
-            )
-        for p in peers:
-            host, port = p["listen"].rsplit(":", 1)
-            wait_for_port(host, int(port), timeout=15)
-        procs.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "slotwarden", "router", "--config", path],
-                stdout=logs,
-                stderr=subprocess.STDOUT,
-                env=env,
-            )
-        )
-        wait_for_port("127.0.0.1", router_port, timeout=15)
+        log_path = os.path.join(farm.root, "procs.log")
+        procs += start_sentinels(path, sentinels["peers"], env, log_path)  # type: ignore[arg-type]
+        router = RouterProc(path, router_port, log_path, env=env).start()
         keys = keys_for_slots(0, 8191, n_writers, "ctr:")
         writers = Writers(lambda: redis.Redis(port=router_port, protocol=2, socket_timeout=2), keys)
         writers.start()
@@ -226,6 +199,8 @@ def trial_slotwarden(down_after_ms: int, n_writers: int, timeout: float) -> dict
         return {"recovery_s": recovery, "lost": lost, "acked": sum(writers.acked.values()),
                 "epoch": epoch}  # fmt: skip
     finally:
+        if router is not None:
+            router.stop()
         for p in procs:
             if p.poll() is None:
                 p.terminate()

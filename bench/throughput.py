@@ -125,9 +125,14 @@ class Harness:
     def launch(self, peer: Peer, cmd: Sequence[str], output: Path, cwd: Path | None = None) -> None:
         """Start `cmd` for `peer` (stdout+stderr to `output`) and wait until it listens."""
         with output.open("wb") as out:
-            peer.proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, cwd=cwd,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            peer.proc = subprocess.Popen(
+                list(cmd),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
         self.procs.append(peer.proc)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -139,8 +144,10 @@ class Harness:
                     return
             except OSError:
                 if time.monotonic() > deadline:
-                    raise PeerError(f"not listening on {peer.host}:{peer.port} after "
-                                    f"{START_TIMEOUT:.0f}s: {tail(output)}") from None
+                    raise PeerError(
+                        f"not listening on {peer.host}:{peer.port} after "
+                        f"{START_TIMEOUT:.0f}s: {tail(output)}"
+                    ) from None
                 time.sleep(0.05)
 
     def close(self) -> None:
@@ -172,10 +179,23 @@ def client(host: str, port: int) -> redis.Redis:
     try:
         from redis.driver_info import DriverInfo
     except ImportError:  # redis-py < 8
-        return redis.Redis(host=host, port=port, socket_timeout=10, socket_connect_timeout=5,
-                           protocol=2, lib_name=None, lib_version=None)
-    return redis.Redis(host=host, port=port, socket_timeout=10, socket_connect_timeout=5,
-                       protocol=2, driver_info=DriverInfo(name=None, lib_version=None))
+        return redis.Redis(
+            host=host,
+            port=port,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+            protocol=2,
+            lib_name=None,
+            lib_version=None,
+        )
+    return redis.Redis(
+        host=host,
+        port=port,
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        protocol=2,
+        driver_info=DriverInfo(name=None, lib_version=None),
+    )
 
 
 def slot_ranges(count: int) -> list[tuple[int, int]]:
@@ -214,8 +234,19 @@ def start_twemproxy(h: Harness, shards: Sequence[RedisProc]) -> Peer:
     peer.what = f"nutcracker {peer.host}:{peer.port} (crc16/modula, 1 conn per shard)"
     conf = h.root / "nutcracker.yml"
     conf.write_text(twemproxy_conf(peer.port, shards))
-    cmd = [binary, "-c", str(conf), "-s", str(free_port()), "-a", "127.0.0.1",
-           "-o", str(h.root / "nutcracker.log"), "-v", "4"]
+    cmd = [
+        binary,
+        "-c",
+        str(conf),
+        "-s",
+        str(free_port()),
+        "-a",
+        "127.0.0.1",
+        "-o",
+        str(h.root / "nutcracker.log"),
+        "-v",
+        "4",
+    ]
     try:
         h.launch(peer, cmd, h.root / "nutcracker.out")
     except PeerError as e:
@@ -290,8 +321,11 @@ def probe(peer: Peer, shards: Sequence[RedisProc], owner: Callable[[bytes], int]
     if len(used) != len(shards):
         raise PeerError(f"30 keys went to only {len(used)} of {len(shards)} shards")
     if owner is not None:
-        wrong = [f"{k} on shard{v[0]}, slot owner is shard{owner(k.encode())}"
-                 for k, v in holders.items() if v[0] != owner(k.encode())]
+        wrong = [
+            f"{k} on shard{v[0]}, slot owner is shard{owner(k.encode())}"
+            for k, v in holders.items()
+            if v[0] != owner(k.encode())
+        ]
         if wrong:
             raise PeerError(f"misrouted: {', '.join(wrong[:3])}")
 
@@ -300,15 +334,38 @@ def probe(peer: Peer, shards: Sequence[RedisProc], owner: Callable[[bytes], int]
 
 
 def command_calls(shard_clients: Sequence[redis.Redis], stat: str) -> list[int]:
-    return [int(c.info("commandstats").get(f"cmdstat_{stat}", {}).get("calls", 0))
-            for c in shard_clients]
+    return [
+        int(c.info("commandstats").get(f"cmdstat_{stat}", {}).get("calls", 0))
+        for c in shard_clients
+    ]
 
 
-def run_benchmark(peer: Peer, case: Case, requests: int, clients: int, timeout: float,
-                  shard_clients: Sequence[redis.Redis]) -> Run:
-    cmd = ["redis-benchmark", "-h", peer.host, "-p", str(peer.port), "-c", str(clients),
-           "-n", str(requests), "-r", str(KEYSPACE), "-P", str(case.pipeline), "-q", "--csv",
-           *case.args]
+def run_benchmark(
+    peer: Peer,
+    case: Case,
+    requests: int,
+    clients: int,
+    timeout: float,
+    shard_clients: Sequence[redis.Redis],
+) -> Run:
+    cmd = [
+        "redis-benchmark",
+        "-h",
+        peer.host,
+        "-p",
+        str(peer.port),
+        "-c",
+        str(clients),
+        "-n",
+        str(requests),
+        "-r",
+        str(KEYSPACE),
+        "-P",
+        str(case.pipeline),
+        "-q",
+        "--csv",
+        *case.args,
+    ]
     before = command_calls(shard_clients, case.stat)
     started = time.monotonic()
     try:
@@ -334,8 +391,9 @@ def run_benchmark(peer: Peer, case: Case, requests: int, clients: int, timeout: 
             if rps > 0:
                 return Run(rps, None, seconds, calls)
             break
-    return Run(None, f"no usable CSV row {case.title!r} in: {done.stdout.strip()[-200:]!r}",
-               seconds, calls)
+    return Run(
+        None, f"no usable CSV row {case.title!r} in: {done.stdout.strip()[-200:]!r}", seconds, calls
+    )
 
 
 # ---------------------------------------------------------------- report
@@ -362,8 +420,11 @@ def environment() -> dict[str, object]:
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "redis_server": version_of(["redis-server", "--version"], r"v=(\S+)"),
         "redis_benchmark": version_of(["redis-benchmark", "--version"], r"redis-benchmark (\S+)"),
-        "nutcracker": (version_of(["nutcracker", "-V"], r"nutcracker-(\S+)")
-                       if shutil.which("nutcracker") else "not installed"),
+        "nutcracker": (
+            version_of(["nutcracker", "-V"], r"nutcracker-(\S+)")
+            if shutil.which("nutcracker")
+            else "not installed"
+        ),
         "python": platform.python_version(),
         "uvloop": uvloop,
         "slotwarden": rev,
@@ -401,18 +462,38 @@ def render(report: dict[str, object]) -> str:
             out.append(f"{name} FAILED: {p['failed']}")
         else:
             out.append(f"{name}: {p['what']}")
-    head = ["test", "requests", "direct rps", "twemproxy rps", "router rps",
-            "router/twemproxy", "router/direct"]
-    body = [[r["test"], str(r["requests"]), *(fmt_rps(r["peers"][p]) for p in PEERS),
-             fmt_ratio(r["router/twemproxy"]), fmt_ratio(r["router/direct"])]
-            for r in report["rows"]]
+    head = [
+        "test",
+        "requests",
+        "direct rps",
+        "twemproxy rps",
+        "router rps",
+        "router/twemproxy",
+        "router/direct",
+    ]
+    body = [
+        [
+            r["test"],
+            str(r["requests"]),
+            *(fmt_rps(r["peers"][p]) for p in PEERS),
+            fmt_ratio(r["router/twemproxy"]),
+            fmt_ratio(r["router/direct"]),
+        ]
+        for r in report["rows"]
+    ]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     out.append("")
     out.append(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
     out.append("-+-".join("-" * w for w in widths))
     for row in body:
-        out.append(" | ".join([row[0].ljust(widths[0]),
-                               *(x.rjust(w) for x, w in zip(row[1:], widths[1:], strict=True))]))
+        out.append(
+            " | ".join(
+                [
+                    row[0].ljust(widths[0]),
+                    *(x.rjust(w) for x, w in zip(row[1:], widths[1:], strict=True)),
+                ]
+            )
+        )
     out.append("")
     out.append("targets (issue): router/twemproxy >= 0.70 at -P 1, >= 0.50 at -P 16")
     for r in report["rows"]:
@@ -423,13 +504,17 @@ def render(report: dict[str, object]) -> str:
         cells = r["peers"]
         parts = [f"{p} {cells[p]['shard_calls']}" for p in PEERS if cells[p].get("shard_calls")]
         out.append(f"  {r['test']}: " + ("; ".join(parts) or "n/a"))
-    out.append("  MSET: outside --cluster mode redis-benchmark's MSET uses 10 keys "
-               "key:__rand_int__ with no hash tag (the {tag} is added only with --cluster), so "
-               "every MSET spans shards through a proxy, like the MGET row.")
+    out.append(
+        "  MSET: outside --cluster mode redis-benchmark's MSET uses 10 keys "
+        "key:__rand_int__ with no hash tag (the {tag} is added only with --cluster), so "
+        "every MSET spans shards through a proxy, like the MGET row."
+    )
     for name, p in report["peers"].items():
         for note in p["notes"]:
-            out.append(f"  note {name}: redis-benchmark said {note!r} (its start-up CONFIG GET "
-                       "save/appendonly was refused; harmless)")
+            out.append(
+                f"  note {name}: redis-benchmark said {note!r} (its start-up CONFIG GET "
+                "save/appendonly was refused; harmless)"
+            )
     if report["problems"]:
         out.append("")
         out.append(f"PROBLEMS ({len(report['problems'])}):")
@@ -453,16 +538,25 @@ def verdict(case: Case, peers: dict[str, dict[str, object]]) -> tuple[str, str]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--requests", type=int, default=None,
-                    help="requests per -P 1 run (x4 at -P 16, /4 for MSET/MGET); "
-                         "default 100000, 10000 with --quick")
+    ap.add_argument(
+        "--requests",
+        type=int,
+        default=None,
+        help="requests per -P 1 run (x4 at -P 16, /4 for MSET/MGET); "
+        "default 100000, 10000 with --quick",
+    )
     ap.add_argument("--clients", type=int, default=50, help="redis-benchmark -c (default 50)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is shown")
     ap.add_argument("--quick", action="store_true", help="smoke run (~30 s)")
-    ap.add_argument("--peers", default=",".join(PEERS), help="comma-separated subset of "
-                    f"{','.join(PEERS)}")
-    ap.add_argument("--timeout", type=float, default=None,
-                    help="seconds per redis-benchmark run (default 30 + requests/2000)")
+    ap.add_argument(
+        "--peers", default=",".join(PEERS), help=f"comma-separated subset of {','.join(PEERS)}"
+    )
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds per redis-benchmark run (default 30 + requests/2000)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = ap.parse_args(argv)
     if args.requests is None:
@@ -492,19 +586,29 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
         return next(i for i, (lo, hi) in enumerate(ranges) if lo <= slot <= hi)
 
     starters: dict[str, Callable[[], Peer]] = {
-        "direct": lambda: Peer("direct", port=shards[0].port,
-                               what=f"redis-server {shards[0].addr} (one shard, no proxy)"),
+        "direct": lambda: Peer(
+            "direct",
+            port=shards[0].port,
+            what=f"redis-server {shards[0].addr} (one shard, no proxy)",
+        ),
         "twemproxy": lambda: start_twemproxy(h, shards),
         "router": lambda: start_router(h, shards),
     }
-    peers = {name: starters[name]() if name in args.peers
-             else Peer(name, unavailable="not selected (--peers)") for name in PEERS}
+    peers = {
+        name: starters[name]()
+        if name in args.peers
+        else Peer(name, unavailable="not selected (--peers)")
+        for name in PEERS
+    }
     for peer in peers.values():
         if not peer.usable:
             continue
         try:
-            probe(peer, [shards[0]] if peer.name == "direct" else shards,
-                  slot_owner if peer.name == "router" else None)
+            probe(
+                peer,
+                [shards[0]] if peer.name == "direct" else shards,
+                slot_owner if peer.name == "router" else None,
+            )
         except PeerError as e:
             peer.failed = f"correctness probe: {e}"
     for peer in peers.values():
@@ -524,14 +628,14 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
                     peer = peers[name]
                     if not peer.usable:
                         continue
-                    run = run_benchmark(peer, case, requests, args.clients, timeout,
-                                        shard_clients)
+                    run = run_benchmark(peer, case, requests, args.clients, timeout, shard_clients)
                     runs[name].append(run)
                     shown = f"{run.rps:.0f} rps" if run.rps else f"ERROR {run.error}"
                     progress(f"[{case.label} #{rep + 1}] {name}: {shown} ({run.seconds:.1f}s)")
                     if peer.proc is not None and peer.proc.poll() is not None:
-                        peer.failed = f"process exited with code {peer.proc.returncode} " \
-                                      f"during {case.label}"
+                        peer.failed = (
+                            f"process exited with code {peer.proc.returncode} during {case.label}"
+                        )
                         problems.append(f"{name}: {peer.failed}")
                     elif run.error and "timed out" in run.error:
                         peer.failed = f"{case.label}: {run.error}; later tests skipped"
@@ -545,17 +649,25 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
         "repeat": args.repeat,
         "requests": args.requests,
         "environment": env,
-        "peers": {n: {"what": p.what, "addr": f"{p.host}:{p.port}" if p.port else None,
-                      "unavailable": p.unavailable, "failed": p.failed, "notes": p.notes}
-                  for n, p in peers.items()},
+        "peers": {
+            n: {
+                "what": p.what,
+                "addr": f"{p.host}:{p.port}" if p.port else None,
+                "unavailable": p.unavailable,
+                "failed": p.failed,
+                "notes": p.notes,
+            }
+            for n, p in peers.items()
+        },
         "rows": rows,
         "problems": problems,
         "seconds": time.monotonic() - started,
     }
 
 
-def make_row(case: Case, requests: int, runs: dict[str, list[Run]],
-             problems: list[str]) -> dict[str, object]:
+def make_row(
+    case: Case, requests: int, runs: dict[str, list[Run]], problems: list[str]
+) -> dict[str, object]:
     cells: dict[str, dict[str, object]] = {}
     for name in PEERS:
         got = runs[name]
@@ -569,23 +681,36 @@ def make_row(case: Case, requests: int, runs: dict[str, list[Run]],
             cell["shard_calls"] = got[-1].shard_calls
             hit = sum(1 for c in got[-1].shard_calls if c > 0)
             if name != "direct" and hit != SHARDS:
-                problems.append(f"{name} {case.label}: traffic reached only {hit} of {SHARDS} "
-                                f"shards {got[-1].shard_calls}")
+                problems.append(
+                    f"{name} {case.label}: traffic reached only {hit} of {SHARDS} "
+                    f"shards {got[-1].shard_calls}"
+                )
         cells[name] = cell
-    rt, rd = (ratio(cells["router"].get("rps"), cells[p].get("rps"))
-              for p in ("twemproxy", "direct"))
+    rt, rd = (
+        ratio(cells["router"].get("rps"), cells[p].get("rps")) for p in ("twemproxy", "direct")
+    )
     word, detail = verdict(case, cells)
-    return {"test": case.label, "pipeline": case.pipeline, "requests": requests,
-            "command": " ".join(case.args), "peers": cells, "router/twemproxy": rt,
-            "router/direct": rd, "verdict": word, "verdict_detail": detail}
+    return {
+        "test": case.label,
+        "pipeline": case.pipeline,
+        "requests": requests,
+        "command": " ".join(case.args),
+        "peers": cells,
+        "router/twemproxy": rt,
+        "router/direct": rd,
+        "verdict": word,
+        "verdict_detail": detail,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     for tool in ("redis-server", "redis-benchmark"):
         if shutil.which(tool) is None:
-            print(f"cannot run: {tool} not found on PATH (apt-get install redis-server "
-                  "redis-tools)", file=sys.stderr)
+            print(
+                f"cannot run: {tool} not found on PATH (apt-get install redis-server redis-tools)",
+                file=sys.stderr,
+            )
             return 2
     h = Harness()
     atexit.register(h.close)

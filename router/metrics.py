@@ -68,7 +68,6 @@ BUCKETS = (
     10.0,
 )
 TOPOLOGY_SOURCES = ("push", "watch", "reload")
-SAMPLE_EVERY = 16  # one single-key request in this many is timed (the rest only counted)
 
 
 def classify(raw: bytes) -> int:
@@ -171,7 +170,7 @@ class RouterCollector(Collector):
         hist = HistogramMetricFamily(
             "slotwarden_router_command_seconds",
             "Time from a request being parsed to its reply being ready, by routing shape "
-            f"(single-key requests sampled 1 in {SAMPLE_EVERY}).",
+            "(single-key requests: the first of each batch read from a client is timed).",
             labels=["shape"],
         )
         for shape, h in stats.latency.items():

@@ -202,3 +202,39 @@ class RouterProc:
                 code = self.proc.wait(timeout=5)
         self._log.close()
         return code
+
+
+def sentinel_section(
+    root: str, down_after_ms: int, failover_timeout_ms: int, count: int = 3
+) -> dict[str, object]:
+    """A cluster.yaml ``sentinel:`` section: ``count`` peers on free ports, quorum 2."""
+    return {
+        "quorum": 2,
+        "down_after_ms": down_after_ms,
+        "failover_timeout_ms": failover_timeout_ms,
+        "probe_interval_ms": 100,
+        "state_dir": os.path.join(root, "state"),
+        "peers": [{"id": f"s{i + 1}", "listen": f"127.0.0.1:{free_port()}"} for i in range(count)],
+    }
+
+
+def start_sentinels(
+    config: str, peers: Sequence[dict[str, str]], env: dict[str, str], log_path: str
+) -> list[subprocess.Popen[bytes]]:
+    """`slotwarden sentinel --config FILE --id ID` for every peer, waiting for each port.
+    The caller terminates the returned processes."""
+    import sys
+
+    procs = []
+    with open(log_path, "ab") as log:  # the children keep their own copy of the fd
+        for p in peers:
+            cmd = [sys.executable, "-m", "slotwarden", "sentinel", "--config", config]
+            procs.append(
+                subprocess.Popen(
+                    [*cmd, "--id", p["id"]], stdout=log, stderr=subprocess.STDOUT, env=env
+                )
+            )
+    for p in peers:
+        host, port = p["listen"].rsplit(":", 1)
+        wait_for_port(host, int(port), timeout=15)
+    return procs

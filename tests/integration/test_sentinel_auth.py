@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 
 import redis
 import yaml
-from redis_procs import RedisFarm, RouterProc, free_port, wait_for_port
+from redis_procs import RedisFarm, RouterProc, free_port, sentinel_section, start_sentinels
 
 SECRET = "auth-test-secret"
 PASSWORD = "backend-pw-9q"
@@ -24,8 +23,8 @@ def test_failover_of_password_protected_shards() -> None:
         auth = ["--requirepass", PASSWORD, "--masterauth", PASSWORD]
         master = farm.start(auth)
         replica = farm.start([*auth, "--replicaof", "127.0.0.1", str(master.port)])
-        peers = [{"id": f"s{i}", "listen": f"127.0.0.1:{free_port()}"} for i in (1, 2, 3)]
         router_port, admin_port = free_port(), free_port()
+        sentinels = sentinel_section(farm.root, 500, 3000)
         config = {
             "name": "auth",
             "router": {"listen": f"127.0.0.1:{router_port}", "admin": f"127.0.0.1:{admin_port}"},
@@ -33,34 +32,14 @@ def test_failover_of_password_protected_shards() -> None:
                 {"name": "a", "slots": "0-16383", "master": master.addr, "replicas": [replica.addr]}
             ],
             "backend": {"password_env": "TEST_BACKEND_PASSWORD"},
-            "sentinel": {
-                "quorum": 2,
-                "down_after_ms": 500,
-                "failover_timeout_ms": 3000,
-                "probe_interval_ms": 100,
-                "state_dir": os.path.join(farm.root, "state"),
-                "peers": peers,
-            },
+            "sentinel": sentinels,
         }
         path = os.path.join(farm.root, "cluster.yaml")
         with open(path, "w") as f:
             yaml.safe_dump(config, f)
         env = {**os.environ, "SLOTWARDEN_SECRET": SECRET, "TEST_BACKEND_PASSWORD": PASSWORD}
-        log = open(os.path.join(farm.root, "sentinels.log"), "ab")
-        for p in peers:
-            cmd = [
-                sys.executable,
-                "-m",
-                "slotwarden",
-                "sentinel",
-                "--config",
-                path,
-                "--id",
-                p["id"],
-            ]
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env))
-        for p in peers:
-            wait_for_port("127.0.0.1", int(p["listen"].rsplit(":", 1)[1]), timeout=15)
+        log_path = os.path.join(farm.root, "sentinels.log")
+        procs += start_sentinels(path, sentinels["peers"], env, log_path)  # type: ignore[arg-type]
         router = RouterProc(path, router_port, os.path.join(farm.root, "router.log"), env=env)
         router.start()
         r = redis.Redis(port=router_port, socket_timeout=5)
@@ -74,14 +53,12 @@ def test_failover_of_password_protected_shards() -> None:
                     break
             except redis.RedisError:
                 pass
-            assert time.monotonic() < deadline, open(
-                os.path.join(farm.root, "sentinels.log")
-            ).read()[-3000:]
+            assert time.monotonic() < deadline, open(log_path).read()[-3000:]
             time.sleep(0.1)
         promoted = redis.Redis(port=replica.port, password=PASSWORD)
         assert promoted.execute_command("ROLE")[0] == b"master"
         assert promoted.get("k") == b"after"
-        with open(os.path.join(farm.root, "sentinels.log"), "rb") as f:
+        with open(log_path, "rb") as f:
             assert PASSWORD.encode() not in f.read()
     finally:
         if router is not None:
