@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sentinel.reload")
 
+
 class Reloader:
     def __init__(self, sentinel: Sentinel, path: str) -> None:
         self.s = sentinel
