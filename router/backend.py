@@ -128,6 +128,7 @@ class BackendConn(asyncio.Protocol):
         "flusher",
         "handshake",
         "label",
+        "loop",
         "out",
         "progress_at",
         "proto",
@@ -157,6 +158,7 @@ class BackendConn(asyncio.Protocol):
         self.progress_at = 0.0
         self.down_reply = shard_down(label)
         self.retired = False  # no longer in the route: see Node.retire
+        self.loop: asyncio.AbstractEventLoop | None = None  # cached (get_running_loop: a getpid)
         self._lost: asyncio.Future[None] | None = None
         # HELLO 3 and/or AUTH, sent before anything else on every new connection
         self.handshake = handshake(settings.credentials, proto)
@@ -170,12 +172,18 @@ class BackendConn(asyncio.Protocol):
             waiter.on_reply(self.down_reply)
             return
         if not self.waiting:
-            self.progress_at = asyncio.get_running_loop().time()
+            self.progress_at = self.now()
         self.waiting.append(waiter)
         self.out.append(raw)
         if not self.dirty:
             self.dirty = True
             self.flusher.dirty_backends.append(self)
+
+    def now(self) -> float:
+        loop = self.loop
+        if loop is None:
+            loop = self.loop = asyncio.get_running_loop()
+        return loop.time()
 
     def flush(self) -> None:
         self.dirty = False
@@ -190,7 +198,8 @@ class BackendConn(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.scanner = ReplyScanner()
         self.state = UP
-        self.progress_at = asyncio.get_running_loop().time()
+        self.loop = asyncio.get_running_loop()
+        self.progress_at = self.loop.time()
         if self.handshake:  # the handshake goes before anything queued while connecting
             self.out.insert(0, self.handshake)
             self.waiting.appendleft(_Handshake(self))
@@ -217,7 +226,7 @@ class BackendConn(asyncio.Protocol):
                     "backend %s (%s): protocol error: %s; closing", self.addr, self.label, exc
                 )
             self.transport.abort()  # type: ignore[union-attr]
-        self.progress_at = asyncio.get_running_loop().time()
+        self.progress_at = self.loop.time()  # type: ignore[union-attr]  # set by connection_made
         self.flusher.flush()
 
     def _retired_data(self, data: bytes) -> None:

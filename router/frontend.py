@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from binascii import crc_hqx
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -46,7 +45,7 @@ from router.errors import ProtocolError, error_reply, unknown_command, wrong_ari
 from router.modes import Mode
 from router.planner import Fanout
 from router.resp import Request, RequestReader
-from router.slots import key_hash_slot
+from router.slots import key_slot
 from router.stateful import ClientState
 
 if TYPE_CHECKING:
@@ -250,6 +249,7 @@ class ClientConn(asyncio.Protocol):
         assert session is not None
         dispatch = self.dispatch
         fast = FAST_KEYED
+        slot_of = key_slot
         state = self.state
         while not session.closing and len(fifo) < limit and state.mode is not Mode.BLOCKED:
             if self.held:  # requests parsed while a blocking command was waiting
@@ -279,9 +279,7 @@ class ClientConn(asyncio.Protocol):
                         index, arity, name = hit
                         n = len(args)
                         if n == arity if arity > 0 else n >= -arity:
-                            key = args[index]
-                            slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
-                            conn = conns[owner[slot]]
+                            conn = conns[owner[slot_of(args[index])]]
                             pending = Pending(self, name, raw, conn)
                             if not sampled:
                                 sampled = True
@@ -299,7 +297,16 @@ class ClientConn(asyncio.Protocol):
                 plain = state.plain
                 if self._conns_route is not route:  # HELLO switched protocol
                     conns = self._bind(route)
-        self._update_reading()
+            if reader.drained and not self.held:  # no need to ask the reader again
+                break
+        if (
+            self.read_paused
+            or len(fifo) >= limit
+            or self.out_paused
+            or session.closing
+            or state.mode is Mode.BLOCKED
+        ):
+            self._update_reading()  # otherwise it has nothing to change
 
     def _bind(self, route: Route) -> list[BackendConn]:
         """This client's connection to each shard's master under ``route``."""

@@ -15,6 +15,7 @@ import hiredis
 
 from router.errors import error_reply
 from router.resp import NIL, NULL3, OK, encode_array, encode_bulk, encode_int, split_array
+from router.speedups import C
 
 Merger = Callable[[list[bytes]], bytes]
 
@@ -62,18 +63,27 @@ def merge_all_ok(parts: list[bytes]) -> bytes:
     return OK
 
 
-def merge_ordered(positions: list[list[int]], total: int, resp3: bool = False) -> Merger:
+def merge_ordered(
+    positions: list[list[int]], total: int, resp3: bool = False, speedups: bool = True
+) -> Merger:
     """MGET: part i answered the keys at ``positions[i]`` of the original
     request; rebuild the array in the original key order. Bulk values are
     decoded by hiredis and re-encoded; any other element (nil included) is
     moved as its raw bytes. ``resp3`` only picks the placeholder for slots no
-    part answered (none, when the parts are well-formed)."""
+    part answered (none, when the parts are well-formed). With `router._speedups`
+    the elements are moved in C; a malformed part falls back to the Python code,
+    which says what is wrong."""
     nil = NULL3 if resp3 else NIL
+    fast = C.merge_ordered if speedups and C is not None else None
 
     def merge(parts: list[bytes]) -> bytes:
         err = first_error(parts)
         if err is not None:
             return err
+        if fast is not None:
+            merged = fast(parts, positions, total, nil)
+            if merged is not None:
+                return merged  # type: ignore[no-any-return]
         out: list[bytes] = [nil] * total
         for raw, where in zip(parts, positions, strict=True):
             reader = hiredis.Reader()

@@ -121,7 +121,6 @@ class Stats:
             (s, r): 0 for s in TOPOLOGY_SOURCES for r in ("applied", "rejected")
         }
         self.auth_failures: dict[str, int] = {"admin": 0, "client": 0}
-        self.sample = 0
 
     def count(self, command: str, raw: bytes) -> None:
         """One reply for ``command`` went back to a client."""

@@ -112,7 +112,7 @@ class PinnedConn(BackendConn):
                 log.error("pinned %s (%s): protocol error: %s; closing", self.addr, self.label, exc)
             self.transport.abort()  # type: ignore[union-attr]
         if answered:
-            self.progress_at = asyncio.get_running_loop().time()
+            self.progress_at = self.now()
             if not waiting and self.on_idle is not None:
                 on_idle, self.on_idle = self.on_idle, None
                 on_idle(self)

@@ -21,7 +21,8 @@ from router import merge
 from router.commands import CommandSpec, KeySpecError, Shape
 from router.errors import CROSSSLOT, NOT_ALLOWED, error_reply, wrong_arity
 from router.resp import encode_command
-from router.slots import key_hash_slot
+from router.slots import key_hash_slot, key_slot
+from router.speedups import C
 from router.topology import SlotMap
 
 SCAN_SHARD_BITS = 8  # a slot map has at most 255 shards (one byte per slot)
@@ -37,7 +38,7 @@ Plan = int | Fanout | bytes
 
 
 def shard_of(key: bytes, slotmap: SlotMap) -> int:
-    return slotmap.owner[key_hash_slot(key)]
+    return slotmap.owner[key_slot(key)]
 
 
 def plan(
@@ -69,9 +70,9 @@ def plan_single(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
     if not positions:
         return 0
     owner = slotmap.owner
-    shard = owner[key_hash_slot(args[positions[0]])]
+    shard = owner[key_slot(args[positions[0]])]
     for pos in positions[1:]:
-        if owner[key_hash_slot(args[pos])] != shard:
+        if owner[key_slot(args[pos])] != shard:
             return CROSSSLOT
     return shard
 
@@ -83,7 +84,7 @@ def plan_pinned(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
     handles them; the rest the router cannot honour (CLIENT TRACKING ...)."""
     name = spec.name
     if name == "publish":
-        return slotmap.owner[key_hash_slot(args[1])]
+        return slotmap.owner[key_slot(args[1])]
     if name == "spublish":
         return plan_single(spec, args, slotmap)
     merger = PUBSUB_MERGE.get(name)
@@ -122,7 +123,7 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
             "it runs on every shard"
         )
     if name == "publish":
-        return slotmap.owner[key_hash_slot(args[1])]
+        return slotmap.owner[key_slot(args[1])]
     if shape is Shape.PINNED and not (spec.first or spec.keys):
         # SUBSCRIBE & co., PUBSUB, CLIENT TRACKING ...: no single shard can run them
         return error_reply(
@@ -137,9 +138,9 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
     if shape is Shape.FANOUT_OK and (len(args) - 1) % 2:
         return wrong_arity(name)
     owner = slotmap.owner
-    shard = owner[key_hash_slot(args[positions[0]])]
+    shard = owner[key_slot(args[positions[0]])]
     for pos in positions[1:]:
-        if owner[key_hash_slot(args[pos])] != shard:
+        if owner[key_slot(args[pos])] != shard:
             return CROSSSLOT
     return shard
 
@@ -148,6 +149,24 @@ def plan_fanout(
     spec: CommandSpec, args: list[bytes], slotmap: SlotMap, resp3: bool = False
 ) -> Plan:
     """MGET / MSET / DEL-like: split the keys (or key/value pairs) by shard."""
+    step = 2 if spec.shape is Shape.FANOUT_OK else 1
+    if (len(args) - 1) % step:
+        return wrong_arity(spec.name)
+    if C is not None:
+        grouped = C.group_keys(args, step, slotmap.owner)
+        if type(grouped) is int:
+            return grouped
+        return _fanout(
+            spec, [(shard, piece) for shard, piece, _ in grouped], [w for _, _, w in grouped],
+            len(args) - 1, resp3,
+        )  # fmt: skip
+    return plan_fanout_py(spec, args, slotmap, resp3)
+
+
+def plan_fanout_py(
+    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, resp3: bool = False
+) -> Plan:
+    """`plan_fanout` in Python (the reference for `router._speedups.group_keys`)."""
     step = 2 if spec.shape is Shape.FANOUT_OK else 1
     if (len(args) - 1) % step:
         return wrong_arity(spec.name)
@@ -174,12 +193,22 @@ def plan_fanout(
             for pos in positions:
                 piece += (args[pos], args[pos + 1])
         parts.append((shard, encode_command(piece)))
+    key_order = [[pos - 1 for pos in positions] for positions in groups.values()]
+    return _fanout(spec, parts, key_order, len(args) - 1, resp3)
+
+
+def _fanout(
+    spec: CommandSpec,
+    parts: list[tuple[int, bytes]],
+    key_order: list[list[int]],
+    total: int,
+    resp3: bool,
+) -> Fanout:
     if spec.shape is Shape.FANOUT_SUM:
         return Fanout(parts, merge.merge_sum)
     if spec.shape is Shape.FANOUT_OK:
         return Fanout(parts, merge.merge_all_ok)
-    key_order = [[pos - 1 for pos in positions] for positions in groups.values()]
-    return Fanout(parts, merge.merge_ordered(key_order, len(args) - 1, resp3))
+    return Fanout(parts, merge.merge_ordered(key_order, total, resp3))
 
 
 def plan_all_masters(

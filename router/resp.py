@@ -28,6 +28,7 @@ from typing import Final
 import hiredis
 
 from router.errors import ProtocolError
+from router.speedups import C
 
 
 class _NeedMore:
@@ -116,20 +117,26 @@ class RequestReader:
     """Parses client requests. ``feed(data)``, then `read` (fast, batched) or
     `next_request` (the reference parser, one at a time) until nothing is left.
 
-    `read` lets hiredis's C parser split multibulk requests and computes each
-    request's raw span from the argument lengths (hiredis accepts only
-    canonical length lines, so the span is exact); anything it does not take
-    as a plain array of bulk strings — inline commands, malformed input,
-    limits — goes through `next_request`, which gives Redis's exact errors.
+    `read` frames canonical multibulk requests in C when `router._speedups`
+    is built (``router.speedups.C``), else lets hiredis's C parser split them
+    and computes each request's raw span from the argument lengths (hiredis
+    accepts only canonical length lines, so the span is exact). Anything
+    either does not take as a plain array of bulk strings — inline commands,
+    malformed input, limits — goes through `next_request`, the reference,
+    which gives Redis's exact errors. ``speedups=False`` forces the hiredis
+    path (tests compare the two).
     """
 
-    __slots__ = ("_b", "_check_at", "_h", "max_args", "max_bulk", "max_inline")
+    __slots__ = (
+        "_b", "_check_at", "_h", "_parse", "drained", "max_args", "max_bulk", "max_inline",
+    )  # fmt: skip
 
     def __init__(
         self,
         max_bulk: int = DEFAULT_MAX_BULK,
         max_args: int = DEFAULT_MAX_ARGS,
         max_inline: int = DEFAULT_MAX_INLINE,
+        speedups: bool = True,
     ) -> None:
         self.max_bulk = max_bulk
         self.max_args = max_args
@@ -137,8 +144,13 @@ class RequestReader:
         self._b = _Buffer()
         self._h: hiredis.Reader | None = None  # fed the same bytes as _b while in sync
         self._check_at = max_inline  # backlog size at which limits are checked again
+        self._parse = C.parse_requests if speedups and C is not None else None
+        # True when the last `read` parsed everything it could and nothing came since:
+        # another `read` would return no request (the caller can skip it).
+        self.drained = False
 
     def feed(self, data: bytes) -> None:
+        self.drained = False
         self._b.feed(data)
         if self._h is not None:
             self._h.feed(data)
@@ -150,6 +162,9 @@ class RequestReader:
         good requests precede it, they are returned first and the error is
         raised by the next call.
         """
+        if self._parse is not None:
+            return self._read_c(limit)
+        self.drained = False  # this path does not track it
         out: list[Request] = []
         b = self._b
         slow = False
@@ -246,6 +261,47 @@ class RequestReader:
                 break
         return out
 
+    def _read_c(self, limit: int) -> list[Request]:
+        """`read` with `router._speedups.parse_requests` framing the requests."""
+        out: list[Request] = []
+        b = self._b
+        parse = self._parse
+        assert parse is not None
+        drained = True
+        while len(out) < limit and b.ready():
+            got, pos, need = parse(
+                b.buf, b.pos, limit - len(out), self.max_args, self.max_bulk, self.max_inline
+            )
+            if got:
+                if out:
+                    out += got
+                else:
+                    out = got
+            b.pos = pos
+            if need == 0:  # at the end of the buffer (join what came since) or at limit
+                b.need = 0
+                if pos < len(b.buf):
+                    break
+                continue
+            if need > 0:  # a partial request with a well-formed start: wait for `need` bytes
+                b.need = need
+                if not b.chunks:
+                    break
+                continue
+            # not a canonical multibulk request: the reference parser reads it (or says why not)
+            try:
+                req = self.next_request()
+            except ProtocolError:
+                if out:
+                    drained = False  # raised by the next call
+                    break
+                raise
+            if req is NEED_MORE:
+                break
+            out.append(req)  # type: ignore[arg-type]
+        self.drained = drained and len(out) < limit
+        return out
+
     def buffered(self) -> int:
         """Bytes received and not yet returned as requests."""
         return self._b.unread()
@@ -334,12 +390,12 @@ class RequestReader:
         if line.endswith(b"\r"):
             line = line[:-1]
         args = split_inline(line)  # may raise: then nothing is consumed
+        if len(args) > self.max_args:  # nor here (raised again by the next call)
+            raise ProtocolError("invalid multibulk length")
         b.pos = nl + 1
         b.need = 0
         if not args:
             return [], b""
-        if len(args) > self.max_args:
-            raise ProtocolError("invalid multibulk length")
         # Inline requests are re-encoded so backends always see multibulk.
         return args, encode_command(args)
 
@@ -430,12 +486,15 @@ class ReplyScanner:
     """Frames backend replies: ``feed(data)`` then `next_reply` -> raw bytes or NEED_MORE.
 
     Raises `ProtocolError` if the backend sends something that is not RESP.
+    `replies` frames in C when `router._speedups` is built (``speedups=False``
+    forces the Python framing; `next_reply` is the reference either way).
     """
 
-    __slots__ = ("_b",)
+    __slots__ = ("_b", "_scan")
 
-    def __init__(self) -> None:
+    def __init__(self, speedups: bool = True) -> None:
         self._b = _Buffer()
+        self._scan = C.scan_replies if speedups and C is not None else None
 
     def feed(self, data: bytes) -> None:
         self._b.feed(data)
@@ -448,8 +507,26 @@ class ReplyScanner:
         framed inline here; aggregates and partial replies go through
         `next_reply`."""
         out: list[bytes] = []
-        append = out.append
         b = self._b
+        scan = self._scan
+        if scan is not None:
+            while b.ready():
+                pos, need = scan(b.buf, b.pos, out)
+                b.pos = pos
+                if need == 0:  # all framed: join what came since, if anything
+                    b.need = 0
+                    continue
+                if need > 0:  # a partial reply: wait for `need` bytes
+                    b.need = need
+                    if not b.chunks:
+                        break
+                    continue
+                raw = self.next_reply()  # one the C framer leaves to the reference
+                if raw is NEED_MORE:
+                    break
+                out.append(raw)  # type: ignore[arg-type]
+            return out
+        append = out.append
         while b.ready():
             buf = b.buf
             pos = b.pos
@@ -578,6 +655,15 @@ def _flat_array_end(buf: bytes, pos: int, size: int) -> int:
 def split_array(raw: bytes) -> list[bytes] | None:
     """The raw elements of an array reply (``*N`` ...), or None if ``raw`` is
     not a complete array. Elements keep their exact bytes (and protocol)."""
+    if C is not None:
+        items = C.split_array(raw)
+        if items is not False:  # False: unsure, the reference decides
+            return items  # type: ignore[no-any-return]
+    return split_array_py(raw)
+
+
+def split_array_py(raw: bytes) -> list[bytes] | None:
+    """`split_array` in Python (the reference)."""
     if raw[:1] != b"*":
         return None
     nl = raw.find(b"\r\n")

@@ -38,6 +38,7 @@ from router.local import Session, router_info_section
 from router.metrics import Stats, make_registry
 from router.parking import ParkingLot
 from router.reload import Reloader
+from router.speedups import implementation
 from router.topology import Address, SlotMap
 from router.watch import TopologyWatcher
 
@@ -125,6 +126,7 @@ class Router:
         return router_info_section(
             {
                 "router_version": __version__,
+                "speedups": implementation(),  # "c": router._speedups is built and used
                 "uptime_in_seconds": int(time.time() - self.started),
                 "listen": str(self.bound or self.listen),
                 "connected_clients": len(self.clients),
@@ -295,9 +297,9 @@ class Router:
                 )
                 log.info(
                     "slotwarden router %s listening on %s (admin http://%s), config %s, "
-                    "%d shards, topology epoch %d",
+                    "%d shards, topology epoch %d, speedups %s",
                     __version__, self.bound, self.admin_bound, self.config.path,
-                    len(self.route.masters), self.route.slotmap.epoch,
+                    len(self.route.masters), self.route.slotmap.epoch, implementation(),
                 )  # fmt: skip
                 self.ready.set()
                 await stop.wait()

@@ -4,6 +4,9 @@ Pure functions, no I/O. `binascii.crc_hqx(data, 0)` is CRC16-XMODEM in C (the
 same routine redis-py uses); the PyPI `crc16` package does not build on
 Python >= 3.10 and is not used.
 
+`key_slot` is `key_hash_slot` done in C by `router._speedups` when it is
+built (the router's hot paths call it).
+
 Hash-tag rule (Redis `keyHashSlot`): if the key contains ``{`` and a ``}``
 after it with at least one byte between, only the bytes between the first
 ``{`` and the first ``}`` after it are hashed; otherwise the whole key is.
@@ -13,6 +16,8 @@ from __future__ import annotations
 
 from binascii import crc_hqx
 from collections.abc import Iterable
+
+from router.speedups import C
 
 SLOT_COUNT = 16384
 _MASK = SLOT_COUNT - 1
@@ -31,6 +36,10 @@ def key_hash_slot(key: bytes) -> int:
         if end > start + 1:
             return crc_hqx(key[start + 1 : end], 0) & _MASK
     return crc_hqx(key, 0) & _MASK
+
+
+# `key_hash_slot` in C when router._speedups is built (same answers, one call).
+key_slot = C.key_slot if C is not None else key_hash_slot
 
 
 def parse_ranges(text: str) -> list[tuple[int, int]]:

@@ -1,0 +1,751 @@
+/*
+ * router._speedups — C versions of the router's per-request byte work.
+ *
+ * Optional: setup.py builds it when a C compiler is there; without it the
+ * router runs the pure-Python code in router/resp.py, router/planner.py and
+ * router/merge.py, which stays the reference. Every function here either
+ * returns exactly what the Python reference returns, or says "unsure" (a
+ * documented sentinel) so that the caller falls back to the reference for
+ * that input. Nothing here raises on malformed input: deciding what is an
+ * error, and its text, is the reference's job.
+ *
+ *   parse_requests(buf, pos, limit, max_args, max_bulk, max_inline)
+ *       -> (requests, pos, need)      canonical multibulk requests
+ *   scan_replies(buf, pos, out) -> (pos, need)
+ *                                     frames complete replies (RESP2/3)
+ *   split_array(raw) -> list | None | False
+ *   merge_ordered(parts, positions, total, nil) -> bytes | None
+ *   group_keys(args, step, owner) -> int | list[(shard, piece, key_indexes)]
+ *   key_slot(key) -> int
+ *
+ * ``need`` protocol (parse_requests, scan_replies): 0 = stopped at the end of
+ * the buffer or at ``limit``; > 0 = the item at ``pos`` is incomplete and
+ * needs at least ``need`` bytes from ``pos``; -1 = the item at ``pos`` is not
+ * one this module frames (inline request, non-canonical length, unknown type,
+ * a limit broken): the reference parser takes it from ``pos``.
+ *
+ * Invariant: nothing reads outside [0, len(buf)); every length is checked
+ * before it is used; numbers longer than 18 digits are "unsure".
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define SLOTS 16384
+#define MAX_DIGITS 18
+
+static PyObject *OK_REPLY;   /* b"+OK\r\n" */
+static PyObject *NIL_REPLY;  /* b"$-1\r\n" */
+
+/* ------------------------------------------------------------------ CRC16 */
+
+static uint16_t crc16_table[256];
+
+static void crc16_init(void) {
+    for (int i = 0; i < 256; i++) {
+        uint16_t crc = (uint16_t)(i << 8);
+        for (int j = 0; j < 8; j++)
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+        crc16_table[i] = crc;
+    }
+}
+
+static inline unsigned int crc16(const unsigned char *s, Py_ssize_t n) {
+    uint16_t crc = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        crc = (uint16_t)((crc << 8) ^ crc16_table[((crc >> 8) ^ s[i]) & 0xff]);
+    return crc;
+}
+
+/* Redis keyHashSlot: the first '{', the first '}' after it, non-empty between. */
+static inline unsigned int hash_slot(const unsigned char *s, Py_ssize_t n) {
+    const unsigned char *open = memchr(s, '{', (size_t)n);
+    if (open != NULL) {
+        Py_ssize_t start = open - s;
+        const unsigned char *close = memchr(open + 1, '}', (size_t)(n - start - 1));
+        if (close != NULL && close - open > 1)
+            return crc16(open + 1, close - open - 1) & (SLOTS - 1);
+    }
+    return crc16(s, n) & (SLOTS - 1);
+}
+
+/* ------------------------------------------------------------------ lines */
+
+/* Index of the first "\r\n" at or after p, or -1 when there is none yet. */
+static inline Py_ssize_t find_crlf(const char *s, Py_ssize_t p, Py_ssize_t end) {
+    while (p < end) {
+        const char *r = memchr(s + p, '\r', (size_t)(end - p));
+        if (r == NULL)
+            return -1;
+        Py_ssize_t i = r - s;
+        if (i + 1 >= end)
+            return -1;
+        if (s[i + 1] == '\n')
+            return i;
+        p = i + 1;
+    }
+    return -1;
+}
+
+/* A canonical non-negative decimal in s[a:b] (digits only, no leading zero
+ * unless it is "0", at most 18 digits); -1 otherwise. */
+static inline long long canonical_len(const char *s, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t n = b - a;
+    if (n < 1 || n > MAX_DIGITS)
+        return -1;
+    if (n > 1 && s[a] == '0')
+        return -1;
+    long long v = 0;
+    for (Py_ssize_t i = a; i < b; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (c - '0');
+    }
+    return v;
+}
+
+/* Digits only (leading zeros allowed, as Python's int() takes them), at most
+ * 18 of them; -1 otherwise. For backend replies, framed like int() would. */
+static inline long long plain_digits(const char *s, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t n = b - a;
+    if (n < 1 || n > MAX_DIGITS)
+        return -1;
+    long long v = 0;
+    for (Py_ssize_t i = a; i < b; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < '0' || c > '9')
+            return -1;
+        v = v * 10 + (c - '0');
+    }
+    return v;
+}
+
+/* ------------------------------------------------------------------ replies */
+
+enum { FRAME_DONE = 1, FRAME_MORE = 0, FRAME_UNSURE = -1 };
+
+/* Frame one reply at s[start:end]. FRAME_DONE: *out = its end. FRAME_MORE:
+ * *out = bytes needed from start (as router.resp.ReplyScanner.next_reply
+ * sets ``need``). FRAME_UNSURE: let the reference look at it. */
+static int frame_reply(const char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t *out) {
+    Py_ssize_t p = start;
+    long long pending = 1;
+    while (pending > 0) {
+        if (p >= end) {
+            *out = p - start + 1;
+            return FRAME_MORE;
+        }
+        char t = s[p];
+        Py_ssize_t nl = find_crlf(s, p, end);
+        if (nl < 0) {
+            *out = end - start + 1;
+            return FRAME_MORE;
+        }
+        switch (t) {
+        case '+': case '-': case ':': case ',': case '(': case '#': case '_':
+            p = nl + 2;
+            pending--;
+            continue;
+        default:
+            break;
+        }
+        long long n;
+        int nil = (nl - p == 3 && s[p + 1] == '-' && s[p + 2] == '1');
+        if (nil) {
+            n = -1;
+        } else {
+            n = plain_digits(s, p + 1, nl);
+            if (n < 0 || n > (1LL << 40))
+                return FRAME_UNSURE;
+        }
+        p = nl + 2;
+        switch (t) {
+        case '$': case '=': case '!':
+            if (n >= 0) {
+                p += (Py_ssize_t)n + 2;
+                if (p > end) {
+                    *out = p - start;
+                    return FRAME_MORE;
+                }
+            }
+            pending--;
+            break;
+        case '*': case '~': case '>':
+            pending += n > 0 ? n - 1 : -1;
+            break;
+        case '%':
+            pending += n > 0 ? 2 * n - 1 : -1;
+            break;
+        case '|':
+            if (n < 0)
+                return FRAME_UNSURE;
+            pending += 2 * n;
+            break;
+        default:
+            return FRAME_UNSURE;
+        }
+        if (pending > (1LL << 50))
+            return FRAME_UNSURE;
+    }
+    *out = p;
+    return FRAME_DONE;
+}
+
+static inline PyObject *slice(PyObject *buf, const char *s, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t n = b - a;
+    if (a == 0 && n == PyBytes_GET_SIZE(buf)) {
+        Py_INCREF(buf);
+        return buf;
+    }
+    if (n == 5) {
+        if (memcmp(s + a, "+OK\r\n", 5) == 0) {
+            Py_INCREF(OK_REPLY);
+            return OK_REPLY;
+        }
+        if (memcmp(s + a, "$-1\r\n", 5) == 0) {
+            Py_INCREF(NIL_REPLY);
+            return NIL_REPLY;
+        }
+    }
+    return PyBytes_FromStringAndSize(s + a, n);
+}
+
+static PyObject *scan_replies(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyBytes_Check(args[0]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "scan_replies(buf: bytes, pos: int, out: list)");
+        return NULL;
+    }
+    PyObject *buf = args[0];
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred())
+        return NULL;
+    const char *s = PyBytes_AS_STRING(buf);
+    Py_ssize_t size = PyBytes_GET_SIZE(buf);
+    if (pos < 0 || pos > size) {
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        return NULL;
+    }
+    Py_ssize_t need = 0;
+    while (pos < size) {
+        Py_ssize_t r;
+        int st = frame_reply(s, pos, size, &r);
+        if (st == FRAME_DONE) {
+            PyObject *item = slice(buf, s, pos, r);
+            if (item == NULL)
+                return NULL;
+            int err = PyList_Append(args[2], item);
+            Py_DECREF(item);
+            if (err < 0)
+                return NULL;
+            pos = r;
+        } else {
+            need = st == FRAME_MORE ? r : -1;
+            break;
+        }
+    }
+    return Py_BuildValue("(nn)", pos, need);
+}
+
+/* Elements of the array at s[0:size): fills starts/ends (count of them).
+ * 1 = done; 0 = not a complete array of that shape (None); -1 = unsure. */
+static int array_items(const char *s, Py_ssize_t size, long long *count_out,
+                       Py_ssize_t **bounds_out) {
+    *bounds_out = NULL;
+    if (size < 1 || s[0] != '*')
+        return 0;
+    Py_ssize_t nl = find_crlf(s, 1, size);
+    if (nl < 0)
+        return -1;
+    long long count = plain_digits(s, 1, nl);
+    if (count < 0 || count > size)
+        return -1;
+    Py_ssize_t *bounds = PyMem_Malloc(sizeof(Py_ssize_t) * 2 * (size_t)(count ? count : 1));
+    if (bounds == NULL)
+        return -2;
+    Py_ssize_t p = nl + 2;
+    for (long long i = 0; i < count; i++) {
+        Py_ssize_t r;
+        if (p >= size) {
+            PyMem_Free(bounds);
+            return 0;
+        }
+        int st = frame_reply(s, p, size, &r);
+        if (st != FRAME_DONE) {
+            PyMem_Free(bounds);
+            return st == FRAME_MORE ? 0 : -1;
+        }
+        bounds[2 * i] = p;
+        bounds[2 * i + 1] = r;
+        p = r;
+    }
+    if (p != size) {
+        PyMem_Free(bounds);
+        return 0;
+    }
+    *count_out = count;
+    *bounds_out = bounds;
+    return 1;
+}
+
+static PyObject *split_array(PyObject *self, PyObject *raw) {
+    if (!PyBytes_Check(raw)) {
+        PyErr_SetString(PyExc_TypeError, "split_array(raw: bytes)");
+        return NULL;
+    }
+    const char *s = PyBytes_AS_STRING(raw);
+    long long count = 0;
+    Py_ssize_t *bounds;
+    int st = array_items(s, PyBytes_GET_SIZE(raw), &count, &bounds);
+    if (st == -2)
+        return PyErr_NoMemory();
+    if (st == 0)
+        Py_RETURN_NONE;
+    if (st < 0)
+        Py_RETURN_FALSE;
+    PyObject *list = PyList_New((Py_ssize_t)count);
+    if (list == NULL) {
+        PyMem_Free(bounds);
+        return NULL;
+    }
+    for (long long i = 0; i < count; i++) {
+        PyObject *item = PyBytes_FromStringAndSize(s + bounds[2 * i], bounds[2 * i + 1] - bounds[2 * i]);
+        if (item == NULL) {
+            PyMem_Free(bounds);
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    PyMem_Free(bounds);
+    return list;
+}
+
+/* 1 if s[a:b] is one element the reference moves unchanged: a bulk string
+ * with a canonical length and its CRLF, a RESP2 nil ($-1) or a RESP3 null (_). */
+static int plain_element(const char *s, Py_ssize_t a, Py_ssize_t b) {
+    Py_ssize_t n = b - a;
+    if (n == 3 && s[a] == '_')
+        return 1;
+    if (n == 5 && memcmp(s + a, "$-1\r\n", 5) == 0)
+        return 1;
+    if (s[a] != '$')
+        return 0;
+    Py_ssize_t nl = find_crlf(s, a + 1, b);
+    if (nl < 0)
+        return 0;
+    long long len = canonical_len(s, a + 1, nl);
+    return len >= 0 && nl + 2 + len + 2 == b && s[b - 2] == '\r' && s[b - 1] == '\n';
+}
+
+/* merge_ordered(parts, positions, total, nil): part i is an array answering the
+ * keys at positions[i]; the merged array in key order, or None when a part is
+ * anything but an array of the expected length holding only bulk strings and
+ * nils (the reference then decides: it re-encodes other element types, or says
+ * what is wrong). */
+static PyObject *merge_ordered(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyList_Check(args[0]) || !PyList_Check(args[1]) || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "merge_ordered(parts: list[bytes], positions: list[list[int]], total, nil)");
+        return NULL;
+    }
+    PyObject *parts = args[0], *positions = args[1], *nil = args[3];
+    Py_ssize_t total = PyLong_AsSsize_t(args[2]);
+    if (total == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t nparts = PyList_GET_SIZE(parts);
+    if (total < 0 || PyList_GET_SIZE(positions) != nparts) {
+        PyErr_SetString(PyExc_ValueError, "parts and positions differ in length");
+        return NULL;
+    }
+    const char **src = PyMem_Calloc((size_t)(total ? total : 1), sizeof(char *));
+    Py_ssize_t *len = PyMem_Calloc((size_t)(total ? total : 1), sizeof(Py_ssize_t));
+    PyObject *result = NULL;
+    if (src == NULL || len == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < nparts; i++) {
+        PyObject *raw = PyList_GET_ITEM(parts, i);
+        PyObject *where = PyList_GET_ITEM(positions, i);
+        if (!PyBytes_Check(raw) || !PyList_Check(where)) {
+            PyErr_SetString(PyExc_TypeError, "parts are bytes, positions lists of int");
+            goto done;
+        }
+        const char *s = PyBytes_AS_STRING(raw);
+        long long count;
+        Py_ssize_t *bounds;
+        int st = array_items(s, PyBytes_GET_SIZE(raw), &count, &bounds);
+        if (st == -2) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        if (st != 1) {
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+        if (count != PyList_GET_SIZE(where)) {
+            PyMem_Free(bounds);
+            result = Py_None;
+            Py_INCREF(result);
+            goto done;
+        }
+        for (long long k = 0; k < count; k++) {
+            if (!plain_element(s, bounds[2 * k], bounds[2 * k + 1])) {
+                PyMem_Free(bounds);
+                result = Py_None;
+                Py_INCREF(result);
+                goto done;
+            }
+            Py_ssize_t index = PyLong_AsSsize_t(PyList_GET_ITEM(where, (Py_ssize_t)k));
+            if (index < 0 || index >= total) {
+                PyMem_Free(bounds);
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "position out of range");
+                goto done;
+            }
+            src[index] = s + bounds[2 * k];
+            len[index] = bounds[2 * k + 1] - bounds[2 * k];
+        }
+        PyMem_Free(bounds);
+    }
+    {
+        char head[32];
+        int hn = snprintf(head, sizeof head, "*%zd\r\n", total);
+        Py_ssize_t out_len = hn;
+        const char *nil_s = PyBytes_AS_STRING(nil);
+        Py_ssize_t nil_n = PyBytes_GET_SIZE(nil);
+        for (Py_ssize_t k = 0; k < total; k++)
+            out_len += src[k] ? len[k] : nil_n;
+        result = PyBytes_FromStringAndSize(NULL, out_len);
+        if (result == NULL)
+            goto done;
+        char *o = PyBytes_AS_STRING(result);
+        memcpy(o, head, (size_t)hn);
+        o += hn;
+        for (Py_ssize_t k = 0; k < total; k++) {
+            if (src[k]) {
+                memcpy(o, src[k], (size_t)len[k]);
+                o += len[k];
+            } else {
+                memcpy(o, nil_s, (size_t)nil_n);
+                o += nil_n;
+            }
+        }
+    }
+done:
+    PyMem_Free(src);
+    PyMem_Free(len);
+    return result;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+static PyObject *build_request(PyObject *buf, const char *s, Py_ssize_t start, Py_ssize_t count,
+                               Py_ssize_t *bounds, Py_ssize_t end) {
+    PyObject *argv = PyList_New(count);
+    if (argv == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *a = PyBytes_FromStringAndSize(s + bounds[2 * i], bounds[2 * i + 1]);
+        if (a == NULL) {
+            Py_DECREF(argv);
+            return NULL;
+        }
+        PyList_SET_ITEM(argv, i, a);
+    }
+    PyObject *raw = slice(buf, s, start, end);
+    if (raw == NULL) {
+        Py_DECREF(argv);
+        return NULL;
+    }
+    PyObject *req = PyTuple_Pack(2, argv, raw);
+    Py_DECREF(argv);
+    Py_DECREF(raw);
+    return req;
+}
+
+/* parse_requests(buf, pos, limit, max_args, max_bulk, max_inline)
+ *   -> (list[(args, raw)], pos, need)
+ * Canonical multibulk requests only (what redis-py, redis-cli and
+ * redis-benchmark send); anything else stops with need = -1. */
+static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "parse_requests(buf: bytes, pos, limit, max_args, max_bulk, max_inline)");
+        return NULL;
+    }
+    PyObject *buf = args[0];
+    Py_ssize_t pos, limit, max_inline;
+    long long max_args, max_bulk;
+    if ((pos = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((limit = PyLong_AsSsize_t(args[2])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((max_args = PyLong_AsLongLong(args[3])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((max_bulk = PyLong_AsLongLong(args[4])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((max_inline = PyLong_AsSsize_t(args[5])) == -1 && PyErr_Occurred())
+        return NULL;
+    const char *s = PyBytes_AS_STRING(buf);
+    Py_ssize_t size = PyBytes_GET_SIZE(buf);
+    if (pos < 0 || pos > size) {
+        PyErr_SetString(PyExc_ValueError, "pos out of range");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t need = 0;
+    Py_ssize_t cap = 0;
+    Py_ssize_t *bounds = NULL; /* (offset, length) per argument of the current request */
+    while (pos < size && PyList_GET_SIZE(out) < limit) {
+        Py_ssize_t start = pos;
+        if (s[start] != '*') {
+            need = -1;
+            break;
+        }
+        Py_ssize_t nl = find_crlf(s, start + 1, size);
+        if (nl < 0) {
+            need = size - start > max_inline ? -1 : size - start + 1;
+            break;
+        }
+        long long count = canonical_len(s, start + 1, nl);
+        if (count < 1 || count > max_args) {
+            need = -1;
+            break;
+        }
+        if (count > cap) {
+            Py_ssize_t *grown = PyMem_Realloc(bounds, sizeof(Py_ssize_t) * 2 * (size_t)count);
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            bounds = grown;
+            cap = (Py_ssize_t)count;
+        }
+        Py_ssize_t p = nl + 2;
+        Py_ssize_t i;
+        for (i = 0; i < count; i++) {
+            if (p >= size) {
+                need = p - start + 1;
+                break;
+            }
+            if (s[p] != '$') {
+                need = -1;
+                break;
+            }
+            Py_ssize_t bl = find_crlf(s, p + 1, size);
+            if (bl < 0) {
+                need = size - p > max_inline ? -1 : size - start + 1;
+                break;
+            }
+            long long n = canonical_len(s, p + 1, bl);
+            if (n < 0 || n > max_bulk) {
+                need = -1;
+                break;
+            }
+            Py_ssize_t q = bl + 2 + (Py_ssize_t)n + 2;
+            if (q > size) {
+                need = q - start;
+                break;
+            }
+            bounds[2 * i] = bl + 2;
+            bounds[2 * i + 1] = (Py_ssize_t)n;
+            p = q;
+        }
+        if (i < count)
+            break; /* incomplete or unsure: need says which */
+        PyObject *req = build_request(buf, s, start, (Py_ssize_t)count, bounds, p);
+        if (req == NULL)
+            goto fail;
+        int err = PyList_Append(out, req);
+        Py_DECREF(req);
+        if (err < 0)
+            goto fail;
+        pos = p;
+    }
+    PyMem_Free(bounds);
+    PyObject *result = Py_BuildValue("(Nnn)", out, pos, need);
+    return result;
+fail:
+    PyMem_Free(bounds);
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+static int append_bulk(char **o, PyObject *a) {
+    Py_ssize_t n = PyBytes_GET_SIZE(a);
+    int w = sprintf(*o, "$%zd\r\n", n);
+    *o += w;
+    memcpy(*o, PyBytes_AS_STRING(a), (size_t)n);
+    *o += n;
+    (*o)[0] = '\r';
+    (*o)[1] = '\n';
+    *o += 2;
+    return 0;
+}
+
+/* The encoded command of args[idx[0..n)] (idx[0] is the command name). */
+static PyObject *encode_indexed(PyObject *argv, const Py_ssize_t *idx, Py_ssize_t n) {
+    Py_ssize_t total = 24;
+    for (Py_ssize_t i = 0; i < n; i++)
+        total += PyBytes_GET_SIZE(PyList_GET_ITEM(argv, idx[i])) + 24;
+    char *tmp = PyMem_Malloc((size_t)total);
+    if (tmp == NULL)
+        return PyErr_NoMemory();
+    char *o = tmp;
+    o += sprintf(o, "*%zd\r\n", n);
+    for (Py_ssize_t i = 0; i < n; i++)
+        append_bulk(&o, PyList_GET_ITEM(argv, idx[i]));
+    PyObject *res = PyBytes_FromStringAndSize(tmp, o - tmp);
+    PyMem_Free(tmp);
+    return res;
+}
+
+static PyObject *key_slot(PyObject *self, PyObject *key) {
+    if (!PyBytes_Check(key)) {
+        PyErr_SetString(PyExc_TypeError, "key_slot(key: bytes)");
+        return NULL;
+    }
+    return PyLong_FromLong(
+        (long)hash_slot((const unsigned char *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)));
+}
+
+/* group_keys(args, step, owner): the keys at args[1::step] (each followed by
+ * step-1 values) split by owning shard. One shard: that shard's index (int).
+ * Several: [(shard, piece, key_indexes)] in order of each shard's first key,
+ * piece = the command re-encoded with that shard's keys (and values),
+ * key_indexes = 0-based indexes of those keys among all keys... counted as
+ * argument position - 1, as the reference planner does. */
+static PyObject *group_keys(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[0]) || !PyBytes_Check(args[2]) ||
+        PyBytes_GET_SIZE(args[2]) != SLOTS) {
+        PyErr_SetString(PyExc_TypeError, "group_keys(args: list[bytes], step: int, owner: bytes)");
+        return NULL;
+    }
+    PyObject *argv = args[0];
+    long step = PyLong_AsLong(args[1]);
+    if (step == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t argc = PyList_GET_SIZE(argv);
+    if (step < 1 || argc < 2 || (argc - 1) % step) {
+        PyErr_SetString(PyExc_ValueError, "group_keys: bad step or argument count");
+        return NULL;
+    }
+    const unsigned char *owner = (const unsigned char *)PyBytes_AS_STRING(args[2]);
+    for (Py_ssize_t i = 0; i < argc; i++) {
+        if (!PyBytes_Check(PyList_GET_ITEM(argv, i))) {
+            PyErr_SetString(PyExc_TypeError, "group_keys: arguments must be bytes");
+            return NULL;
+        }
+    }
+    Py_ssize_t nkeys = (argc - 1) / step;
+    unsigned char *shard_of = PyMem_Malloc((size_t)nkeys);
+    Py_ssize_t *idx = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)argc);
+    PyObject *result = NULL;
+    if (shard_of == NULL || idx == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int first = -1, single = 1;
+    unsigned char seen[256] = {0};
+    unsigned char order[256];
+    int norder = 0;
+    for (Py_ssize_t k = 0; k < nkeys; k++) {
+        PyObject *key = PyList_GET_ITEM(argv, 1 + k * step);
+        unsigned int slot = hash_slot((const unsigned char *)PyBytes_AS_STRING(key),
+                                      PyBytes_GET_SIZE(key));
+        unsigned char sh = owner[slot];
+        shard_of[k] = sh;
+        if (first < 0)
+            first = sh;
+        else if (sh != first)
+            single = 0;
+        if (!seen[sh]) {
+            seen[sh] = 1;
+            order[norder++] = sh;
+        }
+    }
+    if (single) {
+        result = PyLong_FromLong(first);
+        goto done;
+    }
+    result = PyList_New(norder);
+    if (result == NULL)
+        goto done;
+    for (int g = 0; g < norder; g++) {
+        unsigned char sh = order[g];
+        Py_ssize_t n = 0;
+        idx[n++] = 0;
+        PyObject *where = PyList_New(0);
+        if (where == NULL)
+            goto fail;
+        for (Py_ssize_t k = 0; k < nkeys; k++) {
+            if (shard_of[k] != sh)
+                continue;
+            Py_ssize_t at = 1 + k * step;
+            for (long j = 0; j < step; j++)
+                idx[n++] = at + j;
+            PyObject *index = PyLong_FromSsize_t(at - 1);
+            if (index == NULL || PyList_Append(where, index) < 0) {
+                Py_XDECREF(index);
+                Py_DECREF(where);
+                goto fail;
+            }
+            Py_DECREF(index);
+        }
+        PyObject *piece = encode_indexed(argv, idx, n);
+        if (piece == NULL) {
+            Py_DECREF(where);
+            goto fail;
+        }
+        PyObject *entry = Py_BuildValue("(iNN)", (int)sh, piece, where);
+        if (entry == NULL)
+            goto fail;
+        PyList_SET_ITEM(result, g, entry);
+    }
+    goto done;
+fail:
+    Py_CLEAR(result);
+done:
+    PyMem_Free(shard_of);
+    PyMem_Free(idx);
+    return result;
+}
+
+/* ------------------------------------------------------------------ module */
+
+static PyMethodDef methods[] = {
+    {"parse_requests", (PyCFunction)(void (*)(void))parse_requests, METH_FASTCALL,
+     "parse_requests(buf, pos, limit, max_args, max_bulk, max_inline) -> (requests, pos, need)"},
+    {"scan_replies", (PyCFunction)(void (*)(void))scan_replies, METH_FASTCALL,
+     "scan_replies(buf, pos, out) -> (pos, need): append complete replies to out"},
+    {"split_array", (PyCFunction)split_array, METH_O,
+     "split_array(raw) -> list of raw elements | None (not a complete array) | False (unsure)"},
+    {"merge_ordered", (PyCFunction)(void (*)(void))merge_ordered, METH_FASTCALL,
+     "merge_ordered(parts, positions, total, nil) -> merged array | None (a part is malformed)"},
+    {"group_keys", (PyCFunction)(void (*)(void))group_keys, METH_FASTCALL,
+     "group_keys(args, step, owner) -> shard | [(shard, piece, key_indexes)]"},
+    {"key_slot", (PyCFunction)key_slot, METH_O, "key_slot(key) -> hash slot, honouring {tags}"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "router._speedups",
+    "C versions of the router's per-request byte work (see router/_speedups.c).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    crc16_init();
+    OK_REPLY = PyBytes_FromStringAndSize("+OK\r\n", 5);
+    NIL_REPLY = PyBytes_FromStringAndSize("$-1\r\n", 5);
+    if (OK_REPLY == NULL || NIL_REPLY == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}
