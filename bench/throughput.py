@@ -7,6 +7,21 @@ correctness with redis-py; runs redis-benchmark against every peer, interleaved 
 (direct, twemproxy, router), optionally repeated (median); prints one table and the issue's
 PASS/MISS targets; optionally writes the same to JSON.
 
+Two measurements per redis-benchmark run:
+- throughput (rps, from redis-benchmark's CSV). On a 2-core box it depends on everything else
+  that runs there: redis-benchmark itself, the shards, other users' load. It is noisy run to run.
+- CPU time per request of the peer's own process: utime+stime from /proc/<pid>/stat (fields 14
+  and 15, in clock ticks) read right before and right after redis-benchmark, divided by the
+  requests, in microseconds; and cores = CPU seconds / wall seconds of the run. For twemproxy
+  and the router that is what the proxy's own code costs per request, independent of how fast
+  redis-benchmark or anything else on the box happens to run, so it varies less than rps and
+  shows a change in the router's efficiency that rps hides in noise. It is not immune to a busy
+  box (a starved proxy reads more requests per wakeup, which is cheaper per request): use
+  --repeat, the median is shown. For direct it is the one redis-server shard's cost. The
+  resolution is one clock tick (10 ms at the usual 100 Hz), so short runs (--quick) give
+  coarse numbers, and a cheap peer can show 0.0 there. Without /proc (not Linux) the CPU
+  columns show n/a.
+
 Invariants:
 - A number in the table comes only from a peer that passed the correctness probe and from
   redis-benchmark runs that exited 0, printed nothing but known-benign warnings on stderr, and
@@ -63,6 +78,7 @@ TARGETS = {1: 0.7, 16: 0.5}  # the issue: router/twemproxy at -P 1 and at -P 16
 BENIGN_STDERR = ("WARNING: Could not fetch server CONFIG",)
 START_TIMEOUT = 20.0  # seconds for a proxy to listen; the router is a Python process
 MGET_ARGS = ("MGET", *["key:__rand_int__"] * 10)  # each __rand_int__ is drawn separately
+TIMES = "\u00d7"  # multiplication sign for the "router CPU" ratio column (RUF001 on a literal)
 
 
 @dataclass(frozen=True)
@@ -99,10 +115,18 @@ class Peer:
     failed: str | None = None  # exists but broken: reported, and the exit status is 1
     notes: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    cpu_pid: int | None = None  # whose CPU time is measured, when it is not `proc` (direct)
 
     @property
     def usable(self) -> bool:
         return self.unavailable is None and self.failed is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process serving this peer, for CPU time: the proxy, or the direct shard."""
+        if self.cpu_pid is not None:
+            return self.cpu_pid
+        return self.proc.pid if self.proc is not None else None
 
 
 @dataclass
@@ -111,6 +135,9 @@ class Run:
     error: str | None
     seconds: float
     shard_calls: list[int]  # per shard, calls of the test's command during this run
+    cpu_us: float | None = None  # the peer process's utime+stime per request, microseconds
+    cpu_seconds: float | None = None  # the peer process's utime+stime during the run
+    cores: float | None = None  # cpu_seconds / seconds (wall time of redis-benchmark)
 
 
 class Harness:
@@ -196,6 +223,23 @@ def client(host: str, port: int) -> redis.Redis:
         protocol=2,
         driver_info=DriverInfo(name=None, lib_version=None),
     )
+
+
+def process_cpu_seconds(pid: int | None) -> float | None:
+    """utime + stime of process `pid` (all its threads) in seconds, from /proc/<pid>/stat;
+    None when there is no such file (not Linux, process gone) or it cannot be parsed."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after
+        # the last ")"; the rest starts with field 3 (state), so fields 14, 15 are [11], [12].
+        rest = stat[stat.rindex(b")") + 1 :].split()
+        ticks = int(rest[11]) + int(rest[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 def slot_ranges(count: int) -> list[tuple[int, int]]:
@@ -367,13 +411,23 @@ def run_benchmark(
         *case.args,
     ]
     before = command_calls(shard_clients, case.stat)
+    cpu_before = process_cpu_seconds(peer.pid)
     started = time.monotonic()
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return Run(None, f"redis-benchmark timed out after {timeout:.0f}s", timeout, [])
     seconds = time.monotonic() - started
+    cpu_after = process_cpu_seconds(peer.pid)
     calls = [a - b for a, b in zip(command_calls(shard_clients, case.stat), before, strict=True)]
+    cpu: dict[str, float] = {}
+    if cpu_before is not None and cpu_after is not None:
+        used = cpu_after - cpu_before
+        cpu = {
+            "cpu_us": used / requests * 1e6,
+            "cpu_seconds": used,
+            "cores": used / seconds if seconds > 0 else 0.0,
+        }
     lines = [line.strip() for line in done.stderr.splitlines() if line.strip()]
     for line in lines:
         if line in BENIGN_STDERR and line not in peer.notes:
@@ -381,7 +435,7 @@ def run_benchmark(
     errors = [line for line in lines if line not in BENIGN_STDERR]
     if done.returncode != 0 or errors:
         why = "; ".join(e[:160] for e in errors[:3]) or "no message"
-        return Run(None, f"redis-benchmark exit {done.returncode}: {why}", seconds, calls)
+        return Run(None, f"redis-benchmark exit {done.returncode}: {why}", seconds, calls, **cpu)
     for row in csv.reader(io.StringIO(done.stdout)):
         if len(row) >= 2 and row[0] == case.title:
             try:
@@ -389,10 +443,14 @@ def run_benchmark(
             except ValueError:
                 break
             if rps > 0:
-                return Run(rps, None, seconds, calls)
+                return Run(rps, None, seconds, calls, **cpu)
             break
     return Run(
-        None, f"no usable CSV row {case.title!r} in: {done.stdout.strip()[-200:]!r}", seconds, calls
+        None,
+        f"no usable CSV row {case.title!r} in: {done.stdout.strip()[-200:]!r}",
+        seconds,
+        calls,
+        **cpu,
     )
 
 
@@ -408,6 +466,16 @@ def version_of(cmd: Sequence[str], pattern: str) -> str:
     return found.group(1) if found and done.returncode == 0 else "unknown"
 
 
+def clock_ticks() -> int | None:
+    """Clock ticks per second of /proc/<pid>/stat, or None where CPU time is not measured."""
+    if process_cpu_seconds(os.getpid()) is None:
+        return None
+    try:
+        return os.sysconf("SC_CLK_TCK")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def environment() -> dict[str, object]:
     try:
         uvloop = f"uvloop {importlib.metadata.version('uvloop')} installed"
@@ -416,7 +484,9 @@ def environment() -> dict[str, object]:
     rev = version_of(["git", "-C", str(REPO), "describe", "--always", "--dirty"], r"(\S+)")
     return {
         "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
+        "usable_cores": (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ),
         "loadavg": [round(x, 2) for x in os.getloadavg()],
         "redis_server": version_of(["redis-server", "--version"], r"v=(\S+)"),
         "redis_benchmark": version_of(["redis-benchmark", "--version"], r"redis-benchmark (\S+)"),
@@ -443,6 +513,29 @@ def fmt_rps(cell: dict[str, object]) -> str:
 
 def fmt_ratio(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}"
+
+
+def fmt_cpu(cell: dict[str, object], key: str, digits: int) -> str:
+    if cell.get(key) is not None:
+        return f"{cell[key]:.{digits}f}"
+    return "ERROR" if cell.get("error") else "n/a"
+
+
+def table(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    """`head` and `body` as `|`-separated lines: first column left-aligned, the rest right."""
+    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
+    out = [" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    out.append("-+-".join("-" * w for w in widths))
+    for row in body:
+        out.append(
+            " | ".join(
+                [
+                    row[0].ljust(widths[0]),
+                    *(x.rjust(w) for x, w in zip(row[1:], widths[1:], strict=True)),
+                ]
+            )
+        )
+    return out
 
 
 def render(report: dict[str, object]) -> str:
@@ -481,19 +574,49 @@ def render(report: dict[str, object]) -> str:
         ]
         for r in report["rows"]
     ]
-    widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     out.append("")
-    out.append(" | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-    out.append("-+-".join("-" * w for w in widths))
-    for row in body:
-        out.append(
-            " | ".join(
-                [
-                    row[0].ljust(widths[0]),
-                    *(x.rjust(w) for x, w in zip(row[1:], widths[1:], strict=True)),
-                ]
-            )
+    out.extend(table(head, body))
+    out.append("")
+    out.append(
+        "proxy CPU per request (process utime+stime / requests; lower is better), "
+        "and cores used (CPU s / wall s):"
+    )
+    head = [
+        "test",
+        "direct µs/req",
+        "twemproxy µs/req",
+        "router µs/req",
+        f"router CPU {TIMES}",
+        "direct cores",
+        "twemproxy cores",
+        "router cores",
+    ]
+    body = [
+        [
+            r["test"],
+            *(fmt_cpu(r["peers"][p], "cpu_us", 1) for p in PEERS),
+            fmt_ratio(r["router/twemproxy cpu"]),
+            *(fmt_cpu(r["peers"][p], "cores", 2) for p in PEERS),
+        ]
+        for r in report["rows"]
+    ]
+    out.extend(table(head, body))
+    out.append(
+        f"  router CPU {TIMES} = router µs/req / twemproxy µs/req; direct = the one "
+        "redis-server shard (no proxy), for scale."
+    )
+    if report.get("clk_tck") and report["rows"]:
+        tick_ms = 1e3 / report["clk_tck"]
+        fine, coarse = (
+            tick_ms * 1e3 / f(r["requests"] for r in report["rows"]) for f in (max, min)
         )
+        out.append(
+            f"  resolution: 1 clock tick = {tick_ms:.0f} ms of CPU per run, i.e. "
+            f"{fine:.2g} to {coarse:.2g} µs/req at these request counts "
+            "(more --requests for finer numbers)."
+        )
+    elif not report.get("clk_tck"):
+        out.append("  CPU not measured: no /proc/<pid>/stat here (not Linux).")
     out.append("")
     out.append("targets (issue): router/twemproxy >= 0.70 at -P 1, >= 0.50 at -P 16")
     for r in report["rows"]:
@@ -590,6 +713,7 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
             "direct",
             port=shards[0].port,
             what=f"redis-server {shards[0].addr} (one shard, no proxy)",
+            cpu_pid=shards[0].proc.pid if shards[0].proc is not None else None,
         ),
         "twemproxy": lambda: start_twemproxy(h, shards),
         "router": lambda: start_router(h, shards),
@@ -631,6 +755,8 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
                     run = run_benchmark(peer, case, requests, args.clients, timeout, shard_clients)
                     runs[name].append(run)
                     shown = f"{run.rps:.0f} rps" if run.rps else f"ERROR {run.error}"
+                    if run.cpu_us is not None:
+                        shown += f", {run.cpu_us:.1f} CPU µs/req, {run.cores:.2f} cores"
                     progress(f"[{case.label} #{rep + 1}] {name}: {shown} ({run.seconds:.1f}s)")
                     if peer.proc is not None and peer.proc.poll() is not None:
                         peer.failed = (
@@ -649,6 +775,7 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
         "repeat": args.repeat,
         "requests": args.requests,
         "environment": env,
+        "clk_tck": clock_ticks(),
         "peers": {
             n: {
                 "what": p.what,
@@ -678,6 +805,10 @@ def make_row(
             problems.append(f"{name} {case.label}: {errors[0]}")
         elif got:
             cell["rps"] = statistics.median(r.rps for r in got if r.rps is not None)
+            for key in ("cpu_us", "cores"):
+                values = [getattr(r, key) for r in got if getattr(r, key) is not None]
+                if values:
+                    cell[key] = statistics.median(values)
             cell["shard_calls"] = got[-1].shard_calls
             hit = sum(1 for c in got[-1].shard_calls if c > 0)
             if name != "direct" and hit != SHARDS:
@@ -689,6 +820,7 @@ def make_row(
     rt, rd = (
         ratio(cells["router"].get("rps"), cells[p].get("rps")) for p in ("twemproxy", "direct")
     )
+    cpu_ratio = ratio(cells["router"].get("cpu_us"), cells["twemproxy"].get("cpu_us"))
     word, detail = verdict(case, cells)
     return {
         "test": case.label,
@@ -698,6 +830,7 @@ def make_row(
         "peers": cells,
         "router/twemproxy": rt,
         "router/direct": rd,
+        "router/twemproxy cpu": cpu_ratio,
         "verdict": word,
         "verdict_detail": detail,
     }

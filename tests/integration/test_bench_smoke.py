@@ -1,12 +1,14 @@
 """`bench/throughput.py --quick` end to end: real shards, twemproxy, router, redis-benchmark.
 
-Asserts a table with numeric rps for every peer that should run. A peer that cannot run here
-must be named by the script's own "not available: <reason>" line; nothing is skipped silently.
+Asserts a table with numeric rps for every peer that should run, and (on Linux) a second table
+with the router's CPU time per request. A peer that cannot run here must be named by the
+script's own "not available: <reason>" line; nothing is skipped silently.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "bench" / "throughput.py"
 PEERS = ("direct", "twemproxy", "router")
 ROWS = ("SET -P 1", "GET -P 1", "SET -P 16", "GET -P 16", "MSET 10 keys -P 1", "MGET 10 keys -P 1")
+HAS_PROC = Path(f"/proc/{os.getpid()}/stat").exists()  # CPU time is read from /proc/<pid>/stat
 
 
 def run_quick(json_path: Path, cwd: Path) -> tuple[int, str, str]:
@@ -48,16 +51,15 @@ def run_quick(json_path: Path, cwd: Path) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
-def parse_table(text: str) -> dict[str, dict[str, str]]:
-    """{row label: {column header: cell}} from the report's one `|`-separated table."""
+def parse_table(text: str, column: str = "direct rps") -> dict[str, dict[str, str]]:
+    """{row label: {column header: cell}} from the report's `|`-separated table that has
+    `column` (the throughput table by default)."""
     lines = text.splitlines()
-    start = next(
-        i for i, line in enumerate(lines) if line.startswith("test ") and "direct rps" in line
-    )
+    start = next(i for i, line in enumerate(lines) if line.startswith("test ") and column in line)
     head = [c.strip() for c in lines[start].split("|")]
     table = {}
     for line in lines[start + 2 :]:
-        if not line.strip():
+        if " | " not in line:  # a blank line or the notes under the table end it
             break
         cells = [c.strip() for c in line.split("|")]
         table[cells[0]] = dict(zip(head, cells, strict=True))
@@ -97,7 +99,27 @@ def test_quick_run_prints_numeric_table(tmp_path):
             assert float(row["router/twemproxy"]) > 0, report
             assert verdicts[0] in ("PASS", "MISS"), report
 
+    assert "proxy CPU per request (process utime+stime / requests; lower is better)" in report
+    cpu = parse_table(report, "router µs/req")
+    assert tuple(cpu) == ROWS, report
+    for label, row in cpu.items():
+        for peer in PEERS:
+            us, cores = row[f"{peer} µs/req"], row[f"{peer} cores"]
+            if not (expect[peer] and HAS_PROC):
+                assert us == cores == "n/a", f"{peer} {label}: {us!r} {cores!r}\n{report}"
+            elif peer == "router":  # a few ticks of 10 ms even at --requests 2000
+                assert float(us) > 0 and float(cores) > 0, f"router {label}: {us!r}\n{report}"
+            else:  # a cheap peer can use less than one clock tick in a short run
+                assert float(us) >= 0 and float(cores) >= 0, f"{peer} {label}: {us!r}\n{report}"
+        cpu_ratio = row["router CPU \u00d7"]
+        assert cpu_ratio == "n/a" or float(cpu_ratio) > 0, f"{label}: {cpu_ratio!r}\n{report}"
+
     data = json.loads((tmp_path / "bench.json").read_text())
     assert [r["test"] for r in data["rows"]] == list(ROWS)
+    if expect["router"] and HAS_PROC:
+        for r in data["rows"]:
+            cell = r["peers"]["router"]
+            assert cell["cpu_us"] > 0 and cell["cores"] > 0, r
+            assert all(run["cpu_seconds"] > 0 for run in cell["runs"]), r
     assert data["problems"] == []
     assert data["environment"]["redis_benchmark"] != "unknown"
