@@ -578,32 +578,50 @@ fail:
 
 /* ------------------------------------------------------------------ keys */
 
-static int append_bulk(char **o, PyObject *a) {
-    Py_ssize_t n = PyBytes_GET_SIZE(a);
-    int w = sprintf(*o, "$%zd\r\n", n);
-    *o += w;
-    memcpy(*o, PyBytes_AS_STRING(a), (size_t)n);
-    *o += n;
-    (*o)[0] = '\r';
-    (*o)[1] = '\n';
-    *o += 2;
-    return 0;
+/* Decimal digits of v (v >= 0). */
+static inline int digits(Py_ssize_t v) {
+    int d = 1;
+    while (v >= 10) {
+        v /= 10;
+        d++;
+    }
+    return d;
 }
 
-/* The encoded command of args[idx[0..n)] (idx[0] is the command name). */
+/* Writes "<c><v>\r\n" at o (d = digits(v)); returns the bytes written. */
+static inline Py_ssize_t put_line(char *o, char c, Py_ssize_t v, int d) {
+    o[0] = c;
+    for (int i = d; i > 0; i--) {
+        o[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    o[d + 1] = '\r';
+    o[d + 2] = '\n';
+    return d + 3;
+}
+
+/* The encoded command of args[idx[0..n)] (idx[0] is the command name),
+ * written straight into the bytes object. */
 static PyObject *encode_indexed(PyObject *argv, const Py_ssize_t *idx, Py_ssize_t n) {
-    Py_ssize_t total = 24;
-    for (Py_ssize_t i = 0; i < n; i++)
-        total += PyBytes_GET_SIZE(PyList_GET_ITEM(argv, idx[i])) + 24;
-    char *tmp = PyMem_Malloc((size_t)total);
-    if (tmp == NULL)
-        return PyErr_NoMemory();
-    char *o = tmp;
-    o += sprintf(o, "*%zd\r\n", n);
-    for (Py_ssize_t i = 0; i < n; i++)
-        append_bulk(&o, PyList_GET_ITEM(argv, idx[i]));
-    PyObject *res = PyBytes_FromStringAndSize(tmp, o - tmp);
-    PyMem_Free(tmp);
+    Py_ssize_t total = digits(n) + 3;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t len = PyBytes_GET_SIZE(PyList_GET_ITEM(argv, idx[i]));
+        total += digits(len) + 3 + len + 2;
+    }
+    PyObject *res = PyBytes_FromStringAndSize(NULL, total);
+    if (res == NULL)
+        return NULL;
+    char *o = PyBytes_AS_STRING(res);
+    o += put_line(o, '*', n, digits(n));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = PyList_GET_ITEM(argv, idx[i]);
+        Py_ssize_t len = PyBytes_GET_SIZE(a);
+        o += put_line(o, '$', len, digits(len));
+        memcpy(o, PyBytes_AS_STRING(a), (size_t)len);
+        o[len] = '\r';
+        o[len + 1] = '\n';
+        o += len + 2;
+    }
     return res;
 }
 
@@ -680,31 +698,37 @@ static PyObject *group_keys(PyObject *self, PyObject *const *args, Py_ssize_t na
         goto done;
     for (int g = 0; g < norder; g++) {
         unsigned char sh = order[g];
-        Py_ssize_t n = 0;
+        Py_ssize_t n = 0, count = 0;
         idx[n++] = 0;
-        PyObject *where = PyList_New(0);
-        if (where == NULL)
-            goto fail;
         for (Py_ssize_t k = 0; k < nkeys; k++) {
             if (shard_of[k] != sh)
                 continue;
             Py_ssize_t at = 1 + k * step;
             for (long j = 0; j < step; j++)
                 idx[n++] = at + j;
-            PyObject *index = PyLong_FromSsize_t(at - 1);
-            if (index == NULL || PyList_Append(where, index) < 0) {
-                Py_XDECREF(index);
+            count++;
+        }
+        PyObject *where = PyList_New(count);
+        if (where == NULL)
+            goto fail;
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *index = PyLong_FromSsize_t(idx[1 + i * step] - 1);
+            if (index == NULL) {
                 Py_DECREF(where);
                 goto fail;
             }
-            Py_DECREF(index);
+            PyList_SET_ITEM(where, i, index);
         }
         PyObject *piece = encode_indexed(argv, idx, n);
         if (piece == NULL) {
             Py_DECREF(where);
             goto fail;
         }
-        PyObject *entry = Py_BuildValue("(iNN)", (int)sh, piece, where);
+        PyObject *shard = PyLong_FromLong(sh);
+        PyObject *entry = shard == NULL ? NULL : PyTuple_Pack(3, shard, piece, where);
+        Py_XDECREF(shard);
+        Py_DECREF(piece);
+        Py_DECREF(where);
         if (entry == NULL)
             goto fail;
         PyList_SET_ITEM(result, g, entry);

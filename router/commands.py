@@ -391,6 +391,22 @@ def _fast_keyed() -> dict[bytes, tuple[int, int, str]]:
 FAST_KEYED: dict[bytes, tuple[int, int, str]] = _fast_keyed()
 
 
+def _fast_fanout() -> dict[bytes, tuple[int, int, str, Shape]]:
+    out: dict[bytes, tuple[int, int, str, Shape]] = {}
+    for name, spec in _BY_NAME.items():
+        if spec.shape in _FANOUT_SHAPES and spec.subcommands is None:
+            step = 2 if spec.shape is Shape.FANOUT_OK else 1  # as router.planner.plan_fanout
+            out[name] = (step, spec.arity, spec.name, spec.shape)
+    return out
+
+
+_FANOUT_SHAPES = frozenset({Shape.FANOUT_SUM, Shape.FANOUT_ORDERED, Shape.FANOUT_OK})
+
+# The hot path for multi-key commands split by shard (MGET, MSET, DEL, EXISTS,
+# TOUCH, UNLINK): command name -> (key step, arity, name, shape).
+FAST_FANOUT: dict[bytes, tuple[int, int, str, Shape]] = _fast_fanout()
+
+
 def lookup(args: list[bytes]) -> CommandSpec | None:
     """The spec for ``args`` (container commands resolved), or None if unknown."""
     spec = _BY_NAME.get(args[0])

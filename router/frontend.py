@@ -38,14 +38,16 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
-from router import commands, local, planner
-from router.commands import FAST_KEYED, CommandSpec, Shape
+from router import commands, local, merge, planner
+from router.commands import FAST_FANOUT, FAST_KEYED, CommandSpec, Shape
 from router.credentials import CredentialError, Users
 from router.errors import ProtocolError, error_reply, unknown_command, wrong_arity
+from router.merge import Merger
 from router.modes import Mode
 from router.planner import Fanout
 from router.resp import Request, RequestReader
 from router.slots import key_slot
+from router.speedups import C
 from router.stateful import ClientState
 
 if TYPE_CHECKING:
@@ -55,6 +57,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotwarden.frontend")
 
 LOCAL = Shape.LOCAL
+FANOUT_SUM = Shape.FANOUT_SUM
+FANOUT_OK = Shape.FANOUT_OK
+GROUP_KEYS = C.group_keys if C is not None else None  # the fan-out fast path needs it
 OUTPUT_HIGH_WATER = 1 << 20  # bytes of unsent output before we stop reading a client
 BLOCKED_INPUT_LIMIT = 1 << 20  # bytes read from a blocked client before we stop reading it
 
@@ -102,11 +107,13 @@ class FanoutPending(Pending):
 
     __slots__ = ("merge", "parts", "remaining")
 
-    def __init__(self, client: ClientConn, plan: Fanout) -> None:
-        super().__init__(client)
-        self.merge = plan.merge
-        self.parts: list[bytes] = [b""] * len(plan.parts)
-        self.remaining = len(plan.parts)
+    def __init__(
+        self, client: ClientConn, merger: Merger, count: int, cmd: str | None = None
+    ) -> None:
+        super().__init__(client, cmd)
+        self.merge = merger
+        self.parts: list[bytes] = [b""] * count
+        self.remaining = count
 
     def on_part(self, index: int, raw: bytes) -> None:
         self.parts[index] = raw
@@ -249,6 +256,7 @@ class ClientConn(asyncio.Protocol):
         assert session is not None
         dispatch = self.dispatch
         fast = FAST_KEYED
+        fanout = FAST_FANOUT if GROUP_KEYS is not None else {}
         slot_of = key_slot
         state = self.state
         while not session.closing and len(fifo) < limit and state.mode is not Mode.BLOCKED:
@@ -288,6 +296,9 @@ class ClientConn(asyncio.Protocol):
                             append(pending)
                             conn.send(raw, pending)
                             continue
+                    fan = fanout.get(args[0])
+                    if fan is not None and self._send_fanout(fan, args, raw, owner, conns):
+                        continue
                 dispatch(args, raw)
                 if session.closing:  # QUIT: nothing after it is served
                     break
@@ -307,6 +318,46 @@ class ClientConn(asyncio.Protocol):
             or state.mode is Mode.BLOCKED
         ):
             self._update_reading()  # otherwise it has nothing to change
+
+    def _send_fanout(
+        self,
+        fan: tuple[int, int, str, Shape],
+        args: list[bytes],
+        raw: bytes,
+        owner: bytes,
+        conns: list[BackendConn],
+    ) -> bool:
+        """MGET/MSET/DEL-like in plain normal mode, split by `router._speedups.group_keys`
+        (what `forward` does through the planner, minus its layers). False: let
+        `dispatch` answer it (wrong arity)."""
+        step, arity, name, shape = fan
+        n = len(args)
+        if not (n == arity if arity > 0 else n >= -arity) or (n - 1) % step:
+            return False
+        grouped = GROUP_KEYS(args, step, owner)  # type: ignore[misc]
+        t0 = self.router.loop.time()
+        if type(grouped) is int:  # every key on one shard: the original bytes go there
+            conn = conns[grouped]
+            pending = Pending(self, name, raw, conn)
+            pending.t0 = t0
+            pending.shape = shape.value
+            self.fifo.append(pending)
+            conn.send(raw, pending)
+            return True
+        if shape is FANOUT_SUM:
+            merger: Merger = merge.merge_sum
+        elif shape is FANOUT_OK:
+            merger = merge.merge_all_ok
+        else:
+            resp3 = self.session.proto == 3  # type: ignore[union-attr]
+            merger = merge.merge_ordered([where for _, _, where in grouped], n - 1, resp3)
+        fan_pending = FanoutPending(self, merger, len(grouped), name)
+        fan_pending.t0 = t0
+        fan_pending.shape = shape.value
+        self.fifo.append(fan_pending)
+        for index, (shard, piece, _) in enumerate(grouped):
+            conns[shard].send(piece, Part(fan_pending, index))
+        return True
 
     def _bind(self, route: Route) -> list[BackendConn]:
         """This client's connection to each shard's master under ``route``."""
@@ -359,7 +410,7 @@ class ClientConn(asyncio.Protocol):
                 pending.sent = conn
             conn.send(raw, pending)
         elif type(plan) is Fanout:
-            pending = FanoutPending(self, plan)
+            pending = FanoutPending(self, plan.merge, len(plan.parts))
             self.fifo.append(pending)
             for index, (shard, piece) in enumerate(plan.parts):
                 self.conn(shard).send(piece, Part(pending, index))
