@@ -251,7 +251,8 @@ class ClientConn(asyncio.Protocol):
         """
         reader = self.reader
         fifo = self.fifo
-        limit = self.router.config.router.max_pending_per_client
+        router = self.router
+        limit = router.config.router.max_pending_per_client
         session = self.session
         assert session is not None
         dispatch = self.dispatch
@@ -279,7 +280,8 @@ class ClientConn(asyncio.Protocol):
             append = fifo.append
             plain = state.plain  # normal mode, authenticated, not watching: fast path
             requests = iter(batch)
-            sampled = False  # the first fast-path request of each batch is timed
+            # the first single-key request of each event-loop turn is timed (router.sample_due)
+            sampled = not router.sample_due
             for args, raw in requests:
                 if plain:
                     hit = fast.get(args[0])
@@ -291,6 +293,7 @@ class ClientConn(asyncio.Protocol):
                             pending = Pending(self, name, raw, conn)
                             if not sampled:
                                 sampled = True
+                                router.sample_due = False
                                 pending.t0 = self.router.loop.time()
                                 pending.shape = "single"
                             append(pending)

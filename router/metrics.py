@@ -169,7 +169,7 @@ class RouterCollector(Collector):
         hist = HistogramMetricFamily(
             "slotwarden_router_command_seconds",
             "Time from a request being parsed to its reply being ready, by routing shape "
-            "(single-key requests: the first of each batch read from a client is timed).",
+            "(single-key requests are sampled: the first parsed in each event-loop turn).",
             labels=["shape"],
         )
         for shape, h in stats.latency.items():

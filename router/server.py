@@ -70,6 +70,9 @@ class Router:
         self.rejected_connections = 0
         self._next_id = 0
         self._flush_scheduled = False
+        # Latency sampling: the first single-key request parsed in each event-loop
+        # turn is timed (router.frontend); every other kind of request is timed.
+        self.sample_due = True
         self._tg: asyncio.TaskGroup | None = None
         self.loop: asyncio.AbstractEventLoop
         self.bound: Address | None = None
@@ -99,6 +102,7 @@ class Router:
 
     def _flush_now(self) -> None:
         self._flush_scheduled = False
+        self.sample_due = True
         while self.dirty_backends or self.dirty_clients:
             backends, self.dirty_backends = self.dirty_backends, []
             for conn in backends:
