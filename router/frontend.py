@@ -28,7 +28,9 @@ Stateful commands (MULTI/EXEC/WATCH, blocking commands, (P|S)SUBSCRIBE,
 AUTH gating) go through `router.stateful.ClientState`, which owns the
 client's mode; while the client is in plain NORMAL mode (authenticated, not
 watching) single-key commands take the inlined fast path in `process`, which
-checks that once per batch.
+checks that once per batch, and MGET/MSET/DEL-like commands are split by
+`router._speedups.group_keys` in `_send_fanout` (when the C speedups are
+built) instead of going through `dispatch` and the planner.
 """
 
 from __future__ import annotations

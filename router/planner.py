@@ -8,7 +8,9 @@ Pure, no I/O. `plan` returns one of three things, cheapest first:
 - ``bytes`` — answer this reply at once (errors, rejections).
 
 Commands of shape LOCAL need the client's state and are answered by the
-frontend (`router.local`), not planned here.
+frontend (`router.local`), not planned here. Fan-outs are split by
+`router._speedups.group_keys` when the C speedups are built; `plan_fanout_py`
+is the Python reference it is tested against.
 """
 
 from __future__ import annotations
