@@ -466,6 +466,32 @@ static PyObject *build_request(PyObject *buf, const char *s, Py_ssize_t start, P
     return req;
 }
 
+/* The length on the line at s[p] (p < size) if it starts with c, is canonical
+ * and within [min, max]: *next = where the line ends. Else -1 with *need set:
+ * the bytes from start needed to see the whole line, or -1 when the line is
+ * not one this module takes (what the reference checks: a line without CRLF
+ * longer than max_inline is an error there). */
+static inline long long length_line(const char *s, Py_ssize_t p, Py_ssize_t size, char c,
+                                    long long min, long long max, Py_ssize_t max_inline,
+                                    Py_ssize_t start, Py_ssize_t *need, Py_ssize_t *next) {
+    if (s[p] != c) {
+        *need = -1;
+        return -1;
+    }
+    Py_ssize_t nl = find_crlf(s, p + 1, size);
+    if (nl < 0) {
+        *need = size - p > max_inline ? -1 : size - start + 1;
+        return -1;
+    }
+    long long v = canonical_len(s, p + 1, nl);
+    if (v < min || v > max) {
+        *need = -1;
+        return -1;
+    }
+    *next = nl + 2;
+    return v;
+}
+
 /* parse_requests(buf, pos, limit, max_args, max_bulk, max_inline)
  *   -> (list[(args, raw)], pos, need)
  * Canonical multibulk requests only (what redis-py, redis-cli and
@@ -503,20 +529,11 @@ static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_
     Py_ssize_t *bounds = NULL; /* (offset, length) per argument of the current request */
     while (pos < size && PyList_GET_SIZE(out) < limit) {
         Py_ssize_t start = pos;
-        if (s[start] != '*') {
-            need = -1;
+        Py_ssize_t p;
+        long long count = length_line(s, start, size, '*', 1, max_args, max_inline, start,
+                                      &need, &p);
+        if (count < 0)
             break;
-        }
-        Py_ssize_t nl = find_crlf(s, start + 1, size);
-        if (nl < 0) {
-            need = size - start > max_inline ? -1 : size - start + 1;
-            break;
-        }
-        long long count = canonical_len(s, start + 1, nl);
-        if (count < 1 || count > max_args) {
-            need = -1;
-            break;
-        }
         if (count > cap) {
             Py_ssize_t *grown = PyMem_Realloc(bounds, sizeof(Py_ssize_t) * 2 * (size_t)count);
             if (grown == NULL) {
@@ -526,33 +543,23 @@ static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_
             bounds = grown;
             cap = (Py_ssize_t)count;
         }
-        Py_ssize_t p = nl + 2;
         Py_ssize_t i;
         for (i = 0; i < count; i++) {
             if (p >= size) {
                 need = p - start + 1;
                 break;
             }
-            if (s[p] != '$') {
-                need = -1;
+            Py_ssize_t payload;
+            long long n = length_line(s, p, size, '$', 0, max_bulk, max_inline, start,
+                                      &need, &payload);
+            if (n < 0)
                 break;
-            }
-            Py_ssize_t bl = find_crlf(s, p + 1, size);
-            if (bl < 0) {
-                need = size - p > max_inline ? -1 : size - start + 1;
-                break;
-            }
-            long long n = canonical_len(s, p + 1, bl);
-            if (n < 0 || n > max_bulk) {
-                need = -1;
-                break;
-            }
-            Py_ssize_t q = bl + 2 + (Py_ssize_t)n + 2;
+            Py_ssize_t q = payload + (Py_ssize_t)n + 2;
             if (q > size) {
                 need = q - start;
                 break;
             }
-            bounds[2 * i] = bl + 2;
+            bounds[2 * i] = payload;
             bounds[2 * i + 1] = (Py_ssize_t)n;
             p = q;
         }
