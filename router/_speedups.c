@@ -87,24 +87,6 @@ static inline Py_ssize_t find_crlf(const char *s, Py_ssize_t p, Py_ssize_t end) 
     return -1;
 }
 
-/* A canonical non-negative decimal in s[a:b] (digits only, no leading zero
- * unless it is "0", at most 18 digits); -1 otherwise. */
-static inline long long canonical_len(const char *s, Py_ssize_t a, Py_ssize_t b) {
-    Py_ssize_t n = b - a;
-    if (n < 1 || n > MAX_DIGITS)
-        return -1;
-    if (n > 1 && s[a] == '0')
-        return -1;
-    long long v = 0;
-    for (Py_ssize_t i = a; i < b; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c < '0' || c > '9')
-            return -1;
-        v = v * 10 + (c - '0');
-    }
-    return v;
-}
-
 /* Digits only (leading zeros allowed, as Python's int() takes them), at most
  * 18 of them; -1 otherwise. For backend replies, framed like int() would. */
 static inline long long plain_digits(const char *s, Py_ssize_t a, Py_ssize_t b) {
@@ -119,6 +101,14 @@ static inline long long plain_digits(const char *s, Py_ssize_t a, Py_ssize_t b) 
         v = v * 10 + (c - '0');
     }
     return v;
+}
+
+/* A canonical non-negative decimal in s[a:b] (as Redis's string2ll: digits
+ * only, no leading zero unless it is "0"), at most 18 digits; -1 otherwise. */
+static inline long long canonical_len(const char *s, Py_ssize_t a, Py_ssize_t b) {
+    if (b - a > 1 && s[a] == '0')
+        return -1;
+    return plain_digits(s, a, b);
 }
 
 /* ------------------------------------------------------------------ replies */
@@ -645,8 +635,8 @@ static PyObject *key_slot(PyObject *self, PyObject *key) {
  * step-1 values) split by owning shard. One shard: that shard's index (int).
  * Several: [(shard, piece, key_indexes)] in order of each shard's first key,
  * piece = the command re-encoded with that shard's keys (and values),
- * key_indexes = 0-based indexes of those keys among all keys... counted as
- * argument position - 1, as the reference planner does. */
+ * key_indexes = argument position - 1 of each of those keys (for MGET, where
+ * its value goes in the merged reply), as router.planner.plan_fanout_py. */
 static PyObject *group_keys(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyList_Check(args[0]) || !PyBytes_Check(args[2]) ||
         PyBytes_GET_SIZE(args[2]) != SLOTS) {
