@@ -292,6 +292,7 @@ class ClientConn(asyncio.Protocol):
                         n = len(args)
                         if n == arity if arity > 0 else n >= -arity:
                             conn = conns[owner[slot_of(args[index])]]
+                            session.last_cmd = name  # CLIENT LIST cmd=
                             pending = Pending(self, name, raw, conn)
                             if not sampled:
                                 sampled = True
@@ -340,6 +341,7 @@ class ClientConn(asyncio.Protocol):
         if not (n == arity if arity > 0 else n >= -arity) or (n - 1) % step:
             return False
         grouped = GROUP_KEYS(args, step, owner)  # type: ignore[misc]
+        self.session.last_cmd = name  # type: ignore[union-attr]  # CLIENT LIST cmd=
         t0 = self.router.loop.time()
         if type(grouped) is int:  # every key on one shard: the original bytes go there
             conn = conns[grouped]

@@ -258,6 +258,28 @@ def test_pipeline_order_across_shards(fresh) -> None:
             j += 1
 
 
+def test_client_list_names_each_clients_last_command(fresh) -> None:
+    """CLIENT LIST's cmd= follows the fast paths (single-key and fan-out) too."""
+    a, b = fresh.client(), fresh.client()
+    a.client_setname("watched")
+
+    def last_cmd() -> str:
+        rows = [r for r in b.client_list() if r["name"] == "watched"]
+        assert len(rows) == 1, rows
+        return rows[0]["cmd"]
+
+    a.get("k1")
+    assert last_cmd() == "get"
+    a.mget("k1", "k2", "k3", "k4", "k5", "k6")
+    assert last_cmd() == "mget"
+    a.set("k1", "v")
+    assert last_cmd() == "set"
+    a.delete("k1", "k2", "k3", "k4")
+    assert last_cmd() == "del"
+    a.ping()
+    assert last_cmd() == "ping"
+
+
 def test_fifty_clients_thousand_pipelined_mixed_commands(fresh) -> None:
     errors: list[str] = []
 
