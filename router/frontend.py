@@ -29,8 +29,8 @@ AUTH gating) go through `router.stateful.ClientState`, which owns the
 client's mode; while the client is in plain NORMAL mode (authenticated, not
 watching) single-key commands take the inlined fast path in `process`, which
 checks that once per batch, and MGET/MSET/DEL-like commands are split by
-`router._speedups.group_keys` in `_send_fanout` (when the C speedups are
-built) instead of going through `dispatch` and the planner.
+`router.planner.GROUP_KEYS` (C when the speedups are built) in `_send_fanout`
+instead of going through `dispatch` and the whole planner.
 """
 
 from __future__ import annotations
@@ -46,10 +46,9 @@ from router.credentials import CredentialError, Users
 from router.errors import ProtocolError, error_reply, unknown_command, wrong_arity
 from router.merge import Merger
 from router.modes import Mode
-from router.planner import Fanout
+from router.planner import GROUP_KEYS, Fanout
 from router.resp import Request, RequestReader
 from router.slots import key_slot
-from router.speedups import C
 from router.stateful import ClientState
 
 if TYPE_CHECKING:
@@ -61,7 +60,6 @@ log = logging.getLogger("slotwarden.frontend")
 LOCAL = Shape.LOCAL
 FANOUT_SUM = Shape.FANOUT_SUM
 FANOUT_OK = Shape.FANOUT_OK
-GROUP_KEYS = C.group_keys if C is not None else None  # the fan-out fast path needs it
 OUTPUT_HIGH_WATER = 1 << 20  # bytes of unsent output before we stop reading a client
 BLOCKED_INPUT_LIMIT = 1 << 20  # bytes read from a blocked client before we stop reading it
 
@@ -259,7 +257,7 @@ class ClientConn(asyncio.Protocol):
         assert session is not None
         dispatch = self.dispatch
         fast = FAST_KEYED
-        fanout = FAST_FANOUT if GROUP_KEYS is not None else {}
+        fanout = FAST_FANOUT
         slot_of = key_slot
         state = self.state
         while not session.closing and len(fifo) < limit and state.mode is not Mode.BLOCKED:
@@ -333,14 +331,14 @@ class ClientConn(asyncio.Protocol):
         owner: bytes,
         conns: list[BackendConn],
     ) -> bool:
-        """MGET/MSET/DEL-like in plain normal mode, split by `router._speedups.group_keys`
+        """MGET/MSET/DEL-like in plain normal mode, split by `router.planner.GROUP_KEYS`
         (what `forward` does through the planner, minus its layers). False: let
         `dispatch` answer it (wrong arity)."""
         step, arity, name, shape = fan
         n = len(args)
         if not (n == arity if arity > 0 else n >= -arity) or (n - 1) % step:
             return False
-        grouped = GROUP_KEYS(args, step, owner)  # type: ignore[misc]
+        grouped = GROUP_KEYS(args, step, owner)
         self.session.last_cmd = name  # type: ignore[union-attr]  # CLIENT LIST cmd=
         t0 = self.router.loop.time()
         if type(grouped) is int:  # every key on one shard: the original bytes go there

@@ -9,13 +9,15 @@ Pure, no I/O. `plan` returns one of three things, cheapest first:
 
 Commands of shape LOCAL need the client's state and are answered by the
 frontend (`router.local`), not planned here. Fan-outs are split by
-`router._speedups.group_keys` when the C speedups are built; `plan_fanout_py`
-is the Python reference it is tested against.
+`GROUP_KEYS`: `router._speedups.group_keys` when the C speedups are built,
+else `group_keys_py`, the Python reference it is tested against (the client
+loop's fan-out fast path calls it directly).
 """
 
 from __future__ import annotations
 
 from binascii import crc_hqx
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from router import commands as cmds
@@ -147,32 +149,17 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
     return shard
 
 
-def plan_fanout(
-    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, resp3: bool = False
-) -> Plan:
-    """MGET / MSET / DEL-like: split the keys (or key/value pairs) by shard."""
-    step = 2 if spec.shape is Shape.FANOUT_OK else 1
-    if (len(args) - 1) % step:
-        return wrong_arity(spec.name)
-    if C is not None:
-        grouped = C.group_keys(args, step, slotmap.owner)
-        if type(grouped) is int:
-            return grouped
-        return _fanout(
-            spec, [(shard, piece) for shard, piece, _ in grouped], [w for _, _, w in grouped],
-            len(args) - 1, resp3,
-        )  # fmt: skip
-    return plan_fanout_py(spec, args, slotmap, resp3)
+Grouped = int | list[tuple[int, bytes, list[int]]]
 
 
-def plan_fanout_py(
-    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, resp3: bool = False
-) -> Plan:
-    """`plan_fanout` in Python (the reference for `router._speedups.group_keys`)."""
-    step = 2 if spec.shape is Shape.FANOUT_OK else 1
-    if (len(args) - 1) % step:
-        return wrong_arity(spec.name)
-    owner = slotmap.owner
+def group_keys_py(args: list[bytes], step: int, owner: bytes) -> Grouped:
+    """The keys at ``args[1::step]`` (each followed by ``step - 1`` values) split by
+    the shard that owns them: that shard's index when there is one, else
+    ``[(shard, piece, key_indexes)]`` in order of each shard's first key, where
+    ``piece`` is the command re-encoded with that shard's keys (and values) and
+    ``key_indexes`` the argument positions - 1 of those keys (for MGET: where
+    each value goes in the merged reply). The reference for
+    `router._speedups.group_keys`."""
     groups: dict[int, list[int]] = {}  # shard -> argument indices of its keys
     for pos in range(1, len(args), step):
         key = args[pos]
@@ -186,17 +173,46 @@ def plan_fanout_py(
     if len(groups) == 1:
         return next(iter(groups))
     name = args[0]
-    parts: list[tuple[int, bytes]] = []
+    out: list[tuple[int, bytes, list[int]]] = []
     for shard, positions in groups.items():
-        if step == 1:
-            piece = [name, *(args[pos] for pos in positions)]
-        else:
-            piece = [name]
-            for pos in positions:
-                piece += (args[pos], args[pos + 1])
-        parts.append((shard, encode_command(piece)))
-    key_order = [[pos - 1 for pos in positions] for positions in groups.values()]
-    return _fanout(spec, parts, key_order, len(args) - 1, resp3)
+        piece = [name]
+        for pos in positions:
+            piece += args[pos : pos + step]
+        out.append((shard, encode_command(piece), [pos - 1 for pos in positions]))
+    return out
+
+
+# What splits fan-outs: C when router._speedups is built, else the reference.
+GROUP_KEYS: Callable[[list[bytes], int, bytes], Grouped] = (
+    C.group_keys if C is not None else group_keys_py
+)
+
+
+def plan_fanout(
+    spec: CommandSpec,
+    args: list[bytes],
+    slotmap: SlotMap,
+    resp3: bool = False,
+    group: Callable[[list[bytes], int, bytes], Grouped] = GROUP_KEYS,
+) -> Plan:
+    """MGET / MSET / DEL-like: split the keys (or key/value pairs) by shard."""
+    step = 2 if spec.shape is Shape.FANOUT_OK else 1
+    if (len(args) - 1) % step:
+        return wrong_arity(spec.name)
+    grouped = group(args, step, slotmap.owner)
+    if type(grouped) is int:
+        return grouped
+    return _fanout(
+        spec, [(shard, piece) for shard, piece, _ in grouped], [w for _, _, w in grouped],  # type: ignore[union-attr]
+        len(args) - 1, resp3,
+    )  # fmt: skip
+
+
+def plan_fanout_py(
+    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, resp3: bool = False
+) -> Plan:
+    """`plan_fanout` with the Python reference grouping, `group_keys_py`."""
+    return plan_fanout(spec, args, slotmap, resp3, group_keys_py)
 
 
 def _fanout(

@@ -13,7 +13,7 @@ input) and on random input from stdlib `random` with fixed seeds:
 - `ReplyScanner.replies` with C framing vs the Python framing, likewise;
 - `split_array` (C, may say "unsure") vs `split_array_py`;
 - `merge_ordered` in C vs `merge.merge_ordered(..., speedups=False)`;
-- `group_keys` (through `plan_fanout`) vs `plan_fanout_py`;
+- `group_keys` vs `group_keys_py`, directly and through `plan_fanout` vs `plan_fanout_py`;
 - `key_slot` vs `key_hash_slot`.
 
 It also proves that the extension is really built (unless
@@ -43,7 +43,7 @@ import pytest
 from router import merge, slots, speedups
 from router.commands import lookup
 from router.errors import ProtocolError
-from router.planner import Fanout, plan_fanout, plan_fanout_py
+from router.planner import Fanout, group_keys_py, plan_fanout, plan_fanout_py
 from router.resp import (
     DEFAULT_MAX_INLINE,
     NEED_MORE,
@@ -884,6 +884,7 @@ def test_group_keys_direct():
         for _ in range(rng.randint(1, 10)):
             args += [random_key(rng), *(random_arg(rng) for _ in range(step - 1))]
         got = C.group_keys(args, step, slotmap.owner)
+        assert got == group_keys_py(args, step, slotmap.owner), case
         shards = [slotmap.owner[key_hash_slot(k)] for k in args[1::step]]
         if len(set(shards)) == 1:
             assert type(got) is int and got == shards[0], case
