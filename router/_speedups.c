@@ -524,17 +524,22 @@ static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_
                                       &need, &p);
         if (count < 0)
             break;
-        if (count > cap) {
-            Py_ssize_t *grown = PyMem_Realloc(bounds, sizeof(Py_ssize_t) * 2 * (size_t)count);
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                goto fail;
-            }
-            bounds = grown;
-            cap = (Py_ssize_t)count;
-        }
         Py_ssize_t i;
         for (i = 0; i < count; i++) {
+            if (i >= cap) {
+                /* grown as arguments arrive, not from the count line: "*1000000"
+                 * alone must not make the router allocate for a million */
+                Py_ssize_t want = cap ? 2 * cap : 16;
+                if (want > count)
+                    want = (Py_ssize_t)count;
+                Py_ssize_t *grown = PyMem_Realloc(bounds, sizeof(Py_ssize_t) * 2 * (size_t)want);
+                if (grown == NULL) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                bounds = grown;
+                cap = want;
+            }
             if (p >= size) {
                 need = p - start + 1;
                 break;

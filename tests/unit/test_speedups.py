@@ -295,6 +295,29 @@ def test_inline_over_max_args_error_is_not_lost(use_c):
     assert (got, err) == ([([b"PING"], cmd(b"PING"))], "invalid multibulk length")
 
 
+@needs_c
+def test_requests_with_many_arguments_agree():
+    """The C parser's per-argument table grows as arguments arrive (16, 32, ...):
+    requests of 17 to 3000 arguments, split at every byte or in random chunks."""
+    rng = random.Random(7)
+    small = cmd(b"MSET", *(b"k%d" % i for i in range(40)))
+    stream = small + cmd(b"PING") + small
+    for cut in range(1, len(stream)):
+        chunks = [stream[:cut], stream[cut:]]
+        assert run_reader(chunks, True, 1000, {}) == reference_requests(chunks, {}), cut
+    for n in (17, 33, 65, 3000):
+        data = cmd(b"DEL", *(rng.randbytes(rng.randint(0, 9)) for _ in range(n - 1))) * 2
+        for _ in range(5):
+            chunks, pos = [], 0
+            while pos < len(data):
+                step = rng.randint(1, 400)
+                chunks.append(data[pos : pos + step])
+                pos += step
+            got = run_reader(chunks, True, 1000, {})
+            assert got == reference_requests(chunks, {}), n
+            assert len(got[0]) == 2 and len(got[0][0][0]) == n and got[1] is None
+
+
 def random_arg(rng: random.Random) -> bytes:
     alphabet = b"ab{}\r\n*$:0123456789\x00\xff"
     n = rng.randint(0, 40)
