@@ -391,12 +391,16 @@ def _fast_keyed() -> dict[bytes, tuple[int, int, str]]:
 FAST_KEYED: dict[bytes, tuple[int, int, str]] = _fast_keyed()
 
 
+def fanout_step(shape: Shape) -> int:
+    """How many arguments each key of a fan-out takes (MSET: key and value)."""
+    return 2 if shape is Shape.FANOUT_OK else 1
+
+
 def _fast_fanout() -> dict[bytes, tuple[int, int, str, Shape]]:
     out: dict[bytes, tuple[int, int, str, Shape]] = {}
     for name, spec in _BY_NAME.items():
         if spec.shape in _FANOUT_SHAPES and spec.subcommands is None:
-            step = 2 if spec.shape is Shape.FANOUT_OK else 1  # as router.planner.plan_fanout
-            out[name] = (step, spec.arity, spec.name, spec.shape)
+            out[name] = (fanout_step(spec.shape), spec.arity, spec.name, spec.shape)
     return out
 
 

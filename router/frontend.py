@@ -38,9 +38,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from router import commands, local, merge, planner
+from router import commands, local, planner
 from router.commands import FAST_FANOUT, FAST_KEYED, CommandSpec, Shape
 from router.credentials import CredentialError, Users
 from router.errors import ProtocolError, error_reply, unknown_command, wrong_arity
@@ -58,8 +59,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("slotwarden.frontend")
 
 LOCAL = Shape.LOCAL
-FANOUT_SUM = Shape.FANOUT_SUM
-FANOUT_OK = Shape.FANOUT_OK
 OUTPUT_HIGH_WATER = 1 << 20  # bytes of unsent output before we stop reading a client
 BLOCKED_INPUT_LIMIT = 1 << 20  # bytes read from a blocked client before we stop reading it
 
@@ -338,31 +337,38 @@ class ClientConn(asyncio.Protocol):
         n = len(args)
         if not (n == arity if arity > 0 else n >= -arity) or (n - 1) % step:
             return False
-        grouped = GROUP_KEYS(args, step, owner)
-        self.session.last_cmd = name  # type: ignore[union-attr]  # CLIENT LIST cmd=
-        t0 = self.router.loop.time()
-        if type(grouped) is int:  # every key on one shard: the original bytes go there
-            conn = conns[grouped]
-            pending = Pending(self, name, raw, conn)
-            pending.t0 = t0
-            pending.shape = shape.value
-            self.fifo.append(pending)
-            conn.send(raw, pending)
-            return True
-        if shape is FANOUT_SUM:
-            merger: Merger = merge.merge_sum
-        elif shape is FANOUT_OK:
-            merger = merge.merge_all_ok
+        session = self.session
+        assert session is not None
+        plan = planner.fanout_of(shape, GROUP_KEYS(args, step, owner), n - 1, session.proto == 3)
+        session.last_cmd = name  # CLIENT LIST cmd=
+        if type(plan) is int:  # every key on one shard: the original bytes go there
+            pending = self._send_single(conns[plan], raw, name)
         else:
-            resp3 = self.session.proto == 3  # type: ignore[union-attr]
-            merger = merge.merge_ordered([where for _, _, where in grouped], n - 1, resp3)
-        fan_pending = FanoutPending(self, merger, len(grouped), name)
-        fan_pending.t0 = t0
-        fan_pending.shape = shape.value
-        self.fifo.append(fan_pending)
-        for index, (shard, piece, _) in enumerate(grouped):
-            conns[shard].send(piece, Part(fan_pending, index))
+            pending = self._send_parts(plan, conns.__getitem__, name)
+        pending.t0 = self.router.loop.time()
+        pending.shape = shape.value
         return True
+
+    def _send_single(
+        self, conn: BackendConn, raw: bytes, cmd: str | None, replayable: bool = True
+    ) -> Pending:
+        """Forward ``raw`` untouched to ``conn``. ``replayable``: a ``-READONLY``
+        refusal may be resent to a new master (router.parking)."""
+        pending = Pending(self, cmd, raw, conn) if replayable else Pending(self, cmd)
+        self.fifo.append(pending)
+        conn.send(raw, pending)
+        return pending
+
+    def _send_parts(
+        self, plan: Fanout, conn_of: Callable[[int], BackendConn], cmd: str | None
+    ) -> FanoutPending:
+        """Send each part of ``plan`` to its shard's connection; the replies are merged
+        into one reply slot."""
+        pending = FanoutPending(self, plan.merge, len(plan.parts), cmd)
+        self.fifo.append(pending)
+        for index, (shard, piece) in enumerate(plan.parts):
+            conn_of(shard).send(piece, Part(pending, index))
+        return pending
 
     def _bind(self, route: Route) -> list[BackendConn]:
         """This client's connection to each shard's master under ``route``."""
@@ -407,18 +413,11 @@ class ClientConn(asyncio.Protocol):
         info = self.router.info_head() if spec.name == "info" else ""
         plan = planner.plan(spec, args, route.slotmap, info, session.proto == 3)
         if type(plan) is int:
-            pending = Pending(self)
-            self.fifo.append(pending)
             conn = self.conn(plan)
-            if conn is not self.state.watch:  # never replay inside a WATCH
-                pending.req = raw
-                pending.sent = conn
-            conn.send(raw, pending)
+            # never replay inside a WATCH
+            self._send_single(conn, raw, None, replayable=conn is not self.state.watch)
         elif type(plan) is Fanout:
-            pending = FanoutPending(self, plan.merge, len(plan.parts))
-            self.fifo.append(pending)
-            for index, (shard, piece) in enumerate(plan.parts):
-                self.conn(shard).send(piece, Part(pending, index))
+            self._send_parts(plan, self.conn, None)
         else:
             self.push(plan)  # type: ignore[arg-type]
 

@@ -73,7 +73,11 @@ def plan_single(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
         return error_reply(str(exc))
     if not positions:
         return 0
-    owner = slotmap.owner
+    return shard_of_keys(args, positions, slotmap.owner)
+
+
+def shard_of_keys(args: list[bytes], positions: list[int], owner: bytes) -> int | bytes:
+    """The one shard owning the keys at ``positions``, or CROSSSLOT."""
     shard = owner[key_slot(args[positions[0]])]
     for pos in positions[1:]:
         if owner[key_slot(args[pos])] != shard:
@@ -139,14 +143,9 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
         return error_reply(str(exc))
     if not positions:
         return None
-    if shape is Shape.FANOUT_OK and (len(args) - 1) % 2:
+    if (len(args) - 1) % cmds.fanout_step(shape):
         return wrong_arity(name)
-    owner = slotmap.owner
-    shard = owner[key_slot(args[positions[0]])]
-    for pos in positions[1:]:
-        if owner[key_slot(args[pos])] != shard:
-            return CROSSSLOT
-    return shard
+    return shard_of_keys(args, positions, slotmap.owner)
 
 
 Grouped = int | list[tuple[int, bytes, list[int]]]
@@ -196,16 +195,10 @@ def plan_fanout(
     group: Callable[[list[bytes], int, bytes], Grouped] = GROUP_KEYS,
 ) -> Plan:
     """MGET / MSET / DEL-like: split the keys (or key/value pairs) by shard."""
-    step = 2 if spec.shape is Shape.FANOUT_OK else 1
+    step = cmds.fanout_step(spec.shape)
     if (len(args) - 1) % step:
         return wrong_arity(spec.name)
-    grouped = group(args, step, slotmap.owner)
-    if type(grouped) is int:
-        return grouped
-    return _fanout(
-        spec, [(shard, piece) for shard, piece, _ in grouped], [w for _, _, w in grouped],  # type: ignore[union-attr]
-        len(args) - 1, resp3,
-    )  # fmt: skip
+    return fanout_of(spec.shape, group(args, step, slotmap.owner), len(args) - 1, resp3)
 
 
 def plan_fanout_py(
@@ -215,18 +208,18 @@ def plan_fanout_py(
     return plan_fanout(spec, args, slotmap, resp3, group_keys_py)
 
 
-def _fanout(
-    spec: CommandSpec,
-    parts: list[tuple[int, bytes]],
-    key_order: list[list[int]],
-    total: int,
-    resp3: bool,
-) -> Fanout:
-    if spec.shape is Shape.FANOUT_SUM:
+def fanout_of(shape: Shape, grouped: Grouped, total: int, resp3: bool) -> int | Fanout:
+    """The plan for keys grouped by `GROUP_KEYS`: the one shard they are all on, or
+    the parts and the merge of ``shape`` (``total``: how many keys, for MGET)."""
+    if type(grouped) is int:
+        return grouped
+    parts = [(shard, piece) for shard, piece, _ in grouped]  # type: ignore[union-attr]
+    if shape is Shape.FANOUT_SUM:
         return Fanout(parts, merge.merge_sum)
-    if spec.shape is Shape.FANOUT_OK:
+    if shape is Shape.FANOUT_OK:
         return Fanout(parts, merge.merge_all_ok)
-    return Fanout(parts, merge.merge_ordered(key_order, total, resp3))
+    order = [where for _, _, where in grouped]  # type: ignore[union-attr]
+    return Fanout(parts, merge.merge_ordered(order, total, resp3))
 
 
 def plan_all_masters(
