@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,17 +93,27 @@ class Cluster:
             self.shard_client(i).flushall()
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Cluster]:
-    f = RedisFarm()
+@contextlib.contextmanager
+def own_cluster(check_exit: bool = False, **kw) -> Iterator[Cluster]:
+    """A `Cluster` (``kw``: its arguments) on a `RedisFarm` of its own. On exit the
+    router is stopped, then every shard and the temp dir go; with ``check_exit``
+    the router must have exited with status 0."""
+    farm = RedisFarm()
     c = None
     try:
-        c = Cluster(f)
+        c = Cluster(farm, **kw)
         yield c
     finally:
-        if c is not None:
-            c.router.stop()
-        f.close()
+        code = c.router.stop() if c is not None else 0
+        farm.close()
+        if check_exit and c is not None:
+            assert code == 0, c.router.log()
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    with own_cluster() as c:
+        yield c
 
 
 @pytest.fixture

@@ -9,23 +9,15 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import Cluster
-from redis_procs import RedisFarm
+from conftest import own_cluster
 
 SECRET = "test-secret-123"
 
 
 @pytest.fixture
 def admin_cluster():
-    farm = RedisFarm()
-    c = None
-    try:
-        c = Cluster(farm, env={"SLOTWARDEN_SECRET": SECRET})
+    with own_cluster(env={"SLOTWARDEN_SECRET": SECRET}) as c:
         yield c
-    finally:
-        if c is not None:
-            c.router.stop()
-        farm.close()
 
 
 def http(cluster, method: str, path: str, body: object = None, secret: str | None = None):

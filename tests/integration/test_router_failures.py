@@ -8,30 +8,20 @@ import time
 
 import pytest
 import redis
-from conftest import Cluster
-from redis_procs import RedisFarm
+from conftest import own_cluster
 from test_router import keys_on_every_shard
 
 
 @pytest.fixture
 def small_cluster():
-    farm = RedisFarm()
-    c = None
-    try:
-        c = Cluster(
-            farm,
-            extra_router={
-                "command_timeout_ms": 500,
-                "connect_timeout_ms": 300,
-                "reconnect_max_ms": 200,
-                "max_pending_per_client": 64,
-            },
-        )
+    extra = {
+        "command_timeout_ms": 500,
+        "connect_timeout_ms": 300,
+        "reconnect_max_ms": 200,
+        "max_pending_per_client": 64,
+    }
+    with own_cluster(check_exit=True, extra_router=extra) as c:
         yield c
-    finally:
-        if c is not None:
-            assert c.router.stop() == 0, c.router.log()
-        farm.close()
 
 
 def by_shard(cluster, keys: list[str]) -> dict[int, list[str]]:
@@ -169,10 +159,7 @@ def test_both_resp_versions(small_cluster, protocol: int) -> None:
 def test_client_not_reading_its_replies_is_closed_past_the_output_limit() -> None:
     import socket
 
-    farm = RedisFarm()
-    c = None
-    try:
-        c = Cluster(farm, extra_router={"client_output_limit_bytes": 2_000_000})
+    with own_cluster(extra_router={"client_output_limit_bytes": 2_000_000}) as c:
         r = c.client()
         r.set("big", b"x" * 100_000)
         s = socket.create_connection(("127.0.0.1", c.port))
@@ -184,7 +171,3 @@ def test_client_not_reading_its_replies_is_closed_past_the_output_limit() -> Non
             time.sleep(0.05)
         assert r.get("big") == b"x" * 100_000  # everyone else is fine
         s.close()
-    finally:
-        if c is not None:
-            c.router.stop()
-        farm.close()

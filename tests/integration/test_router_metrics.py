@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import Cluster
-from redis_procs import RedisFarm
+from conftest import own_cluster
 
 SECRET = "metrics-secret"
 CONTRACT = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "METRICS.md"
@@ -21,19 +20,9 @@ CONTRACT = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "METR
 
 @pytest.fixture
 def mc():
-    farm = RedisFarm()
-    c = None
-    try:
-        c = Cluster(
-            farm,
-            env={"SLOTWARDEN_SECRET": SECRET},
-            extra_router={"reconnect_min_ms": 20, "reconnect_max_ms": 100},
-        )
+    extra = {"reconnect_min_ms": 20, "reconnect_max_ms": 100}
+    with own_cluster(env={"SLOTWARDEN_SECRET": SECRET}, extra_router=extra) as c:
         yield c
-    finally:
-        if c is not None:
-            c.router.stop()
-        farm.close()
 
 
 def scrape(c) -> dict[str, float]:

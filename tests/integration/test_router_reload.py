@@ -11,8 +11,7 @@ import urllib.request
 import pytest
 import redis
 import yaml
-from conftest import Cluster
-from redis_procs import RedisFarm
+from conftest import own_cluster
 
 from router.slots import key_hash_slot
 
@@ -21,15 +20,8 @@ SECRET = "reload-secret"
 
 @pytest.fixture
 def rc():
-    farm = RedisFarm()
-    c = None
-    try:
-        c = Cluster(farm, env={"SLOTWARDEN_SECRET": SECRET})
+    with own_cluster(check_exit=True, env={"SLOTWARDEN_SECRET": SECRET}) as c:
         yield c
-    finally:
-        if c is not None:
-            assert c.router.stop() == 0
-        farm.close()
 
 
 def topology(c) -> dict:

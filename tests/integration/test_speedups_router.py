@@ -15,8 +15,7 @@ import random
 import socket
 
 import pytest
-from conftest import Cluster
-from redis_procs import RedisFarm
+from conftest import Cluster, own_cluster
 
 from router.resp import ReplyScanner, encode_command
 from router.speedups import C
@@ -24,15 +23,8 @@ from router.speedups import C
 
 @pytest.fixture(scope="module")
 def pure() -> Cluster:
-    f = RedisFarm()
-    c = None
-    try:
-        c = Cluster(f, env={"SLOTWARDEN_PURE_PYTHON": "1"})
+    with own_cluster(env={"SLOTWARDEN_PURE_PYTHON": "1"}) as c:
         yield c
-    finally:
-        if c is not None:
-            c.router.stop()
-        f.close()
 
 
 def workload(seed: int) -> tuple[bytes, int]:
