@@ -203,26 +203,14 @@ def tail(path: Path, lines: int = 5) -> str:
 def client(host: str, port: int) -> redis.Redis:
     """A plain RESP2 client. redis-py 8 opens with HELLO 3 and CLIENT SETINFO by default, which
     twemproxy answers by closing the connection."""
+    kw: dict[str, object] = {"socket_timeout": 10, "socket_connect_timeout": 5, "protocol": 2}
     try:
         from redis.driver_info import DriverInfo
     except ImportError:  # redis-py < 8
-        return redis.Redis(
-            host=host,
-            port=port,
-            socket_timeout=10,
-            socket_connect_timeout=5,
-            protocol=2,
-            lib_name=None,
-            lib_version=None,
-        )
-    return redis.Redis(
-        host=host,
-        port=port,
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        protocol=2,
-        driver_info=DriverInfo(name=None, lib_version=None),
-    )
+        kw.update(lib_name=None, lib_version=None)
+    else:
+        kw["driver_info"] = DriverInfo(name=None, lib_version=None)
+    return redis.Redis(host=host, port=port, **kw)
 
 
 def process_cpu_seconds(pid: int | None) -> float | None:
