@@ -1,7 +1,7 @@
-"""Builds the optional C speedups (router/_speedups.c); everything else is in pyproject.toml.
+"""Builds the optional C speedups (slotwarden/resp/_speedups.c); the rest is in pyproject.toml.
 
 ``optional=True``: without a C compiler the install still succeeds and the router
-runs its pure-Python code (router.resp and friends), which is the reference.
+runs its pure-Python code (slotwarden.resp and friends), which is the reference.
 """
 
 from setuptools import Extension, setup
@@ -9,8 +9,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "router._speedups",
-            ["router/_speedups.c"],
+            "slotwarden.resp._speedups",
+            ["slotwarden/resp/_speedups.c"],
             optional=True,
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )

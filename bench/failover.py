@@ -55,7 +55,7 @@ from redis_procs import (  # noqa: E402
     wait_for_port,
 )
 
-from router.slots import key_hash_slot  # noqa: E402
+from slotwarden.cluster.slots import key_hash_slot  # noqa: E402
 
 SECRET = "bench-failover-secret"
 AFTER_RECOVERY_S = 1.0  # keep writing this long after the first successful write

@@ -67,7 +67,7 @@ sys.path.insert(0, str(REPO))
 
 from redis_procs import RedisFarm, RedisProc, free_port  # noqa: E402
 
-from router.slots import SLOT_COUNT, key_hash_slot  # noqa: E402
+from slotwarden.cluster.slots import SLOT_COUNT, key_hash_slot  # noqa: E402
 
 SHARDS = 3
 KEYSPACE = 100_000  # redis-benchmark -r: keys key:000000000000 .. key:000000099999

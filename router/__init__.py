@@ -1,3 +1,1 @@
 """slotwarden's data plane: a RESP proxy that routes every command by hash slot."""
-
-__version__ = "0.1.0"

@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from router.auth import authorized
 from router.metrics import render
-from router.topology import SlotMap
+from slotwarden.cluster.secrets import authorized
+from slotwarden.cluster.topology import SlotMap
 
 if TYPE_CHECKING:
     from router.server import Router

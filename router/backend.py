@@ -39,11 +39,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from router.config import ClusterConfig
-from router.credentials import BackendCredentials, backend_credentials, handshake
-from router.errors import ProtocolError, shard_down
-from router.resp import ReplyScanner
-from router.topology import Address
+from router.credentials import handshake
+from router.errors import shard_down
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
+from slotwarden.cluster.topology import Address
+from slotwarden.resp import ProtocolError, ReplyScanner
 
 if TYPE_CHECKING:
     from router.metrics import Stats
@@ -74,7 +75,7 @@ def settings_from_config(
 ) -> BackendSettings:
     """Every backend setting of ``config``, the backend password read from its source.
 
-    Raises `CredentialError` when ``backend:`` names a password that cannot be read.
+    Raises `SecretError` when ``backend:`` names a password that cannot be read.
     """
     r = config.router
     return BackendSettings(

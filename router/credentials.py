@@ -1,11 +1,11 @@
-"""Passwords: router users that clients AUTH as, and the credentials sent to the Redis nodes.
+"""The router's users (who clients AUTH as) and the first request on a backend connection.
 
-Owns reading secrets (from the environment variable or file cluster.yaml
-names; never from the YAML itself) and checking them. Invariants: a password
-is never logged, never part of a ``repr``, and compared in constant time
-(`hmac.compare_digest` over SHA-256 digests, so neither the length nor the
-user's existence shows in the timing); a configured secret that cannot be
-read is a `CredentialError` at startup, never an open door.
+Passwords are read by `slotwarden.cluster.secrets.read_secret_ref` (the one
+reader). Invariants: a password is never logged, never part of a ``repr``,
+and compared in constant time (`hmac.compare_digest` over SHA-256 digests,
+so neither the length nor the user's existence shows in the timing); a
+configured password that cannot be read is a `SecretError` at startup, never
+an open door.
 """
 
 from __future__ import annotations
@@ -14,33 +14,10 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
-from router.config import BackendAuthConfig, ClusterConfig, SecretRef
-from router.errors import RouterError
-from router.resp import encode_command
-
-
-class CredentialError(RouterError):
-    """A password named by cluster.yaml cannot be read (unset variable, missing file)."""
-
-
-def read_secret_ref(ref: SecretRef, what: str, environ: Mapping[str, str] = os.environ) -> bytes:
-    if ref.env:
-        value = environ.get(ref.env, "")
-        if not value:
-            raise CredentialError(f"{what}: environment variable {ref.env} is not set")
-        return value.encode()
-    assert ref.file is not None
-    try:
-        value = Path(ref.file).read_text().rstrip("\r\n")
-    except OSError as exc:
-        raise CredentialError(
-            f"{what}: cannot read password_file {ref.file}: {exc.strerror or exc}"
-        ) from None
-    if not value:
-        raise CredentialError(f"{what}: password_file {ref.file} is empty")
-    return value.encode()
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.secrets import BackendCredentials, read_secret_ref
+from slotwarden.resp import encode_command
 
 
 def _digest(value: bytes) -> bytes:
@@ -85,37 +62,6 @@ class Users:
         if not ok:
             self.failures += 1
         return ok
-
-
-class BackendCredentials:
-    """What the router sends to authenticate on every backend connection."""
-
-    __slots__ = ("_password", "username")
-
-    def __init__(self, password: bytes, username: bytes | None = None) -> None:
-        self._password = password
-        self.username = username
-
-    def __repr__(self) -> str:
-        return f"BackendCredentials(username={self.username!r}, password=<hidden>)"
-
-    def auth_args(self) -> list[bytes]:
-        """``[user,] password`` as AUTH takes them."""
-        return [self.username, self._password] if self.username else [self._password]
-
-    def hello_args(self) -> list[bytes]:
-        """``AUTH user password`` as HELLO takes them (``default`` without a username)."""
-        return [b"AUTH", self.username or b"default", self._password]
-
-
-def backend_credentials(
-    section: BackendAuthConfig | None, environ: Mapping[str, str] = os.environ
-) -> BackendCredentials | None:
-    if section is None:
-        return None
-    password = read_secret_ref(section.password, "backend", environ)
-    username = section.username.encode() if section.username else None
-    return BackendCredentials(password, username)
 
 
 def handshake(credentials: BackendCredentials | None, proto: int) -> bytes:

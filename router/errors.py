@@ -3,37 +3,18 @@
 Invariant: reply errors (what a backend or the router answers to one command)
 are *values* (`bytes` starting with ``-``) and are forwarded; protocol errors
 (input we cannot parse) are exceptions and close that one client connection.
-Every exception raised by this package derives from `RouterError`.
+Every exception raised by this package derives from `RouterError`; protocol
+errors are `slotwarden.resp.ProtocolError`.
 """
 
 from __future__ import annotations
 
+from slotwarden.cluster.errors import SlotwardenError
+from slotwarden.resp import error_reply
 
-class RouterError(Exception):
+
+class RouterError(SlotwardenError):
     """Root of every exception raised by the `router` package."""
-
-
-class ProtocolError(RouterError):
-    """Malformed RESP from a peer; the connection it came from must be closed.
-
-    ``str(exc)`` is the text after ``Protocol error: `` in Redis's own reply,
-    e.g. ``invalid multibulk length``.
-    """
-
-
-class ConfigError(RouterError):
-    """An invalid cluster.yaml; ``problems`` holds one clear message per problem."""
-
-    def __init__(self, problems: list[str], source: str = "cluster.yaml") -> None:
-        self.problems = list(problems)
-        self.source = source
-        super().__init__(f"{source}: " + "; ".join(self.problems))
-
-
-def error_reply(message: str) -> bytes:
-    """Encode ``message`` (``"ERR ..."``, ``"CROSSSLOT ..."``) as a RESP error line."""
-    clean = message.replace("\r", " ").replace("\n", " ")
-    return b"-" + clean.encode("utf-8", "replace") + b"\r\n"
 
 
 CROSSSLOT = error_reply("CROSSSLOT Keys in request don't hash to the same slot")

@@ -29,7 +29,7 @@ AUTH gating) go through `router.stateful.ClientState`, which owns the
 client's mode; while the client is in plain NORMAL mode (authenticated, not
 watching) single-key commands take the inlined fast path in `process`, which
 checks that once per batch, and MGET/MSET/DEL-like commands are split by
-`router.planner.GROUP_KEYS` (C when the speedups are built) in `_send_fanout`
+`slotwarden.resp.accel.group_keys` (C when the speedups are built) in `_send_fanout`
 instead of going through `dispatch` and the whole planner.
 """
 
@@ -43,14 +43,15 @@ from typing import TYPE_CHECKING
 
 from router import commands, local, planner
 from router.commands import FAST_FANOUT, FAST_KEYED, CommandSpec, Shape
-from router.credentials import CredentialError, Users
-from router.errors import ProtocolError, error_reply, unknown_command, wrong_arity
+from router.credentials import Users
+from router.errors import unknown_command, wrong_arity
 from router.merge import Merger
 from router.modes import Mode
-from router.planner import GROUP_KEYS, Fanout
-from router.resp import Request, RequestReader
-from router.slots import key_slot
+from router.planner import Fanout
 from router.stateful import ClientState
+from slotwarden.cluster.errors import SecretError
+from slotwarden.resp import ProtocolError, Request, RequestReader, error_reply
+from slotwarden.resp.accel import group_keys, key_slot
 
 if TYPE_CHECKING:
     from router.backend import BackendConn
@@ -145,7 +146,7 @@ def router_users(router: Router) -> Users:
     if users is None:
         try:
             users = Users.load(router.config)
-        except CredentialError as exc:
+        except SecretError as exc:
             # fail closed: nobody can authenticate until the password is readable
             log.error("%s; refusing every AUTH", exc)
             users = Users.locked()
@@ -330,7 +331,7 @@ class ClientConn(asyncio.Protocol):
         owner: bytes,
         conns: list[BackendConn],
     ) -> bool:
-        """MGET/MSET/DEL-like in plain normal mode, split by `router.planner.GROUP_KEYS`
+        """MGET/MSET/DEL-like in plain normal mode, split by `slotwarden.resp.accel.group_keys`
         (what `forward` does through the planner, minus its layers). False: let
         `dispatch` answer it (wrong arity)."""
         step, arity, name, shape = fan
@@ -339,7 +340,7 @@ class ClientConn(asyncio.Protocol):
             return False
         session = self.session
         assert session is not None
-        plan = planner.fanout_of(shape, GROUP_KEYS(args, step, owner), n - 1, session.proto == 3)
+        plan = planner.fanout_of(shape, group_keys(args, step, owner), n - 1, session.proto == 3)
         session.last_cmd = name  # CLIENT LIST cmd=
         if type(plan) is int:  # every key on one shard: the original bytes go there
             pending = self._send_single(conns[plan], raw, name)

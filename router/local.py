@@ -18,10 +18,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router import __version__
 from router.credentials import Users
-from router.errors import NOT_SUPPORTED_YET, error_reply, wrong_arity
-from router.resp import NIL, NULL3, OK, PONG, encode_array, encode_bulk, encode_int, encode_simple
+from router.errors import NOT_SUPPORTED_YET, wrong_arity
+from slotwarden import __version__
+from slotwarden.resp import (
+    NIL,
+    NULL3,
+    OK,
+    PONG,
+    encode_array,
+    encode_bulk,
+    encode_int,
+    encode_simple,
+    error_reply,
+)
 
 # What HELLO/INFO report as redis_version: the Redis feature level the router
 # speaks (its command table is Redis 7.0's), not a Redis build.

@@ -13,9 +13,18 @@ from collections.abc import Callable, Sequence
 
 import hiredis
 
-from router.errors import error_reply
-from router.resp import NIL, NULL3, OK, encode_array, encode_bulk, encode_int, split_array
-from router.speedups import C
+from slotwarden.resp import (
+    NIL,
+    NULL3,
+    OK,
+    accel,
+    encode_array,
+    encode_bulk,
+    encode_int,
+    error_reply,
+    split_array,
+)
+from slotwarden.resp.accel import UNSURE
 
 Merger = Callable[[list[bytes]], bytes]
 
@@ -70,11 +79,11 @@ def merge_ordered(
     request; rebuild the array in the original key order. Bulk values are
     decoded by hiredis and re-encoded; any other element (nil included) is
     moved as its raw bytes. ``resp3`` only picks the placeholder for slots no
-    part answered (none, when the parts are well-formed). With `router._speedups`
-    the elements are moved in C; a malformed part falls back to the Python code,
-    which says what is wrong."""
+    part answered (none, when the parts are well-formed). With the C speedups
+    the elements are moved in C; a part C is unsure of falls back to the Python
+    code, which says what is wrong."""
     nil = NULL3 if resp3 else NIL
-    fast = C.merge_ordered if speedups and C is not None else None
+    fast = accel.merge_ordered if speedups else None
 
     def merge(parts: list[bytes]) -> bytes:
         err = first_error(parts)
@@ -82,7 +91,7 @@ def merge_ordered(
             return err
         if fast is not None:
             merged = fast(parts, positions, total, nil)
-            if merged is not None:
+            if merged is not UNSURE:
                 return merged  # type: ignore[no-any-return]
         out: list[bytes] = [nil] * total
         for raw, where in zip(parts, positions, strict=True):

@@ -20,8 +20,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from router import __version__
 from router.backend import CONNECTING, DOWN, UP
+from slotwarden import __version__
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

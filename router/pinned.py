@@ -41,8 +41,9 @@ from router.backend import (
     Flusher,
     Waiter,
 )
-from router.errors import ProtocolError, shard_down
-from router.topology import Address
+from router.errors import shard_down
+from slotwarden.cluster.topology import Address
+from slotwarden.resp import ProtocolError
 
 log = logging.getLogger("slotwarden.pinned")
 

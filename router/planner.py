@@ -9,25 +9,24 @@ Pure, no I/O. `plan` returns one of three things, cheapest first:
 
 Commands of shape LOCAL need the client's state and are answered by the
 frontend (`router.local`), not planned here. Fan-outs are split by
-`GROUP_KEYS`: `router._speedups.group_keys` when the C speedups are built,
-else `group_keys_py`, the Python reference it is tested against (the client
-loop's fan-out fast path calls it directly).
+`slotwarden.resp.accel.group_keys` (C when the speedups are built, else the
+reference `slotwarden.resp.keys.group_keys_py`); the client loop's fan-out
+fast path calls it directly.
 """
 
 from __future__ import annotations
 
-from binascii import crc_hqx
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from router import commands as cmds
 from router import merge
 from router.commands import CommandSpec, KeySpecError, Shape
-from router.errors import CROSSSLOT, NOT_ALLOWED, error_reply, wrong_arity
-from router.resp import encode_command
-from router.slots import key_hash_slot, key_slot
-from router.speedups import C
-from router.topology import SlotMap
+from router.errors import CROSSSLOT, NOT_ALLOWED, wrong_arity
+from slotwarden.cluster.topology import SlotMap
+from slotwarden.resp import encode_command, error_reply
+from slotwarden.resp.accel import group_keys, key_slot
+from slotwarden.resp.keys import Grouped, group_keys_py
 
 SCAN_SHARD_BITS = 8  # a slot map has at most 255 shards (one byte per slot)
 
@@ -148,51 +147,12 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
     return shard_of_keys(args, positions, slotmap.owner)
 
 
-Grouped = int | list[tuple[int, bytes, list[int]]]
-
-
-def group_keys_py(args: list[bytes], step: int, owner: bytes) -> Grouped:
-    """The keys at ``args[1::step]`` (each followed by ``step - 1`` values) split by
-    the shard that owns them: that shard's index when there is one, else
-    ``[(shard, piece, key_indexes)]`` in order of each shard's first key, where
-    ``piece`` is the command re-encoded with that shard's keys (and values) and
-    ``key_indexes`` the argument positions - 1 of those keys (for MGET: where
-    each value goes in the merged reply). The reference for
-    `router._speedups.group_keys`."""
-    groups: dict[int, list[int]] = {}  # shard -> argument indices of its keys
-    for pos in range(1, len(args), step):
-        key = args[pos]
-        slot = key_hash_slot(key) if b"{" in key else crc_hqx(key, 0) & 16383
-        shard = owner[slot]
-        group = groups.get(shard)
-        if group is None:
-            groups[shard] = [pos]
-        else:
-            group.append(pos)
-    if len(groups) == 1:
-        return next(iter(groups))
-    name = args[0]
-    out: list[tuple[int, bytes, list[int]]] = []
-    for shard, positions in groups.items():
-        piece = [name]
-        for pos in positions:
-            piece += args[pos : pos + step]
-        out.append((shard, encode_command(piece), [pos - 1 for pos in positions]))
-    return out
-
-
-# What splits fan-outs: C when router._speedups is built, else the reference.
-GROUP_KEYS: Callable[[list[bytes], int, bytes], Grouped] = (
-    C.group_keys if C is not None else group_keys_py
-)
-
-
 def plan_fanout(
     spec: CommandSpec,
     args: list[bytes],
     slotmap: SlotMap,
     resp3: bool = False,
-    group: Callable[[list[bytes], int, bytes], Grouped] = GROUP_KEYS,
+    group: Callable[[list[bytes], int, bytes], Grouped] = group_keys,
 ) -> Plan:
     """MGET / MSET / DEL-like: split the keys (or key/value pairs) by shard."""
     step = cmds.fanout_step(spec.shape)
@@ -209,7 +169,7 @@ def plan_fanout_py(
 
 
 def fanout_of(shape: Shape, grouped: Grouped, total: int, resp3: bool) -> int | Fanout:
-    """The plan for keys grouped by `GROUP_KEYS`: the one shard they are all on, or
+    """The plan for keys grouped by `group_keys`: the one shard they are all on, or
     the parts and the merge of ``shape`` (``total``: how many keys, for MGET)."""
     if type(grouped) is int:
         return grouped

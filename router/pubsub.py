@@ -29,9 +29,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from router.errors import error_reply
-from router.resp import encode_bulk, encode_command
-from router.slots import key_hash_slot
+from slotwarden.cluster.slots import key_hash_slot
+from slotwarden.resp import encode_bulk, encode_command, error_reply
 
 if TYPE_CHECKING:
     from router.backend import Node

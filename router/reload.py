@@ -16,47 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from router.config import load
-from router.errors import ConfigError
+from slotwarden.cluster.config import load
+from slotwarden.cluster.errors import ConfigError
+from slotwarden.cluster.filewatch import POLL_S, FileWatch
 
 if TYPE_CHECKING:
     from router.server import Router
 
 log = logging.getLogger("slotwarden.reload")
-
-POLL_S = 1.0  # how often the file's mtime/size is checked
-
-
-class FileWatch:
-    """Notices when a file's mtime or size changes (polling: no extra dependency).
-    Shared by the router's and the sentinel's reloaders."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._stamp = self._file_stamp()
-
-    def _file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    def mark(self) -> None:
-        """The file as it is now has been read."""
-        self._stamp = self._file_stamp()
-
-    async def watch(self, on_change: Callable[[str], object]) -> None:
-        """Call ``on_change("file changed")`` whenever the file changes (until cancelled)."""
-        while True:
-            await asyncio.sleep(POLL_S)
-            stamp = self._file_stamp()
-            if stamp is not None and stamp != self._stamp:
-                on_change("file changed")
 
 
 class Reloader:
@@ -92,4 +61,7 @@ class Reloader:
 
     async def watch(self) -> None:
         """Reload whenever the file changes (until cancelled)."""
-        await self.file.watch(self.reload)
+        while True:
+            await asyncio.sleep(POLL_S)
+            if self.file.changed():
+                self.reload("file changed")

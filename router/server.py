@@ -27,20 +27,21 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from router import __version__, admin
-from router.auth import SecretError, read_secret
+from router import admin
 from router.backend import BackendConn, Node, settings_for_shard, settings_from_config
-from router.config import ClusterConfig, load
-from router.credentials import CredentialError, Users
-from router.errors import ConfigError
+from router.credentials import Users
 from router.frontend import ClientConn, Pending
 from router.local import Session, router_info_section
 from router.metrics import Stats, make_registry
 from router.parking import ParkingLot
 from router.reload import Reloader
-from router.speedups import implementation
-from router.topology import Address, SlotMap
 from router.watch import TopologyWatcher
+from slotwarden import __version__
+from slotwarden.cluster.config import ClusterConfig, load
+from slotwarden.cluster.errors import ConfigError, SecretError
+from slotwarden.cluster.secrets import read_secret
+from slotwarden.cluster.topology import Address, SlotMap
+from slotwarden.resp.accel import implementation
 
 log = logging.getLogger("slotwarden.router")
 
@@ -58,8 +59,8 @@ class Router:
         self.config = config
         self.secret = secret
         self.listen = listen or config.router.listen
-        self.settings = settings_from_config(config)  # raises CredentialError
-        self.users = Users.load(config)  # raises CredentialError
+        self.settings = settings_from_config(config)  # raises SecretError
+        self.users = Users.load(config)  # raises SecretError
         self.dirty_backends: list[BackendConn] = []
         self.dirty_clients: list[ClientConn] = []
         self.clients: dict[int, ClientConn] = {}
@@ -130,7 +131,7 @@ class Router:
         return router_info_section(
             {
                 "router_version": __version__,
-                "speedups": implementation(),  # "c": router._speedups is built and used
+                "speedups": implementation(),  # "c": slotwarden.resp._speedups is built and used
                 "uptime_in_seconds": int(time.time() - self.started),
                 "listen": str(self.bound or self.listen),
                 "connected_clients": len(self.clients),
@@ -182,7 +183,7 @@ class Router:
         try:
             settings = settings_from_config(new)
             users = Users.load(new)
-        except CredentialError as exc:
+        except SecretError as exc:
             changes.append(f"kept the old credentials and timeouts ({exc})")
             settings, users = self.settings, self.users
         rebuild = (settings.connections, settings.credentials) != (
@@ -408,7 +409,7 @@ def main(config_path: str, listen: str | None = None) -> int:
     try:
         secret = read_secret(config)
         router = Router(config, listen_addr, secret)
-    except (SecretError, CredentialError) as exc:
+    except SecretError as exc:
         print(f"router: {exc}", file=sys.stderr)
         return 1
     impl = _install_uvloop()

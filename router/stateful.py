@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING
 
 from router import commands, modes, planner, txn
 from router.commands import CommandSpec, Shape
-from router.errors import CROSSSLOT, error_reply
+from router.errors import CROSSSLOT
 from router.local import NO_AUTH_COMMANDS, NOAUTH
 from router.modes import Input, Mode
 from router.pubsub import Subscriber, pong
-from router.resp import OK, encode_array, encode_command
+from slotwarden.resp import OK, encode_array, encode_command, error_reply
 
 if TYPE_CHECKING:
     from router.frontend import ClientConn

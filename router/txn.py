@@ -21,8 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router.errors import error_reply
-from router.resp import encode_array, encode_command, split_array
+from slotwarden.resp import encode_array, encode_command, error_reply, split_array
 
 MULTI_RAW = encode_command([b"MULTI"])
 EXEC_RAW = encode_command([b"EXEC"])

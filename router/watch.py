@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from router.auth import bearer
-from router.topology import Address, SlotMap
+from slotwarden.cluster.secrets import bearer
+from slotwarden.cluster.topology import Address, SlotMap
 
 if TYPE_CHECKING:
     from router.server import Router

@@ -20,8 +20,8 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from router.topology import Address
 from sentinel.probe import connect
+from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel.actuator")
 

@@ -2,7 +2,7 @@
 
 Owns the server side of the wire format that `sentinel.peers` speaks, and the
 auth rule: every path except ``GET /health`` and ``GET /metrics`` needs
-``Authorization: Bearer <secret>`` (`router.auth.authorized`, constant
+``Authorization: Bearer <secret>`` (`slotwarden.cluster.secrets.authorized`, constant
 time); without it the answer is 401 ``{"error": ...}``, nothing changes and
 ``auth_failures_total`` counts it. Routes:
 
@@ -30,12 +30,12 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from router.auth import authorized
-from router.topology import Address
 from sentinel import leader, metrics
 from sentinel.loop import Sentinel
 from sentinel.model import Event
 from sentinel.peers import parse_topology
+from slotwarden.cluster.secrets import authorized
+from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel.api")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from router.topology import Address
 from sentinel.model import Event, NodeObs, PeerOpinion, Role, Snapshot, Timing
+from slotwarden.cluster.topology import Address
 
 
 @dataclass(frozen=True, slots=True)

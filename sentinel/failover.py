@@ -19,7 +19,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from router.topology import Address, Shard, SlotMap
 from sentinel.detector import is_demoted, is_sdown
 from sentinel.model import (
     Abort,
@@ -36,6 +35,7 @@ from sentinel.model import (
     Snapshot,
     Timing,
 )
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 
 class Step(Enum):

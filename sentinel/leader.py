@@ -23,7 +23,6 @@ import contextlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from router.topology import Address, SlotMap
 from sentinel import election, failover, reconfigure
 from sentinel.election import Input, Role
 from sentinel.failover import Failover, Step
@@ -38,6 +37,7 @@ from sentinel.model import (
     Publish,
     Repoint,
 )
+from slotwarden.cluster.topology import Address, SlotMap
 
 if TYPE_CHECKING:
     from sentinel.loop import Sentinel

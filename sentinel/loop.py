@@ -28,8 +28,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from router.config import ClusterConfig
-from router.topology import Address, SlotMap
 from sentinel import election, failover, leader, reconfigure
 from sentinel.actuator import Actuator
 from sentinel.detector import Flags, detect
@@ -45,6 +43,8 @@ from sentinel.peers import Client
 from sentinel.probe import Prober
 from sentinel.reload import Reloader
 from sentinel.state import Persisted, StateStore, answer_vote
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.topology import Address, SlotMap
 
 log = logging.getLogger("sentinel")
 

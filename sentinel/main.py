@@ -1,6 +1,6 @@
 """``slotwarden sentinel``: load the config and the secret, run one sentinel until SIGTERM.
 
-Owns process concerns only: the secret (read by `router.auth.read_secret`,
+Owns process concerns only: the secret (read by `slotwarden.cluster.secrets.read_secret`,
 the one rule shared with the router: the file ``sentinel.secret_file`` or
 the env var named by ``sentinel.secret_env``, printable ASCII, never
 logged; a sentinel refuses to start without one), the probe routes given on
@@ -18,15 +18,14 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 
-from router.auth import SecretError
-from router.auth import read_secret as read_shared_secret
-from router.config import ClusterConfig, load
-from router.credentials import CredentialError
-from router.topology import Address
 from sentinel.api import serve
 from sentinel.loop import Sentinel
 from sentinel.probe import set_backend_auth
 from sentinel.state import StateError
+from slotwarden.cluster.config import ClusterConfig, load
+from slotwarden.cluster.errors import SecretError
+from slotwarden.cluster.secrets import read_secret as read_shared_secret
+from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel")
 
@@ -36,7 +35,7 @@ class SetupError(Exception):
 
 
 def read_secret(config: ClusterConfig, environ: Mapping[str, str] = os.environ) -> str:
-    """The shared secret (`router.auth.read_secret`), which a sentinel cannot run without."""
+    """The shared secret (`slotwarden.cluster.secrets.read_secret`); a sentinel needs one."""
     sc = config.sentinel
     assert sc is not None
     try:
@@ -113,7 +112,7 @@ def main(
         sentinel = Sentinel(
             config, sentinel_id, secret, routes=routes, step_pause=step_pause_ms / 1000
         )
-    except (SetupError, StateError, ValueError, CredentialError) as exc:
+    except (SetupError, StateError, ValueError, SecretError) as exc:
         log.error("sentinel %s cannot start: %s", sentinel_id, exc)
         return 1
     return asyncio.run(_run(sentinel))

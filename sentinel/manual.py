@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from router.config import ClusterConfig
-from router.topology import Address
 from sentinel.main import SetupError, read_secret
 from sentinel.peers import Client
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.topology import Address
 
 
 async def request(config: ClusterConfig, secret: str, shard: str, to: str | None) -> int:

@@ -22,9 +22,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from router import __version__
 from sentinel.detector import is_sdown
 from sentinel.model import Role
+from slotwarden import __version__
 
 if TYPE_CHECKING:
     from sentinel.loop import Sentinel

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from router.topology import Address, SlotMap
+from slotwarden.cluster.topology import Address, SlotMap
 
 
 class Role(Enum):

@@ -15,8 +15,8 @@ from typing import Any
 
 import aiohttp
 
-from router.auth import bearer
-from router.topology import Address, SlotMap
+from slotwarden.cluster.secrets import bearer
+from slotwarden.cluster.topology import Address, SlotMap
 
 log = logging.getLogger("sentinel.peers")
 

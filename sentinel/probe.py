@@ -25,10 +25,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from router.config import ClusterConfig
-from router.credentials import BackendCredentials, backend_credentials
-from router.topology import Address
 from sentinel.model import NodeObs, Role, Timing
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
+from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel.probe")
 
@@ -43,7 +43,7 @@ _DEFAULT_AUTH: list[BackendCredentials | None] = [None]
 
 def set_backend_auth(config: ClusterConfig) -> None:
     """Use ``config``'s backend credentials on every connection to a node.
-    Raises `router.credentials.CredentialError` if a password cannot be read."""
+    Raises `slotwarden.cluster.errors.SecretError` if a password cannot be read."""
     default = backend_credentials(config.backend)
     per_node: dict[Address, BackendCredentials | None] = {}
     for shard in config.shards:

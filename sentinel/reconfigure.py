@@ -21,8 +21,8 @@ aiohttp or socket here.
 
 from __future__ import annotations
 
-from router.config import ClusterConfig
-from router.topology import Address, Shard, SlotMap
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 
 def merge(config: ClusterConfig, current: SlotMap, epoch: int) -> SlotMap:

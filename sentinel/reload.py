@@ -1,6 +1,6 @@
 """Live edits of cluster.yaml in a sentinel: SIGHUP, ``POST /reload``, and a file watch.
 
-A reload parses and validates the whole file with `router.config.load`. An
+A reload parses and validates the whole file with `slotwarden.cluster.config.load`. An
 invalid edit is rejected with one log line per problem (and the
 ``config_reloads_total{result="rejected"}`` counter); the running config
 stays. A valid one is applied at once, as a whole, by `apply_config`:
@@ -31,17 +31,17 @@ exactly one ``applied`` or ``rejected``.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from router.config import ClusterConfig, load
-from router.credentials import CredentialError
-from router.errors import ConfigError
-from router.reload import FileWatch
 from sentinel import reconfigure
 from sentinel.model import Event, Timing
 from sentinel.probe import set_backend_auth
+from slotwarden.cluster.config import ClusterConfig, load
+from slotwarden.cluster.errors import ConfigError, SecretError
+from slotwarden.cluster.filewatch import POLL_S, FileWatch
 
 if TYPE_CHECKING:
     from sentinel.loop import Sentinel
@@ -83,7 +83,10 @@ class Reloader:
 
     async def watch(self) -> None:
         """Reload whenever the file changes (until cancelled)."""
-        await self.file.watch(self.reload)
+        while True:
+            await asyncio.sleep(POLL_S)
+            if self.file.changed():
+                self.reload("file changed")
 
 
 def incompatible(s: Sentinel, new: ClusterConfig) -> list[str]:
@@ -99,7 +102,7 @@ def apply_config(s: Sentinel, new: ClusterConfig) -> list[str]:
     """Swap in ``new`` (valid and compatible); one phrase per change."""
     try:
         set_backend_auth(new)
-    except CredentialError as exc:
+    except SecretError as exc:
         log.error("reload: keeping the old backend credentials: %s", exc)
     old = s.config
     osc, nsc = old.sentinel, new.sentinel

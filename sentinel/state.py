@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from router.topology import SlotMap
 from sentinel.election import VoteState, on_vote_request
+from slotwarden.cluster.topology import SlotMap
 
 FORMAT = 1
 

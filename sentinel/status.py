@@ -15,11 +15,11 @@ import json
 import sys
 from typing import Any
 
-from router.config import ClusterConfig
-from router.topology import Address, SlotMap
 from sentinel.main import SetupError, read_secret
 from sentinel.peers import Client, parse_topology
 from sentinel.probe import connect, set_backend_auth
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.topology import Address, SlotMap
 
 TIMEOUT = 1.0
 

@@ -2,7 +2,7 @@
 
 Owns argument parsing, config-file resolution and logging setup; every
 subcommand handler returns the process exit code. The heavy modules
-(`router.server`, `slotwarden.local`) are imported inside their handlers so
+(`router.server`, `slotwarden.launcher`) are imported inside their handlers so
 `slotwarden check` works without them. Invariant: an invalid cluster.yaml is
 reported the same way by every subcommand (``FILE: N problem(s):`` and one
 ``  - problem`` line each, on stderr, exit status 1).
@@ -18,9 +18,9 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from router.config import ClusterConfig, load
-from router.errors import ConfigError
-from router.topology import Address
+from slotwarden.cluster.config import ClusterConfig, load
+from slotwarden.cluster.errors import ConfigError
+from slotwarden.cluster.topology import Address
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -30,7 +30,7 @@ PACKAGED_CONFIG = Path(__file__).with_name("cluster.yaml")
 # Imported by handlers only when needed; their absence is reported, not a traceback.
 _LAZY_MODULES = (
     "router.server",
-    "slotwarden.local",
+    "slotwarden.launcher",
     "sentinel.main",
     "sentinel.status",
     "sentinel.manual",
@@ -131,7 +131,7 @@ def cmd_router(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from slotwarden.local import up
+    from slotwarden.launcher import up
 
     return int(up(resolve_config(args.config)) or 0)
 

@@ -80,7 +80,7 @@ class Cluster:
         return redis.Redis(port=self.masters[i].port, socket_timeout=10)
 
     def owner(self, key: bytes | str) -> int:
-        from router.slots import key_hash_slot
+        from slotwarden.cluster.slots import key_hash_slot
 
         k = key.encode() if isinstance(key, str) else key
         slot = key_hash_slot(k)

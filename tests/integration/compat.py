@@ -7,7 +7,7 @@ import socket
 import time
 from collections.abc import Iterator
 
-from router.resp import ReplyScanner, encode_command
+from slotwarden.resp import ReplyScanner, encode_command
 
 
 def cmd(*args: bytes | str | int) -> bytes:

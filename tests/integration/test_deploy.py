@@ -5,7 +5,7 @@ needed: YAML/JSON parse; alert rules have the Prometheus rule structure; every
 `slotwarden` subcommand and flag used anywhere under deploy/ exists in the
 real CLI (``python -m slotwarden SUB --help``); hosts, ports and ids in the
 compose file, the Kubernetes manifests and the Prometheus targets agree with
-the cluster.yaml each of them uses, and those pass `router.config.load`; the
+the cluster.yaml each of them uses, and those pass `slotwarden.cluster.config.load`; the
 systemd units have the sections and options they promise; every metric name
 and label matcher in alerts.yml, its promtool tests and the Grafana dashboard
 is declared in deploy/prometheus/METRICS.md. Two runtime checks back the units'
@@ -34,7 +34,7 @@ import pytest
 import yaml
 from redis_procs import free_port
 
-from router.config import ClusterConfig, load
+from slotwarden.cluster.config import ClusterConfig, load
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -7,7 +7,7 @@ import random
 import pytest
 import redis
 
-from router.slots import key_hash_slot
+from slotwarden.cluster.slots import key_hash_slot
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 import pytest
 import redis
 
-from router.slots import key_hash_slot
+from slotwarden.cluster.slots import key_hash_slot
 
 
 def keys_on_every_shard(cluster, per_shard: int = 3, prefix: str = "k") -> list[str]:

@@ -13,7 +13,7 @@ import redis
 import yaml
 from conftest import own_cluster
 
-from router.slots import key_hash_slot
+from slotwarden.cluster.slots import key_hash_slot
 
 SECRET = "reload-secret"
 

@@ -255,7 +255,7 @@ def test_health_is_public(one):
 
 
 def test_serves_the_config_slot_map_at_epoch_zero(one):
-    from router.config import load
+    from slotwarden.cluster.config import load
 
     topo = one.topology("s1")
     assert topo == load(one.config).slotmap(0).to_dict()

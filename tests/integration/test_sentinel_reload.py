@@ -22,7 +22,7 @@ import yaml
 from redis_procs import RedisFarm, RouterProc, free_port, wait_for_port
 from test_sentinel_harness import SECRET, SentinelCluster, metric, scrape
 
-from router.slots import key_hash_slot, parse_ranges
+from slotwarden.cluster.slots import key_hash_slot, parse_ranges
 
 
 def key_in(ranges: str) -> str:

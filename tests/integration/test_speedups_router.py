@@ -1,7 +1,7 @@
 """The C speedups end to end: a router with them and one without answer byte for byte alike.
 
 Two real routers over their own real shards: one as installed (with
-`router._speedups` when it is built) and one started with
+`slotwarden.resp._speedups` when it is built) and one started with
 ``SLOTWARDEN_PURE_PYTHON=1`` (the pure-Python reference). The same pipelined
 byte stream — single-key commands, cross-shard MGET/MSET/DEL/EXISTS, hash tags,
 binary and large values, inline commands, empty requests — sent in random
@@ -17,8 +17,8 @@ import socket
 import pytest
 from conftest import Cluster, own_cluster
 
-from router.resp import ReplyScanner, encode_command
-from router.speedups import C
+from slotwarden.resp import ReplyScanner, encode_command
+from slotwarden.resp.accel import C
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ import asyncio
 
 import redis
 
-from router.config import parse
 from router.frontend import ClientConn
 from router.server import Router
-from router.slots import key_hash_slot
-from router.topology import SlotMap
+from slotwarden.cluster.config import parse
+from slotwarden.cluster.slots import key_hash_slot
+from slotwarden.cluster.topology import SlotMap
 
 
 async def _read_until(reader: asyncio.StreamReader, marker: bytes, timeout: float = 5) -> bytes:

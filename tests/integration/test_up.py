@@ -24,9 +24,9 @@ import pytest
 import redis
 from redis_procs import free_port
 
-from router.config import ClusterConfig, load
-from router.slots import key_hash_slot
-from router.topology import Address
+from slotwarden.cluster.config import ClusterConfig, load
+from slotwarden.cluster.slots import key_hash_slot
+from slotwarden.cluster.topology import Address
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "slotwarden" / "cluster.yaml"

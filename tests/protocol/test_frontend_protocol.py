@@ -26,10 +26,10 @@ import hiredis
 import pytest
 
 from router.backend import BackendSettings, Node
-from router.config import parse
 from router.frontend import ClientConn
 from router.server import Router
-from router.slots import key_hash_slot
+from slotwarden.cluster.config import parse
+from slotwarden.cluster.slots import key_hash_slot
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from router import config as cfg
-from router.errors import ConfigError
-from router.slots import SLOT_COUNT
-from router.topology import Address, Shard, SlotMap
+from slotwarden.cluster import config as cfg
+from slotwarden.cluster.errors import ConfigError
+from slotwarden.cluster.slots import SLOT_COUNT
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "cluster.yaml"

@@ -10,16 +10,12 @@ import pytest
 
 from router import modes, txn
 from router.commands import blocking_timeout
-from router.config import SecretRef
-from router.credentials import (
-    BackendCredentials,
-    CredentialError,
-    Users,
-    handshake,
-    read_secret_ref,
-)
+from router.credentials import Users, handshake
 from router.modes import Input, Mode
 from router.pubsub import confirmation, pong
+from slotwarden.cluster.config import SecretRef
+from slotwarden.cluster.errors import SecretError
+from slotwarden.cluster.secrets import BackendCredentials, read_secret_ref
 
 
 def req(*args: str) -> list[bytes]:
@@ -201,12 +197,12 @@ def test_backend_handshakes_and_secrets_stay_hidden(tmp_path):
     assert handshake(None, 2) == b""
     assert handshake(None, 3) == b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"
     assert "s3cret" not in repr(creds)
-    with pytest.raises(CredentialError, match="SW_UNSET_PW is not set"):
+    with pytest.raises(SecretError, match="SW_UNSET_PW is not set"):
         read_secret_ref(SecretRef(env="SW_UNSET_PW"), "backend", {})
     path = tmp_path / "pw"
     path.write_text("from-file\n")
     assert read_secret_ref(SecretRef(file=str(path)), "backend", {}) == b"from-file"
-    with pytest.raises(CredentialError, match="cannot read password_file"):
+    with pytest.raises(SecretError, match="cannot read password_file"):
         read_secret_ref(SecretRef(file=str(tmp_path / "missing")), "backend", {})
 
 

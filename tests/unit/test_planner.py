@@ -1,7 +1,7 @@
 """planner.plan for every routing shape, over real SlotMaps (3 uneven shards, and 1 shard).
 
 Pure: no server. Expected request pieces are built by a tiny encoder local to
-this file (not `router.resp.encode_command`), so an encoding bug in the
+this file (not `slotwarden.resp.encode_command`), so an encoding bug in the
 planner cannot hide behind the same bug in the helper. Error texts that mirror
 Redis were checked against redis-server 7.0.15.
 """
@@ -14,8 +14,8 @@ import pytest
 from router import merge, planner
 from router.commands import Shape, lookup
 from router.planner import SCAN_SHARD_BITS, Fanout, plan_queued
-from router.slots import key_hash_slot
-from router.topology import Address, Shard, SlotMap
+from slotwarden.cluster.slots import key_hash_slot
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 # Shard 0 owns two disjoint ranges at both ends, shard 1 a small middle range,
 # shard 2 the bulk: keys are placed by the map, not by an even split.

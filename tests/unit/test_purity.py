@@ -29,14 +29,20 @@ ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ("router", "sentinel", "slotwarden")
 FORBIDDEN = frozenset({"asyncio", "aiohttp", "socket"})
 
+PURE_SHARED = [
+    "slotwarden.resp",
+    "slotwarden.resp.accel",
+    "slotwarden.cluster.slots",
+    "slotwarden.cluster.topology",
+    "slotwarden.cluster.config",
+    "slotwarden.cluster.secrets",
+    "slotwarden.cluster.filewatch",
+]
 PURE_ROUTER = [
-    "router.resp",
+    *PURE_SHARED,
     "router.commands",
-    "router.slots",
     "router.planner",
     "router.merge",
-    "router.topology",
-    "router.config",
     "router.local",
 ]
 PURE_SENTINEL = ["sentinel.detector", "sentinel.election", "sentinel.failover"]

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from router.errors import ProtocolError
-from router.resp import (
+from slotwarden.resp import (
     NEED_MORE,
+    ProtocolError,
     ReplyScanner,
     RequestReader,
     encode_command,
-    encode_value,
     split_inline,
 )
 
@@ -247,15 +246,6 @@ def test_reply_scanner_rejects_garbage() -> None:
         s.next_reply()
 
 
-def test_encode_value() -> None:
-    assert (
-        encode_value([b"a", None, 3, [b"x"]]) == b"*4\r\n$1\r\na\r\n$-1\r\n:3\r\n*1\r\n$1\r\nx\r\n"
-    )
-
-
-# ---------------------------------------------------------------- the fast paths agree
-
-
 def read_all(reader: RequestReader) -> list[tuple[list[bytes], bytes]]:
     out = []
     while batch := reader.read(7):  # a small limit exercises batch boundaries
@@ -345,7 +335,7 @@ def test_replies_batch_equals_next_reply() -> None:
 
 
 def test_split_array() -> None:
-    from router.resp import split_array
+    from slotwarden.resp import split_array
 
     assert split_array(b"*3\r\n$1\r\na\r\n$-1\r\n_\r\n") == [b"$1\r\na\r\n", b"$-1\r\n", b"_\r\n"]
     assert split_array(b"*2\r\n*1\r\n:1\r\n$2\r\n\r\n\r\n") == [b"*1\r\n:1\r\n", b"$2\r\n\r\n\r\n"]

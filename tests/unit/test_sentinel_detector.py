@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from router.topology import Address, Shard, SlotMap
 from sentinel.detector import Flags, detect, down_voters, is_sdown
 from sentinel.model import NodeObs, PeerOpinion, Role, Snapshot, Timing
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 T = Timing.from_ms(down_after_ms=500, probe_interval_ms=100, failover_timeout_ms=3000)
 M = Address("127.0.0.1", 7001)

@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from router.topology import Address, Shard, SlotMap
 from sentinel.detector import Flags, detect
 from sentinel.failover import (
     STEPS,
@@ -36,6 +35,7 @@ from sentinel.model import (
     Snapshot,
 )
 from sentinel.model import Timing as _Timing
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 T = _Timing.from_ms(500, 100, 3000)
 M = Address("127.0.0.1", 7001)

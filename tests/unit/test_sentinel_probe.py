@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from router.topology import Address
 from sentinel.model import NodeObs, Role
 from sentinel.probe import parse_replication
+from slotwarden.cluster.topology import Address
 
 A = Address("127.0.0.1", 7101)
 

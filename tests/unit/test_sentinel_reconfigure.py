@@ -7,11 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from router.config import ClusterConfig, parse
-from router.topology import Address, Shard, SlotMap
 from sentinel import failover, reconfigure
 from sentinel.failover import Failover, Step
 from sentinel.model import Abort, Publish
+from slotwarden.cluster.config import ClusterConfig, parse
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 ROOT = Path(__file__).resolve().parents[2]
 M1, R1, M2, R2, X = (Address("127.0.0.1", p) for p in (7001, 7101, 7002, 7102, 7200))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from router.topology import Address, Shard, SlotMap
 from sentinel.election import VoteState
 from sentinel.state import Persisted, StateError, StateStore, answer_vote
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 TOPO = SlotMap.build(3, [Shard("a", Address("127.0.0.1", 1), ())], [[(0, 16383)]])
 

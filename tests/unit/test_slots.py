@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from router.slots import SLOT_COUNT, crc16, format_ranges, key_hash_slot, parse_ranges
+from slotwarden.cluster.slots import SLOT_COUNT, crc16, format_ranges, key_hash_slot, parse_ranges
 
 
 def test_crc16_check_value():

@@ -12,7 +12,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from router.slots import SLOT_COUNT, format_ranges, parse_ranges
+from slotwarden.cluster.slots import SLOT_COUNT, format_ranges, parse_ranges
 
 
 @dataclass(frozen=True, slots=True, order=True)

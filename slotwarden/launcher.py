@@ -50,9 +50,10 @@ from types import FrameType
 
 import redis
 
-from router.auth import SecretError, read_secret
-from router.config import ClusterConfig, load
-from router.topology import Address
+from slotwarden.cluster.config import ClusterConfig, load
+from slotwarden.cluster.errors import SecretError
+from slotwarden.cluster.secrets import read_secret
+from slotwarden.cluster.topology import Address
 
 READY_TIMEOUT = 30.0  # seconds for a master to answer PING / a replica link to come up
 ROUTER_TIMEOUT = 20.0  # seconds for the router to listen (it imports, loads, connects)

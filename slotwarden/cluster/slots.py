@@ -4,8 +4,8 @@ Pure functions, no I/O. `binascii.crc_hqx(data, 0)` is CRC16-XMODEM in C (the
 same routine redis-py uses); the PyPI `crc16` package does not build on
 Python >= 3.10 and is not used.
 
-`key_slot` is `key_hash_slot` done in C by `router._speedups` when it is
-built (the router's hot paths call it).
+`slotwarden.resp.accel.key_slot` is `key_hash_slot` done in C when the
+speedups are built (the router's hot paths call that one).
 
 Hash-tag rule (Redis `keyHashSlot`): if the key contains ``{`` and a ``}``
 after it with at least one byte between, only the bytes between the first
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from binascii import crc_hqx
 from collections.abc import Iterable
-
-from router.speedups import C
 
 SLOT_COUNT = 16384
 _MASK = SLOT_COUNT - 1
@@ -36,10 +34,6 @@ def key_hash_slot(key: bytes) -> int:
         if end > start + 1:
             return crc_hqx(key[start + 1 : end], 0) & _MASK
     return crc_hqx(key, 0) & _MASK
-
-
-# `key_hash_slot` in C when router._speedups is built (same answers, one call).
-key_slot = C.key_slot if C is not None else key_hash_slot
 
 
 def parse_ranges(text: str) -> list[tuple[int, int]]:

@@ -24,9 +24,9 @@ from typing import Any
 
 import yaml
 
-from router.errors import ConfigError
-from router.slots import SLOT_COUNT, format_ranges, parse_ranges
-from router.topology import Address, Shard, SlotMap
+from slotwarden.cluster.errors import ConfigError
+from slotwarden.cluster.slots import SLOT_COUNT, format_ranges, parse_ranges
+from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 # `SlotMap.owner` is a byte per slot and 255 marks "unassigned" while building.
 MAX_SHARDS = 255

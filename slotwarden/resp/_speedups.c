@@ -1,26 +1,27 @@
 /*
- * router._speedups — C versions of the router's per-request byte work.
+ * slotwarden.resp._speedups — C versions of the router's per-request byte work.
  *
  * Optional: setup.py builds it when a C compiler is there; without it the
- * router runs the pure-Python code in router/resp.py, router/planner.py and
- * router/merge.py, which stays the reference. Every function here either
- * returns exactly what the Python reference returns, or says "unsure" (a
- * documented sentinel) so that the caller falls back to the reference for
- * that input. Nothing here raises on malformed input: deciding what is an
+ * router runs the pure-Python code (slotwarden/resp, router/decide/merge.py),
+ * which stays the reference. `slotwarden.resp.accel` is the one place that
+ * picks C or Python. Every function here either returns exactly what the
+ * Python reference returns, or returns the one marker ``UNSURE`` (a module
+ * attribute) so that the caller falls back to the reference for that
+ * input. Nothing here raises on malformed input: deciding what is an
  * error, and its text, is the reference's job.
  *
  *   parse_requests(buf, pos, limit, max_args, max_bulk, max_inline)
  *       -> (requests, pos, need)      canonical multibulk requests
  *   scan_replies(buf, pos, out) -> (pos, need)
  *                                     frames complete replies (RESP2/3)
- *   split_array(raw) -> list | None | False
- *   merge_ordered(parts, positions, total, nil) -> bytes | None
+ *   split_array(raw) -> list | None | UNSURE
+ *   merge_ordered(parts, positions, total, nil) -> bytes | UNSURE
  *   group_keys(args, step, owner) -> int | list[(shard, piece, key_indexes)]
  *   key_slot(key) -> int
  *
  * ``need`` protocol (parse_requests, scan_replies): 0 = stopped at the end of
  * the buffer or at ``limit``; > 0 = the item at ``pos`` is incomplete and
- * needs at least ``need`` bytes from ``pos``; -1 = the item at ``pos`` is not
+ * needs at least ``need`` bytes from ``pos``; UNSURE = the item at ``pos`` is not
  * one this module frames (inline request, non-canonical length, unknown type,
  * a limit broken): the reference parser takes it from ``pos``.
  *
@@ -34,6 +35,7 @@
 #define SLOTS 16384
 #define MAX_DIGITS 18
 
+static PyObject *UNSURE;     /* the one "unsure: ask the reference" marker */
 static PyObject *OK_REPLY;   /* b"+OK\r\n" */
 static PyObject *NIL_REPLY;  /* b"$-1\r\n" */
 
@@ -234,6 +236,8 @@ static PyObject *scan_replies(PyObject *self, PyObject *const *args, Py_ssize_t 
             break;
         }
     }
+    if (need < 0)
+        return Py_BuildValue("(nO)", pos, UNSURE);
     return Py_BuildValue("(nn)", pos, need);
 }
 
@@ -292,7 +296,7 @@ static PyObject *split_array(PyObject *self, PyObject *raw) {
     if (st == 0)
         Py_RETURN_NONE;
     if (st < 0)
-        Py_RETURN_FALSE;
+        return Py_NewRef(UNSURE);
     PyObject *list = PyList_New((Py_ssize_t)count);
     if (list == NULL) {
         PyMem_Free(bounds);
@@ -329,7 +333,7 @@ static int plain_element(const char *s, Py_ssize_t a, Py_ssize_t b) {
 }
 
 /* merge_ordered(parts, positions, total, nil): part i is an array answering the
- * keys at positions[i]; the merged array in key order, or None when a part is
+ * keys at positions[i]; the merged array in key order, or UNSURE when a part is
  * anything but an array of the expected length holding only bulk strings and
  * nils (the reference then decides: it re-encodes other element types, or says
  * what is wrong). */
@@ -371,20 +375,20 @@ static PyObject *merge_ordered(PyObject *self, PyObject *const *args, Py_ssize_t
             goto done;
         }
         if (st != 1) {
-            result = Py_None;
+            result = UNSURE;
             Py_INCREF(result);
             goto done;
         }
         if (count != PyList_GET_SIZE(where)) {
             PyMem_Free(bounds);
-            result = Py_None;
+            result = UNSURE;
             Py_INCREF(result);
             goto done;
         }
         for (long long k = 0; k < count; k++) {
             if (!plain_element(s, bounds[2 * k], bounds[2 * k + 1])) {
                 PyMem_Free(bounds);
-                result = Py_None;
+                result = UNSURE;
                 Py_INCREF(result);
                 goto done;
             }
@@ -570,7 +574,8 @@ static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_
         pos = p;
     }
     PyMem_Free(bounds);
-    PyObject *result = Py_BuildValue("(Nnn)", out, pos, need);
+    PyObject *result = need < 0 ? Py_BuildValue("(NnO)", out, pos, UNSURE)
+                                : Py_BuildValue("(Nnn)", out, pos, need);
     return result;
 fail:
     PyMem_Free(bounds);
@@ -752,9 +757,9 @@ static PyMethodDef methods[] = {
     {"scan_replies", (PyCFunction)(void (*)(void))scan_replies, METH_FASTCALL,
      "scan_replies(buf, pos, out) -> (pos, need): append complete replies to out"},
     {"split_array", (PyCFunction)split_array, METH_O,
-     "split_array(raw) -> list of raw elements | None (not a complete array) | False (unsure)"},
+     "split_array(raw) -> list of raw elements | None (not a complete array) | UNSURE"},
     {"merge_ordered", (PyCFunction)(void (*)(void))merge_ordered, METH_FASTCALL,
-     "merge_ordered(parts, positions, total, nil) -> merged array | None (a part is malformed)"},
+     "merge_ordered(parts, positions, total, nil) -> merged array | UNSURE (a part is odd)"},
     {"group_keys", (PyCFunction)(void (*)(void))group_keys, METH_FASTCALL,
      "group_keys(args, step, owner) -> shard | [(shard, piece, key_indexes)]"},
     {"key_slot", (PyCFunction)key_slot, METH_O, "key_slot(key) -> hash slot, honouring {tags}"},
@@ -762,8 +767,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "router._speedups",
-    "C versions of the router's per-request byte work (see router/_speedups.c).", -1, methods,
+    PyModuleDef_HEAD_INIT, "slotwarden.resp._speedups",
+    "C versions of the router's per-request byte work (see slotwarden/resp/_speedups.c).", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 
@@ -771,7 +776,13 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     crc16_init();
     OK_REPLY = PyBytes_FromStringAndSize("+OK\r\n", 5);
     NIL_REPLY = PyBytes_FromStringAndSize("$-1\r\n", 5);
-    if (OK_REPLY == NULL || NIL_REPLY == NULL)
+    UNSURE = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    if (OK_REPLY == NULL || NIL_REPLY == NULL || UNSURE == NULL)
         return NULL;
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddObjectRef(m, "UNSURE", UNSURE) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

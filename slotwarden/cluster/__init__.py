@@ -1,0 +1,11 @@
+"""The model the router and the sentinels share, pure (no asyncio, no sockets).
+
+- `errors`: `SlotwardenError` (the project's root) and `ClusterError` (this package's).
+- `slots`: CRC16 hash slots and slot-range text.
+- `topology`: `Address`, `Shard`, `SlotMap` (immutable, epoch-numbered).
+- `config`: cluster.yaml, loaded and validated.
+- `secrets`: the one secret reader, the shared peer secret, backend credentials.
+- `filewatch`: notices cluster.yaml edits (the caller's loop polls it).
+
+Imports nothing from `router` or `sentinel`; both import it.
+"""
