@@ -36,17 +36,13 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
 import yaml
 from redis.sentinel import Sentinel
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO))
-
-from redis_procs import (  # noqa: E402
+from slotwarden.cluster.slots import key_hash_slot
+from slotwarden.procs import (
     RedisFarm,
     RouterProc,
     free_port,
@@ -54,8 +50,6 @@ from redis_procs import (  # noqa: E402
     start_sentinels,
     wait_for_port,
 )
-
-from slotwarden.cluster.slots import key_hash_slot  # noqa: E402
 
 SECRET = "bench-failover-secret"
 AFTER_RECOVERY_S = 1.0  # keep writing this long after the first successful write

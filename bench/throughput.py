@@ -28,9 +28,10 @@ Invariants:
   printed a CSV row for the test. Anything else is that peer's error, never throughput.
 - Every process started here is stopped and the temp dir removed on any exit (try/finally,
   atexit, SIGTERM).
-- A peer that is missing (nutcracker not installed, router not written yet) is reported as
-  "not available: <reason>" and is not a failure; a peer that exists but fails to start, fails
-  the probe or errors under load is a failure (exit status 1, after the full report).
+- A peer that is missing (nutcracker not installed, the router package not installed) is
+  reported as "not available: <reason>" and is not a failure; a peer that exists but fails to
+  start, fails the probe or errors under load is a failure (exit status 1, after the full
+  report).
 
 Usage: python bench/throughput.py [--requests N] [--clients 50] [--repeat R] [--quick]
                                   [--json FILE]
@@ -42,6 +43,7 @@ import argparse
 import atexit
 import csv
 import importlib.metadata
+import importlib.util
 import io
 import json
 import os
@@ -61,13 +63,10 @@ from pathlib import Path
 import redis
 import yaml
 
+from slotwarden.cluster.slots import SLOT_COUNT, key_hash_slot
+from slotwarden.procs import RedisFarm, RedisProc, free_port
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
-sys.path.insert(0, str(REPO))
-
-from redis_procs import RedisFarm, RedisProc, free_port  # noqa: E402
-
-from slotwarden.cluster.slots import SLOT_COUNT, key_hash_slot  # noqa: E402
 
 SHARDS = 3
 KEYSPACE = 100_000  # redis-benchmark -r: keys key:000000000000 .. key:000000099999
@@ -288,8 +287,8 @@ def start_twemproxy(h: Harness, shards: Sequence[RedisProc]) -> Peer:
 
 def start_router(h: Harness, shards: Sequence[RedisProc]) -> Peer:
     peer = Peer("router")
-    if not (REPO / "router" / "server.py").exists():
-        peer.unavailable = "router/server.py does not exist yet"
+    if importlib.util.find_spec("router") is None:
+        peer.unavailable = "the router package is not installed (pip install -e .)"
         return peer
     peer.port = free_port()
     admin = free_port()

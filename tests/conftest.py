@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from redis_procs import RedisFarm, RedisProc
+from slotwarden.procs import RedisFarm, RedisProc
 
 
 @pytest.fixture
@@ -56,7 +52,7 @@ class Cluster:
     ) -> None:
         import os
 
-        from redis_procs import RouterProc, write_cluster_yaml
+        from slotwarden.procs import RouterProc, write_cluster_yaml
 
         self.farm = farm
         self.masters = [farm.start() for _ in range(shards)]

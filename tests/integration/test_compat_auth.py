@@ -13,7 +13,8 @@ from compat import Raw, both
 from conftest import Cluster
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from redis_procs import RouterProc, free_port, write_cluster_yaml
+
+from slotwarden.procs import RouterProc, free_port, write_cluster_yaml
 
 DEFAULT_PW = "default-secret-pw"
 ALICE_PW = "alice-secret-pw"

@@ -32,9 +32,9 @@ from typing import Any
 
 import pytest
 import yaml
-from redis_procs import free_port
 
 from slotwarden.cluster.config import ClusterConfig, load
+from slotwarden.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from redis_procs import RedisFarm, wait_for_port, write_cluster_yaml
+from slotwarden.procs import RedisFarm, wait_for_port, write_cluster_yaml
 
 SECRET = "do-not-log-this-7f3a"
 

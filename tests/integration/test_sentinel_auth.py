@@ -9,7 +9,8 @@ import time
 
 import redis
 import yaml
-from redis_procs import RedisFarm, RouterProc, free_port, sentinel_section, start_sentinels
+
+from slotwarden.procs import RedisFarm, RouterProc, free_port, sentinel_section, start_sentinels
 
 SECRET = "auth-test-secret"
 PASSWORD = "backend-pw-9q"

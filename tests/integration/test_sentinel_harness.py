@@ -26,7 +26,8 @@ import pytest
 import redis
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from redis_procs import RedisFarm, RedisProc, free_port, wait_for_port, write_cluster_yaml
+
+from slotwarden.procs import RedisFarm, RedisProc, free_port, wait_for_port, write_cluster_yaml
 
 SECRET = "test-secret-Zq8.not-logged"
 REPO = Path(__file__).resolve().parents[2]

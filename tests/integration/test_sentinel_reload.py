@@ -19,10 +19,10 @@ import urllib.request
 import pytest
 import redis
 import yaml
-from redis_procs import RedisFarm, RouterProc, free_port, wait_for_port
 from test_sentinel_harness import SECRET, SentinelCluster, metric, scrape
 
 from slotwarden.cluster.slots import key_hash_slot, parse_ranges
+from slotwarden.procs import RedisFarm, RouterProc, free_port, wait_for_port
 
 
 def key_in(ranges: str) -> str:

@@ -17,8 +17,9 @@ import time
 
 import pytest
 import redis
-from redis_procs import RouterProc, wait_for_port
 from test_sentinel_harness import SECRET, sentinel_cluster
+
+from slotwarden.procs import RouterProc, wait_for_port
 
 
 class Writer(threading.Thread):

