@@ -7,6 +7,7 @@ script's own "not available: <reason>" line; nothing is skipped silently.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -71,12 +72,13 @@ def test_quick_run_prints_numeric_table(tmp_path):
     code, report, err = run_quick(tmp_path / "bench.json", tmp_path)
     assert code == 0, f"exit {code}\n{report}\n{err[-2000:]}"
 
-    expect = {"direct": True, "twemproxy": True, "router": (REPO / "router" / "server.py").exists()}
+    router = importlib.util.find_spec("router") is not None
+    expect = {"direct": True, "twemproxy": True, "router": router}
     if shutil.which("nutcracker") is None:
         expect["twemproxy"] = False
         assert "twemproxy not available: nutcracker not found on PATH" in report, report
     if not expect["router"]:
-        assert "router not available: router/server.py does not exist yet" in report, report
+        assert "router not available: the router package is not installed" in report, report
 
     table = parse_table(report)
     assert tuple(table) == ROWS, report
@@ -107,19 +109,22 @@ def test_quick_run_prints_numeric_table(tmp_path):
             us, cores = row[f"{peer} µs/req"], row[f"{peer} cores"]
             if not (expect[peer] and HAS_PROC):
                 assert us == cores == "n/a", f"{peer} {label}: {us!r} {cores!r}\n{report}"
-            elif peer == "router":  # a few ticks of 10 ms even at --requests 2000
-                assert float(us) > 0 and float(cores) > 0, f"router {label}: {us!r}\n{report}"
-            else:  # a cheap peer can use less than one clock tick in a short run
+            else:  # a row of a short run can take less than one clock tick (10 ms): 0.0
                 assert float(us) >= 0 and float(cores) >= 0, f"{peer} {label}: {us!r}\n{report}"
         cpu_ratio = row["router CPU \u00d7"]
-        assert cpu_ratio == "n/a" or float(cpu_ratio) > 0, f"{label}: {cpu_ratio!r}\n{report}"
+        assert cpu_ratio == "n/a" or float(cpu_ratio) >= 0, f"{label}: {cpu_ratio!r}\n{report}"
+    if expect["router"] and HAS_PROC:
+        # the CPU reading works: all rows together (21,000 requests) take many clock ticks
+        # of the router's process, though one row (500 MSETs) may take none
+        assert sum(float(row["router µs/req"]) for row in cpu.values()) > 0, report
 
     data = json.loads((tmp_path / "bench.json").read_text())
     assert [r["test"] for r in data["rows"]] == list(ROWS)
     if expect["router"] and HAS_PROC:
-        for r in data["rows"]:
-            cell = r["peers"]["router"]
-            assert cell["cpu_us"] > 0 and cell["cores"] > 0, r
-            assert all(run["cpu_seconds"] > 0 for run in cell["runs"]), r
+        cells = [r["peers"]["router"] for r in data["rows"]]
+        for cell in cells:
+            assert cell["cpu_us"] >= 0 and cell["cores"] >= 0, cell
+            assert all(run["cpu_seconds"] >= 0 for run in cell["runs"]), cell
+        assert sum(run["cpu_seconds"] for cell in cells for run in cell["runs"]) > 0, cells
     assert data["problems"] == []
     assert data["environment"]["redis_benchmark"] != "unknown"
