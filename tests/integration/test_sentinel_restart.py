@@ -105,10 +105,27 @@ def test_sentinel_that_missed_a_failover_catches_up_and_never_undoes_it():
         sc.wait_for(lambda: one_epoch(sc, ("s1", "s2")), 15, "failover")
         m.start()  # the old master is back, as an empty master, as s3's epoch 0 says
         sc.start("s3")
+        # the failover's epoch: 1, or later if a split vote skipped one
         epoch = sc.topology("s1")["epoch"]
         sc.wait_for(lambda: sc.topology("s3")["epoch"] == epoch, 5, "s3 to learn the epoch")
         assert_replicas_of(sc, r.addr, [m], timeout=15)
-        time.sleep(1.0)
+        # give s3 the chance to undo it: at least 1 s, and until it has probed both nodes
+        # since then and seen r as the master and m as its replica (on a loaded machine
+        # a fixed sleep can end before s3 probed anything)
+        settled_at = time.monotonic()
+
+        def s3_saw_it() -> bool:
+            nodes = sc.status("s3")["nodes"]
+            since_ms = (time.monotonic() - settled_at) * 1000
+            return (
+                time.monotonic() - settled_at >= 1.0
+                and nodes[r.addr]["role"] == "master"
+                and nodes[m.addr]["role"] == "replica"
+                and nodes[m.addr]["master"] == r.addr
+                and all(nodes[a]["last_ok_ms_ago"] < since_ms for a in (r.addr, m.addr))
+            )
+
+        sc.wait_for(s3_saw_it, 15, "s3 to probe both nodes after the catch-up")
         assert sc.role(r) == ("master", None)
         assert f"making it a replica of {m.addr}" not in sc.logs_text()
-        assert "topology epoch 1 adopted from peer" in sc.log("s3")
+        assert f"topology epoch {epoch} adopted from peer" in sc.log("s3")
