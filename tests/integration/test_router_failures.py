@@ -85,15 +85,33 @@ def test_shard_killed_under_load_others_keep_serving(small_cluster) -> None:
             results[shard].append((ok, time.monotonic() - t0))
             i += 1
 
+    def wait_until(check, what: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
     threads = [threading.Thread(target=load, args=(s,)) for s in range(3) for _ in range(3)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
-    c.masters[2].kill(signal.SIGKILL)
-    time.sleep(1.5)
-    stop.set()
-    for t in threads:
-        t.join(timeout=10)
+    # load on every shard (was: a 0.5 s sleep), then kill shard 2 and keep the load on
+    # until the dead shard has failed requests and the others served more since the kill
+    # (was: a 1.5 s sleep, which a loaded machine may spend before any request ran)
+    try:
+        wait_until(lambda: all(len(results[s]) >= 20 for s in range(3)), "load on every shard")
+        c.masters[2].kill(signal.SIGKILL)
+        served = {s: len(results[s]) for s in (0, 1)}
+        wait_until(
+            lambda: (
+                sum(not ok for ok, _ in results[2]) >= 20
+                and all(len(results[s]) >= served[s] + 100 for s in (0, 1))
+            ),
+            "failed requests to the dead shard and served ones to the others",
+        )
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
     for shard in (0, 1):
         assert results[shard] and all(ok for ok, _ in results[shard]), f"shard {shard} failed"
     failed = [dt for ok, dt in results[2] if not ok]
@@ -112,7 +130,9 @@ def test_hung_shard_times_out_with_clusterdown(small_cluster) -> None:
         with pytest.raises(redis.ResponseError, match=r"CLUSTERDOWN|timed out") as info:
             r.get(keys[0][0])
         elapsed = time.monotonic() - t0
-        assert 0.4 < elapsed < 2.0, elapsed
+        # not before command_timeout_ms (500); the upper bound is generous for a loaded
+        # machine, and still far below the client's own 10 s socket timeout
+        assert 0.4 < elapsed < 5.0, elapsed
         assert "shard a" in str(info.value)
         assert r.get(keys[1][0]) is None  # others unaffected meanwhile
     finally:
