@@ -17,6 +17,18 @@ from conftest import Cluster
 TIMEOUT_MS = 300
 
 
+class Shards:
+    """What `router_conns` needs of a cluster (``masters``), for a plain redis-server."""
+
+    def __init__(self, masters: list) -> None:
+        self.masters = masters
+
+
+def blocked_at(cluster, shard: int, command: str) -> list[dict[str, str]]:
+    """The connections (without a client library name) running ``command`` on a shard."""
+    return [x for x in router_conns(cluster, shard) if x["cmd"] == command]
+
+
 @pytest.fixture(scope="module")
 def plain(session_farm):
     yield from plain_server(session_farm)
@@ -44,7 +56,9 @@ def test_blpop_with_a_timeout_longer_than_the_router_command_timeout(bc) -> None
     start = time.monotonic()
     assert r.blpop(["nothing-here"], timeout=1) is None
     took = time.monotonic() - start
-    assert 0.9 < took < 3, took
+    # not cut at the router's 0.3 s command timeout; the upper bound is generous for a
+    # loaded machine, and still below the client's own 10 s socket timeout
+    assert 0.9 < took < 6, took
     r.rpush("q", "a")
     assert r.blpop(["q"], timeout=1) == (b"q", b"a")
 
@@ -58,7 +72,9 @@ def test_timeout_zero_waits_until_another_client_pushes(bc) -> None:
 
     t = threading.Thread(target=waiter)
     t.start()
-    time.sleep(3 * TIMEOUT_MS / 1000)  # far beyond the router's command timeout
+    # the BRPOP waits on its shard (so the time below runs while it is in flight) ...
+    wait_for(lambda: blocked_at(bc, bc.owner(a), "brpop"), "the BRPOP to reach the shard")
+    time.sleep(3 * TIMEOUT_MS / 1000)  # ... far beyond the router's command timeout
     assert not got
     bc.client().lpush(a, "late")
     t.join(10)
@@ -77,7 +93,11 @@ def test_pipelined_commands_after_a_blocking_one_wait_for_it_as_in_redis(bc, pla
     for port in (bc.port, plain.port):
         with Raw(port) as c, Raw(port) as other:
             c.send(("BLPOP", "{b}l", "0"), ("GET", "{b}k"))
-            time.sleep(0.3)
+            # the BLPOP is blocked (was: a 0.3 s sleep) before the other client writes
+            if port == bc.port:
+                wait_for(lambda: blocked_at(bc, bc.owner("{b}l"), "blpop"), "BLPOP blocked")
+            else:
+                wait_for(lambda: blocked_at(Shards([plain]), 0, "blpop"), "BLPOP blocked")
             assert c.quiet(0.1)
             assert other.talk(("SET", "{b}k", "v"), ("LPUSH", "{b}l", "x")) == [
                 b"+OK\r\n",
@@ -126,6 +146,12 @@ async def test_asyncio_blocking_pops_many_clients(bc) -> None:
 
     r = redis.asyncio.Redis(port=bc.port, protocol=3)
     waiters = [asyncio.create_task(r.blpop([f"aq{i}"], timeout=0)) for i in range(5)]
+    # all 5 wait on their shards (was: a bare 0.5 s sleep, which a loaded machine could
+    # spend before they were sent), then longer than the router's command timeout
+    deadline = time.monotonic() + 10
+    while sum(len(blocked_at(bc, i, "blpop")) for i in range(len(bc.masters))) < 5:
+        assert time.monotonic() < deadline, "timed out waiting for 5 BLPOPs on the shards"
+        await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
     assert not any(w.done() for w in waiters)
     for i in range(5):
