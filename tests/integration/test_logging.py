@@ -13,6 +13,14 @@ from slotwarden.procs import RedisFarm, wait_for_port, write_cluster_yaml
 SECRET = "do-not-log-this-7f3a"
 
 
+def running(server, command: str) -> bool:
+    """Whether a client of the redis-server ``server`` is running ``command`` now."""
+    import redis
+
+    with redis.Redis(port=server.port, socket_timeout=5) as r:
+        return any(c["cmd"] == command for c in r.client_list())
+
+
 def test_json_logs_startup_line_and_no_secret(tmp_path) -> None:
     farm = RedisFarm()
     try:
@@ -57,22 +65,30 @@ def test_sigterm_drains_in_flight_commands_then_exits_0(tmp_path) -> None:
         )
         try:
             wait_for_port("127.0.0.1", port, timeout=15)
-            s = socket.create_connection(("127.0.0.1", port), timeout=5)
-            s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$6\r\nnolist\r\n$3\r\n0.7\r\n")  # in flight 0.7 s
-            time.sleep(0.2)
-            t0 = time.monotonic()
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sent = time.monotonic()
+            s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$6\r\nnolist\r\n$1\r\n2\r\n")  # in flight 2 s
+            # SIGTERM once the BLPOP waits on its shard (was: after a 0.2 s sleep, which a
+            # loaded machine could spend before the router even read it)
+            deadline = time.monotonic() + 10
+            while not any(running(m, "blpop") for m in masters):
+                assert time.monotonic() < deadline, "the BLPOP never reached a shard"
+                time.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
+            assert time.monotonic() - sent < 1.5, "SIGTERM came too late to test the drain"
             reply = s.recv(100)
             assert reply in (b"*-1\r\n", b"_\r\n")  # BLPOP timed out normally: drained
-            assert time.monotonic() - t0 > 0.3
-            # new connections are refused once draining started
-            time.sleep(0.2)
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                refused = False
-            except OSError:
-                refused = True
-            assert refused or proc.poll() is not None
+            assert time.monotonic() - sent >= 1.9  # at its own 2 s, not cut short by SIGTERM
+            # new connections are refused once draining started (was: checked once after
+            # a 0.2 s sleep); an exited router refuses them too
+            deadline = time.monotonic() + 10
+            while proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                except OSError:
+                    break  # refused
+                assert time.monotonic() < deadline, "still accepting connections while draining"
+                time.sleep(0.05)
         finally:
             _, err = proc.communicate(timeout=15)
         assert proc.returncode == 0, err.decode()[-2000:]

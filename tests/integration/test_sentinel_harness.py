@@ -265,10 +265,12 @@ def test_serves_the_config_slot_map_at_epoch_zero(one):
 
 def test_long_poll_times_out_with_the_current_topology(one):
     started = time.monotonic()
-    status, data = one.http("s1", "/topology?after=0&timeout=0.5")
+    status, data = one.http("s1", "/topology?after=0&timeout=0.5", timeout=30)
     elapsed = time.monotonic() - started
     assert status == 200 and data["epoch"] == 0
-    assert 0.45 <= elapsed < 3
+    # the poll's own 0.5 s, far from the 30 s cap on any poll; the upper bound
+    # is generous for a loaded machine (it was 3 s)
+    assert 0.45 <= elapsed < 10
 
 
 def test_router_registration(one):
