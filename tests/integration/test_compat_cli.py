@@ -5,7 +5,6 @@ subscriptions)."""
 from __future__ import annotations
 
 import subprocess
-import time
 
 import pytest
 import redis
@@ -64,25 +63,29 @@ def test_redis_cli_session_matches_redis(fresh, plain, protocol) -> None:
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
-def test_redis_cli_subscribe_receives_messages(fresh, plain, protocol) -> None:
+def test_redis_cli_subscribe_receives_messages(fresh, plain, protocol, tmp_path) -> None:
     outputs = []
     for port in (fresh.port, plain.port):
         args = ["redis-cli", "-p", str(port)] + (["-3"] if protocol == 3 else [])
-        proc = subprocess.Popen(
-            [*args, "SUBSCRIBE", "cli-ch", "cli-other"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        output = tmp_path / f"cli-{port}.out"
+        with output.open("w") as out_file:
+            proc = subprocess.Popen(
+                [*args, "SUBSCRIBE", "cli-ch", "cli-other"],
+                stdout=out_file,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
         try:
             publisher = redis.Redis(port=port)
             wait_for(lambda p=publisher: p.pubsub_numsub("cli-other")[0][1] == 1, "subscribed")
             assert publisher.publish("cli-ch", "hello") == 1
             assert publisher.publish("cli-other", "world") == 1
-            time.sleep(0.3)
+            # until redis-cli has printed the last message (was: a 0.3 s sleep, which a
+            # loaded machine could end before redis-cli printed it)
+            wait_for(lambda o=output: "world" in o.read_text(), "redis-cli to print 'world'")
         finally:
             proc.terminate()
-            out, _ = proc.communicate(timeout=10)
-        outputs.append(out)
+            proc.wait(timeout=10)
+        outputs.append(output.read_text())
     assert outputs[0] == outputs[1]
     assert "hello" in outputs[0] and "world" in outputs[0]
