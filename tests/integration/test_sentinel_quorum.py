@@ -34,6 +34,12 @@ def wait_switched(sc, shard, old_master, timeout=15):
     return sc.wait_for(switched, timeout, f"every sentinel serving a new master for shard {shard}")
 
 
+def probed_since(sc, addr: str, since: float) -> bool:
+    """Every sentinel has had a good probe of ``addr`` after ``since`` (time.monotonic)."""
+    elapsed_ms = (time.monotonic() - since) * 1000  # taken before asking: conservative
+    return all(sc.status(sid)["nodes"][addr]["last_ok_ms_ago"] < elapsed_ms for sid in sc.ids)
+
+
 def test_one_sentinel_cut_off_from_the_master_is_not_enough():
     with sentinel_cluster(replicas=1) as sc:
         m = sc.masters[0]
@@ -45,7 +51,19 @@ def test_one_sentinel_cut_off_from_the_master_is_not_enough():
             sc.wait_for(lambda: sc.status("s3")["nodes"][m.addr]["role"] == "master", 5, "probe")
             fwd.cut.set()
             sc.wait_for(lambda: m.addr in sc.status("s3")["down"], 5, "s3 to hold the master down")
-            time.sleep(2.0)  # 4 x down_after: plenty of time for a (wrong) failover
+            down_at = time.monotonic()
+
+            def s3_heard_both_peers() -> bool:
+                """At least 2 s (4 x down_after: plenty of time for a wrong failover), and
+                s3 has heard both peers' opinions since it held the master down (on a
+                loaded machine a bare 2 s sleep could pass without that)."""
+                elapsed_ms = (time.monotonic() - down_at) * 1000  # before asking
+                peers = sc.status("s3")["peers"]
+                return elapsed_ms >= 2000 and all(
+                    peers[p]["age_ms"] < elapsed_ms for p in ("s1", "s2")
+                )
+
+            sc.wait_for(s3_heard_both_peers, 15, "s3 to hear from its peers")
             assert m.addr in sc.status("s3")["down"]
             for sid in ("s1", "s2"):
                 assert sc.status(sid)["down"] == []
@@ -96,15 +114,25 @@ def test_two_shards_fail_over_together():
 
 
 def test_stall_shorter_than_down_after_does_nothing():
-    with sentinel_cluster(replicas=1, down_after_ms=1000) as sc:
+    # 0.5 s stalls against 1.5 s of down_after (was 1 s: 0.3-0.4 s of slack once probe
+    # timing is counted, too little on a loaded machine)
+    with sentinel_cluster(replicas=1, down_after_ms=1500) as sc:
         sc.start_all()
         m = sc.masters[0]
         sc.wait_for(lambda: sc.status("s1")["nodes"][m.addr]["role"] == "master", 5, "probes")
         for _ in range(3):
             m.kill(signal.SIGSTOP)
+            stopped = time.monotonic()
             time.sleep(0.5)
             m.kill(signal.SIGCONT)
-            time.sleep(0.7)
+            stalled = time.monotonic() - stopped
+            # a loaded machine can oversleep; past down_after the stall is no longer short
+            assert stalled < 1.2, f"the test itself stalled {stalled:.2f} s (down_after 1.5 s)"
+            resumed = time.monotonic()
+            # every sentinel has a good probe again (was: a fixed 0.7 s, then 1.0 s at
+            # the end), and at least as long as before has passed
+            sc.wait_for(lambda t=resumed: probed_since(sc, m.addr, t), 15, "probes after SIGCONT")
+            time.sleep(max(0.0, 0.7 - (time.monotonic() - resumed)))
         time.sleep(1.0)
         logs = sc.logs_text()
         assert "[sdown]" not in logs and "[odown]" not in logs, logs

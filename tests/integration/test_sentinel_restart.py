@@ -115,8 +115,8 @@ def test_sentinel_that_missed_a_failover_catches_up_and_never_undoes_it():
         settled_at = time.monotonic()
 
         def s3_saw_it() -> bool:
+            since_ms = (time.monotonic() - settled_at) * 1000  # before asking: conservative
             nodes = sc.status("s3")["nodes"]
-            since_ms = (time.monotonic() - settled_at) * 1000
             return (
                 time.monotonic() - settled_at >= 1.0
                 and nodes[r.addr]["role"] == "master"
