@@ -16,6 +16,24 @@ SECRET = "auth-test-secret"
 PASSWORD = "backend-pw-9q"
 
 
+def sentinel_status(listen: str) -> dict:
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"http://{listen}/status", headers={"Authorization": f"Bearer {SECRET}"}
+    )
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def sees_master_and_linked_replica(listen: str) -> bool:
+    """The sentinel at ``listen`` has probed both nodes: a master and a linked replica."""
+    nodes = sentinel_status(listen)["nodes"].values()
+    roles = sorted((n["role"], n["link_up"]) for n in nodes if n["error"] is None)
+    return roles == [("master", False), ("replica", True)]
+
+
 def test_failover_of_password_protected_shards() -> None:
     farm = RedisFarm()
     procs: list[subprocess.Popen[bytes]] = []
@@ -45,7 +63,12 @@ def test_failover_of_password_protected_shards() -> None:
         router.start()
         r = redis.Redis(port=router_port, socket_timeout=5)
         assert r.set("k", "v") is True  # the router authenticates to the shard
-        time.sleep(1.5)  # sentinels have probed (authenticated) the nodes
+        # every sentinel has probed both nodes (authenticated) and sees the replica linked
+        # (was: a 1.5 s sleep, which a loaded machine could end before that)
+        deadline = time.monotonic() + 20
+        while not all(sees_master_and_linked_replica(p["listen"]) for p in sentinels["peers"]):
+            assert time.monotonic() < deadline, open(log_path).read()[-3000:]
+            time.sleep(0.1)
         master.kill(signal.SIGKILL)
         deadline = time.monotonic() + 20
         while True:
