@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from sentinel.errors import ElectionError
 from sentinel.model import Timing
 
 
@@ -48,10 +49,6 @@ TRANSITIONS: dict[tuple[Role, Input], Role] = {
     (Role.LEADER, Input.FINISHED): Role.FOLLOWER,
     (Role.LEADER, Input.HIGHER_EPOCH): Role.LEADER,  # finish or abort; the failover decides
 }
-
-
-class ElectionError(Exception):
-    """A role transition that the table does not allow."""
 
 
 def next_role(role: Role, event: Input) -> Role:

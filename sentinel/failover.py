@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from sentinel.detector import is_demoted, is_sdown
+from sentinel.errors import FailoverError
 from sentinel.model import (
     Abort,
     Action,
@@ -79,10 +80,6 @@ STEPS: dict[tuple[Step, Result], Step] = {
 }
 
 TERMINAL = frozenset({Step.DONE, Step.ABORTED})
-
-
-class FailoverError(Exception):
-    """A step transition that `STEPS` does not allow."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,19 +19,15 @@ import signal
 from collections.abc import Mapping, Sequence
 
 from sentinel.api import serve
+from sentinel.errors import SetupError, StateError
 from sentinel.loop import Sentinel
 from sentinel.probe import set_backend_auth
-from sentinel.state import StateError
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import read_secret as read_shared_secret
 from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel")
-
-
-class SetupError(Exception):
-    """A problem that stops the sentinel before it starts (one sentence)."""
 
 
 def read_secret(config: ClusterConfig, environ: Mapping[str, str] = os.environ) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sentinel.main import SetupError, read_secret
+from sentinel.errors import SetupError
+from sentinel.main import read_secret
 from sentinel.peers import Client
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address

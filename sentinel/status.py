@@ -15,7 +15,8 @@ import json
 import sys
 from typing import Any
 
-from sentinel.main import SetupError, read_secret
+from sentinel.errors import SetupError
+from sentinel.main import read_secret
 from sentinel.peers import Client, parse_topology
 from sentinel.probe import connect, set_backend_auth
 from slotwarden.cluster.config import ClusterConfig

@@ -8,7 +8,6 @@ import pytest
 
 from sentinel.election import (
     TRANSITIONS,
-    ElectionError,
     Input,
     Role,
     VoteState,
@@ -20,6 +19,7 @@ from sentinel.election import (
     start_election,
     votes_needed,
 )
+from sentinel.errors import ElectionError
 from sentinel.model import Timing
 
 T = Timing.from_ms(500, 100, 3000)

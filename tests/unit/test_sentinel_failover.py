@@ -7,10 +7,10 @@ from dataclasses import dataclass, replace
 import pytest
 
 from sentinel.detector import Flags, detect
+from sentinel.errors import FailoverError
 from sentinel.failover import (
     STEPS,
     Failover,
-    FailoverError,
     Result,
     Step,
     _go,

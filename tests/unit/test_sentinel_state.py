@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from sentinel.election import VoteState
-from sentinel.state import Persisted, StateError, StateStore, answer_vote
+from sentinel.errors import StateError
+from sentinel.state import Persisted, StateStore, answer_vote
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 TOPO = SlotMap.build(3, [Shard("a", Address("127.0.0.1", 1), ())], [[(0, 16383)]])
@@ -70,7 +71,7 @@ def test_corrupt_file_is_an_error_not_a_reset(tmp_path):
         store.load()
 
 
-PURE = ("detector", "election", "failover", "model")
+PURE = ("detector", "election", "failover", "model", "errors")
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "redis", "selectors", "ssl"}
 
 
