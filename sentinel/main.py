@@ -5,7 +5,7 @@ the one rule shared with the router: the file ``sentinel.secret_file`` or
 the env var named by ``sentinel.secret_env``, printable ASCII, never
 logged; a sentinel refuses to start without one), the probe routes given on
 the command line, signal handling (SIGTERM/SIGINT stop, SIGHUP reloads
-cluster.yaml, see `sentinel.reload`), and the exit status (0 after
+cluster.yaml, see `sentinel.run.reload`), and the exit status (0 after
 SIGTERM/SIGINT, 1 on a startup problem reported in one sentence).
 """
 
@@ -18,10 +18,10 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 
-from sentinel.api import serve
+from sentinel.act.probe import set_backend_auth
 from sentinel.errors import SetupError, StateError
-from sentinel.loop import Sentinel
-from sentinel.probe import set_backend_auth
+from sentinel.http.api import serve
+from sentinel.run.loop import Sentinel
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import read_secret as read_shared_secret

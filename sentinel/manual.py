@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from sentinel.act.peers import Client
 from sentinel.errors import SetupError
 from sentinel.main import read_secret
-from sentinel.peers import Client
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address
 

@@ -15,10 +15,10 @@ import json
 import sys
 from typing import Any
 
+from sentinel.act.peers import Client, parse_topology
+from sentinel.act.probe import connect, set_backend_auth
 from sentinel.errors import SetupError
 from sentinel.main import read_secret
-from sentinel.peers import Client, parse_topology
-from sentinel.probe import connect, set_backend_auth
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 

@@ -45,7 +45,7 @@ PURE_ROUTER = [
     "router.merge",
     "router.local",
 ]
-PURE_SENTINEL = ["sentinel.detector", "sentinel.election", "sentinel.failover"]
+PURE_SENTINEL = ["sentinel.decide.detector", "sentinel.decide.election", "sentinel.decide.failover"]
 
 
 def module_path(name: str) -> Path | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sentinel.detector import Flags, detect, down_voters, is_sdown
-from sentinel.model import NodeObs, PeerOpinion, Role, Snapshot, Timing
+from sentinel.decide.detector import Flags, detect, down_voters, is_sdown
+from sentinel.decide.model import NodeObs, PeerOpinion, Role, Snapshot, Timing
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 T = Timing.from_ms(down_after_ms=500, probe_interval_ms=100, failover_timeout_ms=3000)

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from sentinel.election import (
+from sentinel.decide.election import (
     TRANSITIONS,
     Input,
     Role,
@@ -19,8 +19,8 @@ from sentinel.election import (
     start_election,
     votes_needed,
 )
+from sentinel.decide.model import Timing
 from sentinel.errors import ElectionError
-from sentinel.model import Timing
 
 T = Timing.from_ms(500, 100, 3000)
 

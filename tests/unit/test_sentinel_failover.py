@@ -6,9 +6,8 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from sentinel.detector import Flags, detect
-from sentinel.errors import FailoverError
-from sentinel.failover import (
+from sentinel.decide.detector import Flags, detect
+from sentinel.decide.failover import (
     STEPS,
     Failover,
     Result,
@@ -22,7 +21,7 @@ from sentinel.failover import (
     start,
     start_planned,
 )
-from sentinel.model import (
+from sentinel.decide.model import (
     Abort,
     CheckCaughtUp,
     CheckRole,
@@ -34,7 +33,8 @@ from sentinel.model import (
     Role,
     Snapshot,
 )
-from sentinel.model import Timing as _Timing
+from sentinel.decide.model import Timing as _Timing
+from sentinel.errors import FailoverError
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 T = _Timing.from_ms(500, 100, 3000)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sentinel.model import NodeObs, Role
-from sentinel.probe import parse_replication
+from sentinel.act.probe import parse_replication
+from sentinel.decide.model import NodeObs, Role
 from slotwarden.cluster.topology import Address
 
 A = Address("127.0.0.1", 7101)

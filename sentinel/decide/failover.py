@@ -19,9 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from sentinel.detector import is_demoted, is_sdown
-from sentinel.errors import FailoverError
-from sentinel.model import (
+from sentinel.decide.detector import is_demoted, is_sdown
+from sentinel.decide.model import (
     Abort,
     Action,
     CheckCaughtUp,
@@ -36,6 +35,7 @@ from sentinel.model import (
     Snapshot,
     Timing,
 )
+from sentinel.errors import FailoverError
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 

@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from sentinel.model import NodeObs, Role, Timing
+from sentinel.decide.model import NodeObs, Role, Timing
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
 from slotwarden.cluster.topology import Address

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sentinel.model import Event, NodeObs, PeerOpinion, Role, Snapshot, Timing
+from sentinel.decide.model import Event, NodeObs, PeerOpinion, Role, Snapshot, Timing
 from slotwarden.cluster.topology import Address
 
 

@@ -2,14 +2,14 @@
 
 Owns the sentinel's live state: the probers, the peers' latest opinions,
 the persisted epoch/vote/topology, the election role, the routers to push
-to, the running config (swapped by `sentinel.reload`) and the counters that
-`sentinel.metrics` exposes (`stats`). Every background task belongs to the
+to, the running config (swapped by `sentinel.run.reload`) and the counters that
+`sentinel.http.metrics` exposes (`stats`). Every background task belongs to the
 TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
 reload can stop the ones it no longer needs.
 Decisions come from the pure modules (`detector`, `election`, `failover`);
 this module gathers the snapshot, awaits I/O, and logs one sentence per
 transition (sdown, odown, vote, convert-to-replica, topology); the leader's
-side of an election and failover lives in `sentinel.leader`. Invariants:
+side of an election and failover lives in `sentinel.run.leader`. Invariants:
 the persisted state is saved before a vote is answered or a new topology
 is served; a topology is adopted only with a higher epoch; only the
 elected leader of an epoch publishes a topology at that epoch.
@@ -28,21 +28,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from sentinel import election, failover, leader, reconfigure
-from sentinel.actuator import Actuator
-from sentinel.detector import Flags, detect
-from sentinel.election import Input, Role, VoteState
-from sentinel.metrics import Stats, make_registry
-from sentinel.model import (
+from sentinel.act.actuator import Actuator
+from sentinel.act.peers import Client
+from sentinel.act.probe import Prober
+from sentinel.act.state import Persisted, StateStore, answer_vote
+from sentinel.decide import election, failover, reconfigure
+from sentinel.decide.detector import Flags, detect
+from sentinel.decide.election import Input, Role, VoteState
+from sentinel.decide.model import (
     Event,
     PeerOpinion,
     Snapshot,
     Timing,
 )
-from sentinel.peers import Client
-from sentinel.probe import Prober
-from sentinel.reload import Reloader
-from sentinel.state import Persisted, StateStore, answer_vote
+from sentinel.http.metrics import Stats, make_registry
+from sentinel.run import leader
+from sentinel.run.reload import Reloader
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -114,7 +115,7 @@ class Sentinel:
         self.election_task: asyncio.Task[Any] | None = None
         self.stats = Stats()
         self.registry = make_registry(self)
-        # A valid cluster.yaml edit whose layout is not published yet (see sentinel.reload).
+        # A valid cluster.yaml edit whose layout is not published yet (see sentinel.run.reload).
         self.reconfigure_pending = False
         # failover or reconfigure: they take turns when both wait (a failover first)
         self.last_election = "reconfigure"
@@ -320,7 +321,7 @@ class Sentinel:
             task.cancel()
 
     async def run(self, serve: Callable[[Sentinel], Awaitable[None]]) -> None:
-        """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.api`)."""
+        """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.http.api`)."""
         async with Client(self.secret) as client, asyncio.TaskGroup() as tg:
             self.client = client
             self.tg = tg

@@ -2,10 +2,10 @@
 
 Owns the leader's side of a failover: bump the epoch (persisted) and ask
 every peer for its vote, then - with a majority of all sentinels and at
-least the quorum - plan each shard's failover with `sentinel.failover`, drive
+least the quorum - plan each shard's failover with `sentinel.decide.failover`, drive
 it through the actuator, and publish one topology at the won epoch. The same
 election publishes a cluster.yaml edit (a "reconfigure" action, see
-`sentinel.reload`): failovers and reconfigures take turns when both wait.
+`sentinel.run.reload`): failovers and reconfigures take turns when both wait.
 Every outcome is one logged event (new-epoch, elected, promoted, repoint,
 switch, reconfigure, abort); a loss or an abort sets a randomized time before
 the next attempt. Tasks run in the owning `Sentinel`'s TaskGroup.
@@ -23,10 +23,10 @@ import contextlib
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from sentinel import election, failover, reconfigure
-from sentinel.election import Input, Role
-from sentinel.failover import Failover, Step
-from sentinel.model import (
+from sentinel.decide import election, failover, reconfigure
+from sentinel.decide.election import Input, Role
+from sentinel.decide.failover import Failover, Step
+from sentinel.decide.model import (
     Abort,
     Action,
     CheckCaughtUp,
@@ -40,7 +40,7 @@ from sentinel.model import (
 from slotwarden.cluster.topology import Address, SlotMap
 
 if TYPE_CHECKING:
-    from sentinel.loop import Sentinel
+    from sentinel.run.loop import Sentinel
 
 
 def maybe_elect(s: Sentinel, now: float) -> None:

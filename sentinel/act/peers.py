@@ -1,7 +1,7 @@
 """HTTP clients of a sentinel: its peer sentinels and the routers it pushes to.
 
 Owns the wire format of sentinel-to-sentinel and sentinel-to-router calls
-(paths, JSON bodies, the Bearer secret) on the client side; `sentinel.api`
+(paths, JSON bodies, the Bearer secret) on the client side; `sentinel.http.api`
 is the server side. Invariant: every call has a deadline and returns a
 parsed answer or None (with the reason logged at debug level); a peer or
 router that is down, slow or answering garbage never raises into the loop.

@@ -1,6 +1,6 @@
 """The sentinel's HTTP endpoint (aiohttp): votes, opinions, topology, status, events.
 
-Owns the server side of the wire format that `sentinel.peers` speaks, and the
+Owns the server side of the wire format that `sentinel.act.peers` speaks, and the
 auth rule: every path except ``GET /health`` and ``GET /metrics`` needs
 ``Authorization: Bearer <secret>`` (`slotwarden.cluster.secrets.authorized`, constant
 time); without it the answer is 401 ``{"error": ...}``, nothing changes and
@@ -14,10 +14,10 @@ time); without it the answer is 401 ``{"error": ...}``, nothing changes and
 - ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer.
 - ``POST /failover`` ``{"shard", "to"}`` - a planned switchover, answered when done.
 - ``GET /opinion`` - which nodes we hold down, our epochs (peers poll it).
-- ``POST /reload`` - re-read cluster.yaml now (see `sentinel.reload`): 200
+- ``POST /reload`` - re-read cluster.yaml now (see `sentinel.run.reload`): 200
   ``{"applied": true, "changes"}`` or 422 ``{"applied": false, "problems"}``.
 - ``GET /status`` - everything we observe; ``GET /events`` - NDJSON stream.
-- ``GET /metrics`` - Prometheus text (`sentinel.metrics`), public like /health.
+- ``GET /metrics`` - Prometheus text (`sentinel.http.metrics`), public like /health.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sentinel import leader, metrics
-from sentinel.loop import Sentinel
-from sentinel.model import Event
-from sentinel.peers import parse_topology
+from sentinel.act.peers import parse_topology
+from sentinel.decide.model import Event
+from sentinel.http import metrics
+from sentinel.run import leader
+from sentinel.run.loop import Sentinel
 from slotwarden.cluster.secrets import authorized
 from slotwarden.cluster.topology import Address
 

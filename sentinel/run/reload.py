@@ -15,7 +15,7 @@ stays. A valid one is applied at once, as a whole, by `apply_config`:
 
 Topology edits (slot ranges, shards, replicas) are never applied locally:
 the sentinels hold the epochs. If the file's layout merged with the latest
-topology (`sentinel.reconfigure.merge`) differs from that topology, the
+topology (`sentinel.decide.reconfigure.merge`) differs from that topology, the
 sentinel asks for an epoch: it stands in an ordinary election (a
 "reconfigure" action), and only the winner publishes the merged layout at
 the won epoch, to peers and routers exactly like a failover result. So two
@@ -36,15 +36,15 @@ import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
-from sentinel import reconfigure
-from sentinel.model import Event, Timing
-from sentinel.probe import set_backend_auth
+from sentinel.act.probe import set_backend_auth
+from sentinel.decide import reconfigure
+from sentinel.decide.model import Event, Timing
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import ConfigError, SecretError
 from slotwarden.cluster.filewatch import POLL_S, FileWatch
 
 if TYPE_CHECKING:
-    from sentinel.loop import Sentinel
+    from sentinel.run.loop import Sentinel
 
 log = logging.getLogger("sentinel.reload")
 

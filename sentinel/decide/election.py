@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from sentinel.decide.model import Timing
 from sentinel.errors import ElectionError
-from sentinel.model import Timing
 
 
 class Role(Enum):

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sentinel.election import VoteState, on_vote_request
+from sentinel.decide.election import VoteState, on_vote_request
 from sentinel.errors import StateError
 from slotwarden.cluster.topology import SlotMap
 

@@ -22,12 +22,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sentinel.detector import is_sdown
-from sentinel.model import Role
+from sentinel.decide.detector import is_sdown
+from sentinel.decide.model import Role
 from slotwarden import __version__
 
 if TYPE_CHECKING:
-    from sentinel.loop import Sentinel
+    from sentinel.run.loop import Sentinel
 
 PREFIX = "slotwarden_sentinel_"
 PEER_FRESH = 3.0  # a peer is up if it answered within this many seconds (METRICS.md)
