@@ -30,7 +30,7 @@ from slotwarden.cluster.topology import Address
 log = logging.getLogger("sentinel")
 
 
-def read_secret(config: ClusterConfig, environ: Mapping[str, str] = os.environ) -> str:
+def require_secret(config: ClusterConfig, environ: Mapping[str, str] = os.environ) -> str:
     """The shared secret (`slotwarden.cluster.secrets.read_secret`); a sentinel needs one."""
     sc = config.sentinel
     assert sc is not None
@@ -102,7 +102,7 @@ def main(
         print(f"{config_path}: no sentinel section; nothing to run")
         return 1
     try:
-        secret = read_secret(config)
+        secret = require_secret(config)
         set_backend_auth(config)
         routes = parse_routes(probe_via)
         sentinel = Sentinel(

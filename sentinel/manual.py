@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sentinel.act.peers import Client
+from sentinel.act.peers import PeerClient
 from sentinel.errors import SetupError
-from sentinel.main import read_secret
+from sentinel.main import require_secret
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address
 
@@ -24,7 +24,7 @@ async def request(config: ClusterConfig, secret: str, shard: str, to: str | None
     assert config.sentinel is not None
     timeout = config.sentinel.failover_timeout_ms / 1000 + 5
     body = {"shard": shard, "to": to}
-    async with Client(secret) as client:
+    async with PeerClient(secret) as client:
         for peer in config.sentinel.peers:
             answer = await client.call_any("POST", peer.listen, "/failover", timeout, body)
             if answer is None:
@@ -57,7 +57,7 @@ def main(config: ClusterConfig, shard: str, to: str | None) -> int:
     if to is not None:
         Address.parse(to)
     try:
-        secret = read_secret(config)
+        secret = require_secret(config)
     except SetupError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -15,10 +15,10 @@ import json
 import sys
 from typing import Any
 
-from sentinel.act.peers import Client, parse_topology
+from sentinel.act.peers import PeerClient, parse_topology
 from sentinel.act.probe import connect, set_backend_auth
 from sentinel.errors import SetupError
-from sentinel.main import read_secret
+from sentinel.main import require_secret
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -49,7 +49,7 @@ async def _node(addr: Address) -> dict[str, Any]:
 
 async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
     peers = config.sentinel.peers if config.sentinel else ()
-    async with Client(secret or "") as client:
+    async with PeerClient(secret or "") as client:
         path = "/status" if secret else "/health"
         views = await asyncio.gather(*(client.call("GET", p.listen, path, TIMEOUT) for p in peers))
         routers = [config.router.admin]
@@ -152,7 +152,7 @@ def render(report: dict[str, Any]) -> str:
 def main(config: ClusterConfig, as_json: bool = False) -> int:
     set_backend_auth(config)
     try:
-        secret: str | None = read_secret(config) if config.sentinel else None
+        secret: str | None = require_secret(config) if config.sentinel else None
     except SetupError:
         secret = None
     report = asyncio.run(gather(config, secret))

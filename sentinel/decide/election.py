@@ -22,13 +22,13 @@ from sentinel.decide.model import Timing
 from sentinel.errors import ElectionError
 
 
-class Role(Enum):
+class ElectionRole(Enum):
     FOLLOWER = "follower"
     CANDIDATE = "candidate"
     LEADER = "leader"
 
 
-class Input(Enum):
+class ElectionInput(Enum):
     ODOWN = "odown"  # a master is ODOWN and we may start an election
     MANUAL = "manual"  # an operator asked for a planned switchover
     RECONFIGURE = "reconfigure"  # a cluster.yaml edit waits for an epoch to be published
@@ -38,20 +38,21 @@ class Input(Enum):
     FINISHED = "finished"  # the failover we led is done or aborted
 
 
-TRANSITIONS: dict[tuple[Role, Input], Role] = {
-    (Role.FOLLOWER, Input.ODOWN): Role.CANDIDATE,
-    (Role.FOLLOWER, Input.MANUAL): Role.CANDIDATE,
-    (Role.FOLLOWER, Input.RECONFIGURE): Role.CANDIDATE,
-    (Role.FOLLOWER, Input.HIGHER_EPOCH): Role.FOLLOWER,
-    (Role.CANDIDATE, Input.WON): Role.LEADER,
-    (Role.CANDIDATE, Input.LOST): Role.FOLLOWER,
-    (Role.CANDIDATE, Input.HIGHER_EPOCH): Role.FOLLOWER,
-    (Role.LEADER, Input.FINISHED): Role.FOLLOWER,
-    (Role.LEADER, Input.HIGHER_EPOCH): Role.LEADER,  # finish or abort; the failover decides
+TRANSITIONS: dict[tuple[ElectionRole, ElectionInput], ElectionRole] = {
+    (ElectionRole.FOLLOWER, ElectionInput.ODOWN): ElectionRole.CANDIDATE,
+    (ElectionRole.FOLLOWER, ElectionInput.MANUAL): ElectionRole.CANDIDATE,
+    (ElectionRole.FOLLOWER, ElectionInput.RECONFIGURE): ElectionRole.CANDIDATE,
+    (ElectionRole.FOLLOWER, ElectionInput.HIGHER_EPOCH): ElectionRole.FOLLOWER,
+    (ElectionRole.CANDIDATE, ElectionInput.WON): ElectionRole.LEADER,
+    (ElectionRole.CANDIDATE, ElectionInput.LOST): ElectionRole.FOLLOWER,
+    (ElectionRole.CANDIDATE, ElectionInput.HIGHER_EPOCH): ElectionRole.FOLLOWER,
+    (ElectionRole.LEADER, ElectionInput.FINISHED): ElectionRole.FOLLOWER,
+    # a leader finishes or aborts its failover; the failover decides which
+    (ElectionRole.LEADER, ElectionInput.HIGHER_EPOCH): ElectionRole.LEADER,
 }
 
 
-def next_role(role: Role, event: Input) -> Role:
+def next_role(role: ElectionRole, event: ElectionInput) -> ElectionRole:
     try:
         return TRANSITIONS[(role, event)]
     except KeyError:

@@ -27,11 +27,11 @@ from sentinel.decide.model import (
     CheckRole,
     Event,
     NodeObs,
+    NodeRole,
     PauseWrites,
     Promote,
     Publish,
     Repoint,
-    Role,
     Snapshot,
     Timing,
 )
@@ -134,13 +134,14 @@ def select_replica(
         elif (
             obs.info_at is None
             or now - obs.info_at > timing.info_max_age
-            or (obs.role is Role.UNKNOWN)
+            or (obs.role is NodeRole.UNKNOWN)
         ):
             why = "stale"
         elif obs.priority == 0:
             why = "priority 0"
         elif (
-            obs.role is Role.REPLICA and obs.link_down_s > master_down_for + 10 * timing.down_after
+            obs.role is NodeRole.REPLICA
+            and obs.link_down_s > master_down_for + 10 * timing.down_after
         ):
             why = f"link down for {obs.link_down_s:.0f} s"
         if why:
@@ -205,7 +206,7 @@ def start_planned(
     except KeyError:
         return Abort(f"shard {shard_name} is not in the topology")
     master = snap.nodes.get(shard.master)
-    if master is None or is_sdown(master, now, timing) or master.role is not Role.MASTER:
+    if master is None or is_sdown(master, now, timing) or master.role is not NodeRole.MASTER:
         return Abort(f"shard {shard_name} master {shard.master} is not a healthy master")
     if snap.topology.epoch >= epoch:
         return Abort(f"topology epoch {snap.topology.epoch} is not older than epoch {epoch}")
@@ -213,7 +214,7 @@ def start_planned(
         a: o
         for a in shard.replicas
         if (o := snap.nodes.get(a)) is not None
-        and o.role is Role.REPLICA
+        and o.role is NodeRole.REPLICA
         and o.master == shard.master
         and o.link_up
     }
@@ -364,7 +365,7 @@ def reconcile(
         if shard.name in skip:
             continue
         master = snap.nodes.get(shard.master)
-        if master is None or not _fresh(master, now, timing) or master.role is not Role.MASTER:
+        if master is None or not _fresh(master, now, timing) or master.role is not NodeRole.MASTER:
             continue
         for addr in shard.replicas:
             obs = snap.nodes.get(addr)
@@ -372,9 +373,9 @@ def reconcile(
                 continue
             if obs.role_since is None or now - obs.role_since < timing.convert_wait:
                 continue
-            if obs.role is Role.MASTER:
+            if obs.role is NodeRole.MASTER:
                 kind, what = "convert-to-replica", "reports the master role; making it a replica"
-            elif obs.role is Role.REPLICA and obs.master != shard.master:
+            elif obs.role is NodeRole.REPLICA and obs.master != shard.master:
                 kind, what = "repoint", f"replicates from {obs.master}; repointing it"
             else:
                 continue

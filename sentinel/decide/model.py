@@ -15,7 +15,7 @@ from enum import Enum
 from slotwarden.cluster.topology import Address, SlotMap
 
 
-class Role(Enum):
+class NodeRole(Enum):
     MASTER = "master"
     REPLICA = "replica"
     UNKNOWN = "unknown"
@@ -33,7 +33,7 @@ class NodeObs:
 
     addr: Address
     last_ok: float
-    role: Role = Role.UNKNOWN
+    role: NodeRole = NodeRole.UNKNOWN
     master: Address | None = None  # for a replica: whom it replicates from
     link_up: bool = False  # replica: master_link_status:up
     link_down_s: float = 0.0  # replica: master_link_down_since_seconds (-1 -> 0)

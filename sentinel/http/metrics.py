@@ -4,7 +4,7 @@ Owns the names, types, help texts and labels of ``GET /metrics`` on the
 sentinel's listen address; they are the contract in
 ``deploy/prometheus/METRICS.md`` (sentinel part). Gauges are read from the
 sentinel's live state at scrape time by `SentinelCollector` (nothing to keep
-in sync); counters are the plain numbers in `Stats`, bumped by the code that
+in sync); counters are the plain numbers in `SentinelStats`, bumped by the code that
 sees the event. Invariant: every label value known at start or after a
 topology change (each shard, node, peer, outcome, kind, result, state, role)
 is exposed, at 0 if nothing happened yet; a node that left the topology has
@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sentinel.decide.detector import is_sdown
-from sentinel.decide.model import Role
+from sentinel.decide.model import NodeRole
 from slotwarden import __version__
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ HELP = {
 
 
 @dataclass
-class Stats:
+class SentinelStats:
     """The counters of one sentinel (and the one gauge that only events set)."""
 
     votes_cast: collections.Counter[str] = field(default_factory=collections.Counter)
@@ -143,10 +143,10 @@ class SentinelCollector(Collector):
                 if (
                     addr != shard.master
                     and obs is not None
-                    and obs.role is Role.REPLICA
+                    and obs.role is NodeRole.REPLICA
                     and obs.info_at is not None
                     and master_obs is not None
-                    and master_obs.role is Role.MASTER
+                    and master_obs.role is NodeRole.MASTER
                     and master_obs.info_at is not None
                 ):
                     lag.add_metric([shard.name, node], max(master_obs.offset - obs.offset, 0))

@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from sentinel.decide import election, failover, reconfigure
-from sentinel.decide.election import Input, Role
+from sentinel.decide.election import ElectionInput, ElectionRole
 from sentinel.decide.failover import Failover, Step
 from sentinel.decide.model import (
     Abort,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 
 def maybe_elect(s: Sentinel, now: float) -> None:
-    if s.role is not Role.FOLLOWER or now < s.not_before:
+    if s.role is not ElectionRole.FOLLOWER or now < s.not_before:
         return
     if s.election_task is not None and not s.election_task.done():
         return
@@ -54,11 +54,11 @@ def maybe_elect(s: Sentinel, now: float) -> None:
     assert s.tg is not None
     if s.reconfigure_pending and (not shards or s.last_election == "failover"):
         s.last_election = "reconfigure"
-        s.role = election.next_role(s.role, Input.RECONFIGURE)
+        s.role = election.next_role(s.role, ElectionInput.RECONFIGURE)
         s.election_task = s.tg.create_task(elect(s, [], reconfigure=True), name="reconfigure")
         return
     s.last_election = "failover"
-    s.role = election.next_role(s.role, Input.ODOWN)
+    s.role = election.next_role(s.role, ElectionInput.ODOWN)
     s.election_task = s.tg.create_task(elect(s, shards), name="election")
 
 
@@ -82,19 +82,19 @@ async def elect(
                 return {"ok": False, "reason": "the edit was published meanwhile"}
         return await _elect(s, shards, planned, to, reconfigure)
     finally:
-        if s.role is Role.CANDIDATE:
-            s.role = election.next_role(s.role, Input.LOST)
-        elif s.role is Role.LEADER:
-            s.role = election.next_role(s.role, Input.FINISHED)
+        if s.role is ElectionRole.CANDIDATE:
+            s.role = election.next_role(s.role, ElectionInput.LOST)
+        elif s.role is ElectionRole.LEADER:
+            s.role = election.next_role(s.role, ElectionInput.FINISHED)
 
 
 async def manual(s: Sentinel, shard: str, to: Address | None) -> Outcome:
     """A planned switchover asked for by an operator: win an epoch, then hand over."""
     running = s.election_task is not None and not s.election_task.done()
-    if s.role is not Role.FOLLOWER or running or shard in s.busy:
+    if s.role is not ElectionRole.FOLLOWER or running or shard in s.busy:
         return {"ok": False, "reason": f"sentinel {s.me} is busy ({s.role.value})"}
     assert s.tg is not None
-    s.role = election.next_role(s.role, Input.MANUAL)
+    s.role = election.next_role(s.role, ElectionInput.MANUAL)
     task = s.tg.create_task(elect(s, [shard], planned=True, to=to), name="manual failover")
     s.election_task = task
     return await asyncio.shield(task)  # a client hanging up does not stop it half-way
@@ -127,7 +127,7 @@ async def _elect(
             grants.append(pid)
         elif isinstance(ans.get("epoch"), int) and ans["epoch"] > epoch:
             s.state = replace(s.state, votes=election.observe_epoch(s.votes, ans["epoch"]))
-    if s.role is not Role.CANDIDATE:
+    if s.role is not ElectionRole.CANDIDATE:
         return {"ok": False, "epoch": epoch, "reason": "a higher epoch arrived meanwhile"}
     need = election.votes_needed(len(s.all_ids), s.quorum)
     if s.votes.epoch != epoch or not election.has_won(grants, len(s.all_ids), s.quorum):
@@ -142,7 +142,7 @@ async def _elect(
             )
         )
         return {"ok": False, "epoch": epoch, "reason": reason}
-    s.role = election.next_role(s.role, Input.WON)
+    s.role = election.next_role(s.role, ElectionInput.WON)
     s.emit(
         Event(
             "elected",

@@ -29,21 +29,21 @@ from dataclasses import replace
 from typing import Any
 
 from sentinel.act.actuator import Actuator
-from sentinel.act.peers import Client
+from sentinel.act.peers import PeerClient
 from sentinel.act.probe import Prober
 from sentinel.act.state import Persisted, StateStore, answer_vote
 from sentinel.decide import election, failover, reconfigure
 from sentinel.decide.detector import Flags, detect
-from sentinel.decide.election import Input, Role, VoteState
+from sentinel.decide.election import ElectionInput, ElectionRole, VoteState
 from sentinel.decide.model import (
     Event,
     PeerOpinion,
     Snapshot,
     Timing,
 )
-from sentinel.http.metrics import Stats, make_registry
+from sentinel.http.metrics import SentinelStats, make_registry
 from sentinel.run import leader
-from sentinel.run.reload import Reloader
+from sentinel.run.reload import SentinelReloader
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -98,7 +98,7 @@ class Sentinel:
         self.peer_tasks: dict[str, asyncio.Task[None]] = {}
         self.flags = Flags()
         self.opinions: dict[str, PeerOpinion] = {}
-        self.role = Role.FOLLOWER
+        self.role = ElectionRole.FOLLOWER
         self.not_before = 0.0  # no candidacy before this (after a vote, a loss, an abort)
         self.busy: set[str] = set()  # shards in a failover we lead
         self.repointing: dict[Address, float] = {}  # reconcile: node -> when last sent
@@ -110,16 +110,16 @@ class Sentinel:
             maxlen=EVENT_BACKLOG
         )
         self.subscribers: set[asyncio.Queue[tuple[float, Event]]] = set()
-        self.client: Client | None = None
+        self.client: PeerClient | None = None
         self.tg: asyncio.TaskGroup | None = None
         self.election_task: asyncio.Task[Any] | None = None
-        self.stats = Stats()
+        self.stats = SentinelStats()
         self.registry = make_registry(self)
         # A valid cluster.yaml edit whose layout is not published yet (see sentinel.run.reload).
         self.reconfigure_pending = False
         # failover or reconfigure: they take turns when both wait (a failover first)
         self.last_election = "reconfigure"
-        self.reloader = Reloader(self, config.path) if config.path else None
+        self.reloader = SentinelReloader(self, config.path) if config.path else None
 
     # -- read side ---------------------------------------------------------------
 
@@ -250,8 +250,8 @@ class Sentinel:
         if self.votes != before:
             if granted and before.voted_epoch != epoch:
                 self.stats.votes_cast[candidate] += 1
-            if self.votes.epoch > before.epoch and self.role is Role.CANDIDATE:
-                self.role = election.next_role(self.role, Input.HIGHER_EPOCH)
+            if self.votes.epoch > before.epoch and self.role is ElectionRole.CANDIDATE:
+                self.role = election.next_role(self.role, ElectionInput.HIGHER_EPOCH)
             self.emit(
                 Event(
                     "vote",
@@ -322,7 +322,7 @@ class Sentinel:
 
     async def run(self, serve: Callable[[Sentinel], Awaitable[None]]) -> None:
         """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.http.api`)."""
-        async with Client(self.secret) as client, asyncio.TaskGroup() as tg:
+        async with PeerClient(self.secret) as client, asyncio.TaskGroup() as tg:
             self.client = client
             self.tg = tg
             self.sync_watches()

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("sentinel.reload")
 
 
-class Reloader:
+class SentinelReloader:
     def __init__(self, sentinel: Sentinel, path: str) -> None:
         self.s = sentinel
         self.path = path

@@ -26,11 +26,11 @@ from sentinel.decide.model import (
     CheckCaughtUp,
     CheckRole,
     NodeObs,
+    NodeRole,
     PauseWrites,
     Promote,
     Publish,
     Repoint,
-    Role,
     Snapshot,
 )
 from sentinel.decide.model import Timing as _Timing
@@ -53,7 +53,7 @@ def replica(addr, offset=100, priority=100, *, last_ok=NOW, info_at=NOW, link_do
     return NodeObs(
         addr,
         last_ok=last_ok,
-        role=Role.REPLICA,
+        role=NodeRole.REPLICA,
         master=master,
         link_up=False,
         link_down_s=link_down,
@@ -65,7 +65,9 @@ def replica(addr, offset=100, priority=100, *, last_ok=NOW, info_at=NOW, link_do
 
 
 def dead_master(addr=M):
-    return NodeObs(addr, last_ok=NOW - 1, role=Role.MASTER, info_at=NOW - 1, role_since=NOW - 100)
+    return NodeObs(
+        addr, last_ok=NOW - 1, role=NodeRole.MASTER, info_at=NOW - 1, role_since=NOW - 100
+    )
 
 
 def nodes(*obs):
@@ -123,7 +125,7 @@ def test_link_down_as_long_as_the_master_is_fine():
 
 
 def test_already_promoted_replica_is_selectable():
-    promoted = replace(replica(R1, 50), role=Role.MASTER, master=None)
+    promoted = replace(replica(R1, 50), role=NodeRole.MASTER, master=None)
     chosen, _ = select_replica(TOPO.shards[0], nodes(promoted, replica(R2, 40)), NOW, T)
     assert chosen == R1
 
@@ -179,7 +181,7 @@ class World:
             out[addr] = NodeObs(
                 addr,
                 last_ok=now if ok else NOW - 1,
-                role=Role.MASTER if n.role == "master" else Role.REPLICA,
+                role=NodeRole.MASTER if n.role == "master" else NodeRole.REPLICA,
                 master=n.master,
                 offset=n.offset,
                 info_at=now if ok else NOW - 1,
@@ -402,7 +404,8 @@ class LiveWorld(World):
     def observe(self, now):
         out = super().observe(now)
         return {
-            a: replace(o, link_up=o.role is Role.REPLICA and o.master == M) for a, o in out.items()
+            a: replace(o, link_up=o.role is NodeRole.REPLICA and o.master == M)
+            for a, o in out.items()
         }
 
     def perform(self, action) -> bool:
