@@ -29,6 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from sentinel.act.peers import parse_topology
 from sentinel.decide.model import Event
@@ -42,6 +43,7 @@ log = logging.getLogger("sentinel.api")
 
 PUBLIC = frozenset({("GET", "/health"), ("GET", "/metrics")})
 SENTINEL_KEY = web.AppKey("sentinel", Sentinel)
+REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -157,7 +159,7 @@ async def post_reload(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    body, content_type = metrics.render(_sentinel(request).registry)
+    body, content_type = metrics.render(request.app[REGISTRY_KEY])
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
@@ -198,6 +200,7 @@ def _event_line(item: tuple[float, Event]) -> bytes:
 def make_app(sentinel: Sentinel) -> web.Application:
     app = web.Application(middlewares=[make_auth(sentinel)], client_max_size=1 << 20)
     app[SENTINEL_KEY] = sentinel
+    app[REGISTRY_KEY] = metrics.make_registry(sentinel)
     app.router.add_get("/health", health)
     app.router.add_get("/topology", get_topology)
     app.router.add_post("/topology", post_topology)

@@ -41,9 +41,9 @@ from sentinel.decide.model import (
     Snapshot,
     Timing,
 )
-from sentinel.http.metrics import SentinelStats, make_registry
 from sentinel.run import leader
 from sentinel.run.reload import SentinelReloader
+from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -114,7 +114,6 @@ class Sentinel:
         self.tg: asyncio.TaskGroup | None = None
         self.election_task: asyncio.Task[Any] | None = None
         self.stats = SentinelStats()
-        self.registry = make_registry(self)
         # A valid cluster.yaml edit whose layout is not published yet (see sentinel.run.reload).
         self.reconfigure_pending = False
         # failover or reconfigure: they take turns when both wait (a failover first)
