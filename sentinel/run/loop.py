@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import json
 import logging
 import random
@@ -118,7 +119,11 @@ class Sentinel:
         self.reconfigure_pending = False
         # failover or reconfigure: they take turns when both wait (a failover first)
         self.last_election = "reconfigure"
-        self.reloader = SentinelReloader(self, config.path) if config.path else None
+        self.reloader = (
+            SentinelReloader(config.path, me, self.apply_config, self.stats)
+            if config.path
+            else None
+        )
 
     # -- read side ---------------------------------------------------------------
 
@@ -268,6 +273,78 @@ class Sentinel:
             "voted_for": self.votes.voted_for if self.votes.voted_epoch == epoch else None,
             "topology": self.topology.to_dict(),
         }
+
+    def apply_config(self, new: ClusterConfig) -> list[str]:
+        """Swap in ``new`` (valid and compatible, see `sentinel.run.reload`) as a whole;
+        one phrase per change. What needs a restart keeps its running value."""
+        old = self.config
+        osc, nsc = old.sentinel, new.sentinel
+        assert osc is not None and nsc is not None
+        changes: list[str] = []
+        # -- needs a restart: keep what is running, say so
+        kept = {}
+        for name in ("state_dir", "secret_env", "secret_file"):
+            if getattr(nsc, name) != getattr(osc, name):
+                changes.append(f"sentinel.{name} changes need a restart (kept the old one)")
+                kept[name] = getattr(osc, name)
+        peers = {p.id: p for p in nsc.peers}
+        if peers[self.me].listen != self.listen:
+            changes.append(
+                f"this sentinel's listen address changes need a restart (kept {self.listen})"
+            )
+            peers[self.me] = dataclasses.replace(peers[self.me], listen=self.listen)
+        nsc = dataclasses.replace(nsc, peers=tuple(peers.values()), **kept)
+        new = dataclasses.replace(new, sentinel=nsc)
+        # -- timings and quorum
+        for name in ("down_after_ms", "probe_interval_ms", "failover_timeout_ms", "quorum"):
+            if getattr(nsc, name) != getattr(osc, name):
+                changes.append(f"sentinel.{name} {getattr(osc, name)} -> {getattr(nsc, name)}")
+        timing = Timing.from_ms(nsc.down_after_ms, nsc.probe_interval_ms, nsc.failover_timeout_ms)
+        self.set_timing(timing)
+        self.quorum = nsc.quorum
+        # -- peers
+        wanted = {pid: p.listen for pid, p in peers.items() if pid != self.me}
+        for pid in sorted(set(self.peers) - set(wanted)):
+            changes.append(f"sentinel {pid} removed")
+            self.stop_peer(pid)
+        for pid, addr in sorted(wanted.items()):
+            if pid not in self.peers:
+                changes.append(f"sentinel {pid} at {addr} added")
+            elif self.peers[pid] != addr:
+                changes.append(f"sentinel {pid} moved {self.peers[pid]} -> {addr}")
+                self.stop_peer(pid)
+            else:
+                continue
+            self.start_peer(pid, addr)
+        self.all_ids = tuple(peers)
+        # -- the router named in the file
+        if new.router.admin != old.router.admin:
+            changes.append(f"router.admin {old.router.admin} -> {new.router.admin}")
+            self.routers.pop(old.router.admin, None)
+            self.routers[new.router.admin] = float("inf")
+        self.config = new
+        # -- topology: the sentinels publish it as a new epoch
+        current = self.topology
+        merged = reconfigure.merge(new, current, current.epoch + 1)
+        if reconfigure.same_layout(merged, current):
+            self.reconfigure_pending = False
+        else:
+            what = reconfigure.describe(current, merged, new)
+            changes.append(
+                f"slot layout differs from topology epoch {current.epoch} ({'; '.join(what)}): "
+                "asking the sentinels for an epoch to publish it"
+            )
+            self.reconfigure_pending = True
+            self.emit(
+                Event(
+                    "reconfigure-pending",
+                    f"cluster.yaml edit to publish after topology epoch {current.epoch}: "
+                    + "; ".join(what),
+                    epoch=current.epoch,
+                )
+            )
+        self.sync_watches()
+        return changes
 
     # -- the tasks -----------------------------------------------------------------------
 
