@@ -34,7 +34,6 @@ from prometheus_client import CollectorRegistry
 from sentinel.act.peers import parse_topology
 from sentinel.decide.model import Event
 from sentinel.http import metrics
-from sentinel.run import leader
 from sentinel.run.loop import Sentinel
 from slotwarden.cluster.secrets import authorized
 from slotwarden.cluster.topology import Address
@@ -144,7 +143,7 @@ async def post_failover(request: web.Request) -> web.Response:
         target = Address.parse(to) if to else None
     except ValueError as exc:
         return _error(400, f"to: {exc}")
-    outcome = await leader.manual(s, shard, target)
+    outcome = await s.leader.manual(shard, target)
     return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
 
 

@@ -1,18 +1,20 @@
 """One sentinel process: the run cycle (snapshot -> decide -> act) and its tasks.
 
-Owns the sentinel's live state: the probers, the peers' latest opinions,
-the persisted epoch/vote/topology, the election role, the routers to push
-to, the running config (swapped by `sentinel.run.reload`) and the counters that
-`sentinel.http.metrics` exposes (`stats`). Every background task belongs to the
-TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
+Owns `Sentinel` and its live state: the probers, the peers' latest
+opinions, the persisted epoch/vote/topology, the routers to push to, the
+running config (swapped as a whole by `Sentinel.apply_config`, which
+`sentinel.run.reload` calls) and the counters (`stats`,
+`sentinel.run.stats`). It holds one `sentinel.run.leader.Leader`, which owns
+everything about leading (role, elections, failovers, edits to publish);
+the Sentinel serves as its `LeaderHost`. Every background task belongs to
+the TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
 reload can stop the ones it no longer needs.
-Decisions come from the pure modules (`detector`, `election`, `failover`);
-this module gathers the snapshot, awaits I/O, and logs one sentence per
-transition (sdown, odown, vote, convert-to-replica, topology); the leader's
-side of an election and failover lives in `sentinel.run.leader`. Invariants:
-the persisted state is saved before a vote is answered or a new topology
-is served; a topology is adopted only with a higher epoch; only the
-elected leader of an epoch publishes a topology at that epoch.
+Decisions come from the pure modules (`sentinel.decide`); this module
+gathers the snapshot, awaits I/O, and logs one sentence per transition
+(sdown, odown, vote, convert-to-replica, topology). Invariants: the
+persisted state is saved before a vote is answered or a new topology is
+served; a topology is adopted only with a higher epoch; only the elected
+leader of an epoch publishes a topology at that epoch.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sentinel.act.actuator import Actuator
 from sentinel.act.peers import PeerClient
@@ -35,14 +37,14 @@ from sentinel.act.probe import Prober
 from sentinel.act.state import Persisted, StateStore, answer_vote
 from sentinel.decide import election, failover, reconfigure
 from sentinel.decide.detector import Flags, detect
-from sentinel.decide.election import ElectionInput, ElectionRole, VoteState
+from sentinel.decide.election import VoteState
 from sentinel.decide.model import (
     Event,
     PeerOpinion,
     Snapshot,
     Timing,
 )
-from sentinel.run import leader
+from sentinel.run.leader import Leader
 from sentinel.run.reload import SentinelReloader
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
@@ -54,6 +56,8 @@ ROUTER_TTL = 600.0  # a router that registered via GET /topology?router= is push
 PUSH_RETRY = 2.0  # routers behind our epoch are retried this often
 EVENT_BACKLOG = 200  # events kept for new GET /events subscribers
 MAX_LONG_POLL = 30.0
+
+T = TypeVar("T")
 
 
 class Sentinel:
@@ -83,9 +87,7 @@ class Sentinel:
         self.quorum = sc.quorum
         self.timing = Timing.from_ms(sc.down_after_ms, sc.probe_interval_ms, sc.failover_timeout_ms)
         self.routes = dict(routes or {})
-        self.step_pause = step_pause
         self.clock = clock
-        self.rng = rng or random.Random()
         self.name = f"slotwarden-sentinel-{me}"
         self.store = StateStore(sc.state_dir, me)
         loaded = self.store.load()
@@ -99,9 +101,6 @@ class Sentinel:
         self.peer_tasks: dict[str, asyncio.Task[None]] = {}
         self.flags = Flags()
         self.opinions: dict[str, PeerOpinion] = {}
-        self.role = ElectionRole.FOLLOWER
-        self.not_before = 0.0  # no candidacy before this (after a vote, a loss, an abort)
-        self.busy: set[str] = set()  # shards in a failover we lead
         self.repointing: dict[Address, float] = {}  # reconcile: node -> when last sent
         self.routers: dict[Address, float] = {config.router.admin: float("inf")}
         self.router_epochs: dict[Address, int] = {}
@@ -113,12 +112,16 @@ class Sentinel:
         self.subscribers: set[asyncio.Queue[tuple[float, Event]]] = set()
         self.client: PeerClient | None = None
         self.tg: asyncio.TaskGroup | None = None
-        self.election_task: asyncio.Task[Any] | None = None
         self.stats = SentinelStats()
-        # A valid cluster.yaml edit whose layout is not published yet (see sentinel.run.reload).
-        self.reconfigure_pending = False
-        # failover or reconfigure: they take turns when both wait (a failover first)
-        self.last_election = "reconfigure"
+        self.leader = Leader(
+            self,
+            me,
+            actuator=self.actuator,
+            stats=self.stats,
+            clock=clock,
+            rng=rng or random.Random(),
+            step_pause=step_pause,
+        )
         self.reloader = (
             SentinelReloader(config.path, me, self.apply_config, self.stats)
             if config.path
@@ -170,12 +173,12 @@ class Sentinel:
             }
         return {
             **self.opinion(),
-            "role": self.role.value,
+            "role": self.leader.role.value,
             "voted_epoch": self.votes.voted_epoch,
             "voted_for": self.votes.voted_for,
             "odown": sorted(self.flags.odown),
-            "busy": sorted(self.busy),
-            "reconfigure_pending": self.reconfigure_pending,
+            "busy": sorted(self.leader.busy),
+            "reconfigure_pending": self.leader.reconfigure_pending,
             "nodes": nodes,
             "peers": {
                 pid: {"age_ms": round((now - op.at) * 1000), "epoch": op.epoch}
@@ -222,6 +225,14 @@ class Sentinel:
         self.store.save(state)
         self.state = state
 
+    def save_votes(self, votes: VoteState) -> None:
+        """Persist ``votes`` (with our topology) before anyone is told about them."""
+        self.save(replace(self.state, votes=votes))
+
+    def note_epoch(self, epoch: int) -> None:
+        """Move the current epoch forward to ``epoch`` in memory (saved with the next change)."""
+        self.state = replace(self.state, votes=election.observe_epoch(self.votes, epoch))
+
     def adopt(self, topology: SlotMap, source: str) -> bool:
         """Take ``topology`` if its epoch is higher than ours; persist it first."""
         if not topology.supersedes(self.topology):
@@ -240,11 +251,7 @@ class Sentinel:
         )
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
-        if self.reconfigure_pending:
-            merged = reconfigure.merge(self.config, topology, topology.epoch)
-            if reconfigure.same_layout(merged, topology):
-                self.reconfigure_pending = False
-                log.info("topology epoch %d has the edited cluster.yaml layout", topology.epoch)
+        self.leader.on_topology(topology)
         self.sync_watches()
         return True
 
@@ -254,8 +261,7 @@ class Sentinel:
         if self.votes != before:
             if granted and before.voted_epoch != epoch:
                 self.stats.votes_cast[candidate] += 1
-            if self.votes.epoch > before.epoch and self.role is ElectionRole.CANDIDATE:
-                self.role = election.next_role(self.role, ElectionInput.HIGHER_EPOCH)
+            self.leader.on_voted(candidate, epoch_raised=self.votes.epoch > before.epoch)
             self.emit(
                 Event(
                     "vote",
@@ -263,10 +269,6 @@ class Sentinel:
                     epoch=epoch,
                 )
             )
-            if candidate != self.me:
-                # Leave the leader time to finish before we try ourselves.
-                wait = election.wait_after_vote(self.timing)
-                self.not_before = max(self.not_before, self.clock() + wait)
         return {
             "granted": granted,
             "epoch": self.votes.epoch,
@@ -327,14 +329,14 @@ class Sentinel:
         current = self.topology
         merged = reconfigure.merge(new, current, current.epoch + 1)
         if reconfigure.same_layout(merged, current):
-            self.reconfigure_pending = False
+            self.leader.set_reconfigure_pending(False)
         else:
             what = reconfigure.describe(current, merged, new)
             changes.append(
                 f"slot layout differs from topology epoch {current.epoch} ({'; '.join(what)}): "
                 "asking the sentinels for an epoch to publish it"
             )
-            self.reconfigure_pending = True
+            self.leader.set_reconfigure_pending(True)
             self.emit(
                 Event(
                     "reconfigure-pending",
@@ -347,6 +349,11 @@ class Sentinel:
         return changes
 
     # -- the tasks -----------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]:
+        """Run ``coro`` as a task of this sentinel's TaskGroup (it must be running)."""
+        assert self.tg is not None
+        return self.tg.create_task(coro, name=name)
 
     def nodes_of(self, topology: SlotMap) -> list[Address]:
         out = []
@@ -460,11 +467,6 @@ class Sentinel:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake_pollers.wait(), interval)
 
-    async def push_peers(self, topology: SlotMap) -> None:
-        """Tell every peer sentinel about a topology we published (they also poll)."""
-        assert self.client is not None
-        await asyncio.gather(*(self.client.push(a, topology, 1.0) for a in self.peers.values()))
-
     async def push_routers(self) -> None:
         """Push the topology to every known router that is behind our epoch."""
         assert self.client is not None
@@ -504,7 +506,7 @@ class Sentinel:
             self.emit(e)
         if self.flags.down and not had_down:
             self.wake_pollers.set()
-        leader.maybe_elect(self, snap.now)
+        self.leader.maybe_elect(snap.now, self.flags.odown)
         if self.topology_confirmed(snap.now):
             self.reconcile(snap)
 
@@ -517,7 +519,7 @@ class Sentinel:
 
     def reconcile(self, snap: Snapshot) -> None:
         assert self.tg is not None
-        for action, event in failover.reconcile(snap, self.timing, self.busy):
+        for action, event in failover.reconcile(snap, self.timing, self.leader.busy):
             last = self.repointing.get(action.addr, -1e9)
             if snap.now - last < max(2.0, self.timing.down_after):
                 continue
