@@ -15,7 +15,7 @@ socket here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -155,22 +155,52 @@ def select_replica(
     return best.addr, skipped
 
 
-def start(shard_name: str, epoch: int, snap: Snapshot, timing: Timing) -> Failover | Abort:
-    """Plan the failover of ``shard_name`` as leader of ``epoch``."""
-    now = snap.now
-    try:
-        shard = snap.topology.shards[snap.topology.shard_index(shard_name)]
-    except KeyError:
-        return Abort(f"shard {shard_name} is not in the topology")
-    master = snap.nodes.get(shard.master)
+# Why a shard's master does not fit a kind of failover ("" if it does).
+MasterCheck = Callable[[NodeObs | None, float, Timing], str]
+
+
+def _answers_again(master: NodeObs | None, now: float, timing: Timing) -> str:
+    """A failover replaces a master that is down: silent, or demoted to replica."""
     if (
         master is not None
         and not is_sdown(master, now, timing)
         and not is_demoted(master, now, timing)
     ):
-        return Abort(f"shard {shard_name} master {shard.master} answers again")
+        return "answers again"
+    return ""
+
+
+def _not_healthy(master: NodeObs | None, now: float, timing: Timing) -> str:
+    """A switchover hands over from a master that answers and reports the master role."""
+    if master is None or is_sdown(master, now, timing) or master.role is not NodeRole.MASTER:
+        return "is not a healthy master"
+    return ""
+
+
+def _shard_to_plan(
+    shard_name: str, epoch: int, snap: Snapshot, timing: Timing, unfit: MasterCheck
+) -> Shard | Abort:
+    """The shard a leader of ``epoch`` may plan for, or why not, in this order: the
+    shard is in the topology, its master passes ``unfit``, the topology is older than
+    ``epoch`` (shared by `start` and `start_planned`)."""
+    try:
+        shard = snap.topology.shards[snap.topology.shard_index(shard_name)]
+    except KeyError:
+        return Abort(f"shard {shard_name} is not in the topology")
+    problem = unfit(snap.nodes.get(shard.master), snap.now, timing)
+    if problem:
+        return Abort(f"shard {shard_name} master {shard.master} {problem}")
     if snap.topology.epoch >= epoch:
         return Abort(f"topology epoch {snap.topology.epoch} is not older than epoch {epoch}")
+    return shard
+
+
+def start(shard_name: str, epoch: int, snap: Snapshot, timing: Timing) -> Failover | Abort:
+    """Plan the failover of ``shard_name`` (its master down) as leader of ``epoch``."""
+    now = snap.now
+    shard = _shard_to_plan(shard_name, epoch, snap, timing, _answers_again)
+    if isinstance(shard, Abort):
+        return shard
     candidate, skipped = select_replica(shard, snap.nodes, now, timing)
     if candidate is None:
         why = "; ".join(skipped) or "the shard has no replicas"
@@ -201,15 +231,9 @@ def start_planned(
     unpauses the old master at the end, whatever happened.
     """
     now = snap.now
-    try:
-        shard = snap.topology.shards[snap.topology.shard_index(shard_name)]
-    except KeyError:
-        return Abort(f"shard {shard_name} is not in the topology")
-    master = snap.nodes.get(shard.master)
-    if master is None or is_sdown(master, now, timing) or master.role is not NodeRole.MASTER:
-        return Abort(f"shard {shard_name} master {shard.master} is not a healthy master")
-    if snap.topology.epoch >= epoch:
-        return Abort(f"topology epoch {snap.topology.epoch} is not older than epoch {epoch}")
+    shard = _shard_to_plan(shard_name, epoch, snap, timing, _not_healthy)
+    if isinstance(shard, Abort):
+        return shard
     linked = {
         a: o
         for a in shard.replicas

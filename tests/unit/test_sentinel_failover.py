@@ -149,6 +149,19 @@ def test_start_aborts_on_stale_epoch():
     assert isinstance(out, Abort) and "not older" in out.reason
 
 
+def test_start_and_start_planned_check_shard_then_master_then_epoch():
+    """Both plans share one lookup; the first failed check is the reason given."""
+    stale = replace(TOPO, epoch=3)
+    alive = replace(dead_master(), last_ok=NOW)
+    for plan in (start, start_planned):
+        out = plan("zz", 3, Snapshot(NOW, "s1", stale, nodes(alive, replica(R1))), T)
+        assert isinstance(out, Abort) and out.reason == "shard zz is not in the topology"
+    out = start("a", 3, Snapshot(NOW, "s1", stale, nodes(alive, replica(R1))), T)
+    assert isinstance(out, Abort) and out.reason == f"shard a master {M} answers again"
+    out = start_planned("a", 3, Snapshot(NOW, "s1", stale, nodes(dead_master(), replica(R1))), T)
+    assert isinstance(out, Abort) and out.reason == f"shard a master {M} is not a healthy master"
+
+
 # -- the step machine over a simulated world ---------------------------------
 
 
