@@ -1,10 +1,11 @@
 """The sentinel's HTTP endpoint (aiohttp): votes, opinions, topology, status, events.
 
-Owns the server side of the wire format that `sentinel.act.peers` speaks, and the
-auth rule: every path except ``GET /health`` and ``GET /metrics`` needs
-``Authorization: Bearer <secret>`` (`slotwarden.cluster.secrets.authorized`, constant
-time); without it the answer is 401 ``{"error": ...}``, nothing changes and
-``auth_failures_total`` counts it. Routes:
+Owns the server side of the wire format that `sentinel.act.peers` speaks
+(every JSON answer, `opinion_of` and `status_of` included), and the auth
+rule: every path except ``GET /health`` and ``GET /metrics`` needs
+``Authorization: Bearer <secret>`` (`slotwarden.cluster.secrets.authorized`,
+constant time); without it the answer is 401 ``{"error": ...}``, nothing
+changes and ``auth_failures_total`` counts it. Routes:
 
 - ``GET /topology?after=N&timeout=S&router=HOST:PORT`` - the topology at once
   if its epoch is above N, else when one is or at the timeout (max 30 s);
@@ -27,6 +28,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -162,12 +164,56 @@ async def get_metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+def opinion_of(s: Sentinel) -> dict[str, Any]:
+    """The answer to ``GET /opinion`` (peers poll it): which nodes we hold down, our epochs."""
+    return {
+        "id": s.me,
+        "epoch": s.votes.epoch,
+        "topology_epoch": s.topology.epoch,
+        "down": sorted(str(a) for a in s.flags.down),
+    }
+
+
+def status_of(s: Sentinel) -> dict[str, Any]:
+    """The answer to ``GET /status``: our opinion, and everything we observe."""
+    now = s.clock()
+    nodes = {}
+    for addr, p in sorted(s.probers.items()):
+        o = p.obs
+        nodes[str(addr)] = {
+            "sdown": addr in s.flags.sdown,
+            "role": o.role.value,
+            "master": str(o.master) if o.master else None,
+            "link_up": o.link_up,
+            "offset": o.offset,
+            "priority": o.priority,
+            "last_ok_ms_ago": round((now - o.last_ok) * 1000),
+            "error": p.last_error or None,
+        }
+    return {
+        **opinion_of(s),
+        "role": s.leader.role.value,
+        "voted_epoch": s.votes.voted_epoch,
+        "voted_for": s.votes.voted_for,
+        "odown": sorted(s.flags.odown),
+        "busy": sorted(s.leader.busy),
+        "reconfigure_pending": s.leader.reconfigure_pending,
+        "nodes": nodes,
+        "peers": {
+            pid: {"age_ms": round((now - op.at) * 1000), "epoch": op.epoch}
+            for pid, op in sorted(s.opinions.items())
+        },
+        "routers": {str(r): s.router_epochs.get(r) for r in s.routers},
+        "topology": s.topology.to_dict(),
+    }
+
+
 async def get_opinion(request: web.Request) -> web.Response:
-    return web.json_response(_sentinel(request).opinion())
+    return web.json_response(opinion_of(_sentinel(request)))
 
 
 async def get_status(request: web.Request) -> web.Response:
-    return web.json_response(_sentinel(request).status())
+    return web.json_response(status_of(_sentinel(request)))
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
@@ -176,8 +222,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
     queue: asyncio.Queue[tuple[float, Event]] = asyncio.Queue(maxsize=1000)
-    backlog = list(s.events)
-    s.subscribers.add(queue)
+    backlog = s.events.subscribe(queue)
     try:
         for item in backlog:
             await resp.write(_event_line(item))
@@ -187,7 +232,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        s.subscribers.discard(queue)
+        s.events.unsubscribe(queue)
     return resp
 
 

@@ -26,9 +26,10 @@ edit published by another leader at a lower epoch meanwhile is kept (or, if
 it touched the same shard, ours aborts), not overwritten.
 
 What the leader needs from the sentinel it works for - the settings of the
-moment (a reload changes them), the persisted state, the event log, the
-task group and the peer client - comes through `LeaderHost`, a Protocol
-declared here: this module imports nothing from `sentinel.run.loop`.
+moment (a reload changes them), the persisted state, the task group and
+the peer client - comes through `LeaderHost`, a Protocol declared here;
+the actuator, the event log and the counters are handed in. This module
+imports nothing from `sentinel.run.loop`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from sentinel.decide.model import (
     Snapshot,
     Timing,
 )
+from sentinel.run.events import EventLog
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
@@ -93,7 +95,6 @@ class LeaderHost(Protocol):
     def votes(self) -> VoteState: ...
 
     def snapshot(self) -> Snapshot: ...
-    def emit(self, event: Event) -> None: ...
     def adopt(self, topology: SlotMap, source: str) -> bool: ...
     def save_votes(self, votes: VoteState) -> None: ...  # persisted before it returns
     def note_epoch(self, epoch: int) -> None: ...  # in memory; saved with the next change
@@ -109,6 +110,7 @@ class Leader:
         me: str,
         *,
         actuator: Actuator,
+        events: EventLog,
         stats: SentinelStats,
         clock: Callable[[], float],
         rng: random.Random,
@@ -117,6 +119,7 @@ class Leader:
         self.host = host
         self.me = me
         self.actuator = actuator
+        self.events = events
         self.stats = stats
         self.clock = clock
         self.rng = rng
@@ -235,7 +238,9 @@ class Leader:
         current = {sh.name: sh.master for sh in h.topology.shards}
         masters = ", ".join(f"{name} (master {current.get(name)})" for name in shards)
         action = "publish the edited cluster.yaml layout" if reconf else f"fail over {masters}"
-        h.emit(Event("new-epoch", f"epoch {epoch}: {self.me} asks to {action}", epoch=epoch))
+        self.events.emit(
+            Event("new-epoch", f"epoch {epoch}: {self.me} asks to {action}", epoch=epoch)
+        )
         timeout = max(3 * h.timing.probe_interval, 0.5)
         ids = list(h.peers)
         answers = await asyncio.gather(
@@ -260,7 +265,7 @@ class Leader:
             delay = election.retry_delay(self.rng, h.timing)
             self._hold_off(delay)
             reason = f"election lost with {len(grants)}/{need} votes ({', '.join(grants)})"
-            h.emit(
+            self.events.emit(
                 Event(
                     "abort",
                     f"epoch {epoch}: {reason}; retrying in {delay * 1000:.0f} ms",
@@ -269,7 +274,7 @@ class Leader:
             )
             return {"ok": False, "epoch": epoch, "reason": reason}
         self._role = election.next_role(self._role, ElectionInput.WON)
-        h.emit(
+        self.events.emit(
             Event(
                 "elected",
                 f"epoch {epoch}: {self.me} elected leader with {len(grants)}/{need} votes "
@@ -307,14 +312,14 @@ class Leader:
         latest = h.topology
         if latest.epoch >= epoch:
             reason = f"topology epoch {latest.epoch} was published meanwhile (ours {epoch})"
-            h.emit(Event("abort", f"epoch {epoch}: cluster.yaml edit not published: {reason}",
-                         epoch=epoch))  # fmt: skip
+            text = f"epoch {epoch}: cluster.yaml edit not published: {reason}"
+            self.events.emit(Event("abort", text, epoch=epoch))
             self._back_off_after_abort()
             return {"ok": False, "epoch": epoch, "reason": reason}
         merged = reconfigure.merge(h.config, latest, epoch)
         if reconfigure.same_layout(merged, latest):
             self._reconfigure_pending = False
-            h.emit(
+            self.events.emit(
                 Event(
                     "reconfigure",
                     f"epoch {epoch}: nothing to publish, topology epoch {latest.epoch} already "
@@ -327,7 +332,7 @@ class Leader:
         h.adopt(merged, f"{self.me}, leader of epoch {epoch} (cluster.yaml edit)")
         self._reconfigure_pending = False
         h.spawn(self._push_peers(merged))
-        h.emit(
+        self.events.emit(
             Event(
                 "reconfigure",
                 f"epoch {epoch}: published the edited cluster.yaml layout: {'; '.join(what)}",
@@ -355,7 +360,9 @@ class Leader:
             else:
                 plan = failover.start(name, epoch, snap, h.timing)
             if isinstance(plan, Abort):
-                h.emit(Event("abort", f"epoch {epoch}: {plan.reason}", shard=name, epoch=epoch))
+                self.events.emit(
+                    Event("abort", f"epoch {epoch}: {plan.reason}", shard=name, epoch=epoch)
+                )
                 self.stats.failover_ended(name, planned, False, self.clock() - started)
                 reasons.append(plan.reason)
             else:
@@ -403,7 +410,7 @@ class Leader:
                     "pause_ms": round(pause * 1000) if pause is not None else None,
                 }
             )
-            h.emit(
+            self.events.emit(
                 Event(
                     "switch",
                     f"shard {p.shard} switched from {p.old_master} to {p.candidate} "
@@ -416,7 +423,7 @@ class Leader:
         for p in failed:
             reasons.append(p.reason)
             self.stats.failover_ended(p.shard, planned, False, self.clock() - started)
-            h.emit(
+            self.events.emit(
                 Event(
                     "abort",
                     f"epoch {epoch}: failover of shard {p.shard} ({p.old_master} -> "
@@ -480,7 +487,7 @@ class Leader:
             kind, text = "caught-up", f"{plan.candidate} has every write of {plan.old_master}"
         else:
             return
-        self.host.emit(
+        self.events.emit(
             Event(
                 kind,
                 f"shard {plan.shard}: {text} at epoch {plan.epoch}",

@@ -20,7 +20,6 @@ leader of an epoch publishes a topology at that epoch.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import dataclasses
 import json
@@ -44,6 +43,7 @@ from sentinel.decide.model import (
     Snapshot,
     Timing,
 )
+from sentinel.run.events import EventLog
 from sentinel.run.leader import Leader
 from sentinel.run.reload import SentinelReloader
 from sentinel.run.stats import SentinelStats
@@ -54,7 +54,6 @@ log = logging.getLogger("sentinel")
 
 ROUTER_TTL = 600.0  # a router that registered via GET /topology?router= is pushed to this long
 PUSH_RETRY = 2.0  # routers behind our epoch are retried this often
-EVENT_BACKLOG = 200  # events kept for new GET /events subscribers
 MAX_LONG_POLL = 30.0
 
 T = TypeVar("T")
@@ -106,10 +105,7 @@ class Sentinel:
         self.router_epochs: dict[Address, int] = {}
         self.changed = asyncio.Event()  # replaced on every new topology
         self.wake_pollers = asyncio.Event()
-        self.events: collections.deque[tuple[float, Event]] = collections.deque(
-            maxlen=EVENT_BACKLOG
-        )
-        self.subscribers: set[asyncio.Queue[tuple[float, Event]]] = set()
+        self.events = EventLog()  # one sentence per transition, logged and streamed
         self.client: PeerClient | None = None
         self.tg: asyncio.TaskGroup | None = None
         self.stats = SentinelStats()
@@ -117,6 +113,7 @@ class Sentinel:
             self,
             me,
             actuator=self.actuator,
+            events=self.events,
             stats=self.stats,
             clock=clock,
             rng=rng or random.Random(),
@@ -148,46 +145,6 @@ class Sentinel:
             opinions=dict(self.opinions),
         )
 
-    def opinion(self) -> dict[str, Any]:
-        return {
-            "id": self.me,
-            "epoch": self.votes.epoch,
-            "topology_epoch": self.topology.epoch,
-            "down": sorted(str(a) for a in self.flags.down),
-        }
-
-    def status(self) -> dict[str, Any]:
-        now = self.clock()
-        nodes = {}
-        for addr, p in sorted(self.probers.items()):
-            o = p.obs
-            nodes[str(addr)] = {
-                "sdown": addr in self.flags.sdown,
-                "role": o.role.value,
-                "master": str(o.master) if o.master else None,
-                "link_up": o.link_up,
-                "offset": o.offset,
-                "priority": o.priority,
-                "last_ok_ms_ago": round((now - o.last_ok) * 1000),
-                "error": p.last_error or None,
-            }
-        return {
-            **self.opinion(),
-            "role": self.leader.role.value,
-            "voted_epoch": self.votes.voted_epoch,
-            "voted_for": self.votes.voted_for,
-            "odown": sorted(self.flags.odown),
-            "busy": sorted(self.leader.busy),
-            "reconfigure_pending": self.leader.reconfigure_pending,
-            "nodes": nodes,
-            "peers": {
-                pid: {"age_ms": round((now - op.at) * 1000), "epoch": op.epoch}
-                for pid, op in sorted(self.opinions.items())
-            },
-            "routers": {str(r): self.router_epochs.get(r) for r in self.routers},
-            "topology": self.topology.to_dict(),
-        }
-
     async def wait_topology(self, after: int, timeout: float) -> SlotMap:
         """The topology as soon as its epoch is above ``after``, or at ``timeout``."""
         deadline = self.clock() + min(max(timeout, 0.0), MAX_LONG_POLL)
@@ -208,16 +165,6 @@ class Sentinel:
             self.routers[addr] = self.clock() + ROUTER_TTL
         if new:
             log.info("router %s registered for topology pushes", addr)
-
-    # -- events --------------------------------------------------------------------
-
-    def emit(self, event: Event) -> None:
-        log.info("[%s] %s", event.kind, event.text)
-        item = (time.time(), event)
-        self.events.append(item)
-        for q in list(self.subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(item)
 
     # -- state changes ---------------------------------------------------------------
 
@@ -241,7 +188,7 @@ class Sentinel:
         self.save(Persisted(election.observe_epoch(self.votes, topology.epoch), topology))
         self.topology_json = _encode(topology)
         what = reconfigure.describe(old, topology)
-        self.emit(
+        self.events.emit(
             Event(
                 "topology",
                 f"topology epoch {topology.epoch} adopted from {source} (was {old.epoch}; "
@@ -262,7 +209,7 @@ class Sentinel:
             if granted and before.voted_epoch != epoch:
                 self.stats.votes_cast[candidate] += 1
             self.leader.on_voted(candidate, epoch_raised=self.votes.epoch > before.epoch)
-            self.emit(
+            self.events.emit(
                 Event(
                     "vote",
                     f"voted for {candidate} as leader of epoch {epoch}",
@@ -337,7 +284,7 @@ class Sentinel:
                 "asking the sentinels for an epoch to publish it"
             )
             self.leader.set_reconfigure_pending(True)
-            self.emit(
+            self.events.emit(
                 Event(
                     "reconfigure-pending",
                     f"cluster.yaml edit to publish after topology epoch {current.epoch}: "
@@ -503,7 +450,7 @@ class Sentinel:
         had_down = bool(self.flags.down)
         self.flags, events = detect(self.flags, snap, self.timing, self.quorum)
         for e in events:
-            self.emit(e)
+            self.events.emit(e)
         if self.flags.down and not had_down:
             self.wake_pollers.set()
         self.leader.maybe_elect(snap.now, self.flags.odown)
@@ -524,7 +471,7 @@ class Sentinel:
             if snap.now - last < max(2.0, self.timing.down_after):
                 continue
             self.repointing[action.addr] = snap.now
-            self.emit(event)
+            self.events.emit(event)
             self.tg.create_task(self.actuator.repoint(action.addr, action.master))
 
 
