@@ -3,9 +3,9 @@
 Owns the operator side of ``POST /failover``: try each sentinel of the
 config in turn until one answers (a sentinel that is down or busy is
 skipped), print the outcome in one sentence, exit 0 only if the shard
-switched. The sentinel that takes the request wins an epoch and has the
-master hand over with ``FAILOVER TO`` (writes paused until the replica has
-all of them), so no acknowledged write is lost.
+switched. The sentinel that takes the request wins an epoch, pauses writes
+on the master until the chosen replica has all of them, then promotes it
+(`sentinel.decide.failover.start_planned`), so no acknowledged write is lost.
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@
 - `peers`: HTTP client to the peer sentinels and the routers.
 - `state`: the persisted epoch, vote and topology (fsync, atomic rename).
 
-Invariant: each call has a deadline and reports failure as a value (or, for
-`state`, an exception before anything is acted on); nothing here decides -
-the decisions are `sentinel.decide`'s, the sequencing `sentinel.run`'s.
+Invariant: a node, peer or router that is down, slow or answering garbage
+never raises into the caller - every network call has a deadline and
+reports failure as a value; `state` raises before anything is acted on.
+Nothing here decides: the decisions are `sentinel.decide`'s, the
+sequencing `sentinel.run`'s.
 """

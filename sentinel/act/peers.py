@@ -4,7 +4,7 @@ Owns the wire format of sentinel-to-sentinel and sentinel-to-router calls
 (paths, JSON bodies, the Bearer secret) on the client side; `sentinel.http.api`
 is the server side. Invariant: every call has a deadline and returns a
 parsed answer or None (with the reason logged at debug level); a peer or
-router that is down, slow or answering garbage never raises into the loop.
+router that is down, slow or answering garbage never raises into the run cycle.
 The secret is sent in a header and never logged.
 """
 

@@ -1,4 +1,4 @@
-"""Leader election: epochs, one vote per epoch, and the sentinel's role state machine.
+"""Leader election: epochs, one vote per epoch, and the election role state machine.
 
 Pure. `VoteState` is what must be persisted (current epoch + the last vote)
 before a vote is answered; `on_vote_request` is the only way to grant one:
@@ -7,8 +7,9 @@ in an epoch older than the current one, so a sentinel restarted from its
 persisted `VoteState` cannot vote twice. A candidate wins with
 `votes_needed` = max(majority of *all* configured sentinels, quorum) grants,
 its own included; a split vote retries after `retry_delay` (randomized so
-candidates drift apart). Roles move only along `TRANSITIONS`; a missing
-``(role, input)`` pair is an error. No asyncio, aiohttp or socket here.
+candidates drift apart). An `ElectionRole` moves only along `TRANSITIONS`
+on an `ElectionInput`; a missing ``(role, input)`` pair is an
+`ElectionError`. No asyncio, aiohttp or socket here.
 """
 
 from __future__ import annotations

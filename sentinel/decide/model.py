@@ -1,8 +1,10 @@
 """Frozen snapshot types shared by the sentinel's pure decision modules.
 
-Owns the vocabulary: what a probe observed about one Redis node (`NodeObs`),
-what a peer sentinel said (`PeerOpinion`), the timings the decisions use
-(`Timing`), and the actions the decisions return for the loop to perform.
+Owns the vocabulary: what a probe observed about one Redis node (`NodeObs`,
+its `NodeRole`), what a peer sentinel said (`PeerOpinion`), the timings the
+decisions use (`Timing`), what one cycle looks at (`Snapshot`), the actions
+the decisions return for `sentinel.run` to perform, and the `Event` each
+transition is logged as.
 Invariant: everything here is immutable plain data; times are seconds on
 the caller's monotonic clock (tests pass a fake one). No I/O, no asyncio.
 """

@@ -21,7 +21,7 @@ time before the next attempt. Tasks run in the sentinel's TaskGroup
 (`LeaderHost.spawn`).
 
 Before publishing, the leader asks every peer for its topology and adopts the
-newest (`refresh`), then applies its result on top of that: a failover or an
+newest (`Leader._refresh`), then applies its result on top of that: a failover or an
 edit published by another leader at a lower epoch meanwhile is kept (or, if
 it touched the same shard, ours aborts), not overwritten.
 

@@ -60,6 +60,8 @@ T = TypeVar("T")
 
 
 class Sentinel:
+    """One sentinel: its live state, the run cycle, and the `LeaderHost` its `Leader` uses."""
+
     def __init__(
         self,
         config: ClusterConfig,
