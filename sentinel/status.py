@@ -108,7 +108,7 @@ async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
     }
 
 
-def render(report: dict[str, Any]) -> str:
+def render_report(report: dict[str, Any]) -> str:
     lines = [f"topology epoch {report['topology_epoch']} (from {report['topology_source']})"]
     for shard in report["shards"]:
         lines.append(f"shard {shard['name']} (slots {shard['slots']})")
@@ -158,7 +158,7 @@ def main(config: ClusterConfig, as_json: bool = False) -> int:
     report = asyncio.run(gather(config, secret))
     if secret is None and config.sentinel:
         report["note"] = "no secret available: sentinel views limited to /health"
-    print(json.dumps(report, indent=2) if as_json else render(report))
+    print(json.dumps(report, indent=2) if as_json else render_report(report))
     if not as_json and "note" in report:
         print(f"note: {report['note']}", file=sys.stderr)
     return 0

@@ -45,7 +45,7 @@ log = logging.getLogger("sentinel.api")
 PUBLIC = frozenset({("GET", "/health"), ("GET", "/metrics")})
 SENTINEL_KEY = web.AppKey("sentinel", Sentinel)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -54,9 +54,9 @@ def _error(status: int, message: str) -> web.Response:
 
 def make_auth(
     sentinel: Sentinel,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Callable[[web.Request, HttpHandler], Awaitable[web.StreamResponse]]:
     @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def auth(request: web.Request, handler: HttpHandler) -> web.StreamResponse:
         if (request.method, request.path) not in PUBLIC:
             if not authorized(request.headers.get("Authorization"), sentinel.secret):
                 sentinel.stats.auth_failures += 1

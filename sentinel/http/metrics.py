@@ -30,9 +30,9 @@ PEER_FRESH = 3.0  # a peer is up if it answered within this many seconds (METRIC
 STATES = ("up", "sdown", "odown")
 ROLES = ("master", "replica")
 REPORTED_ROLES = ("master", "replica", "unknown")
-KINDS = ("failover", "switchover")
-OUTCOMES = ("done", "aborted")
-RESULTS = ("applied", "rejected")
+FAILOVER_KINDS = ("failover", "switchover")
+FAILOVER_OUTCOMES = ("done", "aborted")
+RELOAD_RESULTS = ("applied", "rejected")
 
 # name (without prefix) -> help text; `SentinelCollector` yields exactly these.
 HELP = {
@@ -141,8 +141,8 @@ class SentinelCollector(Collector):
         duration = _gauge("failover_last_duration_seconds", ("shard",))
         names = [sh.name for sh in topology.shards]
         for name in names:
-            for kind in KINDS:
-                for outcome in OUTCOMES:
+            for kind in FAILOVER_KINDS:
+                for outcome in FAILOVER_OUTCOMES:
                     failovers.add_metric(
                         [name, kind, outcome], stats.failovers.get((name, kind, outcome), 0)
                     )
@@ -162,7 +162,7 @@ class SentinelCollector(Collector):
         yield quorum
 
         reloads = _counter("config_reloads", ("result",))
-        for result in RESULTS:
+        for result in RELOAD_RESULTS:
             reloads.add_metric([result], stats.reloads.get(result, 0))
         yield reloads
         last = _gauge("config_last_reload_successful")
