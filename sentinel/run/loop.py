@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 import random
@@ -243,9 +242,9 @@ class Sentinel:
             changes.append(
                 f"this sentinel's listen address changes need a restart (kept {self.listen})"
             )
-            peers[self.me] = dataclasses.replace(peers[self.me], listen=self.listen)
-        nsc = dataclasses.replace(nsc, peers=tuple(peers.values()), **kept)
-        new = dataclasses.replace(new, sentinel=nsc)
+            peers[self.me] = replace(peers[self.me], listen=self.listen)
+        nsc = replace(nsc, peers=tuple(peers.values()), **kept)
+        new = replace(new, sentinel=nsc)
         # -- timings and quorum
         for name in ("down_after_ms", "probe_interval_ms", "failover_timeout_ms", "quorum"):
             if getattr(nsc, name) != getattr(osc, name):
