@@ -5,7 +5,7 @@ the one rule shared with the router: the file ``sentinel.secret_file`` or
 the env var named by ``sentinel.secret_env``, printable ASCII, never
 logged; a sentinel refuses to start without one), the probe routes given on
 the command line, signal handling (SIGTERM/SIGINT stop, SIGHUP reloads
-cluster.yaml, see `sentinel.reload`), and the exit status (0 after
+cluster.yaml, see `sentinel.run.reload`), and the exit status (0 after
 SIGTERM/SIGINT, 1 on a startup problem reported in one sentence).
 """
 
@@ -18,10 +18,10 @@ import os
 import signal
 from collections.abc import Mapping, Sequence
 
-from sentinel.api import serve
-from sentinel.loop import Sentinel
-from sentinel.probe import set_backend_auth
-from sentinel.state import StateError
+from sentinel.act.probe import set_backend_auth
+from sentinel.errors import SetupError, StateError
+from sentinel.http.api import serve
+from sentinel.run.loop import Sentinel
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import read_secret as read_shared_secret
@@ -30,11 +30,7 @@ from slotwarden.cluster.topology import Address
 log = logging.getLogger("sentinel")
 
 
-class SetupError(Exception):
-    """A problem that stops the sentinel before it starts (one sentence)."""
-
-
-def read_secret(config: ClusterConfig, environ: Mapping[str, str] = os.environ) -> str:
+def require_secret(config: ClusterConfig, environ: Mapping[str, str] = os.environ) -> str:
     """The shared secret (`slotwarden.cluster.secrets.read_secret`); a sentinel needs one."""
     sc = config.sentinel
     assert sc is not None
@@ -106,7 +102,7 @@ def main(
         print(f"{config_path}: no sentinel section; nothing to run")
         return 1
     try:
-        secret = read_secret(config)
+        secret = require_secret(config)
         set_backend_auth(config)
         routes = parse_routes(probe_via)
         sentinel = Sentinel(

@@ -3,9 +3,9 @@
 Owns the operator side of ``POST /failover``: try each sentinel of the
 config in turn until one answers (a sentinel that is down or busy is
 skipped), print the outcome in one sentence, exit 0 only if the shard
-switched. The sentinel that takes the request wins an epoch and has the
-master hand over with ``FAILOVER TO`` (writes paused until the replica has
-all of them), so no acknowledged write is lost.
+switched. The sentinel that takes the request wins an epoch, pauses writes
+on the master until the chosen replica has all of them, then promotes it
+(`sentinel.decide.failover.start_planned`), so no acknowledged write is lost.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sentinel.main import SetupError, read_secret
-from sentinel.peers import Client
+from sentinel.act.peers import PeerClient
+from sentinel.errors import SetupError
+from sentinel.main import require_secret
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address
 
@@ -23,7 +24,7 @@ async def request(config: ClusterConfig, secret: str, shard: str, to: str | None
     assert config.sentinel is not None
     timeout = config.sentinel.failover_timeout_ms / 1000 + 5
     body = {"shard": shard, "to": to}
-    async with Client(secret) as client:
+    async with PeerClient(secret) as client:
         for peer in config.sentinel.peers:
             answer = await client.call_any("POST", peer.listen, "/failover", timeout, body)
             if answer is None:
@@ -56,7 +57,7 @@ def main(config: ClusterConfig, shard: str, to: str | None) -> int:
     if to is not None:
         Address.parse(to)
     try:
-        secret = read_secret(config)
+        secret = require_secret(config)
     except SetupError as exc:
         print(str(exc), file=sys.stderr)
         return 1

@@ -15,9 +15,10 @@ import json
 import sys
 from typing import Any
 
-from sentinel.main import SetupError, read_secret
-from sentinel.peers import Client, parse_topology
-from sentinel.probe import connect, set_backend_auth
+from sentinel.act.peers import PeerClient, parse_topology
+from sentinel.act.probe import connect, set_backend_auth
+from sentinel.errors import SetupError
+from sentinel.main import require_secret
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -48,7 +49,7 @@ async def _node(addr: Address) -> dict[str, Any]:
 
 async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
     peers = config.sentinel.peers if config.sentinel else ()
-    async with Client(secret or "") as client:
+    async with PeerClient(secret or "") as client:
         path = "/status" if secret else "/health"
         views = await asyncio.gather(*(client.call("GET", p.listen, path, TIMEOUT) for p in peers))
         routers = [config.router.admin]
@@ -107,7 +108,7 @@ async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
     }
 
 
-def render(report: dict[str, Any]) -> str:
+def render_report(report: dict[str, Any]) -> str:
     lines = [f"topology epoch {report['topology_epoch']} (from {report['topology_source']})"]
     for shard in report["shards"]:
         lines.append(f"shard {shard['name']} (slots {shard['slots']})")
@@ -151,13 +152,13 @@ def render(report: dict[str, Any]) -> str:
 def main(config: ClusterConfig, as_json: bool = False) -> int:
     set_backend_auth(config)
     try:
-        secret: str | None = read_secret(config) if config.sentinel else None
+        secret: str | None = require_secret(config) if config.sentinel else None
     except SetupError:
         secret = None
     report = asyncio.run(gather(config, secret))
     if secret is None and config.sentinel:
         report["note"] = "no secret available: sentinel views limited to /health"
-    print(json.dumps(report, indent=2) if as_json else render(report))
+    print(json.dumps(report, indent=2) if as_json else render_report(report))
     if not as_json and "note" in report:
         print(f"note: {report['note']}", file=sys.stderr)
     return 0

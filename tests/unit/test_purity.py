@@ -45,7 +45,15 @@ PURE_ROUTER = [
     "router.merge",
     "router.local",
 ]
-PURE_SENTINEL = ["sentinel.detector", "sentinel.election", "sentinel.failover"]
+PURE_SENTINEL = [
+    "sentinel.errors",
+    "sentinel.decide",
+    "sentinel.decide.model",
+    "sentinel.decide.detector",
+    "sentinel.decide.election",
+    "sentinel.decide.failover",
+    "sentinel.decide.reconfigure",
+]
 
 
 def module_path(name: str) -> Path | None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sentinel.detector import Flags, detect, down_voters, is_sdown
-from sentinel.model import NodeObs, PeerOpinion, Role, Snapshot, Timing
+from sentinel.decide.detector import Flags, detect, down_voters, is_sdown
+from sentinel.decide.model import NodeObs, NodeRole, PeerOpinion, Snapshot, Timing
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 T = Timing.from_ms(down_after_ms=500, probe_interval_ms=100, failover_timeout_ms=3000)
@@ -32,7 +32,7 @@ def snap(now, nodes, opinions=()):
 
 
 def obs(addr, last_ok):
-    return NodeObs(addr, last_ok=last_ok, role=Role.MASTER, info_at=last_ok)
+    return NodeObs(addr, last_ok=last_ok, role=NodeRole.MASTER, info_at=last_ok)
 
 
 def test_sdown_exactly_after_down_after():

@@ -6,11 +6,10 @@ import random
 
 import pytest
 
-from sentinel.election import (
+from sentinel.decide.election import (
     TRANSITIONS,
-    ElectionError,
-    Input,
-    Role,
+    ElectionInput,
+    ElectionRole,
     VoteState,
     has_won,
     next_role,
@@ -20,7 +19,8 @@ from sentinel.election import (
     start_election,
     votes_needed,
 )
-from sentinel.model import Timing
+from sentinel.decide.model import Timing
+from sentinel.errors import ElectionError
 
 T = Timing.from_ms(500, 100, 3000)
 
@@ -97,12 +97,12 @@ def test_retry_delay_is_randomized_and_bounded():
 
 
 def test_role_table():
-    assert next_role(Role.FOLLOWER, Input.ODOWN) is Role.CANDIDATE
-    assert next_role(Role.CANDIDATE, Input.WON) is Role.LEADER
-    assert next_role(Role.CANDIDATE, Input.LOST) is Role.FOLLOWER
-    assert next_role(Role.LEADER, Input.FINISHED) is Role.FOLLOWER
+    assert next_role(ElectionRole.FOLLOWER, ElectionInput.ODOWN) is ElectionRole.CANDIDATE
+    assert next_role(ElectionRole.CANDIDATE, ElectionInput.WON) is ElectionRole.LEADER
+    assert next_role(ElectionRole.CANDIDATE, ElectionInput.LOST) is ElectionRole.FOLLOWER
+    assert next_role(ElectionRole.LEADER, ElectionInput.FINISHED) is ElectionRole.FOLLOWER
     with pytest.raises(ElectionError):
-        next_role(Role.FOLLOWER, Input.WON)
+        next_role(ElectionRole.FOLLOWER, ElectionInput.WON)
     with pytest.raises(ElectionError):
-        next_role(Role.LEADER, Input.ODOWN)
-    assert all(isinstance(v, Role) for v in TRANSITIONS.values())
+        next_role(ElectionRole.LEADER, ElectionInput.ODOWN)
+    assert all(isinstance(v, ElectionRole) for v in TRANSITIONS.values())

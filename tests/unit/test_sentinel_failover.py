@@ -6,11 +6,10 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from sentinel.detector import Flags, detect
-from sentinel.failover import (
+from sentinel.decide.detector import Flags, detect
+from sentinel.decide.failover import (
     STEPS,
     Failover,
-    FailoverError,
     Result,
     Step,
     _go,
@@ -22,19 +21,20 @@ from sentinel.failover import (
     start,
     start_planned,
 )
-from sentinel.model import (
+from sentinel.decide.model import (
     Abort,
     CheckCaughtUp,
     CheckRole,
     NodeObs,
+    NodeRole,
     PauseWrites,
     Promote,
     Publish,
     Repoint,
-    Role,
     Snapshot,
 )
-from sentinel.model import Timing as _Timing
+from sentinel.decide.model import Timing as _Timing
+from sentinel.errors import FailoverError
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 T = _Timing.from_ms(500, 100, 3000)
@@ -53,7 +53,7 @@ def replica(addr, offset=100, priority=100, *, last_ok=NOW, info_at=NOW, link_do
     return NodeObs(
         addr,
         last_ok=last_ok,
-        role=Role.REPLICA,
+        role=NodeRole.REPLICA,
         master=master,
         link_up=False,
         link_down_s=link_down,
@@ -65,7 +65,9 @@ def replica(addr, offset=100, priority=100, *, last_ok=NOW, info_at=NOW, link_do
 
 
 def dead_master(addr=M):
-    return NodeObs(addr, last_ok=NOW - 1, role=Role.MASTER, info_at=NOW - 1, role_since=NOW - 100)
+    return NodeObs(
+        addr, last_ok=NOW - 1, role=NodeRole.MASTER, info_at=NOW - 1, role_since=NOW - 100
+    )
 
 
 def nodes(*obs):
@@ -123,7 +125,7 @@ def test_link_down_as_long_as_the_master_is_fine():
 
 
 def test_already_promoted_replica_is_selectable():
-    promoted = replace(replica(R1, 50), role=Role.MASTER, master=None)
+    promoted = replace(replica(R1, 50), role=NodeRole.MASTER, master=None)
     chosen, _ = select_replica(TOPO.shards[0], nodes(promoted, replica(R2, 40)), NOW, T)
     assert chosen == R1
 
@@ -145,6 +147,19 @@ def test_start_aborts_on_stale_epoch():
     topo = replace(TOPO, epoch=3)
     out = start("a", 3, Snapshot(NOW, "s1", topo, nodes(dead_master(), replica(R1))), T)
     assert isinstance(out, Abort) and "not older" in out.reason
+
+
+def test_start_and_start_planned_check_shard_then_master_then_epoch():
+    """Both plans share one lookup; the first failed check is the reason given."""
+    stale = replace(TOPO, epoch=3)
+    alive = replace(dead_master(), last_ok=NOW)
+    for plan in (start, start_planned):
+        out = plan("zz", 3, Snapshot(NOW, "s1", stale, nodes(alive, replica(R1))), T)
+        assert isinstance(out, Abort) and out.reason == "shard zz is not in the topology"
+    out = start("a", 3, Snapshot(NOW, "s1", stale, nodes(alive, replica(R1))), T)
+    assert isinstance(out, Abort) and out.reason == f"shard a master {M} answers again"
+    out = start_planned("a", 3, Snapshot(NOW, "s1", stale, nodes(dead_master(), replica(R1))), T)
+    assert isinstance(out, Abort) and out.reason == f"shard a master {M} is not a healthy master"
 
 
 # -- the step machine over a simulated world ---------------------------------
@@ -179,7 +194,7 @@ class World:
             out[addr] = NodeObs(
                 addr,
                 last_ok=now if ok else NOW - 1,
-                role=Role.MASTER if n.role == "master" else Role.REPLICA,
+                role=NodeRole.MASTER if n.role == "master" else NodeRole.REPLICA,
                 master=n.master,
                 offset=n.offset,
                 info_at=now if ok else NOW - 1,
@@ -402,7 +417,8 @@ class LiveWorld(World):
     def observe(self, now):
         out = super().observe(now)
         return {
-            a: replace(o, link_up=o.role is Role.REPLICA and o.master == M) for a, o in out.items()
+            a: replace(o, link_up=o.role is NodeRole.REPLICA and o.master == M)
+            for a, o in out.items()
         }
 
     def perform(self, action) -> bool:

@@ -1,4 +1,5 @@
-"""`sentinel.reconfigure`: a cluster.yaml edit merged with the failover state, on plain data."""
+"""`sentinel.decide.reconfigure`: a cluster.yaml edit merged with the failover state,
+on plain data."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sentinel import failover, reconfigure
-from sentinel.failover import Failover, Step
-from sentinel.model import Abort, Publish
+from sentinel.decide import failover, reconfigure
+from sentinel.decide.failover import Failover, Step
+from sentinel.decide.model import Abort, Publish
 from slotwarden.cluster.config import ClusterConfig, parse
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
@@ -131,7 +132,7 @@ def test_a_failover_aborts_if_an_edit_removed_its_shard_or_candidate():
 
 def test_reconfigure_does_no_io():
     code = (
-        "import sys, json; import sentinel.reconfigure; "
+        "import sys, json; import sentinel.decide.reconfigure; "
         "print(json.dumps(sorted(m for m in ('asyncio', 'aiohttp', 'socket') if m in sys.modules)))"
     )
     out = subprocess.run(

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.election import VoteState
-from sentinel.state import Persisted, StateError, StateStore, answer_vote
+from sentinel.act.state import Persisted, StateStore, answer_vote
+from sentinel.decide.election import VoteState
+from sentinel.errors import StateError
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 TOPO = SlotMap.build(3, [Shard("a", Address("127.0.0.1", 1), ())], [[(0, 16383)]])
@@ -70,7 +71,7 @@ def test_corrupt_file_is_an_error_not_a_reset(tmp_path):
         store.load()
 
 
-PURE = ("detector", "election", "failover", "model")
+PURE = ("decide/detector", "decide/election", "decide/failover", "decide/model", "errors")
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "redis", "selectors", "ssl"}
 
 
@@ -85,5 +86,11 @@ def test_pure_modules_import_no_io(name):
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
             if node.module.startswith("sentinel."):
-                assert node.module.split(".")[1] in PURE, f"{name} imports {node.module}"
+                mods = [node.module]
+                if node.module == "sentinel.decide":  # `from sentinel.decide import election`
+                    mods = [f"{node.module}.{a.name}" for a in node.names]
+                for mod in mods:
+                    assert mod.removeprefix("sentinel.").replace(".", "/") in PURE, (
+                        f"{name} imports {mod}"
+                    )
     assert not imported & FORBIDDEN, imported & FORBIDDEN

@@ -1,4 +1,4 @@
-"""Leader election: epochs, one vote per epoch, and the sentinel's role state machine.
+"""Leader election: epochs, one vote per epoch, and the election role state machine.
 
 Pure. `VoteState` is what must be persisted (current epoch + the last vote)
 before a vote is answered; `on_vote_request` is the only way to grant one:
@@ -7,8 +7,9 @@ in an epoch older than the current one, so a sentinel restarted from its
 persisted `VoteState` cannot vote twice. A candidate wins with
 `votes_needed` = max(majority of *all* configured sentinels, quorum) grants,
 its own included; a split vote retries after `retry_delay` (randomized so
-candidates drift apart). Roles move only along `TRANSITIONS`; a missing
-``(role, input)`` pair is an error. No asyncio, aiohttp or socket here.
+candidates drift apart). An `ElectionRole` moves only along `TRANSITIONS`
+on an `ElectionInput`; a missing ``(role, input)`` pair is an
+`ElectionError`. No asyncio, aiohttp or socket here.
 """
 
 from __future__ import annotations
@@ -18,16 +19,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from sentinel.model import Timing
+from sentinel.decide.model import Timing
+from sentinel.errors import ElectionError
 
 
-class Role(Enum):
+class ElectionRole(Enum):
     FOLLOWER = "follower"
     CANDIDATE = "candidate"
     LEADER = "leader"
 
 
-class Input(Enum):
+class ElectionInput(Enum):
     ODOWN = "odown"  # a master is ODOWN and we may start an election
     MANUAL = "manual"  # an operator asked for a planned switchover
     RECONFIGURE = "reconfigure"  # a cluster.yaml edit waits for an epoch to be published
@@ -37,24 +39,21 @@ class Input(Enum):
     FINISHED = "finished"  # the failover we led is done or aborted
 
 
-TRANSITIONS: dict[tuple[Role, Input], Role] = {
-    (Role.FOLLOWER, Input.ODOWN): Role.CANDIDATE,
-    (Role.FOLLOWER, Input.MANUAL): Role.CANDIDATE,
-    (Role.FOLLOWER, Input.RECONFIGURE): Role.CANDIDATE,
-    (Role.FOLLOWER, Input.HIGHER_EPOCH): Role.FOLLOWER,
-    (Role.CANDIDATE, Input.WON): Role.LEADER,
-    (Role.CANDIDATE, Input.LOST): Role.FOLLOWER,
-    (Role.CANDIDATE, Input.HIGHER_EPOCH): Role.FOLLOWER,
-    (Role.LEADER, Input.FINISHED): Role.FOLLOWER,
-    (Role.LEADER, Input.HIGHER_EPOCH): Role.LEADER,  # finish or abort; the failover decides
+TRANSITIONS: dict[tuple[ElectionRole, ElectionInput], ElectionRole] = {
+    (ElectionRole.FOLLOWER, ElectionInput.ODOWN): ElectionRole.CANDIDATE,
+    (ElectionRole.FOLLOWER, ElectionInput.MANUAL): ElectionRole.CANDIDATE,
+    (ElectionRole.FOLLOWER, ElectionInput.RECONFIGURE): ElectionRole.CANDIDATE,
+    (ElectionRole.FOLLOWER, ElectionInput.HIGHER_EPOCH): ElectionRole.FOLLOWER,
+    (ElectionRole.CANDIDATE, ElectionInput.WON): ElectionRole.LEADER,
+    (ElectionRole.CANDIDATE, ElectionInput.LOST): ElectionRole.FOLLOWER,
+    (ElectionRole.CANDIDATE, ElectionInput.HIGHER_EPOCH): ElectionRole.FOLLOWER,
+    (ElectionRole.LEADER, ElectionInput.FINISHED): ElectionRole.FOLLOWER,
+    # a leader finishes or aborts its failover; the failover decides which
+    (ElectionRole.LEADER, ElectionInput.HIGHER_EPOCH): ElectionRole.LEADER,
 }
 
 
-class ElectionError(Exception):
-    """A role transition that the table does not allow."""
-
-
-def next_role(role: Role, event: Input) -> Role:
+def next_role(role: ElectionRole, event: ElectionInput) -> ElectionRole:
     try:
         return TRANSITIONS[(role, event)]
     except KeyError:

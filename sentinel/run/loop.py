@@ -1,48 +1,51 @@
 """One sentinel process: the run cycle (snapshot -> decide -> act) and its tasks.
 
-Owns the sentinel's live state: the probers, the peers' latest opinions,
-the persisted epoch/vote/topology, the election role, the routers to push
-to, the running config (swapped by `sentinel.reload`) and the counters that
-`sentinel.metrics` exposes (`stats`). Every background task belongs to the
-TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
+Owns `Sentinel` and its live state: the probers, the peers' latest
+opinions, the persisted epoch/vote/topology, the routers to push to, the
+running config (swapped as a whole by `Sentinel.apply_config`, which
+`sentinel.run.reload` calls) and the counters (`stats`,
+`sentinel.run.stats`). It holds one `sentinel.run.leader.Leader`, which owns
+everything about leading (role, elections, failovers, edits to publish);
+the Sentinel serves as its `LeaderHost`. Every background task belongs to
+the TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
 reload can stop the ones it no longer needs.
-Decisions come from the pure modules (`detector`, `election`, `failover`);
-this module gathers the snapshot, awaits I/O, and logs one sentence per
-transition (sdown, odown, vote, convert-to-replica, topology); the leader's
-side of an election and failover lives in `sentinel.leader`. Invariants:
-the persisted state is saved before a vote is answered or a new topology
-is served; a topology is adopted only with a higher epoch; only the
-elected leader of an epoch publishes a topology at that epoch.
+Decisions come from the pure modules (`sentinel.decide`); this module
+gathers the snapshot, awaits I/O, and logs one sentence per transition
+(sdown, odown, vote, convert-to-replica, topology). Invariants: the
+persisted state is saved before a vote is answered or a new topology is
+served; a topology is adopted only with a higher epoch; only the elected
+leader of an epoch publishes a topology at that epoch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-from sentinel import election, failover, leader, reconfigure
-from sentinel.actuator import Actuator
-from sentinel.detector import Flags, detect
-from sentinel.election import Input, Role, VoteState
-from sentinel.metrics import Stats, make_registry
-from sentinel.model import (
+from sentinel.act.actuator import Actuator
+from sentinel.act.peers import PeerClient
+from sentinel.act.probe import Prober
+from sentinel.act.state import Persisted, StateStore, answer_vote
+from sentinel.decide import election, failover, reconfigure
+from sentinel.decide.detector import Flags, detect
+from sentinel.decide.election import VoteState
+from sentinel.decide.model import (
     Event,
     PeerOpinion,
     Snapshot,
     Timing,
 )
-from sentinel.peers import Client
-from sentinel.probe import Prober
-from sentinel.reload import Reloader
-from sentinel.state import Persisted, StateStore, answer_vote
+from sentinel.run.events import EventLog
+from sentinel.run.leader import Leader
+from sentinel.run.reload import SentinelReloader
+from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -50,11 +53,14 @@ log = logging.getLogger("sentinel")
 
 ROUTER_TTL = 600.0  # a router that registered via GET /topology?router= is pushed to this long
 PUSH_RETRY = 2.0  # routers behind our epoch are retried this often
-EVENT_BACKLOG = 200  # events kept for new GET /events subscribers
 MAX_LONG_POLL = 30.0
+
+T = TypeVar("T")
 
 
 class Sentinel:
+    """One sentinel: its live state, the run cycle, and the `LeaderHost` its `Leader` uses."""
+
     def __init__(
         self,
         config: ClusterConfig,
@@ -81,9 +87,7 @@ class Sentinel:
         self.quorum = sc.quorum
         self.timing = Timing.from_ms(sc.down_after_ms, sc.probe_interval_ms, sc.failover_timeout_ms)
         self.routes = dict(routes or {})
-        self.step_pause = step_pause
         self.clock = clock
-        self.rng = rng or random.Random()
         self.name = f"slotwarden-sentinel-{me}"
         self.store = StateStore(sc.state_dir, me)
         loaded = self.store.load()
@@ -97,28 +101,30 @@ class Sentinel:
         self.peer_tasks: dict[str, asyncio.Task[None]] = {}
         self.flags = Flags()
         self.opinions: dict[str, PeerOpinion] = {}
-        self.role = Role.FOLLOWER
-        self.not_before = 0.0  # no candidacy before this (after a vote, a loss, an abort)
-        self.busy: set[str] = set()  # shards in a failover we lead
         self.repointing: dict[Address, float] = {}  # reconcile: node -> when last sent
         self.routers: dict[Address, float] = {config.router.admin: float("inf")}
         self.router_epochs: dict[Address, int] = {}
         self.changed = asyncio.Event()  # replaced on every new topology
         self.wake_pollers = asyncio.Event()
-        self.events: collections.deque[tuple[float, Event]] = collections.deque(
-            maxlen=EVENT_BACKLOG
-        )
-        self.subscribers: set[asyncio.Queue[tuple[float, Event]]] = set()
-        self.client: Client | None = None
+        self.events = EventLog()  # one sentence per transition, logged and streamed
+        self.client: PeerClient | None = None
         self.tg: asyncio.TaskGroup | None = None
-        self.election_task: asyncio.Task[Any] | None = None
-        self.stats = Stats()
-        self.registry = make_registry(self)
-        # A valid cluster.yaml edit whose layout is not published yet (see sentinel.reload).
-        self.reconfigure_pending = False
-        # failover or reconfigure: they take turns when both wait (a failover first)
-        self.last_election = "reconfigure"
-        self.reloader = Reloader(self, config.path) if config.path else None
+        self.stats = SentinelStats()
+        self.leader = Leader(
+            self,
+            me,
+            actuator=self.actuator,
+            events=self.events,
+            stats=self.stats,
+            clock=clock,
+            rng=rng or random.Random(),
+            step_pause=step_pause,
+        )
+        self.reloader = (
+            SentinelReloader(config.path, me, self.apply_config, self.stats)
+            if config.path
+            else None
+        )
 
     # -- read side ---------------------------------------------------------------
 
@@ -139,46 +145,6 @@ class Sentinel:
             nodes={a: p.obs for a, p in self.probers.items()},
             opinions=dict(self.opinions),
         )
-
-    def opinion(self) -> dict[str, Any]:
-        return {
-            "id": self.me,
-            "epoch": self.votes.epoch,
-            "topology_epoch": self.topology.epoch,
-            "down": sorted(str(a) for a in self.flags.down),
-        }
-
-    def status(self) -> dict[str, Any]:
-        now = self.clock()
-        nodes = {}
-        for addr, p in sorted(self.probers.items()):
-            o = p.obs
-            nodes[str(addr)] = {
-                "sdown": addr in self.flags.sdown,
-                "role": o.role.value,
-                "master": str(o.master) if o.master else None,
-                "link_up": o.link_up,
-                "offset": o.offset,
-                "priority": o.priority,
-                "last_ok_ms_ago": round((now - o.last_ok) * 1000),
-                "error": p.last_error or None,
-            }
-        return {
-            **self.opinion(),
-            "role": self.role.value,
-            "voted_epoch": self.votes.voted_epoch,
-            "voted_for": self.votes.voted_for,
-            "odown": sorted(self.flags.odown),
-            "busy": sorted(self.busy),
-            "reconfigure_pending": self.reconfigure_pending,
-            "nodes": nodes,
-            "peers": {
-                pid: {"age_ms": round((now - op.at) * 1000), "epoch": op.epoch}
-                for pid, op in sorted(self.opinions.items())
-            },
-            "routers": {str(r): self.router_epochs.get(r) for r in self.routers},
-            "topology": self.topology.to_dict(),
-        }
 
     async def wait_topology(self, after: int, timeout: float) -> SlotMap:
         """The topology as soon as its epoch is above ``after``, or at ``timeout``."""
@@ -201,21 +167,19 @@ class Sentinel:
         if new:
             log.info("router %s registered for topology pushes", addr)
 
-    # -- events --------------------------------------------------------------------
-
-    def emit(self, event: Event) -> None:
-        log.info("[%s] %s", event.kind, event.text)
-        item = (time.time(), event)
-        self.events.append(item)
-        for q in list(self.subscribers):
-            with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(item)
-
     # -- state changes ---------------------------------------------------------------
 
     def save(self, state: Persisted) -> None:
         self.store.save(state)
         self.state = state
+
+    def save_votes(self, votes: VoteState) -> None:
+        """Persist ``votes`` (with our topology) before anyone is told about them."""
+        self.save(replace(self.state, votes=votes))
+
+    def note_epoch(self, epoch: int) -> None:
+        """Move the current epoch forward to ``epoch`` in memory (saved with the next change)."""
+        self.state = replace(self.state, votes=election.observe_epoch(self.votes, epoch))
 
     def adopt(self, topology: SlotMap, source: str) -> bool:
         """Take ``topology`` if its epoch is higher than ours; persist it first."""
@@ -225,7 +189,7 @@ class Sentinel:
         self.save(Persisted(election.observe_epoch(self.votes, topology.epoch), topology))
         self.topology_json = _encode(topology)
         what = reconfigure.describe(old, topology)
-        self.emit(
+        self.events.emit(
             Event(
                 "topology",
                 f"topology epoch {topology.epoch} adopted from {source} (was {old.epoch}; "
@@ -235,11 +199,7 @@ class Sentinel:
         )
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
-        if self.reconfigure_pending:
-            merged = reconfigure.merge(self.config, topology, topology.epoch)
-            if reconfigure.same_layout(merged, topology):
-                self.reconfigure_pending = False
-                log.info("topology epoch %d has the edited cluster.yaml layout", topology.epoch)
+        self.leader.on_topology(topology)
         self.sync_watches()
         return True
 
@@ -249,19 +209,14 @@ class Sentinel:
         if self.votes != before:
             if granted and before.voted_epoch != epoch:
                 self.stats.votes_cast[candidate] += 1
-            if self.votes.epoch > before.epoch and self.role is Role.CANDIDATE:
-                self.role = election.next_role(self.role, Input.HIGHER_EPOCH)
-            self.emit(
+            self.leader.on_voted(candidate, epoch_raised=self.votes.epoch > before.epoch)
+            self.events.emit(
                 Event(
                     "vote",
                     f"voted for {candidate} as leader of epoch {epoch}",
                     epoch=epoch,
                 )
             )
-            if candidate != self.me:
-                # Leave the leader time to finish before we try ourselves.
-                wait = election.wait_after_vote(self.timing)
-                self.not_before = max(self.not_before, self.clock() + wait)
         return {
             "granted": granted,
             "epoch": self.votes.epoch,
@@ -269,7 +224,84 @@ class Sentinel:
             "topology": self.topology.to_dict(),
         }
 
+    def apply_config(self, new: ClusterConfig) -> list[str]:
+        """Swap in ``new`` (valid and compatible, see `sentinel.run.reload`) as a whole;
+        one phrase per change. What needs a restart keeps its running value."""
+        old = self.config
+        osc, nsc = old.sentinel, new.sentinel
+        assert osc is not None and nsc is not None
+        changes: list[str] = []
+        # -- needs a restart: keep what is running, say so
+        kept = {}
+        for name in ("state_dir", "secret_env", "secret_file"):
+            if getattr(nsc, name) != getattr(osc, name):
+                changes.append(f"sentinel.{name} changes need a restart (kept the old one)")
+                kept[name] = getattr(osc, name)
+        peers = {p.id: p for p in nsc.peers}
+        if peers[self.me].listen != self.listen:
+            changes.append(
+                f"this sentinel's listen address changes need a restart (kept {self.listen})"
+            )
+            peers[self.me] = replace(peers[self.me], listen=self.listen)
+        nsc = replace(nsc, peers=tuple(peers.values()), **kept)
+        new = replace(new, sentinel=nsc)
+        # -- timings and quorum
+        for name in ("down_after_ms", "probe_interval_ms", "failover_timeout_ms", "quorum"):
+            if getattr(nsc, name) != getattr(osc, name):
+                changes.append(f"sentinel.{name} {getattr(osc, name)} -> {getattr(nsc, name)}")
+        timing = Timing.from_ms(nsc.down_after_ms, nsc.probe_interval_ms, nsc.failover_timeout_ms)
+        self.set_timing(timing)
+        self.quorum = nsc.quorum
+        # -- peers
+        wanted = {pid: p.listen for pid, p in peers.items() if pid != self.me}
+        for pid in sorted(set(self.peers) - set(wanted)):
+            changes.append(f"sentinel {pid} removed")
+            self.stop_peer(pid)
+        for pid, addr in sorted(wanted.items()):
+            if pid not in self.peers:
+                changes.append(f"sentinel {pid} at {addr} added")
+            elif self.peers[pid] != addr:
+                changes.append(f"sentinel {pid} moved {self.peers[pid]} -> {addr}")
+                self.stop_peer(pid)
+            else:
+                continue
+            self.start_peer(pid, addr)
+        self.all_ids = tuple(peers)
+        # -- the router named in the file
+        if new.router.admin != old.router.admin:
+            changes.append(f"router.admin {old.router.admin} -> {new.router.admin}")
+            self.routers.pop(old.router.admin, None)
+            self.routers[new.router.admin] = float("inf")
+        self.config = new
+        # -- topology: the sentinels publish it as a new epoch
+        current = self.topology
+        merged = reconfigure.merge(new, current, current.epoch + 1)
+        if reconfigure.same_layout(merged, current):
+            self.leader.set_reconfigure_pending(False)
+        else:
+            what = reconfigure.describe(current, merged, new)
+            changes.append(
+                f"slot layout differs from topology epoch {current.epoch} ({'; '.join(what)}): "
+                "asking the sentinels for an epoch to publish it"
+            )
+            self.leader.set_reconfigure_pending(True)
+            self.events.emit(
+                Event(
+                    "reconfigure-pending",
+                    f"cluster.yaml edit to publish after topology epoch {current.epoch}: "
+                    + "; ".join(what),
+                    epoch=current.epoch,
+                )
+            )
+        self.sync_watches()
+        return changes
+
     # -- the tasks -----------------------------------------------------------------------
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]:
+        """Run ``coro`` as a task of this sentinel's TaskGroup (it must be running)."""
+        assert self.tg is not None
+        return self.tg.create_task(coro, name=name)
 
     def nodes_of(self, topology: SlotMap) -> list[Address]:
         out = []
@@ -320,8 +352,8 @@ class Sentinel:
             task.cancel()
 
     async def run(self, serve: Callable[[Sentinel], Awaitable[None]]) -> None:
-        """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.api`)."""
-        async with Client(self.secret) as client, asyncio.TaskGroup() as tg:
+        """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.http.api`)."""
+        async with PeerClient(self.secret) as client, asyncio.TaskGroup() as tg:
             self.client = client
             self.tg = tg
             self.sync_watches()
@@ -383,11 +415,6 @@ class Sentinel:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake_pollers.wait(), interval)
 
-    async def push_peers(self, topology: SlotMap) -> None:
-        """Tell every peer sentinel about a topology we published (they also poll)."""
-        assert self.client is not None
-        await asyncio.gather(*(self.client.push(a, topology, 1.0) for a in self.peers.values()))
-
     async def push_routers(self) -> None:
         """Push the topology to every known router that is behind our epoch."""
         assert self.client is not None
@@ -424,10 +451,10 @@ class Sentinel:
         had_down = bool(self.flags.down)
         self.flags, events = detect(self.flags, snap, self.timing, self.quorum)
         for e in events:
-            self.emit(e)
+            self.events.emit(e)
         if self.flags.down and not had_down:
             self.wake_pollers.set()
-        leader.maybe_elect(self, snap.now)
+        self.leader.maybe_elect(snap.now, self.flags.odown)
         if self.topology_confirmed(snap.now):
             self.reconcile(snap)
 
@@ -440,12 +467,12 @@ class Sentinel:
 
     def reconcile(self, snap: Snapshot) -> None:
         assert self.tg is not None
-        for action, event in failover.reconcile(snap, self.timing, self.busy):
+        for action, event in failover.reconcile(snap, self.timing, self.leader.busy):
             last = self.repointing.get(action.addr, -1e9)
             if snap.now - last < max(2.0, self.timing.down_after):
                 continue
             self.repointing[action.addr] = snap.now
-            self.emit(event)
+            self.events.emit(event)
             self.tg.create_task(self.actuator.repoint(action.addr, action.master))
 
 

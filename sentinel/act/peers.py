@@ -1,10 +1,10 @@
 """HTTP clients of a sentinel: its peer sentinels and the routers it pushes to.
 
 Owns the wire format of sentinel-to-sentinel and sentinel-to-router calls
-(paths, JSON bodies, the Bearer secret) on the client side; `sentinel.api`
+(paths, JSON bodies, the Bearer secret) on the client side; `sentinel.http.api`
 is the server side. Invariant: every call has a deadline and returns a
 parsed answer or None (with the reason logged at debug level); a peer or
-router that is down, slow or answering garbage never raises into the loop.
+router that is down, slow or answering garbage never raises into the run cycle.
 The secret is sent in a header and never logged.
 """
 
@@ -26,14 +26,14 @@ def url(addr: Address, path: str) -> str:
     return f"http://{host}:{addr.port}{path}"
 
 
-class Client:
+class PeerClient:
     """One aiohttp session shared by every outgoing call of a sentinel process."""
 
     def __init__(self, secret: str) -> None:
         self._headers = bearer(secret)
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> Client:
+    async def __aenter__(self) -> PeerClient:
         self._session = aiohttp.ClientSession(
             headers=self._headers,
             connector=aiohttp.TCPConnector(limit=64, force_close=False),
@@ -48,7 +48,7 @@ class Client:
         self, method: str, addr: Address, path: str, timeout: float, body: object = None
     ) -> Any:
         """The decoded JSON answer of a 200 reply, else None."""
-        assert self._session is not None, "use `async with Client(...)`"
+        assert self._session is not None, "use `async with PeerClient(...)`"
         try:
             async with self._session.request(
                 method, url(addr, path), json=body, timeout=aiohttp.ClientTimeout(total=timeout)
@@ -65,7 +65,7 @@ class Client:
         self, method: str, addr: Address, path: str, timeout: float, body: object = None
     ) -> dict[str, Any] | None:
         """Like `call`, but also returns the JSON body of a non-200 answer."""
-        assert self._session is not None, "use `async with Client(...)`"
+        assert self._session is not None, "use `async with PeerClient(...)`"
         try:
             async with self._session.request(
                 method, url(addr, path), json=body, timeout=aiohttp.ClientTimeout(total=timeout)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sentinel.model import Event, NodeObs, PeerOpinion, Role, Snapshot, Timing
+from sentinel.decide.model import Event, NodeObs, NodeRole, PeerOpinion, Snapshot, Timing
 from slotwarden.cluster.topology import Address
 
 
@@ -44,7 +44,7 @@ def is_demoted(obs: NodeObs, now: float, timing: Timing) -> bool:
     the old master and publishing: a new failover repairs it.)
     """
     return (
-        obs.role is Role.REPLICA
+        obs.role is NodeRole.REPLICA
         and obs.info_at is not None
         and now - obs.info_at <= timing.info_max_age
         and obs.role_since is not None

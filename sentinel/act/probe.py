@@ -25,7 +25,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from sentinel.model import NodeObs, Role, Timing
+from sentinel.decide.model import NodeObs, NodeRole, Timing
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
 from slotwarden.cluster.topology import Address
@@ -81,11 +81,11 @@ def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:
 
 def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> NodeObs:
     """Fold one parsed ``INFO replication`` into the node's observation."""
-    role = Role.MASTER if info.get("role") == "master" else Role.REPLICA
+    role = NodeRole.MASTER if info.get("role") == "master" else NodeRole.REPLICA
     master = None
     link_up = False
     link_down = 0.0
-    if role is Role.REPLICA:
+    if role is NodeRole.REPLICA:
         host = info.get("master_host")
         port = info.get("master_port")
         if host and isinstance(port, int):

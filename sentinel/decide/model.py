@@ -1,8 +1,10 @@
 """Frozen snapshot types shared by the sentinel's pure decision modules.
 
-Owns the vocabulary: what a probe observed about one Redis node (`NodeObs`),
-what a peer sentinel said (`PeerOpinion`), the timings the decisions use
-(`Timing`), and the actions the decisions return for the loop to perform.
+Owns the vocabulary: what a probe observed about one Redis node (`NodeObs`,
+its `NodeRole`), what a peer sentinel said (`PeerOpinion`), the timings the
+decisions use (`Timing`), what one cycle looks at (`Snapshot`), the actions
+the decisions return for `sentinel.run` to perform, and the `Event` each
+transition is logged as.
 Invariant: everything here is immutable plain data; times are seconds on
 the caller's monotonic clock (tests pass a fake one). No I/O, no asyncio.
 """
@@ -15,7 +17,7 @@ from enum import Enum
 from slotwarden.cluster.topology import Address, SlotMap
 
 
-class Role(Enum):
+class NodeRole(Enum):
     MASTER = "master"
     REPLICA = "replica"
     UNKNOWN = "unknown"
@@ -33,7 +35,7 @@ class NodeObs:
 
     addr: Address
     last_ok: float
-    role: Role = Role.UNKNOWN
+    role: NodeRole = NodeRole.UNKNOWN
     master: Address | None = None  # for a replica: whom it replicates from
     link_up: bool = False  # replica: master_link_status:up
     link_down_s: float = 0.0  # replica: master_link_down_since_seconds (-1 -> 0)

@@ -15,26 +15,27 @@ socket here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from sentinel.detector import is_demoted, is_sdown
-from sentinel.model import (
+from sentinel.decide.detector import is_demoted, is_sdown
+from sentinel.decide.model import (
     Abort,
     Action,
     CheckCaughtUp,
     CheckRole,
     Event,
     NodeObs,
+    NodeRole,
     PauseWrites,
     Promote,
     Publish,
     Repoint,
-    Role,
     Snapshot,
     Timing,
 )
+from sentinel.errors import FailoverError
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 
@@ -79,10 +80,6 @@ STEPS: dict[tuple[Step, Result], Step] = {
 }
 
 TERMINAL = frozenset({Step.DONE, Step.ABORTED})
-
-
-class FailoverError(Exception):
-    """A step transition that `STEPS` does not allow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +134,14 @@ def select_replica(
         elif (
             obs.info_at is None
             or now - obs.info_at > timing.info_max_age
-            or (obs.role is Role.UNKNOWN)
+            or (obs.role is NodeRole.UNKNOWN)
         ):
             why = "stale"
         elif obs.priority == 0:
             why = "priority 0"
         elif (
-            obs.role is Role.REPLICA and obs.link_down_s > master_down_for + 10 * timing.down_after
+            obs.role is NodeRole.REPLICA
+            and obs.link_down_s > master_down_for + 10 * timing.down_after
         ):
             why = f"link down for {obs.link_down_s:.0f} s"
         if why:
@@ -157,22 +155,52 @@ def select_replica(
     return best.addr, skipped
 
 
-def start(shard_name: str, epoch: int, snap: Snapshot, timing: Timing) -> Failover | Abort:
-    """Plan the failover of ``shard_name`` as leader of ``epoch``."""
-    now = snap.now
-    try:
-        shard = snap.topology.shards[snap.topology.shard_index(shard_name)]
-    except KeyError:
-        return Abort(f"shard {shard_name} is not in the topology")
-    master = snap.nodes.get(shard.master)
+# Why a shard's master does not fit a kind of failover ("" if it does).
+MasterCheck = Callable[[NodeObs | None, float, Timing], str]
+
+
+def _answers_again(master: NodeObs | None, now: float, timing: Timing) -> str:
+    """A failover replaces a master that is down: silent, or demoted to replica."""
     if (
         master is not None
         and not is_sdown(master, now, timing)
         and not is_demoted(master, now, timing)
     ):
-        return Abort(f"shard {shard_name} master {shard.master} answers again")
+        return "answers again"
+    return ""
+
+
+def _not_healthy(master: NodeObs | None, now: float, timing: Timing) -> str:
+    """A switchover hands over from a master that answers and reports the master role."""
+    if master is None or is_sdown(master, now, timing) or master.role is not NodeRole.MASTER:
+        return "is not a healthy master"
+    return ""
+
+
+def _shard_to_plan(
+    shard_name: str, epoch: int, snap: Snapshot, timing: Timing, unfit: MasterCheck
+) -> Shard | Abort:
+    """The shard a leader of ``epoch`` may plan for, or why not, in this order: the
+    shard is in the topology, its master passes ``unfit``, the topology is older than
+    ``epoch`` (shared by `start` and `start_planned`)."""
+    try:
+        shard = snap.topology.shards[snap.topology.shard_index(shard_name)]
+    except KeyError:
+        return Abort(f"shard {shard_name} is not in the topology")
+    problem = unfit(snap.nodes.get(shard.master), snap.now, timing)
+    if problem:
+        return Abort(f"shard {shard_name} master {shard.master} {problem}")
     if snap.topology.epoch >= epoch:
         return Abort(f"topology epoch {snap.topology.epoch} is not older than epoch {epoch}")
+    return shard
+
+
+def start(shard_name: str, epoch: int, snap: Snapshot, timing: Timing) -> Failover | Abort:
+    """Plan the failover of ``shard_name`` (its master down) as leader of ``epoch``."""
+    now = snap.now
+    shard = _shard_to_plan(shard_name, epoch, snap, timing, _answers_again)
+    if isinstance(shard, Abort):
+        return shard
     candidate, skipped = select_replica(shard, snap.nodes, now, timing)
     if candidate is None:
         why = "; ".join(skipped) or "the shard has no replicas"
@@ -203,20 +231,14 @@ def start_planned(
     unpauses the old master at the end, whatever happened.
     """
     now = snap.now
-    try:
-        shard = snap.topology.shards[snap.topology.shard_index(shard_name)]
-    except KeyError:
-        return Abort(f"shard {shard_name} is not in the topology")
-    master = snap.nodes.get(shard.master)
-    if master is None or is_sdown(master, now, timing) or master.role is not Role.MASTER:
-        return Abort(f"shard {shard_name} master {shard.master} is not a healthy master")
-    if snap.topology.epoch >= epoch:
-        return Abort(f"topology epoch {snap.topology.epoch} is not older than epoch {epoch}")
+    shard = _shard_to_plan(shard_name, epoch, snap, timing, _not_healthy)
+    if isinstance(shard, Abort):
+        return shard
     linked = {
         a: o
         for a in shard.replicas
         if (o := snap.nodes.get(a)) is not None
-        and o.role is Role.REPLICA
+        and o.role is NodeRole.REPLICA
         and o.master == shard.master
         and o.link_up
     }
@@ -367,7 +389,7 @@ def reconcile(
         if shard.name in skip:
             continue
         master = snap.nodes.get(shard.master)
-        if master is None or not _fresh(master, now, timing) or master.role is not Role.MASTER:
+        if master is None or not _fresh(master, now, timing) or master.role is not NodeRole.MASTER:
             continue
         for addr in shard.replicas:
             obs = snap.nodes.get(addr)
@@ -375,9 +397,9 @@ def reconcile(
                 continue
             if obs.role_since is None or now - obs.role_since < timing.convert_wait:
                 continue
-            if obs.role is Role.MASTER:
+            if obs.role is NodeRole.MASTER:
                 kind, what = "convert-to-replica", "reports the master role; making it a replica"
-            elif obs.role is Role.REPLICA and obs.master != shard.master:
+            elif obs.role is NodeRole.REPLICA and obs.master != shard.master:
                 kind, what = "repoint", f"replicates from {obs.master}; repointing it"
             else:
                 continue

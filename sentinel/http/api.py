@@ -1,10 +1,11 @@
 """The sentinel's HTTP endpoint (aiohttp): votes, opinions, topology, status, events.
 
-Owns the server side of the wire format that `sentinel.peers` speaks, and the
-auth rule: every path except ``GET /health`` and ``GET /metrics`` needs
-``Authorization: Bearer <secret>`` (`slotwarden.cluster.secrets.authorized`, constant
-time); without it the answer is 401 ``{"error": ...}``, nothing changes and
-``auth_failures_total`` counts it. Routes:
+Owns the server side of the wire format that `sentinel.act.peers` speaks
+(every JSON answer, `opinion_of` and `status_of` included), and the auth
+rule: every path except ``GET /health`` and ``GET /metrics`` needs
+``Authorization: Bearer <secret>`` (`slotwarden.cluster.secrets.authorized`,
+constant time); without it the answer is 401 ``{"error": ...}``, nothing
+changes and ``auth_failures_total`` counts it. Routes:
 
 - ``GET /topology?after=N&timeout=S&router=HOST:PORT`` - the topology at once
   if its epoch is above N, else when one is or at the timeout (max 30 s);
@@ -14,10 +15,10 @@ time); without it the answer is 401 ``{"error": ...}``, nothing changes and
 - ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer.
 - ``POST /failover`` ``{"shard", "to"}`` - a planned switchover, answered when done.
 - ``GET /opinion`` - which nodes we hold down, our epochs (peers poll it).
-- ``POST /reload`` - re-read cluster.yaml now (see `sentinel.reload`): 200
+- ``POST /reload`` - re-read cluster.yaml now (see `sentinel.run.reload`): 200
   ``{"applied": true, "changes"}`` or 422 ``{"applied": false, "problems"}``.
 - ``GET /status`` - everything we observe; ``GET /events`` - NDJSON stream.
-- ``GET /metrics`` - Prometheus text (`sentinel.metrics`), public like /health.
+- ``GET /metrics`` - Prometheus text (`sentinel.http.metrics`), public like /health.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from sentinel import leader, metrics
-from sentinel.loop import Sentinel
-from sentinel.model import Event
-from sentinel.peers import parse_topology
+from sentinel.act.peers import parse_topology
+from sentinel.decide.model import Event
+from sentinel.http import metrics
+from sentinel.run.loop import Sentinel
 from slotwarden.cluster.secrets import authorized
 from slotwarden.cluster.topology import Address
 
@@ -41,7 +44,8 @@ log = logging.getLogger("sentinel.api")
 
 PUBLIC = frozenset({("GET", "/health"), ("GET", "/metrics")})
 SENTINEL_KEY = web.AppKey("sentinel", Sentinel)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
+HttpHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -50,9 +54,9 @@ def _error(status: int, message: str) -> web.Response:
 
 def make_auth(
     sentinel: Sentinel,
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Callable[[web.Request, HttpHandler], Awaitable[web.StreamResponse]]:
     @web.middleware
-    async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def auth(request: web.Request, handler: HttpHandler) -> web.StreamResponse:
         if (request.method, request.path) not in PUBLIC:
             if not authorized(request.headers.get("Authorization"), sentinel.secret):
                 sentinel.stats.auth_failures += 1
@@ -141,7 +145,7 @@ async def post_failover(request: web.Request) -> web.Response:
         target = Address.parse(to) if to else None
     except ValueError as exc:
         return _error(400, f"to: {exc}")
-    outcome = await leader.manual(s, shard, target)
+    outcome = await s.leader.manual(shard, target)
     return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
 
 
@@ -156,16 +160,60 @@ async def post_reload(request: web.Request) -> web.Response:
 
 
 async def get_metrics(request: web.Request) -> web.Response:
-    body, content_type = metrics.render(_sentinel(request).registry)
+    body, content_type = metrics.render(request.app[REGISTRY_KEY])
     return web.Response(body=body, headers={"Content-Type": content_type})
 
 
+def opinion_of(s: Sentinel) -> dict[str, Any]:
+    """The answer to ``GET /opinion`` (peers poll it): which nodes we hold down, our epochs."""
+    return {
+        "id": s.me,
+        "epoch": s.votes.epoch,
+        "topology_epoch": s.topology.epoch,
+        "down": sorted(str(a) for a in s.flags.down),
+    }
+
+
+def status_of(s: Sentinel) -> dict[str, Any]:
+    """The answer to ``GET /status``: our opinion, and everything we observe."""
+    now = s.clock()
+    nodes = {}
+    for addr, p in sorted(s.probers.items()):
+        o = p.obs
+        nodes[str(addr)] = {
+            "sdown": addr in s.flags.sdown,
+            "role": o.role.value,
+            "master": str(o.master) if o.master else None,
+            "link_up": o.link_up,
+            "offset": o.offset,
+            "priority": o.priority,
+            "last_ok_ms_ago": round((now - o.last_ok) * 1000),
+            "error": p.last_error or None,
+        }
+    return {
+        **opinion_of(s),
+        "role": s.leader.role.value,
+        "voted_epoch": s.votes.voted_epoch,
+        "voted_for": s.votes.voted_for,
+        "odown": sorted(s.flags.odown),
+        "busy": sorted(s.leader.busy),
+        "reconfigure_pending": s.leader.reconfigure_pending,
+        "nodes": nodes,
+        "peers": {
+            pid: {"age_ms": round((now - op.at) * 1000), "epoch": op.epoch}
+            for pid, op in sorted(s.opinions.items())
+        },
+        "routers": {str(r): s.router_epochs.get(r) for r in s.routers},
+        "topology": s.topology.to_dict(),
+    }
+
+
 async def get_opinion(request: web.Request) -> web.Response:
-    return web.json_response(_sentinel(request).opinion())
+    return web.json_response(opinion_of(_sentinel(request)))
 
 
 async def get_status(request: web.Request) -> web.Response:
-    return web.json_response(_sentinel(request).status())
+    return web.json_response(status_of(_sentinel(request)))
 
 
 async def get_events(request: web.Request) -> web.StreamResponse:
@@ -174,8 +222,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     resp = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
     await resp.prepare(request)
     queue: asyncio.Queue[tuple[float, Event]] = asyncio.Queue(maxsize=1000)
-    backlog = list(s.events)
-    s.subscribers.add(queue)
+    backlog = s.events.subscribe(queue)
     try:
         for item in backlog:
             await resp.write(_event_line(item))
@@ -185,7 +232,7 @@ async def get_events(request: web.Request) -> web.StreamResponse:
     except (ConnectionResetError, asyncio.CancelledError):
         pass
     finally:
-        s.subscribers.discard(queue)
+        s.events.unsubscribe(queue)
     return resp
 
 
@@ -197,6 +244,7 @@ def _event_line(item: tuple[float, Event]) -> bytes:
 def make_app(sentinel: Sentinel) -> web.Application:
     app = web.Application(middlewares=[make_auth(sentinel)], client_max_size=1 << 20)
     app[SENTINEL_KEY] = sentinel
+    app[REGISTRY_KEY] = metrics.make_registry(sentinel)
     app.router.add_get("/health", health)
     app.router.add_get("/topology", get_topology)
     app.router.add_post("/topology", post_topology)

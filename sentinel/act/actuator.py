@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from sentinel.probe import connect
+from sentinel.act.probe import connect
 from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel.actuator")

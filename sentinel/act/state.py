@@ -16,14 +16,11 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sentinel.election import VoteState, on_vote_request
+from sentinel.decide.election import VoteState, on_vote_request
+from sentinel.errors import StateError
 from slotwarden.cluster.topology import SlotMap
 
 FORMAT = 1
-
-
-class StateError(Exception):
-    """The state file exists but cannot be read back."""
 
 
 @dataclass(frozen=True, slots=True)

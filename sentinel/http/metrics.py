@@ -4,39 +4,35 @@ Owns the names, types, help texts and labels of ``GET /metrics`` on the
 sentinel's listen address; they are the contract in
 ``deploy/prometheus/METRICS.md`` (sentinel part). Gauges are read from the
 sentinel's live state at scrape time by `SentinelCollector` (nothing to keep
-in sync); counters are the plain numbers in `Stats`, bumped by the code that
-sees the event. Invariant: every label value known at start or after a
-topology change (each shard, node, peer, outcome, kind, result, state, role)
-is exposed, at 0 if nothing happened yet; a node that left the topology has
-no rows. Each sentinel has its own registry (no process-global state).
+in sync); counters are the plain numbers in `sentinel.run.stats.SentinelStats`,
+bumped by the code that sees the event. Invariant: every label value known
+at start or after a topology change (each shard, node, peer, outcome, kind,
+result, state, role) is exposed, at 0 if nothing happened yet; a node that
+left the topology has no rows. Each sentinel has its own registry, made with
+its HTTP app (`sentinel.http.api.make_app`; no process-global state).
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sentinel.detector import is_sdown
-from sentinel.model import Role
+from sentinel.decide.detector import is_sdown
+from sentinel.decide.model import NodeRole
+from sentinel.run.loop import Sentinel
 from slotwarden import __version__
-
-if TYPE_CHECKING:
-    from sentinel.loop import Sentinel
 
 PREFIX = "slotwarden_sentinel_"
 PEER_FRESH = 3.0  # a peer is up if it answered within this many seconds (METRICS.md)
 STATES = ("up", "sdown", "odown")
 ROLES = ("master", "replica")
 REPORTED_ROLES = ("master", "replica", "unknown")
-KINDS = ("failover", "switchover")
-OUTCOMES = ("done", "aborted")
-RESULTS = ("applied", "rejected")
+FAILOVER_KINDS = ("failover", "switchover")
+FAILOVER_OUTCOMES = ("done", "aborted")
+RELOAD_RESULTS = ("applied", "rejected")
 
 # name (without prefix) -> help text; `SentinelCollector` yields exactly these.
 HELP = {
@@ -65,29 +61,6 @@ HELP = {
     "(1 at start), 0 if it was rejected.",
     "auth_failures": "HTTP requests refused for a missing or wrong secret.",
 }
-
-
-@dataclass
-class Stats:
-    """The counters of one sentinel (and the one gauge that only events set)."""
-
-    votes_cast: collections.Counter[str] = field(default_factory=collections.Counter)
-    failovers: collections.Counter[tuple[str, str, str]] = field(
-        default_factory=collections.Counter
-    )  # (shard, kind, outcome)
-    failover_duration: dict[str, float] = field(default_factory=dict)  # shard -> seconds
-    reloads: collections.Counter[str] = field(default_factory=collections.Counter)
-    last_reload_ok: bool = True
-    auth_failures: int = 0
-
-    def failover_ended(self, shard: str, planned: bool, done: bool, seconds: float) -> None:
-        kind = "switchover" if planned else "failover"
-        self.failovers[(shard, kind, "done" if done else "aborted")] += 1
-        self.failover_duration[shard] = seconds
-
-    def reloaded(self, applied: bool) -> None:
-        self.reloads["applied" if applied else "rejected"] += 1
-        self.last_reload_ok = applied
 
 
 def _gauge(name: str, labels: tuple[str, ...] = ()) -> GaugeMetricFamily:
@@ -143,10 +116,10 @@ class SentinelCollector(Collector):
                 if (
                     addr != shard.master
                     and obs is not None
-                    and obs.role is Role.REPLICA
+                    and obs.role is NodeRole.REPLICA
                     and obs.info_at is not None
                     and master_obs is not None
-                    and master_obs.role is Role.MASTER
+                    and master_obs.role is NodeRole.MASTER
                     and master_obs.info_at is not None
                 ):
                     lag.add_metric([shard.name, node], max(master_obs.offset - obs.offset, 0))
@@ -168,8 +141,8 @@ class SentinelCollector(Collector):
         duration = _gauge("failover_last_duration_seconds", ("shard",))
         names = [sh.name for sh in topology.shards]
         for name in names:
-            for kind in KINDS:
-                for outcome in OUTCOMES:
+            for kind in FAILOVER_KINDS:
+                for outcome in FAILOVER_OUTCOMES:
                     failovers.add_metric(
                         [name, kind, outcome], stats.failovers.get((name, kind, outcome), 0)
                     )
@@ -189,7 +162,7 @@ class SentinelCollector(Collector):
         yield quorum
 
         reloads = _counter("config_reloads", ("result",))
-        for result in RESULTS:
+        for result in RELOAD_RESULTS:
             reloads.add_metric([result], stats.reloads.get(result, 0))
         yield reloads
         last = _gauge("config_last_reload_successful")

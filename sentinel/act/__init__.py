@@ -1,0 +1,13 @@
+"""What the sentinel does to the world, one side effect per module.
+
+- `probe`: watch one Redis node (PING + INFO replication) into a `NodeObs`.
+- `actuator`: change a node's replication role (REPLICAOF, ROLE, CLIENT PAUSE).
+- `peers`: HTTP client to the peer sentinels and the routers.
+- `state`: the persisted epoch, vote and topology (fsync, atomic rename).
+
+Invariant: a node, peer or router that is down, slow or answering garbage
+never raises into the caller - every network call has a deadline and
+reports failure as a value; `state` raises before anything is acted on.
+Nothing here decides: the decisions are `sentinel.decide`'s, the
+sequencing `sentinel.run`'s.
+"""

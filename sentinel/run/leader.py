@@ -1,0 +1,511 @@
+"""Leadership: this sentinel's elections, and the failovers and edits it publishes as leader.
+
+Owns `Leader` and all of a leader's state: the election role (moved only
+along `sentinel.decide.election.TRANSITIONS`), the election in flight, the
+time before which it may not stand again (after a vote for another, a lost
+election, an abort), the shards in a failover it leads, whether a
+cluster.yaml edit waits to be published, and whose turn it is. Only
+`Leader`'s own methods change them; the sentinel reads them for its status
+and tells the leader what it saw (`maybe_elect`, `on_voted`, `on_topology`,
+`set_reconfigure_pending`).
+
+A round: bump the epoch (persisted) and ask every peer for its vote, then -
+with a majority of all sentinels and at least the quorum - plan each
+shard's failover with `sentinel.decide.failover`, drive it through the
+actuator, and publish one topology at the won epoch. The same election
+publishes a cluster.yaml edit (a "reconfigure" action, see
+`sentinel.run.reload`): failovers and reconfigures take turns when both
+wait. Every outcome is one logged event (new-epoch, elected, promoted,
+repoint, switch, reconfigure, abort); a loss or an abort sets a randomized
+time before the next attempt. Tasks run in the sentinel's TaskGroup
+(`LeaderHost.spawn`).
+
+Before publishing, the leader asks every peer for its topology and adopts the
+newest (`Leader._refresh`), then applies its result on top of that: a failover or an
+edit published by another leader at a lower epoch meanwhile is kept (or, if
+it touched the same shard, ours aborts), not overwritten.
+
+What the leader needs from the sentinel it works for - the settings of the
+moment (a reload changes them), the persisted state, the task group and
+the peer client - comes through `LeaderHost`, a Protocol declared here;
+the actuator, the event log and the counters are handed in. This module
+imports nothing from `sentinel.run.loop`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol, TypeVar
+
+from sentinel.act.actuator import Actuator
+from sentinel.act.peers import PeerClient
+from sentinel.decide import election, failover, reconfigure
+from sentinel.decide.election import ElectionInput, ElectionRole, VoteState
+from sentinel.decide.failover import Failover, Step
+from sentinel.decide.model import (
+    Abort,
+    Action,
+    CheckCaughtUp,
+    CheckRole,
+    Event,
+    PauseWrites,
+    Promote,
+    Publish,
+    Repoint,
+    Snapshot,
+    Timing,
+)
+from sentinel.run.events import EventLog
+from sentinel.run.stats import SentinelStats
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.topology import Address, SlotMap
+
+log = logging.getLogger("sentinel")
+
+T = TypeVar("T")
+Outcome = dict[str, Any]  # the answer to ``POST /failover``: ok, epoch, switched, reason
+
+
+class LeaderHost(Protocol):
+    """The sentinel a `Leader` works for (`sentinel.run.loop.Sentinel`).
+
+    The settings (timing, quorum, the sentinels, the config) are read at each
+    use, since a reload swaps them.
+    """
+
+    @property
+    def timing(self) -> Timing: ...
+    @property
+    def quorum(self) -> int: ...
+    @property
+    def all_ids(self) -> tuple[str, ...]: ...  # every configured sentinel, this one included
+    @property
+    def peers(self) -> Mapping[str, Address]: ...  # the other sentinels: id -> listen address
+    @property
+    def config(self) -> ClusterConfig: ...
+    @property
+    def client(self) -> PeerClient | None: ...  # set while the sentinel runs
+    @property
+    def topology(self) -> SlotMap: ...
+    @property
+    def votes(self) -> VoteState: ...
+
+    def snapshot(self) -> Snapshot: ...
+    def adopt(self, topology: SlotMap, source: str) -> bool: ...
+    def save_votes(self, votes: VoteState) -> None: ...  # persisted before it returns
+    def note_epoch(self, epoch: int) -> None: ...  # in memory; saved with the next change
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]: ...
+
+
+class Leader:
+    """This sentinel's side of elections, and of the failovers and edits it leads."""
+
+    def __init__(
+        self,
+        host: LeaderHost,
+        me: str,
+        *,
+        actuator: Actuator,
+        events: EventLog,
+        stats: SentinelStats,
+        clock: Callable[[], float],
+        rng: random.Random,
+        step_pause: float = 0.0,
+    ) -> None:
+        self.host = host
+        self.me = me
+        self.actuator = actuator
+        self.events = events
+        self.stats = stats
+        self.clock = clock
+        self.rng = rng
+        self.step_pause = step_pause  # a pause after each failover step (tests watch the steps)
+        self._role = ElectionRole.FOLLOWER
+        self._not_before = 0.0  # no candidacy before this (after a vote, a loss, an abort)
+        self._busy: set[str] = set()  # shards in a failover we lead
+        self._election: asyncio.Task[Outcome] | None = None
+        # A valid cluster.yaml edit whose layout is not published yet (see sentinel.run.reload).
+        self._reconfigure_pending = False
+        # failover or reconfigure: they take turns when both wait (a failover first)
+        self._last_election = "reconfigure"
+
+    # -- read by the sentinel ---------------------------------------------------------
+
+    @property
+    def role(self) -> ElectionRole:
+        return self._role
+
+    @property
+    def busy(self) -> frozenset[str]:
+        """The shards in a failover we lead (reconcile leaves them alone)."""
+        return frozenset(self._busy)
+
+    @property
+    def reconfigure_pending(self) -> bool:
+        return self._reconfigure_pending
+
+    # -- told by the sentinel ---------------------------------------------------------
+
+    def set_reconfigure_pending(self, pending: bool) -> None:
+        """A reload found the file's layout differs from the topology (or no longer does)."""
+        self._reconfigure_pending = pending
+
+    def on_topology(self, topology: SlotMap) -> None:
+        """``topology`` was adopted: an edit whose layout it already has is no longer pending."""
+        if self._reconfigure_pending:
+            merged = reconfigure.merge(self.host.config, topology, topology.epoch)
+            if reconfigure.same_layout(merged, topology):
+                self._reconfigure_pending = False
+                log.info("topology epoch %d has the edited cluster.yaml layout", topology.epoch)
+
+    def on_voted(self, candidate: str, epoch_raised: bool) -> None:
+        """We granted ``candidate`` a vote (persisted): a higher epoch ends our candidacy,
+        and a vote for another leaves that leader time to finish before we stand."""
+        if epoch_raised and self._role is ElectionRole.CANDIDATE:
+            self._role = election.next_role(self._role, ElectionInput.HIGHER_EPOCH)
+        if candidate != self.me:
+            self._hold_off(election.wait_after_vote(self.host.timing))
+
+    def maybe_elect(self, now: float, odown: frozenset[str]) -> None:
+        """Stand for an epoch if a shard is ODOWN or an edit waits, and nothing holds us back."""
+        if self._role is not ElectionRole.FOLLOWER or now < self._not_before:
+            return
+        if self._election is not None and not self._election.done():
+            return
+        shards = sorted(odown - self._busy)
+        if not shards and not self._reconfigure_pending:
+            return
+        if self._reconfigure_pending and (not shards or self._last_election == "failover"):
+            self._last_election = "reconfigure"
+            self._role = election.next_role(self._role, ElectionInput.RECONFIGURE)
+            self._election = self.host.spawn(self._elect([], reconfigure=True), name="reconfigure")
+            return
+        self._last_election = "failover"
+        self._role = election.next_role(self._role, ElectionInput.ODOWN)
+        self._election = self.host.spawn(self._elect(shards), name="election")
+
+    async def manual(self, shard: str, to: Address | None) -> Outcome:
+        """A planned switchover asked for by an operator: win an epoch, then hand over."""
+        running = self._election is not None and not self._election.done()
+        if self._role is not ElectionRole.FOLLOWER or running or shard in self._busy:
+            return {"ok": False, "reason": f"sentinel {self.me} is busy ({self._role.value})"}
+        self._role = election.next_role(self._role, ElectionInput.MANUAL)
+        task = self.host.spawn(self._elect([shard], planned=True, to=to), name="manual failover")
+        self._election = task
+        return await asyncio.shield(task)  # a client hanging up does not stop it half-way
+
+    # -- an election ------------------------------------------------------------------
+
+    def _hold_off(self, delay: float) -> None:
+        self._not_before = max(self._not_before, self.clock() + delay)
+
+    async def _elect(
+        self,
+        shards: list[str],
+        *,
+        planned: bool = False,
+        to: Address | None = None,
+        reconfigure: bool = False,
+    ) -> Outcome:
+        try:
+            if not planned:
+                await asyncio.sleep(election.start_jitter(self.rng, self.host.timing))
+                if self.clock() < self._not_before:
+                    return {"ok": False, "reason": "voted for another candidate meanwhile"}
+                if reconfigure and not self._reconfigure_pending:
+                    return {"ok": False, "reason": "the edit was published meanwhile"}
+            return await self._win_then_lead(shards, planned, to, reconfigure)
+        finally:
+            if self._role is ElectionRole.CANDIDATE:
+                self._role = election.next_role(self._role, ElectionInput.LOST)
+            elif self._role is ElectionRole.LEADER:
+                self._role = election.next_role(self._role, ElectionInput.FINISHED)
+
+    async def _win_then_lead(
+        self, shards: list[str], planned: bool, to: Address | None, reconf: bool = False
+    ) -> Outcome:
+        h = self.host
+        client = h.client
+        assert client is not None
+        started = self.clock()
+        h.save_votes(election.start_election(h.votes, self.me))
+        self.stats.votes_cast[self.me] += 1
+        epoch = h.votes.epoch
+        current = {sh.name: sh.master for sh in h.topology.shards}
+        masters = ", ".join(f"{name} (master {current.get(name)})" for name in shards)
+        action = "publish the edited cluster.yaml layout" if reconf else f"fail over {masters}"
+        self.events.emit(
+            Event("new-epoch", f"epoch {epoch}: {self.me} asks to {action}", epoch=epoch)
+        )
+        timeout = max(3 * h.timing.probe_interval, 0.5)
+        ids = list(h.peers)
+        answers = await asyncio.gather(
+            *(client.vote(h.peers[p], epoch, self.me, timeout) for p in ids)
+        )
+        grants = [self.me]
+        for pid, ans in zip(ids, answers, strict=True):
+            if ans is None:
+                continue
+            topo = ans.get("topology")
+            if isinstance(topo, dict):
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    h.adopt(SlotMap.from_dict(topo), f"peer {pid} (vote reply)")
+            if ans.get("granted") is True:
+                grants.append(pid)
+            elif isinstance(ans.get("epoch"), int) and ans["epoch"] > epoch:
+                h.note_epoch(ans["epoch"])
+        if self._role is not ElectionRole.CANDIDATE:
+            return {"ok": False, "epoch": epoch, "reason": "a higher epoch arrived meanwhile"}
+        need = election.votes_needed(len(h.all_ids), h.quorum)
+        if h.votes.epoch != epoch or not election.has_won(grants, len(h.all_ids), h.quorum):
+            delay = election.retry_delay(self.rng, h.timing)
+            self._hold_off(delay)
+            reason = f"election lost with {len(grants)}/{need} votes ({', '.join(grants)})"
+            self.events.emit(
+                Event(
+                    "abort",
+                    f"epoch {epoch}: {reason}; retrying in {delay * 1000:.0f} ms",
+                    epoch=epoch,
+                )
+            )
+            return {"ok": False, "epoch": epoch, "reason": reason}
+        self._role = election.next_role(self._role, ElectionInput.WON)
+        self.events.emit(
+            Event(
+                "elected",
+                f"epoch {epoch}: {self.me} elected leader with {len(grants)}/{need} votes "
+                f"({', '.join(grants)}) to " + (action if not planned else f"hand over {masters}"),
+                epoch=epoch,
+            )
+        )
+        if reconf:
+            return await self._publish_edit(epoch)
+        return await self._fail_over(epoch, shards, planned, to, started)
+
+    # -- as leader of an epoch --------------------------------------------------------
+
+    async def _refresh(self) -> None:
+        """Adopt the newest topology any peer has (bounded wait), before we publish."""
+        h = self.host
+        assert h.client is not None
+        timeout = max(2 * h.timing.probe_interval, 0.25)
+        ids = list(h.peers)
+        answers = await asyncio.gather(*(h.client.topology(h.peers[p], timeout) for p in ids))
+        for pid, topo in zip(ids, answers, strict=True):
+            if topo is not None:
+                h.adopt(topo, f"peer {pid} (before publishing)")
+
+    async def _push_peers(self, topology: SlotMap) -> None:
+        """Tell every peer sentinel about a topology we published (they also poll)."""
+        h = self.host
+        assert h.client is not None
+        await asyncio.gather(*(h.client.push(a, topology, 1.0) for a in h.peers.values()))
+
+    async def _publish_edit(self, epoch: int) -> Outcome:
+        """As leader of ``epoch``: publish the file's layout merged with the latest topology."""
+        h = self.host
+        await self._refresh()
+        latest = h.topology
+        if latest.epoch >= epoch:
+            reason = f"topology epoch {latest.epoch} was published meanwhile (ours {epoch})"
+            text = f"epoch {epoch}: cluster.yaml edit not published: {reason}"
+            self.events.emit(Event("abort", text, epoch=epoch))
+            self._back_off_after_abort()
+            return {"ok": False, "epoch": epoch, "reason": reason}
+        merged = reconfigure.merge(h.config, latest, epoch)
+        if reconfigure.same_layout(merged, latest):
+            self._reconfigure_pending = False
+            self.events.emit(
+                Event(
+                    "reconfigure",
+                    f"epoch {epoch}: nothing to publish, topology epoch {latest.epoch} already "
+                    "has the edited cluster.yaml layout",
+                    epoch=epoch,
+                )
+            )
+            return {"ok": True, "epoch": epoch}
+        what = reconfigure.describe(latest, merged, h.config)
+        h.adopt(merged, f"{self.me}, leader of epoch {epoch} (cluster.yaml edit)")
+        self._reconfigure_pending = False
+        h.spawn(self._push_peers(merged))
+        self.events.emit(
+            Event(
+                "reconfigure",
+                f"epoch {epoch}: published the edited cluster.yaml layout: {'; '.join(what)}",
+                epoch=epoch,
+            )
+        )
+        return {"ok": True, "epoch": epoch}
+
+    async def _fail_over(
+        self,
+        epoch: int,
+        shards: list[str],
+        planned: bool = False,
+        to: Address | None = None,
+        started: float | None = None,
+    ) -> Outcome:
+        h = self.host
+        started = self.clock() if started is None else started
+        snap = h.snapshot()
+        plans: list[Failover] = []
+        reasons: list[str] = []
+        for name in shards:
+            if planned:
+                plan = failover.start_planned(name, epoch, snap, h.timing, to)
+            else:
+                plan = failover.start(name, epoch, snap, h.timing)
+            if isinstance(plan, Abort):
+                self.events.emit(
+                    Event("abort", f"epoch {epoch}: {plan.reason}", shard=name, epoch=epoch)
+                )
+                self.stats.failover_ended(name, planned, False, self.clock() - started)
+                reasons.append(plan.reason)
+            else:
+                plans.append(plan)
+        if not plans:
+            self._back_off_after_abort()
+            return {"ok": False, "epoch": epoch, "reason": "; ".join(reasons)}
+        self._busy |= {p.shard for p in plans}
+        paused_at: dict[str, float] = {}
+        published: Publish | Abort | None = None
+        try:
+            driven = await asyncio.gather(*(self._drive(p, paused_at) for p in plans))
+            ready = [p for p in driven if p.step is Step.PUBLISH]
+            failed = [p for p in driven if p.step is not Step.PUBLISH]
+            if ready:
+                await self._refresh()
+                published = failover.publish_round(h.topology, ready)
+                if isinstance(published, Publish):
+                    h.adopt(published.topology, f"{self.me}, leader of epoch {epoch}")
+                    h.spawn(self._push_peers(published.topology))
+        finally:
+            # A planned switchover paused writes on the old master: resume them,
+            # whatever happened (it also resumes by itself at the deadline).
+            pauses = {}
+            for p in plans:
+                if p.shard in paused_at:
+                    await self.actuator.unpause(p.old_master)
+                    pauses[p.shard] = self.clock() - paused_at[p.shard]
+            self._busy -= {p.shard for p in plans}
+        switched: list[dict[str, object]] = []
+        for p in ready:
+            if not isinstance(published, Publish):
+                assert isinstance(published, Abort)
+                failed.append(failover.abort(p, published.reason))
+                continue
+            p = failover.on_result(p, published, True, self.clock(), h.timing)
+            self.stats.failover_ended(p.shard, planned, True, self.clock() - started)
+            pause = pauses.get(p.shard)
+            how = f" (planned; writes paused {pause * 1000:.0f} ms)" if pause is not None else ""
+            switched.append(
+                {
+                    "shard": p.shard,
+                    "from": str(p.old_master),
+                    "to": str(p.candidate),
+                    "pause_ms": round(pause * 1000) if pause is not None else None,
+                }
+            )
+            self.events.emit(
+                Event(
+                    "switch",
+                    f"shard {p.shard} switched from {p.old_master} to {p.candidate} "
+                    f"at epoch {epoch}{how}",
+                    shard=p.shard,
+                    addr=str(p.candidate),
+                    epoch=epoch,
+                )
+            )
+        for p in failed:
+            reasons.append(p.reason)
+            self.stats.failover_ended(p.shard, planned, False, self.clock() - started)
+            self.events.emit(
+                Event(
+                    "abort",
+                    f"epoch {epoch}: failover of shard {p.shard} ({p.old_master} -> "
+                    f"{p.candidate}) aborted: {p.reason}",
+                    shard=p.shard,
+                    epoch=epoch,
+                )
+            )
+        if failed:
+            self._back_off_after_abort()
+        return {
+            "ok": not reasons,
+            "epoch": epoch,
+            "switched": switched,
+            "reason": "; ".join(reasons),
+        }
+
+    def _back_off_after_abort(self) -> None:
+        timing = self.host.timing
+        self._hold_off(election.retry_delay(self.rng, timing) + timing.probe_interval * 5)
+
+    async def _drive(self, plan: Failover, paused_at: dict[str, float]) -> Failover:
+        """Run one failover up to (not including) publication, or to its abort.
+
+        For a planned one, ``paused_at[shard]`` records when the master's writes
+        were paused (the caller resumes them and reports the pause).
+        """
+        h = self.host
+        while True:
+            plan, actions = failover.next_actions(plan, self.clock(), h.timing, h.topology)
+            if plan.step in (Step.PUBLISH, Step.ABORTED, Step.DONE):
+                return plan
+            results = await asyncio.gather(*(self._perform(a) for a in actions))
+            before = plan.step
+            for action, ok in zip(actions, results, strict=True):
+                plan = failover.on_result(plan, action, ok, self.clock(), h.timing)
+                if isinstance(action, PauseWrites) and ok:
+                    paused_at[plan.shard] = self.clock()
+                if ok:
+                    self._log_step(plan, action)
+                elif isinstance(action, Repoint):
+                    self._log_step(plan, action, failed=True)
+            if plan.step is before and before in (Step.VERIFY, Step.CATCHUP):
+                await asyncio.sleep(h.timing.probe_interval / 4)
+            elif self.step_pause and plan.step is not before:
+                await asyncio.sleep(self.step_pause)
+
+    def _log_step(self, plan: Failover, action: Action, failed: bool = False) -> None:
+        if isinstance(action, Repoint):
+            what = "could not be repointed" if failed else "repointed"
+            kind, text = "repoint", f"replica {action.addr} {what} to {action.master}"
+        elif isinstance(action, Promote):
+            kind = "promoted"
+            text = (
+                f"{plan.candidate} promoted to master (REPLICAOF NO ONE) "
+                f"replacing {plan.old_master}"
+            )
+        elif isinstance(action, PauseWrites):
+            kind, text = "pause", f"writes paused on {action.addr} to hand over to {plan.candidate}"
+        elif isinstance(action, CheckCaughtUp):
+            kind, text = "caught-up", f"{plan.candidate} has every write of {plan.old_master}"
+        else:
+            return
+        self.events.emit(
+            Event(
+                kind,
+                f"shard {plan.shard}: {text} at epoch {plan.epoch}",
+                shard=plan.shard,
+                addr=str(getattr(action, "addr", plan.candidate)),
+                epoch=plan.epoch,
+            )
+        )
+
+    async def _perform(self, action: Action) -> bool:
+        if isinstance(action, Promote):
+            return await self.actuator.promote(action.addr)
+        if isinstance(action, CheckRole):
+            return await self.actuator.check_master(action.addr)
+        if isinstance(action, Repoint):
+            return await self.actuator.repoint(action.addr, action.master)
+        if isinstance(action, PauseWrites):
+            return await self.actuator.pause_writes(action.addr, action.ms)
+        if isinstance(action, CheckCaughtUp):
+            return await self.actuator.caught_up(action.master, action.replica)
+        raise AssertionError(f"not performed here: {action!r}")
