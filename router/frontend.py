@@ -41,13 +41,15 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from router import commands, local, planner
-from router.commands import FAST_FANOUT, FAST_KEYED, CommandSpec, Shape
-from router.credentials import Users
+from router.commands import spec as commands
+from router.commands.spec import FAST_FANOUT, FAST_KEYED, CommandSpec, Shape
+from router.decide import builtins as local
+from router.decide import plan as planner
+from router.decide.merge import Merger
+from router.decide.modes import Mode
+from router.decide.plan import Fanout
+from router.decide.users import Users
 from router.errors import unknown_command, wrong_arity
-from router.merge import Merger
-from router.modes import Mode
-from router.planner import Fanout
 from router.stateful import ClientState
 from slotwarden.cluster.errors import SecretError
 from slotwarden.resp import ProtocolError, Request, RequestReader, error_reply

@@ -29,9 +29,9 @@ from aiohttp import web
 
 from router import admin
 from router.backend import BackendConn, Node, settings_for_shard, settings_from_config
-from router.credentials import Users
+from router.decide.builtins import Session, router_info_section
+from router.decide.users import Users
 from router.frontend import ClientConn, Pending
-from router.local import Session, router_info_section
 from router.metrics import Stats, make_registry
 from router.parking import ParkingLot
 from router.reload import Reloader

@@ -27,11 +27,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from router import commands, modes, planner, txn
-from router.commands import CommandSpec, Shape
+from router.commands import spec as commands
+from router.commands.spec import CommandSpec, Shape
+from router.decide import modes, txn
+from router.decide import plan as planner
+from router.decide.builtins import NO_AUTH_COMMANDS, NOAUTH
+from router.decide.modes import Input, Mode
 from router.errors import CROSSSLOT
-from router.local import NO_AUTH_COMMANDS, NOAUTH
-from router.modes import Input, Mode
 from router.pubsub import Subscriber, pong
 from slotwarden.resp import OK, encode_array, encode_command, error_reply
 

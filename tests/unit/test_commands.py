@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from router import command_table, commands
-from router.commands import (
+from router.commands import key_finders, table
+from router.commands.spec import (
     TABLE,
     CommandSpec,
     KeySpecError,
@@ -263,14 +263,14 @@ def test_is_blocking(request_, blocking):
 
 
 def test_rows_are_well_formed():
-    names = [row[0] for row in command_table.CONTAINERS + command_table.ROWS]
+    names = [row[0] for row in table.CONTAINERS + table.ROWS]
     assert len(names) == len(set(names))
     shapes = {shape.value for shape in Shape}
-    for name, arity, shape, write, first, last, step, keys in command_table.ROWS:
+    for name, arity, shape, write, first, last, step, keys in table.ROWS:
         assert name == name.lower() and arity != 0 and shape in shapes, name
         assert isinstance(write, bool)
         assert (first, last, step) == (0, 0, 0) or (first > 0 and step > 0), name
-        assert keys is None or keys in commands.KEY_FINDERS, name
+        assert keys is None or keys in key_finders.KEY_FINDERS, name
 
 
 def test_every_keyed_shape_has_keys_and_keyless_shapes_have_none():
@@ -283,7 +283,9 @@ def test_every_keyed_shape_has_keys_and_keyless_shapes_have_none():
                 assert not keyed, s.name
 
 
-@pytest.mark.parametrize("module", ["router.commands", "router.command_table"])
+@pytest.mark.parametrize(
+    "module", ["router.commands.spec", "router.commands.table", "router.commands.key_finders"]
+)
 def test_pure_no_io_imports(module):
     path = Path(__file__).resolve().parents[2] / (module.replace(".", "/") + ".py")
     imported: set[str] = set()
@@ -295,7 +297,7 @@ def test_pure_no_io_imports(module):
     assert not imported & {"asyncio", "socket", "aiohttp", "selectors", "ssl"}
 
 
-@pytest.mark.parametrize("first", ["router.command_table", "router.commands"])
+@pytest.mark.parametrize("first", ["router.commands.table", "router.commands.spec"])
 def test_imports_in_either_order(first):
-    code = f"import {first}; import router.commands as c; assert c.lookup([b'GET', b'k'])"
+    code = f"import {first}; import router.commands.spec as c; assert c.lookup([b'GET', b'k'])"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

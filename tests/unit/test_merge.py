@@ -10,7 +10,7 @@ from __future__ import annotations
 import hiredis
 import pytest
 
-from router import merge
+from router.decide import merge
 
 OK = b"+OK\r\n"
 NIL2 = b"$-1\r\n"

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from router import modes, txn
-from router.commands import blocking_timeout
-from router.credentials import Users, handshake
-from router.modes import Input, Mode
+from router.commands.spec import blocking_timeout
+from router.decide import modes, txn
+from router.decide.modes import Input, Mode
+from router.decide.users import Users, handshake
 from router.pubsub import confirmation, pong
 from slotwarden.cluster.config import SecretRef
 from slotwarden.cluster.errors import SecretError

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hiredis
 import pytest
 
-from router import merge, planner
-from router.commands import Shape, lookup
-from router.planner import SCAN_SHARD_BITS, Fanout, plan_queued
+from router.commands.spec import Shape, lookup
+from router.decide import merge
+from router.decide import plan as planner
+from router.decide.plan import SCAN_SHARD_BITS, Fanout, plan_queued
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 

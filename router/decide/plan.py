@@ -8,7 +8,7 @@ Pure, no I/O. `plan` returns one of three things, cheapest first:
 - ``bytes`` — answer this reply at once (errors, rejections).
 
 Commands of shape LOCAL need the client's state and are answered by the
-frontend (`router.local`), not planned here. Fan-outs are split by
+frontend (`router.decide.builtins`), not planned here. Fan-outs are split by
 `slotwarden.resp.accel.group_keys` (C when the speedups are built, else the
 reference `slotwarden.resp.keys.group_keys_py`); the client loop's fan-out
 fast path calls it directly.
@@ -19,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from router import commands as cmds
-from router import merge
-from router.commands import CommandSpec, KeySpecError, Shape
+from router.commands import spec as cmds
+from router.commands.spec import CommandSpec, KeySpecError, Shape
+from router.decide import merge
 from router.errors import CROSSSLOT, NOT_ALLOWED, wrong_arity
 from slotwarden.cluster.topology import SlotMap
 from slotwarden.resp import encode_command, error_reply

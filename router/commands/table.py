@@ -1,6 +1,6 @@
 """The data of the routing table: one row per Redis 7.0 command and subcommand.
 
-Pure data, no imports from the rest of the package (``router.commands`` turns
+Pure data, no imports from the rest of the package (``router.commands.spec`` turns
 the rows into `CommandSpec` objects, checks them, and owns the lookup
 functions). Arity, write flag and the legacy key range (first, last, step)
 are exactly what ``COMMAND`` reports on redis-server 7.0.15; the shape is our
@@ -15,10 +15,10 @@ Row: ``(name, arity, shape, write, first, last, step, keys)``
 
 - ``name``: lower case; a subcommand is ``"container|sub"`` (``"object|encoding"``).
 - ``arity``: N means exactly N arguments (name included), -N at least N.
-- ``shape``: the value of a ``commands.Shape`` member (constants below).
+- ``shape``: the value of a ``router.commands.spec.Shape`` member (constants below).
 - ``first, last, step``: first key index (0: no fixed keys), last key index
   (-1 is the last argument, -2 the one before ...), step between keys.
-- ``keys``: name of a key finder in ``commands.KEY_FINDERS`` for movable keys
+- ``keys``: name of a key finder in ``router.commands.key_finders.KEY_FINDERS`` for movable keys
   (numkeys arguments, keywords such as STORE or STREAMS), else None.
 
 Invariant: SINGLE and FANOUT_* rows have keys; ALL_MASTERS, ANY and LOCAL rows
@@ -362,7 +362,7 @@ ROWS: tuple[Row, ...] = (
     ("select",                         2, LOCAL,          R, 0,  0, 0, None),
     ("time",                           1, LOCAL,          R, 0,  0, 0, None),
     # ---- PINNED: stateful; the frontend handles them through the client's mode
-    # (router.modes) and dedicated backend connections (router.pinned): blocking
+    # (router.decide.modes) and dedicated backend connections (router.pinned): blocking
     # commands, transactions and WATCH, pub/sub (channels route by their slot;
     # PUBLISH's channel is not a key for GETKEYS, so router.pubsub finds it).
     # Client-side caching (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO), CLIENT

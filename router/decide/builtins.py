@@ -7,7 +7,7 @@ GETNAME/ID/SETINFO/INFO/LIST/NO-EVICT/REPLY live here.
 
 Authentication: with router users configured (``Session.users.required``) a
 session starts unauthenticated; AUTH and HELLO ... AUTH check the password
-(constant time, `router.credentials`), a failure leaves the session as it
+(constant time, `router.decide.users`), a failure leaves the session as it
 was (as Redis does) and is counted; RESET logs the client out again.
 """
 
@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router.credentials import Users
+from router.decide.users import Users
 from router.errors import NOT_SUPPORTED_YET, wrong_arity
 from slotwarden import __version__
 from slotwarden.resp import (
