@@ -288,8 +288,8 @@ def start_twemproxy(h: Harness, shards: Sequence[RedisProc]) -> Peer:
 
 def start_router(h: Harness, shards: Sequence[RedisProc]) -> Peer:
     peer = Peer("router")
-    if not (REPO / "router" / "server.py").exists():
-        peer.unavailable = "router/server.py does not exist yet"
+    if not (REPO / "router" / "main.py").exists():
+        peer.unavailable = "router/main.py does not exist yet"
         return peer
     peer.port = free_port()
     admin = free_port()

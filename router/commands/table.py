@@ -361,10 +361,10 @@ ROWS: tuple[Row, ...] = (
     ("reset",                          1, LOCAL,          R, 0,  0, 0, None),
     ("select",                         2, LOCAL,          R, 0,  0, 0, None),
     ("time",                           1, LOCAL,          R, 0,  0, 0, None),
-    # ---- PINNED: stateful; the frontend handles them through the client's mode
-    # (router.decide.modes) and dedicated backend connections (router.pinned): blocking
+    # ---- PINNED: stateful; the client connection handles them through its mode
+    # (router.decide.modes) and dedicated backend connections (router.wire.pinned): blocking
     # commands, transactions and WATCH, pub/sub (channels route by their slot;
-    # PUBLISH's channel is not a key for GETKEYS, so router.pubsub finds it).
+    # PUBLISH's channel is not a key for GETKEYS, so router.decide.plan finds it).
     # Client-side caching (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO), CLIENT
     # UNBLOCK (backend client ids are the router's) and SCRIPT DEBUG (an
     # interactive debugger session) answer a clear "not supported" error.

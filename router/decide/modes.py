@@ -10,7 +10,7 @@ Pure, no I/O. A client is in one of four modes (Redis's client flags, in small):
 `TRANSITIONS` maps ``(mode, input)`` to the next mode; `step` looks an input
 up and answers the error Redis 7.0 gives for a pair that is not in the table
 (``ERR MULTI calls can not be nested``, ``ERR EXEC without MULTI``, ...).
-Invariant: the frontend changes a client's mode only through `step` (or the
+Invariant: router.wire.client_state changes a client's mode only through `step` (or the
 two events `UNBLOCKED` and `NO_SUBSCRIPTIONS`, also in the table).
 
 RESP3 clients may send any command while subscribed (Redis 7 restricts only

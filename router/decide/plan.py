@@ -8,7 +8,7 @@ Pure, no I/O. `plan` returns one of three things, cheapest first:
 - ``bytes`` — answer this reply at once (errors, rejections).
 
 Commands of shape LOCAL need the client's state and are answered by the
-frontend (`router.decide.builtins`), not planned here. Fan-outs are split by
+client connection (`router.decide.builtins`), not planned here. Fan-outs are split by
 `slotwarden.resp.accel.group_keys` (C when the speedups are built, else the
 reference `slotwarden.resp.keys.group_keys_py`); the client loop's fan-out
 fast path calls it directly.
@@ -87,7 +87,7 @@ def shard_of_keys(args: list[bytes], positions: list[int], owner: bytes) -> int 
 def plan_pinned(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
     """The PINNED commands that need no client state: PUBLISH and SPUBLISH (the
     channel's shard), PUBSUB introspection (every master, merged). The stateful
-    ones (MULTI, WATCH, SUBSCRIBE, blocking ...) never get here: `router.stateful`
+    ones (MULTI, WATCH, SUBSCRIBE, blocking ...) never get here: `router.wire.client_state`
     handles them; the rest the router cannot honour (CLIENT TRACKING ...)."""
     name = spec.name
     if name == "publish":

@@ -71,12 +71,12 @@ def test_quick_run_prints_numeric_table(tmp_path):
     code, report, err = run_quick(tmp_path / "bench.json", tmp_path)
     assert code == 0, f"exit {code}\n{report}\n{err[-2000:]}"
 
-    expect = {"direct": True, "twemproxy": True, "router": (REPO / "router" / "server.py").exists()}
+    expect = {"direct": True, "twemproxy": True, "router": (REPO / "router" / "main.py").exists()}
     if shutil.which("nutcracker") is None:
         expect["twemproxy"] = False
         assert "twemproxy not available: nutcracker not found on PATH" in report, report
     if not expect["router"]:
-        assert "router not available: router/server.py does not exist yet" in report, report
+        assert "router not available: router/main.py does not exist yet" in report, report
 
     table = parse_table(report)
     assert tuple(table) == ROWS, report

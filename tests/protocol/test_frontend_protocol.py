@@ -1,10 +1,10 @@
-"""router.frontend.ClientConn over a recording fake transport, with a real Router and real shards.
+"""router.wire.client.ClientConn over a recording fake transport, a real Router, real shards.
 
 The protocol tier: the client side is a fake asyncio transport (it records
 what the router writes and whether it paused, resumed or closed), so the tests
 control exactly how request bytes are cut and when they arrive. Everything
-behind the client is real: a `router.server.Router` built from a parsed
-config, its route set with `apply_slotmap` inside a TaskGroup, and backend
+behind the client is real: a `router.app.Router` built from a parsed
+config, its route set with `RouteTable.apply_slotmap` inside a TaskGroup, and backend
 connections to real redis-server processes (``farm``). To hold a shard's
 replies back, its redis-server is stopped with SIGSTOP and resumed with
 SIGCONT; nothing of Redis is faked.
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import hiredis
 import pytest
 
-from router.backend import BackendSettings, Node
-from router.frontend import ClientConn
-from router.server import Router
+from router.app import Router
+from router.wire.client import ClientConn
+from router.wire.node import Node
 from slotwarden.cluster.config import parse
 from slotwarden.cluster.slots import key_hash_slot
 
@@ -185,7 +185,7 @@ class Harness:
     masters: list  # RedisProc
 
     def connect(self) -> tuple[ClientConn, RecordingTransport]:
-        conn = ClientConn(self.router)
+        conn = self.router.new_client()
         transport = RecordingTransport(conn)
         conn.connection_made(transport)
         assert not transport.closed
@@ -228,15 +228,16 @@ async def serving(farm, **router_options: int) -> AsyncIterator[Harness]:
         }
     )
     router = Router(config)
-    router.loop = asyncio.get_running_loop()
     failure: Exception | None = None
     async with asyncio.TaskGroup() as tg:
-        router._tg = tg
-        router.apply_slotmap(config.slotmap(1))
+        router.routes.attach(tg)
+        router.routes.apply_slotmap(config.slotmap(1))
         try:
             await wait_until(
                 lambda: all(
-                    c.state == "up" for node in router.route.masters for c in node.all_conns()
+                    c.state == "up"
+                    for node in router.routes.route.masters
+                    for c in node.all_conns()
                 ),
                 "backend connections",
             )
@@ -246,7 +247,7 @@ async def serving(farm, **router_options: int) -> AsyncIterator[Harness]:
         except Exception as exc:  # re-raised below, outside the TaskGroup
             failure = exc
         finally:
-            await stop_nodes(list(router.nodes.values()))
+            await stop_nodes(list(router.routes.nodes.values()))
     if failure is not None:
         raise failure
 
@@ -440,7 +441,7 @@ async def test_quit_closes_after_the_replies_before_it(farm):
         await asyncio.sleep(0.05)
         assert bytes(transport.data) == bulk(b"two") + b"+PONG\r\n+OK\r\n"
         assert transport.written_after_close == b""
-        assert conn.session.id not in h.router.clients  # connection_lost ran
+        assert conn.session.id not in h.router.clients.by_id  # connection_lost ran
 
 
 async def test_quit_matches_redis(farm):
@@ -610,7 +611,7 @@ async def test_client_not_reading_past_the_output_limit_is_dropped(farm):
         assert "abort" in transport.events
         assert transport.unread > 1_500_000
         await asyncio.sleep(0.01)
-        assert conn.session.id not in h.router.clients
+        assert conn.session.id not in h.router.clients.by_id
 
 
 async def test_write_pressure_pauses_reading(farm):
@@ -642,7 +643,6 @@ async def test_stopping_a_node_right_after_it_connects_ends_its_tasks(farm):
         }
     )
     router = Router(config)
-    router.loop = asyncio.get_running_loop()
     survivors: list[str] = []
     for _ in range(5):
         tasks: list[asyncio.Task[None]] = []
@@ -652,7 +652,7 @@ async def test_stopping_a_node_right_after_it_connects_ends_its_tasks(farm):
             tasks.append(task)
             return task
 
-        node = Node(config.shards[0].master, "a", BackendSettings(), router)
+        node = Node(config.shards[0].master, "a", router.running.backend, router.routes.ports)
         node.start(spawn)
         deadline = asyncio.get_running_loop().time() + 10
         while not all(c.state == "up" for c in node.all_conns()):  # every loop turn

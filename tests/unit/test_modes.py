@@ -1,6 +1,7 @@
-"""The client mode table (router.modes) and the pure pieces of the stateful commands:
-transaction splicing (router.txn), pub/sub confirmations (router.pubsub), blocking
-timeouts (router.commands), router users (router.credentials). Expected error texts
+"""The client mode table (router.decide.modes) and the pure pieces of the stateful commands:
+transaction splicing (router.decide.txn), pub/sub confirmations (router.wire.subscriber),
+blocking timeouts (router.commands.spec), router users (router.decide.users) and the
+backend handshake (router.wire.backend). Expected error texts
 are what redis-server 7.0.15 answers; tests/integration/test_compat_*.py compare them
 live."""
 
@@ -11,8 +12,9 @@ import pytest
 from router.commands.spec import blocking_timeout
 from router.decide import modes, txn
 from router.decide.modes import Input, Mode
-from router.decide.users import Users, handshake
-from router.pubsub import confirmation, pong
+from router.decide.users import Users
+from router.wire.backend import handshake
+from router.wire.subscriber import confirmation, pong
 from slotwarden.cluster.config import SecretRef
 from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import BackendCredentials, read_secret_ref

@@ -11,7 +11,7 @@ files included). Two independent checks:
   forbidden modules it added to ``sys.modules`` (this also catches third-party
   libraries that pull in sockets).
 
-Both checkers are shown to flag ``router.server`` and ``router.frontend``,
+Both checkers are shown to flag ``router.app`` and ``router.wire.client``,
 so a passing result means something.
 """
 
@@ -170,20 +170,21 @@ def test_pure_module_imports_no_io_at_runtime(module):
 
 
 def test_static_check_flags_io_modules():
-    server = static_violations("router.server")
-    assert any(v.startswith("router.server -> asyncio (router/server.py:") for v in server)
-    # transitively, through the modules server imports
-    assert any(v.startswith("router.server -> router.") and "asyncio" in v for v in server)
+    app = static_violations("router.app")
+    assert any(v.startswith("router.app -> asyncio (router/app.py:") for v in app)
+    # transitively, through the modules app imports
+    assert any(v.startswith("router.app -> router.") and "asyncio" in v for v in app)
     assert any(
-        v.startswith("router.frontend -> asyncio") for v in static_violations("router.frontend")
+        v.startswith("router.wire.client -> asyncio")
+        for v in static_violations("router.wire.client")
     )
 
 
 def test_static_check_ignores_type_checking_imports():
-    # router.frontend imports router.server only under TYPE_CHECKING
-    imported = {m for m, _ in direct_imports("router.frontend")}
-    assert "router.server" not in imported
-    assert "router.decide.plan" in imported and "router.decide.builtins" in imported
+    # router.control.metrics imports prometheus_client's Metric only under TYPE_CHECKING
+    imported = {m for m, _ in direct_imports("router.control.metrics")}
+    assert "prometheus_client.metrics_core" not in imported
+    assert "router.control.routes" in imported and "router.wire.backend" in imported
 
 
 def test_static_check_follows_from_package_imports():
@@ -193,4 +194,4 @@ def test_static_check_follows_from_package_imports():
 
 
 def test_runtime_check_flags_io_modules():
-    assert {"asyncio", "socket"} <= set(runtime_violations("router.server"))
+    assert {"asyncio", "socket"} <= set(runtime_violations("router.app"))

@@ -1,11 +1,12 @@
 """One client's mode and the stateful commands: AUTH gating, MULTI/EXEC/WATCH, blocking, pub/sub.
 
-`ClientState` is the frontend's (`ClientConn`) partner for everything that is
-not a plain forward. It owns the client's `modes.Mode` and changes it only
+`ClientState` is the client connection's (router.wire.client.ClientConn,
+seen through the `ClientPort` port) partner for everything that is not a
+plain forward. It owns the client's `modes.Mode` and changes it only
 through `modes.step`; it owns the dedicated backend connections the client
 holds (its WATCH connection, the one a blocking command waits on, and the
-subscription connections of its `pubsub.Subscriber`) and gives them back
-clean or closes them.
+subscription connections of its `router.wire.subscriber.Subscriber`) and
+gives them back clean or closes them.
 
     handle(spec, args, raw)
       ├─ not authenticated and not AUTH/HELLO/QUIT/RESET ─► -NOAUTH
@@ -25,7 +26,6 @@ client goes away.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from router.commands import spec as commands
 from router.commands.spec import CommandSpec, Shape
@@ -34,12 +34,11 @@ from router.decide import plan as planner
 from router.decide.builtins import NO_AUTH_COMMANDS, NOAUTH
 from router.decide.modes import Input, Mode
 from router.errors import CROSSSLOT
-from router.pubsub import Subscriber, pong
+from router.wire.node import RouteSource
+from router.wire.pinned import PinnedConn
+from router.wire.ports import ClientPort, Waiter
+from router.wire.subscriber import Subscriber, pong
 from slotwarden.resp import OK, encode_array, encode_command, error_reply
-
-if TYPE_CHECKING:
-    from router.frontend import ClientConn
-    from router.pinned import PinnedConn
 
 log = logging.getLogger("slotwarden.frontend")
 
@@ -75,6 +74,7 @@ class ClientState:
         "client",
         "mode",
         "plain",
+        "routes",
         "subscriber",
         "tx",
         "watch",
@@ -82,8 +82,9 @@ class ClientState:
         "watching",
     )
 
-    def __init__(self, client: ClientConn) -> None:
+    def __init__(self, client: ClientPort, routes: RouteSource) -> None:
         self.client = client
+        self.routes = routes  # the route in use (the route table)
         self.mode = NORMAL
         self.plain = False  # set by update_plain once the session exists
         self.tx: txn.Transaction | None = None
@@ -208,7 +209,7 @@ class ClientState:
             client.push(txn.QUEUED)
             self.update_plain()
             return
-        shard = planner.plan_queued(spec, args, client.router.route.slotmap)
+        shard = planner.plan_queued(spec, args, self.routes.route.slotmap)
         if type(shard) is bytes:
             client.push(tx.fail(shard))
             return
@@ -242,7 +243,7 @@ class ClientState:
 
     def _watch(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
         client = self.client
-        route = client.router.route
+        route = self.routes.route
         shard = planner.plan_single(spec, args, route.slotmap)
         if type(shard) is bytes:
             client.push(shard)
@@ -302,7 +303,7 @@ class ClientState:
     def _block(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> bool:
         """Send a blocking command on a dedicated connection; False if answered at once."""
         client = self.client
-        route = client.router.route
+        route = self.routes.route
         grace = commands.blocking_timeout(args)
         if spec.name == "wait":
             targets = list(range(len(route.masters)))
@@ -354,12 +355,12 @@ class ClientState:
         verb = spec.name.encode()
         names = args[1:]
         if spec.name in ("ssubscribe", "sunsubscribe") and names:
-            shard = planner.plan_single(spec, args, client.router.route.slotmap)
+            shard = planner.plan_single(spec, args, self.routes.route.slotmap)
             if type(shard) is bytes:
                 client.push(shard)
                 return
         if self.subscriber is None:
-            self.subscriber = Subscriber(client)
+            self.subscriber = Subscriber(client, self.routes)
         pending = client.new_pending()
         if verb in (b"subscribe", b"psubscribe", b"ssubscribe"):
             self.subscriber.subscribe(verb, names, pending)
@@ -397,12 +398,12 @@ class _ExecPending:
 
     __slots__ = ("local", "pending")
 
-    def __init__(self, pending: object, local: list[bytes | None]) -> None:
+    def __init__(self, pending: Waiter, local: list[bytes | None]) -> None:
         self.pending = pending
         self.local = local
 
     def on_reply(self, raw: bytes) -> None:
-        self.pending.on_reply(txn.splice(raw, self.local))  # type: ignore[attr-defined]
+        self.pending.on_reply(txn.splice(raw, self.local))
 
 
 class _BlockedPending:
@@ -411,7 +412,7 @@ class _BlockedPending:
 
     __slots__ = ("parts", "pending", "remaining", "state")
 
-    def __init__(self, state: ClientState, pending: object, parts: int) -> None:
+    def __init__(self, state: ClientState, pending: Waiter, parts: int) -> None:
         self.state = state
         self.pending = pending
         self.parts: list[bytes] = [b""] * parts
@@ -428,7 +429,7 @@ class _BlockedPending:
         else:
             errors = [p for p in parts if p[:1] != b":"]
             reply = errors[0] if errors else b":%d\r\n" % min(int(p[1:-2]) for p in parts)
-        self.pending.on_reply(reply)  # type: ignore[attr-defined]
+        self.pending.on_reply(reply)
         if self.state.client.transport is not None:
             self.state.on_unblocked()
 

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
+from router.wire.backend import UP
+from router.wire.node import Node, RouteSource
+from router.wire.pinned import PinnedConn
+from router.wire.ports import ClientPort, Waiter
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.resp import encode_bulk, encode_command, error_reply
-
-if TYPE_CHECKING:
-    from router.backend import Node
-    from router.frontend import ClientConn
-    from router.pinned import PinnedConn
 
 log = logging.getLogger("slotwarden.pubsub")
 
@@ -102,7 +100,7 @@ class _Request:
 
     __slots__ = ("error", "parts", "pending", "replies")
 
-    def __init__(self, pending: object, replies: bytes, parts: int) -> None:
+    def __init__(self, pending: Waiter, replies: bytes, parts: int) -> None:
         self.pending = pending
         self.replies = replies
         self.parts = parts
@@ -111,7 +109,7 @@ class _Request:
     def on_part(self) -> None:
         self.parts -= 1
         if self.parts == 0:
-            self.pending.on_reply(self.error or self.replies)  # type: ignore[attr-defined]
+            self.pending.on_reply(self.error or self.replies)
 
     def on_error(self, raw: bytes) -> None:
         if self.error is None:
@@ -135,8 +133,9 @@ class _Placement:
 class Subscriber:
     """One client's subscriptions and the pinned connections that carry them."""
 
-    def __init__(self, client: ClientConn) -> None:
+    def __init__(self, client: ClientPort, routes: RouteSource) -> None:
         self.client = client
+        self.routes = routes
         # logical subscriptions, in the order the client made them
         self.wanted: tuple[dict[bytes, None], dict[bytes, None], dict[bytes, None]] = ({}, {}, {})
         self.placed: dict[Node, _Placement] = {}
@@ -156,7 +155,7 @@ class Subscriber:
 
     # ------------------------------------------------------------ client commands
 
-    def subscribe(self, verb: bytes, names: list[bytes], pending: object) -> None:
+    def subscribe(self, verb: bytes, names: list[bytes], pending: Waiter) -> None:
         kind = _SUBSCRIBE[verb]
         resp3 = self.client.resp3()
         replies: list[bytes] = []
@@ -165,14 +164,14 @@ class Subscriber:
             replies.append(confirmation(verb, name, self._count_for(kind), resp3))
         self._send(pending, b"".join(replies))
 
-    def unsubscribe(self, verb: bytes, names: list[bytes], pending: object) -> None:
+    def unsubscribe(self, verb: bytes, names: list[bytes], pending: Waiter) -> None:
         kind = _UNSUBSCRIBE[verb]
         resp3 = self.client.resp3()
         wanted = self.wanted[kind]
         if not names:
             names = list(wanted)
             if not names:
-                pending.on_reply(confirmation(verb, None, self._count_for(kind), resp3))  # type: ignore[attr-defined]
+                pending.on_reply(confirmation(verb, None, self._count_for(kind), resp3))
                 return
         replies: list[bytes] = []
         for name in names:
@@ -180,7 +179,7 @@ class Subscriber:
             replies.append(confirmation(verb, name, self._count_for(kind), resp3))
         self._send(pending, b"".join(replies))
 
-    def _send(self, pending: object, replies: bytes) -> None:
+    def _send(self, pending: Waiter, replies: bytes) -> None:
         request = _Request(pending, replies, 1)  # one extra part, released below
         self.resync(request)
         request.on_part()
@@ -190,7 +189,7 @@ class Subscriber:
     def resync(self, request: _Request | None = None) -> None:
         """Make the placement match ``wanted`` under the current route; ``request``
         (a client's command) is answered when every message it caused is confirmed."""
-        route = self.client.router.route
+        route = self.routes.route
         masters = route.masters
         owner = route.slotmap.owner
         want: dict[Node, tuple[set[bytes], set[bytes], set[bytes]]] = {}
@@ -232,7 +231,7 @@ class Subscriber:
                             request.parts += 1
                             request.on_error(_too_many(node))
                         else:
-                            self._schedule_retry()
+                            self._schedule_retry(node)
                         continue
                 self._request(node, placement, _VERBS[kind][0], add, request)
                 placement.names[kind].update(add)
@@ -282,23 +281,24 @@ class Subscriber:
             "client %s: subscription connection to %s lost; resubscribing",
             self.client.addr(), node.addr,
         )  # fmt: skip
-        self._schedule_retry()
+        self._schedule_retry(node)
 
-    def _schedule_retry(self) -> None:
+    def _schedule_retry(self, node: Node) -> None:
         if self._retry is not None:
             return
-        settings = self.client.router.settings
+        settings = node.settings  # the reconnect backoff is the same for every node
         self._retry_delay = min(
             max(self._retry_delay * 2, settings.reconnect_min), settings.reconnect_max
         )
-        self._retry = self.client.router.loop.call_later(self._retry_delay, self._on_retry)
+        loop = asyncio.get_running_loop()
+        self._retry = loop.call_later(self._retry_delay, self._on_retry)
 
     def _on_retry(self) -> None:
         self._retry = None
         if self.client.transport is None:
             return
         self.resync()
-        if len(self.placed) and all(p.conn.state == "up" for p in self.placed.values()):
+        if len(self.placed) and all(p.conn.state is UP for p in self.placed.values()):
             self._retry_delay = 0.0
 
     def on_route_change(self) -> None:
