@@ -1,46 +1,42 @@
-"""The routing table: every Redis 7.0 command, its key positions and routing shape.
+"""The routing table: every Redis 7.0 command, its key positions, routing shape, merger, blocking.
 
 Pure data and pure functions, no I/O. One table (`TABLE`) declares, for each
 command: arity (Redis's convention: N exact, -N at least N), whether it
-writes, where its keys are, and its routing `Shape`. Commands not in the
-table are unknown and rejected; they are never guessed. The rows themselves
-live in `router.commands.table` and the key finders of movable-key commands
-in `router.commands.key_finders`; this module builds and checks the specs and
-owns the hot-path functions (`lookup`, `arity_ok`, `key_positions`).
+writes, where its keys are, its routing `Shape`, the merger of its replies
+when several shards answer, and whether (and how long) it can block.
+Commands not in the table are unknown and rejected; they are never guessed.
+The rows themselves live in `router.commands.table` and the key finders of
+movable-key commands in `router.commands.key_finders`; this module builds
+and checks the specs and owns the functions the router calls per request:
+
+    resolve(args) ─► CommandSpec (known, arity accepted) ─► fast_key / split_step
+         │                                                   (the client's fast paths)
+         └─► None ─► refusal(args, lookup(args)): unknown command/subcommand, wrong arity
 
 Container commands (CLIENT, CONFIG, OBJECT, ...) carry a ``subcommands``
 table keyed by the lower-case subcommand name; `lookup` resolves them.
 
-Invariants: key positions match what ``COMMAND GETKEYS`` finds on
-redis-server 7.0.15 for valid requests (except the channels of SSUBSCRIBE,
-SUNSUBSCRIBE and SPUBLISH, which Redis flags not_key but which pick the
-shard like keys do); when the keys cannot be found
-(bad numkeys, unbalanced STREAMS ...) `KeySpecError` carries the error text
-the server itself would answer. `TABLE` is read-only after import.
+Invariants: `resolve` is the one place a request's arity is checked, for the
+client's fast paths and its slow path alike; key positions match what
+``COMMAND GETKEYS`` finds on redis-server 7.0.15 for valid requests (except
+the channels of SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH, which Redis flags
+not_key but which pick the shard like keys do); when the keys cannot be
+found (bad numkeys, unbalanced STREAMS ...) `KeySpecError` carries the error
+text the server itself would answer. `TABLE` is read-only after import.
 """
 
 from __future__ import annotations
 
-import enum
 import math
+import sys
 from dataclasses import dataclass, field
 
 from router.commands import table
 from router.commands.key_finders import KEY_FINDERS, KeyFinder, KeySpecError
+from router.commands.table import Shape
+from router.errors import unknown_command, unknown_subcommand, wrong_arity
 
-
-class Shape(enum.Enum):
-    """How the router answers a command (one planner branch per shape)."""
-
-    SINGLE = "single"  # keyed: every key on one shard -> forward original bytes
-    FANOUT_SUM = "fanout-sum"  # DEL/UNLINK/EXISTS/TOUCH: split by shard, sum integers
-    FANOUT_ORDERED = "fanout-ordered"  # MGET: split by shard, replies back in key order
-    FANOUT_OK = "fanout-ok"  # MSET: split by shard, +OK only if every part is +OK
-    ALL_MASTERS = "all-masters"  # keyless, sent to every master, merged (FLUSHALL, DBSIZE)
-    ANY = "any"  # keyless, read-only, forwarded to one master (COMMAND, CONFIG GET)
-    LOCAL = "local"  # answered by the router itself (PING, ECHO, SELECT, CLIENT ...)
-    PINNED = "pinned"  # needs a client-pinned backend connection: not supported yet
-    REJECTED = "rejected"  # never passes through the router (SHUTDOWN, DEBUG, ...)
+_FANOUT = frozenset({Shape.FANOUT_SUM, Shape.FANOUT_ORDERED, Shape.FANOUT_OK})
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,46 +51,75 @@ class CommandSpec:
     last: int = 0
     step: int = 0
     keys: KeyFinder | None = None  # movable keys: returns argument indices
+    merger: str | None = None  # the merger of the shards' replies (router.decide.merge)
+    blocks: str | None = None  # where the timeout of a blocking command is (table.LAST ...)
     subcommands: dict[str, CommandSpec] | None = field(default=None)
-    # Precomputed key indices when they do not depend on the arguments (no
-    # finder, last >= 0): () for keyless commands, (1,) for GET ... The hot
-    # path of `key_positions` is then one copy.
+    # Derived, for the per-request functions:
+    # the argument counts the arity accepts (``len(args) in nargs``)
+    nargs: range = field(default=range(0), init=False, compare=False)
+    # key indices when they do not depend on the arguments (no finder, last >= 0):
+    # () for keyless commands, (1,) for GET ... (`key_positions` is then one copy)
     fixed_keys: tuple[int, ...] | None = field(default=None, init=False, compare=False)
+    # the client's fast paths: the one key's index of a SINGLE command with one
+    # fixed key (GET, SET, HSET, INCR ...), else 0; the key step of a fan-out
+    # split by shard (MGET, DEL: 1; MSET: 2), else 0. Top-level commands only.
+    fast_key: int = field(default=0, init=False, compare=False)
+    split_step: int = field(default=0, init=False, compare=False)
 
     def __post_init__(self) -> None:
+        arity = self.arity
+        nargs = range(arity, arity + 1) if arity > 0 else range(-arity, sys.maxsize)
+        object.__setattr__(self, "nargs", nargs)
         if self.keys is None and self.last >= 0:
             fixed = tuple(range(self.first, self.last + 1, self.step)) if self.first else ()
             object.__setattr__(self, "fixed_keys", fixed)
+        if "|" in self.name or self.subcommands is not None:
+            return
+        if self.shape is Shape.SINGLE and self.fixed_keys and len(self.fixed_keys) == 1:
+            object.__setattr__(self, "fast_key", self.fixed_keys[0])
+        if self.shape in _FANOUT:
+            object.__setattr__(self, "split_step", fanout_step(self.shape))
+
+
+def fanout_step(shape: Shape) -> int:
+    """How many arguments each key of a fan-out takes (MSET: key and value)."""
+    return 2 if shape is Shape.FANOUT_OK else 1
 
 
 # ---------------------------------------------------------------------------
 # Building TABLE from the rows of router.commands.table.
 
-_KEYED = frozenset({Shape.SINGLE, Shape.FANOUT_SUM, Shape.FANOUT_ORDERED, Shape.FANOUT_OK})
+_KEYED = frozenset({Shape.SINGLE, *_FANOUT})
 _KEYLESS = frozenset({Shape.ALL_MASTERS, Shape.ANY, Shape.LOCAL})
+_MERGED = frozenset({*_FANOUT, Shape.ALL_MASTERS})
+_BLOCKS = frozenset({table.LAST, table.FIRST, table.WAIT, table.BLOCK})
 
 
 def _spec(row: table.Row) -> CommandSpec:
-    name, arity, shape_name, write, first, last, step, finder = row
+    name, arity, shape, write, first, last, step, finder, merger, blocks = row
     spec = CommandSpec(
         name=name,
         arity=arity,
-        shape=Shape(shape_name),
+        shape=shape,
         write=write,
         first=first,
         last=last,
         step=step,
         keys=KEY_FINDERS[finder] if finder is not None else None,
+        merger=merger,
+        blocks=blocks,
     )
     keyed = spec.keys is not None or spec.first != 0
     if (spec.shape in _KEYED and not keyed) or (spec.shape in _KEYLESS and keyed):
         raise AssertionError(f"{name}: shape {spec.shape.name} contradicts its key spec")
     if spec.fixed_keys and max(spec.fixed_keys) >= abs(arity):
         raise AssertionError(f"{name}: a fixed key lies beyond what arity {arity} ensures")
-    if spec.shape in (Shape.FANOUT_SUM, Shape.FANOUT_ORDERED, Shape.FANOUT_OK) and (
-        spec.keys is not None or spec.last != -1
-    ):
+    if spec.shape in _FANOUT and (spec.keys is not None or spec.last != -1):
         raise AssertionError(f"{name}: fan-out needs a plain key range to the last argument")
+    if spec.shape in _MERGED and merger is None:
+        raise AssertionError(f"{name}: shape {spec.shape.name} needs a merger")
+    if blocks is not None and blocks not in _BLOCKS:
+        raise AssertionError(f"{name}: unknown blocking rule {blocks!r}")
     return spec
 
 
@@ -134,44 +159,26 @@ _BY_NAME: dict[bytes, CommandSpec] = {
 }
 
 
-def _fast_keyed() -> dict[bytes, tuple[int, int, str]]:
-    out: dict[bytes, tuple[int, int, str]] = {}
-    for name, spec in _BY_NAME.items():
-        fixed = spec.fixed_keys
-        if spec.shape is Shape.SINGLE and spec.subcommands is None and fixed and len(fixed) == 1:
-            out[name] = (fixed[0], spec.arity, spec.name)
-    return out
+# ---------------------------------------------------------------------------
+# Per request.
 
 
-# The router's hot path: command name (upper or lower case, as clients send
-# them) -> (key index, arity, name) for single-shard commands with one key at a
-# fixed position (GET, SET, HSET, INCR, ...). Anything else goes through
-# `lookup`.
-FAST_KEYED: dict[bytes, tuple[int, int, str]] = _fast_keyed()
-
-
-def fanout_step(shape: Shape) -> int:
-    """How many arguments each key of a fan-out takes (MSET: key and value)."""
-    return 2 if shape is Shape.FANOUT_OK else 1
-
-
-def _fast_fanout() -> dict[bytes, tuple[int, int, str, Shape]]:
-    out: dict[bytes, tuple[int, int, str, Shape]] = {}
-    for name, spec in _BY_NAME.items():
-        if spec.shape in _FANOUT_SHAPES and spec.subcommands is None:
-            out[name] = (fanout_step(spec.shape), spec.arity, spec.name, spec.shape)
-    return out
-
-
-_FANOUT_SHAPES = frozenset({Shape.FANOUT_SUM, Shape.FANOUT_ORDERED, Shape.FANOUT_OK})
-
-# The hot path for multi-key commands split by shard (MGET, MSET, DEL, EXISTS,
-# TOUCH, UNLINK): command name -> (key step, arity, name, shape).
-FAST_FANOUT: dict[bytes, tuple[int, int, str, Shape]] = _fast_fanout()
+def resolve(args: list[bytes]) -> CommandSpec | None:
+    """The spec of a request the router may serve: a known command (container
+    commands resolved) with a number of arguments its arity accepts; None
+    otherwise (`refusal` gives the reply). The hot path: a name as clients send
+    it is one dict lookup and one range test."""
+    spec = _BY_NAME.get(args[0])
+    if spec is None or spec.subcommands is not None:
+        spec = lookup(args)  # another spelling, or a container command
+        if spec is None:
+            return None
+    return spec if len(args) in spec.nargs else None
 
 
 def lookup(args: list[bytes]) -> CommandSpec | None:
-    """The spec for ``args`` (container commands resolved), or None if unknown."""
+    """The spec for ``args`` (container commands resolved), or None if unknown;
+    the arity is not checked (`resolve` does)."""
     spec = _BY_NAME.get(args[0])
     if spec is None:
         spec = TABLE.get(args[0].upper())
@@ -182,15 +189,27 @@ def lookup(args: list[bytes]) -> CommandSpec | None:
     return spec
 
 
+def refusal(args: list[bytes], spec: CommandSpec | None) -> bytes:
+    """Redis's reply to a request `resolve` refused (``spec``: ``lookup(args)``): an
+    unknown command or subcommand, or a wrong number of arguments."""
+    if spec is not None:
+        return wrong_arity(spec.name)
+    container = TABLE.get(args[0].upper())
+    if container is not None and container.subcommands is not None:
+        sub = args[1].decode("utf-8", "replace") if len(args) > 1 else ""
+        return unknown_subcommand(sub, args[0].decode("utf-8", "replace").upper())
+    return unknown_command(args[0].decode("utf-8", "replace"), args[1:])
+
+
 def arity_ok(spec: CommandSpec, nargs: int) -> bool:
-    a = spec.arity
-    return nargs == a if a > 0 else nargs >= -a
+    """Whether ``spec`` accepts ``nargs`` arguments (the command name included)."""
+    return nargs in spec.nargs
 
 
 def key_positions(spec: CommandSpec, args: list[bytes]) -> list[int]:
     """Indices of the key arguments of ``args``; raises `KeySpecError`.
 
-    ``args`` must have passed `arity_ok`. Returns a new list every time.
+    ``args`` must have passed `resolve`. Returns a new list every time.
     """
     fixed = spec.fixed_keys
     if fixed is not None:
@@ -204,33 +223,22 @@ def key_positions(spec: CommandSpec, args: list[bytes]) -> list[int]:
     return list(range(first, end, step))
 
 
-# Commands that always block server-side (the "blocking" flag of COMMAND,
-# plus WAIT, which waits for replicas). XREAD/XREADGROUP block with BLOCK.
-_ALWAYS_BLOCKING = frozenset(
-    {
-        b"BLPOP",
-        b"BRPOP",
-        b"BRPOPLPUSH",
-        b"BLMOVE",
-        b"BLMPOP",
-        b"BZPOPMIN",
-        b"BZPOPMAX",
-        b"BZMPOP",
-        b"WAIT",
-    }
-)
+# XREAD/XREADGROUP options before STREAMS, and how many values each takes.
 _XREAD_SKIP = {b"COUNT": 1, b"GROUP": 2, b"NOACK": 0}
 
 
-def is_blocking(args: list[bytes]) -> bool:
-    """True if the request can block on the server: BLPOP & co., WAIT, and
-    XREAD/XREADGROUP with a BLOCK option (parsed as xreadCommand does: options
-    up to STREAMS)."""
-    name = args[0].upper()
-    if name in _ALWAYS_BLOCKING:
-        return True
-    if name != b"XREAD" and name != b"XREADGROUP":
+def is_blocking(args: list[bytes], spec: CommandSpec | None = None) -> bool:
+    """True if the request can block on the server: a command whose row says it
+    blocks (BLPOP & co., WAIT), or XREAD/XREADGROUP with a BLOCK option (parsed as
+    xreadCommand does: options up to STREAMS). ``spec``: ``lookup(args)``, if known."""
+    if spec is None:
+        spec = lookup(args)
+        if spec is None:
+            return False
+    if spec.blocks is None:
         return False
+    if spec.blocks != table.BLOCK:
+        return True
     i, n = 1, len(args)
     while i < n - 1:  # every option here takes a value or is followed by more
         word = args[i].upper()
@@ -243,17 +251,19 @@ def is_blocking(args: list[bytes]) -> bool:
     return False
 
 
-def blocking_timeout(args: list[bytes]) -> float | None:
+def blocking_timeout(args: list[bytes], spec: CommandSpec | None = None) -> float | None:
     """How long (seconds) a blocking request may block on the server: its own timeout
-    argument; None for 0 (forever). A malformed timeout gives 0.0: the server will
-    refuse the request at once."""
-    name = args[0].upper()
+    argument, where its row says it is; None for 0 (forever). A malformed timeout
+    gives 0.0: the server will refuse the request at once."""
+    if spec is None:
+        spec = lookup(args)
+    blocks = spec.blocks if spec is not None else None
     try:
-        if name == b"BLMPOP" or name == b"BZMPOP":
+        if blocks == table.FIRST:
             value = float(args[1])
-        elif name == b"WAIT":
+        elif blocks == table.WAIT:
             value = float(args[2]) / 1000
-        elif name == b"XREAD" or name == b"XREADGROUP":
+        elif blocks == table.BLOCK:
             at = next(i for i in range(1, len(args) - 1) if args[i].upper() == b"BLOCK")
             value = float(args[at + 1]) / 1000
         else:

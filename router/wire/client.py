@@ -24,13 +24,16 @@ Invariants:
 - Published messages are appended to the FIFO as ready entries, so they
   come after every reply the client was owed when they arrived.
 
-Stateful commands (MULTI/EXEC/WATCH, blocking commands, (P|S)SUBSCRIBE,
-AUTH gating) go through `router.wire.client_state.ClientState`, which owns the
-client's mode; while the client is in plain NORMAL mode (authenticated, not
-watching) single-key commands take the inlined fast path in `process`, which
-checks that once per batch, and MGET/MSET/DEL-like commands are split by
-`slotwarden.resp.accel.group_keys` (C when the speedups are built) in `_send_fanout`
-instead of going through `dispatch` and the whole planner.
+Every request is looked up once, by `router.commands.spec.resolve` (the one
+place arity is checked), and its spec decides the path. Stateful commands
+(MULTI/EXEC/WATCH, blocking commands, (P|S)SUBSCRIBE, AUTH gating) go through
+`router.wire.client_state.ClientState`, which owns the client's mode; while
+the client is in plain NORMAL mode (authenticated, not watching) single-key
+commands (``spec.fast_key``) take the inlined fast path in `process`, which
+checks that once per batch, and MGET/MSET/DEL-like commands
+(``spec.split_step``) are split by `slotwarden.resp.accel.group_keys` (C when
+the speedups are built) in `_send_fanout` instead of going through `dispatch`
+and the whole planner.
 
 Everything the connection needs from above it comes in `ClientPorts` (the
 route, the running config, the loop turn, the counters, the parking of
@@ -48,14 +51,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from router.commands import spec as commands
-from router.commands.spec import FAST_FANOUT, FAST_KEYED, CommandSpec, Shape
+from router.commands.spec import CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
 from router.decide.merge import Merger
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
 from router.decide.session import Session
-from router.errors import unknown_command, wrong_arity
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.node import Route, RouteSource
@@ -67,6 +69,7 @@ from slotwarden.resp.accel import group_keys, key_slot
 log = logging.getLogger("slotwarden.frontend")
 
 LOCAL = Shape.LOCAL
+SINGLE = Shape.SINGLE.value  # the latency metric's label of the fast path
 OUTPUT_HIGH_WATER = 1 << 20  # bytes of unsent output before we stop reading a client
 BLOCKED_INPUT_LIMIT = 1 << 20  # bytes read from a blocked client before we stop reading it
 
@@ -297,8 +300,6 @@ class ClientConn(asyncio.Protocol):
         session = self.session
         assert session is not None
         dispatch = self.dispatch
-        fast = FAST_KEYED
-        fanout = FAST_FANOUT
         slot_of = key_slot
         state = self.state
         while not session.closing and len(fifo) < limit and state.mode is not Mode.BLOCKED:
@@ -324,27 +325,25 @@ class ClientConn(asyncio.Protocol):
             # the first single-key request of each event-loop turn is timed (turn.sample_due)
             sampled = not turn.sample_due
             for args, raw in requests:
-                if plain:
-                    hit = fast.get(args[0])
-                    if hit is not None:
-                        index, arity, name = hit
-                        n = len(args)
-                        if n == arity if arity > 0 else n >= -arity:
-                            conn = conns[owner[slot_of(args[index])]]
-                            session.last_cmd = name  # CLIENT LIST cmd=
-                            pending = Pending(self, name, raw, conn)
-                            if not sampled:
-                                sampled = True
-                                turn.sample_due = False
-                                pending.t0 = self.loop.time()
-                                pending.shape = "single"
-                            append(pending)
-                            conn.send(raw, pending)
-                            continue
-                    fan = fanout.get(args[0])
-                    if fan is not None and self._send_fanout(fan, args, raw, owner, conns):
+                spec = resolve(args)  # None: unknown, or a wrong number of arguments
+                if plain and spec is not None:
+                    index = spec.fast_key
+                    if index:
+                        conn = conns[owner[slot_of(args[index])]]
+                        name = spec.name
+                        session.last_cmd = name  # CLIENT LIST cmd=
+                        pending = Pending(self, name, raw, conn)
+                        if not sampled:
+                            sampled = True
+                            turn.sample_due = False
+                            pending.t0 = self.loop.time()
+                            pending.shape = SINGLE
+                        append(pending)
+                        conn.send(raw, pending)
                         continue
-                dispatch(args, raw)
+                    if spec.split_step and self._send_fanout(spec, args, raw, owner, conns):
+                        continue
+                dispatch(args, raw, spec)
                 if session.closing:  # QUIT: nothing after it is served
                     break
                 if state.mode is Mode.BLOCKED:  # nothing more until the reply
@@ -366,7 +365,7 @@ class ClientConn(asyncio.Protocol):
 
     def _send_fanout(
         self,
-        fan: tuple[int, int, str, Shape],
+        spec: CommandSpec,
         args: list[bytes],
         raw: bytes,
         owner: bytes,
@@ -374,21 +373,22 @@ class ClientConn(asyncio.Protocol):
     ) -> bool:
         """MGET/MSET/DEL-like in plain normal mode, split by `slotwarden.resp.accel.group_keys`
         (what `forward` does through the planner, minus its layers). False: let
-        `dispatch` answer it (wrong arity)."""
-        step, arity, name, shape = fan
+        `dispatch` answer it (a key without its value)."""
+        step = spec.split_step
         n = len(args)
-        if not (n == arity if arity > 0 else n >= -arity) or (n - 1) % step:
+        if (n - 1) % step:
             return False
         session = self.session
         assert session is not None
-        plan = planner.fanout_of(shape, group_keys(args, step, owner), n - 1, session.proto == 3)
+        plan = planner.fanout_of(spec, group_keys(args, step, owner), n - 1, session.proto == 3)
+        name = spec.name
         session.last_cmd = name  # CLIENT LIST cmd=
         if type(plan) is int:  # every key on one shard: the original bytes go there
             pending = self._send_single(conns[plan], raw, name)
         else:
             pending = self._send_parts(plan, conns.__getitem__, name)
         pending.t0 = self.loop.time()
-        pending.shape = shape.value
+        pending.shape = spec.shape.value
         return True
 
     def _send_single(
@@ -420,14 +420,13 @@ class ClientConn(asyncio.Protocol):
         self._conns_route = route
         return self._conns
 
-    def dispatch(self, args: list[bytes], raw: bytes) -> None:
+    def dispatch(self, args: list[bytes], raw: bytes, spec: CommandSpec | None) -> None:
+        """Every request the fast paths did not take; ``spec``: ``resolve(args)``."""
         fifo = self.fifo
         before = len(fifo)
-        spec = commands.lookup(args)
-        if spec is None:
-            self.state.reject(self._unknown(args), args)
-        elif not (len(args) == spec.arity if spec.arity > 0 else len(args) >= -spec.arity):
-            self.state.reject(wrong_arity(spec.name), args)
+        if spec is None:  # unknown, or a wrong number of arguments: Redis's error
+            spec = commands.lookup(args)
+            self.state.reject(commands.refusal(args, spec), args)
         else:
             self.state.handle(spec, args, raw)
         # name (and time) the reply slots this request added, for the metrics
@@ -495,14 +494,6 @@ class ClientConn(asyncio.Protocol):
         self._update_reading()
         if self.held or self.reader.buffered():
             self.loop.call_soon(self._resume)
-
-    def _unknown(self, args: list[bytes]) -> bytes:
-        container = commands.TABLE.get(args[0].upper())
-        if container is not None and container.subcommands is not None:
-            sub = args[1].decode("utf-8", "replace") if len(args) > 1 else ""
-            top = args[0].decode("utf-8", "replace").upper()
-            return error_reply(f"ERR unknown subcommand '{sub[:128]}'. Try {top} HELP.")
-        return unknown_command(args[0].decode("utf-8", "replace"), args[1:])
 
     def _local(self, name: str, args: list[bytes]) -> bytes:
         session = self.session

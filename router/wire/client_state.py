@@ -141,9 +141,7 @@ class ClientState:
             else:
                 client.push(NOAUTH)
             return
-        blocking = (spec.shape is Shape.PINNED or name in ("xread", "xreadgroup")) and (
-            commands.is_blocking(args)
-        )
+        blocking = spec.blocks is not None and commands.is_blocking(args, spec)
         event = modes.classify(name, blocking)
         mode = self.mode
         if event is Input.COMMAND and mode is NORMAL:
@@ -304,7 +302,7 @@ class ClientState:
         """Send a blocking command on a dedicated connection; False if answered at once."""
         client = self.client
         route = self.routes.route
-        grace = commands.blocking_timeout(args)
+        grace = commands.blocking_timeout(args, spec)
         if spec.name == "wait":
             targets = list(range(len(route.masters)))
         else:

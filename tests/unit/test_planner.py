@@ -74,7 +74,7 @@ def decode(raw: bytes) -> object:
 def test_the_test_keys_are_where_the_map_says():
     for key, shard in [(A0, 0), (A1, 0), (B0, 1), (B2, 1), (C0, 2), (C1, 2)]:
         assert MAP3.owner[key_hash_slot(key)] == shard
-        assert planner.shard_of(key, MAP3) == shard
+        assert plan(req("GET", key)) == shard
 
 
 # ---------------------------------------------------------------- SINGLE
