@@ -9,8 +9,9 @@ Each client keeps a FIFO of pending replies (twemproxy's in_q/out_q idea):
 
 Invariants:
 - Every parsed request appends exactly one `Pending` to ``fifo``, in order,
-  and each `Pending` is completed exactly once (by its backend, by a merge of
-  its fan-out parts, or at once for local replies and errors).
+  and each `Pending` is completed exactly once (by its backend, by the
+  `router.decide.fanin.FanIn` of its fan-out parts, or at once for local
+  replies and errors).
 - Output produced during one loop turn is written with one ``write``
   (`router.wire.turn.LoopTurn.flush`).
 - Bounded: past ``max_pending`` unanswered requests, or when the socket's
@@ -54,7 +55,7 @@ from router.commands import spec as commands
 from router.commands.spec import CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
-from router.decide.merge import Merger
+from router.decide.fanin import FanIn, FanInPart
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
 from router.decide.session import Session
@@ -110,43 +111,6 @@ class Pending:
         if not client.dirty and client.fifo and client.fifo[0] is self:
             client.dirty = True
             client.turn.dirty_clients.append(client)
-
-
-class FanoutPending(Pending):
-    """A reply slot filled by merging the replies of several parts."""
-
-    __slots__ = ("merge", "parts", "remaining")
-
-    def __init__(
-        self, client: ClientConn, merger: Merger, count: int, cmd: str | None = None
-    ) -> None:
-        super().__init__(client, cmd)
-        self.merge = merger
-        self.parts: list[bytes] = [b""] * count
-        self.remaining = count
-
-    def on_part(self, index: int, raw: bytes) -> None:
-        self.parts[index] = raw
-        self.remaining -= 1
-        if self.remaining == 0:
-            try:
-                merged = self.merge(self.parts)
-            except Exception as exc:  # a merge bug must not kill the connection
-                log.exception("merge failed")
-                merged = error_reply(f"ERR router could not merge replies: {exc}")
-            self.parts = []
-            self.on_reply(merged)
-
-
-class Part:
-    __slots__ = ("index", "owner")
-
-    def __init__(self, owner: FanoutPending, index: int) -> None:
-        self.owner = owner
-        self.index = index
-
-    def on_reply(self, raw: bytes) -> None:
-        self.owner.on_part(self.index, raw)
 
 
 class Parker(Protocol):
@@ -403,13 +367,14 @@ class ClientConn(asyncio.Protocol):
 
     def _send_parts(
         self, plan: Fanout, conn_of: Callable[[int], BackendConn], cmd: str | None
-    ) -> FanoutPending:
+    ) -> Pending:
         """Send each part of ``plan`` to its shard's connection; the replies are merged
         into one reply slot."""
-        pending = FanoutPending(self, plan.merge, len(plan.parts), cmd)
+        pending = Pending(self, cmd)
         self.fifo.append(pending)
+        fan = FanIn(len(plan.parts), plan.merge, pending.on_reply)
         for index, (shard, piece) in enumerate(plan.parts):
-            conn_of(shard).send(piece, Part(pending, index))
+            conn_of(shard).send(piece, FanInPart(fan, index))
         return pending
 
     def _bind(self, route: Route) -> list[BackendConn]:

@@ -32,6 +32,8 @@ from router.commands.spec import CommandSpec, Shape
 from router.decide import modes, txn
 from router.decide import plan as planner
 from router.decide.builtins import NO_AUTH_COMMANDS, NOAUTH
+from router.decide.fanin import FanIn, FanInPart
+from router.decide.merge import merge_first
 from router.decide.modes import Input, Mode
 from router.errors import CROSSSLOT
 from router.wire.node import RouteSource
@@ -325,11 +327,21 @@ class ClientState:
             conns.append(conn)
         self.blocked = conns
         self._enter(BLOCKED)  # before sending: a dead shard answers at once
-        pending = _BlockedPending(self, client.new_pending(), len(conns))
+        pending = client.new_pending()
+
+        def done(reply: bytes) -> None:
+            pending.on_reply(reply)
+            if client.transport is not None:
+                self.on_unblocked()
+
+        # WAIT: the smallest count over every master (each must have that many
+        # replicas in sync); the others: the reply of their one connection
+        merger = planner.merger_of(spec) if spec.merger is not None else merge_first
+        fan = FanIn(len(conns), merger, done)
         for index, conn in enumerate(conns):
             if spec.name == "wait":
                 conn.send(WAIT_BARRIER, IGNORE)
-            conn.send_blocking(raw, _Slot(pending, index), grace)
+            conn.send_blocking(raw, FanInPart(fan, index), grace)
         return True
 
     def on_unblocked(self) -> None:
@@ -402,42 +414,3 @@ class _ExecPending:
 
     def on_reply(self, raw: bytes) -> None:
         self.pending.on_reply(txn.splice(raw, self.local))
-
-
-class _BlockedPending:
-    """The reply of a blocking command: from its one connection, or for WAIT the
-    smallest count over every master (each must have that many replicas in sync)."""
-
-    __slots__ = ("parts", "pending", "remaining", "state")
-
-    def __init__(self, state: ClientState, pending: Waiter, parts: int) -> None:
-        self.state = state
-        self.pending = pending
-        self.parts: list[bytes] = [b""] * parts
-        self.remaining = parts
-
-    def on_part(self, index: int, raw: bytes) -> None:
-        self.parts[index] = raw
-        self.remaining -= 1
-        if self.remaining:
-            return
-        parts = self.parts
-        if len(parts) == 1:
-            reply = parts[0]
-        else:
-            errors = [p for p in parts if p[:1] != b":"]
-            reply = errors[0] if errors else b":%d\r\n" % min(int(p[1:-2]) for p in parts)
-        self.pending.on_reply(reply)
-        if self.state.client.transport is not None:
-            self.state.on_unblocked()
-
-
-class _Slot:
-    __slots__ = ("index", "owner")
-
-    def __init__(self, owner: _BlockedPending, index: int) -> None:
-        self.owner = owner
-        self.index = index
-
-    def on_reply(self, raw: bytes) -> None:
-        self.owner.on_part(self.index, raw)

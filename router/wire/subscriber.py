@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from router.decide.fanin import FanIn, FanInPart
+from router.decide.merge import Merger, first_error
 from router.wire.backend import UP
 from router.wire.node import Node, RouteSource
 from router.wire.pinned import PinnedConn
@@ -61,18 +63,24 @@ def pong(args: list[bytes]) -> bytes:
     return b"*2\r\n$4\r\npong\r\n" + encode_bulk(args[1] if len(args) > 1 else b"")
 
 
-class _Part:
-    """Waits for the ``count`` replies one pinned connection owes for one request."""
+class _Confirmations:
+    """Waits for the ``count`` replies one pinned connection owes for one request, and
+    reports them to the request's fan-in as one part (the first error, or success)."""
 
-    __slots__ = ("conn", "node", "owner", "remaining", "sub")
+    __slots__ = ("conn", "node", "part", "remaining", "sub")
 
     def __init__(
-        self, sub: Subscriber, node: Node, conn: PinnedConn, owner: _Request | None, count: int
+        self,
+        sub: Subscriber,
+        node: Node,
+        conn: PinnedConn,
+        part: FanInPart | None,
+        count: int,
     ) -> None:
         self.sub = sub
         self.node = node
         self.conn = conn
-        self.owner = owner
+        self.part = part  # None: a silent resync, nobody waits for it
         self.remaining = count
 
     def on_reply(self, raw: bytes) -> None:
@@ -83,38 +91,28 @@ class _Part:
             waiting = self.conn.waiting
             while waiting and waiting[0] is self:
                 waiting.popleft()
-            if self.owner is not None:
-                self.owner.on_error(raw)
+            if self.part is not None:
+                self.part.on_reply(raw)
             self.sub.on_part_done(self.node)
             return
         self.remaining -= 1
         if self.remaining == 0:
-            if self.owner is not None:
-                self.owner.on_part()
+            if self.part is not None:
+                self.part.on_reply(CONFIRMED)
             self.sub.on_part_done(self.node)
 
 
-class _Request:
-    """The client's pending reply to one (UN)SUBSCRIBE: the confirmations, once every
-    master involved answered (or the first error)."""
+CONFIRMED = b""  # a part of a (un)subscribe request that every master confirmed
 
-    __slots__ = ("error", "parts", "pending", "replies")
 
-    def __init__(self, pending: Waiter, replies: bytes, parts: int) -> None:
-        self.pending = pending
-        self.replies = replies
-        self.parts = parts
-        self.error: bytes | None = None
+def _confirmations(replies: bytes) -> Merger:
+    """The reply to one (UN)SUBSCRIBE once every master involved answered: the client's
+    confirmations, or the first error (in part order)."""
 
-    def on_part(self) -> None:
-        self.parts -= 1
-        if self.parts == 0:
-            self.pending.on_reply(self.error or self.replies)
+    def merge(parts: list[bytes]) -> bytes:
+        return first_error(parts) or replies
 
-    def on_error(self, raw: bytes) -> None:
-        if self.error is None:
-            self.error = raw
-        self.on_part()
+    return merge
 
 
 class _Placement:
@@ -180,13 +178,13 @@ class Subscriber:
         self._send(pending, b"".join(replies))
 
     def _send(self, pending: Waiter, replies: bytes) -> None:
-        request = _Request(pending, replies, 1)  # one extra part, released below
-        self.resync(request)
-        request.on_part()
+        request = FanIn(1, _confirmations(replies), pending.on_reply)
+        self.resync(request)  # adds a part per connection the request is spread over
+        request.on_part(0, CONFIRMED)  # part 0 held it open until now
 
     # ------------------------------------------------------------ placement
 
-    def resync(self, request: _Request | None = None) -> None:
+    def resync(self, request: FanIn | None = None) -> None:
         """Make the placement match ``wanted`` under the current route; ``request``
         (a client's command) is answered when every message it caused is confirmed."""
         route = self.routes.route
@@ -216,7 +214,7 @@ class Subscriber:
         self,
         node: Node,
         names: tuple[set[bytes], set[bytes], set[bytes]],
-        request: _Request | None,
+        request: FanIn | None,
     ) -> None:
         placement = self.placed.get(node)
         for kind in (CHANNEL, PATTERN, SHARD):
@@ -228,8 +226,7 @@ class Subscriber:
                     placement = self._open(node)
                     if placement is None:
                         if request is not None:
-                            request.parts += 1
-                            request.on_error(_too_many(node))
+                            request.add().on_reply(_too_many(node))
                         else:
                             self._schedule_retry(node)
                         continue
@@ -256,12 +253,11 @@ class Subscriber:
         placement: _Placement,
         verb: bytes,
         names: list[bytes],
-        request: _Request | None,
+        request: FanIn | None,
     ) -> None:
-        if request is not None:
-            request.parts += 1
-        part = _Part(self, node, placement.conn, request, len(names))
-        placement.conn.send_expecting(encode_command([verb, *names]), part, len(names))
+        part = request.add() if request is not None else None
+        waiter = _Confirmations(self, node, placement.conn, part, len(names))
+        placement.conn.send_expecting(encode_command([verb, *names]), waiter, len(names))
 
     def on_part_done(self, node: Node) -> None:
         """Give a connection back once it holds nothing and owes nothing."""

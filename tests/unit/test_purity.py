@@ -49,6 +49,8 @@ PURE_ROUTER = [
     "router.decide.txn",
     "router.decide.builtins",
     "router.decide.users",
+    "router.decide.session",
+    "router.decide.fanin",
 ]
 PURE_SENTINEL = ["sentinel.detector", "sentinel.election", "sentinel.failover"]
 
