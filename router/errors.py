@@ -21,7 +21,6 @@ class RouterError(SlotwardenError):
 CROSSSLOT = error_reply("CROSSSLOT Keys in request don't hash to the same slot")
 NOT_ALLOWED = error_reply("ERR command not allowed through the router")
 _NOT_SUPPORTED = " is not supported by the router"
-NOT_SUPPORTED_YET = "ERR '{name}' is not supported by the router yet"
 
 
 def not_supported(name: str, where: str = "") -> bytes:

@@ -26,6 +26,7 @@ from router.control.clients import Clients
 from router.control.reload import RouterReloader
 from router.control.routes import RouteTable
 from router.control.running import RunningConfig
+from router.errors import is_not_supported
 from router.wire.backend import CONNECTING, DOWN, UP
 from slotwarden import __version__
 
@@ -74,7 +75,7 @@ def classify(raw: bytes) -> int:
         return TIMEOUT if b"timed out" in raw else UNAVAILABLE
     if raw.startswith(b"-ERR command not allowed through the router"):
         return REJECTED
-    if b"is not supported by the router yet" in raw:
+    if is_not_supported(raw):
         return UNSUPPORTED
     if raw.startswith(
         (

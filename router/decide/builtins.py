@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 
 from router.decide.session import Session
-from router.errors import NOT_SUPPORTED_YET, wrong_arity
+from router.errors import not_supported, wrong_arity
 from slotwarden import __version__
 from slotwarden.resp import (
     NIL,
@@ -226,13 +226,11 @@ def client(s: Session, args: list[bytes], list_clients: Callable[[], list[Sessio
         if mode == b"on":
             return OK
         if mode in (b"off", b"skip"):
-            return error_reply(
-                f"ERR CLIENT REPLY {mode.decode().upper()} is not supported by the router"
-            )
+            return not_supported(f"client reply {mode.decode()}")
         return error_reply("ERR syntax error")
     if sub in (b"setname", b"getname", b"id", b"setinfo", b"info"):
         return error_reply(f"ERR wrong number of arguments for 'client|{sub.decode()}' command")
-    return error_reply(NOT_SUPPORTED_YET.format(name=f"client {sub.decode('utf-8', 'replace')}"))
+    return not_supported(f"client {sub.decode('utf-8', 'replace')}")
 
 
 _CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
@@ -278,7 +276,7 @@ def answer(
         return client(s, args, list_clients)
     handler = HANDLERS.get(name)
     if handler is None:
-        return error_reply(f"ERR '{name}' is not supported by the router yet")
+        return not_supported(name.replace("|", " "))
     return handler(s, args)
 
 

@@ -25,7 +25,7 @@ from router.commands import spec as cmds
 from router.commands.spec import CommandSpec, KeySpecError, Shape
 from router.decide import merge
 from router.decide.merge import BUILT, MERGERS
-from router.errors import CROSSSLOT, NOT_ALLOWED, wrong_arity
+from router.errors import CROSSSLOT, NOT_ALLOWED, not_supported, wrong_arity
 from slotwarden.cluster.topology import SlotMap
 from slotwarden.resp import encode_command, error_reply
 from slotwarden.resp.accel import group_keys, key_slot
@@ -114,10 +114,7 @@ def plan_pinned(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
         # the largest count any master reports, not the sum (the table's mergers).
         raw = encode_command(args)
         return Fanout([(i, raw) for i in range(len(slotmap.shards))], merger_of(spec))
-    return error_reply(UNSUPPORTED.format(name=name.replace("|", " ")))
-
-
-UNSUPPORTED = "ERR '{name}' is not supported by the router"
+    return not_supported(name.replace("|", " "))
 
 
 def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int | bytes | None:
@@ -138,9 +135,7 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
         return slotmap.owner[key_slot(args[1])]
     if shape is Shape.PINNED and not (spec.first or spec.keys):
         # SUBSCRIBE & co., PUBSUB, CLIENT TRACKING ...: no single shard can run them
-        return error_reply(
-            f"ERR '{name.replace('|', ' ')}' inside MULTI is not supported by the router"
-        )
+        return not_supported(name.replace("|", " "), " inside MULTI")
     try:
         positions = cmds.key_positions(spec, args)
     except KeySpecError as exc:

@@ -494,7 +494,7 @@ class ClientConn(asyncio.Protocol):
             reply: bytes = pending.reply  # type: ignore[assignment]
             out.append(reply)
             cmd = pending.cmd
-            if cmd is not None:  # inlined Stats.count (once per reply)
+            if cmd is not None:  # inlined RouterStats.count (once per reply)
                 row = rows.get(cmd)
                 if row is None or reply[0] == 45:
                     stats.count(cmd, reply)

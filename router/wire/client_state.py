@@ -34,7 +34,7 @@ from router.decide import plan as planner
 from router.decide.builtins import NO_AUTH_COMMANDS, NOAUTH
 from router.decide.fanin import FanIn, FanInPart
 from router.decide.merge import merge_first
-from router.decide.modes import Input, Mode
+from router.decide.modes import Mode, ModeInput
 from router.errors import CROSSSLOT
 from router.wire.node import RouteSource
 from router.wire.pinned import PinnedConn
@@ -146,7 +146,7 @@ class ClientState:
         blocking = spec.blocks is not None and commands.is_blocking(args, spec)
         event = modes.classify(name, blocking)
         mode = self.mode
-        if event is Input.COMMAND and mode is NORMAL:
+        if event is ModeInput.COMMAND and mode is NORMAL:
             client.forward(spec, args, raw)
             if name == "auth" or name == "hello":
                 self.update_plain()
@@ -155,29 +155,29 @@ class ClientState:
         if type(nxt) is bytes:
             client.push(nxt)
             return
-        if nxt is MULTI and mode is MULTI and event is not Input.QUIT:
+        if nxt is MULTI and mode is MULTI and event is not ModeInput.QUIT:
             self._queue(spec, args, raw)
-        elif event is Input.MULTI:
+        elif event is ModeInput.MULTI:
             self.tx = txn.Transaction(shard=self.watch_shard if self.watching else None)
             client.push(OK)
-        elif event is Input.EXEC:
+        elif event is ModeInput.EXEC:
             self._exec()
-        elif event is Input.DISCARD:
+        elif event is ModeInput.DISCARD:
             self.tx = None
             self._unwatch_silently()
             client.push(OK)
-        elif event is Input.WATCH:
+        elif event is ModeInput.WATCH:
             self._watch(spec, args, raw)
-        elif event is Input.UNWATCH:
+        elif event is ModeInput.UNWATCH:
             self._unwatch(raw)
-        elif event is Input.SUBSCRIBE or event is Input.UNSUBSCRIBE:
+        elif event is ModeInput.SUBSCRIBE or event is ModeInput.UNSUBSCRIBE:
             self._pubsub(spec, args)
-        elif event is Input.PING and mode is SUBSCRIBED and session.proto == 2:
+        elif event is ModeInput.PING and mode is SUBSCRIBED and session.proto == 2:
             client.push(pong(args))
-        elif event is Input.RESET:
+        elif event is ModeInput.RESET:
             self.reset()
             client.push(client.answer_local(name, args))
-        elif event is Input.BLOCKING:
+        elif event is ModeInput.BLOCKING:
             if self._block(spec, args, raw):
                 return  # BLOCKED (or already answered and back): _block set the mode
             nxt = mode
@@ -191,7 +191,7 @@ class ClientState:
         if mode is NORMAL and subscribed:
             mode = SUBSCRIBED  # a RESP3 subscriber after EXEC, say
         elif mode is SUBSCRIBED and not subscribed:
-            mode = modes.TRANSITIONS[(SUBSCRIBED, Input.NO_SUBSCRIPTIONS)]
+            mode = modes.TRANSITIONS[(SUBSCRIBED, ModeInput.NO_SUBSCRIPTIONS)]
         self.mode = mode
         self.update_plain()
 
@@ -349,7 +349,7 @@ class ClientState:
         self.blocked = []
         if self.watch is not None and not self.watching and not self.watch.waiting:
             self._release_watch()
-        nxt = modes.step(self.mode, Input.UNBLOCKED)
+        nxt = modes.step(self.mode, ModeInput.UNBLOCKED)
         self._enter(nxt if type(nxt) is Mode else NORMAL)
         self.client.resume_soon()
 
