@@ -12,6 +12,10 @@ SIGCONT; nothing of Redis is faked.
 Where the router answers like Redis does (local commands, request errors,
 protocol errors), the same bytes are also sent to a real redis-server and the
 two answers compared byte for byte.
+
+One test needs no Router and no shard: it builds a client connection from its
+ports alone (`router.wire.client.ClientPorts`) and talks to it with commands
+the router answers itself.
 """
 
 from __future__ import annotations
@@ -21,13 +25,18 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import hiredis
 import pytest
 
 from router.app import Router
-from router.wire.client import ClientConn
-from router.wire.node import Node
+from router.control.clients import Clients
+from router.control.metrics import RouterStats
+from router.control.running import RunningConfig
+from router.wire.client import ClientConn, ClientPorts
+from router.wire.node import Node, Route
+from router.wire.turn import LoopTurn
 from slotwarden.cluster.config import parse
 from slotwarden.cluster.slots import key_hash_slot
 
@@ -624,6 +633,75 @@ async def test_write_pressure_pauses_reading(farm):
         assert bytes(transport.data) == b"+PONG\r\n"  # replies still go out
         conn.resume_writing()
         assert transport.events == ["pause", "resume"]
+
+
+# ---------------------------------------------------------------- from its ports alone
+
+
+class _NoParking:
+    """A Parker that never holds a write (as a router that watches no sentinel)."""
+
+    def park(self, pending: object, error: bytes, request: bytes) -> bool:
+        return False
+
+
+async def test_a_client_connection_is_built_from_its_ports_alone():
+    # No Router, no redis-server: ClientConn takes each thing it needs from above
+    # as a port (router.wire.client.ClientPorts); the commands the router answers
+    # itself need nothing more. The route has no master at all.
+    config = parse(
+        {
+            "name": "ports-only",
+            "router": {"listen": "127.0.0.1:1", "admin": "127.0.0.1:2", "max_clients": 1},
+            "shards": [{"name": "a", "slots": "0-16383", "master": "127.0.0.1:3"}],
+        }
+    )
+    running = RunningConfig.load(config)
+    clients = Clients(running)
+    stats = RouterStats()
+    routes = SimpleNamespace(route=Route(config.slotmap(0), ()))
+    ports = ClientPorts(
+        routes=routes,
+        running=running,
+        turn=LoopTurn(),
+        stats=stats,
+        parker=_NoParking(),
+        registry=clients,
+        info_head=lambda: "",
+    )
+    conn = ClientConn(ports)
+    transport = RecordingTransport(conn)
+    conn.connection_made(transport)
+    conn.data_received(
+        cmd("PING")
+        + cmd("ECHO", "hi")
+        + cmd("CLIENT", "SETNAME", "me")
+        + cmd("CLIENT", "GETNAME")
+        + cmd("GET")
+        + cmd("NOSUCH", "x")
+        + cmd("CLIENT", "TRACKING", "on")
+    )
+    await wait_until(lambda: count_replies(bytes(transport.data)) == 7, "7 replies")
+    assert bytes(transport.data) == (
+        b"+PONG\r\n"
+        + bulk(b"hi")
+        + b"+OK\r\n"
+        + bulk(b"me")
+        + b"-ERR wrong number of arguments for 'get' command\r\n"
+        + b"-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n"
+        + b"-ERR 'client tracking' is not supported by the router\r\n"
+    )
+    assert [s.name for s in clients.sessions()] == [b"me"]
+    assert stats.commands["ping"][0] == 1  # outcome ok
+    assert stats.commands["client|tracking"][5] == 1  # outcome unsupported
+    # the registry's bound applies: a second client is refused
+    other = ClientConn(ports)
+    other_transport = RecordingTransport(other)
+    other.connection_made(other_transport)
+    assert bytes(other_transport.data) == b"-ERR max number of clients reached\r\n"
+    assert clients.rejected == 1
+    transport.close()
+    await wait_until(lambda: not clients.by_id, "connection_lost")
 
 
 # ---------------------------------------------------------------- backend task ownership
