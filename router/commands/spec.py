@@ -9,15 +9,18 @@ The rows themselves live in `router.commands.table` and the key finders of
 movable-key commands in `router.commands.key_finders`; this module builds
 and checks the specs and owns the functions the router calls per request:
 
-    resolve(args) ─► CommandSpec (known, arity accepted) ─► fast_key / split_step
-         │                                                   (the client's fast paths)
+    FAST[name] ─► CommandSpec, arity_ok ─► fast_key / split_step (the client's fast paths)
+        │ miss
+    resolve(args) ─► CommandSpec (known, arity accepted) ─► the client's slow path
          └─► None ─► refusal(args, lookup(args)): unknown command/subcommand, wrong arity
 
 Container commands (CLIENT, CONFIG, OBJECT, ...) carry a ``subcommands``
 table keyed by the lower-case subcommand name; `lookup` resolves them.
 
-Invariants: `resolve` is the one place a request's arity is checked, for the
-client's fast paths and its slow path alike; key positions match what
+Invariants: the arity rule is defined once (``min_args``/``max_args``, from
+the arity) and applied by `arity_ok` and `resolve`; the client loop applies
+the same test inline to a `FAST` hit (a function call per request there
+costs about 12% of that loop); key positions match what
 ``COMMAND GETKEYS`` finds on redis-server 7.0.15 for valid requests (except
 the channels of SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH, which Redis flags
 not_key but which pick the shard like keys do); when the keys cannot be
@@ -55,8 +58,9 @@ class CommandSpec:
     blocks: str | None = None  # where the timeout of a blocking command is (table.LAST ...)
     subcommands: dict[str, CommandSpec] | None = field(default=None)
     # Derived, for the per-request functions:
-    # the argument counts the arity accepts (``len(args) in nargs``)
-    nargs: range = field(default=range(0), init=False, compare=False)
+    # the argument counts the arity accepts: min_args <= len(args) <= max_args
+    min_args: int = field(default=0, init=False, compare=False)
+    max_args: int = field(default=0, init=False, compare=False)
     # key indices when they do not depend on the arguments (no finder, last >= 0):
     # () for keyless commands, (1,) for GET ... (`key_positions` is then one copy)
     fixed_keys: tuple[int, ...] | None = field(default=None, init=False, compare=False)
@@ -67,9 +71,9 @@ class CommandSpec:
     split_step: int = field(default=0, init=False, compare=False)
 
     def __post_init__(self) -> None:
-        arity = self.arity
-        nargs = range(arity, arity + 1) if arity > 0 else range(-arity, sys.maxsize)
-        object.__setattr__(self, "nargs", nargs)
+        arity = self.arity  # Redis's convention: N exactly N arguments, -N at least N
+        object.__setattr__(self, "min_args", abs(arity))
+        object.__setattr__(self, "max_args", arity if arity > 0 else sys.maxsize)
         if self.keys is None and self.last >= 0:
             fixed = tuple(range(self.first, self.last + 1, self.step)) if self.first else ()
             object.__setattr__(self, "fixed_keys", fixed)
@@ -159,6 +163,13 @@ _BY_NAME: dict[bytes, CommandSpec] = {
 }
 
 
+# The client loop's first lookup: the names clients send (upper or lower case) of
+# the commands with a fast path (``fast_key`` or ``split_step``) -> their spec.
+FAST: dict[bytes, CommandSpec] = {
+    name: spec for name, spec in _BY_NAME.items() if spec.fast_key or spec.split_step
+}
+
+
 # ---------------------------------------------------------------------------
 # Per request.
 
@@ -173,7 +184,7 @@ def resolve(args: list[bytes]) -> CommandSpec | None:
         spec = lookup(args)  # another spelling, or a container command
         if spec is None:
             return None
-    return spec if len(args) in spec.nargs else None
+    return spec if spec.min_args <= len(args) <= spec.max_args else None
 
 
 def lookup(args: list[bytes]) -> CommandSpec | None:
@@ -203,7 +214,7 @@ def refusal(args: list[bytes], spec: CommandSpec | None) -> bytes:
 
 def arity_ok(spec: CommandSpec, nargs: int) -> bool:
     """Whether ``spec`` accepts ``nargs`` arguments (the command name included)."""
-    return nargs in spec.nargs
+    return spec.min_args <= nargs <= spec.max_args
 
 
 def key_positions(spec: CommandSpec, args: list[bytes]) -> list[int]:

@@ -25,8 +25,9 @@ Invariants:
 - Published messages are appended to the FIFO as ready entries, so they
   come after every reply the client was owed when they arrived.
 
-Every request is looked up once, by `router.commands.spec.resolve` (the one
-place arity is checked), and its spec decides the path. Stateful commands
+Every request is looked up once in the command table (`router.commands.spec`:
+``FAST`` for the commands with a fast path, `resolve` for the others, both
+with the table's arity rule), and its spec decides the path. Stateful commands
 (MULTI/EXEC/WATCH, blocking commands, (P|S)SUBSCRIBE, AUTH gating) go through
 `router.wire.client_state.ClientState`, which owns the client's mode; while
 the client is in plain NORMAL mode (authenticated, not watching) single-key
@@ -52,7 +53,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from router.commands import spec as commands
-from router.commands.spec import CommandSpec, Shape, resolve
+from router.commands.spec import FAST, CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
 from router.decide.fanin import FanIn, FanInPart
@@ -265,6 +266,7 @@ class ClientConn(asyncio.Protocol):
         assert session is not None
         dispatch = self.dispatch
         slot_of = key_slot
+        fast = FAST
         state = self.state
         while not session.closing and len(fifo) < limit and state.mode is not Mode.BLOCKED:
             if self.held:  # requests parsed while a blocking command was waiting
@@ -289,8 +291,13 @@ class ClientConn(asyncio.Protocol):
             # the first single-key request of each event-loop turn is timed (turn.sample_due)
             sampled = not turn.sample_due
             for args, raw in requests:
-                spec = resolve(args)  # None: unknown, or a wrong number of arguments
-                if plain and spec is not None:
+                # The command's spec, its arity checked. A command with a fast path is
+                # one dict lookup and arity_ok inlined (a call per request here costs
+                # about 12% of this loop); any other request goes through resolve().
+                spec = fast.get(args[0])
+                if spec is None or not spec.min_args <= len(args) <= spec.max_args:
+                    spec = resolve(args)  # None: unknown, or a wrong number of arguments
+                elif plain:
                     index = spec.fast_key
                     if index:
                         conn = conns[owner[slot_of(args[index])]]
@@ -305,7 +312,7 @@ class ClientConn(asyncio.Protocol):
                         append(pending)
                         conn.send(raw, pending)
                         continue
-                    if spec.split_step and self._send_fanout(spec, args, raw, owner, conns):
+                    if self._send_fanout(spec, args, raw, owner, conns):
                         continue
                 dispatch(args, raw, spec)
                 if session.closing:  # QUIT: nothing after it is served

@@ -15,6 +15,7 @@ import pytest
 
 from router.commands import key_finders, table
 from router.commands.spec import (
+    FAST,
     TABLE,
     CommandSpec,
     KeySpecError,
@@ -146,6 +147,11 @@ def test_the_fast_paths_a_spec_offers():
     # several keys, movable keys, subcommands and keyless commands take the slow path
     for request_ in ("RENAME a b", "EVAL s 0", "OBJECT ENCODING k", "PING", "BLPOP l 0"):
         assert spec_of(request_).fast_key == 0 == spec_of(request_).split_step, request_
+    # the client loop's first lookup holds exactly those, by the names clients send
+    assert FAST[b"GET"] is FAST[b"get"] is TABLE[b"GET"]
+    assert FAST[b"mset"] is TABLE[b"MSET"]
+    assert all(spec.fast_key or spec.split_step for spec in FAST.values())
+    assert b"PING" not in FAST and b"Get" not in FAST and b"OBJECT" not in FAST
 
 
 def test_rows_name_their_merger_and_how_they_block():
