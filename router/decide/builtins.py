@@ -9,6 +9,10 @@ Authentication: with router users configured (``Session.users.required``) a
 session starts unauthenticated; AUTH and HELLO ... AUTH check the password
 (constant time, `router.decide.users`), a failure leaves the session as it
 was (as Redis does) and is counted; RESET logs the client out again.
+
+`answer` is the entry point: a LOCAL command by its spec name, to its handler;
+anything the router cannot honour (CLIENT REPLY OFF ...) gets the one
+`router.errors.not_supported` reply.
 """
 
 from __future__ import annotations

@@ -47,13 +47,6 @@ class Users:
         }
         return cls(passwords)
 
-    @classmethod
-    def locked(cls) -> Users:
-        """Users are configured but their passwords cannot be read: nobody gets in."""
-        users = cls()
-        users.required = True
-        return users
-
     def check(self, name: bytes, password: bytes) -> bool:
         """True if ``name``/``password`` is a router user (constant time); counts failures."""
         wanted = self._digests.get(name.decode("utf-8", "replace"))

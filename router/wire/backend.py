@@ -16,6 +16,10 @@ acknowledgement from a replaced master may be lost with it).
                                    waiting: deque[waiter]  ◄── replies, framed by ReplyScanner,
                                                               handed to waiters in FIFO order
 
+A connection calls up only through its `BackendPorts` (router.wire.ports): the
+`LoopTurn` that flushes it, the counters it bumps (`StatsSink`), and the
+`TopologyHint` it gives when a master refuses a write or goes away.
+
 Invariants:
 - ``waiting`` holds exactly one waiter per request written (or queued to be
   written) on the current connection, in write order; the n-th reply belongs

@@ -20,7 +20,9 @@ on it, in order, and it is given back only after EXEC/DISCARD/UNWATCH/RESET
 *and* once every request sent on it has been answered (so the client's next
 commands cannot overtake them on a shared connection); a blocking command's
 connection is given back after its reply; all are closed at once if the
-client goes away.
+client goes away. A blocking command's reply comes through a
+`router.decide.fanin.FanIn` (WAIT: one part per master, merged by its row's
+merger), and so do the confirmations of the `Subscriber`.
 """
 
 from __future__ import annotations
