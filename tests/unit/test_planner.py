@@ -151,7 +151,7 @@ def test_spanning_keys_are_fine_on_a_one_shard_map():
 
 
 def test_xread_is_routed_with_or_without_block():
-    # with BLOCK the frontend takes a dedicated connection (router.stateful); the
+    # with BLOCK the client takes a dedicated connection (router.wire.client_state); the
     # shard is the planner's either way
     assert plan(req("XREAD", "STREAMS", B0, "0")) == 1
     assert plan(req("xread", "block", "0", "STREAMS", B0, "0")) == 1
