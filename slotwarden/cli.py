@@ -2,7 +2,7 @@
 
 Owns argument parsing, config-file resolution and logging setup; every
 subcommand handler returns the process exit code. The heavy modules
-(`router.server`, `slotwarden.launcher`) are imported inside their handlers so
+(`router.main`, `slotwarden.launcher`) are imported inside their handlers so
 `slotwarden check` works without them. Invariant: an invalid cluster.yaml is
 reported the same way by every subcommand (``FILE: N problem(s):`` and one
 ``  - problem`` line each, on stderr, exit status 1).
@@ -29,7 +29,7 @@ PACKAGED_CONFIG = Path(__file__).with_name("cluster.yaml")
 
 # Imported by handlers only when needed; their absence is reported, not a traceback.
 _LAZY_MODULES = (
-    "router.server",
+    "router.main",
     "slotwarden.launcher",
     "sentinel.main",
     "sentinel.status",
@@ -125,7 +125,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_router(args: argparse.Namespace) -> int:
-    from router.server import main as router_main
+    from router.main import main as router_main
 
     return int(router_main(resolve_config(args.config), args.listen) or 0)
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import redis
 
-from router.commands import (
+from router.commands.spec import (
     TABLE,
     CommandSpec,
     KeySpecError,

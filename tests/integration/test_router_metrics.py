@@ -103,6 +103,33 @@ def test_command_counters_move_with_traffic(mc) -> None:
     assert delta("slotwarden_router_client_connections_total") == 0  # same connection
 
 
+def test_what_the_router_cannot_honour_counts_as_unsupported(mc) -> None:
+    # One reply text for "not supported by the router", whoever answers it: the
+    # planner (CLIENT TRACKING/CACHING), the router's own commands (CLIENT REPLY OFF)
+    # and MULTI's queue-time check. Each is outcome=unsupported, not error.
+    r = mc.client()
+    r.ping()
+    before = scrape(mc)
+    for args in (("CLIENT", "TRACKING", "on"), ("CLIENT", "CACHING", "yes")):
+        with pytest.raises(redis.ResponseError, match="is not supported by the router"):
+            r.execute_command(*args)
+    with pytest.raises(redis.ResponseError, match="'client reply off' is not supported"):
+        r.execute_command("CLIENT", "REPLY", "OFF")
+    assert r.execute_command("MULTI") in (b"OK", "OK", True)
+    with pytest.raises(redis.ResponseError, match="'subscribe' inside MULTI is not supported"):
+        r.execute_command("SUBSCRIBE", "ch")
+    assert r.execute_command("DISCARD") in (b"OK", "OK", True)
+    after = scrape(mc)
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    total = "slotwarden_router_commands_total"
+    for command in ("client|tracking", "client|caching", "client|reply", "subscribe"):
+        assert delta(total, command=command, outcome="unsupported") == 1, command
+        assert delta(total, command=command, outcome="error") == 0, command
+
+
 def test_backend_state_errors_and_topology(mc) -> None:
     node = mc.masters[1].addr
     samples = scrape(mc)

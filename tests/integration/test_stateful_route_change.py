@@ -1,7 +1,7 @@
 """`ClientConn.on_route_change`: when a slot moves to another existing master (no node
 goes away, so no connection is lost), the router's hook moves the client's
 subscriptions there. In process: a real `Router`, real redis-servers, a real socket
-client; the hook is called as server.py calls it after `apply_slotmap`."""
+client; the hook is called as the route table calls it after `apply_slotmap`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import asyncio
 
 import redis
 
-from router.frontend import ClientConn
-from router.server import Router
+from router.app import Router
 from slotwarden.cluster.config import parse
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import SlotMap
@@ -39,12 +38,11 @@ async def test_subscriptions_follow_a_slot_to_its_new_master(farm) -> None:
     slot = key_hash_slot(channel.encode())
     loop = asyncio.get_running_loop()
     router = Router(config)
-    router.loop = loop
     direct = [redis.Redis(port=m.port) for m in masters]
     async with asyncio.TaskGroup() as tg:
-        router._tg = tg
-        router.apply_slotmap(config.slotmap(0))
-        server = await loop.create_server(lambda: ClientConn(router), "127.0.0.1", 0)
+        router.routes.attach(tg)
+        router.routes.apply_slotmap(config.slotmap(0))
+        server = await loop.create_server(router.new_client, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -53,14 +51,14 @@ async def test_subscriptions_follow_a_slot_to_its_new_master(farm) -> None:
             assert direct[0].pubsub_numsub(channel)[0][1] == 1
 
             # the channel's slot moves from a to b; both masters stay
-            shards = router.route.slotmap.shards
+            shards = router.routes.route.slotmap.shards
             ranges = [
                 [(0, slot - 1), (slot + 1, 8191)] if slot else [(1, 8191)],
                 [(slot, slot), (8192, 16383)],
             ]
             ranges = [[r for r in rs if r[0] <= r[1]] for rs in ranges]
-            router.apply_slotmap(SlotMap.build(1, list(shards), ranges))
-            for client in list(router.clients.values()):
+            router.routes.apply_slotmap(SlotMap.build(1, list(shards), ranges))
+            for client in list(router.clients.by_id.values()):
                 client.on_route_change()
             for _ in range(200):
                 if direct[1].pubsub_numsub(channel)[0][1] == 1:
@@ -74,5 +72,5 @@ async def test_subscriptions_follow_a_slot_to_its_new_master(farm) -> None:
             writer.close()
         finally:
             server.close()
-            for node in router.nodes.values():
+            for node in router.routes.nodes.values():
                 node.stop()

@@ -1,10 +1,10 @@
-"""router.frontend.ClientConn over a recording fake transport, with a real Router and real shards.
+"""router.wire.client.ClientConn over a recording fake transport, a real Router, real shards.
 
 The protocol tier: the client side is a fake asyncio transport (it records
 what the router writes and whether it paused, resumed or closed), so the tests
 control exactly how request bytes are cut and when they arrive. Everything
-behind the client is real: a `router.server.Router` built from a parsed
-config, its route set with `apply_slotmap` inside a TaskGroup, and backend
+behind the client is real: a `router.app.Router` built from a parsed
+config, its route set with `RouteTable.apply_slotmap` inside a TaskGroup, and backend
 connections to real redis-server processes (``farm``). To hold a shard's
 replies back, its redis-server is stopped with SIGSTOP and resumed with
 SIGCONT; nothing of Redis is faked.
@@ -12,6 +12,10 @@ SIGCONT; nothing of Redis is faked.
 Where the router answers like Redis does (local commands, request errors,
 protocol errors), the same bytes are also sent to a real redis-server and the
 two answers compared byte for byte.
+
+One test needs no Router and no shard: it builds a client connection from its
+ports alone (`router.wire.client.ClientPorts`) and talks to it with commands
+the router answers itself.
 """
 
 from __future__ import annotations
@@ -21,13 +25,18 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import hiredis
 import pytest
 
-from router.backend import BackendSettings, Node
-from router.frontend import ClientConn
-from router.server import Router
+from router.app import Router
+from router.control.clients import Clients
+from router.control.metrics import RouterStats
+from router.control.running import RunningConfig
+from router.wire.client import ClientConn, ClientPorts
+from router.wire.node import Node, Route
+from router.wire.turn import LoopTurn
 from slotwarden.cluster.config import parse
 from slotwarden.cluster.slots import key_hash_slot
 
@@ -185,7 +194,7 @@ class Harness:
     masters: list  # RedisProc
 
     def connect(self) -> tuple[ClientConn, RecordingTransport]:
-        conn = ClientConn(self.router)
+        conn = self.router.new_client()
         transport = RecordingTransport(conn)
         conn.connection_made(transport)
         assert not transport.closed
@@ -228,15 +237,16 @@ async def serving(farm, **router_options: int) -> AsyncIterator[Harness]:
         }
     )
     router = Router(config)
-    router.loop = asyncio.get_running_loop()
     failure: Exception | None = None
     async with asyncio.TaskGroup() as tg:
-        router._tg = tg
-        router.apply_slotmap(config.slotmap(1))
+        router.routes.attach(tg)
+        router.routes.apply_slotmap(config.slotmap(1))
         try:
             await wait_until(
                 lambda: all(
-                    c.state == "up" for node in router.route.masters for c in node.all_conns()
+                    c.state == "up"
+                    for node in router.routes.route.masters
+                    for c in node.all_conns()
                 ),
                 "backend connections",
             )
@@ -246,7 +256,7 @@ async def serving(farm, **router_options: int) -> AsyncIterator[Harness]:
         except Exception as exc:  # re-raised below, outside the TaskGroup
             failure = exc
         finally:
-            await stop_nodes(list(router.nodes.values()))
+            await stop_nodes(list(router.routes.nodes.values()))
     if failure is not None:
         raise failure
 
@@ -440,7 +450,7 @@ async def test_quit_closes_after_the_replies_before_it(farm):
         await asyncio.sleep(0.05)
         assert bytes(transport.data) == bulk(b"two") + b"+PONG\r\n+OK\r\n"
         assert transport.written_after_close == b""
-        assert conn.session.id not in h.router.clients  # connection_lost ran
+        assert conn.session.id not in h.router.clients.by_id  # connection_lost ran
 
 
 async def test_quit_matches_redis(farm):
@@ -610,7 +620,7 @@ async def test_client_not_reading_past_the_output_limit_is_dropped(farm):
         assert "abort" in transport.events
         assert transport.unread > 1_500_000
         await asyncio.sleep(0.01)
-        assert conn.session.id not in h.router.clients
+        assert conn.session.id not in h.router.clients.by_id
 
 
 async def test_write_pressure_pauses_reading(farm):
@@ -623,6 +633,75 @@ async def test_write_pressure_pauses_reading(farm):
         assert bytes(transport.data) == b"+PONG\r\n"  # replies still go out
         conn.resume_writing()
         assert transport.events == ["pause", "resume"]
+
+
+# ---------------------------------------------------------------- from its ports alone
+
+
+class _NoParking:
+    """A Parker that never holds a write (as a router that watches no sentinel)."""
+
+    def park(self, pending: object, error: bytes, request: bytes) -> bool:
+        return False
+
+
+async def test_a_client_connection_is_built_from_its_ports_alone():
+    # No Router, no redis-server: ClientConn takes each thing it needs from above
+    # as a port (router.wire.client.ClientPorts); the commands the router answers
+    # itself need nothing more. The route has no master at all.
+    config = parse(
+        {
+            "name": "ports-only",
+            "router": {"listen": "127.0.0.1:1", "admin": "127.0.0.1:2", "max_clients": 1},
+            "shards": [{"name": "a", "slots": "0-16383", "master": "127.0.0.1:3"}],
+        }
+    )
+    running = RunningConfig.load(config)
+    clients = Clients(running)
+    stats = RouterStats()
+    routes = SimpleNamespace(route=Route(config.slotmap(0), ()))
+    ports = ClientPorts(
+        routes=routes,
+        running=running,
+        turn=LoopTurn(),
+        stats=stats,
+        parker=_NoParking(),
+        registry=clients,
+        info_head=lambda: "",
+    )
+    conn = ClientConn(ports)
+    transport = RecordingTransport(conn)
+    conn.connection_made(transport)
+    conn.data_received(
+        cmd("PING")
+        + cmd("ECHO", "hi")
+        + cmd("CLIENT", "SETNAME", "me")
+        + cmd("CLIENT", "GETNAME")
+        + cmd("GET")
+        + cmd("NOSUCH", "x")
+        + cmd("CLIENT", "TRACKING", "on")
+    )
+    await wait_until(lambda: count_replies(bytes(transport.data)) == 7, "7 replies")
+    assert bytes(transport.data) == (
+        b"+PONG\r\n"
+        + bulk(b"hi")
+        + b"+OK\r\n"
+        + bulk(b"me")
+        + b"-ERR wrong number of arguments for 'get' command\r\n"
+        + b"-ERR unknown command 'NOSUCH', with args beginning with: 'x' \r\n"
+        + b"-ERR 'client tracking' is not supported by the router\r\n"
+    )
+    assert [s.name for s in clients.sessions()] == [b"me"]
+    assert stats.commands["ping"][0] == 1  # outcome ok
+    assert stats.commands["client|tracking"][5] == 1  # outcome unsupported
+    # the registry's bound applies: a second client is refused
+    other = ClientConn(ports)
+    other_transport = RecordingTransport(other)
+    other.connection_made(other_transport)
+    assert bytes(other_transport.data) == b"-ERR max number of clients reached\r\n"
+    assert clients.rejected == 1
+    transport.close()
+    await wait_until(lambda: not clients.by_id, "connection_lost")
 
 
 # ---------------------------------------------------------------- backend task ownership
@@ -642,7 +721,6 @@ async def test_stopping_a_node_right_after_it_connects_ends_its_tasks(farm):
         }
     )
     router = Router(config)
-    router.loop = asyncio.get_running_loop()
     survivors: list[str] = []
     for _ in range(5):
         tasks: list[asyncio.Task[None]] = []
@@ -652,7 +730,7 @@ async def test_stopping_a_node_right_after_it_connects_ends_its_tasks(farm):
             tasks.append(task)
             return task
 
-        node = Node(config.shards[0].master, "a", BackendSettings(), router)
+        node = Node(config.shards[0].master, "a", router.running.backend, router.routes.ports)
         node.start(spawn)
         deadline = asyncio.get_running_loop().time() + 10
         while not all(c.state == "up" for c in node.all_conns()):  # every loop turn

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from router import command_table, commands
-from router.commands import (
+from router.commands import key_finders, table
+from router.commands.spec import (
+    FAST,
     TABLE,
     CommandSpec,
     KeySpecError,
@@ -23,6 +24,8 @@ from router.commands import (
     is_blocking,
     key_positions,
     lookup,
+    refusal,
+    resolve,
 )
 from router.errors import RouterError
 
@@ -92,6 +95,75 @@ def test_unknown_commands_and_subcommands_are_none(request_):
         assert lookup(args) is TABLE[b"OBJECT"]  # the container; arity refuses it
     else:
         assert lookup(args) is None
+
+
+# ---------------------------------------------------------------- resolve, refusal
+
+
+@pytest.mark.parametrize(
+    ("request_", "name"),
+    [
+        ("GET k", "get"),
+        ("get k", "get"),
+        ("gEt k", "get"),
+        ("CONFIG GET maxmemory", "config|get"),
+        ("config get maxmemory", "config|get"),
+        ("COMMAND", "command"),
+        ("MSET a 1 b", "mset"),  # arity -3 holds; the missing value is the planner's error
+    ],
+)
+def test_resolve_serves_known_commands_with_a_good_arity(request_, name):
+    spec = resolve(argv(request_))
+    assert spec is not None and spec.name == name
+    assert spec is lookup(argv(request_))
+
+
+@pytest.mark.parametrize(
+    ("request_", "reply"),
+    [
+        ("GET", b"-ERR wrong number of arguments for 'get' command\r\n"),
+        ("get a b", b"-ERR wrong number of arguments for 'get' command\r\n"),
+        ("CONFIG", b"-ERR wrong number of arguments for 'config' command\r\n"),
+        ("CONFIG GET", b"-ERR wrong number of arguments for 'config|get' command\r\n"),
+        ("CONFIG nope", b"-ERR unknown subcommand 'nope'. Try CONFIG HELP.\r\n"),
+        (
+            "NOSUCH a",
+            b"-ERR unknown command 'NOSUCH', with args beginning with: 'a' \r\n",
+        ),
+    ],
+)
+def test_resolve_refuses_and_refusal_says_why(request_, reply):
+    args = argv(request_)
+    assert resolve(args) is None
+    assert refusal(args, lookup(args)) == reply
+
+
+def test_the_fast_paths_a_spec_offers():
+    assert spec_of("GET k").fast_key == 1 and spec_of("GET k").split_step == 0
+    assert spec_of("HSET h f v").fast_key == 1
+    assert spec_of("MGET a b").split_step == 1 and spec_of("MGET a b").fast_key == 0
+    assert spec_of("MSET a 1").split_step == 2
+    assert spec_of("DEL a").split_step == 1
+    # several keys, movable keys, subcommands and keyless commands take the slow path
+    for request_ in ("RENAME a b", "EVAL s 0", "OBJECT ENCODING k", "PING", "BLPOP l 0"):
+        assert spec_of(request_).fast_key == 0 == spec_of(request_).split_step, request_
+    # the client loop's first lookup holds exactly those, by the names clients send
+    assert FAST[b"GET"] is FAST[b"get"] is TABLE[b"GET"]
+    assert FAST[b"mset"] is TABLE[b"MSET"]
+    assert all(spec.fast_key or spec.split_step for spec in FAST.values())
+    assert b"PING" not in FAST and b"Get" not in FAST and b"OBJECT" not in FAST
+
+
+def test_rows_name_their_merger_and_how_they_block():
+    assert spec_of("MGET a").merger == "ordered"
+    assert spec_of("DBSIZE").merger == "sum"
+    assert spec_of("PUBSUB NUMPAT").merger == "max"
+    assert spec_of("GET k").merger is None
+    assert spec_of("BLPOP l 0").blocks == table.LAST
+    assert spec_of("BZMPOP 0 1 z MIN").blocks == table.FIRST
+    assert spec_of("WAIT 1 0").blocks == table.WAIT and spec_of("WAIT 1 0").merger == "min"
+    assert spec_of("XREAD STREAMS s 0").blocks == table.BLOCK
+    assert spec_of("GET k").blocks is None
 
 
 def test_lookup_of_odd_bytes():
@@ -263,14 +335,16 @@ def test_is_blocking(request_, blocking):
 
 
 def test_rows_are_well_formed():
-    names = [row[0] for row in command_table.CONTAINERS + command_table.ROWS]
+    names = [row[0] for row in table.CONTAINERS + table.ROWS]
     assert len(names) == len(set(names))
-    shapes = {shape.value for shape in Shape}
-    for name, arity, shape, write, first, last, step, keys in command_table.ROWS:
+    shapes = set(Shape)
+    for name, arity, shape, write, first, last, step, keys, merger, blocks in table.ROWS:
         assert name == name.lower() and arity != 0 and shape in shapes, name
         assert isinstance(write, bool)
         assert (first, last, step) == (0, 0, 0) or (first > 0 and step > 0), name
-        assert keys is None or keys in commands.KEY_FINDERS, name
+        assert keys is None or keys in key_finders.KEY_FINDERS, name
+        assert merger is None or isinstance(merger, str), name
+        assert blocks in (None, table.LAST, table.FIRST, table.WAIT, table.BLOCK), name
 
 
 def test_every_keyed_shape_has_keys_and_keyless_shapes_have_none():
@@ -283,7 +357,9 @@ def test_every_keyed_shape_has_keys_and_keyless_shapes_have_none():
                 assert not keyed, s.name
 
 
-@pytest.mark.parametrize("module", ["router.commands", "router.command_table"])
+@pytest.mark.parametrize(
+    "module", ["router.commands.spec", "router.commands.table", "router.commands.key_finders"]
+)
 def test_pure_no_io_imports(module):
     path = Path(__file__).resolve().parents[2] / (module.replace(".", "/") + ".py")
     imported: set[str] = set()
@@ -295,7 +371,7 @@ def test_pure_no_io_imports(module):
     assert not imported & {"asyncio", "socket", "aiohttp", "selectors", "ssl"}
 
 
-@pytest.mark.parametrize("first", ["router.command_table", "router.commands"])
+@pytest.mark.parametrize("first", ["router.commands.table", "router.commands.spec"])
 def test_imports_in_either_order(first):
-    code = f"import {first}; import router.commands as c; assert c.lookup([b'GET', b'k'])"
+    code = f"import {first}; import router.commands.spec as c; assert c.lookup([b'GET', b'k'])"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -1,4 +1,4 @@
-"""Commands the router answers itself (router.local), from a client's Session.
+"""Commands the router answers itself (router.decide.builtins), from a client's Session.
 
 Pure: no server, no sockets. Where a reply mirrors Redis, the expected bytes
 are what redis-server 7.0.15 answered to the same request on a server with no
@@ -13,9 +13,9 @@ import time
 import hiredis
 import pytest
 
-from router import local
-from router.commands import TABLE, Shape, lookup
-from router.local import COMPAT_REDIS_VERSION, Session
+from router.commands.spec import TABLE, Shape, lookup
+from router.decide import builtins
+from router.decide.builtins import COMPAT_REDIS_VERSION, Session
 
 
 def session(**kw) -> Session:
@@ -41,8 +41,8 @@ def answer(s: Session, *args: bytes | str) -> bytes:
     spec = lookup(argv)
     assert spec is not None and spec.shape is Shape.LOCAL, argv
     if spec.name.startswith("client|"):
-        return local.client(s, argv, lambda: [s])
-    return local.HANDLERS[spec.name](s, argv)
+        return builtins.client(s, argv, lambda: [s])
+    return builtins.HANDLERS[spec.name](s, argv)
 
 
 # ---------------------------------------------------------------- PING ECHO QUIT TIME
@@ -329,7 +329,7 @@ def test_client_info_describes_this_client():
 def test_client_list_has_one_line_per_client():
     me, other = session(id=1), session(id=2)
     other.name = b"other"
-    text = decode(local.client(me, req("CLIENT", "LIST"), lambda: [me, other])).decode()
+    text = decode(builtins.client(me, req("CLIENT", "LIST"), lambda: [me, other])).decode()
     lines = text.splitlines()
     assert [fields(line)["id"] for line in lines] == ["1", "2"]
     assert fields(lines[1])["name"] == "other"
@@ -339,7 +339,7 @@ def test_client_list_type_normal_lists_the_clients():
     # CLIENT LIST TYPE normal is valid Redis (arity -2 in the table); every
     # router client is a normal client
     me = session(id=1)
-    got = local.client(me, req("CLIENT", "LIST", "TYPE", "normal"), lambda: [me])
+    got = builtins.client(me, req("CLIENT", "LIST", "TYPE", "normal"), lambda: [me])
     assert got.startswith(b"$"), got
     assert fields(decode(got).decode().rstrip("\n"))["id"] == "1"
 
@@ -353,7 +353,7 @@ def test_client_list_type_normal_lists_the_clients():
     ],
 )
 def test_client_wrong_arity_mirrors_redis(args, error):
-    assert local.client(session(), req("CLIENT", *args), list) == error
+    assert builtins.client(session(), req("CLIENT", *args), list) == error
 
 
 # ---------------------------------------------------------------- the LOCAL rows
@@ -400,30 +400,30 @@ def test_every_local_row_is_answered_by_the_router(name):
     assert lookup(argv).name == name
     s = session()
     if name.startswith("client|"):
-        got = local.client(s, argv, lambda: [s])
+        got = builtins.client(s, argv, lambda: [s])
     else:
-        assert name in local.HANDLERS, f"no handler for LOCAL command {name!r}"
-        got = local.HANDLERS[name](s, argv)
+        assert name in builtins.HANDLERS, f"no handler for LOCAL command {name!r}"
+        got = builtins.HANDLERS[name](s, argv)
     assert b"not supported" not in got, got
 
 
 def test_acl_whoami_is_the_default_user():
     # redis-server 7.0.15 without users: "default"
     s = session()
-    assert "acl|whoami" in local.HANDLERS, "ACL WHOAMI (shape LOCAL) has no handler"
-    assert local.HANDLERS["acl|whoami"](s, req("ACL", "WHOAMI")) == b"$7\r\ndefault\r\n"
+    assert "acl|whoami" in builtins.HANDLERS, "ACL WHOAMI (shape LOCAL) has no handler"
+    assert builtins.HANDLERS["acl|whoami"](s, req("ACL", "WHOAMI")) == b"$7\r\ndefault\r\n"
 
 
 def test_client_no_evict_is_ok():
     # command_table: "the router has no client eviction, so the flag is trivially honoured"
     for arg in ("on", "OFF"):
-        assert local.client(session(), req("CLIENT", "NO-EVICT", arg), list) == b"+OK\r\n"
+        assert builtins.client(session(), req("CLIENT", "NO-EVICT", arg), list) == b"+OK\r\n"
 
 
 def test_router_info_section():
-    text = local.router_info_section({"shards": 3, "topology_epoch": 12})
+    text = builtins.router_info_section({"shards": 3, "topology_epoch": 12})
     assert text == (
         f"# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\n"
-        f"slotwarden_version:{local.__version__}\r\n\r\n# Router\r\nshards:3\r\n"
+        f"slotwarden_version:{builtins.__version__}\r\n\r\n# Router\r\nshards:3\r\n"
         "topology_epoch:12\r\n"
     )

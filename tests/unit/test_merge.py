@@ -10,7 +10,8 @@ from __future__ import annotations
 import hiredis
 import pytest
 
-from router import merge
+from router.commands.spec import TABLE
+from router.decide import merge
 
 OK = b"+OK\r\n"
 NIL2 = b"$-1\r\n"
@@ -270,3 +271,29 @@ def test_parse_keyspace_ignores_other_lines():
     assert merge.parse_keyspace(text) == {
         "db3": {"keys": 7, "expires": 1, "avg_ttl": 9, "subexpiry": 0}
     }
+
+
+def test_every_merger_the_command_table_names_exists():
+    named = {
+        spec.merger
+        for top in TABLE.values()
+        for spec in (top, *(top.subcommands or {}).values())
+        if spec.merger is not None
+    }
+    assert named == set(merge.MERGERS) | merge.BUILT
+
+
+@pytest.mark.parametrize(
+    ("parts", "merged"),
+    [
+        ([b":2\r\n"], b":2\r\n"),
+        ([b"-ERR x\r\n"], b"-ERR x\r\n"),
+        ([b":2\r\n", b":0\r\n", b":1\r\n"], b":0\r\n"),
+        (
+            [b":2\r\n", b"-CLUSTERDOWN shard b is unavailable\r\n"],
+            b"-CLUSTERDOWN shard b is unavailable\r\n",
+        ),
+    ],
+)
+def test_merge_min_is_the_smallest_count_or_the_first_error(parts, merged):
+    assert merge.merge_min(parts) == merged

@@ -1,6 +1,7 @@
-"""The client mode table (router.modes) and the pure pieces of the stateful commands:
-transaction splicing (router.txn), pub/sub confirmations (router.pubsub), blocking
-timeouts (router.commands), router users (router.credentials). Expected error texts
+"""The client mode table (router.decide.modes) and the pure pieces of the stateful commands:
+transaction splicing (router.decide.txn), pub/sub confirmations (router.wire.subscriber),
+blocking timeouts (router.commands.spec), router users (router.decide.users) and the
+backend handshake (router.wire.backend). Expected error texts
 are what redis-server 7.0.15 answers; tests/integration/test_compat_*.py compare them
 live."""
 
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from router import modes, txn
-from router.commands import blocking_timeout
-from router.credentials import Users, handshake
-from router.modes import Input, Mode
-from router.pubsub import confirmation, pong
+from router.commands.spec import blocking_timeout
+from router.decide import modes, txn
+from router.decide.modes import Mode, ModeInput
+from router.decide.users import Users
+from router.wire.backend import handshake
+from router.wire.subscriber import confirmation, pong
 from slotwarden.cluster.config import SecretRef
 from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import BackendCredentials, read_secret_ref
@@ -28,20 +30,20 @@ def req(*args: str) -> list[bytes]:
 @pytest.mark.parametrize(
     ("mode", "event", "name", "error"),
     [
-        (Mode.NORMAL, Input.EXEC, "exec", b"-ERR EXEC without MULTI\r\n"),
-        (Mode.NORMAL, Input.DISCARD, "discard", b"-ERR DISCARD without MULTI\r\n"),
-        (Mode.MULTI, Input.MULTI, "multi", b"-ERR MULTI calls can not be nested\r\n"),
-        (Mode.MULTI, Input.WATCH, "watch", b"-ERR WATCH inside MULTI is not allowed\r\n"),
+        (Mode.NORMAL, ModeInput.EXEC, "exec", b"-ERR EXEC without MULTI\r\n"),
+        (Mode.NORMAL, ModeInput.DISCARD, "discard", b"-ERR DISCARD without MULTI\r\n"),
+        (Mode.MULTI, ModeInput.MULTI, "multi", b"-ERR MULTI calls can not be nested\r\n"),
+        (Mode.MULTI, ModeInput.WATCH, "watch", b"-ERR WATCH inside MULTI is not allowed\r\n"),
         (
             Mode.SUBSCRIBED,
-            Input.COMMAND,
+            ModeInput.COMMAND,
             "get",
             b"-ERR Can't execute 'get': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
             b"RESET are allowed in this context\r\n",
         ),
         (
             Mode.SUBSCRIBED,
-            Input.MULTI,
+            ModeInput.MULTI,
             "multi",
             b"-ERR Can't execute 'multi': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / "
             b"RESET are allowed in this context\r\n",
@@ -53,25 +55,25 @@ def test_missing_pairs_answer_redis_errors(mode, event, name, error):
 
 
 def test_subcommands_keep_their_full_name_in_the_subscribed_error():
-    got = modes.step(Mode.SUBSCRIBED, Input.COMMAND, "client|setname")
+    got = modes.step(Mode.SUBSCRIBED, ModeInput.COMMAND, "client|setname")
     assert b"Can't execute 'client|setname'" in got
 
 
 @pytest.mark.parametrize(
     ("mode", "event", "nxt"),
     [
-        (Mode.NORMAL, Input.MULTI, Mode.MULTI),
-        (Mode.MULTI, Input.EXEC, Mode.NORMAL),
-        (Mode.MULTI, Input.DISCARD, Mode.NORMAL),
-        (Mode.MULTI, Input.COMMAND, Mode.MULTI),
-        (Mode.MULTI, Input.BLOCKING, Mode.MULTI),  # queued, does not block
-        (Mode.MULTI, Input.RESET, Mode.NORMAL),
-        (Mode.NORMAL, Input.BLOCKING, Mode.BLOCKED),
-        (Mode.BLOCKED, Input.UNBLOCKED, Mode.NORMAL),
-        (Mode.NORMAL, Input.SUBSCRIBE, Mode.SUBSCRIBED),
-        (Mode.SUBSCRIBED, Input.PING, Mode.SUBSCRIBED),
-        (Mode.SUBSCRIBED, Input.NO_SUBSCRIPTIONS, Mode.NORMAL),
-        (Mode.SUBSCRIBED, Input.RESET, Mode.NORMAL),
+        (Mode.NORMAL, ModeInput.MULTI, Mode.MULTI),
+        (Mode.MULTI, ModeInput.EXEC, Mode.NORMAL),
+        (Mode.MULTI, ModeInput.DISCARD, Mode.NORMAL),
+        (Mode.MULTI, ModeInput.COMMAND, Mode.MULTI),
+        (Mode.MULTI, ModeInput.BLOCKING, Mode.MULTI),  # queued, does not block
+        (Mode.MULTI, ModeInput.RESET, Mode.NORMAL),
+        (Mode.NORMAL, ModeInput.BLOCKING, Mode.BLOCKED),
+        (Mode.BLOCKED, ModeInput.UNBLOCKED, Mode.NORMAL),
+        (Mode.NORMAL, ModeInput.SUBSCRIBE, Mode.SUBSCRIBED),
+        (Mode.SUBSCRIBED, ModeInput.PING, Mode.SUBSCRIBED),
+        (Mode.SUBSCRIBED, ModeInput.NO_SUBSCRIPTIONS, Mode.NORMAL),
+        (Mode.SUBSCRIBED, ModeInput.RESET, Mode.NORMAL),
     ],
 )
 def test_allowed_pairs(mode, event, nxt):
@@ -79,9 +81,9 @@ def test_allowed_pairs(mode, event, nxt):
 
 
 def test_resp3_subscribers_may_send_anything_and_stay_subscribed():
-    assert modes.step(Mode.SUBSCRIBED, Input.COMMAND, "get", resp3=True) is Mode.SUBSCRIBED
-    assert modes.step(Mode.SUBSCRIBED, Input.MULTI, "multi", resp3=True) is Mode.MULTI
-    assert modes.step(Mode.SUBSCRIBED, Input.EXEC, "exec", resp3=True) == (
+    assert modes.step(Mode.SUBSCRIBED, ModeInput.COMMAND, "get", resp3=True) is Mode.SUBSCRIBED
+    assert modes.step(Mode.SUBSCRIBED, ModeInput.MULTI, "multi", resp3=True) is Mode.MULTI
+    assert modes.step(Mode.SUBSCRIBED, ModeInput.EXEC, "exec", resp3=True) == (
         b"-ERR EXEC without MULTI\r\n"
     )
 
@@ -89,7 +91,7 @@ def test_resp3_subscribers_may_send_anything_and_stay_subscribed():
 def test_every_mode_and_input_is_decided():
     # every pair is either in the table or answered with an error, never a crash
     for mode in Mode:
-        for event in Input:
+        for event in ModeInput:
             got = modes.step(mode, event, "cmd")
             assert type(got) is Mode or got.startswith(b"-ERR ")
 
@@ -97,12 +99,12 @@ def test_every_mode_and_input_is_decided():
 @pytest.mark.parametrize(
     ("name", "blocking", "event"),
     [
-        ("multi", False, Input.MULTI),
-        ("psubscribe", False, Input.SUBSCRIBE),
-        ("sunsubscribe", False, Input.UNSUBSCRIBE),
-        ("blpop", True, Input.BLOCKING),
-        ("xread", False, Input.COMMAND),
-        ("get", False, Input.COMMAND),
+        ("multi", False, ModeInput.MULTI),
+        ("psubscribe", False, ModeInput.SUBSCRIBE),
+        ("sunsubscribe", False, ModeInput.UNSUBSCRIBE),
+        ("blpop", True, ModeInput.BLOCKING),
+        ("xread", False, ModeInput.COMMAND),
+        ("get", False, ModeInput.COMMAND),
     ],
 )
 def test_classify(name, blocking, event):

@@ -11,9 +11,10 @@ from __future__ import annotations
 import hiredis
 import pytest
 
-from router import merge, planner
-from router.commands import Shape, lookup
-from router.planner import SCAN_SHARD_BITS, Fanout, plan_queued
+from router.commands.spec import Shape, lookup
+from router.decide import merge
+from router.decide import plan as planner
+from router.decide.plan import SCAN_SHARD_BITS, Fanout, plan_queued
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
@@ -73,7 +74,7 @@ def decode(raw: bytes) -> object:
 def test_the_test_keys_are_where_the_map_says():
     for key, shard in [(A0, 0), (A1, 0), (B0, 1), (B2, 1), (C0, 2), (C1, 2)]:
         assert MAP3.owner[key_hash_slot(key)] == shard
-        assert planner.shard_of(key, MAP3) == shard
+        assert plan(req("GET", key)) == shard
 
 
 # ---------------------------------------------------------------- SINGLE
@@ -150,7 +151,7 @@ def test_spanning_keys_are_fine_on_a_one_shard_map():
 
 
 def test_xread_is_routed_with_or_without_block():
-    # with BLOCK the frontend takes a dedicated connection (router.stateful); the
+    # with BLOCK the client takes a dedicated connection (router.wire.client_state); the
     # shard is the planner's either way
     assert plan(req("XREAD", "STREAMS", B0, "0")) == 1
     assert plan(req("xread", "block", "0", "STREAMS", B0, "0")) == 1

@@ -11,7 +11,7 @@ files included). Two independent checks:
   forbidden modules it added to ``sys.modules`` (this also catches third-party
   libraries that pull in sockets).
 
-Both checkers are shown to flag ``router.server`` and ``router.frontend``,
+Both checkers are shown to flag ``router.app`` and ``router.wire.client``,
 so a passing result means something.
 """
 
@@ -40,10 +40,17 @@ PURE_SHARED = [
 ]
 PURE_ROUTER = [
     *PURE_SHARED,
-    "router.commands",
-    "router.planner",
-    "router.merge",
-    "router.local",
+    "router.commands.spec",
+    "router.commands.table",
+    "router.commands.key_finders",
+    "router.decide.plan",
+    "router.decide.merge",
+    "router.decide.modes",
+    "router.decide.txn",
+    "router.decide.builtins",
+    "router.decide.users",
+    "router.decide.session",
+    "router.decide.fanin",
 ]
 PURE_SENTINEL = [
     "sentinel.errors",
@@ -116,7 +123,7 @@ def _with_parents(module: str) -> list[str]:
 
 
 def static_violations(root: str) -> list[str]:
-    """Chains like ``router.planner -> router.merge -> asyncio (router/merge.py:12)``."""
+    """Chains like ``router.decide.plan -> router.decide.merge -> asyncio (...merge.py:12)``."""
     found: list[str] = []
     seen: set[str] = set()
     todo: list[tuple[str, list[str]]] = [(m, [m]) for m in _with_parents(root)]
@@ -173,27 +180,28 @@ def test_pure_module_imports_no_io_at_runtime(module):
 
 
 def test_static_check_flags_io_modules():
-    server = static_violations("router.server")
-    assert any(v.startswith("router.server -> asyncio (router/server.py:") for v in server)
-    # transitively, through the modules server imports
-    assert any(v.startswith("router.server -> router.") and "asyncio" in v for v in server)
+    app = static_violations("router.app")
+    assert any(v.startswith("router.app -> asyncio (router/app.py:") for v in app)
+    # transitively, through the modules app imports
+    assert any(v.startswith("router.app -> router.") and "asyncio" in v for v in app)
     assert any(
-        v.startswith("router.frontend -> asyncio") for v in static_violations("router.frontend")
+        v.startswith("router.wire.client -> asyncio")
+        for v in static_violations("router.wire.client")
     )
 
 
 def test_static_check_ignores_type_checking_imports():
-    # router.frontend imports router.server only under TYPE_CHECKING
-    imported = {m for m, _ in direct_imports("router.frontend")}
-    assert "router.server" not in imported
-    assert "router.planner" in imported and "router.local" in imported
+    # router.control.metrics imports prometheus_client's Metric only under TYPE_CHECKING
+    imported = {m for m, _ in direct_imports("router.control.metrics")}
+    assert "prometheus_client.metrics_core" not in imported
+    assert "router.control.routes" in imported and "router.wire.backend" in imported
 
 
 def test_static_check_follows_from_package_imports():
-    # `from router import commands as cmds, merge` must be followed into the submodules
-    imported = {m for m, _ in direct_imports("router.planner")}
-    assert {"router.commands", "router.merge"} <= imported
+    # `from router.commands import spec as cmds` must be followed into the submodule
+    imported = {m for m, _ in direct_imports("router.decide.plan")}
+    assert {"router.commands.spec", "router.decide.merge"} <= imported
 
 
 def test_runtime_check_flags_io_modules():
-    assert {"asyncio", "socket"} <= set(runtime_violations("router.server"))
+    assert {"asyncio", "socket"} <= set(runtime_violations("router.app"))

@@ -39,9 +39,9 @@ import tracemalloc
 import hiredis
 import pytest
 
-from router import merge
-from router.commands import lookup
-from router.planner import Fanout, plan_fanout, plan_fanout_py
+from router.commands.spec import lookup
+from router.decide import merge
+from router.decide.plan import Fanout, plan_fanout, plan_fanout_py
 from slotwarden.cluster.slots import crc16, key_hash_slot
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 from slotwarden.resp import (

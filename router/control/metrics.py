@@ -1,9 +1,10 @@
 """Every Prometheus metric of the router, declared here with its help text.
 
-The hot path only bumps plain integers in `Stats` (a dict lookup and an
-add); `RouterCollector` turns them, and the router's live state (clients,
-backend connections, topology), into metric families when ``/metrics`` is
-scraped. Names and labels follow deploy/prometheus/METRICS.md, the contract
+The hot path only bumps plain integers in `RouterStats` (a dict lookup and
+an add), which the connections reach through their `StatsSink` port
+(router.wire.ports); `RouterCollector` turns them, and the router's live
+state (clients, backend connections, topology), into metric families when
+``/metrics`` is scraped. Names and labels follow deploy/prometheus/METRICS.md, the contract
 the alerts and the dashboard rely on.
 
 Invariant: label values are bounded — ``command`` is a command-table name or
@@ -20,13 +21,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from router.backend import CONNECTING, DOWN, UP
+from router.commands.spec import Shape
+from router.control.clients import Clients
+from router.control.reload import RouterReloader
+from router.control.routes import RouteTable
+from router.control.running import RunningConfig
+from router.errors import is_not_supported
+from router.wire.backend import CONNECTING, DOWN, UP
 from slotwarden import __version__
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
-
-    from router.server import Router
 
 OUTCOMES = (
     "ok",
@@ -39,16 +44,8 @@ OUTCOMES = (
     "timeout",
 )
 OK, ERROR, INVALID, CROSSSLOT, REJECTED, UNSUPPORTED, UNAVAILABLE, TIMEOUT = range(8)
-SHAPES = (
-    "single",
-    "fanout-sum",
-    "fanout-ordered",
-    "fanout-ok",
-    "all-masters",
-    "any",
-    "local",
-    "pinned",
-)
+# Latency is kept per routing shape; rejected requests are answered at once and not timed.
+SHAPES = tuple(shape.value for shape in Shape if shape is not Shape.REJECTED)
 BUCKETS = (
     0.0001,
     0.00025,
@@ -78,7 +75,7 @@ def classify(raw: bytes) -> int:
         return TIMEOUT if b"timed out" in raw else UNAVAILABLE
     if raw.startswith(b"-ERR command not allowed through the router"):
         return REJECTED
-    if b"is not supported by the router yet" in raw:
+    if is_not_supported(raw):
         return UNSUPPORTED
     if raw.startswith(
         (
@@ -107,7 +104,7 @@ class Histogram:
         self.sum += seconds
 
 
-class Stats:
+class RouterStats:
     """Counters the data path bumps; read only by the collector."""
 
     def __init__(self) -> None:
@@ -129,6 +126,12 @@ class Stats:
             row = self.commands[command] = [0] * len(OUTCOMES)
         row[OK if raw[:1] != b"-" else classify(raw)] += 1
 
+    def observe(self, shape: str, seconds: float) -> None:
+        """A sampled request of routing ``shape`` took ``seconds`` to get its reply."""
+        hist = self.latency.get(shape)
+        if hist is not None:
+            hist.observe(seconds)
+
     def backend_error(self, node: str) -> None:
         self.backend_errors[node] = self.backend_errors.get(node, 0) + 1
 
@@ -141,13 +144,24 @@ class Stats:
 
 
 class RouterCollector(Collector):
-    def __init__(self, router: Router) -> None:
-        self.router = router
+    def __init__(
+        self,
+        stats: RouterStats,
+        running: RunningConfig,
+        clients: Clients,
+        routes: RouteTable,
+        reloader: RouterReloader | None,
+    ) -> None:
+        self.stats = stats
+        self.running = running
+        self.clients = clients
+        self.routes = routes
+        self.reloader = reloader
 
     def collect(self) -> Iterator[Metric]:
-        router = self.router
-        stats = router.stats
-        cluster = router.config.name
+        stats = self.stats
+        clients = self.clients
+        cluster = self.running.config.name
         info = GaugeMetricFamily(
             "slotwarden_router_build_info",
             "Always 1: router version and cluster name.",
@@ -190,35 +204,35 @@ class RouterCollector(Collector):
         yield GaugeMetricFamily(
             "slotwarden_router_client_connections",
             "Client connections open now.",
-            value=len(router.clients),
+            value=len(clients.by_id),
         )
         yield CounterMetricFamily(
             "slotwarden_router_client_connections",
             "Client connections accepted.",
-            value=router.total_connections,
+            value=clients.total,
         )
         yield CounterMetricFamily(
             "slotwarden_router_client_connections_rejected",
             "Client connections refused because max_clients was reached.",
-            value=router.rejected_connections,
+            value=clients.rejected,
         )
         yield from self._backends()
         yield from self._topology()
 
     def _backends(self) -> Iterator[Metric]:
-        router = self.router
-        stats = router.stats
+        routes = self.routes
+        stats = self.stats
         states = GaugeMetricFamily(
             "slotwarden_router_backend_connections",
             "Backend connections by node and state.",
             labels=["node", "state"],
         )
-        for addr, node in router.nodes.items():
+        for addr, node in routes.nodes.items():
             conns = node.all_conns()
             for label, state in (("connected", UP), ("connecting", CONNECTING), ("down", DOWN)):
                 states.add_metric([str(addr), label], sum(1 for c in conns if c.state == state))
         yield states
-        slotmap = router.route.slotmap
+        slotmap = routes.route.slotmap
         node_up = GaugeMetricFamily(
             "slotwarden_router_node_up",
             "1 if the router has a working connection to the node (replicas: the router "
@@ -230,7 +244,7 @@ class RouterCollector(Collector):
             "Requests sent to the shard and not answered yet.",
             labels=["shard"],
         )
-        for shard, node in zip(slotmap.shards, router.route.masters, strict=True):
+        for shard, node in zip(slotmap.shards, routes.route.masters, strict=True):
             node_up.add_metric([shard.name, str(shard.master), "master"], 1 if node.is_up() else 0)
             for replica in shard.replicas:
                 node_up.add_metric([shard.name, str(replica), "replica"], 0)
@@ -248,7 +262,7 @@ class RouterCollector(Collector):
             labels=["node"],
         )
         known = (
-            {str(a) for a in router.nodes} | set(stats.backend_errors) | set(stats.backend_timeouts)
+            {str(a) for a in routes.nodes} | set(stats.backend_errors) | set(stats.backend_timeouts)
         )
         for node_name in sorted(known):
             errors.add_metric([node_name], stats.backend_errors.get(node_name, 0))
@@ -257,12 +271,11 @@ class RouterCollector(Collector):
         yield timeouts
 
     def _topology(self) -> Iterator[Metric]:
-        router = self.router
-        stats = router.stats
+        stats = self.stats
         yield GaugeMetricFamily(
             "slotwarden_router_topology_epoch",
             "Epoch of the slot map in use.",
-            value=router.route.slotmap.epoch,
+            value=self.routes.route.slotmap.epoch,
         )
         updates = CounterMetricFamily(
             "slotwarden_router_topology_updates",
@@ -272,7 +285,7 @@ class RouterCollector(Collector):
         for (source, result), value in sorted(stats.topology_updates.items()):
             updates.add_metric([source, result], value)
         yield updates
-        reloader = router.reloader
+        reloader = self.reloader
         applied = reloader.applied if reloader else 0
         rejected = reloader.rejected if reloader else 0
         reloads = CounterMetricFamily(
@@ -293,14 +306,19 @@ class RouterCollector(Collector):
             labels=["endpoint"],
         )
         auth.add_metric(["admin"], stats.auth_failures["admin"])
-        users = getattr(router, "users", None)
-        auth.add_metric(["client"], users.failures if users is not None else 0)
+        auth.add_metric(["client"], self.running.users.failures)
         yield auth
 
 
-def make_registry(router: Router) -> CollectorRegistry:
+def make_registry(
+    stats: RouterStats,
+    running: RunningConfig,
+    clients: Clients,
+    routes: RouteTable,
+    reloader: RouterReloader | None,
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RouterCollector(router))
+    registry.register(RouterCollector(stats, running, clients, routes, reloader))
     return registry
 
 

@@ -18,11 +18,8 @@ dropped with its client).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from router.frontend import Pending
-    from router.server import Route
+from router.wire.client import Pending
+from router.wire.node import Route
 
 
 class ParkingLot:

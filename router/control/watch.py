@@ -11,8 +11,8 @@ The sentinels hold the authoritative, epoch-numbered topology. A router:
 - on a hint (a ``-READONLY`` reply, a lost master connection) asks every
   sentinel again at once instead of waiting for the long-poll.
 
-Invariant: every map goes through `Router.apply_topology`, which applies only
-a strictly higher epoch.
+Invariant: every map goes through `RouteTable.apply_topology`
+(router.control.routes), which applies only a strictly higher epoch.
 """
 
 from __future__ import annotations
@@ -20,15 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
 
 import aiohttp
 
+from router.control.routes import RouteTable
 from slotwarden.cluster.secrets import bearer
 from slotwarden.cluster.topology import Address, SlotMap
-
-if TYPE_CHECKING:
-    from router.server import Router
 
 log = logging.getLogger("slotwarden.watch")
 
@@ -38,9 +35,12 @@ RETRY_S = 0.5  # after every sentinel failed
 
 
 class TopologyWatcher:
-    def __init__(self, router: Router, sentinels: list[Address], secret: str) -> None:
-        self.router = router
+    def __init__(
+        self, routes: RouteTable, sentinels: list[Address], secret: str, admin: Address | None
+    ) -> None:
+        self.routes = routes
         self.sentinels = sentinels
+        self.admin = admin  # this router's admin address, registered with the sentinels
         self.headers = bearer(secret)
         self._hint = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
@@ -52,8 +52,8 @@ class TopologyWatcher:
     async def _get(self, sentinel: Address, after: int, wait: float) -> SlotMap | None:
         assert self._session is not None
         params = {"after": str(after), "timeout": str(wait)}
-        if self.router.admin_bound is not None:
-            params["router"] = str(self.router.admin_bound)
+        if self.admin is not None:
+            params["router"] = str(self.admin)
         url = f"http://{sentinel}/topology"
         timeout = aiohttp.ClientTimeout(total=wait + ASK_TIMEOUT_S)
         async with self._session.get(
@@ -67,21 +67,21 @@ class TopologyWatcher:
 
     async def ask_all(self) -> int:
         """Ask every sentinel at once; apply the highest epoch. Returns how many answered."""
-        epoch = self.router.route.slotmap.epoch
+        epoch = self.routes.route.slotmap.epoch
         results = await asyncio.gather(
             *(self._get(s, epoch, 0.0) for s in self.sentinels), return_exceptions=True
         )
         maps = [r for r in results if isinstance(r, SlotMap)]
         if maps:
             best = max(maps, key=lambda m: m.epoch)
-            self.router.apply_topology(best, source="sentinels")
+            self.routes.apply_topology(best, source="sentinels")
         return len(maps)
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
         answered = await self.ask_all()
         if not answered:
-            log.warning("no sentinel answered; starting from %s", self.router.config.path)
+            log.warning("no sentinel answered; starting from %s", self.routes.running.config.path)
 
     async def run(self) -> None:
         """Watch until cancelled."""
@@ -89,7 +89,7 @@ class TopologyWatcher:
         try:
             while True:
                 sentinel = self.sentinels[index % len(self.sentinels)]
-                epoch = self.router.route.slotmap.epoch
+                epoch = self.routes.route.slotmap.epoch
                 poll = asyncio.ensure_future(self._get(sentinel, epoch, LONG_POLL_S))
                 hint = asyncio.ensure_future(self._hint.wait())
                 try:
@@ -112,7 +112,7 @@ class TopologyWatcher:
                         await asyncio.sleep(RETRY_S)
                     continue
                 if slotmap is not None:
-                    self.router.apply_topology(slotmap, source=f"sentinel {sentinel}")
+                    self.routes.apply_topology(slotmap, source=f"sentinel {sentinel}")
         finally:
             if self._session is not None:
                 await self._session.close()

@@ -4,6 +4,11 @@ Pure functions, no I/O. Each merger takes the raw reply of every part, in
 part order, and returns one raw reply. Rule shared by all: if any part is an
 error, the first error (in part order) is the answer, because a client
 cannot act on a half-applied multi-key command any better than on an error.
+
+The command table names each command's merger (router.commands.table, the
+``merger`` column); `MERGERS` maps those names to the functions here, and
+`BUILT` lists the names whose merger is made per request (`merge_ordered`,
+`merge_info`, `scan_cursor_merge`: they need what only the plan knows).
 """
 
 from __future__ import annotations
@@ -312,3 +317,32 @@ def merge_max(parts: list[bytes]) -> bytes:
         if raw[:1] != b":":
             return _unexpected(raw, "an integer")
     return encode_int(max(int(raw[1:-2]) for raw in parts))
+
+
+def merge_min(parts: list[bytes]) -> bytes:
+    """WAIT over every master: the smallest count (each must have that many replicas in
+    sync); one part is passed as it is; any part that is not an integer is the answer."""
+    if len(parts) == 1:
+        return parts[0]
+    errors = [p for p in parts if p[:1] != b":"]
+    return errors[0] if errors else b":%d\r\n" % min(int(p[1:-2]) for p in parts)
+
+
+# The mergers the command table names, by name.
+MERGERS: dict[str, Merger] = {
+    "sum": merge_sum,  # DEL, UNLINK, EXISTS, TOUCH, DBSIZE
+    "all-ok": merge_all_ok,  # MSET, FLUSHALL, FLUSHDB, SCRIPT FLUSH ...
+    "concat": merge_concat,  # KEYS
+    "random": merge_random,  # RANDOMKEY
+    "same": merge_same,  # SCRIPT LOAD, FUNCTION LOAD
+    "first": merge_first,  # FUNCTION LIST
+    "any-ok": merge_any_ok,  # SCRIPT KILL, FUNCTION KILL
+    "and": merge_and,  # SCRIPT EXISTS
+    "union": merge_union,  # PUBSUB CHANNELS, SHARDCHANNELS
+    "numsub": merge_numsub,  # PUBSUB NUMSUB, SHARDNUMSUB
+    "max": merge_max,  # PUBSUB NUMPAT
+    "min": merge_min,  # WAIT
+}
+# Named by the table, made per request by the plan: MGET (where each key went),
+# INFO (the router's own sections), SCAN (the shard being walked).
+BUILT = frozenset({"ordered", "info", "scan"})

@@ -9,10 +9,11 @@ Each client keeps a FIFO of pending replies (twemproxy's in_q/out_q idea):
 
 Invariants:
 - Every parsed request appends exactly one `Pending` to ``fifo``, in order,
-  and each `Pending` is completed exactly once (by its backend, by a merge of
-  its fan-out parts, or at once for local replies and errors).
+  and each `Pending` is completed exactly once (by its backend, by the
+  `router.decide.fanin.FanIn` of its fan-out parts, or at once for local
+  replies and errors).
 - Output produced during one loop turn is written with one ``write``
-  (the router's `flush`).
+  (`router.wire.turn.LoopTurn.flush`).
 - Bounded: past ``max_pending`` unanswered requests, or when the socket's
   write buffer is above its high-water mark, the router stops reading from
   this client until it drains (so a slow or greedy client cannot grow the
@@ -24,13 +25,22 @@ Invariants:
 - Published messages are appended to the FIFO as ready entries, so they
   come after every reply the client was owed when they arrived.
 
-Stateful commands (MULTI/EXEC/WATCH, blocking commands, (P|S)SUBSCRIBE,
-AUTH gating) go through `router.stateful.ClientState`, which owns the
-client's mode; while the client is in plain NORMAL mode (authenticated, not
-watching) single-key commands take the inlined fast path in `process`, which
-checks that once per batch, and MGET/MSET/DEL-like commands are split by
-`slotwarden.resp.accel.group_keys` (C when the speedups are built) in `_send_fanout`
-instead of going through `dispatch` and the whole planner.
+Every request is looked up once in the command table (`router.commands.spec`:
+``FAST`` for the commands with a fast path, `resolve` for the others, both
+with the table's arity rule), and its spec decides the path. Stateful commands
+(MULTI/EXEC/WATCH, blocking commands, (P|S)SUBSCRIBE, AUTH gating) go through
+`router.wire.client_state.ClientState`, which owns the client's mode; while
+the client is in plain NORMAL mode (authenticated, not watching) single-key
+commands (``spec.fast_key``) take the inlined fast path in `process`, which
+checks that once per batch, and MGET/MSET/DEL-like commands
+(``spec.split_step``) are split by `slotwarden.resp.accel.group_keys` (C when
+the speedups are built) in `_send_fanout` instead of going through `dispatch`
+and the whole planner.
+
+Everything the connection needs from above it comes in `ClientPorts` (the
+route, the running config, the loop turn, the counters, the parking of
+refused writes, the client registry, the INFO head): it imports nothing of
+router.control or router.app.
 """
 
 from __future__ import annotations
@@ -39,27 +49,29 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Protocol
 
-from router import commands, local, planner
-from router.commands import FAST_FANOUT, FAST_KEYED, CommandSpec, Shape
-from router.credentials import Users
-from router.errors import unknown_command, wrong_arity
-from router.merge import Merger
-from router.modes import Mode
-from router.planner import Fanout
-from router.stateful import ClientState
-from slotwarden.cluster.errors import SecretError
+from router.commands import spec as commands
+from router.commands.spec import FAST, CommandSpec, Shape, resolve
+from router.decide import builtins
+from router.decide import plan as planner
+from router.decide.fanin import FanIn, FanInPart
+from router.decide.modes import Mode
+from router.decide.plan import Fanout
+from router.decide.session import Session
+from router.wire.backend import BackendConn
+from router.wire.client_state import ClientState
+from router.wire.node import Route, RouteSource
+from router.wire.ports import ConfigSource, StatsSink
+from router.wire.turn import LoopTurn
 from slotwarden.resp import ProtocolError, Request, RequestReader, error_reply
 from slotwarden.resp.accel import group_keys, key_slot
-
-if TYPE_CHECKING:
-    from router.backend import BackendConn
-    from router.server import Route, Router
 
 log = logging.getLogger("slotwarden.frontend")
 
 LOCAL = Shape.LOCAL
+SINGLE = Shape.SINGLE.value  # the latency metric's label of the fast path
 OUTPUT_HIGH_WATER = 1 << 20  # bytes of unsent output before we stop reading a client
 BLOCKED_INPUT_LIMIT = 1 << 20  # bytes read from a blocked client before we stop reading it
 
@@ -84,7 +96,7 @@ class Pending:
         self.reply: bytes | None = None
         self.cmd = cmd
         self.t0 = 0.0
-        self.req = req  # set when a -READONLY may be retried (router.parking) ...
+        self.req = req  # set when a -READONLY may be retried (router.control.parking) ...
         self.sent = sent  # ... with the connection it went to
 
     def on_reply(self, raw: bytes) -> None:
@@ -92,66 +104,50 @@ class Pending:
         req = self.req
         if req is not None and raw[0] == 45 and raw.startswith(b"-READONLY"):
             self.req = None  # held and resent at most once
-            if client.router.park(self, raw, req):
+            if client.ports.parker.park(self, raw, req):
                 return
         self.reply = raw
         if self.t0:
-            client.router.observe(self.shape, self.t0)
+            client.stats.observe(self.shape, client.loop.time() - self.t0)
         if not client.dirty and client.fifo and client.fifo[0] is self:
             client.dirty = True
-            client.router.dirty_clients.append(client)
+            client.turn.dirty_clients.append(client)
 
 
-class FanoutPending(Pending):
-    """A reply slot filled by merging the replies of several parts."""
+class Parker(Protocol):
+    """Whoever holds a write a demoted master refused until the new topology
+    (router.control.routes.RouteTable, with router.control.parking)."""
 
-    __slots__ = ("merge", "parts", "remaining")
-
-    def __init__(
-        self, client: ClientConn, merger: Merger, count: int, cmd: str | None = None
-    ) -> None:
-        super().__init__(client, cmd)
-        self.merge = merger
-        self.parts: list[bytes] = [b""] * count
-        self.remaining = count
-
-    def on_part(self, index: int, raw: bytes) -> None:
-        self.parts[index] = raw
-        self.remaining -= 1
-        if self.remaining == 0:
-            try:
-                merged = self.merge(self.parts)
-            except Exception as exc:  # a merge bug must not kill the connection
-                log.exception("merge failed")
-                merged = error_reply(f"ERR router could not merge replies: {exc}")
-            self.parts = []
-            self.on_reply(merged)
+    def park(self, pending: Pending, error: bytes, request: bytes) -> bool:
+        """True if ``pending`` is held (answered later), False to answer ``error`` now."""
 
 
-class Part:
-    __slots__ = ("index", "owner")
+class ClientRegistry(Protocol):
+    """Every client connection of the router (router.control.clients.Clients)."""
 
-    def __init__(self, owner: FanoutPending, index: int) -> None:
-        self.owner = owner
-        self.index = index
+    def next_id(self) -> int: ...
 
-    def on_reply(self, raw: bytes) -> None:
-        self.owner.on_part(self.index, raw)
+    def open(self, client: ClientConn) -> bool:
+        """Count a new client in; False if the router is full (max_clients)."""
+
+    def close(self, client: ClientConn) -> None: ...
+
+    def sessions(self) -> list[Session]:
+        """Every client's session (CLIENT LIST)."""
 
 
-def router_users(router: Router) -> Users:
-    """The router's users, loaded once from its config (the server may set ``users``
-    itself at startup, so that an unreadable password stops it with a clear error)."""
-    users = getattr(router, "users", None)
-    if users is None:
-        try:
-            users = Users.load(router.config)
-        except SecretError as exc:
-            # fail closed: nobody can authenticate until the password is readable
-            log.error("%s; refusing every AUTH", exc)
-            users = Users.locked()
-        router.users = users  # type: ignore[attr-defined]
-    return users
+@dataclass(frozen=True, slots=True)
+class ClientPorts:
+    """What a client connection needs from above it, one small port each (router.app
+    plugs in the router's objects; a test can plug in its own)."""
+
+    routes: RouteSource  # the route in use
+    running: ConfigSource  # the running config (limits) and the router's users
+    turn: LoopTurn  # the loop turn replies are flushed in, and the sampling flag
+    stats: StatsSink  # the metrics counters
+    parker: Parker  # holds writes a demoted master refused
+    registry: ClientRegistry  # client ids, max_clients, CLIENT LIST
+    info_head: Callable[[], str]  # the router's own INFO sections
 
 
 class ClientConn(asyncio.Protocol):
@@ -161,49 +157,61 @@ class ClientConn(asyncio.Protocol):
         "dirty",
         "fifo",
         "held",
+        "loop",
         "out_paused",
+        "ports",
         "read_paused",
         "reader",
-        "router",
+        "routes",
+        "running",
         "session",
         "state",
+        "stats",
         "transport",
+        "turn",
     )
 
-    def __init__(self, router: Router) -> None:
-        self.router = router
-        cfg = router.config.router
+    def __init__(self, ports: ClientPorts) -> None:
+        self.ports = ports
+        # the ports used per request, kept at hand
+        self.routes = ports.routes
+        self.running = ports.running
+        self.turn = ports.turn
+        self.stats = ports.stats
+        self.loop: asyncio.AbstractEventLoop  # set by connection_made
+        cfg = ports.running.config.router
         self.reader = RequestReader(cfg.max_bulk_bytes, cfg.max_args, cfg.max_inline_bytes)
         self.fifo: deque[Pending] = deque()
         self.dirty = False
         self.read_paused = False
         self.out_paused = False
         self.transport: asyncio.Transport | None = None
-        self.session: local.Session | None = None
+        self.session: Session | None = None
         self._conns: list[BackendConn] = []
         self._conns_route: Route | None = None  # the route _conns was built for
         self.held: list[Request] = []  # parsed, not yet dispatched (while blocked)
-        self.state = ClientState(self)
+        self.state = ClientState(self, ports.routes)
 
     # ------------------------------------------------------------ asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.loop = asyncio.get_running_loop()
         peer = transport.get_extra_info("peername") or ("?", 0)
         sock = transport.get_extra_info("sockname") or ("?", 0)
-        self.session = local.Session(
-            id=self.router.next_client_id(),
+        self.session = Session(
+            id=self.ports.registry.next_id(),
             addr=f"{peer[0]}:{peer[1]}",
             laddr=f"{sock[0]}:{sock[1]}",
-            users=router_users(self.router),
+            users=self.running.users,
         )
         self.state.update_plain()
         # Past this much unsent output the router stops reading the client
         # (it is not reading its replies); past client_output_limit_bytes the
         # client is closed, as Redis's client-output-buffer-limit does.
-        limit = self.router.config.router.client_output_limit_bytes
+        limit = self.running.config.router.client_output_limit_bytes
         self.transport.set_write_buffer_limits(high=min(OUTPUT_HIGH_WATER, limit))
-        if not self.router.on_client_open(self):
+        if not self.ports.registry.open(self):
             self.transport.write(error_reply("ERR max number of clients reached"))
             self.transport.close()
             self.transport = None
@@ -211,20 +219,20 @@ class ClientConn(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.transport is None:
             return
-        self.router.stats.bytes_in += len(data)
+        self.stats.bytes_in += len(data)
         self.reader.feed(data)
         self.process()
-        self.router.flush()
+        self.turn.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.fifo.clear()
         self.held.clear()
         self.state.close()  # dedicated backend connections go at once
-        self.router.on_client_close(self)
+        self.ports.registry.close(self)
 
     def on_route_change(self) -> None:
-        """The router swapped its route (a failover): resubscribe on the new masters.
+        """The route table swapped its route (a failover): resubscribe on the new masters.
 
         Shared connections follow by themselves (they are looked up per batch);
         a WATCH or a blocked command stays on the connection it started on and
@@ -251,14 +259,14 @@ class ClientConn(asyncio.Protocol):
         """
         reader = self.reader
         fifo = self.fifo
-        router = self.router
-        limit = router.config.router.max_pending_per_client
+        turn = self.turn
+        routes = self.routes
+        limit = self.running.config.router.max_pending_per_client
         session = self.session
         assert session is not None
         dispatch = self.dispatch
-        fast = FAST_KEYED
-        fanout = FAST_FANOUT
         slot_of = key_slot
+        fast = FAST
         state = self.state
         while not session.closing and len(fifo) < limit and state.mode is not Mode.BLOCKED:
             if self.held:  # requests parsed while a blocking command was waiting
@@ -274,36 +282,39 @@ class ClientConn(asyncio.Protocol):
                     break
                 if not batch:
                     break
-            route = self.router.route
+            route = routes.route
             owner = route.slotmap.owner
             conns = self._conns if self._conns_route is route else self._bind(route)
             append = fifo.append
             plain = state.plain  # normal mode, authenticated, not watching: fast path
             requests = iter(batch)
-            # the first single-key request of each event-loop turn is timed (router.sample_due)
-            sampled = not router.sample_due
+            # the first single-key request of each event-loop turn is timed (turn.sample_due)
+            sampled = not turn.sample_due
             for args, raw in requests:
-                if plain:
-                    hit = fast.get(args[0])
-                    if hit is not None:
-                        index, arity, name = hit
-                        n = len(args)
-                        if n == arity if arity > 0 else n >= -arity:
-                            conn = conns[owner[slot_of(args[index])]]
-                            session.last_cmd = name  # CLIENT LIST cmd=
-                            pending = Pending(self, name, raw, conn)
-                            if not sampled:
-                                sampled = True
-                                router.sample_due = False
-                                pending.t0 = self.router.loop.time()
-                                pending.shape = "single"
-                            append(pending)
-                            conn.send(raw, pending)
-                            continue
-                    fan = fanout.get(args[0])
-                    if fan is not None and self._send_fanout(fan, args, raw, owner, conns):
+                # The command's spec, its arity checked. A command with a fast path is
+                # one dict lookup and arity_ok inlined (a call per request here costs
+                # about 12% of this loop); any other request goes through resolve().
+                spec = fast.get(args[0])
+                if spec is None or not spec.min_args <= len(args) <= spec.max_args:
+                    spec = resolve(args)  # None: unknown, or a wrong number of arguments
+                elif plain:
+                    index = spec.fast_key
+                    if index:
+                        conn = conns[owner[slot_of(args[index])]]
+                        name = spec.name
+                        session.last_cmd = name  # CLIENT LIST cmd=
+                        pending = Pending(self, name, raw, conn)
+                        if not sampled:
+                            sampled = True
+                            turn.sample_due = False
+                            pending.t0 = self.loop.time()
+                            pending.shape = SINGLE
+                        append(pending)
+                        conn.send(raw, pending)
                         continue
-                dispatch(args, raw)
+                    if self._send_fanout(spec, args, raw, owner, conns):
+                        continue
+                dispatch(args, raw, spec)
                 if session.closing:  # QUIT: nothing after it is served
                     break
                 if state.mode is Mode.BLOCKED:  # nothing more until the reply
@@ -325,7 +336,7 @@ class ClientConn(asyncio.Protocol):
 
     def _send_fanout(
         self,
-        fan: tuple[int, int, str, Shape],
+        spec: CommandSpec,
         args: list[bytes],
         raw: bytes,
         owner: bytes,
@@ -333,28 +344,29 @@ class ClientConn(asyncio.Protocol):
     ) -> bool:
         """MGET/MSET/DEL-like in plain normal mode, split by `slotwarden.resp.accel.group_keys`
         (what `forward` does through the planner, minus its layers). False: let
-        `dispatch` answer it (wrong arity)."""
-        step, arity, name, shape = fan
+        `dispatch` answer it (a key without its value)."""
+        step = spec.split_step
         n = len(args)
-        if not (n == arity if arity > 0 else n >= -arity) or (n - 1) % step:
+        if (n - 1) % step:
             return False
         session = self.session
         assert session is not None
-        plan = planner.fanout_of(shape, group_keys(args, step, owner), n - 1, session.proto == 3)
+        plan = planner.fanout_of(spec, group_keys(args, step, owner), n - 1, session.proto == 3)
+        name = spec.name
         session.last_cmd = name  # CLIENT LIST cmd=
         if type(plan) is int:  # every key on one shard: the original bytes go there
             pending = self._send_single(conns[plan], raw, name)
         else:
             pending = self._send_parts(plan, conns.__getitem__, name)
-        pending.t0 = self.router.loop.time()
-        pending.shape = shape.value
+        pending.t0 = self.loop.time()
+        pending.shape = spec.shape.value
         return True
 
     def _send_single(
         self, conn: BackendConn, raw: bytes, cmd: str | None, replayable: bool = True
     ) -> Pending:
         """Forward ``raw`` untouched to ``conn``. ``replayable``: a ``-READONLY``
-        refusal may be resent to a new master (router.parking)."""
+        refusal may be resent to a new master (router.control.parking)."""
         pending = Pending(self, cmd, raw, conn) if replayable else Pending(self, cmd)
         self.fifo.append(pending)
         conn.send(raw, pending)
@@ -362,13 +374,14 @@ class ClientConn(asyncio.Protocol):
 
     def _send_parts(
         self, plan: Fanout, conn_of: Callable[[int], BackendConn], cmd: str | None
-    ) -> FanoutPending:
+    ) -> Pending:
         """Send each part of ``plan`` to its shard's connection; the replies are merged
         into one reply slot."""
-        pending = FanoutPending(self, plan.merge, len(plan.parts), cmd)
+        pending = Pending(self, cmd)
         self.fifo.append(pending)
+        fan = FanIn(len(plan.parts), plan.merge, pending.on_reply)
         for index, (shard, piece) in enumerate(plan.parts):
-            conn_of(shard).send(piece, Part(pending, index))
+            conn_of(shard).send(piece, FanInPart(fan, index))
         return pending
 
     def _bind(self, route: Route) -> list[BackendConn]:
@@ -379,20 +392,19 @@ class ClientConn(asyncio.Protocol):
         self._conns_route = route
         return self._conns
 
-    def dispatch(self, args: list[bytes], raw: bytes) -> None:
+    def dispatch(self, args: list[bytes], raw: bytes, spec: CommandSpec | None) -> None:
+        """Every request the fast paths did not take; ``spec``: ``resolve(args)``."""
         fifo = self.fifo
         before = len(fifo)
-        spec = commands.lookup(args)
-        if spec is None:
-            self.state.reject(self._unknown(args), args)
-        elif not (len(args) == spec.arity if spec.arity > 0 else len(args) >= -spec.arity):
-            self.state.reject(wrong_arity(spec.name), args)
+        if spec is None:  # unknown, or a wrong number of arguments: Redis's error
+            spec = commands.lookup(args)
+            self.state.reject(commands.refusal(args, spec), args)
         else:
             self.state.handle(spec, args, raw)
         # name (and time) the reply slots this request added, for the metrics
         name = spec.name if spec is not None else "unknown"
         shape = spec.shape.value if spec is not None else "local"
-        now = self.router.loop.time()
+        now = self.loop.time()
         for i in range(before, len(fifo)):
             pending = fifo[i]
             if pending.cmd is None:
@@ -401,7 +413,7 @@ class ClientConn(asyncio.Protocol):
                     pending.t0 = now
                     pending.shape = shape
                 else:
-                    self.router.observe(shape, now)
+                    self.stats.observe(shape, self.loop.time() - now)
 
     def forward(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
         """Answer a command in normal mode: locally, or planned and sent to the shards."""
@@ -410,8 +422,8 @@ class ClientConn(asyncio.Protocol):
             return
         session = self.session
         assert session is not None
-        route = self.router.route
-        info = self.router.info_head() if spec.name == "info" else ""
+        route = self.routes.route
+        info = self.ports.info_head() if spec.name == "info" else ""
         plan = planner.plan(spec, args, route.slotmap, info, session.proto == 3)
         if type(plan) is int:
             conn = self.conn(plan)
@@ -428,7 +440,7 @@ class ClientConn(asyncio.Protocol):
         watch = self.state.watch
         if watch is not None and shard == self.state.watch_shard:
             return watch
-        route = self.router.route
+        route = self.routes.route
         conns = self._conns if self._conns_route is route else self._bind(route)
         return conns[shard]
 
@@ -453,26 +465,12 @@ class ClientConn(asyncio.Protocol):
         """Input may be waiting (held requests, buffered bytes): process it soon."""
         self._update_reading()
         if self.held or self.reader.buffered():
-            self.router.loop.call_soon(self._resume)
-
-    def _unknown(self, args: list[bytes]) -> bytes:
-        container = commands.TABLE.get(args[0].upper())
-        if container is not None and container.subcommands is not None:
-            sub = args[1].decode("utf-8", "replace") if len(args) > 1 else ""
-            top = args[0].decode("utf-8", "replace").upper()
-            return error_reply(f"ERR unknown subcommand '{sub[:128]}'. Try {top} HELP.")
-        return unknown_command(args[0].decode("utf-8", "replace"), args[1:])
+            self.loop.call_soon(self._resume)
 
     def _local(self, name: str, args: list[bytes]) -> bytes:
         session = self.session
         assert session is not None
-        session.last_cmd = name
-        if name.startswith("client|"):
-            return local.client(session, args, self.router.sessions)
-        handler = local.HANDLERS.get(name)
-        if handler is None:
-            return error_reply(f"ERR '{name}' is not supported by the router yet")
-        return handler(session, args)
+        return builtins.answer(session, name, args, self.ports.registry.sessions)
 
     def new_pending(self) -> Pending:
         """A reply slot at the tail of the FIFO, filled later."""
@@ -496,14 +494,14 @@ class ClientConn(asyncio.Protocol):
         if transport is None:
             return
         out: list[bytes] = []
-        stats = self.router.stats
+        stats = self.stats
         rows = stats.commands
         while fifo and fifo[0].reply is not None:
             pending = fifo.popleft()
             reply: bytes = pending.reply  # type: ignore[assignment]
             out.append(reply)
             cmd = pending.cmd
-            if cmd is not None:  # inlined Stats.count (once per reply)
+            if cmd is not None:  # inlined RouterStats.count (once per reply)
                 row = rows.get(cmd)
                 if row is None or reply[0] == 45:
                     stats.count(cmd, reply)
@@ -511,10 +509,10 @@ class ClientConn(asyncio.Protocol):
                     row[0] += 1
         if out:
             data = out[0] if len(out) == 1 else b"".join(out)
-            self.router.stats.bytes_out += len(data)
+            stats.bytes_out += len(data)
             transport.write(data)
             if self.out_paused:
-                limit = self.router.config.router.client_output_limit_bytes
+                limit = self.running.config.router.client_output_limit_bytes
                 if transport.get_write_buffer_size() > limit:
                     log.warning(
                         "client %s: %d bytes of unread replies exceed client_output_limit_bytes "
@@ -536,7 +534,7 @@ class ClientConn(asyncio.Protocol):
         if transport is None:
             return
         full = (
-            len(self.fifo) >= self.router.config.router.max_pending_per_client
+            len(self.fifo) >= self.running.config.router.max_pending_per_client
             or self.out_paused
             or self.session.closing  # type: ignore[union-attr]
             # A blocked client's input is read (so that its disconnect is seen at
@@ -551,9 +549,9 @@ class ClientConn(asyncio.Protocol):
             transport.resume_reading()
             if self.reader.buffered() or self.held:
                 # requests left in the buffer while paused: go on with them
-                self.router.loop.call_soon(self._resume)
+                self.loop.call_soon(self._resume)
 
     def _resume(self) -> None:
         if self.transport is not None:
             self.process()
-            self.router.flush()
+            self.turn.flush()

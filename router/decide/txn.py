@@ -1,6 +1,6 @@
 """MULTI/EXEC through the router: what a client queued, and how EXEC's reply is rebuilt.
 
-Pure, no I/O. Between MULTI and EXEC the frontend answers ``+QUEUED`` itself
+Pure, no I/O. Between MULTI and EXEC the router answers ``+QUEUED`` itself
 and collects the commands here; EXEC sends ``MULTI``, the queued commands and
 ``EXEC`` to one shard in one contiguous write (on the client's WATCH
 connection if it watches keys, else on its shared connection: nothing else

@@ -31,17 +31,9 @@ import logging
 import math
 from collections.abc import Callable
 
-from router.backend import (
-    CLOSED,
-    CONNECTING,
-    DOWN,
-    UP,
-    BackendConn,
-    BackendSettings,
-    Flusher,
-    Waiter,
-)
 from router.errors import shard_down
+from router.wire.backend import CLOSED, CONNECTING, DOWN, UP, BackendConn, BackendSettings
+from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.topology import Address
 from slotwarden.resp import ProtocolError
 
@@ -64,14 +56,14 @@ class PinnedConn(BackendConn):
         addr: Address,
         label: str,
         settings: BackendSettings,
-        flusher: Flusher,
+        ports: BackendPorts,
         proto: int,
         pool: PinnedPool,
     ) -> None:
-        super().__init__(addr, label, settings, flusher, proto)
+        super().__init__(addr, label, settings, ports, proto)
         self.pool = pool
         self.grace = 0.0  # extra time the blocking request may take (its own timeout)
-        self.blocking: object | None = None  # the waiter of the blocking request in flight
+        self.blocking: Waiter | None = None  # the waiter of the blocking request in flight
         self.on_push: Callable[[bytes], None] | None = None  # set while subscribed
         self.on_lost: Callable[[PinnedConn], None] | None = None
         self.on_idle: Callable[[PinnedConn], None] | None = None  # once nothing is owed
@@ -117,7 +109,7 @@ class PinnedConn(BackendConn):
             if not waiting and self.on_idle is not None:
                 on_idle, self.on_idle = self.on_idle, None
                 on_idle(self)
-        self.flusher.flush()
+        self.turn.flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -142,11 +134,11 @@ class PinnedConn(BackendConn):
         for _ in range(replies - 1):
             self.waiting.append(waiter)
 
-    def send_blocking(self, raw: bytes, waiter: object, grace: float | None) -> None:
+    def send_blocking(self, raw: bytes, waiter: Waiter, grace: float | None) -> None:
         """Send a command that may block for ``grace`` seconds (None: forever)."""
         self.grace = math.inf if grace is None else grace
         self.blocking = waiter
-        self.send(raw, waiter)  # type: ignore[arg-type]
+        self.send(raw, waiter)
 
     def check_timeout(self, now: float) -> None:
         if (
@@ -182,12 +174,12 @@ class PinnedPool:
     """The pinned connections of one node: a bounded number open, a few kept idle."""
 
     def __init__(
-        self, addr: Address, label: str, settings: BackendSettings, flusher: Flusher
+        self, addr: Address, label: str, settings: BackendSettings, ports: BackendPorts
     ) -> None:
         self.addr = addr
         self.label = label
         self.settings = settings
-        self.flusher = flusher
+        self.ports = ports
         self.idle: dict[int, list[PinnedConn]] = {2: [], 3: []}
         self.open: set[PinnedConn] = set()
         self.spawn: Callable[..., asyncio.Task[None]] | None = None  # Node.start sets it
@@ -205,7 +197,7 @@ class PinnedPool:
                 return conn
         if self.closed or self.spawn is None or len(self.open) >= self.settings.pinned_max:
             return None
-        conn = PinnedConn(self.addr, self.label, self.settings, self.flusher, proto, self)
+        conn = PinnedConn(self.addr, self.label, self.settings, self.ports, proto, self)
         self.open.add(conn)
         task = self.spawn(conn.connect(), name=f"pinned {self.addr} resp{proto}")
         self.tasks.add(task)

@@ -7,8 +7,12 @@ GETNAME/ID/SETINFO/INFO/LIST/NO-EVICT/REPLY live here.
 
 Authentication: with router users configured (``Session.users.required``) a
 session starts unauthenticated; AUTH and HELLO ... AUTH check the password
-(constant time, `router.credentials`), a failure leaves the session as it
+(constant time, `router.decide.users`), a failure leaves the session as it
 was (as Redis does) and is counted; RESET logs the client out again.
+
+`answer` is the entry point: a LOCAL command by its spec name, to its handler;
+anything the router cannot honour (CLIENT REPLY OFF ...) gets the one
+`router.errors.not_supported` reply.
 """
 
 from __future__ import annotations
@@ -16,10 +20,9 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from router.credentials import Users
-from router.errors import NOT_SUPPORTED_YET, wrong_arity
+from router.decide.session import Session
+from router.errors import not_supported, wrong_arity
 from slotwarden import __version__
 from slotwarden.resp import (
     NIL,
@@ -36,46 +39,6 @@ from slotwarden.resp import (
 # What HELLO/INFO report as redis_version: the Redis feature level the router
 # speaks (its command table is Redis 7.0's), not a Redis build.
 COMPAT_REDIS_VERSION = "7.0.0"
-
-
-@dataclass(slots=True)
-class Session:
-    """Per-client state the router keeps (a Redis client's ``client`` struct, in small)."""
-
-    id: int
-    addr: str
-    laddr: str
-    created: float = field(default_factory=time.time)
-    name: bytes = b""
-    lib_name: bytes = b""
-    lib_ver: bytes = b""
-    proto: int = 2  # RESP version this client speaks (HELLO 3 switches to RESP3)
-    closing: bool = False  # QUIT: close once the replies before it are written
-    last_cmd: str = "NULL"
-    users: Users | None = None  # the router's users (None: no authentication)
-    authenticated: bool = True  # False until AUTH when users.required
-    user: str = "default"
-    # what CLIENT INFO/LIST show of the client's mode (kept by the frontend)
-    flags: str = "N"
-    subs: tuple[int, int, int] = (0, 0, 0)  # channels, patterns, shard channels
-    multi: int = -1  # commands queued in MULTI, -1 outside MULTI
-
-    def __post_init__(self) -> None:
-        if self.users is not None and self.users.required:
-            self.authenticated = False
-
-    def info_line(self) -> str:
-        now = time.time()
-        return (
-            f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
-            f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
-            f"idle=0 flags={self.flags} db=0 sub={self.subs[0]} psub={self.subs[1]} "
-            f"ssub={self.subs[2]} multi={self.multi} qbuf=0 qbuf-free=0 "
-            f"argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
-            f"cmd={self.last_cmd} user={self.user} redir=-1 resp={self.proto} "
-            f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
-            f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}\n"
-        )
 
 
 Handler = Callable[[Session, list[bytes]], bytes]
@@ -213,7 +176,7 @@ def hello(s: Session, args: list[bytes]) -> bytes:
 
 
 def reset(s: Session, args: list[bytes]) -> bytes:
-    """The session part of RESET (the frontend drops MULTI, WATCH and subscriptions)."""
+    """The session part of RESET (the client state drops MULTI, WATCH and subscriptions)."""
     s.name = b""
     s.proto = 2
     s.user = "default"
@@ -267,13 +230,11 @@ def client(s: Session, args: list[bytes], list_clients: Callable[[], list[Sessio
         if mode == b"on":
             return OK
         if mode in (b"off", b"skip"):
-            return error_reply(
-                f"ERR CLIENT REPLY {mode.decode().upper()} is not supported by the router"
-            )
+            return not_supported(f"client reply {mode.decode()}")
         return error_reply("ERR syntax error")
     if sub in (b"setname", b"getname", b"id", b"setinfo", b"info"):
         return error_reply(f"ERR wrong number of arguments for 'client|{sub.decode()}' command")
-    return error_reply(NOT_SUPPORTED_YET.format(name=f"client {sub.decode('utf-8', 'replace')}"))
+    return not_supported(f"client {sub.decode('utf-8', 'replace')}")
 
 
 _CLIENT_TYPES = (b"normal", b"master", b"replica", b"slave", b"pubsub")
@@ -307,6 +268,20 @@ def client_list(args: list[bytes], list_clients: Callable[[], list[Session]]) ->
         else:
             return error_reply("ERR syntax error")
     return encode_bulk("".join(c.info_line() for c in sessions).encode())
+
+
+def answer(
+    s: Session, name: str, args: list[bytes], list_clients: Callable[[], list[Session]]
+) -> bytes:
+    """The reply to the LOCAL command ``name`` (its spec name, ``client|setname``) from
+    ``s``; ``list_clients`` gives every client's session (CLIENT LIST)."""
+    s.last_cmd = name
+    if name.startswith("client|"):
+        return client(s, args, list_clients)
+    handler = HANDLERS.get(name)
+    if handler is None:
+        return not_supported(name.replace("|", " "))
+    return handler(s, args)
 
 
 HANDLERS: dict[str, Handler] = {

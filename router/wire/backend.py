@@ -1,22 +1,24 @@
 """Backend connections: shared, pipelined, write-coalesced connections to Redis nodes.
 
-One `Node` per backend address owns ``size`` `BackendConn` s per protocol
-(RESP2, and RESP3 ones that say ``HELLO 3`` first, for RESP3 clients); a
-client always uses the same one (``client_id % size``), so its requests to a
-node stay in order. Each connection is kept alive by one task (`BackendConn.maintain`)
+A `router.wire.node.Node` per backend address owns ``size`` `BackendConn` s
+per protocol (RESP2, and RESP3 ones that say ``HELLO 3`` first, for RESP3
+clients). Each connection is kept alive by one task (`BackendConn.maintain`)
 that connects, waits for the loss, backs off and reconnects, forever. Every
-new connection first says ``HELLO 3`` (RESP3 ones) and/or ``AUTH`` (when
-cluster.yaml has ``backend:`` credentials); a refusal is logged once and
-answered to the shard's requests as ``-CLUSTERDOWN shard a refused ...``.
-Each `Node` also owns a `router.pinned.PinnedPool` of dedicated connections.
-A node the topology stops routing to is *retired* (`Node.retire`): it gets
-no new requests, its in-flight replies still arrive for a grace period, and
-every one of them but a ``-READONLY`` refusal becomes an error (the fence:
-an acknowledgement from a replaced master may be lost with it).
+new connection first sends its `handshake`, ``HELLO 3`` (RESP3 ones) and/or
+``AUTH`` (when cluster.yaml has ``backend:`` credentials); a refusal is
+logged once and answered to the shard's requests as ``-CLUSTERDOWN shard a
+refused ...``. A retired connection (its node left the route, see
+`Node.retire`) still gets its in-flight replies for a grace period, and every
+one of them but a ``-READONLY`` refusal becomes an error (the fence: an
+acknowledgement from a replaced master may be lost with it).
 
     clients ──send(raw, waiter)──► out: [raw, raw, ...]  ── flush(): one write per loop turn
                                    waiting: deque[waiter]  ◄── replies, framed by ReplyScanner,
                                                               handed to waiters in FIFO order
+
+A connection calls up only through its `BackendPorts` (router.wire.ports): the
+`LoopTurn` that flushes it, the counters it bumps (`StatsSink`), and the
+`TopologyHint` it gives when a master refuses a write or goes away.
 
 Invariants:
 - ``waiting`` holds exactly one waiter per request written (or queued to be
@@ -35,26 +37,17 @@ import asyncio
 import logging
 import os
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
 
-from router.credentials import handshake
 from router.errors import shard_down
+from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
 from slotwarden.cluster.topology import Address
-from slotwarden.resp import ProtocolError, ReplyScanner
-
-if TYPE_CHECKING:
-    from router.metrics import Stats
-    from router.pinned import PinnedConn, PinnedPool
+from slotwarden.resp import ProtocolError, ReplyScanner, encode_command
 
 log = logging.getLogger("slotwarden.backend")
-
-
-class Waiter(Protocol):
-    def on_reply(self, raw: bytes) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +60,6 @@ class BackendSettings:
     pinned_max: int = 512  # dedicated connections per node (router.pinned_connections_per_node)
     pinned_idle: int = 8  # ... kept open when returned clean (router.pinned_idle_per_node)
     credentials: BackendCredentials | None = None  # sent first on every connection
-    from_config: bool = False  # built by `settings_from_config` (False: a bare default)
 
 
 def settings_from_config(
@@ -87,7 +79,6 @@ def settings_from_config(
         pinned_max=r.pinned_connections_per_node,
         pinned_idle=r.pinned_idle_per_node,
         credentials=backend_credentials(config.backend, environ),
-        from_config=True,
     )
 
 
@@ -104,17 +95,14 @@ def settings_for_shard(
     return settings
 
 
-class Flusher(Protocol):
-    """Whoever collects the connections written to in this loop turn (the router)."""
-
-    dirty_backends: list[BackendConn]
-    config: ClusterConfig
-    stats: Stats  # the router's metrics counters
-
-    def flush(self) -> None: ...
-
-    def hint_topology(self) -> None:
-        """A master said READONLY or went away: the topology may have changed."""
+def handshake(credentials: BackendCredentials | None, proto: int) -> bytes:
+    """The first request on a backend connection: ``HELLO 3 [AUTH ..]`` for RESP3,
+    ``AUTH ..`` for RESP2 with credentials, nothing otherwise."""
+    if proto == 3:
+        return encode_command([b"HELLO", b"3", *(credentials.hello_args() if credentials else [])])
+    if credentials is not None:
+        return encode_command([b"AUTH", *credentials.auth_args()])
+    return b""
 
 
 CONNECTING, UP, DOWN, CLOSED = "connecting", "up", "down", "closed"
@@ -126,8 +114,8 @@ class BackendConn(asyncio.Protocol):
         "addr",
         "dirty",
         "down_reply",
-        "flusher",
         "handshake",
+        "hints",
         "label",
         "loop",
         "out",
@@ -138,18 +126,27 @@ class BackendConn(asyncio.Protocol):
         "scanner",
         "settings",
         "state",
+        "stats",
         "transport",
+        "turn",
         "waiting",
     )
 
     def __init__(
-        self, addr: Address, label: str, settings: BackendSettings, flusher: Flusher, proto: int = 2
+        self,
+        addr: Address,
+        label: str,
+        settings: BackendSettings,
+        ports: BackendPorts,
+        proto: int = 2,
     ) -> None:
         self.addr = addr
         self.proto = proto
         self.label = label  # shard name, for error replies
         self.settings = settings
-        self.flusher = flusher
+        self.turn = ports.turn  # the loop turn this connection's output is flushed in
+        self.stats = ports.stats
+        self.hints = ports.hints
         self.state = CONNECTING
         self.transport: asyncio.Transport | None = None
         self.waiting: deque[Waiter] = deque()
@@ -178,7 +175,7 @@ class BackendConn(asyncio.Protocol):
         self.out.append(raw)
         if not self.dirty:
             self.dirty = True
-            self.flusher.dirty_backends.append(self)
+            self.turn.dirty_backends.append(self)
 
     def now(self) -> float:
         loop = self.loop
@@ -220,7 +217,7 @@ class BackendConn(asyncio.Protocol):
                     raise ProtocolError("reply with no request waiting for it")
                 waiting.popleft().on_reply(raw)
                 if raw[0] == 45 and raw.startswith(b"-READONLY"):  # a demoted master
-                    self.flusher.hint_topology()
+                    self.hints.hint_topology()
         except ProtocolError as exc:
             if not self.refused:  # after a refused handshake the rest is noise
                 log.error(
@@ -228,7 +225,7 @@ class BackendConn(asyncio.Protocol):
                 )
             self.transport.abort()  # type: ignore[union-attr]
         self.progress_at = self.loop.time()  # type: ignore[union-attr]  # set by connection_made
-        self.flusher.flush()
+        self.turn.flush()
 
     def _retired_data(self, data: bytes) -> None:
         """Replies from a master the topology has replaced. A ``-READONLY`` (the
@@ -245,7 +242,7 @@ class BackendConn(asyncio.Protocol):
         except ProtocolError:
             if self.transport is not None:
                 self.transport.abort()
-        self.flusher.flush()
+        self.turn.flush()
 
     @property
     def failed_over_reply(self) -> bytes:
@@ -257,8 +254,8 @@ class BackendConn(asyncio.Protocol):
         self.transport = None
         if self.state is UP:  # not our doing (a timeout or a stop sets the state first)
             self.state = DOWN
-            self.flusher.stats.backend_error(str(self.addr))
-            self.flusher.hint_topology()
+            self.stats.backend_error(str(self.addr))
+            self.hints.hint_topology()
         self.fail_all(self.down_reply)
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
@@ -273,7 +270,7 @@ class BackendConn(asyncio.Protocol):
         for waiter in waiting:
             waiter.on_reply(reply)
         if waiting:
-            self.flusher.flush()
+            self.turn.flush()
 
     def check_timeout(self, now: float) -> None:
         if (
@@ -282,7 +279,7 @@ class BackendConn(asyncio.Protocol):
             and now - self.progress_at > self.settings.command_timeout
         ):
             ms = int(self.settings.command_timeout * 1000)
-            self.flusher.stats.backend_timeout(str(self.addr))
+            self.stats.backend_timeout(str(self.addr))
             log.warning(
                 "backend %s (shard %s): no reply for %d ms with %d request(s) in flight; "
                 "dropping the connection",
@@ -314,7 +311,7 @@ class BackendConn(asyncio.Protocol):
                 except (OSError, TimeoutError) as exc:
                     self.state = DOWN
                     timed_out = isinstance(exc, TimeoutError)
-                    stats = self.flusher.stats
+                    stats = self.stats
                     (stats.backend_timeout if timed_out else stats.backend_error)(str(self.addr))
                     why = "connect timed out" if timed_out else str(exc)
                     self.fail_all(shard_down(self.label, f"is unavailable ({self.addr}: {why})"))
@@ -378,69 +375,3 @@ class _Handshake:
         conn.fail_all(conn.down_reply)
         if conn.transport is not None:
             conn.transport.abort()
-
-
-class Node:
-    """One backend address: its shared pipelined connections, and a pool of dedicated
-    (pinned) ones handed to clients that need a connection of their own."""
-
-    def __init__(
-        self, addr: Address, label: str, settings: BackendSettings, flusher: Flusher, proto: int = 2
-    ) -> None:
-        from router.pinned import PinnedPool  # pinned builds on this module
-
-        config = getattr(flusher, "config", None)
-        if config is not None:
-            if not settings.from_config:
-                # Until the router builds its settings with `settings_from_config`,
-                # take the pinned limits and the backend credentials from its config.
-                settings = settings_from_config(config)
-            settings = settings_for_shard(settings, config, label)
-        self.addr = addr
-        self.proto = proto
-        self.label = label
-        self.settings = settings
-        size = settings.connections
-        self.conns = [BackendConn(addr, label, settings, flusher, 2) for _ in range(size)]
-        self.conns3 = [BackendConn(addr, label, settings, flusher, 3) for _ in range(size)]
-        self.tasks: list[asyncio.Task[None]] = []
-        self.pinned: PinnedPool = PinnedPool(addr, label, settings, flusher)
-
-    def conn_for(self, client_id: int, proto: int = 2) -> BackendConn:
-        conns = self.conns if proto == 2 else self.conns3
-        return conns[0] if len(conns) == 1 else conns[client_id % len(conns)]
-
-    def all_conns(self) -> list[BackendConn]:
-        """Every connection to this node, the pinned ones included (for the timeout sweep)."""
-        return self.conns + self.conns3 + self.pinned.live()
-
-    def start(self, spawn: Callable[..., asyncio.Task[None]]) -> None:
-        """Start the connection tasks with ``spawn`` (the owner's TaskGroup.create_task);
-        pinned connections are connected by tasks spawned the same way."""
-        self.tasks = [
-            spawn(conn.maintain(), name=f"backend {self.addr} resp{conn.proto}")
-            for conn in self.conns + self.conns3
-        ]
-        self.pinned.spawn = spawn
-
-    def acquire_pinned(self, proto: int) -> PinnedConn | None:
-        """A dedicated connection speaking ``proto``, or None at the per-node bound."""
-        return self.pinned.acquire(proto)
-
-    def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        self.pinned.close_all()
-
-    def retire(self, loop: asyncio.AbstractEventLoop, grace: float) -> None:
-        """The topology no longer routes to this node: no new requests come; the
-        ones in flight get their replies for up to ``grace`` seconds (READONLY
-        refusals are retried elsewhere by the router, other replies become
-        errors — the fence), then the node stops. Dedicated connections stop now."""
-        self.pinned.close_all()
-        for conn in self.conns + self.conns3:
-            conn.retired = True
-        loop.call_later(grace, self.stop)
-
-    def is_up(self) -> bool:
-        return all(conn.state is UP for conn in self.conns)

@@ -10,7 +10,7 @@ Pure, no I/O. A client is in one of four modes (Redis's client flags, in small):
 `TRANSITIONS` maps ``(mode, input)`` to the next mode; `step` looks an input
 up and answers the error Redis 7.0 gives for a pair that is not in the table
 (``ERR MULTI calls can not be nested``, ``ERR EXEC without MULTI``, ...).
-Invariant: the frontend changes a client's mode only through `step` (or the
+Invariant: router.wire.client_state changes a client's mode only through `step` (or the
 two events `UNBLOCKED` and `NO_SUBSCRIPTIONS`, also in the table).
 
 RESP3 clients may send any command while subscribed (Redis 7 restricts only
@@ -32,7 +32,7 @@ class Mode(enum.Enum):
     BLOCKED = "blocked"  # a blocking command is waiting for its reply
 
 
-class Input(enum.Enum):
+class ModeInput(enum.Enum):
     MULTI = "multi"
     EXEC = "exec"
     DISCARD = "discard"
@@ -51,9 +51,9 @@ class Input(enum.Enum):
 
 
 NORMAL, MULTI, SUBSCRIBED, BLOCKED = Mode.NORMAL, Mode.MULTI, Mode.SUBSCRIBED, Mode.BLOCKED
-In = Input
+In = ModeInput
 
-TRANSITIONS: dict[tuple[Mode, Input], Mode] = {
+TRANSITIONS: dict[tuple[Mode, ModeInput], Mode] = {
     (NORMAL, In.MULTI): MULTI,
     (NORMAL, In.WATCH): NORMAL,
     (NORMAL, In.UNWATCH): NORMAL,
@@ -87,7 +87,7 @@ TRANSITIONS: dict[tuple[Mode, Input], Mode] = {
 }
 
 # Errors for the pairs not in the table that Redis answers with a fixed text.
-_ERRORS: dict[tuple[Mode, Input], str] = {
+_ERRORS: dict[tuple[Mode, ModeInput], str] = {
     (NORMAL, In.EXEC): "ERR EXEC without MULTI",
     (NORMAL, In.DISCARD): "ERR DISCARD without MULTI",
     (MULTI, In.MULTI): "ERR MULTI calls can not be nested",
@@ -98,7 +98,7 @@ _SUBSCRIBED_ONLY = (
     "RESET are allowed in this context"
 )
 
-_BY_NAME: dict[str, Input] = {
+_BY_NAME: dict[str, ModeInput] = {
     "multi": In.MULTI,
     "exec": In.EXEC,
     "discard": In.DISCARD,
@@ -116,7 +116,7 @@ _BY_NAME: dict[str, Input] = {
 }
 
 
-def classify(name: str, blocking: bool) -> Input:
+def classify(name: str, blocking: bool) -> ModeInput:
     """The input a command is, by its spec name (``blocking``: `commands.is_blocking`)."""
     found = _BY_NAME.get(name)
     if found is not None:
@@ -124,7 +124,7 @@ def classify(name: str, blocking: bool) -> Input:
     return In.BLOCKING if blocking else In.COMMAND
 
 
-def step(mode: Mode, event: Input, name: str = "", resp3: bool = False) -> Mode | bytes:
+def step(mode: Mode, event: ModeInput, name: str = "", resp3: bool = False) -> Mode | bytes:
     """The next mode after ``event`` in ``mode``, or the error reply Redis gives.
 
     ``name`` is the command's full name for the error text (``get``, ``client|setname``); ``resp3``:

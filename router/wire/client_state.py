@@ -1,11 +1,12 @@
 """One client's mode and the stateful commands: AUTH gating, MULTI/EXEC/WATCH, blocking, pub/sub.
 
-`ClientState` is the frontend's (`ClientConn`) partner for everything that is
-not a plain forward. It owns the client's `modes.Mode` and changes it only
+`ClientState` is the client connection's (router.wire.client.ClientConn,
+seen through the `ClientPort` port) partner for everything that is not a
+plain forward. It owns the client's `modes.Mode` and changes it only
 through `modes.step`; it owns the dedicated backend connections the client
 holds (its WATCH connection, the one a blocking command waits on, and the
-subscription connections of its `pubsub.Subscriber`) and gives them back
-clean or closes them.
+subscription connections of its `router.wire.subscriber.Subscriber`) and
+gives them back clean or closes them.
 
     handle(spec, args, raw)
       ├─ not authenticated and not AUTH/HELLO/QUIT/RESET ─► -NOAUTH
@@ -19,25 +20,29 @@ on it, in order, and it is given back only after EXEC/DISCARD/UNWATCH/RESET
 *and* once every request sent on it has been answered (so the client's next
 commands cannot overtake them on a shared connection); a blocking command's
 connection is given back after its reply; all are closed at once if the
-client goes away.
+client goes away. A blocking command's reply comes through a
+`router.decide.fanin.FanIn` (WAIT: one part per master, merged by its row's
+merger), and so do the confirmations of the `Subscriber`.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from router import commands, modes, planner, txn
-from router.commands import CommandSpec, Shape
+from router.commands import spec as commands
+from router.commands.spec import CommandSpec, Shape
+from router.decide import modes, txn
+from router.decide import plan as planner
+from router.decide.builtins import NO_AUTH_COMMANDS, NOAUTH
+from router.decide.fanin import FanIn, FanInPart
+from router.decide.merge import merge_first
+from router.decide.modes import Mode, ModeInput
 from router.errors import CROSSSLOT
-from router.local import NO_AUTH_COMMANDS, NOAUTH
-from router.modes import Input, Mode
-from router.pubsub import Subscriber, pong
+from router.wire.node import RouteSource
+from router.wire.pinned import PinnedConn
+from router.wire.ports import ClientPort, Waiter
+from router.wire.subscriber import Subscriber, pong
 from slotwarden.resp import OK, encode_array, encode_command, error_reply
-
-if TYPE_CHECKING:
-    from router.frontend import ClientConn
-    from router.pinned import PinnedConn
 
 log = logging.getLogger("slotwarden.frontend")
 
@@ -73,6 +78,7 @@ class ClientState:
         "client",
         "mode",
         "plain",
+        "routes",
         "subscriber",
         "tx",
         "watch",
@@ -80,8 +86,9 @@ class ClientState:
         "watching",
     )
 
-    def __init__(self, client: ClientConn) -> None:
+    def __init__(self, client: ClientPort, routes: RouteSource) -> None:
         self.client = client
+        self.routes = routes  # the route in use (the route table)
         self.mode = NORMAL
         self.plain = False  # set by update_plain once the session exists
         self.tx: txn.Transaction | None = None
@@ -138,12 +145,10 @@ class ClientState:
             else:
                 client.push(NOAUTH)
             return
-        blocking = (spec.shape is Shape.PINNED or name in ("xread", "xreadgroup")) and (
-            commands.is_blocking(args)
-        )
+        blocking = spec.blocks is not None and commands.is_blocking(args, spec)
         event = modes.classify(name, blocking)
         mode = self.mode
-        if event is Input.COMMAND and mode is NORMAL:
+        if event is ModeInput.COMMAND and mode is NORMAL:
             client.forward(spec, args, raw)
             if name == "auth" or name == "hello":
                 self.update_plain()
@@ -152,29 +157,29 @@ class ClientState:
         if type(nxt) is bytes:
             client.push(nxt)
             return
-        if nxt is MULTI and mode is MULTI and event is not Input.QUIT:
+        if nxt is MULTI and mode is MULTI and event is not ModeInput.QUIT:
             self._queue(spec, args, raw)
-        elif event is Input.MULTI:
+        elif event is ModeInput.MULTI:
             self.tx = txn.Transaction(shard=self.watch_shard if self.watching else None)
             client.push(OK)
-        elif event is Input.EXEC:
+        elif event is ModeInput.EXEC:
             self._exec()
-        elif event is Input.DISCARD:
+        elif event is ModeInput.DISCARD:
             self.tx = None
             self._unwatch_silently()
             client.push(OK)
-        elif event is Input.WATCH:
+        elif event is ModeInput.WATCH:
             self._watch(spec, args, raw)
-        elif event is Input.UNWATCH:
+        elif event is ModeInput.UNWATCH:
             self._unwatch(raw)
-        elif event is Input.SUBSCRIBE or event is Input.UNSUBSCRIBE:
+        elif event is ModeInput.SUBSCRIBE or event is ModeInput.UNSUBSCRIBE:
             self._pubsub(spec, args)
-        elif event is Input.PING and mode is SUBSCRIBED and session.proto == 2:
+        elif event is ModeInput.PING and mode is SUBSCRIBED and session.proto == 2:
             client.push(pong(args))
-        elif event is Input.RESET:
+        elif event is ModeInput.RESET:
             self.reset()
             client.push(client.answer_local(name, args))
-        elif event is Input.BLOCKING:
+        elif event is ModeInput.BLOCKING:
             if self._block(spec, args, raw):
                 return  # BLOCKED (or already answered and back): _block set the mode
             nxt = mode
@@ -188,7 +193,7 @@ class ClientState:
         if mode is NORMAL and subscribed:
             mode = SUBSCRIBED  # a RESP3 subscriber after EXEC, say
         elif mode is SUBSCRIBED and not subscribed:
-            mode = modes.TRANSITIONS[(SUBSCRIBED, Input.NO_SUBSCRIPTIONS)]
+            mode = modes.TRANSITIONS[(SUBSCRIBED, ModeInput.NO_SUBSCRIPTIONS)]
         self.mode = mode
         self.update_plain()
 
@@ -206,7 +211,7 @@ class ClientState:
             client.push(txn.QUEUED)
             self.update_plain()
             return
-        shard = planner.plan_queued(spec, args, client.router.route.slotmap)
+        shard = planner.plan_queued(spec, args, self.routes.route.slotmap)
         if type(shard) is bytes:
             client.push(tx.fail(shard))
             return
@@ -240,7 +245,7 @@ class ClientState:
 
     def _watch(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
         client = self.client
-        route = client.router.route
+        route = self.routes.route
         shard = planner.plan_single(spec, args, route.slotmap)
         if type(shard) is bytes:
             client.push(shard)
@@ -300,8 +305,8 @@ class ClientState:
     def _block(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> bool:
         """Send a blocking command on a dedicated connection; False if answered at once."""
         client = self.client
-        route = client.router.route
-        grace = commands.blocking_timeout(args)
+        route = self.routes.route
+        grace = commands.blocking_timeout(args, spec)
         if spec.name == "wait":
             targets = list(range(len(route.masters)))
         else:
@@ -324,11 +329,21 @@ class ClientState:
             conns.append(conn)
         self.blocked = conns
         self._enter(BLOCKED)  # before sending: a dead shard answers at once
-        pending = _BlockedPending(self, client.new_pending(), len(conns))
+        pending = client.new_pending()
+
+        def done(reply: bytes) -> None:
+            pending.on_reply(reply)
+            if client.transport is not None:
+                self.on_unblocked()
+
+        # WAIT: the smallest count over every master (each must have that many
+        # replicas in sync); the others: the reply of their one connection
+        merger = planner.merger_of(spec) if spec.merger is not None else merge_first
+        fan = FanIn(len(conns), merger, done)
         for index, conn in enumerate(conns):
             if spec.name == "wait":
                 conn.send(WAIT_BARRIER, IGNORE)
-            conn.send_blocking(raw, _Slot(pending, index), grace)
+            conn.send_blocking(raw, FanInPart(fan, index), grace)
         return True
 
     def on_unblocked(self) -> None:
@@ -336,7 +351,7 @@ class ClientState:
         self.blocked = []
         if self.watch is not None and not self.watching and not self.watch.waiting:
             self._release_watch()
-        nxt = modes.step(self.mode, Input.UNBLOCKED)
+        nxt = modes.step(self.mode, ModeInput.UNBLOCKED)
         self._enter(nxt if type(nxt) is Mode else NORMAL)
         self.client.resume_soon()
 
@@ -352,12 +367,12 @@ class ClientState:
         verb = spec.name.encode()
         names = args[1:]
         if spec.name in ("ssubscribe", "sunsubscribe") and names:
-            shard = planner.plan_single(spec, args, client.router.route.slotmap)
+            shard = planner.plan_single(spec, args, self.routes.route.slotmap)
             if type(shard) is bytes:
                 client.push(shard)
                 return
         if self.subscriber is None:
-            self.subscriber = Subscriber(client)
+            self.subscriber = Subscriber(client, self.routes)
         pending = client.new_pending()
         if verb in (b"subscribe", b"psubscribe", b"ssubscribe"):
             self.subscriber.subscribe(verb, names, pending)
@@ -395,48 +410,9 @@ class _ExecPending:
 
     __slots__ = ("local", "pending")
 
-    def __init__(self, pending: object, local: list[bytes | None]) -> None:
+    def __init__(self, pending: Waiter, local: list[bytes | None]) -> None:
         self.pending = pending
         self.local = local
 
     def on_reply(self, raw: bytes) -> None:
-        self.pending.on_reply(txn.splice(raw, self.local))  # type: ignore[attr-defined]
-
-
-class _BlockedPending:
-    """The reply of a blocking command: from its one connection, or for WAIT the
-    smallest count over every master (each must have that many replicas in sync)."""
-
-    __slots__ = ("parts", "pending", "remaining", "state")
-
-    def __init__(self, state: ClientState, pending: object, parts: int) -> None:
-        self.state = state
-        self.pending = pending
-        self.parts: list[bytes] = [b""] * parts
-        self.remaining = parts
-
-    def on_part(self, index: int, raw: bytes) -> None:
-        self.parts[index] = raw
-        self.remaining -= 1
-        if self.remaining:
-            return
-        parts = self.parts
-        if len(parts) == 1:
-            reply = parts[0]
-        else:
-            errors = [p for p in parts if p[:1] != b":"]
-            reply = errors[0] if errors else b":%d\r\n" % min(int(p[1:-2]) for p in parts)
-        self.pending.on_reply(reply)  # type: ignore[attr-defined]
-        if self.state.client.transport is not None:
-            self.state.on_unblocked()
-
-
-class _Slot:
-    __slots__ = ("index", "owner")
-
-    def __init__(self, owner: _BlockedPending, index: int) -> None:
-        self.owner = owner
-        self.index = index
-
-    def on_reply(self, raw: bytes) -> None:
-        self.owner.on_part(self.index, raw)
+        self.pending.on_reply(txn.splice(raw, self.local))

@@ -3,7 +3,7 @@
 Routes:
 
 - ``GET /health`` - the process is alive (always 200 while serving).
-- ``GET /metrics`` - Prometheus metrics (`router.metrics`), no secret needed.
+- ``GET /metrics`` - Prometheus metrics (`router.control.metrics`), no secret needed.
 - ``GET /ready`` - 200 when a topology is loaded and every master is
   connected, else 503 naming the shards that are not.
 - ``GET /topology`` - the slot map in use (``SlotMap.to_dict``) and its epoch.
@@ -16,31 +16,44 @@ Routes:
   changes applied, or 422 with every problem (the running config stays).
 
 Invariant: nothing here changes routing except through
-`Router.apply_topology`, which enforces the epoch rule.
+`RouteTable.apply_topology` (router.control.routes), which enforces the
+epoch rule, and `RouterReloader.reload`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
-from router.metrics import render
+from router.control.metrics import RouterStats, render
+from router.control.reload import RouterReloader
+from router.control.routes import RouteTable
 from slotwarden.cluster.secrets import authorized
 from slotwarden.cluster.topology import SlotMap
 
-if TYPE_CHECKING:
-    from router.server import Router
-
 log = logging.getLogger("slotwarden.admin")
-ROUTER_KEY: web.AppKey[Router] = web.AppKey("router")
 
 
-def _router(request: web.Request) -> Router:
-    return request.app[ROUTER_KEY]
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """What the endpoints read and act on."""
+
+    routes: RouteTable
+    reloader: RouterReloader | None  # None: the router was not started from a file
+    stats: RouterStats
+    registry: CollectorRegistry  # the router's metrics
+    secret: str | None  # the shared secret changes need (None: changes are refused)
+
+
+ADMIN_KEY: web.AppKey[Admin] = web.AppKey("admin")
+
+
+def _admin(request: web.Request) -> Admin:
+    return request.app[ADMIN_KEY]
 
 
 async def health(request: web.Request) -> web.Response:
@@ -48,19 +61,18 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
-    router = _router(request)
-    route = router.route
+    route = _admin(request).routes.route
     down = [node.label for node in route.masters if not node.is_up()]
     body = {"ready": not down, "epoch": route.slotmap.epoch, "shards_down": down}
     return web.json_response(body, status=503 if down else 200)
 
 
 async def get_topology(request: web.Request) -> web.Response:
-    return web.json_response(_router(request).route.slotmap.to_dict())
+    return web.json_response(_admin(request).routes.route.slotmap.to_dict())
 
 
 async def get_slots(request: web.Request) -> web.Response:
-    slotmap = _router(request).route.slotmap
+    slotmap = _admin(request).routes.route.slotmap
     rows = [
         {"slots": slotmap.ranges_of(i), "shard": s.name, "master": str(s.master)}
         for i, s in enumerate(slotmap.shards)
@@ -68,15 +80,15 @@ async def get_slots(request: web.Request) -> web.Response:
     return web.json_response({"epoch": slotmap.epoch, "slots": rows})
 
 
-def _check_secret(request: web.Request, router: Router) -> web.Response | None:
+def _check_secret(request: web.Request, admin: Admin) -> web.Response | None:
     """None if the request carries the shared secret, else the response to send."""
-    if not router.secret:
+    if not admin.secret:
         return web.json_response(
             {"error": "no shared secret configured on this router; changes are refused"},
             status=403,
         )
-    if not authorized(request.headers.get("Authorization"), router.secret):
-        router.stats.auth_failures["admin"] += 1
+    if not authorized(request.headers.get("Authorization"), admin.secret):
+        admin.stats.auth_failures["admin"] += 1
         return web.json_response(
             {"error": "missing or wrong Authorization: Bearer secret"}, status=401
         )
@@ -84,39 +96,40 @@ def _check_secret(request: web.Request, router: Router) -> web.Response | None:
 
 
 async def post_topology(request: web.Request) -> web.Response:
-    router = _router(request)
-    denied = _check_secret(request, router)
+    admin = _admin(request)
+    denied = _check_secret(request, admin)
     if denied is not None:
         return denied
     try:
         slotmap = SlotMap.from_dict(await request.json())
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         return web.json_response({"error": f"bad topology: {exc}"}, status=400)
-    applied = router.apply_topology(slotmap, source=f"push from {request.remote}", kind="push")
-    return web.json_response({"applied": applied, "epoch": router.route.slotmap.epoch})
+    routes = admin.routes
+    applied = routes.apply_topology(slotmap, source=f"push from {request.remote}", kind="push")
+    return web.json_response({"applied": applied, "epoch": routes.route.slotmap.epoch})
 
 
 async def post_reload(request: web.Request) -> web.Response:
-    router = _router(request)
-    denied = _check_secret(request, router)
+    admin = _admin(request)
+    denied = _check_secret(request, admin)
     if denied is not None:
         return denied
-    if router.reloader is None:
+    if admin.reloader is None:
         return web.json_response({"error": "the router was not started from a file"}, status=409)
-    applied, details = router.reloader.reload(f"POST /reload from {request.remote}")
+    applied, details = admin.reloader.reload(f"POST /reload from {request.remote}")
     if not applied:
         return web.json_response({"applied": False, "problems": details}, status=422)
     return web.json_response({"applied": True, "changes": details})
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = render(_router(request).registry)
+    body = render(_admin(request).registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def make_app(router: Router) -> web.Application:
+def make_app(admin: Admin) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
-    app[ROUTER_KEY] = router
+    app[ADMIN_KEY] = admin
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/ready", ready)

@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
+from router.decide.fanin import FanIn, FanInPart
+from router.decide.merge import Merger, first_error
+from router.wire.backend import UP
+from router.wire.node import Node, RouteSource
+from router.wire.pinned import PinnedConn
+from router.wire.ports import ClientPort, Waiter
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.resp import encode_bulk, encode_command, error_reply
-
-if TYPE_CHECKING:
-    from router.backend import Node
-    from router.frontend import ClientConn
-    from router.pinned import PinnedConn
 
 log = logging.getLogger("slotwarden.pubsub")
 
@@ -63,18 +63,24 @@ def pong(args: list[bytes]) -> bytes:
     return b"*2\r\n$4\r\npong\r\n" + encode_bulk(args[1] if len(args) > 1 else b"")
 
 
-class _Part:
-    """Waits for the ``count`` replies one pinned connection owes for one request."""
+class _Confirmations:
+    """Waits for the ``count`` replies one pinned connection owes for one request, and
+    reports them to the request's fan-in as one part (the first error, or success)."""
 
-    __slots__ = ("conn", "node", "owner", "remaining", "sub")
+    __slots__ = ("conn", "node", "part", "remaining", "sub")
 
     def __init__(
-        self, sub: Subscriber, node: Node, conn: PinnedConn, owner: _Request | None, count: int
+        self,
+        sub: Subscriber,
+        node: Node,
+        conn: PinnedConn,
+        part: FanInPart | None,
+        count: int,
     ) -> None:
         self.sub = sub
         self.node = node
         self.conn = conn
-        self.owner = owner
+        self.part = part  # None: a silent resync, nobody waits for it
         self.remaining = count
 
     def on_reply(self, raw: bytes) -> None:
@@ -85,38 +91,28 @@ class _Part:
             waiting = self.conn.waiting
             while waiting and waiting[0] is self:
                 waiting.popleft()
-            if self.owner is not None:
-                self.owner.on_error(raw)
+            if self.part is not None:
+                self.part.on_reply(raw)
             self.sub.on_part_done(self.node)
             return
         self.remaining -= 1
         if self.remaining == 0:
-            if self.owner is not None:
-                self.owner.on_part()
+            if self.part is not None:
+                self.part.on_reply(CONFIRMED)
             self.sub.on_part_done(self.node)
 
 
-class _Request:
-    """The client's pending reply to one (UN)SUBSCRIBE: the confirmations, once every
-    master involved answered (or the first error)."""
+CONFIRMED = b""  # a part of a (un)subscribe request that every master confirmed
 
-    __slots__ = ("error", "parts", "pending", "replies")
 
-    def __init__(self, pending: object, replies: bytes, parts: int) -> None:
-        self.pending = pending
-        self.replies = replies
-        self.parts = parts
-        self.error: bytes | None = None
+def _confirmations(replies: bytes) -> Merger:
+    """The reply to one (UN)SUBSCRIBE once every master involved answered: the client's
+    confirmations, or the first error (in part order)."""
 
-    def on_part(self) -> None:
-        self.parts -= 1
-        if self.parts == 0:
-            self.pending.on_reply(self.error or self.replies)  # type: ignore[attr-defined]
+    def merge(parts: list[bytes]) -> bytes:
+        return first_error(parts) or replies
 
-    def on_error(self, raw: bytes) -> None:
-        if self.error is None:
-            self.error = raw
-        self.on_part()
+    return merge
 
 
 class _Placement:
@@ -135,8 +131,9 @@ class _Placement:
 class Subscriber:
     """One client's subscriptions and the pinned connections that carry them."""
 
-    def __init__(self, client: ClientConn) -> None:
+    def __init__(self, client: ClientPort, routes: RouteSource) -> None:
         self.client = client
+        self.routes = routes
         # logical subscriptions, in the order the client made them
         self.wanted: tuple[dict[bytes, None], dict[bytes, None], dict[bytes, None]] = ({}, {}, {})
         self.placed: dict[Node, _Placement] = {}
@@ -156,7 +153,7 @@ class Subscriber:
 
     # ------------------------------------------------------------ client commands
 
-    def subscribe(self, verb: bytes, names: list[bytes], pending: object) -> None:
+    def subscribe(self, verb: bytes, names: list[bytes], pending: Waiter) -> None:
         kind = _SUBSCRIBE[verb]
         resp3 = self.client.resp3()
         replies: list[bytes] = []
@@ -165,14 +162,14 @@ class Subscriber:
             replies.append(confirmation(verb, name, self._count_for(kind), resp3))
         self._send(pending, b"".join(replies))
 
-    def unsubscribe(self, verb: bytes, names: list[bytes], pending: object) -> None:
+    def unsubscribe(self, verb: bytes, names: list[bytes], pending: Waiter) -> None:
         kind = _UNSUBSCRIBE[verb]
         resp3 = self.client.resp3()
         wanted = self.wanted[kind]
         if not names:
             names = list(wanted)
             if not names:
-                pending.on_reply(confirmation(verb, None, self._count_for(kind), resp3))  # type: ignore[attr-defined]
+                pending.on_reply(confirmation(verb, None, self._count_for(kind), resp3))
                 return
         replies: list[bytes] = []
         for name in names:
@@ -180,17 +177,17 @@ class Subscriber:
             replies.append(confirmation(verb, name, self._count_for(kind), resp3))
         self._send(pending, b"".join(replies))
 
-    def _send(self, pending: object, replies: bytes) -> None:
-        request = _Request(pending, replies, 1)  # one extra part, released below
-        self.resync(request)
-        request.on_part()
+    def _send(self, pending: Waiter, replies: bytes) -> None:
+        request = FanIn(1, _confirmations(replies), pending.on_reply)
+        self.resync(request)  # adds a part per connection the request is spread over
+        request.on_part(0, CONFIRMED)  # part 0 held it open until now
 
     # ------------------------------------------------------------ placement
 
-    def resync(self, request: _Request | None = None) -> None:
+    def resync(self, request: FanIn | None = None) -> None:
         """Make the placement match ``wanted`` under the current route; ``request``
         (a client's command) is answered when every message it caused is confirmed."""
-        route = self.client.router.route
+        route = self.routes.route
         masters = route.masters
         owner = route.slotmap.owner
         want: dict[Node, tuple[set[bytes], set[bytes], set[bytes]]] = {}
@@ -217,7 +214,7 @@ class Subscriber:
         self,
         node: Node,
         names: tuple[set[bytes], set[bytes], set[bytes]],
-        request: _Request | None,
+        request: FanIn | None,
     ) -> None:
         placement = self.placed.get(node)
         for kind in (CHANNEL, PATTERN, SHARD):
@@ -229,10 +226,9 @@ class Subscriber:
                     placement = self._open(node)
                     if placement is None:
                         if request is not None:
-                            request.parts += 1
-                            request.on_error(_too_many(node))
+                            request.add().on_reply(_too_many(node))
                         else:
-                            self._schedule_retry()
+                            self._schedule_retry(node)
                         continue
                 self._request(node, placement, _VERBS[kind][0], add, request)
                 placement.names[kind].update(add)
@@ -257,12 +253,11 @@ class Subscriber:
         placement: _Placement,
         verb: bytes,
         names: list[bytes],
-        request: _Request | None,
+        request: FanIn | None,
     ) -> None:
-        if request is not None:
-            request.parts += 1
-        part = _Part(self, node, placement.conn, request, len(names))
-        placement.conn.send_expecting(encode_command([verb, *names]), part, len(names))
+        part = request.add() if request is not None else None
+        waiter = _Confirmations(self, node, placement.conn, part, len(names))
+        placement.conn.send_expecting(encode_command([verb, *names]), waiter, len(names))
 
     def on_part_done(self, node: Node) -> None:
         """Give a connection back once it holds nothing and owes nothing."""
@@ -282,23 +277,24 @@ class Subscriber:
             "client %s: subscription connection to %s lost; resubscribing",
             self.client.addr(), node.addr,
         )  # fmt: skip
-        self._schedule_retry()
+        self._schedule_retry(node)
 
-    def _schedule_retry(self) -> None:
+    def _schedule_retry(self, node: Node) -> None:
         if self._retry is not None:
             return
-        settings = self.client.router.settings
+        settings = node.settings  # the reconnect backoff is the same for every node
         self._retry_delay = min(
             max(self._retry_delay * 2, settings.reconnect_min), settings.reconnect_max
         )
-        self._retry = self.client.router.loop.call_later(self._retry_delay, self._on_retry)
+        loop = asyncio.get_running_loop()
+        self._retry = loop.call_later(self._retry_delay, self._on_retry)
 
     def _on_retry(self) -> None:
         self._retry = None
         if self.client.transport is None:
             return
         self.resync()
-        if len(self.placed) and all(p.conn.state == "up" for p in self.placed.values()):
+        if len(self.placed) and all(p.conn.state is UP for p in self.placed.values()):
             self._retry_delay = 0.0
 
     def on_route_change(self) -> None:

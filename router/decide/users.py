@@ -1,4 +1,4 @@
-"""The router's users (who clients AUTH as) and the first request on a backend connection.
+"""The router's users: who clients AUTH as, with passwords checked in constant time.
 
 Passwords are read by `slotwarden.cluster.secrets.read_secret_ref` (the one
 reader). Invariants: a password is never logged, never part of a ``repr``,
@@ -16,8 +16,7 @@ import os
 from collections.abc import Mapping
 
 from slotwarden.cluster.config import ClusterConfig
-from slotwarden.cluster.secrets import BackendCredentials, read_secret_ref
-from slotwarden.resp import encode_command
+from slotwarden.cluster.secrets import read_secret_ref
 
 
 def _digest(value: bytes) -> bytes:
@@ -48,13 +47,6 @@ class Users:
         }
         return cls(passwords)
 
-    @classmethod
-    def locked(cls) -> Users:
-        """Users are configured but their passwords cannot be read: nobody gets in."""
-        users = cls()
-        users.required = True
-        return users
-
     def check(self, name: bytes, password: bytes) -> bool:
         """True if ``name``/``password`` is a router user (constant time); counts failures."""
         wanted = self._digests.get(name.decode("utf-8", "replace"))
@@ -62,13 +54,3 @@ class Users:
         if not ok:
             self.failures += 1
         return ok
-
-
-def handshake(credentials: BackendCredentials | None, proto: int) -> bytes:
-    """The first request on a backend connection: ``HELLO 3 [AUTH ..]`` for RESP3,
-    ``AUTH ..`` for RESP2 with credentials, nothing otherwise."""
-    if proto == 3:
-        return encode_command([b"HELLO", b"3", *(credentials.hello_args() if credentials else [])])
-    if credentials is not None:
-        return encode_command([b"AUTH", *credentials.auth_args()])
-    return b""

@@ -8,10 +8,12 @@ Pure, no I/O. `plan` returns one of three things, cheapest first:
 - ``bytes`` — answer this reply at once (errors, rejections).
 
 Commands of shape LOCAL need the client's state and are answered by the
-frontend (`router.local`), not planned here. Fan-outs are split by
+client connection (`router.decide.builtins`), not planned here. Fan-outs are split by
 `slotwarden.resp.accel.group_keys` (C when the speedups are built, else the
 reference `slotwarden.resp.keys.group_keys_py`); the client loop's fan-out
-fast path calls it directly.
+fast path calls it directly, and `fanout_of` for the plan. The merger of
+every fan-out is the one its row in the command table names (`merger_of`);
+no command name chooses one here.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from router import commands as cmds
-from router import merge
-from router.commands import CommandSpec, KeySpecError, Shape
-from router.errors import CROSSSLOT, NOT_ALLOWED, wrong_arity
+from router.commands import spec as cmds
+from router.commands.spec import CommandSpec, KeySpecError, Shape
+from router.decide import merge
+from router.decide.merge import BUILT, MERGERS
+from router.errors import CROSSSLOT, NOT_ALLOWED, not_supported, wrong_arity
 from slotwarden.cluster.topology import SlotMap
 from slotwarden.resp import encode_command, error_reply
 from slotwarden.resp.accel import group_keys, key_slot
@@ -40,8 +43,19 @@ class Fanout:
 Plan = int | Fanout | bytes
 
 
-def shard_of(key: bytes, slotmap: SlotMap) -> int:
-    return slotmap.owner[key_slot(key)]
+def merger_of(spec: CommandSpec) -> merge.Merger:
+    """The merger ``spec``'s row names (one that is not built per request)."""
+    return MERGERS[spec.merger]  # type: ignore[index]
+
+
+def _check_mergers() -> None:
+    for top in cmds.TABLE.values():
+        for spec in (top, *(top.subcommands or {}).values()):
+            if spec.merger is not None and spec.merger not in MERGERS and spec.merger not in BUILT:
+                raise AssertionError(f"{spec.name}: no merger named {spec.merger!r}")
+
+
+_check_mergers()
 
 
 def plan(
@@ -87,32 +101,20 @@ def shard_of_keys(args: list[bytes], positions: list[int], owner: bytes) -> int 
 def plan_pinned(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
     """The PINNED commands that need no client state: PUBLISH and SPUBLISH (the
     channel's shard), PUBSUB introspection (every master, merged). The stateful
-    ones (MULTI, WATCH, SUBSCRIBE, blocking ...) never get here: `router.stateful`
+    ones (MULTI, WATCH, SUBSCRIBE, blocking ...) never get here: `router.wire.client_state`
     handles them; the rest the router cannot honour (CLIENT TRACKING ...)."""
     name = spec.name
-    if name == "publish":
+    if name == "publish":  # the channel is not a key for COMMAND, but picks the shard
         return slotmap.owner[key_slot(args[1])]
-    if name == "spublish":
+    if spec.first:  # SPUBLISH: the shard channel is in the key range
         return plan_single(spec, args, slotmap)
-    merger = PUBSUB_MERGE.get(name)
-    if merger is not None:
+    if spec.merger is not None and spec.blocks is None:
+        # PUBSUB introspection over every master. Channels live on their slot's master;
+        # every router client subscribes its patterns on every master, so NUMPAT is
+        # the largest count any master reports, not the sum (the table's mergers).
         raw = encode_command(args)
-        return Fanout([(i, raw) for i in range(len(slotmap.shards))], merger)
-    return error_reply(UNSUPPORTED.format(name=name.replace("|", " ")))
-
-
-UNSUPPORTED = "ERR '{name}' is not supported by the router"
-
-# PUBSUB introspection over every master. Channels live on their slot's master;
-# every router client subscribes its patterns on every master, so NUMPAT is the
-# largest count any master reports, not the sum.
-PUBSUB_MERGE: dict[str, merge.Merger] = {
-    "pubsub|channels": merge.merge_union,
-    "pubsub|shardchannels": merge.merge_union,
-    "pubsub|numsub": merge.merge_numsub,
-    "pubsub|shardnumsub": merge.merge_numsub,
-    "pubsub|numpat": merge.merge_max,
-}
+        return Fanout([(i, raw) for i in range(len(slotmap.shards))], merger_of(spec))
+    return not_supported(name.replace("|", " "))
 
 
 def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int | bytes | None:
@@ -133,9 +135,7 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
         return slotmap.owner[key_slot(args[1])]
     if shape is Shape.PINNED and not (spec.first or spec.keys):
         # SUBSCRIBE & co., PUBSUB, CLIENT TRACKING ...: no single shard can run them
-        return error_reply(
-            f"ERR '{name.replace('|', ' ')}' inside MULTI is not supported by the router"
-        )
+        return not_supported(name.replace("|", " "), " inside MULTI")
     try:
         positions = cmds.key_positions(spec, args)
     except KeySpecError as exc:
@@ -158,7 +158,7 @@ def plan_fanout(
     step = cmds.fanout_step(spec.shape)
     if (len(args) - 1) % step:
         return wrong_arity(spec.name)
-    return fanout_of(spec.shape, group(args, step, slotmap.owner), len(args) - 1, resp3)
+    return fanout_of(spec, group(args, step, slotmap.owner), len(args) - 1, resp3)
 
 
 def plan_fanout_py(
@@ -168,59 +168,30 @@ def plan_fanout_py(
     return plan_fanout(spec, args, slotmap, resp3, group_keys_py)
 
 
-def fanout_of(shape: Shape, grouped: Grouped, total: int, resp3: bool) -> int | Fanout:
+def fanout_of(spec: CommandSpec, grouped: Grouped, total: int, resp3: bool) -> int | Fanout:
     """The plan for keys grouped by `group_keys`: the one shard they are all on, or
-    the parts and the merge of ``shape`` (``total``: how many keys, for MGET)."""
+    the parts and the merger of ``spec`` (``total``: how many keys, for MGET)."""
     if type(grouped) is int:
         return grouped
     parts = [(shard, piece) for shard, piece, _ in grouped]  # type: ignore[union-attr]
-    if shape is Shape.FANOUT_SUM:
-        return Fanout(parts, merge.merge_sum)
-    if shape is Shape.FANOUT_OK:
-        return Fanout(parts, merge.merge_all_ok)
-    order = [where for _, _, where in grouped]  # type: ignore[union-attr]
-    return Fanout(parts, merge.merge_ordered(order, total, resp3))
+    if spec.merger == "ordered":
+        order = [where for _, _, where in grouped]  # type: ignore[union-attr]
+        return Fanout(parts, merge.merge_ordered(order, total, resp3))
+    return Fanout(parts, merger_of(spec))
 
 
 def plan_all_masters(
     spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: str
 ) -> Plan:
+    """Keyless commands sent to every master, their replies merged by the row's merger."""
     count = len(slotmap.shards)
-    name = spec.name
-    if name == "scan":
+    if spec.merger == "scan":
         return plan_scan(args, count)
-    if name == "info":
+    if spec.merger == "info":  # the shards' keyspace under the router's own sections
         piece = encode_command([b"INFO", b"keyspace"])
         return Fanout([(i, piece) for i in range(count)], merge.merge_info(info_head))
     raw = encode_command(args)
-    every = [(i, raw) for i in range(count)]
-    if name == "dbsize":
-        return Fanout(every, merge.merge_sum)
-    if name == "keys":
-        return Fanout(every, merge.merge_concat)
-    merger = ALL_MASTERS_MERGE.get(name)
-    if merger is not None:
-        return Fanout(every, merger)
-    return error_reply(UNSUPPORTED.format(name=name))
-
-
-# Keyless commands sent to every master, and how their replies become one.
-ALL_MASTERS_MERGE: dict[str, merge.Merger] = {
-    "flushall": merge.merge_all_ok,
-    "flushdb": merge.merge_all_ok,
-    "memory|purge": merge.merge_all_ok,
-    "randomkey": merge.merge_random,
-    "script|load": merge.merge_same,
-    "script|exists": merge.merge_and,
-    "script|flush": merge.merge_all_ok,
-    "script|kill": merge.merge_any_ok,
-    "function|load": merge.merge_same,
-    "function|delete": merge.merge_all_ok,
-    "function|flush": merge.merge_all_ok,
-    "function|restore": merge.merge_all_ok,
-    "function|kill": merge.merge_any_ok,
-    "function|list": merge.merge_first,
-}
+    return Fanout([(i, raw) for i in range(count)], merger_of(spec))
 
 
 def plan_scan(args: list[bytes], shard_count: int) -> Plan:

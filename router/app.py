@@ -1,0 +1,188 @@
+"""The router process, wired: builds every part, starts them in one TaskGroup, drains at the end.
+
+`Router` is the composition root and nothing else: it owns no routing
+decision and no connection logic. It builds
+
+    RunningConfig ─► Clients, RouteTable (+ ParkingLot), RouterReloader, metrics
+    LoopTurn, RouterStats ─► the ports of every connection (router.wire.ports)
+
+plugs them into the connections (`ClientPorts` for each client connection,
+`BackendPorts` for each backend connection, through the route table), and
+runs them: the admin HTTP endpoint, the topology watcher, the listening
+socket, the timeout sweep and the config watch, every background task in
+the TaskGroup of `Router.serve`.
+
+Invariant: after `serve` returns, no task it started is running and every
+client was given ``drain_timeout_ms`` to receive the replies it was owed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+
+from aiohttp import web
+
+from router.control.admin import Admin, make_app
+from router.control.clients import Clients
+from router.control.metrics import RouterStats, make_registry
+from router.control.parking import ParkingLot
+from router.control.reload import RouterReloader
+from router.control.routes import RouteTable
+from router.control.running import RunningConfig
+from router.control.watch import TopologyWatcher
+from router.decide.builtins import router_info_section
+from router.wire.client import ClientConn, ClientPorts
+from router.wire.turn import LoopTurn
+from slotwarden import __version__
+from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.topology import Address
+from slotwarden.resp.accel import implementation
+
+log = logging.getLogger("slotwarden.router")
+
+
+class Router:
+    def __init__(
+        self, config: ClusterConfig, listen: Address | None = None, secret: str | None = None
+    ) -> None:
+        self.running = RunningConfig.load(config)  # raises SecretError
+        self.secret = secret
+        self.listen = listen or config.router.listen
+        self.turn = LoopTurn()
+        self.stats = RouterStats()
+        self.clients = Clients(self.running)
+        self.routes = RouteTable(self.running, self.turn, self.stats, self.clients, ParkingLot())
+        self.reloader = (
+            RouterReloader(config.path, self.running, self.routes) if config.path else None
+        )
+        self.registry = make_registry(
+            self.stats, self.running, self.clients, self.routes, self.reloader
+        )
+        self.client_ports = ClientPorts(
+            routes=self.routes,
+            running=self.running,
+            turn=self.turn,
+            stats=self.stats,
+            parker=self.routes,
+            registry=self.clients,
+            info_head=self.info_head,
+        )
+        self.started = time.time()
+        self.bound: Address | None = None
+        self.admin_bound: Address | None = None
+        self.watcher: TopologyWatcher | None = None
+        self.ready = asyncio.Event()
+
+    def new_client(self) -> ClientConn:
+        """A client connection (the listening socket's protocol factory)."""
+        return ClientConn(self.client_ports)
+
+    def info_head(self) -> str:
+        """The router's own INFO sections (INFO merges every shard's keyspace under them)."""
+        route = self.routes.route
+        return router_info_section(
+            {
+                "router_version": __version__,
+                "speedups": implementation(),  # "c": slotwarden.resp._speedups is built and used
+                "uptime_in_seconds": int(time.time() - self.started),
+                "listen": str(self.bound or self.listen),
+                "connected_clients": len(self.clients.by_id),
+                "total_connections_received": self.clients.total,
+                "rejected_connections": self.clients.rejected,
+                "topology_epoch": route.slotmap.epoch,
+                "shards": len(route.slotmap.shards),
+                "shards_up": sum(1 for n in route.masters if n.is_up()),
+            }
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then drain and close."""
+        loop = asyncio.get_running_loop()
+        config = self.running.config
+        watcher_task: asyncio.Task[None] | None = None
+        async with asyncio.TaskGroup() as tg:
+            self.routes.attach(tg)
+            self.routes.apply_slotmap(config.slotmap(0))
+            admin = Admin(self.routes, self.reloader, self.stats, self.registry, self.secret)
+            runner = web.AppRunner(make_app(admin), access_log=None)
+            await runner.setup()
+            try:
+                await self._start_admin(runner)
+                watcher_task = await self._start_watcher(tg)
+                server = await loop.create_server(
+                    self.new_client,
+                    self.listen.host,
+                    self.listen.port,
+                    reuse_address=True,
+                    backlog=1024,
+                )
+                sock = server.sockets[0].getsockname()
+                self.bound = Address(self.listen.host, sock[1])
+                sweep = tg.create_task(self.routes.sweep(), name="timeout sweep")
+                watch = (
+                    tg.create_task(self.reloader.watch(), name="config watch")
+                    if self.reloader is not None
+                    else None
+                )
+                log.info(
+                    "slotwarden router %s listening on %s (admin http://%s), config %s, "
+                    "%d shards, topology epoch %d, speedups %s",
+                    __version__, self.bound, self.admin_bound, config.path,
+                    len(self.routes.route.masters), self.routes.route.slotmap.epoch,
+                    implementation(),
+                )  # fmt: skip
+                self.ready.set()
+                await stop.wait()
+                server.close()
+                await self.clients.drain(self.running.config.router.drain_timeout_ms / 1000)
+                sweep.cancel()
+                if watch is not None:
+                    watch.cancel()
+                self.routes.stop()
+            finally:
+                if watcher_task is not None:
+                    watcher_task.cancel()
+                await runner.cleanup()
+        log.info("router stopped")
+
+    async def _start_admin(self, runner: web.AppRunner) -> None:
+        addr = self.running.config.router.admin
+        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((addr.host, addr.port))
+        except OSError:
+            sock.close()
+            raise
+        await web.SockSite(runner, sock).start()
+        self.admin_bound = Address(addr.host, sock.getsockname()[1])
+
+    async def _start_watcher(self, tg: asyncio.TaskGroup) -> asyncio.Task[None] | None:
+        """Watch the sentinels (if configured, with the shared secret); the watch task."""
+        config = self.running.config
+        sc = config.sentinel
+        if sc is None or not sc.peers:
+            return None
+        if not self.secret:
+            log.warning(
+                "no shared secret (%s / sentinel.secret_file): not watching the sentinels; "
+                "the topology stays as in %s",
+                sc.secret_env,
+                config.path,
+            )
+            return None
+        watcher = TopologyWatcher(
+            self.routes, [p.listen for p in sc.peers], self.secret, self.admin_bound
+        )
+        self.watcher = watcher
+        self.routes.on_hint = watcher.hint
+        if self.reloader is not None:
+            self.reloader.watcher = watcher
+        await watcher.start()
+        return tg.create_task(watcher.run(), name="topology watcher")

@@ -1,0 +1,75 @@
+"""``slotwarden router``: load the config, build the `Router`, run it until SIGTERM/SIGINT.
+
+Owns the process edges: exit codes (1: a bad config, an unreadable secret
+or a socket that cannot be bound; 2: a bad ``--listen``), the signal
+handlers (SIGTERM/SIGINT stop and drain, SIGHUP reloads cluster.yaml), and
+the event loop (uvloop when installed). Invariant: nothing here decides
+anything about routing; it only starts and stops `router.app.Router`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from router.app import Router
+from slotwarden.cluster.config import load
+from slotwarden.cluster.errors import ConfigError, SecretError
+from slotwarden.cluster.secrets import read_secret
+from slotwarden.cluster.topology import Address
+
+log = logging.getLogger("slotwarden.router")
+
+
+def _install_uvloop() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+async def _run(router: Router) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    if router.reloader is not None:
+        reloader = router.reloader
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: reloader.reload("SIGHUP"))
+    await router.serve(stop)
+
+
+def main(config_path: str, listen: str | None = None) -> int:
+    """Run the router in the foreground until SIGTERM/SIGINT. Returns the exit code."""
+    try:
+        config = load(config_path)
+        listen_addr = Address.parse(listen) if listen else None
+    except ConfigError as exc:
+        print(f"{exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"--listen: {exc}", file=sys.stderr)
+        return 2
+    try:
+        secret = read_secret(config)
+        router = Router(config, listen_addr, secret)
+    except SecretError as exc:
+        print(f"router: {exc}", file=sys.stderr)
+        return 1
+    impl = _install_uvloop()
+    log.info("event loop: %s", impl)
+    try:
+        asyncio.run(_run(router))
+    except OSError as exc:
+        log.error("router cannot start: %s", exc)
+        return 1
+    return 0

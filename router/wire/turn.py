@@ -1,0 +1,64 @@
+"""One event-loop turn of output: the connections written to, flushed once at the turn's end.
+
+    read callbacks of this turn ──► dirty_backends / dirty_clients ──► call_soon(flush_now):
+      (many clients, many replies)     (each connection once)            one write per socket
+
+Connections append themselves to ``dirty_backends`` / ``dirty_clients`` the
+first time they have output in a turn and then ask for `flush`; the flush
+runs once, after every read callback of the turn, so requests from many
+clients to one backend share one ``write`` (and replies to one client too).
+
+The turn also carries the latency sampling flag: ``sample_due`` is set at
+the start of each turn, and the first single-key request parsed in the turn
+clears it and is timed (router.wire.client).
+
+Invariant: a connection is in a dirty list at most once per turn (its own
+``dirty`` flag guards the append), and everything in the lists is flushed
+before the flush returns, including output produced by the flush itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+
+class Flushable(Protocol):
+    """A connection with output to write at the end of the turn."""
+
+    def flush(self) -> None: ...
+
+
+class LoopTurn:
+    __slots__ = ("_loop", "_scheduled", "dirty_backends", "dirty_clients", "sample_due")
+
+    def __init__(self) -> None:
+        self.dirty_backends: list[Flushable] = []
+        self.dirty_clients: list[Flushable] = []
+        # The first single-key request parsed in each event-loop turn is timed
+        # (router.wire.client); every other kind of request is timed.
+        self.sample_due = True
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None  # cached at the first flush
+
+    def flush(self) -> None:
+        """Ask for what this loop turn produced to be written, once, after every
+        read callback of the turn has run (so requests from many clients to one
+        backend share one ``write``)."""
+        if not self._scheduled:
+            self._scheduled = True
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            loop.call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._scheduled = False
+        self.sample_due = True
+        while self.dirty_backends or self.dirty_clients:
+            backends, self.dirty_backends = self.dirty_backends, []
+            for conn in backends:
+                conn.flush()
+            clients, self.dirty_clients = self.dirty_clients, []
+            for client in clients:
+                client.flush()
