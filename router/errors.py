@@ -11,7 +11,7 @@ router makes itself has one text, made here.
 from __future__ import annotations
 
 from slotwarden.cluster.errors import SlotwardenError
-from slotwarden.resp import error_reply
+from slotwarden.resp.encode import error_reply
 
 
 class RouterError(SlotwardenError):

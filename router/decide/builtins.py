@@ -24,7 +24,7 @@ from collections.abc import Callable
 from router.decide.session import Session
 from router.errors import not_supported, wrong_arity
 from slotwarden import __version__
-from slotwarden.resp import (
+from slotwarden.resp.encode import (
     NIL,
     NULL3,
     OK,

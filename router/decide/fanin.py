@@ -24,7 +24,7 @@ import logging
 from collections.abc import Callable
 
 from router.decide.merge import Merger
-from slotwarden.resp import error_reply
+from slotwarden.resp.encode import error_reply
 
 log = logging.getLogger("slotwarden.frontend")
 

@@ -18,18 +18,18 @@ from collections.abc import Callable, Sequence
 
 import hiredis
 
-from slotwarden.resp import (
+from slotwarden.resp import accel
+from slotwarden.resp.accel import UNSURE
+from slotwarden.resp.encode import (
     NIL,
     NULL3,
     OK,
-    accel,
     encode_array,
     encode_bulk,
     encode_int,
     error_reply,
-    split_array,
 )
-from slotwarden.resp.accel import UNSURE
+from slotwarden.resp.replies import split_array
 
 Merger = Callable[[list[bytes]], bytes]
 

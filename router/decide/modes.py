@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 
-from slotwarden.resp import error_reply
+from slotwarden.resp.encode import error_reply
 
 
 class Mode(enum.Enum):

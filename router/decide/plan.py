@@ -27,8 +27,8 @@ from router.decide import merge
 from router.decide.merge import BUILT, MERGERS
 from router.errors import CROSSSLOT, NOT_ALLOWED, not_supported, wrong_arity
 from slotwarden.cluster.topology import SlotMap
-from slotwarden.resp import encode_command, error_reply
 from slotwarden.resp.accel import group_keys, key_slot
+from slotwarden.resp.encode import encode_command, error_reply
 from slotwarden.resp.keys import Grouped, group_keys_py
 
 SCAN_SHARD_BITS = 8  # a slot map has at most 255 shards (one byte per slot)

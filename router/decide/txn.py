@@ -21,7 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from slotwarden.resp import encode_array, encode_command, error_reply, split_array
+from slotwarden.resp.encode import encode_array, encode_command, error_reply
+from slotwarden.resp.replies import split_array
 
 MULTI_RAW = encode_command([b"MULTI"])
 EXEC_RAW = encode_command([b"EXEC"])

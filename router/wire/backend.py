@@ -45,7 +45,9 @@ from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
 from slotwarden.cluster.topology import Address
-from slotwarden.resp import ProtocolError, ReplyScanner, encode_command
+from slotwarden.resp.encode import encode_command
+from slotwarden.resp.errors import ProtocolError
+from slotwarden.resp.replies import ReplyScanner
 
 log = logging.getLogger("slotwarden.backend")
 

@@ -65,8 +65,10 @@ from router.wire.client_state import ClientState
 from router.wire.node import Route, RouteSource
 from router.wire.ports import ConfigSource, StatsSink
 from router.wire.turn import LoopTurn
-from slotwarden.resp import ProtocolError, Request, RequestReader, error_reply
 from slotwarden.resp.accel import group_keys, key_slot
+from slotwarden.resp.encode import error_reply
+from slotwarden.resp.errors import ProtocolError
+from slotwarden.resp.requests import Request, RequestReader
 
 log = logging.getLogger("slotwarden.frontend")
 

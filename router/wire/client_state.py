@@ -42,7 +42,7 @@ from router.wire.node import RouteSource
 from router.wire.pinned import PinnedConn
 from router.wire.ports import ClientPort, Waiter
 from router.wire.subscriber import Subscriber, pong
-from slotwarden.resp import OK, encode_array, encode_command, error_reply
+from slotwarden.resp.encode import OK, encode_array, encode_command, error_reply
 
 log = logging.getLogger("slotwarden.frontend")
 

@@ -35,7 +35,7 @@ from router.errors import shard_down
 from router.wire.backend import CLOSED, CONNECTING, DOWN, UP, BackendConn, BackendSettings
 from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.topology import Address
-from slotwarden.resp import ProtocolError
+from slotwarden.resp.errors import ProtocolError
 
 log = logging.getLogger("slotwarden.pinned")
 

@@ -35,7 +35,7 @@ from router.wire.node import Node, RouteSource
 from router.wire.pinned import PinnedConn
 from router.wire.ports import ClientPort, Waiter
 from slotwarden.cluster.slots import key_hash_slot
-from slotwarden.resp import encode_bulk, encode_command, error_reply
+from slotwarden.resp.encode import encode_bulk, encode_command, error_reply
 
 log = logging.getLogger("slotwarden.pubsub")
 

@@ -7,7 +7,8 @@ import socket
 import time
 from collections.abc import Iterator
 
-from slotwarden.resp import ReplyScanner, encode_command
+from slotwarden.resp.encode import encode_command
+from slotwarden.resp.replies import ReplyScanner
 
 
 def cmd(*args: bytes | str | int) -> bytes:

@@ -17,8 +17,9 @@ import socket
 import pytest
 from conftest import Cluster, own_cluster
 
-from slotwarden.resp import ReplyScanner, encode_command
 from slotwarden.resp.accel import C
+from slotwarden.resp.encode import encode_command
+from slotwarden.resp.replies import ReplyScanner
 
 
 @pytest.fixture(scope="module")

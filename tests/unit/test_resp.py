@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from slotwarden.resp import (
-    NEED_MORE,
-    ProtocolError,
-    ReplyScanner,
-    RequestReader,
-    encode_command,
-    split_inline,
-)
+from slotwarden.resp.buffer import NEED_MORE
+from slotwarden.resp.encode import encode_command
+from slotwarden.resp.errors import ProtocolError
+from slotwarden.resp.replies import ReplyScanner
+from slotwarden.resp.requests import RequestReader, split_inline
 
 REQUESTS = (
     b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nva\r\nl\r\n"  # CRLF inside a bulk
@@ -335,7 +332,7 @@ def test_replies_batch_equals_next_reply() -> None:
 
 
 def test_split_array() -> None:
-    from slotwarden.resp import split_array
+    from slotwarden.resp.replies import split_array
 
     assert split_array(b"*3\r\n$1\r\na\r\n$-1\r\n_\r\n") == [b"$1\r\na\r\n", b"$-1\r\n", b"_\r\n"]
     assert split_array(b"*2\r\n*1\r\n:1\r\n$2\r\n\r\n\r\n") == [b"*1\r\n:1\r\n", b"$2\r\n\r\n\r\n"]

@@ -44,18 +44,13 @@ from router.decide import merge
 from router.decide.plan import Fanout, plan_fanout, plan_fanout_py
 from slotwarden.cluster.slots import crc16, key_hash_slot
 from slotwarden.cluster.topology import Address, Shard, SlotMap
-from slotwarden.resp import (
-    DEFAULT_MAX_INLINE,
-    NEED_MORE,
-    ProtocolError,
-    ReplyScanner,
-    RequestReader,
-    accel,
-    split_array,
-    split_array_py,
-)
+from slotwarden.resp import accel
 from slotwarden.resp.accel import UNSURE
+from slotwarden.resp.buffer import NEED_MORE
+from slotwarden.resp.errors import ProtocolError
 from slotwarden.resp.keys import group_keys_py
+from slotwarden.resp.replies import ReplyScanner, split_array, split_array_py
+from slotwarden.resp.requests import DEFAULT_MAX_INLINE, RequestReader
 
 C = accel.C
 PURE_PYTHON = os.environ.get("SLOTWARDEN_PURE_PYTHON", "") not in ("", "0")
