@@ -1,13 +1,29 @@
-"""Shared fixtures: real redis-server processes on free ports in temp dirs."""
+"""Shared fixtures (real redis-server processes on free ports in temp dirs) and the tier markers.
+
+The tree mirrors the code: ``tests/<tier>/<package>/``. Each test gets the
+marker of its tier (``unit``, ``protocol``, ``integration``) from its folder,
+so ``pytest -m unit`` runs one tier; CI runs them all.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from slotwarden.procs import RedisFarm, RedisProc
+
+TIERS = ("unit", "protocol", "integration")
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(_HERE).parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ are exactly what ``COMMAND`` reports on redis-server 7.0.15; the shape, the
 merger and the blocking rule are our routing decisions, and the comments
 beside the rows say why where it was a judgement call. One row is not a 7.0
 command: CLIENT SETINFO (7.2), which clients send on connect and the router
-answers itself. ``tests/integration/test_command_table.py`` checks every row
+answers itself. ``tests/integration/router/test_command_table.py`` checks every row
 against a real server (names, arity, write flag, key range, the keys
 ``COMMAND GETKEYS`` finds, and which commands block).
 

@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from slotwarden.procs import RedisFarm, RedisProc, free_port, wait_for_port, write_cluster_yaml
 
 SECRET = "test-secret-Zq8.not-logged"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 class SentinelCluster:

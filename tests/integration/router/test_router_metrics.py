@@ -15,7 +15,7 @@ import redis
 from conftest import own_cluster
 
 SECRET = "metrics-secret"
-CONTRACT = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "METRICS.md"
+CONTRACT = Path(__file__).resolve().parents[3] / "deploy" / "prometheus" / "METRICS.md"
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from test_sentinel_harness import metric, scrape, sentinel_cluster
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 METRICS_MD = REPO / "deploy" / "prometheus" / "METRICS.md"
 
 

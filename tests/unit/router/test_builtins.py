@@ -3,7 +3,7 @@
 Pure: no server, no sockets. Where a reply mirrors Redis, the expected bytes
 are what redis-server 7.0.15 answered to the same request on a server with no
 password set (the router has no users either); the same requests are compared
-live against a real server in tests/protocol/test_frontend_protocol.py.
+live against a real server in tests/protocol/router/test_client_protocol.py.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from slotwarden.cluster.errors import ConfigError
 from slotwarden.cluster.slots import SLOT_COUNT
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BUNDLED = REPO / "cluster.yaml"
 PACKAGED = REPO / "slotwarden" / "cluster.yaml"
 

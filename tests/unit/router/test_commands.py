@@ -1,6 +1,6 @@
 """The routing table's pure functions: lookup, arity, key positions, KeySpecError, is_blocking.
 
-What the real server says is checked in tests/integration/test_command_table.py;
+What the real server says is checked in tests/integration/router/test_command_table.py;
 these tests pin the behaviour the router relies on, without a server.
 """
 
@@ -361,7 +361,7 @@ def test_every_keyed_shape_has_keys_and_keyless_shapes_have_none():
     "module", ["router.commands.spec", "router.commands.table", "router.commands.key_finders"]
 )
 def test_pure_no_io_imports(module):
-    path = Path(__file__).resolve().parents[2] / (module.replace(".", "/") + ".py")
+    path = Path(__file__).resolve().parents[3] / (module.replace(".", "/") + ".py")
     imported: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -374,4 +374,4 @@ def test_pure_no_io_imports(module):
 @pytest.mark.parametrize("first", ["router.commands.table", "router.commands.spec"])
 def test_imports_in_either_order(first):
     code = f"import {first}; import router.commands.spec as c; assert c.lookup([b'GET', b'k'])"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[3])

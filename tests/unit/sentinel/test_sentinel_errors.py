@@ -8,7 +8,7 @@ from pathlib import Path
 from sentinel import errors
 from slotwarden.cluster.errors import SlotwardenError
 
-SENTINEL = Path(__file__).resolve().parents[2] / "sentinel"
+SENTINEL = Path(__file__).resolve().parents[3] / "sentinel"
 
 
 def test_every_sentinel_exception_derives_from_sentinel_error():

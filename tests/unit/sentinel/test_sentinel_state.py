@@ -77,7 +77,7 @@ FORBIDDEN = {"asyncio", "aiohttp", "socket", "redis", "selectors", "ssl"}
 
 @pytest.mark.parametrize("name", PURE)
 def test_pure_modules_import_no_io(name):
-    path = Path(__file__).resolve().parents[2] / "sentinel" / f"{name}.py"
+    path = Path(__file__).resolve().parents[3] / "sentinel" / f"{name}.py"
     tree = ast.parse(path.read_text())
     imported = set()
     for node in ast.walk(tree):

@@ -14,7 +14,7 @@ from sentinel.decide.model import Abort, Publish
 from slotwarden.cluster.config import ClusterConfig, parse
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 M1, R1, M2, R2, X = (Address("127.0.0.1", p) for p in (7001, 7101, 7002, 7102, 7200))
 
 

@@ -2,7 +2,7 @@
 transaction splicing (router.decide.txn), pub/sub confirmations (router.wire.subscriber),
 blocking timeouts (router.commands.spec), router users (router.decide.users) and the
 backend handshake (router.wire.backend). Expected error texts
-are what redis-server 7.0.15 answers; tests/integration/test_compat_*.py compare them
+are what redis-server 7.0.15 answers; tests/integration/router/test_compat_*.py compare them
 live."""
 
 from __future__ import annotations
