@@ -431,7 +431,7 @@ def run_dir_for(config_file: Path, name: str) -> Path:
 def up(config_path: str) -> int:
     """Run the local cluster of ``config_path`` until a stop signal; the exit code.
 
-    Raises `router.errors.ConfigError` for an invalid config (the CLI reports it).
+    Raises `slotwarden.cluster.errors.ConfigError` for an invalid config (the CLI reports it).
     """
     config = load(config_path)
     redis_server = find_redis_server()

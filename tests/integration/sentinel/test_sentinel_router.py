@@ -144,7 +144,7 @@ def test_sigstop_under_load_through_the_router(routed):
 
 def test_planned_switchover_through_the_router_surfaces_no_error(routed):
     """`slotwarden failover` under load: the writes the demoted master refuses with
-    -READONLY are held by the router and sent to the new master (router.parking),
+    -READONLY are held by the router and sent to the new master (router.control.parking),
     so the client sees no error at all and every acknowledged INCR is kept."""
     import subprocess
     import sys
