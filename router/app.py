@@ -67,7 +67,7 @@ class Router:
             turn=self.turn,
             stats=self.stats,
             parker=self.routes,
-            registry=self.clients,
+            clients=self.clients,
             info_head=self.info_head,
         )
         self.started = time.time()

@@ -87,20 +87,21 @@ def connect_host(host: str) -> str:
 
 
 @dataclass(frozen=True)
-class Node:
+class ServerPlan:
     label: str  # "redis-server shard-a master 127.0.0.1:7001"
     shard: str
     addr: Address
     replica_of: Address | None = None
 
 
-def plan_nodes(config: ClusterConfig) -> tuple[list[Node], list[Node]]:
+def plan_nodes(config: ClusterConfig) -> tuple[list[ServerPlan], list[ServerPlan]]:
     """The redis-servers of ``config``: (masters, replicas), in file order."""
     masters = [
-        Node(f"redis-server {s.name} master {s.master}", s.name, s.master) for s in config.shards
+        ServerPlan(f"redis-server {s.name} master {s.master}", s.name, s.master)
+        for s in config.shards
     ]
     replicas = [
-        Node(f"redis-server {s.name} replica {r}", s.name, r, s.master)
+        ServerPlan(f"redis-server {s.name} replica {r}", s.name, r, s.master)
         for s in config.shards
         for r in s.replicas
     ]
@@ -198,7 +199,7 @@ class Launcher:
             )
         return Child(label, proc, log)
 
-    def start_redis(self, node: Node) -> Child:
+    def start_redis(self, node: ServerPlan) -> Child:
         workdir = self.run_dir / str(node.addr.port)
         workdir.mkdir(parents=True)
         argv = [
@@ -238,7 +239,7 @@ class Launcher:
                 )
             time.sleep(POLL_INTERVAL)
 
-    def wait_redis(self, node: Node, child: Child) -> None:
+    def wait_redis(self, node: ServerPlan, child: Child) -> None:
         client = redis.Redis(
             connect_host(node.addr.host), node.addr.port, socket_timeout=1, socket_connect_timeout=1
         )

@@ -52,7 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from router.commands import spec as commands
+from router.commands import spec as cmds
 from router.commands.spec import FAST, CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
@@ -148,7 +148,7 @@ class ClientPorts:
     turn: LoopTurn  # the loop turn replies are flushed in, and the sampling flag
     stats: StatsSink  # the metrics counters
     parker: Parker  # holds writes a demoted master refused
-    registry: ClientRegistry  # client ids, max_clients, CLIENT LIST
+    clients: ClientRegistry  # client ids, max_clients, CLIENT LIST
     info_head: Callable[[], str]  # the router's own INFO sections
 
 
@@ -202,7 +202,7 @@ class ClientConn(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         sock = transport.get_extra_info("sockname") or ("?", 0)
         self.session = Session(
-            id=self.ports.registry.next_id(),
+            id=self.ports.clients.next_id(),
             addr=f"{peer[0]}:{peer[1]}",
             laddr=f"{sock[0]}:{sock[1]}",
             users=self.running.users,
@@ -213,7 +213,7 @@ class ClientConn(asyncio.Protocol):
         # client is closed, as Redis's client-output-buffer-limit does.
         limit = self.running.config.router.client_output_limit_bytes
         self.transport.set_write_buffer_limits(high=min(OUTPUT_HIGH_WATER, limit))
-        if not self.ports.registry.open(self):
+        if not self.ports.clients.open(self):
             self.transport.write(error_reply("ERR max number of clients reached"))
             self.transport.close()
             self.transport = None
@@ -231,7 +231,7 @@ class ClientConn(asyncio.Protocol):
         self.fifo.clear()
         self.held.clear()
         self.state.close()  # dedicated backend connections go at once
-        self.ports.registry.close(self)
+        self.ports.clients.close(self)
 
     def on_route_change(self) -> None:
         """The route table swapped its route (a failover): resubscribe on the new masters.
@@ -399,8 +399,8 @@ class ClientConn(asyncio.Protocol):
         fifo = self.fifo
         before = len(fifo)
         if spec is None:  # unknown, or a wrong number of arguments: Redis's error
-            spec = commands.lookup(args)
-            self.state.reject(commands.refusal(args, spec), args)
+            spec = cmds.lookup(args)
+            self.state.reject(cmds.refusal(args, spec), args)
         else:
             self.state.handle(spec, args, raw)
         # name (and time) the reply slots this request added, for the metrics
@@ -472,7 +472,7 @@ class ClientConn(asyncio.Protocol):
     def _local(self, name: str, args: list[bytes]) -> bytes:
         session = self.session
         assert session is not None
-        return builtins.answer(session, name, args, self.ports.registry.sessions)
+        return builtins.answer(session, name, args, self.ports.clients.sessions)
 
     def new_pending(self) -> Pending:
         """A reply slot at the tail of the FIFO, filled later."""

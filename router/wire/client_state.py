@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 
-from router.commands import spec as commands
+from router.commands import spec as cmds
 from router.commands.spec import CommandSpec, Shape
 from router.decide import modes, txn
 from router.decide import plan as planner
@@ -145,7 +145,7 @@ class ClientState:
             else:
                 client.push(NOAUTH)
             return
-        blocking = spec.blocks is not None and commands.is_blocking(args, spec)
+        blocking = spec.blocks is not None and cmds.is_blocking(args, spec)
         event = modes.classify(name, blocking)
         mode = self.mode
         if event is ModeInput.COMMAND and mode is NORMAL:
@@ -306,7 +306,7 @@ class ClientState:
         """Send a blocking command on a dedicated connection; False if answered at once."""
         client = self.client
         route = self.routes.route
-        grace = commands.blocking_timeout(args, spec)
+        grace = cmds.blocking_timeout(args, spec)
         if spec.name == "wait":
             targets = list(range(len(route.masters)))
         else:

@@ -24,8 +24,14 @@ from slotwarden.cluster.config import BackendAuthConfig, ClusterConfig, SecretRe
 from slotwarden.cluster.errors import SecretError
 
 
-def read_secret_ref(ref: SecretRef, what: str, environ: Mapping[str, str] = os.environ) -> bytes:
-    """The secret ``ref`` names. Raises `SecretError` if it is unset, unreadable or empty."""
+def read_secret_ref(
+    ref: SecretRef,
+    what: str,
+    environ: Mapping[str, str] = os.environ,
+    file_key: str = "password_file",
+) -> bytes:
+    """The secret ``ref`` names. Raises `SecretError` if it is unset, unreadable or empty;
+    ``what`` and ``file_key`` (the cluster.yaml key naming the file) say where in it."""
     if ref.env:
         value = environ.get(ref.env, "")
         if not value:
@@ -36,27 +42,29 @@ def read_secret_ref(ref: SecretRef, what: str, environ: Mapping[str, str] = os.e
         value = Path(ref.file).read_text().rstrip("\r\n")
     except OSError as exc:
         raise SecretError(
-            f"{what}: cannot read password_file {ref.file}: {exc.strerror or exc}"
+            f"{what}: cannot read {file_key} {ref.file}: {exc.strerror or exc}"
         ) from None
     if not value:
-        raise SecretError(f"{what}: password_file {ref.file} is empty")
+        raise SecretError(f"{what}: {file_key} {ref.file} is empty")
     return value.encode()
 
 
 def read_secret(config: ClusterConfig, environ: Mapping[str, str] = os.environ) -> str | None:
-    """The shared secret, or None when the config names no file and its variable is unset.
+    """The shared secret, or None when the config names no file and its variable is unset
+    (or blank).
 
     Read with `read_secret_ref`; it must be printable ASCII without surrounding
     blanks (it is sent in an HTTP header, where they would be lost)."""
     sc = config.sentinel
     if sc is not None and sc.secret_file:
-        ref, what = SecretRef(file=sc.secret_file), "sentinel.secret_file"
+        ref = SecretRef(file=sc.secret_file)
     else:
         env = sc.secret_env if sc is not None else "SLOTWARDEN_SECRET"
-        if not environ.get(env, ""):
+        if not environ.get(env, "").strip():
             return None
-        ref, what = SecretRef(env=env), "the shared secret"
-    secret = read_secret_ref(ref, what, environ).decode("utf-8", "replace")
+        ref = SecretRef(env=env)
+    raw = read_secret_ref(ref, "the shared secret", environ, "sentinel.secret_file")
+    secret = raw.decode("utf-8", "replace")
     if not (secret.isascii() and secret.isprintable()) or secret != secret.strip():
         raise SecretError(
             "the shared secret must be printable ASCII without leading or trailing blanks "

@@ -666,7 +666,7 @@ async def test_a_client_connection_is_built_from_its_ports_alone():
         turn=LoopTurn(),
         stats=stats,
         parker=_NoParking(),
-        registry=clients,
+        clients=clients,
         info_head=lambda: "",
     )
     conn = ClientConn(ports)

@@ -40,10 +40,13 @@ def test_reader_refuses_what_it_cannot_read(tmp_path: Path) -> None:
 def test_shared_secret_from_env_or_file(tmp_path: Path) -> None:
     cfg = config(secret_env="SW_TEST_SECRET")
     assert read_secret(cfg, {}) is None  # unset: no secret, topology changes refused
+    assert read_secret(cfg, {"SW_TEST_SECRET": "  "}) is None  # blank counts as unset
     assert read_secret(cfg, {"SW_TEST_SECRET": "s3cret"}) == "s3cret"
     path = tmp_path / "secret"
     path.write_text("from-file\n")
     assert read_secret(config(secret_file=str(path)), {}) == "from-file"
+    with pytest.raises(SecretError, match=r"cannot read sentinel\.secret_file"):
+        read_secret(config(secret_file=str(tmp_path / "missing")), {})
 
 
 @pytest.mark.parametrize("value", [" s3cret", "s3cret ", "s3\tcret", "sécret"])
