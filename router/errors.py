@@ -4,8 +4,10 @@ Invariant: reply errors (what a backend or the router answers to one command)
 are *values* (`bytes` starting with ``-``) and are forwarded; protocol errors
 (input we cannot parse) are exceptions and close that one client connection.
 Every exception raised by this package derives from `RouterError`; protocol
-errors are `slotwarden.resp.ProtocolError`. Each kind of error reply the
-router makes itself has one text, made here.
+errors are `slotwarden.resp.ProtocolError`. The replies made here are the
+ones several layers give (CROSSSLOT, refusals, arity, unknown commands,
+shard down, "not supported by the router"); a reply only one module gives is
+made there, with `slotwarden.resp.encode.error_reply`.
 """
 
 from __future__ import annotations

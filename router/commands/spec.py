@@ -18,7 +18,7 @@ Container commands (CLIENT, CONFIG, OBJECT, ...) carry a ``subcommands``
 table keyed by the lower-case subcommand name; `lookup` resolves them.
 
 Invariants: the arity rule is defined once (``min_args``/``max_args``, from
-the arity) and applied by `arity_ok` and `resolve`; the client loop applies
+the arity) and applied by `arity_ok` (which `resolve` calls); the client loop applies
 the same test inline to a `FAST` hit (a function call per request there
 costs about 12% of that loop); key positions match what
 ``COMMAND GETKEYS`` finds on redis-server 7.0.15 for valid requests (except
@@ -184,7 +184,7 @@ def resolve(args: list[bytes]) -> CommandSpec | None:
         spec = lookup(args)  # another spelling, or a container command
         if spec is None:
             return None
-    return spec if spec.min_args <= len(args) <= spec.max_args else None
+    return spec if arity_ok(spec, len(args)) else None
 
 
 def lookup(args: list[bytes]) -> CommandSpec | None:

@@ -1,2 +1,3 @@
-"""The router's decisions, pure (no asyncio, no sockets): plan, merge, modes, transactions,
-the commands the router answers itself, and the client's session."""
+"""The router's decisions, pure (no asyncio, no sockets): `plan`, `merge`, `fanin` (the one
+"wait for N replies, then merge"), `modes`, `txn`, `builtins` (the commands the router answers
+itself), `session` and `users`."""

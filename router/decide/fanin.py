@@ -8,8 +8,8 @@ Envoy's ``FragmentedRequest`` + ``PendingRequest(parent, index)``:
       FanInPart(fan, n) ─┘
 
 Used by fan-outs (MGET/MSET/DEL split by shard, ALL_MASTERS commands, PUBSUB
-introspection: router.wire.client), blocking commands (WAIT on every master:
-router.wire.client_state) and (un)subscribe confirmations (one part per
+introspection: router.wire.client), blocking commands (one part for BLPOP & co., one
+per master for WAIT: router.wire.client_state) and (un)subscribe confirmations (one part per
 connection the request was spread over, `add`-ed as it is spread:
 router.wire.subscriber). A part is a `router.wire.ports.Waiter`.
 

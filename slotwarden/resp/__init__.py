@@ -10,6 +10,6 @@ Nothing here does I/O: callers feed bytes and pull complete items.
 - `accel`: picks C (`_speedups.c`) or the Python reference, once.
 - `errors`: `ProtocolError`, the root of this package's exceptions.
 
-Imports: `slotwarden.cluster` only (besides hiredis). The package itself
+Imports: `slotwarden.cluster` only. The package itself
 imports nothing: callers import the module they use.
 """

@@ -118,7 +118,7 @@ static inline long long canonical_len(const char *s, Py_ssize_t a, Py_ssize_t b)
 enum { FRAME_DONE = 1, FRAME_MORE = 0, FRAME_UNSURE = -1 };
 
 /* Frame one reply at s[start:end]. FRAME_DONE: *out = its end. FRAME_MORE:
- * *out = bytes needed from start (as router.resp.ReplyScanner.next_reply
+ * *out = bytes needed from start (as slotwarden.resp.replies.ReplyScanner.next_reply
  * sets ``need``). FRAME_UNSURE: let the reference look at it. */
 static int frame_reply(const char *s, Py_ssize_t start, Py_ssize_t end, Py_ssize_t *out) {
     Py_ssize_t p = start;
@@ -646,7 +646,7 @@ static PyObject *key_slot(PyObject *self, PyObject *key) {
  * Several: [(shard, piece, key_indexes)] in order of each shard's first key,
  * piece = the command re-encoded with that shard's keys (and values),
  * key_indexes = argument position - 1 of each of those keys (for MGET, where
- * its value goes in the merged reply), as router.planner.plan_fanout_py. */
+ * its value goes in the merged reply), as slotwarden.resp.keys.group_keys_py. */
 static PyObject *group_keys(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyList_Check(args[0]) || !PyBytes_Check(args[2]) ||
         PyBytes_GET_SIZE(args[2]) != SLOTS) {

@@ -67,7 +67,7 @@ def test_sigterm_drains_in_flight_commands_then_exits_0(tmp_path) -> None:
             wait_for_port("127.0.0.1", port, timeout=15)
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
             sent = time.monotonic()
-            s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$6\r\nnolist\r\n$1\r\n2\r\n")  # in flight 2 s
+            s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$6\r\nnolist\r\n$1\r\n3\r\n")  # in flight 3 s
             # SIGTERM once the BLPOP waits on its shard (was: after a 0.2 s sleep, which a
             # loaded machine could spend before the router even read it)
             deadline = time.monotonic() + 10
@@ -76,19 +76,27 @@ def test_sigterm_drains_in_flight_commands_then_exits_0(tmp_path) -> None:
                 time.sleep(0.02)
             proc.send_signal(signal.SIGTERM)
             assert time.monotonic() - sent < 1.5, "SIGTERM came too late to test the drain"
-            reply = s.recv(100)
-            assert reply in (b"*-1\r\n", b"_\r\n")  # BLPOP timed out normally: drained
-            assert time.monotonic() - sent >= 1.9  # at its own 2 s, not cut short by SIGTERM
-            # new connections are refused once draining started (was: checked once after
-            # a 0.2 s sleep); an exited router refuses them too
+            # new connections are refused once draining started, while the BLPOP is still
+            # in flight (the router has not exited: it is draining)
             deadline = time.monotonic() + 10
-            while proc.poll() is None:
+            while True:
                 try:
                     socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 except OSError:
                     break  # refused
                 assert time.monotonic() < deadline, "still accepting connections while draining"
-                time.sleep(0.05)
+                time.sleep(0.02)
+            assert proc.poll() is None, "the router exited before draining the BLPOP"
+            s.setblocking(False)
+            try:
+                early = s.recv(100)
+            except BlockingIOError:
+                early = None  # nothing yet: the BLPOP is still in flight
+            assert early is None, f"the BLPOP was answered before the refusal: {early!r}"
+            s.setblocking(True)
+            reply = s.recv(100)
+            assert reply in (b"*-1\r\n", b"_\r\n")  # BLPOP timed out normally: drained
+            assert time.monotonic() - sent >= 2.9  # at its own 3 s, not cut short by SIGTERM
         finally:
             _, err = proc.communicate(timeout=15)
         assert proc.returncode == 0, err.decode()[-2000:]

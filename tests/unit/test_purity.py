@@ -110,7 +110,7 @@ def direct_imports(name: str) -> list[tuple[str, int]]:
             else:
                 module = node.module or ""
             out.append((module, node.lineno))
-            for alias in node.names:  # `from router import merge` imports router.merge
+            for alias in node.names:  # `from router.decide import merge`: router.decide.merge
                 sub = f"{module}.{alias.name}"
                 if module_path(sub) is not None:
                     out.append((sub, node.lineno))

@@ -395,7 +395,7 @@ def test_every_local_row_has_a_valid_request_here():
 @pytest.mark.parametrize("name", sorted(VALID_LOCAL_REQUESTS))
 def test_every_local_row_is_answered_by_the_router(name):
     # Shape LOCAL means "answered by the router itself"; a LOCAL row without a
-    # handler would answer "not supported yet", which is what PINNED is for.
+    # handler would answer "not supported by the router", which is what PINNED is for.
     argv = VALID_LOCAL_REQUESTS[name]
     assert lookup(argv).name == name
     s = session()
@@ -415,7 +415,7 @@ def test_acl_whoami_is_the_default_user():
 
 
 def test_client_no_evict_is_ok():
-    # command_table: "the router has no client eviction, so the flag is trivially honoured"
+    # router.commands.table: "the router has no client eviction, so the flag is trivially honoured"
     for arg in ("on", "OFF"):
         assert builtins.client(session(), req("CLIENT", "NO-EVICT", arg), list) == b"+OK\r\n"
 
