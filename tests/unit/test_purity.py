@@ -24,43 +24,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import test_layers
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ("router", "sentinel", "slotwarden")
 FORBIDDEN = frozenset({"asyncio", "aiohttp", "socket"})
-
-PURE_SHARED = [
-    "slotwarden.resp",
-    "slotwarden.resp.accel",
-    "slotwarden.cluster.slots",
-    "slotwarden.cluster.topology",
-    "slotwarden.cluster.config",
-    "slotwarden.cluster.secrets",
-    "slotwarden.cluster.filewatch",
-]
-PURE_ROUTER = [
-    *PURE_SHARED,
-    "router.commands.spec",
-    "router.commands.table",
-    "router.commands.key_finders",
-    "router.decide.plan",
-    "router.decide.merge",
-    "router.decide.modes",
-    "router.decide.txn",
-    "router.decide.builtins",
-    "router.decide.users",
-    "router.decide.session",
-    "router.decide.fanin",
-]
-PURE_SENTINEL = [
-    "sentinel.errors",
-    "sentinel.decide",
-    "sentinel.decide.model",
-    "sentinel.decide.detector",
-    "sentinel.decide.election",
-    "sentinel.decide.failover",
-    "sentinel.decide.reconfigure",
-]
 
 
 def module_path(name: str) -> Path | None:
@@ -71,7 +39,12 @@ def module_path(name: str) -> Path | None:
     return None
 
 
-PURE = PURE_ROUTER + [m for m in PURE_SENTINEL if module_path(m) is not None]
+# Every module of a pure layer, as `test_layers.LAYERS` declares them (one list, not two).
+PURE = sorted(
+    name
+    for name in test_layers.project_modules(ROOT)
+    if (layer := test_layers.layer_of(name)) is not None and layer[2]
+)
 
 
 def _is_type_checking(test: ast.expr) -> bool:
