@@ -128,3 +128,28 @@ def test_quick_run_prints_numeric_table(tmp_path):
         assert sum(run["cpu_seconds"] for cell in cells for run in cell["runs"]) > 0, cells
     assert data["problems"] == []
     assert data["environment"]["redis_benchmark"] != "unknown"
+
+
+def test_compare_prints_both_trees_per_row(tmp_path):
+    """bench/compare.py with this checkout on both sides: a row per benchmark, numbers
+    for both trees (the two routers really served the requests: CPU was measured)."""
+    if not (REPO / ".venv" / "bin" / "python").exists():
+        pytest.skip("bench/compare.py runs each tree's .venv; this checkout has none")
+    out = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "compare.py"), "--before", str(REPO),
+         "--rounds", "2", "--requests", "2000"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = [line for line in out.stdout.splitlines() if " | " in line and "µs/req" not in line]
+    assert [r.split(" | ")[0].strip() for r in rows] == [
+        "SET -P 1", "GET -P 1", "SET -P 16", "GET -P 16", "MSET 10 keys -P 1", "MGET 10 keys -P 1",
+    ], out.stdout  # fmt: skip
+    total = 0.0
+    for row in rows:
+        cells = row.split(" | ")
+        before, after = float(cells[1]), float(cells[2])
+        assert before >= 0 and after >= 0, row
+        assert len(cells[4].split()) == 2 and len(cells[5].split()) == 2, row  # every run shown
+        total += before + after
+    assert total > 0, out.stdout  # a 10 ms clock tick can hide one row, not all of them
