@@ -36,15 +36,42 @@ def is_not_supported(raw: bytes) -> bool:
     return raw.startswith(b"-ERR '") and raw.endswith(_NOT_SUPPORTED.encode() + b"\r\n")
 
 
-def unknown_command(name: str, args: list[bytes]) -> bytes:
-    """Redis 7's reply for a command it does not know."""
-    shown = "".join(f"'{a.decode('utf-8', 'replace')[:128]}' " for a in args[:16])
-    return error_reply(f"ERR unknown command '{name[:128]}', with args beginning with: {shown}")
+def _c_string(raw: bytes, limit: int) -> bytes:
+    """What C's ``%.<limit>s`` prints of ``raw``: up to the first NUL, at most ``limit`` bytes."""
+    return raw.split(b"\0", 1)[0][:limit]
 
 
-def unknown_subcommand(sub: str, container: str) -> bytes:
-    """Redis 7's reply for a subcommand of ``container`` (``CONFIG``) it does not know."""
-    return error_reply(f"ERR unknown subcommand '{sub[:128]}'. Try {container} HELP.")
+def _raw_error(message: bytes) -> bytes:
+    """A RESP error line with ``message``'s exact bytes (CR/LF become spaces, as Redis's
+    ``addReplyErrorFormat`` does)."""
+    return b"-" + message.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+
+
+def unknown_command(name: bytes, args: list[bytes]) -> bytes:
+    """Redis 7's reply for a command it does not know, byte for byte (server.c
+    processCommand): the name cut at 128 bytes, then the arguments while fewer than
+    128 bytes of them are shown, each cut to what is left of the 128; raw bytes,
+    each stopping at a NUL as C strings do."""
+    shown = b""
+    for arg in args:
+        if len(shown) >= 128:
+            break
+        shown += b"'" + _c_string(arg, 128 - len(shown)) + b"' "
+    return _raw_error(
+        b"ERR unknown command '" + _c_string(name, 128) + b"', with args beginning with: " + shown
+    )
+
+
+def unknown_subcommand(sub: bytes, container: bytes) -> bytes:
+    """Redis 7's reply for a subcommand of ``container`` (``CONFIG``) it does not know:
+    the subcommand cut at 128 bytes, the container as sent, upper-cased (ASCII)."""
+    return _raw_error(
+        b"ERR unknown subcommand '"
+        + _c_string(sub, 128)
+        + b"'. Try "
+        + _c_string(container, len(container)).upper()
+        + b" HELP."
+    )
 
 
 def wrong_arity(name: str) -> bytes:

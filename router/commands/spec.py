@@ -207,9 +207,8 @@ def refusal(args: list[bytes], spec: CommandSpec | None) -> bytes:
         return wrong_arity(spec.name)
     container = TABLE.get(args[0].upper())
     if container is not None and container.subcommands is not None:
-        sub = args[1].decode("utf-8", "replace") if len(args) > 1 else ""
-        return unknown_subcommand(sub, args[0].decode("utf-8", "replace").upper())
-    return unknown_command(args[0].decode("utf-8", "replace"), args[1:])
+        return unknown_subcommand(args[1] if len(args) > 1 else b"", args[0])
+    return unknown_command(args[0], args[1:])
 
 
 def arity_ok(spec: CommandSpec, nargs: int) -> bool:

@@ -150,8 +150,8 @@ class RequestReader:
         count_s = buf[start + 1 : nl]
         count = _parse_len(count_s)
         if count < 0:
-            if count_s[:1] == b"-" and count_s[1:].isdigit():
-                b.pos = nl + 2  # *-N: Redis treats it as an empty request
+            if count_s[:1] == b"-" and count_s[1:].isdigit() and count_s[1:2] != b"0":
+                b.pos = nl + 2  # *-N (N > 0, string2ll's form): Redis skips it as empty
                 return [], b""
             raise ProtocolError("invalid multibulk length")
         if count > self.max_args:

@@ -116,6 +116,9 @@ def test_large_bulk_in_small_chunks() -> None:
         (b"*1\r\n$-1\r\n", "invalid bulk length"),
         (b"*1\r\n$01\r\nab\r\n", "invalid bulk length"),
         (b"*+1\r\n", "invalid multibulk length"),
+        (b"*-0\r\n", "invalid multibulk length"),  # string2ll: no "-0", no leading zeros
+        (b"*-01\r\n", "invalid multibulk length"),
+        (b"*-\r\n", "invalid multibulk length"),
         (b'set "abc\r\n', "unbalanced quotes in request"),
         (b"set 'abc\r\n", "unbalanced quotes in request"),
         (b'set "a"b\r\n', "unbalanced quotes in request"),

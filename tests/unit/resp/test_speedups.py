@@ -195,6 +195,7 @@ REQUEST_CORPUS = {
     "blank inline lines": (b"\r\n\n  \r\n" + cmd(b"PING") + b"\t\r\n" + cmd(b"GET", b"x"), {}),
     "*0 skipped": (b"*0\r\n" + cmd(b"PING") + b"*0\r\n*0\r\n" + cmd(b"GET", b"k"), {}),
     "*-1 and *-5 skipped": (b"*-1\r\n" + cmd(b"PING") + b"*-5\r\n" + cmd(b"GET", b"k"), {}),
+    "*-0 is malformed": (cmd(b"PING") + b"*-0\r\n" + cmd(b"GET", b"k"), {}),
     "empty bulks": (cmd(b"SET", b"", b"") + cmd(b"GET", b""), {}),
     "binary with crlf inside": (
         cmd(b"SET", b"a\r\nb", b"\r\n*1\r\n$1\r\nx\r\n") + cmd(b"\x00\xff", b"{}\r"),
