@@ -22,7 +22,8 @@ Row: ``(name, arity, shape, write, first, last, step, keys, merger, blocks)``
   for movable keys (numkeys arguments, keywords such as STORE or STREAMS), else NO.
 - ``merger``: for a command answered by several shards (fan-outs, ALL_MASTERS,
   PUBSUB introspection, WAIT), the name of the merger in
-  ``router.decide.merge.MERGERS`` that makes their replies one, else NO.
+  ``router.decide.merge.MERGERS`` that makes their replies one; for an ANY
+  command, a filter its one reply goes through (CONFIG GET: no secrets); else NO.
 - ``blocks``: for a command that can block on the server, where its timeout is
   (`LAST`, `FIRST`, `WAIT`, `BLOCK` below), else NO.
 
@@ -336,7 +337,7 @@ ROWS: tuple[Row, ...] = (
     ("command|help",                   2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("command|info",                  -2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("command|list",                  -2, ANY,            R, 0,  0, 0, NO, NO, NO),
-    ("config|get",                    -3, ANY,            R, 0,  0, 0, NO, NO, NO),
+    ("config|get",                    -3, ANY,            R, 0,  0, 0, NO, "config-get", NO),
     ("config|help",                    2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("function|help",                  2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("lastsave",                       1, ANY,            R, 0,  0, 0, NO, NO, NO),

@@ -20,6 +20,7 @@ import hiredis
 
 from slotwarden.resp import accel
 from slotwarden.resp.accel import UNSURE
+from slotwarden.resp.buffer import NEED_MORE
 from slotwarden.resp.encode import (
     NIL,
     NULL3,
@@ -29,7 +30,7 @@ from slotwarden.resp.encode import (
     encode_int,
     error_reply,
 )
-from slotwarden.resp.replies import split_array
+from slotwarden.resp.replies import ReplyScanner, split_array
 
 Merger = Callable[[list[bytes]], bytes]
 
@@ -329,6 +330,47 @@ def merge_min(parts: list[bytes]) -> bytes:
 
 
 # The mergers the command table names, by name.
+# CONFIG GET through the router never shows these: the shards' passwords and TLS
+# keys (with them a client could talk to the shards directly, past every refusal)
+# and where the shards keep files. A pattern (``*``, ``*pass*``) matches them on the
+# server; the filter drops them from the reply, as if they did not exist.
+CONFIG_HIDDEN = frozenset(
+    {
+        "requirepass", "masterauth", "masteruser", "aclfile", "dir", "dbfilename",
+        "logfile", "pidfile", "unixsocket", "unixsocketperm", "appendfilename",
+        "appenddirname", "cluster-config-file", "tls-cert-file", "tls-key-file",
+        "tls-key-file-pass", "tls-client-cert-file", "tls-client-key-file",
+        "tls-client-key-file-pass", "tls-ca-cert-file", "tls-ca-cert-dir", "tls-dh-params-file",
+    }
+)  # fmt: skip
+
+
+def merge_config_get(parts: list[bytes]) -> bytes:
+    """CONFIG GET (one shard's reply): its name/value pairs less `CONFIG_HIDDEN`.
+    RESP2 answers a flat array, RESP3 a map; both keep their type."""
+    raw = parts[0]
+    if raw[:1] not in (b"*", b"%"):
+        return raw  # an error, or something this filter does not know: as it came
+    nl = raw.find(b"\r\n")
+    count = int(raw[1:nl])
+    items = count * 2 if raw[:1] == b"%" else count
+    scanner = ReplyScanner(speedups=False)
+    scanner.feed(raw[nl + 2 :])
+    elements = [scanner.next_reply() for _ in range(items)]
+    if any(e is NEED_MORE for e in elements) or items % 2:
+        return _unexpected(raw, "CONFIG GET name/value pairs")
+    kept: list[bytes] = []
+    for name, value in zip(elements[0::2], elements[1::2], strict=True):
+        assert isinstance(name, bytes) and isinstance(value, bytes)
+        text = name[name.find(b"\r\n") + 2 : -2] if name[:1] == b"$" else name[1:-2]
+        if text.decode("latin-1").lower() not in CONFIG_HIDDEN:
+            kept += (name, value)
+    if len(kept) == items:
+        return raw
+    size = len(kept) // 2 if raw[:1] == b"%" else len(kept)
+    return raw[:1] + b"%d\r\n" % size + b"".join(kept)
+
+
 MERGERS: dict[str, Merger] = {
     "sum": merge_sum,  # DEL, UNLINK, EXISTS, TOUCH, DBSIZE
     "all-ok": merge_all_ok,  # MSET, FLUSHALL, FLUSHDB, SCRIPT FLUSH ...
@@ -342,6 +384,7 @@ MERGERS: dict[str, Merger] = {
     "numsub": merge_numsub,  # PUBSUB NUMSUB, SHARDNUMSUB
     "max": merge_max,  # PUBSUB NUMPAT
     "min": merge_min,  # WAIT
+    "config-get": merge_config_get,  # CONFIG GET (one shard, secrets dropped)
 }
 # Named by the table, made per request by the plan: MGET (where each key went),
 # INFO (the router's own sections), SCAN (the shard being walked).

@@ -69,7 +69,10 @@ def plan(
     if shape is Shape.FANOUT_ORDERED or shape is Shape.FANOUT_SUM or shape is Shape.FANOUT_OK:
         return plan_fanout(spec, args, slotmap, resp3)
     if shape is Shape.ANY:
-        return 0
+        if spec.merger is None:
+            return 0
+        # one shard answers, through the row's filter (CONFIG GET hides secrets)
+        return Fanout([(0, encode_command(args))], merger_of(spec))
     if shape is Shape.ALL_MASTERS:
         return plan_all_masters(spec, args, slotmap, info_head)
     if shape is Shape.PINNED:
@@ -122,6 +125,9 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
     rejects it at queue time (which aborts the transaction, as Redis Cluster does)."""
     shape = spec.shape
     name = spec.name
+    if shape is Shape.ANY and spec.merger is not None:
+        # its reply must go through the row's filter, which EXEC's reply does not
+        return not_supported(name.replace("|", " "), " inside MULTI")
     if shape is Shape.ANY or name in ("unwatch", "wait"):
         return None
     if shape is Shape.REJECTED:

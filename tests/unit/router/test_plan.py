@@ -377,12 +377,23 @@ def test_scan_cursor_for_a_shard_beyond_the_map_is_invalid(cursor, slotmap):
 
 @pytest.mark.parametrize(
     "args",
-    [req("COMMAND"), req("COMMAND", "COUNT"), req("LASTSAVE"), req("CONFIG", "GET", "maxmemory")],
+    [req("COMMAND"), req("COMMAND", "COUNT"), req("LASTSAVE"), req("CONFIG", "HELP")],
 )
 @pytest.mark.parametrize("slotmap", [MAP3, MAP1], ids=["3 shards", "1 shard"])
 def test_any_goes_to_shard_zero(args, slotmap):
     assert lookup(args).shape is Shape.ANY
     assert plan(args, slotmap) == 0
+
+
+@pytest.mark.parametrize("slotmap", [MAP3, MAP1], ids=["3 shards", "1 shard"])
+def test_config_get_goes_to_shard_zero_through_its_filter(slotmap):
+    args = req("CONFIG", "GET", "maxmemory")
+    assert lookup(args).shape is Shape.ANY
+    got = plan(args, slotmap)
+    assert isinstance(got, Fanout) and [shard for shard, _ in got.parts] == [0]
+    assert got.parts[0][1] == b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$9\r\nmaxmemory\r\n"
+    secret = b"*4\r\n$10\r\nmasterauth\r\n$1\r\nx\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
+    assert got.merge([secret]) == b"*2\r\n$9\r\nmaxmemory\r\n$1\r\n0\r\n"
 
 
 def test_scripts_route_by_their_keys_and_keyless_ones_go_to_shard_zero():
