@@ -230,6 +230,9 @@ class ClientConn(asyncio.Protocol):
         self.transport = None
         self.fifo.clear()
         self.held.clear()
+        # Its buffered input goes now: the client and its state refer to each other, so
+        # without this a large unread request would wait for a full GC (issue 10, item 3).
+        self.reader.clear()
         self.state.close()  # dedicated backend connections go at once
         self.ports.clients.close(self)
 

@@ -112,8 +112,18 @@ class RequestReader:
             if req is NEED_MORE:
                 break
             out.append(req)  # type: ignore[arg-type]
+        if b.pos >= len(b.buf) and not b.chunks and b.buf:
+            # all consumed: let go of the bytes now, not at the next feed (a 100 MB
+            # request must not stay in memory while its client sends nothing more)
+            b.buf = b""
+            b.pos = 0
         self.drained = drained and len(out) < limit
         return out
+
+    def clear(self) -> None:
+        """Drop everything buffered (the connection is gone)."""
+        self._b = Buffer()
+        self.drained = False
 
     def buffered(self) -> int:
         """Bytes received and not yet returned as requests."""
