@@ -103,6 +103,8 @@ class ClientState:
 
     def update_plain(self) -> None:
         session = self.client.session
+        # Redis's limits for a client that has not authenticated yet (slotwarden.resp)
+        self.client.reader.unauthenticated = session is not None and not session.authenticated
         self.plain = (
             self.mode is NORMAL
             and self.watch is None

@@ -24,6 +24,10 @@ Request = tuple[list[bytes], bytes]
 DEFAULT_MAX_BULK = 512 * 1024 * 1024  # proto-max-bulk-len
 DEFAULT_MAX_ARGS = 1024 * 1024  # multibulk length limit
 DEFAULT_MAX_INLINE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
+# What Redis 7 lets a client send before it has authenticated (networking.c): more
+# arguments or a longer bulk is a protocol error, so nothing big is buffered for it.
+UNAUTHENTICATED_MAX_ARGS = 10
+UNAUTHENTICATED_MAX_BULK = 16384
 
 
 def _parse_len(line: bytes) -> int:
@@ -46,7 +50,9 @@ class RequestReader:
     compare the two).
     """
 
-    __slots__ = ("_b", "_parse", "drained", "max_args", "max_bulk", "max_inline")
+    __slots__ = (
+        "_b", "_parse", "drained", "max_args", "max_bulk", "max_inline", "unauthenticated",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -60,6 +66,8 @@ class RequestReader:
         self.max_inline = max_inline
         self._b = Buffer()
         self._parse = parse_requests if speedups else None
+        # True while the client must still authenticate: Redis's tighter limits apply
+        self.unauthenticated = False
         # True when the last `read` parsed everything it could and nothing came since:
         # another `read` would return no request (the caller can skip it).
         self.drained = False
@@ -81,8 +89,13 @@ class RequestReader:
         drained = True
         while len(out) < limit and b.ready():
             if parse is not None:
+                if self.unauthenticated:  # a request past these: the reference says why
+                    max_args = min(self.max_args, UNAUTHENTICATED_MAX_ARGS)
+                    max_bulk = min(self.max_bulk, UNAUTHENTICATED_MAX_BULK)
+                else:
+                    max_args, max_bulk = self.max_args, self.max_bulk
                 got, pos, need = parse(
-                    b.buf, b.pos, limit - len(out), self.max_args, self.max_bulk, self.max_inline
+                    b.buf, b.pos, limit - len(out), max_args, max_bulk, self.max_inline
                 )
                 if got:
                     if out:
@@ -164,6 +177,8 @@ class RequestReader:
                 b.pos = nl + 2  # *-N (N > 0, string2ll's form): Redis skips it as empty
                 return [], b""
             raise ProtocolError("invalid multibulk length")
+        if count > UNAUTHENTICATED_MAX_ARGS and self.unauthenticated:
+            raise ProtocolError("unauthenticated multibulk length")
         if count > self.max_args:
             raise ProtocolError("invalid multibulk length")
         p = nl + 2
@@ -190,6 +205,8 @@ class RequestReader:
             size = int(line)
             if size > max_bulk:
                 raise ProtocolError("invalid bulk length")
+            if size > UNAUTHENTICATED_MAX_BULK and self.unauthenticated:
+                raise ProtocolError("unauthenticated bulk length")
             p = nl + 2 + size + 2
             if p > end:
                 b.need = p - start

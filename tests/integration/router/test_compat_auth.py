@@ -178,3 +178,36 @@ def test_a_shard_may_have_its_own_backend_credentials(farm) -> None:
         assert r.dbsize() == 20
     finally:
         router.stop()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"*11\r\n",  # more than 10 arguments, refused at the count line
+        b"*2\r\n$3\r\nGET\r\n$16385\r\n",  # a bulk over 16384 bytes, refused at its length line
+        b"*2\r\n$3\r\nGET\r\n$200000000\r\nxx",  # nothing of a big bulk is buffered
+        b"PING\r\n*12\r\n",  # after an answered request
+    ],
+)
+def test_unauthenticated_limits_match_redis(secured, data) -> None:
+    """Redis 7 closes a client that has not authenticated and sends more than 10
+    arguments or a bulk over 16384 bytes; the router answers the same bytes (issue 10,
+    item 4: before, it parsed and buffered everything)."""
+    c, plain = secured
+    replies = []
+    for port in (c.port, plain.port):
+        with Raw(port) as conn:
+            conn.sock.sendall(data)
+            got = conn.read(data.count(b"PING") + 1)
+            assert conn.sock.recv(100) == b"", "the connection stays open"
+            replies.append(got)
+    assert replies[0] == replies[1], replies
+    assert replies[0][-1].startswith(b"-ERR Protocol error: unauthenticated"), replies
+
+
+def test_limits_lift_after_auth(secured) -> None:
+    c, plain = secured
+    big = "v" * 20000
+    script = [("AUTH", DEFAULT_PW), ("MSET", *[f"{{t}}{i}" for i in range(12)]), ("SET", "k", big)]
+    got, want = both(c.port, plain.port, *script)
+    assert got == want == [b"+OK\r\n", b"+OK\r\n", b"+OK\r\n"], (got, want)

@@ -342,3 +342,27 @@ def test_split_array() -> None:
     assert split_array(b"*0\r\n") == []
     assert split_array(b"$1\r\na\r\n") is None
     assert split_array(b"*2\r\n$1\r\na\r\n") is None  # truncated
+
+
+@pytest.mark.parametrize("speedups", [True, False], ids=["c", "python"])
+def test_unauthenticated_limits(speedups: bool) -> None:
+    """Redis 7's limits before AUTH: at most 10 arguments, bulks of at most 16384 bytes;
+    refused at the length line, before the payload arrives."""
+    for data, message in [
+        (b"*11\r\n", "unauthenticated multibulk length"),
+        (b"*2\r\n$3\r\nGET\r\n$16385\r\n", "unauthenticated bulk length"),
+        (b"*1\r\n$600000000\r\n", "invalid bulk length"),  # past proto-max-bulk-len first
+    ]:
+        r = RequestReader(speedups=speedups)
+        r.unauthenticated = True
+        r.feed(data)
+        with pytest.raises(ProtocolError, match=message):
+            r.read(10)
+    r = RequestReader(speedups=speedups)
+    r.unauthenticated = True
+    ok = b"*10\r\n" + b"$1\r\nx\r\n" * 9 + b"$16384\r\n" + b"y" * 16384 + b"\r\n"
+    r.feed(ok)
+    assert len(r.read(10)) == 1
+    r.unauthenticated = False
+    r.feed(b"*11\r\n" + b"$1\r\nx\r\n" * 11)
+    assert len(r.read(10)[0][0]) == 11
