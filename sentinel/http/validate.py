@@ -77,6 +77,9 @@ def body_int(data: Mapping[str, object], name: str, lo: int, hi: int) -> int:
 def topology_of(data: Mapping[str, object]) -> SlotMap:
     """A topology body (`SlotMap.to_dict`'s shape), its epoch in ``0..MAX_EPOCH``."""
     body_int(data, "epoch", 0, MAX_EPOCH)
+    shards = data.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(x, dict) for x in shards):
+        raise BadInput("not a topology: shards must be a list of objects")
     try:
         return SlotMap.from_dict(dict(data))
     except KeyError as exc:
