@@ -1,4 +1,4 @@
-"""The sentinel's exceptions: one root, `SentinelError`, and its four kinds.
+"""The sentinel's exceptions: one root, `SentinelError`, and its five kinds.
 
 `SentinelError` derives from `slotwarden.cluster.errors.SlotwardenError`
 (the project's root). Invariant: everything the `sentinel` package raises
@@ -31,3 +31,7 @@ class StateError(SentinelError):
 
 class SetupError(SentinelError):
     """A problem that stops the sentinel before it starts (one sentence)."""
+
+
+class BadInput(SentinelError):
+    """An HTTP client sent something we refuse; the message (one line) is the 400's reason."""

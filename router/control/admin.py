@@ -15,6 +15,11 @@ Routes:
 - ``POST /reload`` - re-read cluster.yaml now (same secret); 200 with the
   changes applied, or 422 with every problem (the running config stays).
 
+Bad input is a 400 ``{"error": reason}`` with a one-line reason, never a 500:
+a pushed body is parsed by `parse_topology_body` (a JSON object at any depth,
+a well-formed topology, an integer epoch in 0..2**63-1); the other routes
+read no query field or body.
+
 Invariant: nothing here changes routing except through
 `RouteTable.apply_topology` (router.control.routes), which enforces the
 epoch rule, and `RouterReloader.reload`.
@@ -36,6 +41,40 @@ from slotwarden.cluster.secrets import authorized
 from slotwarden.cluster.topology import SlotMap
 
 log = logging.getLogger("slotwarden.admin")
+
+MAX_EPOCH = (1 << 63) - 1  # epochs are 64-bit numbers on the sentinels too
+
+
+def _one_line(text: object) -> str:
+    """``text`` on one line, cut to 200 characters (reasons go back to the client)."""
+    line = " ".join(str(text).split())
+    return line if len(line) <= 200 else line[:197] + "..."
+
+
+def parse_topology_body(raw: bytes) -> SlotMap | str:
+    """A pushed topology body as a `SlotMap`, or the one-line reason it is refused."""
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        return f"bad topology: {_one_line(exc)}"
+    except RecursionError:
+        return "bad topology: body is nested too deeply"
+    if not isinstance(data, dict):
+        return "bad topology: body must be a JSON object"
+    epoch = data.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= MAX_EPOCH:
+        return f"bad topology: epoch must be an integer between 0 and {MAX_EPOCH}"
+    shards = data.get("shards")
+    if not isinstance(shards, list) or not all(isinstance(x, dict) for x in shards):
+        return "bad topology: shards must be a list of objects"
+    try:
+        return SlotMap.from_dict(data)
+    except KeyError as exc:
+        return f"bad topology: missing field {_one_line(exc)}"
+    except OverflowError:
+        return "bad topology: too many shards"
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        return f"bad topology: {_one_line(exc)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +139,9 @@ async def post_topology(request: web.Request) -> web.Response:
     denied = _check_secret(request, admin)
     if denied is not None:
         return denied
-    try:
-        slotmap = SlotMap.from_dict(await request.json())
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        return web.json_response({"error": f"bad topology: {exc}"}, status=400)
+    slotmap = parse_topology_body(await request.read())
+    if isinstance(slotmap, str):
+        return web.json_response({"error": slotmap}, status=400)
     routes = admin.routes
     applied = routes.apply_topology(slotmap, source=f"push from {request.remote}", kind="push")
     return web.json_response({"applied": applied, "epoch": routes.route.slotmap.epoch})

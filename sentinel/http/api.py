@@ -5,11 +5,14 @@ Owns the server side of the wire format that `sentinel.act.peers` speaks
 rule: every path except ``GET /health`` and ``GET /metrics`` needs
 ``Authorization: Bearer <secret>`` (`slotwarden.cluster.secrets.authorized`,
 constant time); without it the answer is 401 ``{"error": ...}``, nothing
-changes and ``auth_failures_total`` counts it. Routes:
+changes and ``auth_failures_total`` counts it. Every query field and body
+is parsed by `sentinel.http.validate`; bad input is a 400 ``{"error": reason}``
+(one line), never a 500. Routes:
 
+- ``GET /health`` - 200, or 503 while the run cycle is stalled (public).
 - ``GET /topology?after=N&timeout=S&router=HOST:PORT`` - the topology at once
-  if its epoch is above N, else when one is or at the timeout (max 30 s);
-  ``router=`` registers that router admin address for pushes.
+  if its epoch is above N, else when one is or at the timeout (held at most
+  30 s); ``router=`` registers that router admin address for pushes.
 - ``POST /topology`` - a topology from a peer; adopted if its epoch is higher.
   Answers ``{"applied": bool, "epoch": N}`` (the router's shape too).
 - ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer.
@@ -33,9 +36,17 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from sentinel.act.peers import parse_topology
 from sentinel.decide.model import Event
+from sentinel.errors import BadInput
 from sentinel.http import metrics
+from sentinel.http.validate import (
+    MAX_EPOCH,
+    json_object,
+    one_line,
+    query_float,
+    query_int,
+    topology_of,
+)
 from sentinel.run.loop import Sentinel
 from slotwarden.cluster.secrets import authorized
 from slotwarden.cluster.topology import Address
@@ -61,7 +72,10 @@ def make_auth(
             if not authorized(request.headers.get("Authorization"), sentinel.secret):
                 sentinel.stats.auth_failures += 1
                 return _error(401, "missing or wrong Authorization: Bearer secret")
-        return await handler(request)
+        try:
+            return await handler(request)
+        except BadInput as exc:
+            return _error(400, one_line(exc))
 
     return auth
 
@@ -71,45 +85,46 @@ def _sentinel(request: web.Request) -> Sentinel:
 
 
 async def health(request: web.Request) -> web.Response:
+    """200 ``{"ok": true, ...}``; 503 with ``"ok": false`` and the reason while the
+    run cycle is stalled (`Sentinel.stalled_for`)."""
     s = _sentinel(request)
-    return web.json_response(
-        {"ok": True, "id": s.me, "epoch": s.votes.epoch, "topology_epoch": s.topology.epoch}
-    )
+    body: dict[str, object] = {
+        "ok": True,
+        "id": s.me,
+        "epoch": s.votes.epoch,
+        "topology_epoch": s.topology.epoch,
+    }
+    stalled = s.stalled_for()
+    if stalled is not None:
+        body.update(ok=False, error=f"run cycle stalled: none completed for {stalled:.1f} s")
+        return web.json_response(body, status=503)
+    return web.json_response(body)
 
 
 async def get_topology(request: web.Request) -> web.Response:
     s = _sentinel(request)
     q = request.query
+    after = query_int(q, "after", -1, -1, MAX_EPOCH)
+    # above MAX_LONG_POLL is allowed and held MAX_LONG_POLL (`Sentinel.wait_topology`)
+    timeout = query_float(q, "timeout", 0.0, 0.0, 3600.0)
     try:
-        after = int(q.get("after", "-1"))
-        timeout = float(q.get("timeout", "0"))
         router = Address.parse(q["router"]) if q.get("router") else None
     except ValueError as exc:
-        return _error(400, f"bad query: {exc}")
+        return _error(400, f"bad query: {one_line(exc)}")
     if router is not None:
         s.register_router(router, after)
     await s.wait_topology(after, timeout)
     return web.Response(body=s.topology_json, content_type="application/json")
 
 
-async def _body(request: web.Request) -> dict[str, object] | web.Response:
-    try:
-        data = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(400, "body must be JSON")
-    if not isinstance(data, dict):
-        return _error(400, "body must be a JSON object")
-    return data
+async def _body(request: web.Request) -> dict[str, object]:
+    """The request body as a JSON object; `BadInput` (a 400) for anything else."""
+    return json_object(await request.read())
 
 
 async def post_topology(request: web.Request) -> web.Response:
     s = _sentinel(request)
-    data = await _body(request)
-    if isinstance(data, web.Response):
-        return data
-    topology = parse_topology(data)
-    if topology is None:
-        return _error(400, "not a topology")
+    topology = topology_of(await _body(request))
     applied = s.adopt(topology, f"POST from {request.remote}")
     return web.json_response({"applied": applied, "epoch": s.topology.epoch})
 
@@ -117,14 +132,14 @@ async def post_topology(request: web.Request) -> web.Response:
 async def post_vote(request: web.Request) -> web.Response:
     s = _sentinel(request)
     data = await _body(request)
-    if isinstance(data, web.Response):
-        return data
-    epoch, candidate = data.get("epoch"), data.get("candidate")
+    epoch = data.get("epoch")
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
         return _error(400, "epoch must be a positive integer")
-    if candidate not in s.all_ids:
-        return _error(400, f"unknown candidate {candidate!r}")
-    assert isinstance(candidate, str)
+    if epoch > MAX_EPOCH:
+        return _error(400, f"epoch must be at most {MAX_EPOCH}")
+    candidate = data.get("candidate")
+    if not isinstance(candidate, str) or candidate not in s.all_ids:
+        return _error(400, f"unknown candidate {one_line(repr(candidate))}")
     return web.json_response(s.on_vote_request(epoch, candidate))
 
 
@@ -136,15 +151,15 @@ async def post_failover(request: web.Request) -> web.Response:
     """
     s = _sentinel(request)
     data = await _body(request)
-    if isinstance(data, web.Response):
-        return data
     shard, to = data.get("shard"), data.get("to")
     if not isinstance(shard, str) or shard not in {x.name for x in s.topology.shards}:
-        return _error(400, f"unknown shard {shard!r}")
+        return _error(400, f"unknown shard {one_line(repr(shard))}")
+    if to is not None and not isinstance(to, str):
+        return _error(400, "to must be a host:port string or null")
     try:
         target = Address.parse(to) if to else None
     except ValueError as exc:
-        return _error(400, f"to: {exc}")
+        return _error(400, f"to: {one_line(exc)}")
     outcome = await s.leader.manual(shard, target)
     return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
 

@@ -110,6 +110,7 @@ class Sentinel:
         self.client: PeerClient | None = None
         self.tg: asyncio.TaskGroup | None = None
         self.stats = SentinelStats()
+        self.cycle_done_at = clock()  # when decide_once last completed (GET /health reads it)
         self.leader = Leader(
             self,
             me,
@@ -375,6 +376,7 @@ class Sentinel:
                 self.topology.epoch,
             )
             await self.sync_from_peers()
+            self.cycle_done_at = self.clock()  # the stall clock starts with the cycle
             tg.create_task(self.decide_forever(), name="decide")
 
     async def sync_from_peers(self) -> None:
@@ -444,7 +446,18 @@ class Sentinel:
     async def decide_forever(self) -> None:
         while True:
             self.decide_once()
+            self.cycle_done_at = self.clock()
             await asyncio.sleep(self.timing.probe_interval)
+
+    def stalled_for(self) -> float | None:
+        """Seconds since the run cycle last completed, if that is too long, else None.
+
+        Too long: more than ``max(5 probe intervals, down_after, 2 s)`` - the
+        detector's verdicts are stale by then (``GET /health`` answers 503).
+        """
+        t = self.timing
+        since = self.clock() - self.cycle_done_at
+        return since if since > max(5 * t.probe_interval, t.down_after, 2.0) else None
 
     def decide_once(self) -> None:
         snap = self.snapshot()
