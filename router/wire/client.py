@@ -17,7 +17,9 @@ Invariants:
 - Bounded: past ``max_pending`` unanswered requests, or when the socket's
   write buffer is above its high-water mark, the router stops reading from
   this client until it drains (so a slow or greedy client cannot grow the
-  router's memory without bound).
+  router's memory without bound); a client whose input not yet parsed
+  exceeds ``client_query_buffer_limit_bytes`` is closed (Redis's
+  client-query-buffer-limit).
 - A client that disconnects leaks nothing: backends still answer its
   in-flight requests on shared connections, and those answers are dropped;
   its dedicated connections (WATCH, a blocked BLPOP, subscriptions) are
@@ -224,7 +226,26 @@ class ClientConn(asyncio.Protocol):
         self.stats.bytes_in += len(data)
         self.reader.feed(data)
         self.process()
+        unparsed = self.reader.unparsed()
+        if unparsed > self.running.config.router.client_query_buffer_limit_bytes:
+            self._over_query_buffer_limit(unparsed)
         self.turn.flush()
+
+    def _over_query_buffer_limit(self, unparsed: int) -> None:
+        """Close a client whose input not yet parsed exceeds client_query_buffer_limit_bytes,
+        as Redis closes one past its client-query-buffer-limit (no reply; its bytes are
+        not logged: they may hold a password)."""
+        session = self.session
+        assert session is not None and self.transport is not None
+        log.warning(
+            "client %s: closing client that reached max query buffer length "
+            "(%d bytes unparsed > client_query_buffer_limit_bytes %d)",
+            session.addr,
+            unparsed,
+            self.running.config.router.client_query_buffer_limit_bytes,
+        )
+        session.closing = True
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

@@ -22,7 +22,7 @@ Request = tuple[list[bytes], bytes]
 
 # Redis's own defaults (networking.c / server.h).
 DEFAULT_MAX_BULK = 512 * 1024 * 1024  # proto-max-bulk-len
-DEFAULT_MAX_ARGS = 1024 * 1024  # multibulk length limit
+DEFAULT_MAX_ARGS = 2**31 - 1  # multibulk length limit: INT_MAX since Redis 7.0
 DEFAULT_MAX_INLINE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
 # What Redis 7 lets a client send before it has authenticated (networking.c): more
 # arguments or a longer bulk is a protocol error, so nothing big is buffered for it.

@@ -11,6 +11,8 @@ No clock is read.
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 
 from slotwarden.resp import accel
@@ -107,3 +109,24 @@ def test_c_leaves_a_request_to_the_reference_midway() -> None:
         reader.feed(lenient[cut:])
         got += reader.read(10)
         assert got == [([b"ECHO", b"ab"], lenient)], cut
+
+
+@pytest.mark.parametrize("speedups", PATHS)
+def test_int_max_count_costs_nothing_until_its_arguments_arrive(speedups: bool) -> None:
+    """Redis 7 takes counts up to INT_MAX, the default here too (issue 10, item 10);
+    nothing is allocated from the count line, and INT_MAX + 1 is Redis's error."""
+    reader = RequestReader(speedups=speedups)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        reader.feed(b"*2147483647\r\n$4\r\nPING\r\n")
+        assert reader.read(10) == []
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 4096, grown
+    assert reader.buffered() == len(b"*2147483647\r\n$4\r\nPING\r\n")
+    reader = RequestReader(speedups=speedups)
+    reader.feed(b"*2147483648\r\n")
+    with pytest.raises(ProtocolError, match=r"^invalid multibulk length$"):
+        reader.read(10)
