@@ -63,7 +63,7 @@ from router.commands.spec import FAST, CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
 from router.decide.fanin import FanIn, FanInPart
-from router.decide.large import LargeFanout, is_large
+from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
 from router.decide.session import Session
@@ -121,6 +121,14 @@ class Pending:
         if not client.dirty and client.fifo and client.fifo[0] is self:
             client.dirty = True
             client.turn.dirty_clients.append(client)
+
+
+def _release(args: list[bytes]) -> None:
+    """Let go of a large fan-out's arguments a piece per loop turn (freeing a million
+    objects at once would stall every client as long as splitting them did)."""
+    del args[max(1, len(args) - PIECE_KEYS) :]
+    if len(args) > 1:
+        asyncio.get_running_loop().call_soon(_release, args)
 
 
 class Parker(Protocol):
@@ -443,6 +451,7 @@ class ClientConn(asyncio.Protocol):
         raw = pending.req
         pending.req = None
         self.large = self.large_pending = None
+        self.loop.call_soon(_release, large.args)  # a million arguments are let go in pieces
         if type(plan) is int:
             conn = self.conn(plan)
             pending.sent = conn
