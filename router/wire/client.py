@@ -643,6 +643,7 @@ class ClientConn(asyncio.Protocol):
             len(self.fifo) >= self.running.config.router.max_pending_per_client
             or self.out_paused
             or self.session.closing  # type: ignore[union-attr]
+            or self.large is not None  # a few loop turns: its next requests wait anyway
             # A blocked client's input is read (so that its disconnect is seen at
             # once and frees the backend connection) but not processed, up to a bound.
             or (self.state.mode is Mode.BLOCKED and self.reader.buffered() > BLOCKED_INPUT_LIMIT)

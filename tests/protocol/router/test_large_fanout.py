@@ -40,6 +40,7 @@ async def test_other_client_is_served_while_a_huge_fanout_is_split(farm) -> None
         assert count_replies(bytes(a_out.data)) == 0  # A's reply is not out yet
         await wait_until(lambda: count_replies(bytes(a_out.data)) == 1, "A's reply")
         assert bytes(a_out.data) == b":1\r\n"  # only the victim existed
+        assert a_out.events == ["pause", "resume"]  # A was not read while it was split
         # A's next request was held until its fan-out was sent, then answered in order
         a.data_received(cmd(b"EXISTS", victim) + cmd(b"PING"))
         await wait_until(lambda: count_replies(bytes(a_out.data)) == 3, "A's next replies")
