@@ -287,7 +287,6 @@ def test_up_gives_the_shards_acl_users(up_run):
     generated password; none is shown or logged."""
     router = up_run.wait_router()
     config = up_run.config
-    assert "acl      router and sentinels use ACL users" in up_run.output
     target = config.shards[1].master
     assert router.set("{m}k", "v") is True
     for call in (
@@ -301,6 +300,7 @@ def test_up_gives_the_shards_acl_users(up_run):
             router.eval("return redis.call(unpack(ARGV))", 1, "{m}k", *call)
         assert "can't run this command" in str(exc.value) or "NOPERM" in str(exc.value), call
     assert router.eval("return redis.call('INCR', KEYS[1])", 1, "{m}n") == 1
+    assert "acl      router and sentinels use ACL users" in up_run.output
     with pytest.raises(redis.AuthenticationError):
         client(config.shards[0].master).ping()
     admin = up_run.admin(config.shards[0].master)
