@@ -250,6 +250,9 @@ def test_every_routing_shape_still_works(acl_cluster: AclCluster) -> None:
     assert r.wait(0, 100) == 0
     assert r.delete(*keys) == 20
     assert r.execute_command("ACL", "CAT")
+    resp3 = redis.Redis(port=acl_cluster.port, protocol=3, socket_timeout=10)
+    assert resp3.set("r3", "v") is True  # HELLO 3 AUTH on the router's RESP3 connections
+    assert resp3.eval("return redis.call('GET', KEYS[1])", 1, "r3") == b"v"
 
 
 def test_dryrun_of_every_table_row_matches_the_router(acl_cluster: AclCluster) -> None:
