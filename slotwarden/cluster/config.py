@@ -128,6 +128,9 @@ class SentinelConfig:
     secret_file: str | None = None  # or a file holding it
     state_dir: str = ".slotwarden/state"  # persisted votes and epochs
     peers: tuple[SentinelPeer, ...] = ()
+    # The sentinels' own credentials for the Redis nodes (an ACL user with the
+    # rights sentinel.act.acl lists); None: the router's (``backend:``).
+    backend: BackendAuthConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,6 +338,7 @@ class _Checker:
         sentinel = None if raw_sentinel is None else self.sentinel(raw_sentinel)
         raw_backend = top.get("backend")
         backend = None if raw_backend is None else self.backend(raw_backend)
+        self.own_sentinel_user(backend, sentinel)
         if self.problems or name is None or router is None or shards is None:
             return None
         if raw_sentinel is not None and sentinel is None:
@@ -521,6 +525,7 @@ class _Checker:
         take("secret_file", self.text, False)
         take("state_dir", self.text, False)
         take("peers", self.peers, True)
+        take("backend", self.backend, False)
         # Cross-field checks run on whatever parsed, so they show up alongside
         # the problems of individual fields.
         quorum = kwargs.get("quorum")
@@ -543,6 +548,20 @@ class _Checker:
             )
             ok = False
         return SentinelConfig(**kwargs) if ok else None
+
+    def own_sentinel_user(
+        self, backend: BackendAuthConfig | None, sentinel: SentinelConfig | None
+    ) -> None:
+        """``sentinel.backend`` must name another user than ``backend``: the router's
+        user is denied what the sentinels send (REPLICAOF, ROLE ...)."""
+        own = sentinel.backend if sentinel is not None else None
+        if own is not None and backend is not None and own.username == backend.username:
+            who = f"user {own.username!r}" if own.username else "the default user (no username)"
+            self.problem(
+                "sentinel.backend.username",
+                f"names {who}, as backend.username does; the sentinels need an ACL user "
+                "of their own (leave sentinel.backend out to share the router's)",
+            )
 
     def secret_ref(self, section: Mapping[Any, Any], path: str) -> SecretRef | None:
         """Exactly one of ``password_env`` / ``password_file``; a clear password is refused."""
