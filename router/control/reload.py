@@ -93,7 +93,7 @@ class RouterReloader:
         running.users = users
         running.config = new
         for node in routes.nodes.values():
-            node.apply_settings(settings_for_shard(settings, new, node.label))
+            node.apply_settings(settings_for_shard(settings, new, node.label, node.addr))
         if self.watcher is not None and new.sentinel is not None:
             self.watcher.sentinels = [p.listen for p in new.sentinel.peers]
         current = routes.route.slotmap

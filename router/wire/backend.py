@@ -5,7 +5,8 @@ per protocol (RESP2, and RESP3 ones that say ``HELLO 3`` first, for RESP3
 clients). Each connection is kept alive by one task (`BackendConn.maintain`)
 that connects, waits for the loss, backs off and reconnects, forever. Every
 new connection first sends its `handshake`, ``HELLO 3`` (RESP3 ones) and/or
-``AUTH`` (when cluster.yaml has ``backend:`` credentials); a refusal is
+``AUTH`` (when cluster.yaml has ``backend:`` credentials, and only to a node
+cluster.yaml lists for its shard: `settings_for_shard`); a refusal is
 logged once and answered to the shard's requests as ``-CLUSTERDOWN shard a
 refused ...``. A retired connection (its node left the route, see
 `Node.retire`) still gets its in-flight replies for a grace period, and every
@@ -45,6 +46,7 @@ from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
 from slotwarden.cluster.topology import Address
+from slotwarden.cluster.trust import is_listed
 from slotwarden.resp.encode import encode_command
 from slotwarden.resp.errors import ProtocolError
 from slotwarden.resp.replies import ReplyScanner
@@ -88,9 +90,20 @@ def settings_for_shard(
     settings: BackendSettings,
     config: ClusterConfig,
     shard: str,
+    addr: Address,
     environ: Mapping[str, str] = os.environ,
 ) -> BackendSettings:
-    """``settings`` with the credentials of ``shard`` when it has its own ``backend:``."""
+    """``settings`` for node ``addr`` of ``shard``: the shard's own credentials when it has
+    its own ``backend:``, and none at all for an address cluster.yaml does not list for
+    that shard (the backend password never goes to a server the file does not name)."""
+    if not is_listed(config, shard, addr):
+        if settings.credentials is not None:
+            log.error(
+                "backend %s is not a node of shard %s in cluster.yaml: no credentials sent",
+                addr,
+                shard,
+            )
+        return replace(settings, credentials=None)
     for section in config.shards:
         if section.name == shard and section.backend is not None:
             return replace(settings, credentials=backend_credentials(section.backend, environ))
