@@ -63,6 +63,9 @@ class BackendSettings:
     connections: int = 1
     pinned_max: int = 512  # dedicated connections per node (router.pinned_connections_per_node)
     pinned_idle: int = 8  # ... kept open when returned clean (router.pinned_idle_per_node)
+    pinned_per_source: int = 256  # ... held by the clients of one source address
+    pinned_per_user: int = 384  # ... held by one router user's clients
+    pinned_reserved: int = 32  # ... the last ones, kept for subscriptions
     credentials: BackendCredentials | None = None  # sent first on every connection
 
 
@@ -82,6 +85,9 @@ def settings_from_config(
         connections=r.backend_connections,
         pinned_max=r.pinned_connections_per_node,
         pinned_idle=r.pinned_idle_per_node,
+        pinned_per_source=r.pinned_per_source,
+        pinned_per_user=r.pinned_per_user,
+        pinned_reserved=r.pinned_reserved_for_pubsub,
         credentials=backend_credentials(config.backend, environ),
     )
 
