@@ -86,6 +86,13 @@ class RouterConfig:
     pinned_connections_per_node: int = 512
     # ... and up to this many kept open when returned clean, for the next client.
     pinned_idle_per_node: int = 8
+    # Per node, what one client source address (all of a sidecar's apps: 127.0.0.1)
+    # and one router user (only with router users) may hold of them at once, and how
+    # many only subscriptions may take (WATCH and blocking commands leave them;
+    # unset: this, at most pinned_connections_per_node // 16).
+    pinned_per_source: int = 256
+    pinned_per_user: int = 384
+    pinned_reserved_for_pubsub: int = 32
     # Router users clients must AUTH as (empty: no authentication, as a Redis
     # without a password). Passwords come from env vars or files, never the file.
     users: tuple[UserConfig, ...] = ()
@@ -371,6 +378,8 @@ class _Checker:
             parsed: object
             if field.name == "users":
                 parsed = self.users(raw, path)
+            elif field.name == "pinned_reserved_for_pubsub":
+                parsed = self.integer(raw, path, minimum=0)
             elif field.type == "Address":
                 parsed = self.address(raw, path)
             else:
@@ -381,6 +390,13 @@ class _Checker:
                 kwargs[field.name] = parsed
         if not ok:
             return None
+        if "pinned_reserved_for_pubsub" not in kwargs:  # default: 32, at most 1/16 of the cap
+            per_node = kwargs.get(
+                "pinned_connections_per_node", _default(RouterConfig, "pinned_connections_per_node")
+            )
+            kwargs["pinned_reserved_for_pubsub"] = min(
+                _default(RouterConfig, "pinned_reserved_for_pubsub"), per_node // 16
+            )
         config = RouterConfig(**kwargs)
         if config.reconnect_min_ms > config.reconnect_max_ms:
             self.problem(
@@ -389,7 +405,18 @@ class _Checker:
                 f"({config.reconnect_max_ms})",
             )
             return None
-        return config
+        return config if self.pinned_limits(config) else None
+
+    def pinned_limits(self, config: RouterConfig) -> bool:
+        """The subscriptions' reserve leaves room for WATCH and blocking commands."""
+        if config.pinned_reserved_for_pubsub >= config.pinned_connections_per_node:
+            self.problem(
+                "router.pinned_reserved_for_pubsub",
+                f"{config.pinned_reserved_for_pubsub} must be smaller than "
+                f"router.pinned_connections_per_node ({config.pinned_connections_per_node})",
+            )
+            return False
+        return True
 
     def shards(self, value: object) -> tuple[ShardConfig, ...] | None:
         if value is _MISSING or value is None:
