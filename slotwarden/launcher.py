@@ -18,6 +18,16 @@ The shared secret: the router and the sentinels read it as usual (the file
 If neither is set, `up` generates one for this session and passes it to them
 in that variable of their environment; it is never printed or logged.
 
+Backend ACL users (when cluster.yaml has ``backend:`` and ``sentinel.backend``
+with usernames): every redis-server starts from a ``node.conf`` (mode 0600)
+that creates the router's user, the sentinels' user (rules:
+`slotwarden.acl`), a replication user the replicas authenticate as
+(``masteruser``/``masterauth``), and gives the ``default`` user, the admin,
+a password. A password the config names but its variable does not hold is
+generated and passed to that one process kind only (the router never gets
+the sentinels' password); generated ones and the admin's are in
+``secrets/<user>.password`` (mode 0600) in the run directory.
+
 Invariant: when `up` returns, no process it started is still running: after
 Ctrl-C / SIGTERM (exit 0), after a failed start (exit 1, everything started so
 far is stopped), after the router died (exit 1); exit 2 if no redis-server is
@@ -49,6 +59,7 @@ from types import FrameType
 
 import redis
 
+from slotwarden import acl
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import read_secret
@@ -170,7 +181,11 @@ class Launcher:
     router: Child | None = None
     stop_signal: int | None = None
     env: dict[str, str] = field(default_factory=dict)  # extra environment: router, sentinels
+    router_env: dict[str, str] = field(default_factory=dict)  # ... the router only
+    sentinel_env: dict[str, str] = field(default_factory=dict)  # ... the sentinels only
     generated_secret: bool = False
+    node_conf: list[str] = field(default_factory=list)  # ACL lines of every node.conf
+    admin_password: str | None = None  # the default user's, when ACL users are set up
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_signal = signum
@@ -182,10 +197,17 @@ class Launcher:
     # -- start --------------------------------------------------------------
 
     def spawn(
-        self, label: str, argv: list[str], workdir: Path, log: Path, slotwarden: bool = False
+        self,
+        label: str,
+        argv: list[str],
+        workdir: Path,
+        log: Path,
+        slotwarden: bool = False,
+        own_env: dict[str, str] | None = None,
     ) -> Child:
-        """Start a child; ``slotwarden`` children (router, sentinels) also get `env`."""
-        env = {**os.environ, **self.env} if slotwarden else None
+        """Start a child; ``slotwarden`` children (router, sentinels) also get `env`
+        and ``own_env`` (their kind's backend password)."""
+        env = {**os.environ, **self.env, **(own_env or {})} if slotwarden else None
         with log.open("ab") as out:
             proc = subprocess.Popen(
                 argv,
@@ -214,7 +236,17 @@ class Launcher:
         ]  # fmt: skip
         if node.replica_of is not None:
             argv += ["--replicaof", connect_host(node.replica_of.host), str(node.replica_of.port)]
+        argv[1:1] = self.node_conf_args(workdir)
         return self.spawn(node.label, argv, workdir, workdir / "redis.log")
+
+    def node_conf_args(self, workdir: Path) -> list[str]:
+        """The node.conf (ACL users, replication credentials) a redis-server starts
+        from, written mode 0600; none without ACL users."""
+        if not self.node_conf:
+            return []
+        path = workdir / "node.conf"
+        acl.write_private(path, "\n".join(self.node_conf) + "\n")
+        return [str(path)]
 
     def wait_until(
         self, child: Child, what: str, ready: Callable[[], bool], timeout: float
@@ -241,7 +273,11 @@ class Launcher:
 
     def wait_redis(self, node: ServerPlan, child: Child) -> None:
         client = redis.Redis(
-            connect_host(node.addr.host), node.addr.port, socket_timeout=1, socket_connect_timeout=1
+            connect_host(node.addr.host),
+            node.addr.port,
+            password=self.admin_password,
+            socket_timeout=1,
+            socket_connect_timeout=1,
         )
         try:
             if node.replica_of is None:
@@ -260,7 +296,9 @@ class Launcher:
         workdir = self.run_dir / "router"
         workdir.mkdir(parents=True)
         argv = [sys.executable, "-m", "slotwarden", "router", "--config", str(self.config_file)]
-        child = self.spawn("router", argv, Path.cwd(), workdir / "router.log", slotwarden=True)
+        child = self.spawn(
+            "router", argv, Path.cwd(), workdir / "router.log", True, self.router_env
+        )
         listen = self.config.router.listen
 
         def listening() -> bool:
@@ -293,6 +331,29 @@ class Launcher:
                 sc.secret_env, sc.secret_env,
             )  # fmt: skip
 
+    def prepare_acl(self) -> None:
+        """The ACL users of every node.conf and the passwords they need (see the module
+        docstring and `slotwarden.acl.setup_for_up`)."""
+        try:
+            setup = acl.setup_for_up(self.config, self.run_dir / "secrets")
+        except acl.AclSetupError as exc:
+            raise LaunchError(str(exc)) from None
+        if setup is None:
+            log.warning(
+                "cluster.yaml has no backend: section: the redis-servers run without ACL "
+                "users, so scripts can run commands the router refuses"
+            )
+            return
+        self.node_conf = setup.node_conf
+        self.admin_password = setup.admin_password
+        self.router_env.update(setup.router_env)
+        self.sentinel_env.update(setup.sentinel_env)
+        log.info(
+            "backend ACL users on every redis-server: %s; the default user's password is in %s",
+            ", ".join(setup.users),
+            self.run_dir / "secrets" / "default.password",
+        )
+
     def start_sentinels(self) -> list[Child]:
         """Start one ``python -m slotwarden sentinel --config FILE --id ID`` per
         peer of ``config.sentinel.peers`` (all at once), wait for each one's
@@ -313,7 +374,12 @@ class Launcher:
             argv = [sys.executable, "-m", "slotwarden", "sentinel",
                     "--config", str(self.config_file), "--id", peer.id]  # fmt: skip
             child = self.spawn(
-                f"sentinel {peer.id}", argv, self.base_dir, workdir / "sentinel.log", True
+                f"sentinel {peer.id}",
+                argv,
+                self.base_dir,
+                workdir / "sentinel.log",
+                True,
+                self.sentinel_env,
             )
             self.sentinels.append(child)
             started.append((peer, child))
@@ -340,6 +406,7 @@ class Launcher:
         self.prepare_secret()
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True)
+        self.prepare_acl()
         for phase, nodes, children in (("masters", masters, self.masters),
                                        ("replicas", replicas, self.replicas)):  # fmt: skip
             started = []
@@ -378,6 +445,11 @@ class Launcher:
                 lines.append(f"  secret   generated for this session ({sc.secret_env} was not set)")
         else:
             lines.append("  sentinels: none configured (no automatic failover)")
+        if self.admin_password is not None:
+            lines.append(
+                f"  acl      router and sentinels use ACL users; the shards' default user "
+                f"(admin) password is in {self.run_dir / 'secrets' / 'default.password'}"
+            )
         lines += [f"  logs     {self.run_dir}", "Press Ctrl-C to stop everything."]
         print("\n".join(lines), flush=True)
 

@@ -5,7 +5,8 @@ per protocol (RESP2, and RESP3 ones that say ``HELLO 3`` first, for RESP3
 clients). Each connection is kept alive by one task (`BackendConn.maintain`)
 that connects, waits for the loss, backs off and reconnects, forever. Every
 new connection first sends its `handshake`, ``HELLO 3`` (RESP3 ones) and/or
-``AUTH`` (when cluster.yaml has ``backend:`` credentials); a refusal is
+``AUTH`` (when cluster.yaml has ``backend:`` credentials, and only to a node
+cluster.yaml lists for its shard: `settings_for_shard`); a refusal is
 logged once and answered to the shard's requests as ``-CLUSTERDOWN shard a
 refused ...``. A retired connection (its node left the route, see
 `Node.retire`) still gets its in-flight replies for a grace period, and every
@@ -45,6 +46,7 @@ from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
 from slotwarden.cluster.topology import Address
+from slotwarden.cluster.trust import is_listed
 from slotwarden.resp.encode import encode_command
 from slotwarden.resp.errors import ProtocolError
 from slotwarden.resp.replies import ReplyScanner
@@ -61,6 +63,9 @@ class BackendSettings:
     connections: int = 1
     pinned_max: int = 512  # dedicated connections per node (router.pinned_connections_per_node)
     pinned_idle: int = 8  # ... kept open when returned clean (router.pinned_idle_per_node)
+    pinned_per_source: int = 256  # ... held by the clients of one source address
+    pinned_per_user: int = 384  # ... held by one router user's clients
+    pinned_reserved: int = 32  # ... the last ones, kept for subscriptions
     credentials: BackendCredentials | None = None  # sent first on every connection
 
 
@@ -80,6 +85,9 @@ def settings_from_config(
         connections=r.backend_connections,
         pinned_max=r.pinned_connections_per_node,
         pinned_idle=r.pinned_idle_per_node,
+        pinned_per_source=r.pinned_per_source,
+        pinned_per_user=r.pinned_per_user,
+        pinned_reserved=r.pinned_reserved_for_pubsub,
         credentials=backend_credentials(config.backend, environ),
     )
 
@@ -88,9 +96,20 @@ def settings_for_shard(
     settings: BackendSettings,
     config: ClusterConfig,
     shard: str,
+    addr: Address,
     environ: Mapping[str, str] = os.environ,
 ) -> BackendSettings:
-    """``settings`` with the credentials of ``shard`` when it has its own ``backend:``."""
+    """``settings`` for node ``addr`` of ``shard``: the shard's own credentials when it has
+    its own ``backend:``, and none at all for an address cluster.yaml does not list for
+    that shard (the backend password never goes to a server the file does not name)."""
+    if not is_listed(config, shard, addr):
+        if settings.credentials is not None:
+            log.error(
+                "backend %s is not a node of shard %s in cluster.yaml: no credentials sent",
+                addr,
+                shard,
+            )
+        return replace(settings, credentials=None)
     for section in config.shards:
         if section.name == shard and section.backend is not None:
             return replace(settings, credentials=backend_credentials(section.backend, environ))

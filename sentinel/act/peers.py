@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 
+from slotwarden.cluster import trust
 from slotwarden.cluster.secrets import bearer
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -99,11 +100,13 @@ class PeerClient:
 
 
 def parse_topology(data: object) -> SlotMap | None:
+    """``data`` as a `SlotMap` (`slotwarden.cluster.trust.parse_topology`: any malformed
+    shape, a non-integer or out-of-range epoch), or None, logged."""
     if not isinstance(data, dict):
         return None
     try:
-        return SlotMap.from_dict(data)
-    except (ValueError, KeyError, TypeError) as exc:
+        return trust.parse_topology(data)
+    except trust.TopologyRefused as exc:
         log.warning("ignoring a malformed topology: %s", exc)
         return None
 

@@ -35,15 +35,22 @@ log = logging.getLogger("sentinel.probe")
 Clock = Callable[[], float]
 
 
-# Backend credentials (cluster.yaml ``backend:`` / ``shards[].backend``), set at
-# start and on reload by `set_backend_auth`; the router sends the same ones.
+# The sentinels' node credentials, set at start and on reload by
+# `set_backend_auth`: cluster.yaml ``sentinel.backend`` (their own ACL user,
+# sentinel.act.acl), else the router's (``backend:`` / ``shards[].backend``).
 _AUTH: dict[Address, BackendCredentials | None] = {}
 _DEFAULT_AUTH: list[BackendCredentials | None] = [None]
 
 
 def set_backend_auth(config: ClusterConfig) -> None:
-    """Use ``config``'s backend credentials on every connection to a node.
+    """Use ``config``'s sentinel credentials on every connection to a node:
+    ``sentinel.backend`` for every node when set, else the router's ones.
     Raises `slotwarden.cluster.errors.SecretError` if a password cannot be read."""
+    own = config.sentinel.backend if config.sentinel is not None else None
+    if own is not None:
+        _DEFAULT_AUTH[0] = backend_credentials(own)
+        _AUTH.clear()
+        return
     default = backend_credentials(config.backend)
     per_node: dict[Address, BackendCredentials | None] = {}
     for shard in config.shards:

@@ -14,8 +14,12 @@ is parsed by `sentinel.http.validate`; bad input is a 400 ``{"error": reason}``
   if its epoch is above N, else when one is or at the timeout (held at most
   30 s); ``router=`` registers that router admin address for pushes.
 - ``POST /topology`` - a topology from a peer; adopted if its epoch is higher.
-  Answers ``{"applied": bool, "epoch": N}`` (the router's shape too).
-- ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer.
+  Answers ``{"applied": bool, "epoch": N}`` (the router's shape too). A newer
+  one naming a node cluster.yaml does not list for that shard, or an epoch
+  more than `slotwarden.cluster.trust.MAX_EPOCH_JUMP` above the highest this
+  sentinel knows (`Sentinel.vet`), is a 400 and changes nothing.
+- ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer; an
+  epoch more than ``MAX_EPOCH_JUMP`` above `Sentinel.known_epoch` is a 400.
 - ``POST /failover`` ``{"shard", "to"}`` - a planned switchover, answered when done.
 - ``GET /opinion`` - which nodes we hold down, our epochs (peers poll it).
 - ``POST /reload`` - re-read cluster.yaml now (see `sentinel.run.reload`): 200
@@ -50,6 +54,7 @@ from sentinel.http.validate import (
 from sentinel.run.loop import Sentinel
 from slotwarden.cluster.secrets import authorized
 from slotwarden.cluster.topology import Address
+from slotwarden.cluster.trust import MAX_EPOCH_JUMP
 
 log = logging.getLogger("sentinel.api")
 
@@ -125,7 +130,12 @@ async def _body(request: web.Request) -> dict[str, object]:
 async def post_topology(request: web.Request) -> web.Response:
     s = _sentinel(request)
     topology = topology_of(await _body(request))
-    applied = s.adopt(topology, f"POST from {request.remote}")
+    source = f"POST from {request.remote}"
+    if topology.supersedes(s.topology):
+        refused = s.vet(topology, source)
+        if refused is not None:
+            raise BadInput(f"bad topology: {refused}")
+    applied = s.adopt(topology, source, check=False)
     return web.json_response({"applied": applied, "epoch": s.topology.epoch})
 
 
@@ -137,6 +147,11 @@ async def post_vote(request: web.Request) -> web.Response:
         return _error(400, "epoch must be a positive integer")
     if epoch > MAX_EPOCH:
         return _error(400, f"epoch must be at most {MAX_EPOCH}")
+    known = s.known_epoch()
+    if epoch > known + MAX_EPOCH_JUMP:
+        return _error(
+            400, f"epoch {epoch} is more than {MAX_EPOCH_JUMP} above the current epoch {known}"
+        )
     candidate = data.get("candidate")
     if not isinstance(candidate, str) or candidate not in s.all_ids:
         return _error(400, f"unknown candidate {one_line(repr(candidate))}")

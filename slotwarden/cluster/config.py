@@ -88,6 +88,13 @@ class RouterConfig:
     pinned_connections_per_node: int = 512
     # ... and up to this many kept open when returned clean, for the next client.
     pinned_idle_per_node: int = 8
+    # Per node, what one client source address (all of a sidecar's apps: 127.0.0.1)
+    # and one router user (only with router users) may hold of them at once, and how
+    # many only subscriptions may take (WATCH and blocking commands leave them;
+    # unset: this, at most pinned_connections_per_node // 16).
+    pinned_per_source: int = 256
+    pinned_per_user: int = 384
+    pinned_reserved_for_pubsub: int = 32
     # Router users clients must AUTH as (empty: no authentication, as a Redis
     # without a password). Passwords come from env vars or files, never the file.
     users: tuple[UserConfig, ...] = ()
@@ -130,6 +137,9 @@ class SentinelConfig:
     secret_file: str | None = None  # or a file holding it
     state_dir: str = ".slotwarden/state"  # persisted votes and epochs
     peers: tuple[SentinelPeer, ...] = ()
+    # The sentinels' own credentials for the Redis nodes (an ACL user with the
+    # rights sentinel.act.acl lists); None: the router's (``backend:``).
+    backend: BackendAuthConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +348,7 @@ class _Checker:
         sentinel = None if raw_sentinel is None else self.sentinel(raw_sentinel)
         raw_backend = top.get("backend")
         backend = None if raw_backend is None else self.backend(raw_backend)
+        self.own_sentinel_user(backend, sentinel)
         if self.problems or name is None or router is None or shards is None:
             return None
         if raw_sentinel is not None and sentinel is None:
@@ -370,6 +381,8 @@ class _Checker:
             parsed: object
             if field.name == "users":
                 parsed = self.users(raw, path)
+            elif field.name == "pinned_reserved_for_pubsub":
+                parsed = self.integer(raw, path, minimum=0)
             elif field.type == "Address":
                 parsed = self.address(raw, path)
             else:
@@ -380,6 +393,13 @@ class _Checker:
                 kwargs[field.name] = parsed
         if not ok:
             return None
+        if "pinned_reserved_for_pubsub" not in kwargs:  # default: 32, at most 1/16 of the cap
+            per_node = kwargs.get(
+                "pinned_connections_per_node", _default(RouterConfig, "pinned_connections_per_node")
+            )
+            kwargs["pinned_reserved_for_pubsub"] = min(
+                _default(RouterConfig, "pinned_reserved_for_pubsub"), per_node // 16
+            )
         config = RouterConfig(**kwargs)
         if config.max_args > MAX_ARGS_CEILING:
             self.problem(
@@ -395,7 +415,18 @@ class _Checker:
                 f"({config.reconnect_max_ms})",
             )
             return None
-        return config
+        return config if self.pinned_limits(config) else None
+
+    def pinned_limits(self, config: RouterConfig) -> bool:
+        """The subscriptions' reserve leaves room for WATCH and blocking commands."""
+        if config.pinned_reserved_for_pubsub >= config.pinned_connections_per_node:
+            self.problem(
+                "router.pinned_reserved_for_pubsub",
+                f"{config.pinned_reserved_for_pubsub} must be smaller than "
+                f"router.pinned_connections_per_node ({config.pinned_connections_per_node})",
+            )
+            return False
+        return True
 
     def shards(self, value: object) -> tuple[ShardConfig, ...] | None:
         if value is _MISSING or value is None:
@@ -531,6 +562,7 @@ class _Checker:
         take("secret_file", self.text, False)
         take("state_dir", self.text, False)
         take("peers", self.peers, True)
+        take("backend", self.backend, False)
         # Cross-field checks run on whatever parsed, so they show up alongside
         # the problems of individual fields.
         quorum = kwargs.get("quorum")
@@ -553,6 +585,20 @@ class _Checker:
             )
             ok = False
         return SentinelConfig(**kwargs) if ok else None
+
+    def own_sentinel_user(
+        self, backend: BackendAuthConfig | None, sentinel: SentinelConfig | None
+    ) -> None:
+        """``sentinel.backend`` must name another user than ``backend``: the router's
+        user is denied what the sentinels send (REPLICAOF, ROLE ...)."""
+        own = sentinel.backend if sentinel is not None else None
+        if own is not None and backend is not None and own.username == backend.username:
+            who = f"user {own.username!r}" if own.username else "the default user (no username)"
+            self.problem(
+                "sentinel.backend.username",
+                f"names {who}, as backend.username does; the sentinels need an ACL user "
+                "of their own (leave sentinel.backend out to share the router's)",
+            )
 
     def secret_ref(self, section: Mapping[Any, Any], path: str) -> SecretRef | None:
         """Exactly one of ``password_env`` / ``password_file``; a clear password is refused."""

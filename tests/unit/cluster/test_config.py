@@ -682,6 +682,32 @@ def test_supersedes():
     assert not new.supersedes(c.slotmap(epoch=2))  # same epoch: not accepted
 
 
+# -- per-client limits on dedicated connections (issue 10, item 9) ---------------
+
+
+def test_pinned_limits_defaults_and_checks():
+    data = base()
+    data["router"] = {"listen": "127.0.0.1:7777"}
+    r = cfg.parse(data).router
+    assert (r.pinned_per_source, r.pinned_per_user, r.pinned_reserved_for_pubsub) == (256, 384, 32)
+    data["router"]["pinned_connections_per_node"] = 64
+    assert cfg.parse(data).router.pinned_reserved_for_pubsub == 4  # at most 1/16 by default
+    data["router"]["pinned_reserved_for_pubsub"] = 0
+    assert cfg.parse(data).router.pinned_reserved_for_pubsub == 0
+    data["router"]["pinned_reserved_for_pubsub"] = 64
+    assert problems_of(data) == [
+        "router.pinned_reserved_for_pubsub: 64 must be smaller than "
+        "router.pinned_connections_per_node (64)"
+    ]
+    data["router"]["pinned_reserved_for_pubsub"] = 2
+    data["router"]["pinned_per_source"] = 0
+    data["router"]["pinned_per_user"] = True
+    assert problems_of(data) == [
+        "router.pinned_per_source: must be >= 1, got 0",
+        "router.pinned_per_user: must be a positive integer, got True",
+    ]
+
+
 def test_max_args_defaults_to_redis_int_max_and_no_higher():
     """Redis 7 takes multibulk counts up to INT_MAX (issue 10, item 10); memory is
     bounded by the query buffer limit instead (1 GiB, Redis's default)."""
