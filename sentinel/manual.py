@@ -24,7 +24,7 @@ async def request(config: ClusterConfig, secret: str, shard: str, to: str | None
     assert config.sentinel is not None
     timeout = config.sentinel.failover_timeout_ms / 1000 + 5
     body = {"shard": shard, "to": to}
-    async with PeerClient(secret) as client:
+    async with PeerClient(secret, config.tls) as client:
         for peer in config.sentinel.peers:
             answer = await client.call_any("POST", peer.listen, "/failover", timeout, body)
             if answer is None:

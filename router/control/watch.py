@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl as _ssl
 
 import aiohttp
 
@@ -44,7 +45,12 @@ RETRY_S = 0.5  # after every sentinel failed
 
 class TopologyWatcher:
     def __init__(
-        self, routes: RouteTable, sentinels: list[Address], secret: str, admin: Address | None
+        self,
+        routes: RouteTable,
+        sentinels: list[Address],
+        secret: str,
+        admin: Address | None,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         self.routes = routes
         self.sentinels = sentinels
@@ -52,6 +58,8 @@ class TopologyWatcher:
         self.headers = bearer(secret)
         self._hint = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self.ssl = ssl  # HTTPS to the sentinels, verifying tls.ca_file (cluster.yaml tls.http)
+        self.scheme = "https" if ssl is not None else "http"
 
     def hint(self) -> None:
         """Something suggests the topology changed: ask the sentinels now."""
@@ -62,7 +70,8 @@ class TopologyWatcher:
         params = {"after": str(after), "timeout": str(wait)}
         if self.admin is not None:
             params["router"] = str(self.admin)
-        url = f"http://{sentinel}/topology"
+        host = f"[{sentinel.host}]" if ":" in sentinel.host else sentinel.host
+        url = f"{self.scheme}://{host}:{sentinel.port}/topology"
         timeout = aiohttp.ClientTimeout(total=wait + ASK_TIMEOUT_S)
         async with self._session.get(
             url, params=params, headers=self.headers, timeout=timeout
@@ -106,7 +115,8 @@ class TopologyWatcher:
         return len(maps)
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True)
+        self._session = aiohttp.ClientSession(connector=connector)
         answered = await self.ask_all()
         if not answered:
             log.warning("no sentinel answered; starting from %s", self.routes.running.config.path)

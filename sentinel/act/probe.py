@@ -6,7 +6,10 @@ valid reply to both PING and INFO; a refused connection, a timeout (a hung
 process with its socket still open) or an error reply leaves it where it
 was, so the detector sees the node go silent. Each probe has a deadline of
 ``down_after`` (a slow reply is still a reply); after any failure the
-connection is dropped and a fresh one is opened for the next probe.
+connection is dropped and a fresh one is opened for the next probe. With
+cluster.yaml ``tls.backends`` every connection to a node (probes and the
+actuator's) is Redis TLS, verifying the node against ``tls.ca_file`` and
+presenting ``tls.cert_file`` as the client certificate.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from redis.maint_notifications import MaintNotificationsConfig
 from sentinel.decide.model import NodeObs, NodeRole, Timing
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
+from slotwarden.cluster.tls import redis_py_kwargs
 from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel.probe")
@@ -40,6 +44,7 @@ Clock = Callable[[], float]
 # sentinel.act.acl), else the router's (``backend:`` / ``shards[].backend``).
 _AUTH: dict[Address, BackendCredentials | None] = {}
 _DEFAULT_AUTH: list[BackendCredentials | None] = [None]
+_TLS: dict[str, Any] = {}  # redis-py TLS arguments (cluster.yaml tls.backends), or none
 
 
 def set_backend_auth(config: ClusterConfig) -> None:
@@ -61,6 +66,8 @@ def set_backend_auth(config: ClusterConfig) -> None:
     _DEFAULT_AUTH[0] = default
     _AUTH.clear()
     _AUTH.update(per_node)
+    _TLS.clear()
+    _TLS.update(redis_py_kwargs(config.tls))
 
 
 def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:
@@ -83,6 +90,7 @@ def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:
         single_connection_client=True,
         client_name=name,
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        **_TLS,
     )
 
 

@@ -53,6 +53,7 @@ from sentinel.http.validate import (
 )
 from sentinel.run.loop import Sentinel
 from slotwarden.cluster.secrets import authorized
+from slotwarden.cluster.tls import http_server_context
 from slotwarden.cluster.topology import Address
 from slotwarden.cluster.trust import MAX_EPOCH_JUMP
 
@@ -293,9 +294,17 @@ async def serve(sentinel: Sentinel) -> None:
     runner = web.AppRunner(make_app(sentinel), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, sentinel.listen.host, sentinel.listen.port, reuse_address=True)
+        ssl_context = http_server_context(sentinel.config.tls)  # HTTPS with tls.http
+        site = web.TCPSite(
+            runner,
+            sentinel.listen.host,
+            sentinel.listen.port,
+            reuse_address=True,
+            ssl_context=ssl_context,
+        )
         await site.start()
-        log.info("sentinel %s listening on http://%s", sentinel.me, sentinel.listen)
+        scheme = "https" if ssl_context is not None else "http"
+        log.info("sentinel %s listening on %s://%s", sentinel.me, scheme, sentinel.listen)
         await asyncio.Event().wait()
     finally:
         with contextlib.suppress(Exception):

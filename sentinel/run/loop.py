@@ -383,7 +383,7 @@ class Sentinel:
 
     async def run(self, serve: Callable[[Sentinel], Awaitable[None]]) -> None:
         """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.http.api`)."""
-        async with PeerClient(self.secret) as client, asyncio.TaskGroup() as tg:
+        async with PeerClient(self.secret, self.config.tls) as client, asyncio.TaskGroup() as tg:
             self.client = client
             self.tg = tg
             self.sync_watches()

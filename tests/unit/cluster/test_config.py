@@ -339,7 +339,7 @@ def test_unknown_top_key_with_suggestion():
     data["shardz"] = data.pop("shards")
     found = problems_of(data)
     assert found == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel, backend); "
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls); "
         "did you mean 'shards'?",
         "shards: missing (the cluster needs at least one shard)",
     ]
@@ -350,7 +350,7 @@ def test_unknown_key_without_suggestion():
     data["zzzzzz"] = 1
     assert (
         only_problem(data)
-        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend)"
+        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend, tls)"
     )
 
 
@@ -508,10 +508,11 @@ def test_missing_everything():
 
 def test_not_a_mapping():
     assert problems_of([1, 2]) == [
-        "the file: must be a mapping with keys name, router, shards, sentinel, backend, got a list"
+        "the file: must be a mapping with keys name, router, shards, sentinel, backend, tls, "
+        "got a list"
     ]
     assert problems_of(None) == [
-        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend)"
+        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend, tls)"
     ]
 
 
@@ -624,7 +625,7 @@ sentinel:
         cfg.load(path)
     assert info.value.source == str(path)
     assert info.value.problems == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel, backend); "
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls); "
         "did you mean 'shards'?",
         "router.command_timeout_ms: must be a positive integer, got 'abc'",
         "shards[1].master: malformed address '127.0.0.1' (want host:port)",
