@@ -51,6 +51,8 @@ def set_backend_auth(config: ClusterConfig) -> None:
     """Use ``config``'s sentinel credentials on every connection to a node:
     ``sentinel.backend`` for every node when set, else the router's ones.
     Raises `slotwarden.cluster.errors.SecretError` if a password cannot be read."""
+    _TLS.clear()
+    _TLS.update(redis_py_kwargs(config.tls))
     own = config.sentinel.backend if config.sentinel is not None else None
     if own is not None:
         _DEFAULT_AUTH[0] = backend_credentials(own)
@@ -66,8 +68,6 @@ def set_backend_auth(config: ClusterConfig) -> None:
     _DEFAULT_AUTH[0] = default
     _AUTH.clear()
     _AUTH.update(per_node)
-    _TLS.clear()
-    _TLS.update(redis_py_kwargs(config.tls))
 
 
 def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:

@@ -28,11 +28,14 @@ from test_up import UpRun, owner_of
 from slotwarden.cluster.topology import Address
 
 
-def tls_client(addr: Address, tls_dir: Path, cert: bool = True) -> redis.Redis:
+def tls_client(
+    addr: Address, tls_dir: Path, cert: bool = True, password: str | None = None
+) -> redis.Redis:
     kw = {"ssl_certfile": str(tls_dir / "tls.crt"), "ssl_keyfile": str(tls_dir / "tls.key")}
     return redis.Redis(
         addr.host,
         addr.port,
+        password=password,
         socket_timeout=5,
         decode_responses=True,
         ssl=True,
@@ -80,7 +83,9 @@ def test_up_tls_runs_every_hop_over_tls_and_fails_over(tmp_path):
             redis.Redis(shard.master.host, shard.master.port, socket_timeout=2).ping()
         with pytest.raises(redis.ConnectionError):
             tls_client(shard.master, tls_dir, cert=False).ping()
-        master = tls_client(shard.master, tls_dir)
+        # the admin (default user) has a password `up` wrote in the run directory
+        admin_password = (run.run_dir / "secrets" / "default.password").read_text().strip()
+        master = tls_client(shard.master, tls_dir, password=admin_password)
         assert master.ping() is True
         # router -> shards over TLS
         key = next(f"k{i}" for i in range(1000) if owner_of(config, f"k{i}") == 0)
@@ -98,16 +103,21 @@ def test_up_tls_runs_every_hop_over_tls_and_fails_over(tmp_path):
         peer = config.sentinel.peers[0].listen
         with urllib.request.urlopen(f"https://{peer}/health", timeout=5, context=ctx) as resp:
             assert json.loads(resp.read())["ok"] is True
+        sentinel_password = (
+            (run.run_dir / "secrets" / "slotwarden-sentinel.password").read_text().strip()
+        )
         # `slotwarden status` reads the sentinels (HTTPS), the nodes (TLS) and the router
         status = subprocess.run(
             [sys.executable, "-m", "slotwarden", "status", "--json",
              "--config", str(run.run_dir / "cluster.tls.yaml")],
             capture_output=True, text=True, timeout=30, check=True,
+            env={**os.environ, "SLOTWARDEN_SENTINEL_PASSWORD": sentinel_password},
         )  # fmt: skip
         report = json.loads(status.stdout)
         assert all(s["up"] for s in report["sentinels"]), report
         assert report["routers"][0]["up"] and report["routers"][0]["ready"], report
-        assert report["shards"][0]["nodes"][0]["role"] == "master", report
+        first = report["shards"][0]["nodes"][0]
+        assert first.get("role") == "master", first
         # a failover, the sentinels probing and reconfiguring the nodes over TLS
         pid = int(master.info("server")["process_id"])
         os.kill(pid, signal.SIGKILL)
@@ -120,7 +130,7 @@ def test_up_tls_runs_every_hop_over_tls_and_fails_over(tmp_path):
                 pass
             assert time.monotonic() - killed_at < 30, f"writes did not resume:\n{run.output}"
             time.sleep(0.05)
-        new_master = tls_client(shard.replicas[0], tls_dir)
+        new_master = tls_client(shard.replicas[0], tls_dir, password=admin_password)
         assert new_master.info("replication")["role"] == "master"
         assert new_master.get(key) == "after"
         with urllib.request.urlopen(url, timeout=5, context=ctx) as resp:
