@@ -381,7 +381,8 @@ class _Checker:
             if (s.backend or config.backend) is not None
             for n in (s.master, *s.replicas)
         ]
-        found = cleartext_problems(config.tls, config.router.admin, peers, nodes)
+        users_listen = config.router.listen if config.router.users else None
+        found = cleartext_problems(config.tls, config.router.admin, peers, nodes, users_listen)
         self.problems.extend(found)
         return found
 

@@ -119,13 +119,16 @@ def cleartext_problems(
     admin: Address,
     peers: Sequence[tuple[str, Address]],
     secret_nodes: Sequence[tuple[str, Address]],
+    user_listen: Address | None = None,
 ) -> list[str]:
     """Each place a secret would travel in clear to a non-loopback address.
 
     ``peers``: (field path, address) of every sentinel (given only when a shared
     secret is configured, i.e. there is a ``sentinel:`` section); ``admin``: the
     router's admin listener (checked only then too); ``secret_nodes``: (field
-    path, address) of every Redis node the router sends a backend password to.
+    path, address) of every Redis node the router sends a backend password to;
+    ``user_listen``: the router's client listener, given only when router users
+    are configured (clients send their passwords there with AUTH).
     """
     tls = tls or TLSConfig()
     if tls.allow_cleartext:
@@ -143,6 +146,11 @@ def cleartext_problems(
                 f"router.admin: HTTP listener on {admin} without TLS while a shared secret is "
                 f"configured (sentinels send it there); {_HOW.format(key='http')}"
             )
+    if user_listen is not None and not tls.clients and not is_loopback(user_listen.host):
+        out.append(
+            f"router.listen: clients would send their router.users passwords in clear to "
+            f"{user_listen}; {_HOW.format(key='clients')}"
+        )
     if not tls.backends:
         for path, addr in secret_nodes:
             if not is_loopback(addr.host):

@@ -84,6 +84,21 @@ def test_admin_on_all_interfaces_with_a_secret_is_refused():
     assert cfg.parse(data).router.admin.host == "0.0.0.0"
 
 
+def test_router_user_passwords_to_a_remote_listener_are_refused():
+    data = base()
+    data["router"]["listen"] = "0.0.0.0:7777"
+    assert cfg.parse(data).router.listen.host == "0.0.0.0"  # no users: no password to send
+    data["router"]["users"] = [{"name": "default", "password_env": "APP_PASSWORD"}]
+    (found,) = problems_of(data)
+    assert found == (
+        "router.listen: clients would send their router.users passwords in clear to "
+        "0.0.0.0:7777; set tls.clients: true (see the tls: section of cluster.yaml) or "
+        "tls.allow_cleartext: true"
+    )
+    data["tls"] = {"allow_cleartext": True}
+    assert cfg.parse(data).router.users[0].name == "default"
+
+
 def test_backend_password_to_remote_node_is_refused():
     data = base()
     data["backend"] = {"password_env": "SHARD_PASSWORD"}
