@@ -60,6 +60,7 @@ from sentinel.decide.model import (
     Timing,
 )
 from sentinel.run.events import EventLog
+from sentinel.run.refusals import Backoff, Refusals
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
@@ -132,6 +133,8 @@ class Leader:
         self._reconfigure_pending = False
         # failover or reconfigure: they take turns when both wait (a failover first)
         self._last_election = "reconfigure"
+        self.refusals = Refusals(events, stats)  # ODOWN shards with no eligible replica
+        self._backoff = Backoff()  # aborted attempts in a row, per shard
 
     # -- read by the sentinel ---------------------------------------------------------
 
@@ -155,7 +158,9 @@ class Leader:
         self._reconfigure_pending = pending
 
     def on_topology(self, topology: SlotMap) -> None:
-        """``topology`` was adopted: an edit whose layout it already has is no longer pending."""
+        """``topology`` was adopted: an edit whose layout it already has is no longer pending;
+        a refused shard whose master it changed is no longer refused."""
+        self.refusals.on_topology(topology)
         if self._reconfigure_pending:
             merged = reconfigure.merge(self.host.config, topology, topology.epoch)
             if reconfigure.same_layout(merged, topology):
@@ -170,13 +175,35 @@ class Leader:
         if candidate != self.me:
             self._hold_off(election.wait_after_vote(self.host.timing))
 
-    def maybe_elect(self, now: float, odown: frozenset[str]) -> None:
-        """Stand for an epoch if a shard is ODOWN or an edit waits, and nothing holds us back."""
+    def maybe_elect(self, now: float, odown: frozenset[str], snap: Snapshot | None = None) -> None:
+        """Stand for an epoch if a shard is ODOWN or an edit waits, and nothing holds us back.
+
+        With ``snap``, an ODOWN shard none of whose replicas may be promoted
+        (`failover.refusal`) is refused - one event - and no epoch is spent on it.
+        """
+        epoch = self.host.topology.epoch
+        for name in list(self.refusals.current):
+            if name not in odown:
+                self.refusals.clear(name, "its master is no longer objectively down", epoch)
+                self._backoff.reset(name)
+        refused: set[str] = set()
+        if snap is not None:
+            for name in sorted(odown - self._busy):
+                reason = failover.refusal(name, snap, self.host.timing)
+                if reason:
+                    master = snap.topology.shards[snap.topology.shard_index(name)].master
+                    self.refusals.refuse(name, master, reason, epoch)
+                    refused.add(name)
+                else:
+                    self.refusals.clear(name, "a replica is eligible again", epoch)
+        for name in list(self._backoff.failures):
+            if name not in odown:
+                self._backoff.reset(name)
         if self._role is not ElectionRole.FOLLOWER or now < self._not_before:
             return
         if self._election is not None and not self._election.done():
             return
-        shards = sorted(odown - self._busy)
+        shards = sorted(odown - self._busy - refused)
         if not shards and not self._reconfigure_pending:
             return
         if self._reconfigure_pending and (not shards or self._last_election == "failover"):
@@ -188,13 +215,19 @@ class Leader:
         self._role = election.next_role(self._role, ElectionInput.ODOWN)
         self._election = self.host.spawn(self._elect(shards), name="election")
 
-    async def manual(self, shard: str, to: Address | None) -> Outcome:
-        """A planned switchover asked for by an operator: win an epoch, then hand over."""
+    async def manual(self, shard: str, to: Address | None, force: bool = False) -> Outcome:
+        """A planned switchover asked for by an operator: win an epoch, then hand over.
+        With ``force`` (and ``to``): promote ``to`` although the master is down and no
+        replica is eligible (`failover.start_forced`)."""
+        if force and to is None:
+            return {"ok": False, "reason": "--force needs --to: the replica to promote"}
         running = self._election is not None and not self._election.done()
         if self._role is not ElectionRole.FOLLOWER or running or shard in self._busy:
             return {"ok": False, "reason": f"sentinel {self.me} is busy ({self._role.value})"}
         self._role = election.next_role(self._role, ElectionInput.MANUAL)
-        task = self.host.spawn(self._elect([shard], planned=True, to=to), name="manual failover")
+        task = self.host.spawn(
+            self._elect([shard], planned=True, to=to, force=force), name="manual failover"
+        )
         self._election = task
         return await asyncio.shield(task)  # a client hanging up does not stop it half-way
 
@@ -210,6 +243,7 @@ class Leader:
         planned: bool = False,
         to: Address | None = None,
         reconfigure: bool = False,
+        force: bool = False,
     ) -> Outcome:
         try:
             if not planned:
@@ -218,7 +252,7 @@ class Leader:
                     return {"ok": False, "reason": "voted for another candidate meanwhile"}
                 if reconfigure and not self._reconfigure_pending:
                     return {"ok": False, "reason": "the edit was published meanwhile"}
-            return await self._win_then_lead(shards, planned, to, reconfigure)
+            return await self._win_then_lead(shards, planned, to, reconfigure, force)
         finally:
             if self._role is ElectionRole.CANDIDATE:
                 self._role = election.next_role(self._role, ElectionInput.LOST)
@@ -226,7 +260,12 @@ class Leader:
                 self._role = election.next_role(self._role, ElectionInput.FINISHED)
 
     async def _win_then_lead(
-        self, shards: list[str], planned: bool, to: Address | None, reconf: bool = False
+        self,
+        shards: list[str],
+        planned: bool,
+        to: Address | None,
+        reconf: bool = False,
+        force: bool = False,
     ) -> Outcome:
         h = self.host
         client = h.client
@@ -284,6 +323,8 @@ class Leader:
         )
         if reconf:
             return await self._publish_edit(epoch)
+        if force:
+            return await self._fail_over(epoch, shards, False, to, started, force=True)
         return await self._fail_over(epoch, shards, planned, to, started)
 
     # -- as leader of an epoch --------------------------------------------------------
@@ -314,7 +355,7 @@ class Leader:
             reason = f"topology epoch {latest.epoch} was published meanwhile (ours {epoch})"
             text = f"epoch {epoch}: cluster.yaml edit not published: {reason}"
             self.events.emit(Event("abort", text, epoch=epoch))
-            self._back_off_after_abort()
+            self._back_off_after_abort([])
             return {"ok": False, "epoch": epoch, "reason": reason}
         merged = reconfigure.merge(h.config, latest, epoch)
         if reconfigure.same_layout(merged, latest):
@@ -348,6 +389,7 @@ class Leader:
         planned: bool = False,
         to: Address | None = None,
         started: float | None = None,
+        force: bool = False,
     ) -> Outcome:
         h = self.host
         started = self.clock() if started is None else started
@@ -355,7 +397,13 @@ class Leader:
         plans: list[Failover] = []
         reasons: list[str] = []
         for name in shards:
-            if planned:
+            if force and to is not None:
+                plan = failover.start_forced(name, epoch, snap, h.timing, to)
+                if not isinstance(plan, Abort):
+                    why = failover.refusal(name, snap, h.timing) or "none refused"
+                    text = f"shard {name}: operator forces the promotion of {to} ({why})"
+                    self.events.emit(Event("failover-forced", text, shard=name, epoch=epoch))
+            elif planned:
                 plan = failover.start_planned(name, epoch, snap, h.timing, to)
             else:
                 plan = failover.start(name, epoch, snap, h.timing)
@@ -363,12 +411,15 @@ class Leader:
                 self.events.emit(
                     Event("abort", f"epoch {epoch}: {plan.reason}", shard=name, epoch=epoch)
                 )
+                if plan.refused:
+                    old = h.topology.shards[h.topology.shard_index(name)].master
+                    self.refusals.refuse(name, old, plan.reason, epoch)
                 self.stats.failover_ended(name, planned, False, self.clock() - started)
                 reasons.append(plan.reason)
             else:
                 plans.append(plan)
         if not plans:
-            self._back_off_after_abort()
+            self._back_off_after_abort(shards)
             return {"ok": False, "epoch": epoch, "reason": "; ".join(reasons)}
         self._busy |= {p.shard for p in plans}
         paused_at: dict[str, float] = {}
@@ -400,6 +451,7 @@ class Leader:
                 continue
             p = failover.on_result(p, published, True, self.clock(), h.timing)
             self.stats.failover_ended(p.shard, planned, True, self.clock() - started)
+            self._backoff.reset(p.shard)
             pause = pauses.get(p.shard)
             how = f" (planned; writes paused {pause * 1000:.0f} ms)" if pause is not None else ""
             switched.append(
@@ -433,7 +485,7 @@ class Leader:
                 )
             )
         if failed:
-            self._back_off_after_abort()
+            self._back_off_after_abort([p.shard for p in failed])
         return {
             "ok": not reasons,
             "epoch": epoch,
@@ -441,9 +493,10 @@ class Leader:
             "reason": "; ".join(reasons),
         }
 
-    def _back_off_after_abort(self) -> None:
-        timing = self.host.timing
-        self._hold_off(election.retry_delay(self.rng, timing) + timing.probe_interval * 5)
+    def _back_off_after_abort(self, shards: list[str]) -> None:
+        """Hold off after an aborted attempt, longer with each one in a row for a shard."""
+        failures = self._backoff.failed(shards)
+        self._hold_off(election.abort_backoff(self.rng, self.host.timing, failures))
 
     async def _drive(self, plan: Failover, paused_at: dict[str, float]) -> Failover:
         """Run one failover up to (not including) publication, or to its abort.

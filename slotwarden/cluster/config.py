@@ -128,6 +128,10 @@ class SentinelConfig:
     secret_file: str | None = None  # or a file holding it
     state_dir: str = ".slotwarden/state"  # persisted votes and epochs
     peers: tuple[SentinelPeer, ...] = ()
+    # A replica further behind its master than this is not promoted (link down
+    # longer than the master's downtime + this, or offset below the master's of
+    # this long ago); None: 10 x down_after_ms.
+    max_replica_lag_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,6 +525,7 @@ class _Checker:
         take("secret_file", self.text, False)
         take("state_dir", self.text, False)
         take("peers", self.peers, True)
+        take("max_replica_lag_ms", self.integer, False)
         # Cross-field checks run on whatever parsed, so they show up alongside
         # the problems of individual fields.
         quorum = kwargs.get("quorum")

@@ -82,6 +82,7 @@ def test_one_sentinel_cut_off_from_the_master_is_not_enough():
 def test_no_majority_no_failover_until_a_sentinel_returns():
     with sentinel_cluster(replicas=1, quorum=1) as sc:
         sc.start_all()
+        sc.wait_in_sync()  # a replica that never synced is not promoted (issue 11)
         sc.stop("s2", signal.SIGKILL)
         sc.stop("s3", signal.SIGKILL)
         m = sc.masters[0]
