@@ -12,7 +12,8 @@ The sentinels hold the authoritative, epoch-numbered topology. A router:
   sentinel again at once instead of waiting for the long-poll.
 
 Invariant: every map goes through `RouteTable.apply_topology`
-(router.control.routes), which applies only a strictly higher epoch.
+(router.control.routes), which applies only a strictly higher epoch. On
+shutdown the request in flight ends before the HTTP session closes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import aiohttp
 
@@ -86,6 +88,8 @@ class TopologyWatcher:
     async def run(self) -> None:
         """Watch until cancelled."""
         index = 0
+        poll: asyncio.Future[SlotMap | None] | None = None
+        hint: asyncio.Future[bool] | None = None
         try:
             while True:
                 sentinel = self.sentinels[index % len(self.sentinels)]
@@ -114,5 +118,20 @@ class TopologyWatcher:
                 if slotmap is not None:
                     self.routes.apply_topology(slotmap, source=f"sentinel {sentinel}")
         finally:
+            # The long poll still open must end before the session closes under it
+            # (else: "Task exception was never retrieved ... Connector is closed").
+            await _settle(poll, hint)
             if self._session is not None:
                 await self._session.close()
+
+
+async def _settle(*futures: asyncio.Future[Any] | None) -> None:
+    """Cancel ``futures`` and wait for them to end, their outcome retrieved."""
+    live = [f for f in futures if f is not None]
+    for f in live:
+        f.cancel()
+    if live:
+        await asyncio.wait(live)
+    for f in live:
+        if not f.cancelled():
+            f.exception()  # retrieved: a failure at shutdown is not worth a log line
