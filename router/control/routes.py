@@ -20,7 +20,9 @@ until the next topology, when someone is watching the sentinels) and their
 Invariants: an update is applied only if its epoch is strictly higher than
 the current one (`apply_topology`); a node the route no longer uses is
 retired or stopped, never left serving; every node task runs in the TaskGroup
-given to `attach`.
+given to `attach`; the timeout sweep (`sweep`) covers every node still
+holding requests, retired ones included, so a request in flight is answered
+within ``command_timeout`` whatever the topology does.
 """
 
 from __future__ import annotations
@@ -163,7 +165,10 @@ class RouteTable:
         while True:
             await asyncio.sleep(period)
             now = loop.time()
-            for node in list(self.nodes.values()):
+            # retired nodes too: a replaced master may be the hung one, and its
+            # requests in flight are owed an answer within command_timeout, not
+            # at the end of the retirement grace
+            for node in [*self.nodes.values(), *self.retired]:
                 for conn in node.all_conns():
                     conn.check_timeout(now)
             self.parking.expire(now)
