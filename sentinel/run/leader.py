@@ -15,9 +15,14 @@ shard's failover with `sentinel.decide.failover`, drive it through the
 actuator, and publish one topology at the won epoch. The same election
 publishes a cluster.yaml edit (a "reconfigure" action, see
 `sentinel.run.reload`): failovers and reconfigures take turns when both
-wait. Every outcome is one logged event (new-epoch, elected, promoted,
-repoint, switch, reconfigure, abort); a loss or an abort sets a randomized
-time before the next attempt. Tasks run in the sentinel's TaskGroup
+wait. An ODOWN shard no replica of which may be promoted is not stood for
+at all: it is refused (`sentinel.run.refusals`), unless an operator forces
+a named replica (`Leader.manual` with ``force``). Every outcome is one
+logged event (new-epoch, elected, promoted, repoint, switch, reconfigure,
+abort, failover-refused, failover-forced); a loss sets a randomized time
+before the next attempt, an abort one that doubles with each abort in a
+row for the shard (`sentinel.decide.election.abort_backoff`). Steps are
+performed by `sentinel.run.steps`. Tasks run in the sentinel's TaskGroup
 (`LeaderHost.spawn`).
 
 Before publishing, the leader asks every peer for its topology and adopts the
@@ -48,17 +53,14 @@ from sentinel.decide.election import ElectionInput, ElectionRole, VoteState
 from sentinel.decide.failover import Failover, Step
 from sentinel.decide.model import (
     Abort,
-    Action,
-    CheckCaughtUp,
-    CheckRole,
     Event,
     PauseWrites,
-    Promote,
     Publish,
     Repoint,
     Snapshot,
     Timing,
 )
+from sentinel.run import steps
 from sentinel.run.events import EventLog
 from sentinel.run.refusals import Backoff, Refusals
 from sentinel.run.stats import SentinelStats
@@ -181,24 +183,8 @@ class Leader:
         With ``snap``, an ODOWN shard none of whose replicas may be promoted
         (`failover.refusal`) is refused - one event - and no epoch is spent on it.
         """
-        epoch = self.host.topology.epoch
-        for name in list(self.refusals.current):
-            if name not in odown:
-                self.refusals.clear(name, "its master is no longer objectively down", epoch)
-                self._backoff.reset(name)
-        refused: set[str] = set()
-        if snap is not None:
-            for name in sorted(odown - self._busy):
-                reason = failover.refusal(name, snap, self.host.timing)
-                if reason:
-                    master = snap.topology.shards[snap.topology.shard_index(name)].master
-                    self.refusals.refuse(name, master, reason, epoch)
-                    refused.add(name)
-                else:
-                    self.refusals.clear(name, "a replica is eligible again", epoch)
-        for name in list(self._backoff.failures):
-            if name not in odown:
-                self._backoff.reset(name)
+        refused = self.refusals.review(odown, self._busy, snap, self.host.timing)
+        self._backoff.keep_only(odown)
         if self._role is not ElectionRole.FOLLOWER or now < self._not_before:
             return
         if self._election is not None and not self._election.done():
@@ -509,56 +495,17 @@ class Leader:
             plan, actions = failover.next_actions(plan, self.clock(), h.timing, h.topology)
             if plan.step in (Step.PUBLISH, Step.ABORTED, Step.DONE):
                 return plan
-            results = await asyncio.gather(*(self._perform(a) for a in actions))
+            results = await asyncio.gather(*(steps.perform(self.actuator, a) for a in actions))
             before = plan.step
             for action, ok in zip(actions, results, strict=True):
                 plan = failover.on_result(plan, action, ok, self.clock(), h.timing)
                 if isinstance(action, PauseWrites) and ok:
                     paused_at[plan.shard] = self.clock()
                 if ok:
-                    self._log_step(plan, action)
+                    self.events.emit_if(steps.step_event(plan, action))
                 elif isinstance(action, Repoint):
-                    self._log_step(plan, action, failed=True)
+                    self.events.emit_if(steps.step_event(plan, action, failed=True))
             if plan.step is before and before in (Step.VERIFY, Step.CATCHUP):
                 await asyncio.sleep(h.timing.probe_interval / 4)
             elif self.step_pause and plan.step is not before:
                 await asyncio.sleep(self.step_pause)
-
-    def _log_step(self, plan: Failover, action: Action, failed: bool = False) -> None:
-        if isinstance(action, Repoint):
-            what = "could not be repointed" if failed else "repointed"
-            kind, text = "repoint", f"replica {action.addr} {what} to {action.master}"
-        elif isinstance(action, Promote):
-            kind = "promoted"
-            text = (
-                f"{plan.candidate} promoted to master (REPLICAOF NO ONE) "
-                f"replacing {plan.old_master}"
-            )
-        elif isinstance(action, PauseWrites):
-            kind, text = "pause", f"writes paused on {action.addr} to hand over to {plan.candidate}"
-        elif isinstance(action, CheckCaughtUp):
-            kind, text = "caught-up", f"{plan.candidate} has every write of {plan.old_master}"
-        else:
-            return
-        self.events.emit(
-            Event(
-                kind,
-                f"shard {plan.shard}: {text} at epoch {plan.epoch}",
-                shard=plan.shard,
-                addr=str(getattr(action, "addr", plan.candidate)),
-                epoch=plan.epoch,
-            )
-        )
-
-    async def _perform(self, action: Action) -> bool:
-        if isinstance(action, Promote):
-            return await self.actuator.promote(action.addr)
-        if isinstance(action, CheckRole):
-            return await self.actuator.check_master(action.addr)
-        if isinstance(action, Repoint):
-            return await self.actuator.repoint(action.addr, action.master)
-        if isinstance(action, PauseWrites):
-            return await self.actuator.pause_writes(action.addr, action.ms)
-        if isinstance(action, CheckCaughtUp):
-            return await self.actuator.caught_up(action.master, action.replica)
-        raise AssertionError(f"not performed here: {action!r}")

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import collections
 
-from sentinel.decide.model import Event
+from sentinel.decide import failover
+from sentinel.decide.model import Event, Snapshot, Timing
 from sentinel.run.events import EventLog
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.topology import Address, SlotMap
@@ -32,6 +33,32 @@ class Refusals:
         self.stats = stats
         self.current: dict[str, str] = {}  # shard -> why no replica may be promoted
         self.masters: dict[str, Address] = {}  # shard -> the master that was down
+
+    def review(
+        self,
+        odown: frozenset[str],
+        busy: frozenset[str] | set[str],
+        snap: Snapshot | None,
+        timing: Timing,
+    ) -> frozenset[str]:
+        """Once per run cycle: the ODOWN shards (not in ``busy``) whose failover is refused
+        now. A shard no longer ODOWN, or with an eligible replica again, is cleared."""
+        epoch = snap.topology.epoch if snap is not None else 0
+        for name in list(self.current):
+            if name not in odown:
+                self.clear(name, "its master is no longer objectively down", epoch)
+        if snap is None:
+            return frozenset()
+        refused = set()
+        for name in sorted(odown - set(busy)):
+            reason = failover.refusal(name, snap, timing)
+            if reason:
+                master = snap.topology.shards[snap.topology.shard_index(name)].master
+                self.refuse(name, master, reason, epoch)
+                refused.add(name)
+            else:
+                self.clear(name, "a replica is eligible again", epoch)
+        return frozenset(refused)
 
     def refuse(self, shard: str, master: Address, reason: str, epoch: int) -> None:
         """No replica of ``shard`` may be promoted: say so once, keep the latest reason."""
@@ -85,3 +112,9 @@ class Backoff:
 
     def reset(self, shard: str) -> None:
         self.failures.pop(shard, None)
+
+    def keep_only(self, shards: frozenset[str]) -> None:
+        """Forget the shards not in ``shards`` (recovered: the next outage starts afresh)."""
+        for shard in list(self.failures):
+            if shard not in shards:
+                del self.failures[shard]
