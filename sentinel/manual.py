@@ -31,7 +31,7 @@ async def request(
     body: dict[str, object] = {"shard": shard, "to": to}
     if force:
         body["force"] = True
-    async with PeerClient(secret) as client:
+    async with PeerClient(secret, config.tls) as client:
         for peer in config.sentinel.peers:
             answer = await client.call_any("POST", peer.listen, "/failover", timeout, body)
             if answer is None:

@@ -49,7 +49,7 @@ async def _node(addr: Address) -> dict[str, Any]:
 
 async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
     peers = config.sentinel.peers if config.sentinel else ()
-    async with PeerClient(secret or "") as client:
+    async with PeerClient(secret or "", config.tls) as client:
         path = "/status" if secret else "/health"
         views = await asyncio.gather(*(client.call("GET", p.listen, path, TIMEOUT) for p in peers))
         routers = [config.router.admin]

@@ -1,4 +1,4 @@
-"""The `slotwarden` command line: check, router, up, sentinel, status, failover.
+"""The `slotwarden` command line: check, acl, router, up, sentinel, status, failover.
 
 Owns argument parsing, config-file resolution and logging setup; every
 subcommand handler returns the process exit code. The heavy modules
@@ -34,6 +34,7 @@ _LAZY_MODULES = (
     "sentinel.main",
     "sentinel.status",
     "sentinel.manual",
+    "slotwarden.acl",
 )
 
 _logging_ready = False
@@ -124,6 +125,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_acl(args: argparse.Namespace) -> int:
+    from slotwarden.acl import users_of
+
+    config = load(resolve_config(args.file))
+    users, notes = users_of(config)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    for user in users:
+        print(user.setuser_line() if args.setuser else user.aclfile_line())
+    return 0
+
+
 def cmd_router(args: argparse.Namespace) -> int:
     from router.main import main as router_main
 
@@ -133,7 +146,7 @@ def cmd_router(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from slotwarden.launcher import up
 
-    return int(up(resolve_config(args.config)) or 0)
+    return int(up(resolve_config(args.config), tls=args.tls) or 0)
 
 
 def cmd_sentinel(args: argparse.Namespace) -> int:
@@ -179,6 +192,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", cmd_check, "validate a cluster.yaml and summarise it")
     p.add_argument("file", nargs="?", metavar="FILE", help=config_help)
 
+    p = add(
+        "acl",
+        cmd_acl,
+        "print the backend ACL users (router, sentinels) for an aclfile or redis.conf; "
+        "passwords as SHA-256 (#hex), never in clear",
+    )
+    p.add_argument("file", nargs="?", metavar="FILE", help=config_help)
+    p.add_argument(
+        "--setuser", action="store_true", help="print ACL SETUSER commands instead of user lines"
+    )
+
     p = add("router", cmd_router, "run the router (the client-facing Redis endpoint)")
     p.add_argument("--config", metavar="FILE", help=config_help)
     p.add_argument("--listen", metavar="HOST:PORT", type=_address, help="override router.listen")
@@ -187,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("up", cmd_up, "start a whole local cluster (redis, sentinels, router)")
     p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="every hop over TLS, with a throwaway CA and certificate made by openssl",
+    )
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
     p.add_argument("--log-json", action="store_true", help=json_help)
 

@@ -11,13 +11,17 @@ Routes:
 - ``POST /topology`` - a new slot map from a sentinel; needs
   ``Authorization: Bearer <secret>`` (401 without it, nothing changes);
   applied only if its epoch is higher than the current one. Answers
-  ``{"applied": bool, "epoch": N}``.
+  ``{"applied": bool, "epoch": N}``. A map naming a node cluster.yaml does
+  not list for that shard, or an epoch more than
+  `slotwarden.cluster.trust.MAX_EPOCH_JUMP` above the current one, is a 400
+  (`RouteTable.vet`), logged once, nothing changes.
 - ``POST /reload`` - re-read cluster.yaml now (same secret); 200 with the
   changes applied, or 422 with every problem (the running config stays).
 
 Bad input is a 400 ``{"error": reason}`` with a one-line reason, never a 500:
 a pushed body is parsed by `parse_topology_body` (a JSON object at any depth,
-a well-formed topology, an integer epoch in 0..2**63-1); the other routes
+then `slotwarden.cluster.trust.parse_topology`: a well-formed topology, an
+integer epoch in 0..2**63-1); the other routes
 read no query field or body.
 
 Invariant: nothing here changes routing except through
@@ -39,10 +43,9 @@ from router.control.reload import RouterReloader
 from router.control.routes import RouteTable
 from slotwarden.cluster.secrets import authorized
 from slotwarden.cluster.topology import SlotMap
+from slotwarden.cluster.trust import EpochJump, TopologyRefused, parse_topology
 
 log = logging.getLogger("slotwarden.admin")
-
-MAX_EPOCH = (1 << 63) - 1  # epochs are 64-bit numbers on the sentinels too
 
 
 def _one_line(text: object) -> str:
@@ -59,22 +62,10 @@ def parse_topology_body(raw: bytes) -> SlotMap | str:
         return f"bad topology: {_one_line(exc)}"
     except RecursionError:
         return "bad topology: body is nested too deeply"
-    if not isinstance(data, dict):
-        return "bad topology: body must be a JSON object"
-    epoch = data.get("epoch")
-    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= MAX_EPOCH:
-        return f"bad topology: epoch must be an integer between 0 and {MAX_EPOCH}"
-    shards = data.get("shards")
-    if not isinstance(shards, list) or not all(isinstance(x, dict) for x in shards):
-        return "bad topology: shards must be a list of objects"
     try:
-        return SlotMap.from_dict(data)
-    except KeyError as exc:
-        return f"bad topology: missing field {_one_line(exc)}"
-    except OverflowError:
-        return "bad topology: too many shards"
-    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
-        return f"bad topology: {_one_line(exc)}"
+        return parse_topology(data)
+    except TopologyRefused as exc:
+        return f"bad topology: {exc}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +134,13 @@ async def post_topology(request: web.Request) -> web.Response:
     if isinstance(slotmap, str):
         return web.json_response({"error": slotmap}, status=400)
     routes = admin.routes
-    applied = routes.apply_topology(slotmap, source=f"push from {request.remote}", kind="push")
+    source = f"push from {request.remote}"
+    refused = routes.vet(slotmap, source, kind="push")
+    if refused is not None:
+        if isinstance(refused, EpochJump):
+            routes.hint_topology()  # the sentinels may know better (a majority is trusted)
+        return web.json_response({"error": f"bad topology: {refused}"}, status=400)
+    applied = routes.apply_topology(slotmap, source=source, kind="push")
     return web.json_response({"applied": applied, "epoch": routes.route.slotmap.epoch})
 
 

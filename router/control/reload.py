@@ -93,9 +93,11 @@ class RouterReloader:
         running.users = users
         running.config = new
         for node in routes.nodes.values():
-            node.apply_settings(settings_for_shard(settings, new, node.label))
+            node.apply_settings(settings_for_shard(settings, new, node.label, node.addr))
         if self.watcher is not None and new.sentinel is not None:
             self.watcher.sentinels = [p.listen for p in new.sentinel.peers]
+        if self.watcher is not None:
+            self.watcher.hint()  # a topology refused for naming a node just added: ask again
         current = routes.route.slotmap
         layout = new.slotmap(current.epoch + 1)
         same_layout = layout.owner == current.owner and layout.shards == current.shards

@@ -4,6 +4,7 @@
 plus the master `Node` of each shard, swapped as a whole so a request sees
 either the old or the new topology, never a mix) and every node it started.
 
+    vet(slotmap) ── a node cluster.yaml does not list, an epoch jump > 1000? ──► refused
     apply_topology(slotmap) ── epoch <= current? ──► rejected (counted)
             │ higher epoch
             ▼
@@ -18,7 +19,10 @@ until the next topology, when someone is watching the sentinels) and their
 `TopologyHint` (forwarded to the topology watcher, if there is one).
 
 Invariants: an update is applied only if its epoch is strictly higher than
-the current one (`apply_topology`); a node the route no longer uses is
+the current one (`apply_topology`), and one from outside (a push, the
+sentinels) only once `vet` passed it (slotwarden.cluster.trust); a node is
+sent backend credentials only if cluster.yaml lists it for its shard
+(`settings_for_shard`); a node the route no longer uses is
 retired or stopped, never left serving; every node task runs in the TaskGroup
 given to `attach`; the timeout sweep (`sweep`) covers every node still
 holding requests, retired ones included, so a request in flight is answered
@@ -40,6 +44,7 @@ from router.wire.node import Node, Route
 from router.wire.ports import BackendPorts, StatsSink
 from router.wire.turn import LoopTurn
 from slotwarden.cluster.topology import Address, SlotMap
+from slotwarden.cluster.trust import TopologyRefused, check_epoch, check_nodes
 
 log = logging.getLogger("slotwarden.router")
 
@@ -64,6 +69,7 @@ class RouteTable:
         self.on_hint: Callable[[], None] | None = None  # the topology watcher's, when watching
         self._spawn: Callable[..., asyncio.Task[None]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_refusal = ""  # the last refused topology's reason (logged once)
 
     def attach(self, tg: asyncio.TaskGroup) -> None:
         """From now on node tasks are spawned in ``tg`` (the app's TaskGroup)."""
@@ -71,6 +77,25 @@ class RouteTable:
         self._loop = asyncio.get_running_loop()
 
     # ------------------------------------------------------------ topology
+
+    def vet(
+        self, slotmap: SlotMap, source: str, kind: str = "watch", jump_ok: bool = False
+    ) -> TopologyRefused | None:
+        """None if ``slotmap`` names only nodes cluster.yaml lists for their shards and
+        its epoch is at most `MAX_EPOCH_JUMP` above ours (``jump_ok``: a majority of the
+        sentinels holds it), else why not (`EpochJump` for the jump alone), logged once
+        per new reason and counted as a rejected update."""
+        try:
+            check_nodes(slotmap, self.running.config)
+            if not jump_ok:
+                check_epoch(slotmap.epoch, self.route.slotmap.epoch)
+        except TopologyRefused as exc:
+            self.stats.topology_update(kind, False)
+            if str(exc) != self._last_refusal:
+                self._last_refusal = str(exc)
+                log.warning("topology epoch %d from %s refused: %s", slotmap.epoch, source, exc)
+            return exc
+        return None
 
     def apply_topology(self, slotmap: SlotMap, source: str, kind: str = "watch") -> bool:
         """Adopt ``slotmap`` if its epoch is higher than the current one.
@@ -108,7 +133,9 @@ class RouteTable:
                 if node is not None:
                     node.retire(self._loop, grace)
                     self.retired.append(node)
-                settings = settings_for_shard(running.backend, running.config, shard.name)
+                settings = settings_for_shard(
+                    running.backend, running.config, shard.name, shard.master
+                )
                 node = Node(shard.master, shard.name, settings, self.ports)
                 self.nodes[shard.master] = node
                 node.start(self._spawn)

@@ -11,6 +11,13 @@ The sentinels hold the authoritative, epoch-numbered topology. A router:
 - on a hint (a ``-READONLY`` reply, a lost master connection) asks every
   sentinel again at once instead of waiting for the long-poll.
 
+Every answer is parsed by `slotwarden.cluster.trust.parse_topology` (any
+malformed body is one `TopologyRefused`) and vetted by `RouteTable.vet`: only
+nodes cluster.yaml lists for their shard, and an epoch at most
+`MAX_EPOCH_JUMP` above ours - unless a majority of the file's sentinels
+answer with that epoch (`ask_all`), so a router that was away while the
+sentinels' elections moved the epoch far ahead still catches up.
+
 Invariant: every map goes through `RouteTable.apply_topology`
 (router.control.routes), which applies only a strictly higher epoch. On
 shutdown the request in flight ends before the HTTP session closes.
@@ -21,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl as _ssl
 from typing import Any
 
 import aiohttp
@@ -28,6 +36,7 @@ import aiohttp
 from router.control.routes import RouteTable
 from slotwarden.cluster.secrets import bearer
 from slotwarden.cluster.topology import Address, SlotMap
+from slotwarden.cluster.trust import TopologyRefused, parse_topology
 
 log = logging.getLogger("slotwarden.watch")
 
@@ -38,7 +47,12 @@ RETRY_S = 0.5  # after every sentinel failed
 
 class TopologyWatcher:
     def __init__(
-        self, routes: RouteTable, sentinels: list[Address], secret: str, admin: Address | None
+        self,
+        routes: RouteTable,
+        sentinels: list[Address],
+        secret: str,
+        admin: Address | None,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         self.routes = routes
         self.sentinels = sentinels
@@ -46,6 +60,8 @@ class TopologyWatcher:
         self.headers = bearer(secret)
         self._hint = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self.ssl = ssl  # HTTPS to the sentinels, verifying tls.ca_file (cluster.yaml tls.http)
+        self.scheme = "https" if ssl is not None else "http"
 
     def hint(self) -> None:
         """Something suggests the topology changed: ask the sentinels now."""
@@ -56,7 +72,8 @@ class TopologyWatcher:
         params = {"after": str(after), "timeout": str(wait)}
         if self.admin is not None:
             params["router"] = str(self.admin)
-        url = f"http://{sentinel}/topology"
+        host = f"[{sentinel.host}]" if ":" in sentinel.host else sentinel.host
+        url = f"{self.scheme}://{host}:{sentinel.port}/topology"
         timeout = aiohttp.ClientTimeout(total=wait + ASK_TIMEOUT_S)
         async with self._session.get(
             url, params=params, headers=self.headers, timeout=timeout
@@ -65,22 +82,43 @@ class TopologyWatcher:
                 raise aiohttp.ClientResponseError(
                     resp.request_info, (), status=resp.status, message=await resp.text()
                 )
-            return SlotMap.from_dict(await resp.json())
+            try:
+                data = await resp.json()
+            except (ValueError, RecursionError) as exc:
+                raise TopologyRefused(f"not JSON: {type(exc).__name__}") from None
+            return parse_topology(data)  # raises TopologyRefused only
+
+    def _take(self, slotmap: SlotMap, source: str, jump_ok: bool = False) -> bool | None:
+        """Apply ``slotmap`` if `RouteTable.vet` passes it (cluster.yaml's nodes only, a
+        bounded epoch jump unless ``jump_ok``): None if refused, else whether applied."""
+        if self.routes.vet(slotmap, source, jump_ok=jump_ok) is not None:
+            return None
+        return self.routes.apply_topology(slotmap, source=source)
 
     async def ask_all(self) -> int:
-        """Ask every sentinel at once; apply the highest epoch. Returns how many answered."""
+        """Ask every sentinel at once; apply the highest epoch. Returns how many answered.
+
+        An epoch more than `MAX_EPOCH_JUMP` above ours (say, failed elections while
+        this router was away) is taken only if a majority of cluster.yaml's sentinels
+        answered with it or a higher one: a single push cannot fake that."""
         epoch = self.routes.route.slotmap.epoch
         results = await asyncio.gather(
             *(self._get(s, epoch, 0.0) for s in self.sentinels), return_exceptions=True
         )
         maps = [r for r in results if isinstance(r, SlotMap)]
-        if maps:
-            best = max(maps, key=lambda m: m.epoch)
-            self.routes.apply_topology(best, source="sentinels")
+        for sentinel, r in zip(self.sentinels, results, strict=True):
+            if isinstance(r, TopologyRefused):
+                log.warning("sentinel %s: bad topology: %s", sentinel, r)
+        majority = len(self.sentinels) // 2 + 1
+        for best in sorted(maps, key=lambda m: m.epoch, reverse=True):
+            backed = sum(1 for m in maps if m.epoch >= best.epoch) >= majority
+            if self._take(best, "sentinels", jump_ok=backed) is not None:
+                break
         return len(maps)
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True)
+        self._session = aiohttp.ClientSession(connector=connector)
         answered = await self.ask_all()
         if not answered:
             log.warning("no sentinel answered; starting from %s", self.routes.running.config.path)
@@ -115,8 +153,12 @@ class TopologyWatcher:
                     if index % len(self.sentinels) == 0:
                         await asyncio.sleep(RETRY_S)
                     continue
-                if slotmap is not None:
-                    self.routes.apply_topology(slotmap, source=f"sentinel {sentinel}")
+                if slotmap is not None and self._take(slotmap, f"sentinel {sentinel}") is None:
+                    # refused: a big jump is taken if a majority of the sentinels has it;
+                    # either way, do not ask again at once
+                    await self.ask_all()
+                    index += 1
+                    await asyncio.sleep(RETRY_S)
         finally:
             # The long poll still open must end before the session closes under it
             # (else: "Task exception was never retrieved ... Connector is closed").

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.commands import spec as cmds
+from router.commands.acl import INFO_SENT
 from router.commands.spec import CommandSpec, KeySpecError, Shape
 from router.decide import merge
 from router.decide.merge import BUILT, MERGERS
@@ -194,7 +195,7 @@ def plan_all_masters(
     if spec.merger == "scan":
         return plan_scan(args, count)
     if spec.merger == "info":  # the shards' keyspace under the router's own sections
-        piece = encode_command([b"INFO", b"keyspace"])
+        piece = encode_command([b"INFO", INFO_SENT])  # the one INFO the ACL allows
         return Fanout([(i, piece) for i in range(count)], merge.merge_info(info_head))
     raw = encode_command(args)
     return Fanout([(i, raw) for i in range(count)], merger_of(spec))

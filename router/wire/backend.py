@@ -5,7 +5,8 @@ per protocol (RESP2, and RESP3 ones that say ``HELLO 3`` first, for RESP3
 clients). Each connection is kept alive by one task (`BackendConn.maintain`)
 that connects, waits for the loss, backs off and reconnects, forever. Every
 new connection first sends its `handshake`, ``HELLO 3`` (RESP3 ones) and/or
-``AUTH`` (when cluster.yaml has ``backend:`` credentials); a refusal is
+``AUTH`` (when cluster.yaml has ``backend:`` credentials, and only to a node
+cluster.yaml lists for its shard: `settings_for_shard`); a refusal is
 logged once and answered to the shard's requests as ``-CLUSTERDOWN shard a
 refused ...``. A retired connection (its node left the route, see
 `Node.retire`) still gets its in-flight replies for a grace period, and every
@@ -37,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -45,7 +47,9 @@ from router.errors import shard_down
 from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
+from slotwarden.cluster.tls import backend_context
 from slotwarden.cluster.topology import Address
+from slotwarden.cluster.trust import is_listed
 from slotwarden.resp.encode import encode_command
 from slotwarden.resp.errors import ProtocolError
 from slotwarden.resp.replies import ReplyScanner
@@ -62,7 +66,11 @@ class BackendSettings:
     connections: int = 1
     pinned_max: int = 512  # dedicated connections per node (router.pinned_connections_per_node)
     pinned_idle: int = 8  # ... kept open when returned clean (router.pinned_idle_per_node)
+    pinned_per_source: int = 256  # ... held by the clients of one source address
+    pinned_per_user: int = 384  # ... held by one router user's clients
+    pinned_reserved: int = 32  # ... the last ones, kept for subscriptions
     credentials: BackendCredentials | None = None  # sent first on every connection
+    ssl: ssl.SSLContext | None = None  # Redis TLS (cluster.yaml tls.backends), else plain TCP
 
 
 def settings_from_config(
@@ -81,17 +89,49 @@ def settings_from_config(
         connections=r.backend_connections,
         pinned_max=r.pinned_connections_per_node,
         pinned_idle=r.pinned_idle_per_node,
+        pinned_per_source=r.pinned_per_source,
+        pinned_per_user=r.pinned_per_user,
+        pinned_reserved=r.pinned_reserved_for_pubsub,
         credentials=backend_credentials(config.backend, environ),
+        ssl=backend_context(config.tls),  # SecretError if a tls file cannot be loaded
     )
+
+
+async def open_to(
+    conn: asyncio.Protocol, addr: Address, settings: BackendSettings
+) -> asyncio.BaseTransport:
+    """Connect ``conn`` to ``addr``, over TLS (verifying the node's certificate against
+    tls.ca_file, for ``addr.host``) when ``settings.ssl`` is set; the caller bounds the time."""
+    loop = asyncio.get_running_loop()
+    context = settings.ssl
+    transport, _ = await loop.create_connection(
+        lambda: conn,
+        addr.host,
+        addr.port,
+        ssl=context,
+        server_hostname=addr.host if context is not None else None,
+    )
+    return transport
 
 
 def settings_for_shard(
     settings: BackendSettings,
     config: ClusterConfig,
     shard: str,
+    addr: Address,
     environ: Mapping[str, str] = os.environ,
 ) -> BackendSettings:
-    """``settings`` with the credentials of ``shard`` when it has its own ``backend:``."""
+    """``settings`` for node ``addr`` of ``shard``: the shard's own credentials when it has
+    its own ``backend:``, and none at all for an address cluster.yaml does not list for
+    that shard (the backend password never goes to a server the file does not name)."""
+    if not is_listed(config, shard, addr):
+        if settings.credentials is not None:
+            log.error(
+                "backend %s is not a node of shard %s in cluster.yaml: no credentials sent",
+                addr,
+                shard,
+            )
+        return replace(settings, credentials=None)
     for section in config.shards:
         if section.name == shard and section.backend is not None:
             return replace(settings, credentials=backend_credentials(section.backend, environ))
@@ -310,20 +350,25 @@ class BackendConn(asyncio.Protocol):
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
                     # a cancel that lands as the connection completes (Node.stop lost)
                     async with asyncio.timeout(s.connect_timeout):
-                        await loop.create_connection(lambda: self, self.addr.host, self.addr.port)
+                        await open_to(self, self.addr, s)
                 except (OSError, TimeoutError) as exc:
                     self.state = DOWN
                     timed_out = isinstance(exc, TimeoutError)
                     stats = self.stats
                     (stats.backend_timeout if timed_out else stats.backend_error)(str(self.addr))
                     why = "connect timed out" if timed_out else str(exc)
-                    self.fail_all(shard_down(self.label, f"is unavailable ({self.addr}: {why})"))
+                    reply = shard_down(self.label, f"is unavailable ({self.addr}: {why})")
+                    if isinstance(exc, ssl.SSLError):  # say why to every request until fixed
+                        self.down_reply = reply
+                    self.fail_all(reply)
                     if not was_down:
                         log.warning("backend %s (shard %s) is down: %s", self.addr, self.label, why)
                         was_down = True
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, s.reconnect_max)
                     continue
+                if not self.refused:
+                    self.down_reply = shard_down(self.label)
                 if was_down and not self.refused:
                     log.info("backend %s (shard %s) is back", self.addr, self.label)
                     was_down = False

@@ -39,10 +39,10 @@ from router.decide.merge import merge_first
 from router.decide.modes import Mode, ModeInput
 from router.errors import CROSSSLOT
 from router.wire.node import RouteSource
-from router.wire.pinned import PinnedConn
+from router.wire.pinned import PinnedConn, holder_of
 from router.wire.ports import ClientPort, Waiter
 from router.wire.subscriber import Subscriber, pong
-from slotwarden.resp.encode import OK, encode_array, encode_command, error_reply
+from slotwarden.resp.encode import OK, encode_array, encode_command
 
 log = logging.getLogger("slotwarden.frontend")
 
@@ -63,13 +63,6 @@ class _Ignore:
 
 
 IGNORE = _Ignore()
-
-
-def _no_free_connection(label: str) -> bytes:
-    return error_reply(
-        f"ERR router has no free dedicated connection to shard {label} "
-        "(router.pinned_connections_per_node)"
-    )
 
 
 class ClientState:
@@ -259,9 +252,9 @@ class ClientState:
             self._release_watch()  # still draining on another shard: let it go
         if self.watch is None:
             node = route.masters[shard]  # type: ignore[index]
-            conn = node.acquire_pinned(client.proto())
-            if conn is None:
-                client.push(_no_free_connection(node.label))
+            conn = node.acquire_pinned(client.proto(), holder_of(client.session))
+            if type(conn) is bytes:
+                client.push(conn)
                 return
             self.watch, self.watch_shard = conn, shard  # type: ignore[assignment]
         self.watching = True
@@ -323,12 +316,12 @@ class ClientState:
                 conns.append(self.watch)  # its own connection, kept after the reply
                 continue
             node = route.masters[shard]
-            conn = node.acquire_pinned(client.proto())
-            if conn is None:
+            conn = node.acquire_pinned(client.proto(), holder_of(client.session))
+            if type(conn) is bytes:
                 self._release(conns)
-                client.push(_no_free_connection(node.label))
+                client.push(conn)
                 return False
-            conns.append(conn)
+            conns.append(conn)  # type: ignore[arg-type]
         self.blocked = conns
         self._enter(BLOCKED)  # before sending: a dead shard answers at once
         pending = client.new_pending()

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from router.wire.backend import UP, BackendConn, BackendSettings
-from router.wire.pinned import PinnedConn, PinnedPool
+from router.wire.pinned import Holder, PinnedConn, PinnedPool
 from router.wire.ports import BackendPorts
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -74,9 +74,12 @@ class Node:
         ]
         self.pinned.spawn = spawn
 
-    def acquire_pinned(self, proto: int) -> PinnedConn | None:
-        """A dedicated connection speaking ``proto``, or None at the per-node bound."""
-        return self.pinned.acquire(proto)
+    def acquire_pinned(
+        self, proto: int, holder: Holder, pubsub: bool = False
+    ) -> PinnedConn | bytes:
+        """A dedicated connection speaking ``proto`` for ``holder``, or the ``-ERR``
+        naming the limit it hit (`PinnedPool.acquire`)."""
+        return self.pinned.acquire(proto, holder, pubsub)
 
     def stop(self) -> None:
         for task in self.tasks:

@@ -14,8 +14,18 @@ like the shared ones, hands push messages (``message``, ``pmessage``,
 ``smessage``) to its owner's ``on_push`` and every other reply to the oldest
 waiter.
 
+Per-client limits (issue 10, item 9): each connection a client holds is
+counted for its `Holder` - the client's source address and, with router
+users, its user - until it is given back or closed. `PinnedPool.acquire`
+refuses (an ``-ERR`` naming the limit) past ``pinned_per_source`` held by
+one source, past ``pinned_per_user`` held by one user, and a WATCH or
+blocking command when only the ``pinned_reserved`` last connections are
+left: those are for subscriptions.
+
 Invariants:
 - At most ``pinned_max`` pinned connections per node are open (live or idle).
+- ``held`` counts exactly the connections acquired and neither released nor
+  closed, per source and per user.
 - A connection is put back in ``idle`` only by `release`, whose caller
   guarantees a clean state (after EXEC/DISCARD/UNWATCH, or a blocking reply;
   never mid-MULTI, never subscribed). Replies still in flight are fine: the
@@ -29,12 +39,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from router.decide.session import Session
 from router.errors import shard_down
-from router.wire.backend import CLOSED, CONNECTING, DOWN, UP, BackendConn, BackendSettings
+from router.wire.backend import (
+    CLOSED,
+    CONNECTING,
+    DOWN,
+    UP,
+    BackendConn,
+    BackendSettings,
+    open_to,
+)
 from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.topology import Address
+from slotwarden.resp.encode import error_reply
 from slotwarden.resp.errors import ProtocolError
 
 log = logging.getLogger("slotwarden.pinned")
@@ -46,6 +68,23 @@ _MESSAGE_HEADS = (b"$7\r\nmessage\r\n", b"$8\r\npmessage\r\n", b"$8\r\nsmessage\
 def is_message(raw: bytes) -> bool:
     """True for a published message (RESP2 array or RESP3 push), not a reply."""
     return (raw[0] == 42 or raw[0] == 62) and raw[4:].startswith(_MESSAGE_HEADS)
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """Whom a held dedicated connection is counted for."""
+
+    source: str  # the client's IP address
+    user: str | None  # its router user; None without router users (no per-user limit)
+
+
+def holder_of(session: Session | None) -> Holder:
+    """The `Holder` of a client with ``session``."""
+    if session is None:
+        return Holder("?", None)
+    source = session.addr.rpartition(":")[0] or session.addr
+    users = session.users
+    return Holder(source, session.user if users is not None and users.required else None)
 
 
 class PinnedConn(BackendConn):
@@ -70,10 +109,9 @@ class PinnedConn(BackendConn):
 
     async def connect(self) -> None:
         """Connect once; on failure every queued request gets the reason."""
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                await loop.create_connection(lambda: self, self.addr.host, self.addr.port)
+                await open_to(self, self.addr, self.settings)
         except (OSError, TimeoutError) as exc:
             why = "connect timed out" if isinstance(exc, TimeoutError) else str(exc)
             self.state = CLOSED
@@ -185,11 +223,50 @@ class PinnedPool:
         self.spawn: Callable[..., asyncio.Task[None]] | None = None  # Node.start sets it
         self.tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        # what clients hold (acquired, not given back): per source, per user, not pub/sub
+        self.held: dict[PinnedConn, tuple[Holder, bool]] = {}
+        self.by_source: Counter[str] = Counter()
+        self.by_user: Counter[str] = Counter()
+        self.held_other = 0
 
     def live(self) -> list[PinnedConn]:
         return list(self.open)
 
-    def acquire(self, proto: int) -> PinnedConn | None:
+    def acquire(self, proto: int, holder: Holder, pubsub: bool = False) -> PinnedConn | bytes:
+        """A dedicated connection for ``holder`` (``pubsub``: for subscriptions, which
+        may use the reserve), or the ``-ERR`` reply naming the limit it hit."""
+        s = self.settings
+        if self.by_source[holder.source] >= s.pinned_per_source:
+            return error_reply(
+                f"ERR too many dedicated connections from {holder.source} to shard "
+                f"{self.label} (router.pinned_per_source is {s.pinned_per_source})"
+            )
+        if holder.user is not None and self.by_user[holder.user] >= s.pinned_per_user:
+            return error_reply(
+                f"ERR too many dedicated connections for user {holder.user} to shard "
+                f"{self.label} (router.pinned_per_user is {s.pinned_per_user})"
+            )
+        if not pubsub and self.held_other >= s.pinned_max - s.pinned_reserved:
+            return error_reply(
+                f"ERR router has no free dedicated connection to shard {self.label} for "
+                f"WATCH or blocking commands (the last {s.pinned_reserved} are kept for "
+                "subscriptions: router.pinned_reserved_for_pubsub)"
+            )
+        conn = self._take(proto)
+        if conn is None:
+            return error_reply(
+                f"ERR router has no free dedicated connection to shard {self.label} "
+                "(router.pinned_connections_per_node)"
+            )
+        self.held[conn] = (holder, pubsub)
+        self.by_source[holder.source] += 1
+        if holder.user is not None:
+            self.by_user[holder.user] += 1
+        if not pubsub:
+            self.held_other += 1
+        return conn
+
+    def _take(self, proto: int) -> PinnedConn | None:
         idle = self.idle[proto]
         while idle:
             conn = idle.pop()
@@ -204,8 +281,21 @@ class PinnedPool:
         task.add_done_callback(self.tasks.discard)
         return conn
 
+    def _untrack(self, conn: PinnedConn) -> None:
+        """``conn`` is no longer held by its client (given back or closed)."""
+        entry = self.held.pop(conn, None)
+        if entry is None:
+            return
+        holder, pubsub = entry
+        _decrement(self.by_source, holder.source)
+        if holder.user is not None:
+            _decrement(self.by_user, holder.user)
+        if not pubsub:
+            self.held_other -= 1
+
     def release(self, conn: PinnedConn) -> None:
         """Take back a connection whose state is clean: keep it idle or close it."""
+        self._untrack(conn)
         conn.on_push = None
         conn.on_lost = None
         conn.on_idle = None
@@ -222,6 +312,7 @@ class PinnedPool:
             conn.close()
 
     def forget(self, conn: PinnedConn) -> None:
+        self._untrack(conn)
         self.open.discard(conn)
         idle = self.idle[conn.proto]
         if conn in idle:
@@ -233,3 +324,9 @@ class PinnedPool:
             task.cancel()
         for conn in list(self.open):
             conn.close(notify=True)
+
+
+def _decrement(counts: Counter[str], key: str) -> None:
+    counts[key] -= 1
+    if counts[key] <= 0:
+        del counts[key]

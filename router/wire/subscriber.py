@@ -32,10 +32,10 @@ from router.decide.fanin import FanIn, FanInPart
 from router.decide.merge import Merger, first_error
 from router.wire.backend import UP
 from router.wire.node import Node, RouteSource
-from router.wire.pinned import PinnedConn
+from router.wire.pinned import PinnedConn, holder_of
 from router.wire.ports import ClientPort, Waiter
 from slotwarden.cluster.slots import key_hash_slot
-from slotwarden.resp.encode import encode_bulk, encode_command, error_reply
+from slotwarden.resp.encode import encode_bulk, encode_command
 
 log = logging.getLogger("slotwarden.pubsub")
 
@@ -223,13 +223,14 @@ class Subscriber:
             drop = [n for n in have if n not in names[kind]]
             if add:
                 if placement is None:
-                    placement = self._open(node)
-                    if placement is None:
+                    opened = self._open(node)
+                    if type(opened) is bytes:
                         if request is not None:
-                            request.add().on_reply(_too_many(node))
+                            request.add().on_reply(opened)
                         else:
                             self._schedule_retry(node)
                         continue
+                    placement = opened  # type: ignore[assignment]
                 self._request(node, placement, _VERBS[kind][0], add, request)
                 placement.names[kind].update(add)
             if drop and placement is not None:
@@ -238,10 +239,11 @@ class Subscriber:
         if placement is not None:
             self.on_part_done(node)
 
-    def _open(self, node: Node) -> _Placement | None:
-        conn = node.acquire_pinned(self.client.proto())
-        if conn is None:
-            return None
+    def _open(self, node: Node) -> _Placement | bytes:
+        """A connection to ``node`` for our subscriptions, or the ``-ERR`` of the limit hit."""
+        conn = node.acquire_pinned(self.client.proto(), holder_of(self.client.session), True)
+        if type(conn) is bytes:
+            return conn
         conn.on_push = self.client.push
         conn.on_lost = lambda conn, node=node: self._on_lost(node, conn)  # type: ignore[misc]
         placement = self.placed[node] = _Placement(conn)
@@ -317,10 +319,3 @@ class Subscriber:
         for wanted in self.wanted:
             wanted.clear()
         self.resync()
-
-
-def _too_many(node: Node) -> bytes:
-    return error_reply(
-        f"ERR router has no free dedicated connection to shard {node.label} "
-        f"(router.pinned_connections_per_node)"
-    )

@@ -10,7 +10,10 @@ valid reply to both PING and INFO; a refused connection, a timeout (a hung
 process with its socket still open) or an error reply leaves it where it
 was, so the detector sees the node go silent. Each probe has a deadline of
 ``down_after`` (a slow reply is still a reply); after any failure the
-connection is dropped and a fresh one is opened for the next probe.
+connection is dropped and a fresh one is opened for the next probe. With
+cluster.yaml ``tls.backends`` every connection to a node (probes and the
+actuator's) is Redis TLS, verifying the node against ``tls.ca_file`` and
+presenting ``tls.cert_file`` as the client certificate.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sentinel.decide.eligible import remember_offset
 from sentinel.decide.model import NodeObs, NodeRole, Timing
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
+from slotwarden.cluster.tls import redis_py_kwargs
 from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel.probe")
@@ -40,15 +44,25 @@ log = logging.getLogger("sentinel.probe")
 Clock = Callable[[], float]
 
 
-# Backend credentials (cluster.yaml ``backend:`` / ``shards[].backend``), set at
-# start and on reload by `set_backend_auth`; the router sends the same ones.
+# The sentinels' node credentials, set at start and on reload by
+# `set_backend_auth`: cluster.yaml ``sentinel.backend`` (their own ACL user,
+# sentinel.act.acl), else the router's (``backend:`` / ``shards[].backend``).
 _AUTH: dict[Address, BackendCredentials | None] = {}
 _DEFAULT_AUTH: list[BackendCredentials | None] = [None]
+_TLS: dict[str, Any] = {}  # redis-py TLS arguments (cluster.yaml tls.backends), or none
 
 
 def set_backend_auth(config: ClusterConfig) -> None:
-    """Use ``config``'s backend credentials on every connection to a node.
+    """Use ``config``'s sentinel credentials on every connection to a node:
+    ``sentinel.backend`` for every node when set, else the router's ones.
     Raises `slotwarden.cluster.errors.SecretError` if a password cannot be read."""
+    _TLS.clear()
+    _TLS.update(redis_py_kwargs(config.tls))
+    own = config.sentinel.backend if config.sentinel is not None else None
+    if own is not None:
+        _DEFAULT_AUTH[0] = backend_credentials(own)
+        _AUTH.clear()
+        return
     default = backend_credentials(config.backend)
     per_node: dict[Address, BackendCredentials | None] = {}
     for shard in config.shards:
@@ -81,6 +95,7 @@ def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:
         single_connection_client=True,
         client_name=name,
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        **_TLS,
     )
 
 

@@ -14,8 +14,12 @@ is parsed by `sentinel.http.validate`; bad input is a 400 ``{"error": reason}``
   if its epoch is above N, else when one is or at the timeout (held at most
   30 s); ``router=`` registers that router admin address for pushes.
 - ``POST /topology`` - a topology from a peer; adopted if its epoch is higher.
-  Answers ``{"applied": bool, "epoch": N}`` (the router's shape too).
-- ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer.
+  Answers ``{"applied": bool, "epoch": N}`` (the router's shape too). A newer
+  one naming a node cluster.yaml does not list for that shard, or an epoch
+  more than `slotwarden.cluster.trust.MAX_EPOCH_JUMP` above the highest this
+  sentinel knows (`Sentinel.vet`), is a 400 and changes nothing.
+- ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer; an
+  epoch more than ``MAX_EPOCH_JUMP`` above `Sentinel.known_epoch` is a 400.
 - ``POST /failover`` ``{"shard", "to", "force"}`` - a planned switchover, answered
   when done; ``"force": true`` (with ``to``) promotes ``to`` while the master is
   down even if it is not eligible (the refusal an operator overrides).
@@ -51,7 +55,9 @@ from sentinel.http.validate import (
 )
 from sentinel.run.loop import Sentinel
 from slotwarden.cluster.secrets import authorized
+from slotwarden.cluster.tls import http_server_context
 from slotwarden.cluster.topology import Address
+from slotwarden.cluster.trust import MAX_EPOCH_JUMP
 
 log = logging.getLogger("sentinel.api")
 
@@ -127,7 +133,12 @@ async def _body(request: web.Request) -> dict[str, object]:
 async def post_topology(request: web.Request) -> web.Response:
     s = _sentinel(request)
     topology = topology_of(await _body(request))
-    applied = s.adopt(topology, f"POST from {request.remote}")
+    source = f"POST from {request.remote}"
+    if topology.supersedes(s.topology):
+        refused = s.vet(topology, source)
+        if refused is not None:
+            raise BadInput(f"bad topology: {refused}")
+    applied = s.adopt(topology, source, check=False)
     return web.json_response({"applied": applied, "epoch": s.topology.epoch})
 
 
@@ -139,6 +150,11 @@ async def post_vote(request: web.Request) -> web.Response:
         return _error(400, "epoch must be a positive integer")
     if epoch > MAX_EPOCH:
         return _error(400, f"epoch must be at most {MAX_EPOCH}")
+    known = s.known_epoch()
+    if epoch > known + MAX_EPOCH_JUMP:
+        return _error(
+            400, f"epoch {epoch} is more than {MAX_EPOCH_JUMP} above the current epoch {known}"
+        )
     candidate = data.get("candidate")
     if not isinstance(candidate, str) or candidate not in s.all_ids:
         return _error(400, f"unknown candidate {one_line(repr(candidate))}")
@@ -287,9 +303,17 @@ async def serve(sentinel: Sentinel) -> None:
     runner = web.AppRunner(make_app(sentinel), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, sentinel.listen.host, sentinel.listen.port, reuse_address=True)
+        ssl_context = http_server_context(sentinel.config.tls)  # HTTPS with tls.http
+        site = web.TCPSite(
+            runner,
+            sentinel.listen.host,
+            sentinel.listen.port,
+            reuse_address=True,
+            ssl_context=ssl_context,
+        )
         await site.start()
-        log.info("sentinel %s listening on http://%s", sentinel.me, sentinel.listen)
+        scheme = "https" if ssl_context is not None else "http"
+        log.info("sentinel %s listening on %s://%s", sentinel.me, scheme, sentinel.listen)
         await asyncio.Event().wait()
     finally:
         with contextlib.suppress(Exception):

@@ -25,6 +25,10 @@ row for the shard (`sentinel.decide.election.abort_backoff`). Steps are
 performed by `sentinel.run.steps`. Tasks run in the sentinel's TaskGroup
 (`LeaderHost.spawn`).
 
+A leader promotes, repoints and publishes only nodes its cluster.yaml lists
+for their shard (`slotwarden.cluster.trust.restrict`), so routers and
+sentinels sharing that file accept what it publishes.
+
 Before publishing, the leader asks every peer for its topology and adopts the
 newest (`Leader._refresh`), then applies its result on top of that: a failover or an
 edit published by another leader at a lower epoch meanwhile is kept (or, if
@@ -44,6 +48,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import replace
 from typing import Any, Protocol, TypeVar
 
 from sentinel.act.actuator import Actuator
@@ -66,6 +71,7 @@ from sentinel.run.refusals import Backoff, Refusals
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
+from slotwarden.cluster.trust import TopologyRefused, parse_topology, restrict
 
 log = logging.getLogger("sentinel")
 
@@ -98,7 +104,7 @@ class LeaderHost(Protocol):
     def votes(self) -> VoteState: ...
 
     def snapshot(self) -> Snapshot: ...
-    def adopt(self, topology: SlotMap, source: str) -> bool: ...
+    def adopt(self, topology: SlotMap, source: str, check: bool = True) -> bool: ...
     def save_votes(self, votes: VoteState) -> None: ...  # persisted before it returns
     def note_epoch(self, epoch: int) -> None: ...  # in memory; saved with the next change
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]: ...
@@ -277,8 +283,8 @@ class Leader:
                 continue
             topo = ans.get("topology")
             if isinstance(topo, dict):
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    h.adopt(SlotMap.from_dict(topo), f"peer {pid} (vote reply)")
+                with contextlib.suppress(TopologyRefused):
+                    h.adopt(parse_topology(topo), f"peer {pid} (vote reply)")
             if ans.get("granted") is True:
                 grants.append(pid)
             elif isinstance(ans.get("epoch"), int) and ans["epoch"] > epoch:
@@ -356,7 +362,7 @@ class Leader:
             )
             return {"ok": True, "epoch": epoch}
         what = reconfigure.describe(latest, merged, h.config)
-        h.adopt(merged, f"{self.me}, leader of epoch {epoch} (cluster.yaml edit)")
+        h.adopt(merged, f"{self.me}, leader of epoch {epoch} (cluster.yaml edit)", check=False)
         self._reconfigure_pending = False
         h.spawn(self._push_peers(merged))
         self.events.emit(
@@ -380,6 +386,8 @@ class Leader:
         h = self.host
         started = self.clock() if started is None else started
         snap = h.snapshot()
+        # never promote (nor repoint) a node cluster.yaml does not list for its shard
+        snap = replace(snap, topology=restrict(snap.topology, h.config))
         plans: list[Failover] = []
         reasons: list[str] = []
         for name in shards:
@@ -418,7 +426,9 @@ class Leader:
                 await self._refresh()
                 published = failover.publish_round(h.topology, ready)
                 if isinstance(published, Publish):
-                    h.adopt(published.topology, f"{self.me}, leader of epoch {epoch}")
+                    # only replicas cluster.yaml lists: what routers with it accept
+                    published = Publish(restrict(published.topology, h.config))
+                    h.adopt(published.topology, f"{self.me}, leader of epoch {epoch}", check=False)
                     h.spawn(self._push_peers(published.topology))
         finally:
             # A planned switchover paused writes on the old master: resume them,

@@ -13,8 +13,10 @@ Decisions come from the pure modules (`sentinel.decide`); this module
 gathers the snapshot, awaits I/O, and logs one sentence per transition
 (sdown, odown, vote, convert-to-replica, topology). Invariants: the
 persisted state is saved before a vote is answered or a new topology is
-served; a topology is adopted only with a higher epoch; only the elected
-leader of an epoch publishes a topology at that epoch.
+served; a topology is adopted only with a higher epoch, and one from
+outside (a peer, a POST) only once `Sentinel.vet` passed it (the nodes
+cluster.yaml lists, a bounded epoch jump: slotwarden.cluster.trust); only
+the elected leader of an epoch publishes a topology at that epoch.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from sentinel.run.reload import SentinelReloader
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
+from slotwarden.cluster.trust import TopologyRefused, check_epoch, check_nodes
 
 log = logging.getLogger("sentinel")
 
@@ -113,6 +116,7 @@ class Sentinel:
         self.client: PeerClient | None = None
         self.tg: asyncio.TaskGroup | None = None
         self.stats = SentinelStats()
+        self._last_refusal = ""  # the last refused topology's reason (logged once)
         self.cycle_done_at = clock()  # when decide_once last completed (GET /health reads it)
         self.leader = Leader(
             self,
@@ -186,9 +190,34 @@ class Sentinel:
         """Move the current epoch forward to ``epoch`` in memory (saved with the next change)."""
         self.state = replace(self.state, votes=election.observe_epoch(self.votes, epoch))
 
-    def adopt(self, topology: SlotMap, source: str) -> bool:
-        """Take ``topology`` if its epoch is higher than ours; persist it first."""
+    def known_epoch(self) -> int:
+        """The highest epoch we know of: our topology's, our vote epoch, and the vote and
+        topology epochs cluster.yaml's other sentinels report (`poll_peer`)."""
+        epochs = [self.topology.epoch, self.votes.epoch]
+        for op in self.opinions.values():
+            epochs += [op.epoch, op.topology_epoch]
+        return max(epochs)
+
+    def vet(self, topology: SlotMap, source: str) -> TopologyRefused | None:
+        """None if ``topology`` (from a peer or a POST) names only nodes our cluster.yaml
+        lists for their shards and its epoch is at most `MAX_EPOCH_JUMP` above
+        `known_epoch`, else why not, logged once per new reason."""
+        try:
+            check_nodes(topology, self.config)
+            check_epoch(topology.epoch, self.known_epoch())
+        except TopologyRefused as exc:
+            if str(exc) != self._last_refusal:
+                self._last_refusal = str(exc)
+                log.warning("topology epoch %d from %s refused: %s", topology.epoch, source, exc)
+            return exc
+        return None
+
+    def adopt(self, topology: SlotMap, source: str, check: bool = True) -> bool:
+        """Take ``topology`` if its epoch is higher than ours; persist it first. ``check``:
+        it comes from outside and must pass `vet` (False: our own publication)."""
         if not topology.supersedes(self.topology):
+            return False
+        if check and self.vet(topology, source) is not None:
             return False
         old = self.topology
         self.save(Persisted(election.observe_epoch(self.votes, topology.epoch), topology))
@@ -364,7 +393,7 @@ class Sentinel:
 
     async def run(self, serve: Callable[[Sentinel], Awaitable[None]]) -> None:
         """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.http.api`)."""
-        async with PeerClient(self.secret) as client, asyncio.TaskGroup() as tg:
+        async with PeerClient(self.secret, self.config.tls) as client, asyncio.TaskGroup() as tg:
             self.client = client
             self.tg = tg
             self.sync_watches()

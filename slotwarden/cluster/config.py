@@ -26,6 +26,7 @@ import yaml
 
 from slotwarden.cluster.errors import ConfigError
 from slotwarden.cluster.slots import SLOT_COUNT, format_ranges, parse_ranges
+from slotwarden.cluster.tls import TLS_KEYS, TLSConfig, cleartext_problems, parse_tls
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 # `SlotMap.owner` is a byte per slot and 255 marks "unassigned" while building.
@@ -86,6 +87,13 @@ class RouterConfig:
     pinned_connections_per_node: int = 512
     # ... and up to this many kept open when returned clean, for the next client.
     pinned_idle_per_node: int = 8
+    # Per node, what one client source address (all of a sidecar's apps: 127.0.0.1)
+    # and one router user (only with router users) may hold of them at once, and how
+    # many only subscriptions may take (WATCH and blocking commands leave them;
+    # unset: this, at most pinned_connections_per_node // 16).
+    pinned_per_source: int = 256
+    pinned_per_user: int = 384
+    pinned_reserved_for_pubsub: int = 32
     # Router users clients must AUTH as (empty: no authentication, as a Redis
     # without a password). Passwords come from env vars or files, never the file.
     users: tuple[UserConfig, ...] = ()
@@ -128,6 +136,9 @@ class SentinelConfig:
     secret_file: str | None = None  # or a file holding it
     state_dir: str = ".slotwarden/state"  # persisted votes and epochs
     peers: tuple[SentinelPeer, ...] = ()
+    # The sentinels' own credentials for the Redis nodes (an ACL user with the
+    # rights sentinel.act.acl lists); None: the router's (``backend:``).
+    backend: BackendAuthConfig | None = None
     # A replica further behind its master than this is not promoted (link down
     # longer than the master's downtime + this, or offset below the master's of
     # this long ago); None: 10 x down_after_ms.
@@ -142,6 +153,7 @@ class ClusterConfig:
     sentinel: SentinelConfig | None = None
     path: str | None = None  # the file it was loaded from, if any
     backend: BackendAuthConfig | None = None  # credentials for the Redis nodes, if any
+    tls: TLSConfig | None = None  # the tls: section (slotwarden.cluster.tls), if any
 
     def slotmap(self, epoch: int = 0) -> SlotMap:
         return SlotMap.build(
@@ -149,7 +161,7 @@ class ClusterConfig:
         )
 
 
-TOP_KEYS = ("name", "router", "shards", "sentinel", "backend")
+TOP_KEYS = ("name", "router", "shards", "sentinel", "backend", "tls")
 USER_KEYS = ("name", "password_env", "password_file")
 BACKEND_KEYS = ("username", "password_env", "password_file")
 ROUTER_KEYS = tuple(f.name for f in dataclasses.fields(RouterConfig))
@@ -339,15 +351,44 @@ class _Checker:
         sentinel = None if raw_sentinel is None else self.sentinel(raw_sentinel)
         raw_backend = top.get("backend")
         backend = None if raw_backend is None else self.backend(raw_backend)
+        self.own_sentinel_user(backend, sentinel)
+        raw_tls = top.get("tls")
+        tls = None if raw_tls is None else self.tls(raw_tls)
         if self.problems or name is None or router is None or shards is None:
             return None
         if raw_sentinel is not None and sentinel is None:
             return None
         if raw_backend is not None and backend is None:
             return None
-        return ClusterConfig(
-            name=name, router=router, shards=shards, sentinel=sentinel, backend=backend
+        if raw_tls is not None and tls is None:
+            return None
+        config = ClusterConfig(
+            name=name, router=router, shards=shards, sentinel=sentinel, backend=backend, tls=tls
         )
+        return None if self.cleartext(config) else config
+
+    def tls(self, value: object) -> TLSConfig | None:
+        section = self.mapping(value, "tls", TLS_KEYS)
+        return parse_tls(section, self.problem) if isinstance(value, Mapping) else None
+
+    def cleartext(self, config: ClusterConfig) -> list[str]:
+        """Refuse secrets travelling in clear to non-loopback addresses (cluster.tls)."""
+        sc = config.sentinel
+        peers = (
+            [(f"sentinel.peers[{i}].listen", p.listen) for i, p in enumerate(sc.peers)]
+            if sc
+            else []
+        )
+        nodes = [
+            (f"shards[{i}].{'master' if n == s.master else 'replicas'}", n)
+            for i, s in enumerate(config.shards)
+            if (s.backend or config.backend) is not None
+            for n in (s.master, *s.replicas)
+        ]
+        users_listen = config.router.listen if config.router.users else None
+        found = cleartext_problems(config.tls, config.router.admin, peers, nodes, users_listen)
+        self.problems.extend(found)
+        return found
 
     def router(self, value: object) -> RouterConfig | None:
         if value is _MISSING:
@@ -371,6 +412,8 @@ class _Checker:
             parsed: object
             if field.name == "users":
                 parsed = self.users(raw, path)
+            elif field.name == "pinned_reserved_for_pubsub":
+                parsed = self.integer(raw, path, minimum=0)
             elif field.type == "Address":
                 parsed = self.address(raw, path)
             else:
@@ -381,6 +424,13 @@ class _Checker:
                 kwargs[field.name] = parsed
         if not ok:
             return None
+        if "pinned_reserved_for_pubsub" not in kwargs:  # default: 32, at most 1/16 of the cap
+            per_node = kwargs.get(
+                "pinned_connections_per_node", _default(RouterConfig, "pinned_connections_per_node")
+            )
+            kwargs["pinned_reserved_for_pubsub"] = min(
+                _default(RouterConfig, "pinned_reserved_for_pubsub"), per_node // 16
+            )
         config = RouterConfig(**kwargs)
         if config.reconnect_min_ms > config.reconnect_max_ms:
             self.problem(
@@ -389,7 +439,18 @@ class _Checker:
                 f"({config.reconnect_max_ms})",
             )
             return None
-        return config
+        return config if self.pinned_limits(config) else None
+
+    def pinned_limits(self, config: RouterConfig) -> bool:
+        """The subscriptions' reserve leaves room for WATCH and blocking commands."""
+        if config.pinned_reserved_for_pubsub >= config.pinned_connections_per_node:
+            self.problem(
+                "router.pinned_reserved_for_pubsub",
+                f"{config.pinned_reserved_for_pubsub} must be smaller than "
+                f"router.pinned_connections_per_node ({config.pinned_connections_per_node})",
+            )
+            return False
+        return True
 
     def shards(self, value: object) -> tuple[ShardConfig, ...] | None:
         if value is _MISSING or value is None:
@@ -525,6 +586,7 @@ class _Checker:
         take("secret_file", self.text, False)
         take("state_dir", self.text, False)
         take("peers", self.peers, True)
+        take("backend", self.backend, False)
         take("max_replica_lag_ms", self.integer, False)
         # Cross-field checks run on whatever parsed, so they show up alongside
         # the problems of individual fields.
@@ -548,6 +610,20 @@ class _Checker:
             )
             ok = False
         return SentinelConfig(**kwargs) if ok else None
+
+    def own_sentinel_user(
+        self, backend: BackendAuthConfig | None, sentinel: SentinelConfig | None
+    ) -> None:
+        """``sentinel.backend`` must name another user than ``backend``: the router's
+        user is denied what the sentinels send (REPLICAOF, ROLE ...)."""
+        own = sentinel.backend if sentinel is not None else None
+        if own is not None and backend is not None and own.username == backend.username:
+            who = f"user {own.username!r}" if own.username else "the default user (no username)"
+            self.problem(
+                "sentinel.backend.username",
+                f"names {who}, as backend.username does; the sentinels need an ACL user "
+                "of their own (leave sentinel.backend out to share the router's)",
+            )
 
     def secret_ref(self, section: Mapping[Any, Any], path: str) -> SecretRef | None:
         """Exactly one of ``password_env`` / ``password_file``; a clear password is refused."""

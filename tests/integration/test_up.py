@@ -5,7 +5,8 @@ rewritten to a free one, runs ``python -m slotwarden up --config FILE`` in its
 own session (as a terminal would run it) without the shared secret in its
 environment, and checks that it serves, routes keys to the shard owning their
 slot, replicates, fails over a killed master (the sentinels it started, with
-the session secret it generated and never shows), and on SIGTERM or Ctrl-C
+the session secret it generated and never shows), gives the shards the router's
+and the sentinels' ACL users, and on SIGTERM or Ctrl-C
 stops with exit 0 leaving no process behind.
 """
 
@@ -72,8 +73,10 @@ def all_ports(config: ClusterConfig) -> list[Address]:
     return [config.router.listen, config.router.admin, *redis_addresses(config)]
 
 
-def client(addr: Address) -> redis.Redis:
-    return redis.Redis(addr.host, addr.port, socket_timeout=5, decode_responses=True)
+def client(addr: Address, password: str | None = None) -> redis.Redis:
+    return redis.Redis(
+        addr.host, addr.port, password=password, socket_timeout=5, decode_responses=True
+    )
 
 
 def listening(addr: Address) -> bool:
@@ -111,14 +114,18 @@ def pid_alive(pid: int) -> bool:
 class UpRun:
     """One ``slotwarden up`` subprocess, its output in a file, always stopped."""
 
-    def __init__(self, tmp_path: Path, replace: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, replace: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         self.config_path, self.config = copy_config(tmp_path, replace)
         self.out_path = tmp_path / "up.out"
         self.run_dir = tmp_path / ".slotwarden" / "run" / self.config.name
-        env = {k: v for k, v in os.environ.items() if k != "SLOTWARDEN_SECRET"}
+        unset = ("SLOTWARDEN_SECRET", "SLOTWARDEN_BACKEND_PASSWORD", "SLOTWARDEN_SENTINEL_PASSWORD")
+        env = {k: v for k, v in os.environ.items() if k not in unset}
+        argv = [sys.executable, "-m", "slotwarden", "up", "--config", str(self.config_path)]
         with self.out_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "slotwarden", "up", "--config", str(self.config_path)],
+                [*argv, *extra],
                 cwd=tmp_path,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -150,7 +157,7 @@ class UpRun:
         """Every process of the cluster: redis-servers (by INFO), sentinels, router and up."""
         found = {}
         for addr in redis_addresses(self.config):
-            found[f"redis {addr}"] = int(client(addr).info("server")["process_id"])
+            found[f"redis {addr}"] = int(self.admin(addr).info("server")["process_id"])
         for line in processes_mentioning(str(self.config_path)):
             found[line] = int(line.split()[0])
         assert self.proc.pid in found.values()
@@ -159,6 +166,12 @@ class UpRun:
         # + sentinels + router + up
         assert len(found) == len(redis_addresses(self.config)) + len(sentinels) + 2, found
         return found
+
+    def admin(self, addr: Address) -> redis.Redis:
+        """A client of a redis-server as its default user (the admin; `up` gives it a
+        password in the run directory)."""
+        password = (self.run_dir / "secrets" / "default.password").read_text().strip()
+        return client(addr, password)
 
     def secret(self) -> str:
         """The session secret, read from the router's environment."""
@@ -243,7 +256,7 @@ def test_up_serves_routes_replicates_and_stops_on_sigterm(up_run):
     owners = {key: owner_of(config, key) for key in keys}
     assert set(owners.values()) == set(range(len(config.shards))), "keys should hit every shard"
 
-    masters = [client(s.master) for s in config.shards]
+    masters = [up_run.admin(s.master) for s in config.shards]
     for key, owner in owners.items():
         for index, master in enumerate(masters):
             expected = f"value of {key}" if index == owner else None
@@ -252,7 +265,7 @@ def test_up_serves_routes_replicates_and_stops_on_sigterm(up_run):
     deadline = time.monotonic() + 10
     for key, owner in owners.items():
         for replica_addr in config.shards[owner].replicas:
-            replica = client(replica_addr)
+            replica = up_run.admin(replica_addr)
             while replica.get(key) != f"value of {key}":
                 assert time.monotonic() < deadline, f"{key} never reached replica {replica_addr}"
                 time.sleep(0.05)
@@ -262,6 +275,57 @@ def test_up_serves_routes_replicates_and_stops_on_sigterm(up_run):
     logs = [up_run.output] + [p.read_text() for p in up_run.run_dir.rglob("*.log")]
     assert len(logs) == 1 + len(redis_addresses(config)) + len(config.sentinel.peers) + 1
     assert not [text for text in logs if secret in text], "the session secret was shown"
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode(errors="replace").split("=", 1) for e in entries if b"=" in e)
+
+
+@pytest.mark.timeout(120)
+def test_up_gives_the_shards_acl_users(up_run):
+    """Issue 10 item 2: `up` creates the router's and the sentinels' ACL users on every
+    node; a script through the router cannot run what the router refuses; the default
+    user needs the password in the run directory; each process kind gets only its own
+    generated password; none is shown or logged."""
+    router = up_run.wait_router()
+    config = up_run.config
+    target = config.shards[1].master
+    assert router.set("{m}k", "v") is True
+    for call in (
+        ["migrate", target.host, str(target.port), "{m}k", "0", "1000", "COPY"],
+        ["swapdb", "0", "1"],
+        ["select", "1"],
+        ["info", "server"],
+        ["slowlog", "reset"],
+    ):
+        with pytest.raises(redis.ResponseError) as exc:
+            router.eval("return redis.call(unpack(ARGV))", 1, "{m}k", *call)
+        assert "can't run this command" in str(exc.value) or "NOPERM" in str(exc.value), call
+    assert router.eval("return redis.call('INCR', KEYS[1])", 1, "{m}n") == 1
+    assert "acl      router and sentinels use ACL users" in up_run.output
+    with pytest.raises(redis.AuthenticationError):
+        client(config.shards[0].master).ping()
+    admin = up_run.admin(config.shards[0].master)
+    users = sorted(admin.execute_command("ACL", "USERS"))
+    assert users == sorted(["default", "slotwarden-router", "slotwarden-sentinel",
+                            "slotwarden-replication"])  # fmt: skip
+    for path in [*up_run.run_dir.glob("*/node.conf"), *up_run.run_dir.glob("secrets/*")]:
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert len(list(up_run.run_dir.glob("*/node.conf"))) == len(redis_addresses(config))
+    pids = up_run.pids()
+    router_pid = next(pid for name, pid in pids.items() if " router " in name)
+    sentinel_pid = next(pid for name, pid in pids.items() if " sentinel " in name)
+    router_env, sentinel_env = environ_of(router_pid), environ_of(sentinel_pid)
+    assert "SLOTWARDEN_BACKEND_PASSWORD" in router_env
+    assert "SLOTWARDEN_SENTINEL_PASSWORD" not in router_env
+    assert "SLOTWARDEN_SENTINEL_PASSWORD" in sentinel_env
+    assert "SLOTWARDEN_BACKEND_PASSWORD" not in sentinel_env
+    passwords = [p.read_text().strip() for p in up_run.run_dir.glob("secrets/*.password")]
+    assert len(passwords) == 4
+    assert up_run.stop(signal.SIGTERM) == 0, up_run.output
+    logs = [up_run.output] + [p.read_text() for p in up_run.run_dir.rglob("*.log")]
+    assert not [pw for pw in passwords for text in logs if pw in text], "a password was logged"
 
 
 @pytest.mark.timeout(120)
@@ -314,7 +378,7 @@ def test_up_sentinels_fail_over_a_killed_master(tmp_path):
         shard = config.shards[0]
         key = next(f"k{i}" for i in range(1000) if owner_of(config, f"k{i}") == 0)
         assert router.set(key, "before") is True
-        master = client(shard.master)
+        master = run.admin(shard.master)
         assert master.wait(len(shard.replicas), 5000) == len(shard.replicas)
         pids = run.pids()
         os.kill(pids[f"redis {shard.master}"], signal.SIGKILL)
@@ -327,7 +391,7 @@ def test_up_sentinels_fail_over_a_killed_master(tmp_path):
                 pass
             assert time.monotonic() - killed_at < 20, f"writes did not resume:\n{run.output}"
             time.sleep(0.05)
-        new_master = client(shard.replicas[0])
+        new_master = run.admin(shard.replicas[0])
         assert new_master.get(key) == "after"
         assert new_master.info("replication")["role"] == "master"
         assert router.get(key) == "after"

@@ -9,6 +9,7 @@ From the bottom up (README "Code map"; ../shared/ARCHITECTURE.md):
     sentinel.errors → sentinel.decide (pure) → sentinel.act → sentinel.run
         → sentinel.http → sentinel.main / sentinel.status / sentinel.manual
     slotwarden.procs   processes for tests and bench (runs router/sentinel, never imports them)
+    slotwarden.acl   the backend ACL users (both sides' rules, the passwords hashed)
     slotwarden.cli, slotwarden.launcher   the command line, wires everything
 
 A module may import its own layer and the layers below it, never one above;
@@ -55,6 +56,7 @@ LAYERS: list[tuple[str, int, bool]] = [
     ("sentinel.manual", 9, False),
     ("slotwarden.procs", 10, False),
     ("slotwarden.launcher", 10, False),
+    ("slotwarden.acl", 10, False),
     ("slotwarden.cli", 11, False),
     ("slotwarden.__main__", 12, False),
 ]

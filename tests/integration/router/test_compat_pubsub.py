@@ -154,17 +154,24 @@ def test_resubscribes_on_the_new_master_after_a_topology_change(farm) -> None:
         for _ in range(2):
             assert sub.get_message(timeout=5)["type"] in ("subscribe", "psubscribe")
         spare = farm.start()
-        # the topology moves shard b to a new master, as a failover would
+        headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+        admin = f"http://127.0.0.1:{c.admin_port}"
+        # a pushed topology may name only cluster.yaml's nodes: list the spare in shard b
         with open(c.config) as f:
-            shards = yaml.safe_load(f)["shards"]
-        shards[1]["master"] = spare.addr
-        body = json.dumps({"epoch": 1, "shards": shards}).encode()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{c.admin_port}/topology",
-            data=body,
-            headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
-            method="POST",
-        )
+            data = yaml.safe_load(f)
+        data["shards"][1]["replicas"] = [spare.addr]
+        with open(c.config, "w") as f:
+            yaml.safe_dump(data, f, sort_keys=False)
+        req = urllib.request.Request(f"{admin}/reload", data=b"", headers=headers, method="POST")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert json.load(resp)["applied"] is True
+        with urllib.request.urlopen(f"{admin}/topology", timeout=5) as resp:
+            epoch = json.load(resp)["epoch"]
+        # the topology moves shard b to that node, as a failover would
+        shards = data["shards"]
+        shards[1]["master"], shards[1]["replicas"] = spare.addr, [shards[1]["master"]]
+        body = json.dumps({"epoch": epoch + 1, "shards": shards}).encode()
+        req = urllib.request.Request(f"{admin}/topology", data=body, headers=headers, method="POST")
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert json.load(resp)["applied"] is True
         direct = redis.Redis(port=spare.port)

@@ -54,20 +54,32 @@ def test_health_ready_topology_slots(admin_cluster) -> None:
 
 
 def test_topology_push_needs_secret_and_higher_epoch(admin_cluster) -> None:
+    import yaml
+
     c = admin_cluster
     spare = c.farm.start()
+    # a push may name only cluster.yaml's nodes (issue 10, item 7): list the spare in shard a
+    with open(c.config) as f:
+        data = yaml.safe_load(f)
+    data["shards"][0]["replicas"] = [spare.addr]
+    with open(c.config, "w") as f:
+        yaml.safe_dump(data, f, sort_keys=False)
+    assert http(c, "POST", "/reload", {}, secret=SECRET)[1]["applied"] is True
     _status, topo = http(c, "GET", "/topology")
+    base = topo["epoch"]  # the reload published the new replica (no sentinels here)
     new = json.loads(json.dumps(topo))
-    new["epoch"] = 1
+    new["epoch"] = base + 1
     new["shards"][0]["master"] = spare.addr
+    new["shards"][0]["replicas"] = [c.masters[0].addr]
     # no or wrong secret: 401 and nothing changes
     assert http(c, "POST", "/topology", new)[0] == 401
     assert http(c, "POST", "/topology", new, secret="wrong")[0] == 401
-    assert http(c, "GET", "/topology")[1]["epoch"] == 0
+    assert http(c, "GET", "/topology")[1]["epoch"] == base
     # malformed body
     assert http(c, "POST", "/topology", {"epoch": 2}, secret=SECRET)[0] == 400
     # with the secret: applied, and routing follows at once
-    assert http(c, "POST", "/topology", new, secret=SECRET) == (200, {"applied": True, "epoch": 1})
+    applied = {"applied": True, "epoch": base + 1}
+    assert http(c, "POST", "/topology", new, secret=SECRET) == (200, applied)
     r = c.client()
     key = next(k for k in (f"k{i}" for i in range(1000)) if c.owner(k) == 0)
     r.set(key, "v")
@@ -77,12 +89,10 @@ def test_topology_push_needs_secret_and_higher_epoch(admin_cluster) -> None:
     assert c.shard_client(0).get(key) is None
     # same or lower epoch: refused
     stale = json.loads(json.dumps(topo))
-    assert http(c, "POST", "/topology", stale, secret=SECRET) == (
-        200,
-        {"applied": False, "epoch": 1},
-    )
-    assert http(c, "POST", "/topology", new, secret=SECRET) == (200, {"applied": False, "epoch": 1})
-    assert "topology epoch 0 -> 1" in c.router.log()
+    refused = {"applied": False, "epoch": base + 1}
+    assert http(c, "POST", "/topology", stale, secret=SECRET) == (200, refused)
+    assert http(c, "POST", "/topology", new, secret=SECRET) == (200, refused)
+    assert f"topology epoch {base} -> {base + 1}" in c.router.log()
     assert SECRET not in c.router.log()
 
 

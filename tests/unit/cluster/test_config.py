@@ -158,6 +158,7 @@ def test_255_shards_are_accepted_256_are_not():
     def many(n: int) -> dict:
         data = base()
         del data["sentinel"]
+        data.pop("backend", None)  # no password to remote nodes: no TLS needed
         per = SLOT_COUNT // n
         shards = []
         for i in range(n):
@@ -340,7 +341,7 @@ def test_unknown_top_key_with_suggestion():
     data["shardz"] = data.pop("shards")
     found = problems_of(data)
     assert found == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel, backend); "
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls); "
         "did you mean 'shards'?",
         "shards: missing (the cluster needs at least one shard)",
     ]
@@ -351,7 +352,7 @@ def test_unknown_key_without_suggestion():
     data["zzzzzz"] = 1
     assert (
         only_problem(data)
-        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend)"
+        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend, tls)"
     )
 
 
@@ -519,10 +520,11 @@ def test_missing_everything():
 
 def test_not_a_mapping():
     assert problems_of([1, 2]) == [
-        "the file: must be a mapping with keys name, router, shards, sentinel, backend, got a list"
+        "the file: must be a mapping with keys name, router, shards, sentinel, backend, tls, "
+        "got a list"
     ]
     assert problems_of(None) == [
-        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend)"
+        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend, tls)"
     ]
 
 
@@ -635,7 +637,7 @@ sentinel:
         cfg.load(path)
     assert info.value.source == str(path)
     assert info.value.problems == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel, backend); "
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls); "
         "did you mean 'shards'?",
         "router.command_timeout_ms: must be a positive integer, got 'abc'",
         "shards[1].master: malformed address '127.0.0.1' (want host:port)",
@@ -691,3 +693,29 @@ def test_supersedes():
     assert new.supersedes(old)
     assert not old.supersedes(new)
     assert not new.supersedes(c.slotmap(epoch=2))  # same epoch: not accepted
+
+
+# -- per-client limits on dedicated connections (issue 10, item 9) ---------------
+
+
+def test_pinned_limits_defaults_and_checks():
+    data = base()
+    data["router"] = {"listen": "127.0.0.1:7777"}
+    r = cfg.parse(data).router
+    assert (r.pinned_per_source, r.pinned_per_user, r.pinned_reserved_for_pubsub) == (256, 384, 32)
+    data["router"]["pinned_connections_per_node"] = 64
+    assert cfg.parse(data).router.pinned_reserved_for_pubsub == 4  # at most 1/16 by default
+    data["router"]["pinned_reserved_for_pubsub"] = 0
+    assert cfg.parse(data).router.pinned_reserved_for_pubsub == 0
+    data["router"]["pinned_reserved_for_pubsub"] = 64
+    assert problems_of(data) == [
+        "router.pinned_reserved_for_pubsub: 64 must be smaller than "
+        "router.pinned_connections_per_node (64)"
+    ]
+    data["router"]["pinned_reserved_for_pubsub"] = 2
+    data["router"]["pinned_per_source"] = 0
+    data["router"]["pinned_per_user"] = True
+    assert problems_of(data) == [
+        "router.pinned_per_source: must be >= 1, got 0",
+        "router.pinned_per_user: must be a positive integer, got True",
+    ]

@@ -1,0 +1,133 @@
+"""The router's backend ACL rules: what the shards let the router's own user run, from `TABLE`.
+
+Pure, no I/O. A script (EVAL, FCALL) runs on a shard with the rights of the
+connection that sent it, the router's backend user; without an ACL every
+command the router refuses (MIGRATE, SWAPDB, SELECT 1, DEBUG ...) is one
+``redis.call`` away. `command_rules` turns the command table into the
+permissions of that user, so the two cannot drift apart:
+
+- allowed: every command and subcommand the router sends to a shard, i.e.
+  the rows it forwards (SINGLE, FANOUT_*, ALL_MASTERS, ANY) and the PINNED ones
+  it serves through dedicated connections (MULTI/EXEC/WATCH, blocking commands,
+  pub/sub, PUBLISH, PUBSUB introspection, WAIT);
+- narrowed to a first argument (Redis 7.0's ``+cmd|arg`` for a command without
+  subcommands): INFO to ``INFO keyspace``, the one section the router sends
+  (`INFO_SENT`), so a script's ``INFO server`` is refused; SELECT to ``SELECT
+  0``, the only database the router exposes;
+- allowed although the router answers them itself: PING, ECHO and TIME
+  (`SCRIPT_SAFE_LOCAL`: scripts use them, and they read or change nothing);
+- denied: everything else: the REJECTED rows, the PINNED rows the router does
+  not honour (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO/UNBLOCK, SCRIPT
+  DEBUG), the LOCAL rows (the router answers them: CLIENT SETNAME, READONLY
+  ...), and any command the table does not know (``-@all`` comes first).
+
+AUTH and HELLO, which the router sends on every connection, need no
+permission (Redis lets every user run them). Keys ``~*`` and channels
+``&*`` are all allowed: the router exposes the whole keyspace of db 0.
+"""
+
+from __future__ import annotations
+
+from router.commands.spec import TABLE, CommandSpec
+from router.commands.table import Shape
+
+# The section of the one INFO the router sends (router.decide.plan: the
+# shards' keyspace under the router's own sections).
+INFO_SENT = b"keyspace"
+
+# LOCAL commands (answered by the router) that a script may still run on a shard.
+SCRIPT_SAFE_LOCAL = frozenset({"ping", "echo", "time"})
+
+# First-argument grants for commands without subcommands (Redis 7.0 ``+cmd|arg``).
+FIRST_ARG_ONLY: dict[str, str] = {"info": INFO_SENT.decode(), "select": "0"}
+
+_FORWARDED = frozenset(
+    {
+        Shape.SINGLE,
+        Shape.FANOUT_SUM,
+        Shape.FANOUT_ORDERED,
+        Shape.FANOUT_OK,
+        Shape.ALL_MASTERS,
+        Shape.ANY,
+    }
+)
+# PINNED commands served through the client's mode (router.decide.modes) and
+# dedicated connections, rather than by router.decide.plan.plan_pinned.
+_STATEFUL = frozenset(
+    {
+        "multi",
+        "exec",
+        "discard",
+        "watch",
+        "unwatch",
+        "subscribe",
+        "psubscribe",
+        "ssubscribe",
+        "unsubscribe",
+        "punsubscribe",
+        "sunsubscribe",
+    }
+)
+# Rows newer than Redis 7.0 (an ACL rule naming them would be refused by a 7.0 server).
+_NOT_IN_7_0 = frozenset({"client|setinfo"})
+
+
+def pinned_reaches_shard(spec: CommandSpec) -> bool:
+    """Whether the router sends the PINNED command ``spec`` to a shard: the stateful
+    ones, blocking ones, PUBLISH, SPUBLISH and PUBSUB introspection; the rest get
+    "not supported by the router" (router.decide.plan.plan_pinned)."""
+    return (
+        spec.name in _STATEFUL
+        or spec.blocks is not None
+        or spec.name == "publish"
+        or bool(spec.first)
+        or spec.merger is not None
+    )
+
+
+def shard_may_run(spec: CommandSpec) -> bool:
+    """Whether the router's backend user may run ``spec`` (a command or a subcommand
+    row) on a shard at all: see the module docstring."""
+    if spec.name in _NOT_IN_7_0:
+        return False
+    shape = spec.shape
+    if shape in _FORWARDED:
+        return True
+    if shape is Shape.PINNED:
+        return pinned_reaches_shard(spec)
+    if shape is Shape.LOCAL:
+        return spec.name in SCRIPT_SAFE_LOCAL
+    return False  # REJECTED
+
+
+def allowed_names() -> list[str]:
+    """Every command (``get``) and subcommand (``config|get``) the user may run in full,
+    sorted; containers whose every subcommand is allowed appear as the container."""
+    names: list[str] = []
+    for spec in TABLE.values():
+        if spec.name in FIRST_ARG_ONLY:
+            continue
+        if spec.subcommands is None:
+            if shard_may_run(spec):
+                names.append(spec.name)
+            continue
+        subs = [s for s in spec.subcommands.values() if shard_may_run(s)]
+        if len(subs) == len(spec.subcommands) and shard_may_run(spec):
+            names.append(spec.name)  # COMMAND: bare and every subcommand
+        else:
+            names.extend(s.name for s in subs)
+    return sorted(names)
+
+
+def command_rules() -> list[str]:
+    """The command part of the router user's ACL rule: ``-@all`` then one ``+`` per
+    allowed command, subcommand or first argument, in a stable order."""
+    rules = ["-@all"]
+    rules += [f"+{name}" for name in allowed_names()]
+    rules += [f"+{name}|{arg}" for name, arg in sorted(FIRST_ARG_ONLY.items())]
+    return rules
+
+
+def rule() -> list[str]:
+    """Keys, channels and commands of the router's backend user (no password part)."""
+    return ["~*", "&*", *command_rules()]

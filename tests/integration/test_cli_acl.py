@@ -1,0 +1,105 @@
+"""`python -m slotwarden acl FILE`: the backend ACL users, loadable by a real redis-server.
+
+The printed lines go into a real aclfile and through real ``ACL SETUSER``; the
+users then authenticate with their passwords, which the output never shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import redis
+
+from slotwarden.procs import RedisFarm
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLED = REPO / "cluster.yaml"
+PASSWORDS = {
+    "SLOTWARDEN_BACKEND_PASSWORD": "router-secret-4kq",
+    "SLOTWARDEN_SENTINEL_PASSWORD": "sentinel-secret-9zt",
+}
+
+
+def slotwarden_acl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if k not in PASSWORDS}
+    full.update(env)
+    full["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), full.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "slotwarden", "acl", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_acl_lines_load_as_an_aclfile_and_never_show_a_password(tmp_path: Path) -> None:
+    result = slotwarden_acl(str(BUNDLED), env=PASSWORDS)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[:2] for line in lines] == [
+        ["user", "slotwarden-router"],
+        ["user", "slotwarden-sentinel"],
+    ]
+    for password in PASSWORDS.values():
+        assert password not in result.stdout + result.stderr
+        assert "#" + hashlib.sha256(password.encode()).hexdigest() in result.stdout
+    aclfile = tmp_path / "users.acl"
+    aclfile.write_text("user default on nopass ~* &* +@all\n" + result.stdout)
+    farm = RedisFarm()
+    try:
+        node = farm.start(["--aclfile", str(aclfile)])
+        router = redis.Redis(port=node.port, username="slotwarden-router",
+                             password=PASSWORDS["SLOTWARDEN_BACKEND_PASSWORD"])  # fmt: skip
+        assert router.set("k", "v") is True
+        assert router.execute_command("INFO", "keyspace")
+        sentinel = redis.Redis(port=node.port, username="slotwarden-sentinel",
+                               password=PASSWORDS["SLOTWARDEN_SENTINEL_PASSWORD"])  # fmt: skip
+        assert sentinel.execute_command("ROLE")[0] == b"master"
+        try:
+            sentinel.get("k")
+        except redis.exceptions.NoPermissionError:
+            pass
+        else:
+            raise AssertionError("the sentinel user may read keys")
+    finally:
+        farm.close()
+
+
+def test_setuser_form_applies_with_redis_cli_style_commands() -> None:
+    result = slotwarden_acl(str(BUNDLED), "--setuser", env=PASSWORDS)
+    assert result.returncode == 0, result.stderr
+    farm = RedisFarm()
+    try:
+        node = farm.start()
+        admin = redis.Redis(port=node.port)
+        for line in result.stdout.splitlines():
+            assert line.startswith("ACL SETUSER ")
+            assert admin.execute_command(*line.split()) in (b"OK", "OK", True)
+        users = sorted(u.decode() for u in admin.execute_command("ACL", "USERS"))
+        assert users == ["default", "slotwarden-router", "slotwarden-sentinel"]
+    finally:
+        farm.close()
+
+
+def test_unreadable_passwords_give_a_placeholder_redis_refuses() -> None:
+    result = slotwarden_acl(str(BUNDLED), env={})
+    assert result.returncode == 0, result.stderr
+    assert "#<sha256-of-slotwarden-router-password>" in result.stdout
+    assert "SLOTWARDEN_BACKEND_PASSWORD" in result.stderr
+    farm = RedisFarm()
+    try:
+        admin = redis.Redis(port=farm.start().port)
+        line = result.stdout.splitlines()[0].replace("user ", "ACL SETUSER ", 1)
+        try:
+            admin.execute_command(*line.split())
+        except redis.ResponseError as exc:
+            assert "hash" in str(exc).lower()
+        else:
+            raise AssertionError("Redis accepted the placeholder")
+    finally:
+        farm.close()
