@@ -166,7 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_failover(args: argparse.Namespace) -> int:
     from sentinel.manual import main as failover_main
 
-    return failover_main(load(resolve_config(args.config)), args.shard, args.to)
+    return failover_main(load(resolve_config(args.config)), args.shard, args.to, args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -249,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help=config_help)
     p.add_argument("shard", metavar="SHARD", help="the shard to switch over")
     p.add_argument("--to", metavar="HOST:PORT", type=_address, help="the replica to promote")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --to, while the master is down: promote that replica even though the "
+        "sentinels refused it (never synced, or too far behind): its missing data is lost",
+    )
     p.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING", help=log_help
     )

@@ -19,7 +19,8 @@ answer with that epoch (`ask_all`), so a router that was away while the
 sentinels' elections moved the epoch far ahead still catches up.
 
 Invariant: every map goes through `RouteTable.apply_topology`
-(router.control.routes), which applies only a strictly higher epoch.
+(router.control.routes), which applies only a strictly higher epoch. On
+shutdown the request in flight ends before the HTTP session closes.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import asyncio
 import contextlib
 import logging
 import ssl as _ssl
+from typing import Any
 
 import aiohttp
 
@@ -124,6 +126,8 @@ class TopologyWatcher:
     async def run(self) -> None:
         """Watch until cancelled."""
         index = 0
+        poll: asyncio.Future[SlotMap | None] | None = None
+        hint: asyncio.Future[bool] | None = None
         try:
             while True:
                 sentinel = self.sentinels[index % len(self.sentinels)]
@@ -156,5 +160,20 @@ class TopologyWatcher:
                     index += 1
                     await asyncio.sleep(RETRY_S)
         finally:
+            # The long poll still open must end before the session closes under it
+            # (else: "Task exception was never retrieved ... Connector is closed").
+            await _settle(poll, hint)
             if self._session is not None:
                 await self._session.close()
+
+
+async def _settle(*futures: asyncio.Future[Any] | None) -> None:
+    """Cancel ``futures`` and wait for them to end, their outcome retrieved."""
+    live = [f for f in futures if f is not None]
+    for f in live:
+        f.cancel()
+    if live:
+        await asyncio.wait(live)
+    for f in live:
+        if not f.cancelled():
+            f.exception()  # retrieved: a failure at shutdown is not worth a log line

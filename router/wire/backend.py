@@ -28,8 +28,9 @@ Invariants:
 - A waiter is answered exactly once: by its reply, or by an error when the
   connection fails, times out, or is down (fail fast while backing off).
 - Nothing waits forever: `check_timeout` aborts a connection whose oldest
-  request has seen no reply for ``command_timeout``; connecting is bounded
-  by ``connect_timeout``.
+  request has seen no reply for ``command_timeout`` (a retired one too: the
+  route table's sweep covers it, and it is not reconnected); connecting is
+  bounded by ``connect_timeout``.
 """
 
 from __future__ import annotations
@@ -373,6 +374,8 @@ class BackendConn(asyncio.Protocol):
                     was_down = False
                 await self._lost
                 self.state = DOWN
+                if self.retired:  # out of the route (a timeout dropped it): no reconnect
+                    return
                 was_down = True
                 if self.refused:  # bad credentials: back off as for a node that is down
                     await asyncio.sleep(delay)

@@ -1,5 +1,9 @@
 """Probing one Redis node: PING + INFO replication on a timer, kept as a `NodeObs`.
 
+The observation includes what replica eligibility needs (whether a replica
+ever completed a sync, and the node's recent offsets,
+`sentinel.decide.eligible`).
+
 Owns the connection the sentinel uses to watch a node and the observation
 built from it. Invariant: `Prober.obs.last_ok` moves forward only on a
 valid reply to both PING and INFO; a refused connection, a timeout (a hung
@@ -28,6 +32,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
+from sentinel.decide.eligible import remember_offset
 from sentinel.decide.model import NodeObs, NodeRole, Timing
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
@@ -98,7 +103,7 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
     """Fold one parsed ``INFO replication`` into the node's observation."""
     role = NodeRole.MASTER if info.get("role") == "master" else NodeRole.REPLICA
     master = None
-    link_up = False
+    link_up = never_synced = syncing = False
     link_down = 0.0
     if role is NodeRole.REPLICA:
         host = info.get("master_host")
@@ -106,7 +111,11 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
         if host and isinstance(port, int):
             master = Address(str(host), port)
         link_up = info.get("master_link_status") == "up"
-        link_down = max(float(info.get("master_link_down_since_seconds", 0) or 0), 0.0)
+        raw_down = float(info.get("master_link_down_since_seconds", 0) or 0)
+        link_down = max(raw_down, 0.0)
+        # -1: Redis's "down since ever" - this replica never completed a sync
+        never_synced = not link_up and raw_down < 0
+        syncing = int(info.get("master_sync_in_progress", 0) or 0) == 1
         offset = int(info.get("slave_repl_offset", 0) or 0)
     else:
         offset = int(info.get("master_repl_offset", 0) or 0)
@@ -119,6 +128,8 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
         master=master,
         link_up=link_up,
         link_down_s=link_down,
+        never_synced=never_synced,
+        sync_in_progress=syncing,
         offset=offset,
         priority=priority,
         info_at=now,
@@ -154,7 +165,9 @@ class Prober:
             pong, info = await pipe.execute()
         if pong is not True or not isinstance(info, dict):
             raise RedisError(f"unexpected probe reply {pong!r}")
-        self.obs = parse_replication(info, self.obs, self.clock())
+        obs = parse_replication(info, self.obs, self.clock())
+        keep = self.timing.replica_lag
+        self.obs = replace(obs, offsets=remember_offset(obs.offsets, obs.last_ok, obs.offset, keep))
         self.last_error = ""
 
     async def run(self) -> None:

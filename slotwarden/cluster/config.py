@@ -139,6 +139,10 @@ class SentinelConfig:
     # The sentinels' own credentials for the Redis nodes (an ACL user with the
     # rights sentinel.act.acl lists); None: the router's (``backend:``).
     backend: BackendAuthConfig | None = None
+    # A replica further behind its master than this is not promoted (link down
+    # longer than the master's downtime + this, or offset below the master's of
+    # this long ago); None: 10 x down_after_ms.
+    max_replica_lag_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -583,6 +587,7 @@ class _Checker:
         take("state_dir", self.text, False)
         take("peers", self.peers, True)
         take("backend", self.backend, False)
+        take("max_replica_lag_ms", self.integer, False)
         # Cross-field checks run on whatever parsed, so they show up alongside
         # the problems of individual fields.
         quorum = kwargs.get("quorum")

@@ -124,6 +124,7 @@ def test_sentinel_defaults():
     assert s.secret_env == "SLOTWARDEN_SECRET"
     assert s.secret_file is None
     assert s.state_dir == ".slotwarden/state"
+    assert s.max_replica_lag_ms is None  # 10 x down_after_ms (sentinel Timing.replica_lag)
 
 
 def test_slots_forms():
@@ -415,6 +416,16 @@ def test_probe_interval_must_be_below_down_after():
     assert only_problem(data) == (
         "sentinel.probe_interval_ms: 1000 must be smaller than sentinel.down_after_ms (1000)"
     )
+
+
+@pytest.mark.parametrize("value", [0, -5, "10s", True, 1.5])
+def test_max_replica_lag_ms_must_be_a_positive_integer(value):
+    data = base()
+    data["sentinel"]["max_replica_lag_ms"] = value
+    assert only_problem(data).startswith("sentinel.max_replica_lag_ms: must be")
+    data["sentinel"]["max_replica_lag_ms"] = 30000
+    s = cfg.parse(data).sentinel
+    assert s is not None and s.max_replica_lag_ms == 30000
 
 
 def test_secret_env_must_be_a_variable_name():
