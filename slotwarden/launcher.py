@@ -525,14 +525,7 @@ def tls_config_file(config_file: Path, run_dir: Path, files: TLSFiles) -> Path:
     """``run_dir/cluster.tls.yaml``: ``config_file`` with a ``tls:`` section that turns
     TLS on for every hop with ``files`` (any ``tls:`` it had is replaced)."""
     data = yaml.safe_load(config_file.read_text())
-    data["tls"] = {
-        "ca_file": files.ca,
-        "cert_file": files.cert,
-        "key_file": files.key,
-        "backends": True,
-        "http": True,
-        "clients": True,
-    }
+    data["tls"] = files.every_hop()
     path = run_dir / "cluster.tls.yaml"
     header = f"# written by `slotwarden up --tls` from {config_file}; edit that file instead\n"
     path.write_text(header + yaml.safe_dump(data, sort_keys=False))

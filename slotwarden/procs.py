@@ -100,6 +100,17 @@ class TLSFiles:
     cert: str  # tls.cert_file, redis-server tls-cert-file
     key: str  # tls.key_file, redis-server tls-key-file
 
+    def every_hop(self) -> dict[str, object]:
+        """cluster.yaml's ``tls:`` section turning TLS on for every hop with these files."""
+        return {
+            "ca_file": self.ca,
+            "cert_file": self.cert,
+            "key_file": self.key,
+            "backends": True,
+            "http": True,
+            "clients": True,
+        }
+
 
 OPENSSL_TIMEOUT = 30.0
 

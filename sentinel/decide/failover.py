@@ -197,6 +197,23 @@ def _not_healthy(master: NodeObs | None, now: float, timing: Timing) -> str:
     return ""
 
 
+def _promote(
+    shard_name: str, epoch: int, shard: Shard, candidate: Address, now: float, timing: Timing
+) -> Failover:
+    """A failover of ``shard`` at its first step: promote ``candidate``, repoint the rest."""
+    return Failover(
+        shard=shard_name,
+        epoch=epoch,
+        old_master=shard.master,
+        candidate=candidate,
+        others=tuple(r for r in shard.replicas if r != candidate),
+        step=Step.PROMOTE,
+        started_at=now,
+        deadline=now + timing.failover_timeout,
+        step_deadline=now + timing.step_timeout,
+    )
+
+
 def _shard_to_plan(
     shard_name: str, epoch: int, snap: Snapshot, timing: Timing, unfit: MasterCheck
 ) -> Shard | Abort:
@@ -224,17 +241,7 @@ def start(shard_name: str, epoch: int, snap: Snapshot, timing: Timing) -> Failov
     candidate, skipped = select_replica(shard, snap.nodes, now, timing)
     if candidate is None:
         return Abort(_refused_text(shard_name, skipped), refused=True)
-    return Failover(
-        shard=shard_name,
-        epoch=epoch,
-        old_master=shard.master,
-        candidate=candidate,
-        others=tuple(r for r in shard.replicas if r != candidate),
-        step=Step.PROMOTE,
-        started_at=now,
-        deadline=now + timing.failover_timeout,
-        step_deadline=now + timing.step_timeout,
-    )
+    return _promote(shard_name, epoch, shard, candidate, now, timing)
 
 
 def start_forced(
@@ -254,17 +261,7 @@ def start_forced(
     obs = snap.nodes.get(to)
     if obs is None or is_sdown(obs, now, timing):
         return Abort(f"{to} does not answer: it cannot be promoted")
-    return Failover(
-        shard=shard_name,
-        epoch=epoch,
-        old_master=shard.master,
-        candidate=to,
-        others=tuple(r for r in shard.replicas if r != to),
-        step=Step.PROMOTE,
-        started_at=now,
-        deadline=now + timing.failover_timeout,
-        step_deadline=now + timing.step_timeout,
-    )
+    return _promote(shard_name, epoch, shard, to, now, timing)
 
 
 def start_planned(

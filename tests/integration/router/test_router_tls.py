@@ -46,15 +46,7 @@ def tls_router(
     path = root / "cluster.yaml"
     router_port, admin_port = write_cluster_yaml(str(path), shards)
     data = yaml.safe_load(path.read_text())
-    data["tls"] = {
-        "ca_file": files.ca,
-        "cert_file": files.cert,
-        "key_file": files.key,
-        "backends": True,
-        "http": True,
-        "clients": True,
-        **extra,
-    }
+    data["tls"] = {**files.every_hop(), **extra}
     path.write_text(yaml.safe_dump(data))
     router = RouterProc(str(path), router_port, str(root / "router.log")).start()
     wait_for_port("127.0.0.1", admin_port)
