@@ -10,7 +10,9 @@ plugs them into the connections (`ClientPorts` for each client connection,
 `BackendPorts` for each backend connection, through the route table), and
 runs them: the admin HTTP endpoint, the topology watcher, the listening
 socket, the timeout sweep and the config watch, every background task in
-the TaskGroup of `Router.serve`.
+the TaskGroup of `Router.serve`. With cluster.yaml ``tls:`` the client
+listener, the admin endpoint and the watcher's calls use the SSL contexts of
+`slotwarden.cluster.tls`.
 
 Invariant: after `serve` returns, no task it started is running and every
 client was given ``drain_timeout_ms`` to receive the replies it was owed.
@@ -38,6 +40,12 @@ from router.wire.client import ClientConn, ClientPorts
 from router.wire.turn import LoopTurn
 from slotwarden import __version__
 from slotwarden.cluster.config import ClusterConfig
+from slotwarden.cluster.tls import (
+    client_listener_context,
+    http_client_context,
+    http_scheme,
+    http_server_context,
+)
 from slotwarden.cluster.topology import Address
 from slotwarden.resp.accel import implementation
 
@@ -75,6 +83,11 @@ class Router:
         self.admin_bound: Address | None = None
         self.watcher: TopologyWatcher | None = None
         self.ready = asyncio.Event()
+        tls = config.tls  # TLS contexts, built once (SecretError if a file cannot be loaded)
+        self.client_ssl = client_listener_context(tls)
+        self.admin_ssl = http_server_context(tls)
+        self.sentinel_ssl = http_client_context(tls)
+        self.scheme = http_scheme(tls)
 
     def new_client(self) -> ClientConn:
         """A client connection (the listening socket's protocol factory)."""
@@ -120,6 +133,7 @@ class Router:
                     self.listen.port,
                     reuse_address=True,
                     backlog=1024,
+                    **self._listen_tls(),
                 )
                 sock = server.sockets[0].getsockname()
                 self.bound = Address(self.listen.host, sock[1])
@@ -130,9 +144,10 @@ class Router:
                     else None
                 )
                 log.info(
-                    "slotwarden router %s listening on %s (admin http://%s), config %s, "
+                    "slotwarden router %s listening on %s%s (admin %s://%s), config %s, "
                     "%d shards, topology epoch %d, speedups %s",
-                    __version__, self.bound, self.admin_bound, config.path,
+                    __version__, self.bound, " (TLS)" if self.client_ssl else "",
+                    self.scheme, self.admin_bound, config.path,
                     len(self.routes.route.masters), self.routes.route.slotmap.epoch,
                     implementation(),
                 )  # fmt: skip
@@ -150,6 +165,13 @@ class Router:
                 await runner.cleanup()
         log.info("router stopped")
 
+    def _listen_tls(self) -> dict[str, object]:
+        """TLS arguments of the client listener (tls.clients); a handshake is bounded."""
+        if self.client_ssl is None:
+            return {}
+        timeout = self.running.config.router.command_timeout_ms / 1000
+        return {"ssl": self.client_ssl, "ssl_handshake_timeout": timeout}
+
     async def _start_admin(self, runner: web.AppRunner) -> None:
         addr = self.running.config.router.admin
         family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
@@ -160,7 +182,7 @@ class Router:
         except OSError:
             sock.close()
             raise
-        await web.SockSite(runner, sock).start()
+        await web.SockSite(runner, sock, ssl_context=self.admin_ssl).start()
         self.admin_bound = Address(addr.host, sock.getsockname()[1])
 
     async def _start_watcher(self, tg: asyncio.TaskGroup) -> asyncio.Task[None] | None:
@@ -178,8 +200,9 @@ class Router:
             )
             return None
         watcher = TopologyWatcher(
-            self.routes, [p.listen for p in sc.peers], self.secret, self.admin_bound
-        )
+            self.routes, [p.listen for p in sc.peers], self.secret, self.admin_bound,
+            ssl=self.sentinel_ssl,
+        )  # fmt: skip
         self.watcher = watcher
         self.routes.on_hint = watcher.hint
         if self.reloader is not None:

@@ -6,6 +6,9 @@ skipped), print the outcome in one sentence, exit 0 only if the shard
 switched. The sentinel that takes the request wins an epoch, pauses writes
 on the master until the chosen replica has all of them, then promotes it
 (`sentinel.decide.failover.start_planned`), so no acknowledged write is lost.
+With ``--force --to ADDR`` it is not a switchover: the master is down and the
+sentinels refused to promote any replica (``failover-refused``); the operator
+takes the risk and ADDR is promoted anyway (`sentinel.decide.failover.start_forced`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address
 
 
-async def request(config: ClusterConfig, secret: str, shard: str, to: str | None) -> int:
+async def request(
+    config: ClusterConfig, secret: str, shard: str, to: str | None, force: bool = False
+) -> int:
     assert config.sentinel is not None
     timeout = config.sentinel.failover_timeout_ms / 1000 + 5
-    body = {"shard": shard, "to": to}
-    async with PeerClient(secret) as client:
+    body: dict[str, object] = {"shard": shard, "to": to}
+    if force:
+        body["force"] = True
+    async with PeerClient(secret, config.tls) as client:
         for peer in config.sentinel.peers:
             answer = await client.call_any("POST", peer.listen, "/failover", timeout, body)
             if answer is None:
@@ -47,12 +54,15 @@ async def request(config: ClusterConfig, secret: str, shard: str, to: str | None
     return 1
 
 
-def main(config: ClusterConfig, shard: str, to: str | None) -> int:
+def main(config: ClusterConfig, shard: str, to: str | None, force: bool = False) -> int:
     if config.sentinel is None:
         print("the config has no sentinel section: nothing can fail over", file=sys.stderr)
         return 1
     if shard not in {s.name for s in config.shards}:
         print(f"unknown shard {shard!r}", file=sys.stderr)
+        return 1
+    if force and to is None:
+        print("--force needs --to HOST:PORT: the replica to promote", file=sys.stderr)
         return 1
     if to is not None:
         Address.parse(to)
@@ -61,4 +71,4 @@ def main(config: ClusterConfig, shard: str, to: str | None) -> int:
     except SetupError as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    return asyncio.run(request(config, secret, shard, to))
+    return asyncio.run(request(config, secret, shard, to, force))

@@ -1,11 +1,11 @@
 """``slotwarden status``: one look at the whole cluster, from the outside.
 
 Owns the report: each shard's master and replicas (role, offset, lag) read
-directly from the nodes, each sentinel's view and epochs, each router's
-epoch (its admin ``GET /topology``). Every source has a short deadline and
-a source that does not answer is shown as such, never an exception. The
-shard layout shown is the newest topology any sentinel serves (else the
-config's, epoch 0).
+directly from the nodes, each sentinel's view and epochs (and any shard
+whose failover it refuses), each router's epoch (its admin ``GET
+/topology``). Every source has a short deadline and a source that does not
+answer is shown as such, never an exception. The shard layout shown is the
+newest topology any sentinel serves (else the config's, epoch 0).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ async def _node(addr: Address) -> dict[str, Any]:
 
 async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
     peers = config.sentinel.peers if config.sentinel else ()
-    async with PeerClient(secret or "") as client:
+    async with PeerClient(secret or "", config.tls) as client:
         path = "/status" if secret else "/health"
         views = await asyncio.gather(*(client.call("GET", p.listen, path, TIMEOUT) for p in peers))
         routers = [config.router.admin]
@@ -137,6 +137,8 @@ def render_report(report: dict[str, Any]) -> str:
                 f"  {s['role']}, voted {s.get('voted_for')}@{s.get('voted_epoch')}, down: {down}"
             )
         lines.append(text)
+        for shard, reason in (s.get("refused") or {}).items():
+            lines.append(f"    FAILOVER REFUSED for shard {shard}: {reason}")
     lines.append("routers")
     for r in report["routers"]:
         if not r["up"]:

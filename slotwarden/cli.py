@@ -146,7 +146,7 @@ def cmd_router(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from slotwarden.launcher import up
 
-    return int(up(resolve_config(args.config)) or 0)
+    return int(up(resolve_config(args.config), tls=args.tls) or 0)
 
 
 def cmd_sentinel(args: argparse.Namespace) -> int:
@@ -166,7 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_failover(args: argparse.Namespace) -> int:
     from sentinel.manual import main as failover_main
 
-    return failover_main(load(resolve_config(args.config)), args.shard, args.to)
+    return failover_main(load(resolve_config(args.config)), args.shard, args.to, args.force)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -211,6 +211,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("up", cmd_up, "start a whole local cluster (redis, sentinels, router)")
     p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="every hop over TLS, with a throwaway CA and certificate made by openssl",
+    )
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
     p.add_argument("--log-json", action="store_true", help=json_help)
 
@@ -244,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help=config_help)
     p.add_argument("shard", metavar="SHARD", help="the shard to switch over")
     p.add_argument("--to", metavar="HOST:PORT", type=_address, help="the replica to promote")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --to, while the master is down: promote that replica even though the "
+        "sentinels refused it (never synced, or too far behind): its missing data is lost",
+    )
     p.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING", help=log_help
     )

@@ -28,6 +28,13 @@ generated and passed to that one process kind only (the router never gets
 the sentinels' password); generated ones and the admin's are in
 ``secrets/<user>.password`` (mode 0600) in the run directory.
 
+`up --tls` runs every hop over TLS: it makes a throwaway CA and certificate
+in ``<run dir>/tls/`` with the ``openssl`` CLI (`slotwarden.procs.make_tls_files`),
+writes ``<run dir>/cluster.tls.yaml`` (the config plus a ``tls:`` section:
+backends, http, clients) for the router and the sentinels, and starts each
+redis-server with ``port 0`` and ``tls-port`` (client certificates required,
+replication over TLS).
+
 Invariant: when `up` returns, no process it started is still running: after
 Ctrl-C / SIGTERM (exit 0), after a failed start (exit 1, everything started so
 far is stopped), after the router died (exit 1); exit 2 if no redis-server is
@@ -58,13 +65,15 @@ from pathlib import Path
 from types import FrameType
 
 import redis
+import yaml
 
 from slotwarden import acl
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import read_secret
+from slotwarden.cluster.tls import redis_py_kwargs
 from slotwarden.cluster.topology import Address
-from slotwarden.procs import find_redis_server, port_open
+from slotwarden.procs import TLSFiles, find_redis_server, make_tls_files, port_open, redis_tls_args
 
 READY_TIMEOUT = 30.0  # seconds for a master to answer PING / a replica link to come up
 ROUTER_TIMEOUT = 20.0  # seconds for the router to listen (it imports, loads, connects)
@@ -186,6 +195,8 @@ class Launcher:
     generated_secret: bool = False
     node_conf: list[str] = field(default_factory=list)  # ACL lines of every node.conf
     admin_password: str | None = None  # the default user's, when ACL users are set up
+    want_tls: bool = False  # `up --tls`
+    tls: TLSFiles | None = None  # the throwaway CA and certificate, once made
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop_signal = signum
@@ -237,6 +248,8 @@ class Launcher:
         if node.replica_of is not None:
             argv += ["--replicaof", connect_host(node.replica_of.host), str(node.replica_of.port)]
         argv[1:1] = self.node_conf_args(workdir)
+        if self.tls is not None:
+            argv += redis_tls_args(self.tls, node.addr.port)
         return self.spawn(node.label, argv, workdir, workdir / "redis.log")
 
     def node_conf_args(self, workdir: Path) -> list[str]:
@@ -278,6 +291,7 @@ class Launcher:
             password=self.admin_password,
             socket_timeout=1,
             socket_connect_timeout=1,
+            **redis_py_kwargs(self.config.tls),
         )
         try:
             if node.replica_of is None:
@@ -407,6 +421,8 @@ class Launcher:
         shutil.rmtree(self.run_dir, ignore_errors=True)
         self.run_dir.mkdir(parents=True)
         self.prepare_acl()
+        if self.want_tls:
+            self.enable_tls()
         for phase, nodes, children in (("masters", masters, self.masters),
                                        ("replicas", replicas, self.replicas)):  # fmt: skip
             started = []
@@ -422,18 +438,31 @@ class Launcher:
         self.start_sentinels()
         self.start_router()
 
+    def enable_tls(self) -> None:
+        """`up --tls`: a throwaway CA and certificate, and the config the children read."""
+        try:
+            self.tls = make_tls_files(self.run_dir / "tls")
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            raise LaunchError(f"--tls: cannot make certificates: {exc}") from None
+        self.config_file = tls_config_file(self.config_file, self.run_dir, self.tls)
+        self.config = load(self.config_file)
+
     def print_endpoints(self) -> None:
         router = self.config.router
         listen, admin = router.listen, router.admin
         host = connect_host(listen.host)
-        cli = f"redis-cli -p {listen.port}"
+        tls = f"--tls --cacert {self.tls.ca} " if self.tls is not None else ""
+        cli = f"redis-cli {tls}-p {listen.port}"
         if host not in ("127.0.0.1", "localhost"):
-            cli = f"redis-cli -h {host} -p {listen.port}"
+            cli = f"redis-cli {tls}-h {host} -p {listen.port}"
+        scheme = "https" if self.tls is not None else "http"
         lines = [
-            f"cluster {self.config.name!r} is up",
+            f"cluster {self.config.name!r} is up" + (" (TLS on every hop)" if self.tls else ""),
             f"  router   {listen}    try: {cli}",
-            f"  admin    http://{connect_host(admin.host)}:{admin.port}/",
+            f"  admin    {scheme}://{connect_host(admin.host)}:{admin.port}/",
         ]
+        if self.tls is not None:
+            lines.append(f"  tls      CA {self.tls.ca}, config {self.config_file}")
         for shard in self.config.shards:
             replicas = ", ".join(str(r) for r in shard.replicas) or "none"
             lines.append(f"  shard {shard.name}: master {shard.master}, replicas {replicas}")
@@ -492,6 +521,17 @@ class Launcher:
                     child.proc.wait()
 
 
+def tls_config_file(config_file: Path, run_dir: Path, files: TLSFiles) -> Path:
+    """``run_dir/cluster.tls.yaml``: ``config_file`` with a ``tls:`` section that turns
+    TLS on for every hop with ``files`` (any ``tls:`` it had is replaced)."""
+    data = yaml.safe_load(config_file.read_text())
+    data["tls"] = files.every_hop()
+    path = run_dir / "cluster.tls.yaml"
+    header = f"# written by `slotwarden up --tls` from {config_file}; edit that file instead\n"
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 def run_dir_for(config_file: Path, name: str) -> Path:
     """``.slotwarden/run/<name>`` next to the config file, or in the current
     directory for the demo config packaged inside slotwarden (or a read-only dir)."""
@@ -501,8 +541,9 @@ def run_dir_for(config_file: Path, name: str) -> Path:
     return base / ".slotwarden" / "run" / name
 
 
-def up(config_path: str) -> int:
+def up(config_path: str, tls: bool = False) -> int:
     """Run the local cluster of ``config_path`` until a stop signal; the exit code.
+    ``tls``: every hop over TLS with throwaway certificates (see the module docstring).
 
     Raises `slotwarden.cluster.errors.ConfigError` for an invalid config (the CLI reports it).
     """
@@ -513,7 +554,7 @@ def up(config_path: str) -> int:
         return 2
     config_file = Path(config_path).resolve()
     run_dir = run_dir_for(config_file, config.name)
-    launcher = Launcher(config, config_file, redis_server, run_dir)
+    launcher = Launcher(config, config_file, redis_server, run_dir, want_tls=tls)
     previous = {sig: signal.signal(sig, launcher.on_signal) for sig in STOP_SIGNALS}
     try:
         launcher.start()

@@ -5,7 +5,9 @@ processes on free ports in temp dirs: finding redis-server (`find_redis_server`,
 also used by `slotwarden up`), `free_port`, `port_open`/`wait_for_port`,
 `RedisProc` and `RedisFarm` (redis-servers), `write_cluster_yaml`, `RouterProc`
 (``slotwarden router``), `sentinel_section` and `start_sentinels`
-(``slotwarden sentinel``).
+(``slotwarden sentinel``), and TLS material: `make_tls_files` (a throwaway CA
+and one certificate, made with the ``openssl`` CLI; also used by
+``slotwarden up --tls``) and `redis_tls_args` (a redis-server on ``tls-port``).
 
 Invariant: the router and the sentinels are started as subprocesses
 (``python -m slotwarden ...``), never imported: this module imports nothing
@@ -87,6 +89,83 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"nothing listening on {host}:{port} after {timeout}s")
         time.sleep(0.02)
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """A throwaway CA and one certificate it signed (valid for 127.0.0.1, ::1, localhost,
+    as server and as client), as made by `make_tls_files`."""
+
+    ca: str  # the CA certificate: tls.ca_file, redis-server tls-ca-cert-file
+    cert: str  # tls.cert_file, redis-server tls-cert-file
+    key: str  # tls.key_file, redis-server tls-key-file
+
+    def every_hop(self) -> dict[str, object]:
+        """cluster.yaml's ``tls:`` section turning TLS on for every hop with these files."""
+        return {
+            "ca_file": self.ca,
+            "cert_file": self.cert,
+            "key_file": self.key,
+            "backends": True,
+            "http": True,
+            "clients": True,
+        }
+
+
+OPENSSL_TIMEOUT = 30.0
+
+
+def make_tls_files(directory: str | os.PathLike[str], days: int = 7) -> TLSFiles:
+    """A new CA and a certificate+key signed by it, in ``directory`` (created), made by
+    the ``openssl`` command line tool. `RuntimeError` if it is missing or fails."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("openssl not found on PATH (apt-get install openssl)")
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ext = d / "cert.ext"
+    ext.write_text(
+        "basicConstraints=critical,CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n"
+        "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\n"
+    )
+    steps = [
+        [openssl, "req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt",
+         "-days", str(days), "-subj", "/CN=slotwarden throwaway CA",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        [openssl, "req", "-new", *ec, "-keyout", "tls.key", "-out", "tls.csr",
+         "-subj", "/CN=localhost"],
+        [openssl, "x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+         "-CAcreateserial", "-out", "tls.crt", "-days", str(days), "-extfile", "cert.ext"],
+    ]  # fmt: skip
+    for argv in steps:
+        done = subprocess.run(
+            argv, cwd=d, capture_output=True, timeout=OPENSSL_TIMEOUT, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(argv[:3])} failed: {done.stderr.decode(errors='replace').strip()}"
+            )
+    for name in ("ca.key", "tls.key"):
+        os.chmod(d / name, 0o600)
+    return TLSFiles(str(d / "ca.crt"), str(d / "tls.crt"), str(d / "tls.key"))
+
+
+def redis_tls_args(files: TLSFiles, port: int, auth_clients: bool = True) -> list[str]:
+    """redis-server arguments: TLS only, on ``port`` (plain ``port 0``), replication over
+    TLS, client certificates required unless ``auth_clients`` is false."""
+    return [
+        "--port", "0",
+        "--tls-port", str(port),
+        "--tls-cert-file", files.cert,
+        "--tls-key-file", files.key,
+        "--tls-ca-cert-file", files.ca,
+        "--tls-replication", "yes",
+        "--tls-auth-clients", "yes" if auth_clients else "no",
+    ]  # fmt: skip
 
 
 @dataclass

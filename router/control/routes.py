@@ -24,7 +24,9 @@ sentinels) only once `vet` passed it (slotwarden.cluster.trust); a node is
 sent backend credentials only if cluster.yaml lists it for its shard
 (`settings_for_shard`); a node the route no longer uses is
 retired or stopped, never left serving; every node task runs in the TaskGroup
-given to `attach`.
+given to `attach`; the timeout sweep (`sweep`) covers every node still
+holding requests, retired ones included, so a request in flight is answered
+within ``command_timeout`` whatever the topology does.
 """
 
 from __future__ import annotations
@@ -190,7 +192,10 @@ class RouteTable:
         while True:
             await asyncio.sleep(period)
             now = loop.time()
-            for node in list(self.nodes.values()):
+            # retired nodes too: a replaced master may be the hung one, and its
+            # requests in flight are owed an answer within command_timeout, not
+            # at the end of the retirement grace
+            for node in [*self.nodes.values(), *self.retired]:
                 for conn in node.all_conns():
                     conn.check_timeout(now)
             self.parking.expire(now)

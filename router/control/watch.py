@@ -19,7 +19,8 @@ answer with that epoch (`ask_all`), so a router that was away while the
 sentinels' elections moved the epoch far ahead still catches up.
 
 Invariant: every map goes through `RouteTable.apply_topology`
-(router.control.routes), which applies only a strictly higher epoch.
+(router.control.routes), which applies only a strictly higher epoch. On
+shutdown the request in flight ends before the HTTP session closes.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl as _ssl
+from typing import Any
 
 import aiohttp
 
@@ -44,7 +47,12 @@ RETRY_S = 0.5  # after every sentinel failed
 
 class TopologyWatcher:
     def __init__(
-        self, routes: RouteTable, sentinels: list[Address], secret: str, admin: Address | None
+        self,
+        routes: RouteTable,
+        sentinels: list[Address],
+        secret: str,
+        admin: Address | None,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         self.routes = routes
         self.sentinels = sentinels
@@ -52,6 +60,8 @@ class TopologyWatcher:
         self.headers = bearer(secret)
         self._hint = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
+        self.ssl = ssl  # HTTPS to the sentinels, verifying tls.ca_file (cluster.yaml tls.http)
+        self.scheme = "https" if ssl is not None else "http"
 
     def hint(self) -> None:
         """Something suggests the topology changed: ask the sentinels now."""
@@ -62,7 +72,8 @@ class TopologyWatcher:
         params = {"after": str(after), "timeout": str(wait)}
         if self.admin is not None:
             params["router"] = str(self.admin)
-        url = f"http://{sentinel}/topology"
+        host = f"[{sentinel.host}]" if ":" in sentinel.host else sentinel.host
+        url = f"{self.scheme}://{host}:{sentinel.port}/topology"
         timeout = aiohttp.ClientTimeout(total=wait + ASK_TIMEOUT_S)
         async with self._session.get(
             url, params=params, headers=self.headers, timeout=timeout
@@ -106,7 +117,8 @@ class TopologyWatcher:
         return len(maps)
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession()
+        connector = aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True)
+        self._session = aiohttp.ClientSession(connector=connector)
         answered = await self.ask_all()
         if not answered:
             log.warning("no sentinel answered; starting from %s", self.routes.running.config.path)
@@ -114,6 +126,8 @@ class TopologyWatcher:
     async def run(self) -> None:
         """Watch until cancelled."""
         index = 0
+        poll: asyncio.Future[SlotMap | None] | None = None
+        hint: asyncio.Future[bool] | None = None
         try:
             while True:
                 sentinel = self.sentinels[index % len(self.sentinels)]
@@ -146,5 +160,20 @@ class TopologyWatcher:
                     index += 1
                     await asyncio.sleep(RETRY_S)
         finally:
+            # The long poll still open must end before the session closes under it
+            # (else: "Task exception was never retrieved ... Connector is closed").
+            await _settle(poll, hint)
             if self._session is not None:
                 await self._session.close()
+
+
+async def _settle(*futures: asyncio.Future[Any] | None) -> None:
+    """Cancel ``futures`` and wait for them to end, their outcome retrieved."""
+    live = [f for f in futures if f is not None]
+    for f in live:
+        f.cancel()
+    if live:
+        await asyncio.wait(live)
+    for f in live:
+        if not f.cancelled():
+            f.exception()  # retrieved: a failure at shutdown is not worth a log line

@@ -28,8 +28,9 @@ Invariants:
 - A waiter is answered exactly once: by its reply, or by an error when the
   connection fails, times out, or is down (fail fast while backing off).
 - Nothing waits forever: `check_timeout` aborts a connection whose oldest
-  request has seen no reply for ``command_timeout``; connecting is bounded
-  by ``connect_timeout``.
+  request has seen no reply for ``command_timeout`` (a retired one too: the
+  route table's sweep covers it, and it is not reconnected); connecting is
+  bounded by ``connect_timeout``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import ssl
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -45,6 +47,7 @@ from router.errors import shard_down
 from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
+from slotwarden.cluster.tls import backend_context
 from slotwarden.cluster.topology import Address
 from slotwarden.cluster.trust import is_listed
 from slotwarden.resp.encode import encode_command
@@ -67,6 +70,7 @@ class BackendSettings:
     pinned_per_user: int = 384  # ... held by one router user's clients
     pinned_reserved: int = 32  # ... the last ones, kept for subscriptions
     credentials: BackendCredentials | None = None  # sent first on every connection
+    ssl: ssl.SSLContext | None = None  # Redis TLS (cluster.yaml tls.backends), else plain TCP
 
 
 def settings_from_config(
@@ -89,7 +93,25 @@ def settings_from_config(
         pinned_per_user=r.pinned_per_user,
         pinned_reserved=r.pinned_reserved_for_pubsub,
         credentials=backend_credentials(config.backend, environ),
+        ssl=backend_context(config.tls),  # SecretError if a tls file cannot be loaded
     )
+
+
+async def open_to(
+    conn: asyncio.Protocol, addr: Address, settings: BackendSettings
+) -> asyncio.BaseTransport:
+    """Connect ``conn`` to ``addr``, over TLS (verifying the node's certificate against
+    tls.ca_file, for ``addr.host``) when ``settings.ssl`` is set; the caller bounds the time."""
+    loop = asyncio.get_running_loop()
+    context = settings.ssl
+    transport, _ = await loop.create_connection(
+        lambda: conn,
+        addr.host,
+        addr.port,
+        ssl=context,
+        server_hostname=addr.host if context is not None else None,
+    )
+    return transport
 
 
 def settings_for_shard(
@@ -328,25 +350,32 @@ class BackendConn(asyncio.Protocol):
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow
                     # a cancel that lands as the connection completes (Node.stop lost)
                     async with asyncio.timeout(s.connect_timeout):
-                        await loop.create_connection(lambda: self, self.addr.host, self.addr.port)
+                        await open_to(self, self.addr, s)
                 except (OSError, TimeoutError) as exc:
                     self.state = DOWN
                     timed_out = isinstance(exc, TimeoutError)
                     stats = self.stats
                     (stats.backend_timeout if timed_out else stats.backend_error)(str(self.addr))
                     why = "connect timed out" if timed_out else str(exc)
-                    self.fail_all(shard_down(self.label, f"is unavailable ({self.addr}: {why})"))
+                    reply = shard_down(self.label, f"is unavailable ({self.addr}: {why})")
+                    if isinstance(exc, ssl.SSLError):  # say why to every request until fixed
+                        self.down_reply = reply
+                    self.fail_all(reply)
                     if not was_down:
                         log.warning("backend %s (shard %s) is down: %s", self.addr, self.label, why)
                         was_down = True
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, s.reconnect_max)
                     continue
+                if not self.refused:
+                    self.down_reply = shard_down(self.label)
                 if was_down and not self.refused:
                     log.info("backend %s (shard %s) is back", self.addr, self.label)
                     was_down = False
                 await self._lost
                 self.state = DOWN
+                if self.retired:  # out of the route (a timeout dropped it): no reconnect
+                    return
                 was_down = True
                 if self.refused:  # bad credentials: back off as for a node that is down
                     await asyncio.sleep(delay)

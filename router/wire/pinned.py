@@ -45,7 +45,15 @@ from dataclasses import dataclass
 
 from router.decide.session import Session
 from router.errors import shard_down
-from router.wire.backend import CLOSED, CONNECTING, DOWN, UP, BackendConn, BackendSettings
+from router.wire.backend import (
+    CLOSED,
+    CONNECTING,
+    DOWN,
+    UP,
+    BackendConn,
+    BackendSettings,
+    open_to,
+)
 from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.topology import Address
 from slotwarden.resp.encode import error_reply
@@ -101,10 +109,9 @@ class PinnedConn(BackendConn):
 
     async def connect(self) -> None:
         """Connect once; on failure every queued request gets the reason."""
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                await loop.create_connection(lambda: self, self.addr.host, self.addr.port)
+                await open_to(self, self.addr, self.settings)
         except (OSError, TimeoutError) as exc:
             why = "connect timed out" if isinstance(exc, TimeoutError) else str(exc)
             self.state = CLOSED

@@ -5,7 +5,8 @@ Owns the wire format of sentinel-to-sentinel and sentinel-to-router calls
 is the server side. Invariant: every call has a deadline and returns a
 parsed answer or None (with the reason logged at debug level); a peer or
 router that is down, slow or answering garbage never raises into the run cycle.
-The secret is sent in a header and never logged.
+The secret is sent in a header and never logged. With cluster.yaml
+``tls.http`` every call is HTTPS and verifies the server against ``tls.ca_file``.
 """
 
 from __future__ import annotations
@@ -17,27 +18,34 @@ import aiohttp
 
 from slotwarden.cluster import trust
 from slotwarden.cluster.secrets import bearer
+from slotwarden.cluster.tls import TLSConfig, http_client_context, http_scheme
 from slotwarden.cluster.topology import Address, SlotMap
 
 log = logging.getLogger("sentinel.peers")
 
 
-def url(addr: Address, path: str) -> str:
+def url(addr: Address, path: str, scheme: str = "http") -> str:
     host = f"[{addr.host}]" if ":" in addr.host else addr.host
-    return f"http://{host}:{addr.port}{path}"
+    return f"{scheme}://{host}:{addr.port}{path}"
 
 
 class PeerClient:
     """One aiohttp session shared by every outgoing call of a sentinel process."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, tls: TLSConfig | None = None) -> None:
+        """``tls``: cluster.yaml's tls section (HTTPS when ``tls.http``); raises
+        `SecretError` when its files cannot be loaded."""
         self._headers = bearer(secret)
         self._session: aiohttp.ClientSession | None = None
+        self._ssl = http_client_context(tls)
+        self.scheme = http_scheme(tls)
 
     async def __aenter__(self) -> PeerClient:
         self._session = aiohttp.ClientSession(
             headers=self._headers,
-            connector=aiohttp.TCPConnector(limit=64, force_close=False),
+            connector=aiohttp.TCPConnector(
+                limit=64, force_close=False, ssl=self._ssl if self._ssl is not None else True
+            ),
         )
         return self
 
@@ -52,7 +60,10 @@ class PeerClient:
         assert self._session is not None, "use `async with PeerClient(...)`"
         try:
             async with self._session.request(
-                method, url(addr, path), json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+                method,
+                url(addr, path, self.scheme),
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 if resp.status != 200:
                     log.debug("%s %s%s: HTTP %d", method, addr, path, resp.status)
@@ -69,7 +80,10 @@ class PeerClient:
         assert self._session is not None, "use `async with PeerClient(...)`"
         try:
             async with self._session.request(
-                method, url(addr, path), json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+                method,
+                url(addr, path, self.scheme),
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 return _dict(await resp.json(content_type=None))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:

@@ -1,12 +1,19 @@
 """Probing one Redis node: PING + INFO replication on a timer, kept as a `NodeObs`.
 
+The observation includes what replica eligibility needs (whether a replica
+ever completed a sync, and the node's recent offsets,
+`sentinel.decide.eligible`).
+
 Owns the connection the sentinel uses to watch a node and the observation
 built from it. Invariant: `Prober.obs.last_ok` moves forward only on a
 valid reply to both PING and INFO; a refused connection, a timeout (a hung
 process with its socket still open) or an error reply leaves it where it
 was, so the detector sees the node go silent. Each probe has a deadline of
 ``down_after`` (a slow reply is still a reply); after any failure the
-connection is dropped and a fresh one is opened for the next probe.
+connection is dropped and a fresh one is opened for the next probe. With
+cluster.yaml ``tls.backends`` every connection to a node (probes and the
+actuator's) is Redis TLS, verifying the node against ``tls.ca_file`` and
+presenting ``tls.cert_file`` as the client certificate.
 """
 
 from __future__ import annotations
@@ -25,9 +32,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
+from sentinel.decide.eligible import remember_offset
 from sentinel.decide.model import NodeObs, NodeRole, Timing
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
+from slotwarden.cluster.tls import redis_py_kwargs
 from slotwarden.cluster.topology import Address
 
 log = logging.getLogger("sentinel.probe")
@@ -40,12 +49,15 @@ Clock = Callable[[], float]
 # sentinel.act.acl), else the router's (``backend:`` / ``shards[].backend``).
 _AUTH: dict[Address, BackendCredentials | None] = {}
 _DEFAULT_AUTH: list[BackendCredentials | None] = [None]
+_TLS: dict[str, Any] = {}  # redis-py TLS arguments (cluster.yaml tls.backends), or none
 
 
 def set_backend_auth(config: ClusterConfig) -> None:
     """Use ``config``'s sentinel credentials on every connection to a node:
     ``sentinel.backend`` for every node when set, else the router's ones.
     Raises `slotwarden.cluster.errors.SecretError` if a password cannot be read."""
+    _TLS.clear()
+    _TLS.update(redis_py_kwargs(config.tls))
     own = config.sentinel.backend if config.sentinel is not None else None
     if own is not None:
         _DEFAULT_AUTH[0] = backend_credentials(own)
@@ -83,6 +95,7 @@ def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:
         single_connection_client=True,
         client_name=name,
         maint_notifications_config=MaintNotificationsConfig(enabled=False),
+        **_TLS,
     )
 
 
@@ -90,7 +103,7 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
     """Fold one parsed ``INFO replication`` into the node's observation."""
     role = NodeRole.MASTER if info.get("role") == "master" else NodeRole.REPLICA
     master = None
-    link_up = False
+    link_up = never_synced = syncing = False
     link_down = 0.0
     if role is NodeRole.REPLICA:
         host = info.get("master_host")
@@ -98,7 +111,11 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
         if host and isinstance(port, int):
             master = Address(str(host), port)
         link_up = info.get("master_link_status") == "up"
-        link_down = max(float(info.get("master_link_down_since_seconds", 0) or 0), 0.0)
+        raw_down = float(info.get("master_link_down_since_seconds", 0) or 0)
+        link_down = max(raw_down, 0.0)
+        # -1: Redis's "down since ever" - this replica never completed a sync
+        never_synced = not link_up and raw_down < 0
+        syncing = int(info.get("master_sync_in_progress", 0) or 0) == 1
         offset = int(info.get("slave_repl_offset", 0) or 0)
     else:
         offset = int(info.get("master_repl_offset", 0) or 0)
@@ -111,6 +128,8 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
         master=master,
         link_up=link_up,
         link_down_s=link_down,
+        never_synced=never_synced,
+        sync_in_progress=syncing,
         offset=offset,
         priority=priority,
         info_at=now,
@@ -146,7 +165,9 @@ class Prober:
             pong, info = await pipe.execute()
         if pong is not True or not isinstance(info, dict):
             raise RedisError(f"unexpected probe reply {pong!r}")
-        self.obs = parse_replication(info, self.obs, self.clock())
+        obs = parse_replication(info, self.obs, self.clock())
+        keep = self.timing.replica_lag
+        self.obs = replace(obs, offsets=remember_offset(obs.offsets, obs.last_ok, obs.offset, keep))
         self.last_error = ""
 
     async def run(self) -> None:

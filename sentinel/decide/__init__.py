@@ -3,6 +3,7 @@
 - `model`: the vocabulary - node observations, peer opinions, timings, snapshot, actions, events.
 - `detector`: SDOWN per node, ODOWN per shard master.
 - `election`: epochs, one vote per epoch, the election role table.
+- `eligible`: which replicas may be promoted without losing the shard's data.
 - `failover`: replica choice, the failover step machine, publication, reconcile.
 - `reconfigure`: a cluster.yaml edit merged with the failover state.
 

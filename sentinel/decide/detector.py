@@ -5,7 +5,8 @@ one `Event` per change. A node is SDOWN once ``down_after`` has passed since
 its last valid reply (a hung node with an open socket counts the same as a
 refused connection); anything shorter - a stall, a slow reply - triggers
 nothing. A topology master that has reported the replica role for
-``down_after`` counts as down too (`is_demoted`). A shard's master is ODOWN
+``down_after`` counts as down too (`is_demoted`), counting only what was
+read after this sentinel adopted that topology (`Snapshot.topology_at`). A shard's master is ODOWN
 when at least ``quorum`` sentinels, this one included, hold it down,
 counting only peer answers received within `Timing.opinion_max_age`. No
 asyncio, aiohttp or socket here.
@@ -36,19 +37,23 @@ def is_sdown(obs: NodeObs, now: float, timing: Timing) -> bool:
     return now - obs.last_ok >= timing.down_after
 
 
-def is_demoted(obs: NodeObs, now: float, timing: Timing) -> bool:
+def is_demoted(obs: NodeObs, now: float, timing: Timing, since: float = float("-inf")) -> bool:
     """A topology master that has reported the replica role for ``down_after``.
 
     It takes no writes, so for the shard it is as good as down. (This is what
     a planned switchover leaves behind if its leader dies between demoting
-    the old master and publishing: a new failover repairs it.)
+    the old master and publishing: a new failover repairs it.) ``since``: when
+    the topology naming it master was adopted - only what was read after it
+    counts, and the ``down_after`` runs from it (a just-promoted replica's last
+    pre-promotion INFO says "replica" and must not flag it down).
     """
     return (
         obs.role is NodeRole.REPLICA
         and obs.info_at is not None
+        and obs.info_at > since
         and now - obs.info_at <= timing.info_max_age
         and obs.role_since is not None
-        and now - obs.role_since >= timing.down_after
+        and now - max(obs.role_since, since) >= timing.down_after
     )
 
 
@@ -96,7 +101,8 @@ def detect(prev: Flags, snap: Snapshot, timing: Timing, quorum: int) -> tuple[Fl
     demoted = frozenset(
         s.master
         for s in snap.topology.shards
-        if s.master in snap.nodes and is_demoted(snap.nodes[s.master], now, timing)
+        if s.master in snap.nodes
+        and is_demoted(snap.nodes[s.master], now, timing, snap.topology_at)
     )
     for addr in sorted(demoted - prev.demoted):
         obs = snap.nodes[addr]
@@ -104,7 +110,8 @@ def detect(prev: Flags, snap: Snapshot, timing: Timing, quorum: int) -> tuple[Fl
             Event(
                 "demoted",
                 f"master {addr} reports the replica role (of {obs.master}) for "
-                f"{(now - (obs.role_since or now)) * 1000:.0f} ms: treated as down",
+                f"{(now - max(obs.role_since or now, snap.topology_at)) * 1000:.0f} ms "
+                "since the topology named it master: treated as down",
                 addr=str(addr),
                 epoch=epoch,
             )

@@ -113,6 +113,15 @@ def retry_delay(rng: random.Random, timing: Timing) -> float:
     return rng.uniform(3 * timing.probe_interval, 10 * timing.probe_interval) + 0.1
 
 
+def abort_backoff(rng: random.Random, timing: Timing, failures: int) -> float:
+    """Delay before standing again for a shard whose last ``failures`` attempts in a row
+    were aborted: `retry_delay` plus 5 probe intervals, doubled per failure after the
+    first, at most ``failover_timeout`` (so an outage that no failover can fix costs a
+    handful of epochs, not one every few hundred milliseconds)."""
+    first = retry_delay(rng, timing) + 5 * timing.probe_interval
+    return min(first * 2 ** max(failures - 1, 0), max(timing.failover_timeout, first))
+
+
 def wait_after_vote(timing: Timing) -> float:
     """After voting for someone else we leave them this long to finish the failover."""
     return timing.failover_timeout

@@ -1,7 +1,11 @@
 """Failover planning: replica selection, the failover step machine, and reconciliation.
 
-Pure. `select_replica` ranks a shard's replicas as Redis Sentinel does. A
-`Failover` is an immutable record moved through `STEPS` - promote the chosen
+Pure. `select_replica` ranks a shard's replicas as Redis Sentinel does,
+skipping those that are not eligible for their data
+(`sentinel.decide.eligible`); with none left, `start` refuses (an `Abort`
+with ``refused``: the shard stays down) and `refusal` says so before an
+election is even started; `start_forced` promotes an operator's choice
+anyway. A `Failover` is an immutable record moved through `STEPS` - promote the chosen
 replica, verify it reports the master role, repoint the other replicas,
 publish the new topology at the failover's epoch - by `next_actions` (what to
 do now) and `on_result` (what happened). Every step has a deadline; a missed
@@ -20,6 +24,7 @@ from dataclasses import dataclass, replace
 from enum import Enum
 
 from sentinel.decide.detector import is_demoted, is_sdown
+from sentinel.decide.eligible import why_not_eligible
 from sentinel.decide.model import (
     Abort,
     Action,
@@ -116,12 +121,12 @@ def select_replica(
 ) -> tuple[Address | None, list[str]]:
     """The replica to promote and, for the log, why each other one was skipped.
 
-    Skipped: never observed, down, stale info, priority 0, or link to the master
-    down for longer than the master has been down plus 10 x down_after. Ranked:
-    lower priority, then larger replication offset, then smaller address.
+    Skipped: never observed, down, stale info, priority 0, or not eligible for
+    its data (`sentinel.decide.eligible.why_not_eligible`: never synced, link
+    down too long, offset too far behind the master's). Ranked: lower priority,
+    then larger replication offset, then smaller address.
     """
     master = nodes.get(shard.master)
-    master_down_for = now - master.last_ok if master is not None else 0.0
     good: list[NodeObs] = []
     skipped: list[str] = []
     for addr in shard.replicas:
@@ -139,11 +144,8 @@ def select_replica(
             why = "stale"
         elif obs.priority == 0:
             why = "priority 0"
-        elif (
-            obs.role is NodeRole.REPLICA
-            and obs.link_down_s > master_down_for + 10 * timing.down_after
-        ):
-            why = f"link down for {obs.link_down_s:.0f} s"
+        else:
+            why = why_not_eligible(obs, master, now, timing)
         if why:
             skipped.append(f"{addr} {why}")
         else:
@@ -153,6 +155,24 @@ def select_replica(
         return None, skipped
     best = min(good, key=lambda o: (o.priority, -o.offset, o.addr))
     return best.addr, skipped
+
+
+def refusal(shard_name: str, snap: Snapshot, timing: Timing) -> str:
+    """Why no replica of ``shard_name`` may be promoted now ("" if one may): what a
+    sentinel checks before it stands for an epoch to fail the shard over."""
+    try:
+        shard = snap.topology.shards[snap.topology.shard_index(shard_name)]
+    except KeyError:
+        return ""
+    candidate, skipped = select_replica(shard, snap.nodes, snap.now, timing)
+    if candidate is not None:
+        return ""
+    return _refused_text(shard_name, skipped)
+
+
+def _refused_text(shard_name: str, skipped: list[str]) -> str:
+    why = "; ".join(skipped) or "the shard has no replicas"
+    return f"no replica of shard {shard_name} can be promoted ({why})"
 
 
 # Why a shard's master does not fit a kind of failover ("" if it does).
@@ -175,6 +195,23 @@ def _not_healthy(master: NodeObs | None, now: float, timing: Timing) -> str:
     if master is None or is_sdown(master, now, timing) or master.role is not NodeRole.MASTER:
         return "is not a healthy master"
     return ""
+
+
+def _promote(
+    shard_name: str, epoch: int, shard: Shard, candidate: Address, now: float, timing: Timing
+) -> Failover:
+    """A failover of ``shard`` at its first step: promote ``candidate``, repoint the rest."""
+    return Failover(
+        shard=shard_name,
+        epoch=epoch,
+        old_master=shard.master,
+        candidate=candidate,
+        others=tuple(r for r in shard.replicas if r != candidate),
+        step=Step.PROMOTE,
+        started_at=now,
+        deadline=now + timing.failover_timeout,
+        step_deadline=now + timing.step_timeout,
+    )
 
 
 def _shard_to_plan(
@@ -203,19 +240,28 @@ def start(shard_name: str, epoch: int, snap: Snapshot, timing: Timing) -> Failov
         return shard
     candidate, skipped = select_replica(shard, snap.nodes, now, timing)
     if candidate is None:
-        why = "; ".join(skipped) or "the shard has no replicas"
-        return Abort(f"no replica of shard {shard_name} can be promoted ({why})")
-    return Failover(
-        shard=shard_name,
-        epoch=epoch,
-        old_master=shard.master,
-        candidate=candidate,
-        others=tuple(r for r in shard.replicas if r != candidate),
-        step=Step.PROMOTE,
-        started_at=now,
-        deadline=now + timing.failover_timeout,
-        step_deadline=now + timing.step_timeout,
-    )
+        return Abort(_refused_text(shard_name, skipped), refused=True)
+    return _promote(shard_name, epoch, shard, candidate, now, timing)
+
+
+def start_forced(
+    shard_name: str, epoch: int, snap: Snapshot, timing: Timing, to: Address
+) -> Failover | Abort:
+    """Promote ``to`` although it is not eligible (an operator's ``--force``): the
+    master must be down and ``to`` a replica of the shard that answers. The data
+    rules of `select_replica` are not applied - that is the point."""
+    now = snap.now
+    shard = _shard_to_plan(shard_name, epoch, snap, timing, _answers_again)
+    if isinstance(shard, Abort):
+        if shard.reason.endswith("answers again"):
+            return Abort(f"{shard.reason}: use a planned switchover (without --force)")
+        return shard
+    if to not in shard.replicas:
+        return Abort(f"{to} is not a replica of shard {shard_name}")
+    obs = snap.nodes.get(to)
+    if obs is None or is_sdown(obs, now, timing):
+        return Abort(f"{to} does not answer: it cannot be promoted")
+    return _promote(shard_name, epoch, shard, to, now, timing)
 
 
 def start_planned(

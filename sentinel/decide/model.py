@@ -38,11 +38,15 @@ class NodeObs:
     role: NodeRole = NodeRole.UNKNOWN
     master: Address | None = None  # for a replica: whom it replicates from
     link_up: bool = False  # replica: master_link_status:up
-    link_down_s: float = 0.0  # replica: master_link_down_since_seconds (-1 -> 0)
+    link_down_s: float = 0.0  # replica: master_link_down_since_seconds (-1 -> 0, see never_synced)
+    never_synced: bool = False  # replica: link down since "ever" (-1): no sync completed
+    sync_in_progress: bool = False  # replica: master_sync_in_progress:1
     offset: int = 0  # replica: slave_repl_offset; master: master_repl_offset
     priority: int = 100  # replica-priority (INFO: slave_priority); 0 = never promote
     info_at: float | None = None  # when the replication fields were read
     role_since: float | None = None  # since when `role`/`master` have been reported unchanged
+    # (when, offset) samples, oldest first, thinned; kept `Timing.replica_lag` back (eligible.py)
+    offsets: tuple[tuple[float, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +67,25 @@ class Timing:
     down_after: float
     probe_interval: float
     failover_timeout: float
+    max_replica_lag: float | None = None  # sentinel.max_replica_lag_ms; None: 10 x down_after
 
     @classmethod
     def from_ms(
-        cls, down_after_ms: int, probe_interval_ms: int, failover_timeout_ms: int
+        cls,
+        down_after_ms: int,
+        probe_interval_ms: int,
+        failover_timeout_ms: int,
+        max_replica_lag_ms: int | None = None,
     ) -> Timing:
-        return cls(down_after_ms / 1000, probe_interval_ms / 1000, failover_timeout_ms / 1000)
+        lag = None if max_replica_lag_ms is None else max_replica_lag_ms / 1000
+        return cls(down_after_ms / 1000, probe_interval_ms / 1000, failover_timeout_ms / 1000, lag)
+
+    @property
+    def replica_lag(self) -> float:
+        """How far behind its master a replica may be and still be promoted: its link
+        down no longer than the master has been down plus this, and its offset at
+        least what the master had this long before its last reply."""
+        return 10 * self.down_after if self.max_replica_lag is None else self.max_replica_lag
 
     @property
     def opinion_max_age(self) -> float:
@@ -100,6 +117,7 @@ class Snapshot:
     topology: SlotMap
     nodes: dict[Address, NodeObs] = field(default_factory=dict)
     opinions: dict[str, PeerOpinion] = field(default_factory=dict)
+    topology_at: float = float("-inf")  # when this sentinel adopted `topology` (its epoch)
 
 
 # -- actions: returned by the pure modules, performed by loop/actuator ---------
@@ -141,6 +159,7 @@ class Publish:
 @dataclass(frozen=True, slots=True)
 class Abort:
     reason: str
+    refused: bool = False  # no replica is eligible: the shard stays down (failover-refused)
 
 
 @dataclass(frozen=True, slots=True)

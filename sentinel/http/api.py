@@ -20,7 +20,9 @@ is parsed by `sentinel.http.validate`; bad input is a 400 ``{"error": reason}``
   sentinel knows (`Sentinel.vet`), is a 400 and changes nothing.
 - ``POST /vote`` ``{"epoch", "candidate"}`` - persisted before the answer; an
   epoch more than ``MAX_EPOCH_JUMP`` above `Sentinel.known_epoch` is a 400.
-- ``POST /failover`` ``{"shard", "to"}`` - a planned switchover, answered when done.
+- ``POST /failover`` ``{"shard", "to", "force"}`` - a planned switchover, answered
+  when done; ``"force": true`` (with ``to``) promotes ``to`` while the master is
+  down even if it is not eligible (the refusal an operator overrides).
 - ``GET /opinion`` - which nodes we hold down, our epochs (peers poll it).
 - ``POST /reload`` - re-read cluster.yaml now (see `sentinel.run.reload`): 200
   ``{"applied": true, "changes"}`` or 422 ``{"applied": false, "problems"}``.
@@ -53,6 +55,7 @@ from sentinel.http.validate import (
 )
 from sentinel.run.loop import Sentinel
 from slotwarden.cluster.secrets import authorized
+from slotwarden.cluster.tls import http_server_context
 from slotwarden.cluster.topology import Address
 from slotwarden.cluster.trust import MAX_EPOCH_JUMP
 
@@ -159,23 +162,27 @@ async def post_vote(request: web.Request) -> web.Response:
 
 
 async def post_failover(request: web.Request) -> web.Response:
-    """A planned switchover: ``{"shard": NAME, "to": "host:port" or null}``.
+    """A planned switchover: ``{"shard": NAME, "to": "host:port" or null, "force": bool}``.
 
     Answers when it is done: 200 ``{"ok": true, "epoch", "switched": [...]}``
     or 409 ``{"ok": false, "reason"}``.
     """
     s = _sentinel(request)
     data = await _body(request)
-    shard, to = data.get("shard"), data.get("to")
+    shard, to, force = data.get("shard"), data.get("to"), data.get("force", False)
     if not isinstance(shard, str) or shard not in {x.name for x in s.topology.shards}:
         return _error(400, f"unknown shard {one_line(repr(shard))}")
     if to is not None and not isinstance(to, str):
         return _error(400, "to must be a host:port string or null")
+    if not isinstance(force, bool):
+        return _error(400, "force must be true or false")
+    if force and not to:
+        return _error(400, "force needs to: the replica to promote")
     try:
         target = Address.parse(to) if to else None
     except ValueError as exc:
         return _error(400, f"to: {one_line(exc)}")
-    outcome = await s.leader.manual(shard, target)
+    outcome = await s.leader.manual(shard, target, force=force)
     return web.json_response(outcome, status=200 if outcome.get("ok") else 409)
 
 
@@ -215,6 +222,8 @@ def status_of(s: Sentinel) -> dict[str, Any]:
             "role": o.role.value,
             "master": str(o.master) if o.master else None,
             "link_up": o.link_up,
+            "never_synced": o.never_synced,
+            "sync_in_progress": o.sync_in_progress,
             "offset": o.offset,
             "priority": o.priority,
             "last_ok_ms_ago": round((now - o.last_ok) * 1000),
@@ -227,6 +236,7 @@ def status_of(s: Sentinel) -> dict[str, Any]:
         "voted_for": s.votes.voted_for,
         "odown": sorted(s.flags.odown),
         "busy": sorted(s.leader.busy),
+        "refused": dict(sorted(s.leader.refusals.current.items())),
         "reconfigure_pending": s.leader.reconfigure_pending,
         "nodes": nodes,
         "peers": {
@@ -293,9 +303,17 @@ async def serve(sentinel: Sentinel) -> None:
     runner = web.AppRunner(make_app(sentinel), access_log=None, shutdown_timeout=1.0)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, sentinel.listen.host, sentinel.listen.port, reuse_address=True)
+        ssl_context = http_server_context(sentinel.config.tls)  # HTTPS with tls.http
+        site = web.TCPSite(
+            runner,
+            sentinel.listen.host,
+            sentinel.listen.port,
+            reuse_address=True,
+            ssl_context=ssl_context,
+        )
         await site.start()
-        log.info("sentinel %s listening on http://%s", sentinel.me, sentinel.listen)
+        scheme = "https" if ssl_context is not None else "http"
+        log.info("sentinel %s listening on %s://%s", sentinel.me, scheme, sentinel.listen)
         await asyncio.Event().wait()
     finally:
         with contextlib.suppress(Exception):

@@ -50,6 +50,10 @@ HELP = {
     "votes_cast": "Votes this sentinel granted, by the sentinel id voted for.",
     "failovers": "Failovers this sentinel led to the end, by shard, kind (failover, "
     "switchover) and outcome (done, aborted).",
+    "failovers_refused": "Times a shard's master was objectively down while no replica "
+    "was eligible for promotion (never synced, link down or offset behind more than "
+    "max_replica_lag_ms): the shard stayed down, by shard.",
+    "failover_refused": "1 while the shard's failover is refused (no eligible replica), else 0.",
     "failover_last_duration_seconds": "Duration of the last failover of the shard that "
     "this sentinel led, from its election to its terminal step.",
     "peer_up": "1 if the peer sentinel answered within the last 3 s, else 0.",
@@ -148,6 +152,12 @@ class SentinelCollector(Collector):
                     )
             duration.add_metric([name], stats.failover_duration.get(name, 0.0))
         yield from (failovers, duration)
+        refusals = _counter("failovers_refused", ("shard",))
+        refused = _gauge("failover_refused", ("shard",))
+        for name in names:
+            refusals.add_metric([name], stats.refusals.get(name, 0))
+            refused.add_metric([name], 1 if name in s.leader.refusals.current else 0)
+        yield from (refusals, refused)
 
         peer_up = _gauge("peer_up", ("peer",))
         for pid in sorted(s.peers):

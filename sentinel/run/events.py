@@ -40,6 +40,11 @@ class EventLog:
             with contextlib.suppress(asyncio.QueueFull):
                 q.put_nowait(item)
 
+    def emit_if(self, event: Event | None) -> None:
+        """`emit` ``event`` unless it is None."""
+        if event is not None:
+            self.emit(event)
+
     def subscribe(self, queue: asyncio.Queue[Stamped]) -> list[Stamped]:
         """Offer every later event to ``queue``; returns the backlog up to now."""
         self.subscribers.add(queue)

@@ -15,9 +15,14 @@ shard's failover with `sentinel.decide.failover`, drive it through the
 actuator, and publish one topology at the won epoch. The same election
 publishes a cluster.yaml edit (a "reconfigure" action, see
 `sentinel.run.reload`): failovers and reconfigures take turns when both
-wait. Every outcome is one logged event (new-epoch, elected, promoted,
-repoint, switch, reconfigure, abort); a loss or an abort sets a randomized
-time before the next attempt. Tasks run in the sentinel's TaskGroup
+wait. An ODOWN shard no replica of which may be promoted is not stood for
+at all: it is refused (`sentinel.run.refusals`), unless an operator forces
+a named replica (`Leader.manual` with ``force``). Every outcome is one
+logged event (new-epoch, elected, promoted, repoint, switch, reconfigure,
+abort, failover-refused, failover-forced); a loss sets a randomized time
+before the next attempt, an abort one that doubles with each abort in a
+row for the shard (`sentinel.decide.election.abort_backoff`). Steps are
+performed by `sentinel.run.steps`. Tasks run in the sentinel's TaskGroup
 (`LeaderHost.spawn`).
 
 A leader promotes, repoints and publishes only nodes its cluster.yaml lists
@@ -53,18 +58,16 @@ from sentinel.decide.election import ElectionInput, ElectionRole, VoteState
 from sentinel.decide.failover import Failover, Step
 from sentinel.decide.model import (
     Abort,
-    Action,
-    CheckCaughtUp,
-    CheckRole,
     Event,
     PauseWrites,
-    Promote,
     Publish,
     Repoint,
     Snapshot,
     Timing,
 )
+from sentinel.run import steps
 from sentinel.run.events import EventLog
+from sentinel.run.refusals import Backoff, Refusals
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
@@ -138,6 +141,8 @@ class Leader:
         self._reconfigure_pending = False
         # failover or reconfigure: they take turns when both wait (a failover first)
         self._last_election = "reconfigure"
+        self.refusals = Refusals(events, stats)  # ODOWN shards with no eligible replica
+        self._backoff = Backoff()  # aborted attempts in a row, per shard
 
     # -- read by the sentinel ---------------------------------------------------------
 
@@ -161,7 +166,9 @@ class Leader:
         self._reconfigure_pending = pending
 
     def on_topology(self, topology: SlotMap) -> None:
-        """``topology`` was adopted: an edit whose layout it already has is no longer pending."""
+        """``topology`` was adopted: an edit whose layout it already has is no longer pending;
+        a refused shard whose master it changed is no longer refused."""
+        self.refusals.on_topology(topology)
         if self._reconfigure_pending:
             merged = reconfigure.merge(self.host.config, topology, topology.epoch)
             if reconfigure.same_layout(merged, topology):
@@ -176,13 +183,19 @@ class Leader:
         if candidate != self.me:
             self._hold_off(election.wait_after_vote(self.host.timing))
 
-    def maybe_elect(self, now: float, odown: frozenset[str]) -> None:
-        """Stand for an epoch if a shard is ODOWN or an edit waits, and nothing holds us back."""
+    def maybe_elect(self, now: float, odown: frozenset[str], snap: Snapshot | None = None) -> None:
+        """Stand for an epoch if a shard is ODOWN or an edit waits, and nothing holds us back.
+
+        With ``snap``, an ODOWN shard none of whose replicas may be promoted
+        (`failover.refusal`) is refused - one event - and no epoch is spent on it.
+        """
+        refused = self.refusals.review(odown, self._busy, snap, self.host.timing)
+        self._backoff.keep_only(odown)
         if self._role is not ElectionRole.FOLLOWER or now < self._not_before:
             return
         if self._election is not None and not self._election.done():
             return
-        shards = sorted(odown - self._busy)
+        shards = sorted(odown - self._busy - refused)
         if not shards and not self._reconfigure_pending:
             return
         if self._reconfigure_pending and (not shards or self._last_election == "failover"):
@@ -194,13 +207,19 @@ class Leader:
         self._role = election.next_role(self._role, ElectionInput.ODOWN)
         self._election = self.host.spawn(self._elect(shards), name="election")
 
-    async def manual(self, shard: str, to: Address | None) -> Outcome:
-        """A planned switchover asked for by an operator: win an epoch, then hand over."""
+    async def manual(self, shard: str, to: Address | None, force: bool = False) -> Outcome:
+        """A planned switchover asked for by an operator: win an epoch, then hand over.
+        With ``force`` (and ``to``): promote ``to`` although the master is down and no
+        replica is eligible (`failover.start_forced`)."""
+        if force and to is None:
+            return {"ok": False, "reason": "--force needs --to: the replica to promote"}
         running = self._election is not None and not self._election.done()
         if self._role is not ElectionRole.FOLLOWER or running or shard in self._busy:
             return {"ok": False, "reason": f"sentinel {self.me} is busy ({self._role.value})"}
         self._role = election.next_role(self._role, ElectionInput.MANUAL)
-        task = self.host.spawn(self._elect([shard], planned=True, to=to), name="manual failover")
+        task = self.host.spawn(
+            self._elect([shard], planned=True, to=to, force=force), name="manual failover"
+        )
         self._election = task
         return await asyncio.shield(task)  # a client hanging up does not stop it half-way
 
@@ -216,6 +235,7 @@ class Leader:
         planned: bool = False,
         to: Address | None = None,
         reconfigure: bool = False,
+        force: bool = False,
     ) -> Outcome:
         try:
             if not planned:
@@ -224,7 +244,7 @@ class Leader:
                     return {"ok": False, "reason": "voted for another candidate meanwhile"}
                 if reconfigure and not self._reconfigure_pending:
                     return {"ok": False, "reason": "the edit was published meanwhile"}
-            return await self._win_then_lead(shards, planned, to, reconfigure)
+            return await self._win_then_lead(shards, planned, to, reconfigure, force)
         finally:
             if self._role is ElectionRole.CANDIDATE:
                 self._role = election.next_role(self._role, ElectionInput.LOST)
@@ -232,7 +252,12 @@ class Leader:
                 self._role = election.next_role(self._role, ElectionInput.FINISHED)
 
     async def _win_then_lead(
-        self, shards: list[str], planned: bool, to: Address | None, reconf: bool = False
+        self,
+        shards: list[str],
+        planned: bool,
+        to: Address | None,
+        reconf: bool = False,
+        force: bool = False,
     ) -> Outcome:
         h = self.host
         client = h.client
@@ -290,6 +315,8 @@ class Leader:
         )
         if reconf:
             return await self._publish_edit(epoch)
+        if force:
+            return await self._fail_over(epoch, shards, False, to, started, force=True)
         return await self._fail_over(epoch, shards, planned, to, started)
 
     # -- as leader of an epoch --------------------------------------------------------
@@ -320,7 +347,7 @@ class Leader:
             reason = f"topology epoch {latest.epoch} was published meanwhile (ours {epoch})"
             text = f"epoch {epoch}: cluster.yaml edit not published: {reason}"
             self.events.emit(Event("abort", text, epoch=epoch))
-            self._back_off_after_abort()
+            self._back_off_after_abort([])
             return {"ok": False, "epoch": epoch, "reason": reason}
         merged = reconfigure.merge(h.config, latest, epoch)
         if reconfigure.same_layout(merged, latest):
@@ -354,6 +381,7 @@ class Leader:
         planned: bool = False,
         to: Address | None = None,
         started: float | None = None,
+        force: bool = False,
     ) -> Outcome:
         h = self.host
         started = self.clock() if started is None else started
@@ -363,7 +391,13 @@ class Leader:
         plans: list[Failover] = []
         reasons: list[str] = []
         for name in shards:
-            if planned:
+            if force and to is not None:
+                plan = failover.start_forced(name, epoch, snap, h.timing, to)
+                if not isinstance(plan, Abort):
+                    why = failover.refusal(name, snap, h.timing) or "none refused"
+                    text = f"shard {name}: operator forces the promotion of {to} ({why})"
+                    self.events.emit(Event("failover-forced", text, shard=name, epoch=epoch))
+            elif planned:
                 plan = failover.start_planned(name, epoch, snap, h.timing, to)
             else:
                 plan = failover.start(name, epoch, snap, h.timing)
@@ -371,12 +405,15 @@ class Leader:
                 self.events.emit(
                     Event("abort", f"epoch {epoch}: {plan.reason}", shard=name, epoch=epoch)
                 )
+                if plan.refused:
+                    old = h.topology.shards[h.topology.shard_index(name)].master
+                    self.refusals.refuse(name, old, plan.reason, epoch)
                 self.stats.failover_ended(name, planned, False, self.clock() - started)
                 reasons.append(plan.reason)
             else:
                 plans.append(plan)
         if not plans:
-            self._back_off_after_abort()
+            self._back_off_after_abort(shards)
             return {"ok": False, "epoch": epoch, "reason": "; ".join(reasons)}
         self._busy |= {p.shard for p in plans}
         paused_at: dict[str, float] = {}
@@ -410,6 +447,7 @@ class Leader:
                 continue
             p = failover.on_result(p, published, True, self.clock(), h.timing)
             self.stats.failover_ended(p.shard, planned, True, self.clock() - started)
+            self._backoff.reset(p.shard)
             pause = pauses.get(p.shard)
             how = f" (planned; writes paused {pause * 1000:.0f} ms)" if pause is not None else ""
             switched.append(
@@ -443,7 +481,7 @@ class Leader:
                 )
             )
         if failed:
-            self._back_off_after_abort()
+            self._back_off_after_abort([p.shard for p in failed])
         return {
             "ok": not reasons,
             "epoch": epoch,
@@ -451,9 +489,10 @@ class Leader:
             "reason": "; ".join(reasons),
         }
 
-    def _back_off_after_abort(self) -> None:
-        timing = self.host.timing
-        self._hold_off(election.retry_delay(self.rng, timing) + timing.probe_interval * 5)
+    def _back_off_after_abort(self, shards: list[str]) -> None:
+        """Hold off after an aborted attempt, longer with each one in a row for a shard."""
+        failures = self._backoff.failed(shards)
+        self._hold_off(election.abort_backoff(self.rng, self.host.timing, failures))
 
     async def _drive(self, plan: Failover, paused_at: dict[str, float]) -> Failover:
         """Run one failover up to (not including) publication, or to its abort.
@@ -466,56 +505,17 @@ class Leader:
             plan, actions = failover.next_actions(plan, self.clock(), h.timing, h.topology)
             if plan.step in (Step.PUBLISH, Step.ABORTED, Step.DONE):
                 return plan
-            results = await asyncio.gather(*(self._perform(a) for a in actions))
+            results = await asyncio.gather(*(steps.perform(self.actuator, a) for a in actions))
             before = plan.step
             for action, ok in zip(actions, results, strict=True):
                 plan = failover.on_result(plan, action, ok, self.clock(), h.timing)
                 if isinstance(action, PauseWrites) and ok:
                     paused_at[plan.shard] = self.clock()
                 if ok:
-                    self._log_step(plan, action)
+                    self.events.emit_if(steps.step_event(plan, action))
                 elif isinstance(action, Repoint):
-                    self._log_step(plan, action, failed=True)
+                    self.events.emit_if(steps.step_event(plan, action, failed=True))
             if plan.step is before and before in (Step.VERIFY, Step.CATCHUP):
                 await asyncio.sleep(h.timing.probe_interval / 4)
             elif self.step_pause and plan.step is not before:
                 await asyncio.sleep(self.step_pause)
-
-    def _log_step(self, plan: Failover, action: Action, failed: bool = False) -> None:
-        if isinstance(action, Repoint):
-            what = "could not be repointed" if failed else "repointed"
-            kind, text = "repoint", f"replica {action.addr} {what} to {action.master}"
-        elif isinstance(action, Promote):
-            kind = "promoted"
-            text = (
-                f"{plan.candidate} promoted to master (REPLICAOF NO ONE) "
-                f"replacing {plan.old_master}"
-            )
-        elif isinstance(action, PauseWrites):
-            kind, text = "pause", f"writes paused on {action.addr} to hand over to {plan.candidate}"
-        elif isinstance(action, CheckCaughtUp):
-            kind, text = "caught-up", f"{plan.candidate} has every write of {plan.old_master}"
-        else:
-            return
-        self.events.emit(
-            Event(
-                kind,
-                f"shard {plan.shard}: {text} at epoch {plan.epoch}",
-                shard=plan.shard,
-                addr=str(getattr(action, "addr", plan.candidate)),
-                epoch=plan.epoch,
-            )
-        )
-
-    async def _perform(self, action: Action) -> bool:
-        if isinstance(action, Promote):
-            return await self.actuator.promote(action.addr)
-        if isinstance(action, CheckRole):
-            return await self.actuator.check_master(action.addr)
-        if isinstance(action, Repoint):
-            return await self.actuator.repoint(action.addr, action.master)
-        if isinstance(action, PauseWrites):
-            return await self.actuator.pause_writes(action.addr, action.ms)
-        if isinstance(action, CheckCaughtUp):
-            return await self.actuator.caught_up(action.master, action.replica)
-        raise AssertionError(f"not performed here: {action!r}")

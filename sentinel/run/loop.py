@@ -88,7 +88,9 @@ class Sentinel:
         self.peers = {pid: p.listen for pid, p in peers.items() if pid != me}
         self.all_ids = tuple(peers)
         self.quorum = sc.quorum
-        self.timing = Timing.from_ms(sc.down_after_ms, sc.probe_interval_ms, sc.failover_timeout_ms)
+        self.timing = Timing.from_ms(
+            sc.down_after_ms, sc.probe_interval_ms, sc.failover_timeout_ms, sc.max_replica_lag_ms
+        )
         self.routes = dict(routes or {})
         self.clock = clock
         self.name = f"slotwarden-sentinel-{me}"
@@ -98,6 +100,7 @@ class Sentinel:
         votes = election.observe_epoch(loaded.votes, topology.epoch)
         self.state = Persisted(votes, topology)
         self.topology_json = _encode(topology)  # GET /topology must stay cheap
+        self.topology_at = clock()  # when the topology's epoch was adopted (see detector)
         self.actuator = Actuator(self.name, self.timing.step_timeout, self.routes)
         self.probers: dict[Address, Prober] = {}
         self.probe_tasks: dict[Address, asyncio.Task[None]] = {}
@@ -149,6 +152,7 @@ class Sentinel:
             topology=self.topology,
             nodes={a: p.obs for a, p in self.probers.items()},
             opinions=dict(self.opinions),
+            topology_at=self.topology_at,
         )
 
     async def wait_topology(self, after: int, timeout: float) -> SlotMap:
@@ -218,6 +222,7 @@ class Sentinel:
         old = self.topology
         self.save(Persisted(election.observe_epoch(self.votes, topology.epoch), topology))
         self.topology_json = _encode(topology)
+        self.topology_at = self.clock()
         what = reconfigure.describe(old, topology)
         self.events.emit(
             Event(
@@ -276,10 +281,15 @@ class Sentinel:
         nsc = replace(nsc, peers=tuple(peers.values()), **kept)
         new = replace(new, sentinel=nsc)
         # -- timings and quorum
-        for name in ("down_after_ms", "probe_interval_ms", "failover_timeout_ms", "quorum"):
+        timings = ("down_after_ms", "probe_interval_ms", "failover_timeout_ms")
+        timings += ("max_replica_lag_ms",)
+        for name in (*timings, "quorum"):
             if getattr(nsc, name) != getattr(osc, name):
                 changes.append(f"sentinel.{name} {getattr(osc, name)} -> {getattr(nsc, name)}")
-        timing = Timing.from_ms(nsc.down_after_ms, nsc.probe_interval_ms, nsc.failover_timeout_ms)
+        lag = nsc.max_replica_lag_ms
+        timing = Timing.from_ms(
+            nsc.down_after_ms, nsc.probe_interval_ms, nsc.failover_timeout_ms, lag
+        )
         self.set_timing(timing)
         self.quorum = nsc.quorum
         # -- peers
@@ -383,7 +393,7 @@ class Sentinel:
 
     async def run(self, serve: Callable[[Sentinel], Awaitable[None]]) -> None:
         """Run until cancelled; ``serve`` runs the HTTP endpoint (see `sentinel.http.api`)."""
-        async with PeerClient(self.secret) as client, asyncio.TaskGroup() as tg:
+        async with PeerClient(self.secret, self.config.tls) as client, asyncio.TaskGroup() as tg:
             self.client = client
             self.tg = tg
             self.sync_watches()
@@ -496,7 +506,7 @@ class Sentinel:
             self.events.emit(e)
         if self.flags.down and not had_down:
             self.wake_pollers.set()
-        self.leader.maybe_elect(snap.now, self.flags.odown)
+        self.leader.maybe_elect(snap.now, self.flags.odown, snap)
         if self.topology_confirmed(snap.now):
             self.reconcile(snap)
 

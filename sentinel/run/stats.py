@@ -1,13 +1,14 @@
 """The counters one sentinel keeps for ``GET /metrics``, bumped where the event is seen.
 
 Owns `SentinelStats`: votes granted, failovers led to their end (and the
-last one's duration), cluster.yaml reloads, HTTP requests refused for the
-secret. The metrics that expose them - names, types, labels, help texts -
-are declared in `sentinel.http.metrics`, the one module for all of them;
-these plain numbers sit below it so the run cycle (`loop`, `leader`,
-`reload`) and the HTTP server can count without importing the exposition.
-Invariant: plain numbers only (no I/O, no metric objects, no metric names);
-nothing here is ever reset while the process runs.
+last one's duration), failovers refused (no eligible replica), cluster.yaml
+reloads, HTTP requests refused for the secret. The metrics that expose them
+- names, types, labels, help texts - are declared in
+`sentinel.http.metrics`, the one module for all of them; these plain numbers
+sit below it so the run cycle (`loop`, `leader`, `reload`) and the HTTP
+server can count without importing the exposition. Invariant: plain numbers
+only (no I/O, no metric objects, no metric names); nothing here is ever
+reset while the process runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class SentinelStats:
     reloads: collections.Counter[str] = field(default_factory=collections.Counter)
     last_reload_ok: bool = True
     auth_failures: int = 0
+    refusals: collections.Counter[str] = field(default_factory=collections.Counter)  # by shard
 
     def failover_ended(self, shard: str, planned: bool, done: bool, seconds: float) -> None:
         kind = "switchover" if planned else "failover"

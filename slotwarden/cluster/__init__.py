@@ -5,6 +5,7 @@
 - `topology`: `Address`, `Shard`, `SlotMap` (immutable, epoch-numbered).
 - `config`: cluster.yaml, loaded and validated.
 - `secrets`: the one secret reader, the shared peer secret, backend credentials.
+- `tls`: the ``tls:`` section, the cleartext refusal, the SSL contexts.
 - `filewatch`: notices cluster.yaml edits (the caller's loop polls it).
 
 Imports nothing from `router` or `sentinel`; both import it.

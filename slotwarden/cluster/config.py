@@ -26,6 +26,7 @@ import yaml
 
 from slotwarden.cluster.errors import ConfigError
 from slotwarden.cluster.slots import SLOT_COUNT, format_ranges, parse_ranges
+from slotwarden.cluster.tls import TLS_KEYS, TLSConfig, cleartext_problems, parse_tls
 from slotwarden.cluster.topology import Address, Shard, SlotMap
 
 # `SlotMap.owner` is a byte per slot and 255 marks "unassigned" while building.
@@ -140,6 +141,10 @@ class SentinelConfig:
     # The sentinels' own credentials for the Redis nodes (an ACL user with the
     # rights sentinel.act.acl lists); None: the router's (``backend:``).
     backend: BackendAuthConfig | None = None
+    # A replica further behind its master than this is not promoted (link down
+    # longer than the master's downtime + this, or offset below the master's of
+    # this long ago); None: 10 x down_after_ms.
+    max_replica_lag_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +155,7 @@ class ClusterConfig:
     sentinel: SentinelConfig | None = None
     path: str | None = None  # the file it was loaded from, if any
     backend: BackendAuthConfig | None = None  # credentials for the Redis nodes, if any
+    tls: TLSConfig | None = None  # the tls: section (slotwarden.cluster.tls), if any
 
     def slotmap(self, epoch: int = 0) -> SlotMap:
         return SlotMap.build(
@@ -157,7 +163,7 @@ class ClusterConfig:
         )
 
 
-TOP_KEYS = ("name", "router", "shards", "sentinel", "backend")
+TOP_KEYS = ("name", "router", "shards", "sentinel", "backend", "tls")
 USER_KEYS = ("name", "password_env", "password_file")
 BACKEND_KEYS = ("username", "password_env", "password_file")
 ROUTER_KEYS = tuple(f.name for f in dataclasses.fields(RouterConfig))
@@ -349,15 +355,43 @@ class _Checker:
         raw_backend = top.get("backend")
         backend = None if raw_backend is None else self.backend(raw_backend)
         self.own_sentinel_user(backend, sentinel)
+        raw_tls = top.get("tls")
+        tls = None if raw_tls is None else self.tls(raw_tls)
         if self.problems or name is None or router is None or shards is None:
             return None
         if raw_sentinel is not None and sentinel is None:
             return None
         if raw_backend is not None and backend is None:
             return None
-        return ClusterConfig(
-            name=name, router=router, shards=shards, sentinel=sentinel, backend=backend
+        if raw_tls is not None and tls is None:
+            return None
+        config = ClusterConfig(
+            name=name, router=router, shards=shards, sentinel=sentinel, backend=backend, tls=tls
         )
+        return None if self.cleartext(config) else config
+
+    def tls(self, value: object) -> TLSConfig | None:
+        section = self.mapping(value, "tls", TLS_KEYS)
+        return parse_tls(section, self.problem) if isinstance(value, Mapping) else None
+
+    def cleartext(self, config: ClusterConfig) -> list[str]:
+        """Refuse secrets travelling in clear to non-loopback addresses (cluster.tls)."""
+        sc = config.sentinel
+        peers = (
+            [(f"sentinel.peers[{i}].listen", p.listen) for i, p in enumerate(sc.peers)]
+            if sc
+            else []
+        )
+        nodes = [
+            (f"shards[{i}].{'master' if n == s.master else 'replicas'}", n)
+            for i, s in enumerate(config.shards)
+            if (s.backend or config.backend) is not None
+            for n in (s.master, *s.replicas)
+        ]
+        users_listen = config.router.listen if config.router.users else None
+        found = cleartext_problems(config.tls, config.router.admin, peers, nodes, users_listen)
+        self.problems.extend(found)
+        return found
 
     def router(self, value: object) -> RouterConfig | None:
         if value is _MISSING:
@@ -563,6 +597,7 @@ class _Checker:
         take("state_dir", self.text, False)
         take("peers", self.peers, True)
         take("backend", self.backend, False)
+        take("max_replica_lag_ms", self.integer, False)
         # Cross-field checks run on whatever parsed, so they show up alongside
         # the problems of individual fields.
         quorum = kwargs.get("quorum")

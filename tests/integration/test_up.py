@@ -114,15 +114,18 @@ def pid_alive(pid: int) -> bool:
 class UpRun:
     """One ``slotwarden up`` subprocess, its output in a file, always stopped."""
 
-    def __init__(self, tmp_path: Path, replace: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, replace: dict[str, str] | None = None, extra: tuple[str, ...] = ()
+    ) -> None:
         self.config_path, self.config = copy_config(tmp_path, replace)
         self.out_path = tmp_path / "up.out"
         self.run_dir = tmp_path / ".slotwarden" / "run" / self.config.name
         unset = ("SLOTWARDEN_SECRET", "SLOTWARDEN_BACKEND_PASSWORD", "SLOTWARDEN_SENTINEL_PASSWORD")
         env = {k: v for k, v in os.environ.items() if k not in unset}
+        argv = [sys.executable, "-m", "slotwarden", "up", "--config", str(self.config_path)]
         with self.out_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "slotwarden", "up", "--config", str(self.config_path)],
+                [*argv, *extra],
                 cwd=tmp_path,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

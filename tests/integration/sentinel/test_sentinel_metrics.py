@@ -65,7 +65,7 @@ def test_exposition_matches_the_contract(two_shards):
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = resp.read().decode()
     declared = contract()
-    assert len(declared) == 16
+    assert len(declared) == 18
     as_exposed: dict[str, tuple[str, frozenset[str]]] = {}
     for family in text_string_to_metric_families(text):
         full = family.name + "_total" if family.type == "counter" else family.name
@@ -132,11 +132,13 @@ def test_values_move_with_events(two_shards):
         return b == "odown" and a == "master"
 
     sc.wait_for(b_odown_a_switched, 15, "shard b ODOWN and shard a failed over, in s1's metrics")
+    # no replica of b can be promoted: refused (no epoch spent on it), not attempted
     sc.wait_for(
-        lambda: total(sc, "slotwarden_sentinel_failovers_total",
-                      shard="b", kind="failover", outcome="aborted") >= 1,
-        10, "an aborted failover of shard b",
+        lambda: total(sc, "slotwarden_sentinel_failovers_refused_total", shard="b") >= 1
+        and metric(sc, "s1", "slotwarden_sentinel_failover_refused", shard="b") == 1,
+        10, "a refused failover of shard b",
     )  # fmt: skip
+    assert metric(sc, "s1", "slotwarden_sentinel_failover_refused", shard="a") == 0
     assert total(sc, "slotwarden_sentinel_failovers_total",
                  shard="a", kind="failover", outcome="done") == 1  # fmt: skip
     leader = next(sid for sid in sc.ids if metric(

@@ -58,6 +58,8 @@ def live():
         with open(sc.config) as f:
             sc.data = yaml.safe_load(f)
         sc.start_all()
+        for shard in range(2):  # a replica that never synced is not promoted (issue 11)
+            sc.wait_in_sync(shard)
         port = int(sc.data["router"]["listen"].rsplit(":", 1)[1])
         router = RouterProc(sc.config, port, str(sc.root / "router.log"), env={
             "SLOTWARDEN_SECRET": SECRET})  # fmt: skip

@@ -31,6 +31,7 @@ def one_epoch(sc, ids) -> bool:
 def test_restarted_sentinel_keeps_epoch_and_never_votes_twice():
     with sentinel_cluster(replicas=1) as sc:
         sc.start_all()
+        sc.wait_in_sync()  # a replica that never synced is not promoted (issue 11)
         m = sc.masters[0]
         m.kill(signal.SIGKILL)
         sc.wait_for(lambda: one_epoch(sc, sc.ids), 15, "failover to epoch 1 (or later)")

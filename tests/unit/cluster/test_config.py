@@ -124,6 +124,7 @@ def test_sentinel_defaults():
     assert s.secret_env == "SLOTWARDEN_SECRET"
     assert s.secret_file is None
     assert s.state_dir == ".slotwarden/state"
+    assert s.max_replica_lag_ms is None  # 10 x down_after_ms (sentinel Timing.replica_lag)
 
 
 def test_slots_forms():
@@ -157,6 +158,7 @@ def test_255_shards_are_accepted_256_are_not():
     def many(n: int) -> dict:
         data = base()
         del data["sentinel"]
+        data.pop("backend", None)  # no password to remote nodes: no TLS needed
         per = SLOT_COUNT // n
         shards = []
         for i in range(n):
@@ -339,7 +341,7 @@ def test_unknown_top_key_with_suggestion():
     data["shardz"] = data.pop("shards")
     found = problems_of(data)
     assert found == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel, backend); "
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls); "
         "did you mean 'shards'?",
         "shards: missing (the cluster needs at least one shard)",
     ]
@@ -350,7 +352,7 @@ def test_unknown_key_without_suggestion():
     data["zzzzzz"] = 1
     assert (
         only_problem(data)
-        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend)"
+        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend, tls)"
     )
 
 
@@ -414,6 +416,16 @@ def test_probe_interval_must_be_below_down_after():
     assert only_problem(data) == (
         "sentinel.probe_interval_ms: 1000 must be smaller than sentinel.down_after_ms (1000)"
     )
+
+
+@pytest.mark.parametrize("value", [0, -5, "10s", True, 1.5])
+def test_max_replica_lag_ms_must_be_a_positive_integer(value):
+    data = base()
+    data["sentinel"]["max_replica_lag_ms"] = value
+    assert only_problem(data).startswith("sentinel.max_replica_lag_ms: must be")
+    data["sentinel"]["max_replica_lag_ms"] = 30000
+    s = cfg.parse(data).sentinel
+    assert s is not None and s.max_replica_lag_ms == 30000
 
 
 def test_secret_env_must_be_a_variable_name():
@@ -508,10 +520,11 @@ def test_missing_everything():
 
 def test_not_a_mapping():
     assert problems_of([1, 2]) == [
-        "the file: must be a mapping with keys name, router, shards, sentinel, backend, got a list"
+        "the file: must be a mapping with keys name, router, shards, sentinel, backend, tls, "
+        "got a list"
     ]
     assert problems_of(None) == [
-        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend)"
+        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend, tls)"
     ]
 
 
@@ -624,7 +637,7 @@ sentinel:
         cfg.load(path)
     assert info.value.source == str(path)
     assert info.value.problems == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel, backend); "
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls); "
         "did you mean 'shards'?",
         "router.command_timeout_ms: must be a positive integer, got 'abc'",
         "shards[1].master: malformed address '127.0.0.1' (want host:port)",

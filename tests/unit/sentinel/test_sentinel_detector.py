@@ -122,3 +122,44 @@ def test_recovery_clears_flags_with_events():
     flags, events = detect(flags, snap(now, [obs(M, now)], peers), T, 2)
     assert flags == Flags()
     assert sorted(e.kind for e in events) == ["odown-cleared", "sdown-cleared"]
+
+
+# -- issue 11 item 6: observations from before the epoch change ---------------------
+
+
+def _promoted_topology() -> SlotMap:
+    """Epoch 1: the replica R is the master, M its replica."""
+    return SlotMap.build(1, [Shard("a", R, (M,))], [[(0, 16383)]])
+
+
+def test_a_just_promoted_master_is_not_flagged_demoted_by_replies_read_before():
+    # R was a replica for 100 s; the topology naming it master was adopted at t0; the
+    # last INFO read (just before t0, or one in flight across it) still says "replica"
+    t0 = 1000.0
+    stale = NodeObs(R, last_ok=t0 - 0.05, role=NodeRole.REPLICA, master=M,
+                    info_at=t0 - 0.05, role_since=t0 - 100)  # fmt: skip
+    old_master = NodeObs(M, last_ok=t0 - 2, role=NodeRole.MASTER, info_at=t0 - 2)
+    s = Snapshot(t0 + 0.05, "s1", _promoted_topology(), {R: stale, M: old_master},
+                 topology_at=t0)  # fmt: skip
+    flags, events = detect(Flags(), s, T, 1)
+    assert R not in flags.demoted and R not in flags.down
+    assert [e for e in events if e.kind == "demoted"] == []
+    # an INFO read after the change, still "replica" (in flight across it): counted
+    # from the change, not from role_since - still fine below down_after
+    read_after = NodeObs(R, last_ok=t0 + 0.2, role=NodeRole.REPLICA, master=M,
+                         info_at=t0 + 0.2, role_since=t0 - 100)  # fmt: skip
+    s = Snapshot(t0 + 0.3, "s1", _promoted_topology(), {R: read_after, M: old_master},
+                 topology_at=t0)  # fmt: skip
+    flags, _ = detect(Flags(), s, T, 1)
+    assert R not in flags.demoted
+
+
+def test_a_master_that_really_reports_replica_after_the_change_is_still_demoted():
+    t0 = 1000.0
+    o = NodeObs(R, last_ok=t0 + 0.6, role=NodeRole.REPLICA, master=M,
+                info_at=t0 + 0.6, role_since=t0 - 100)  # fmt: skip
+    s = Snapshot(t0 + 0.6, "s1", _promoted_topology(), {R: o}, topology_at=t0)
+    flags, events = detect(Flags(), s, T, 1)
+    assert R in flags.demoted
+    [e] = [e for e in events if e.kind == "demoted"]
+    assert "600 ms since the topology named it master" in e.text

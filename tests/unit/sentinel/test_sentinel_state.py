@@ -71,7 +71,14 @@ def test_corrupt_file_is_an_error_not_a_reset(tmp_path):
         store.load()
 
 
-PURE = ("decide/detector", "decide/election", "decide/failover", "decide/model", "errors")
+PURE = (
+    "decide/detector",
+    "decide/election",
+    "decide/eligible",
+    "decide/failover",
+    "decide/model",
+    "errors",
+)
 FORBIDDEN = {"asyncio", "aiohttp", "socket", "redis", "selectors", "ssl"}
 
 

@@ -1,0 +1,75 @@
+"""Which replicas may be promoted: the data rules, and the master's offset history they use.
+
+Pure. A replica that the probes see answering is still *not eligible* when
+promoting it could lose the shard's data:
+
+- it never completed a sync with its master (``master_link_down_since_seconds:-1``,
+  e.g. a fresh replica in its initial sync: it holds nothing, or a partial load);
+- its link to the master has been down longer than the master has been down
+  plus `Timing.replica_lag` (``sentinel.max_replica_lag_ms``);
+- its replication offset is below what the master had `Timing.replica_lag`
+  before the master's last reply (`offset_back_then`): it misses more than that
+  much of the master's writes.
+
+`remember_offset` keeps the (time, offset) samples of a node that the offset
+rule reads (`sentinel.act.probe` calls it on every valid INFO). No asyncio,
+aiohttp or socket here.
+"""
+
+from __future__ import annotations
+
+from sentinel.decide.model import NodeObs, NodeRole, Timing
+
+HISTORY_STEPS = 16  # samples per `Timing.replica_lag`: the offset rule's time resolution
+
+
+def remember_offset(
+    history: tuple[tuple[float, int], ...], at: float, offset: int, keep: float
+) -> tuple[tuple[float, int], ...]:
+    """``history`` with ``(at, offset)`` added: at most one sample per ``keep / HISTORY_STEPS``,
+    the newest sample at least ``keep`` old kept (older ones dropped). An offset below the
+    last one (a restarted, emptied node) starts a new history."""
+    if history and offset < history[-1][1]:
+        return ((at, offset),)
+    if history and at - history[-1][0] < keep / HISTORY_STEPS:
+        return history
+    out = (*history, (at, offset))
+    cut = 0
+    for i, (when, _) in enumerate(out):
+        if at - when >= keep:
+            cut = i
+    return out[cut:]
+
+
+def offset_back_then(history: tuple[tuple[float, int], ...], when: float) -> int | None:
+    """The offset the node had at ``when`` (its newest sample not after it), or None."""
+    found = None
+    for at, offset in history:
+        if at > when:
+            break
+        found = offset
+    return found
+
+
+def why_not_eligible(
+    obs: NodeObs, master: NodeObs | None, now: float, timing: Timing
+) -> str | None:
+    """Why promoting ``obs`` (answering, fresh info) could lose data, or None if it cannot."""
+    bound = timing.replica_lag
+    if obs.role is NodeRole.REPLICA and not obs.link_up and obs.never_synced:
+        during = " (initial sync in progress)" if obs.sync_in_progress else ""
+        return f"never completed a sync with its master{during}"
+    master_down_for = now - master.last_ok if master is not None else 0.0
+    if obs.role is NodeRole.REPLICA and obs.link_down_s > master_down_for + bound:
+        return (
+            f"link down for {obs.link_down_s:.0f} s (more than the master's "
+            f"{master_down_for:.1f} s + max_replica_lag_ms {bound * 1000:.0f})"
+        )
+    if master is not None:
+        needed = offset_back_then(master.offsets, master.last_ok - bound)
+        if needed is not None and obs.offset < needed:
+            return (
+                f"offset {obs.offset} is behind {needed}, the master's offset "
+                f"max_replica_lag_ms {bound * 1000:.0f} before its last reply"
+            )
+    return None
