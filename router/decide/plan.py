@@ -11,7 +11,8 @@ Commands of shape LOCAL need the client's state and are answered by the
 client connection (`router.decide.builtins`), not planned here. Fan-outs are split by
 `slotwarden.resp.accel.group_keys` (C when the speedups are built, else the
 reference `slotwarden.resp.keys.group_keys_py`); the client loop's fan-out
-fast path calls it directly, and `fanout_of` for the plan. The merger of
+fast path calls it directly, and `fanout_of` for the plan. Very large fan-outs
+are split a piece per loop turn by `router.decide.large`, to the same plan. The merger of
 every fan-out is the one its row in the command table names (`merger_of`);
 no command name chooses one here.
 """

@@ -17,7 +17,9 @@ Invariants:
 - Bounded: past ``max_pending`` unanswered requests, or when the socket's
   write buffer is above its high-water mark, the router stops reading from
   this client until it drains (so a slow or greedy client cannot grow the
-  router's memory without bound).
+  router's memory without bound); a client whose input not yet parsed
+  exceeds ``client_query_buffer_limit_bytes`` is closed (Redis's
+  client-query-buffer-limit).
 - A client that disconnects leaks nothing: backends still answer its
   in-flight requests on shared connections, and those answers are dropped;
   its dedicated connections (WATCH, a blocked BLPOP, subscriptions) are
@@ -35,7 +37,11 @@ commands (``spec.fast_key``) take the inlined fast path in `process`, which
 checks that once per batch, and MGET/MSET/DEL-like commands
 (``spec.split_step``) are split by `slotwarden.resp.accel.group_keys` (C when
 the speedups are built) in `_send_fanout` instead of going through `dispatch`
-and the whole planner.
+and the whole planner. A very large fan-out (more than
+`router.decide.large.PIECE_KEYS` keys) is split a piece per event-loop turn
+(`_start_large`, `_large_step`) so other clients are served in between; its
+reply slot is taken at once and the client's next requests wait in ``held``
+until every part is sent.
 
 Everything the connection needs from above it comes in `ClientPorts` (the
 route, the running config, the loop turn, the counters, the parking of
@@ -57,6 +63,7 @@ from router.commands.spec import FAST, CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
 from router.decide.fanin import FanIn, FanInPart
+from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
 from router.decide.session import Session
@@ -116,6 +123,14 @@ class Pending:
             client.turn.dirty_clients.append(client)
 
 
+def _release(args: list[bytes]) -> None:
+    """Let go of a large fan-out's arguments a piece per loop turn (freeing a million
+    objects at once would stall every client as long as splitting them did)."""
+    del args[max(1, len(args) - PIECE_KEYS) :]
+    if len(args) > 1:
+        asyncio.get_running_loop().call_soon(_release, args)
+
+
 class Parker(Protocol):
     """Whoever holds a write a demoted master refused until the new topology
     (router.control.routes.RouteTable, with router.control.parking)."""
@@ -159,6 +174,8 @@ class ClientConn(asyncio.Protocol):
         "dirty",
         "fifo",
         "held",
+        "large",
+        "large_pending",
         "loop",
         "out_paused",
         "ports",
@@ -192,6 +209,9 @@ class ClientConn(asyncio.Protocol):
         self._conns: list[BackendConn] = []
         self._conns_route: Route | None = None  # the route _conns was built for
         self.held: list[Request] = []  # parsed, not yet dispatched (while blocked)
+        # a very large fan-out being split over several loop turns, and its reply slot
+        self.large: LargeFanout | None = None
+        self.large_pending: Pending | None = None
         self.state = ClientState(self, ports.routes)
 
     # ------------------------------------------------------------ asyncio.Protocol
@@ -224,12 +244,32 @@ class ClientConn(asyncio.Protocol):
         self.stats.bytes_in += len(data)
         self.reader.feed(data)
         self.process()
+        unparsed = self.reader.unparsed()
+        if unparsed > self.running.config.router.client_query_buffer_limit_bytes:
+            self._over_query_buffer_limit(unparsed)
         self.turn.flush()
+
+    def _over_query_buffer_limit(self, unparsed: int) -> None:
+        """Close a client whose input not yet parsed exceeds client_query_buffer_limit_bytes,
+        as Redis closes one past its client-query-buffer-limit (no reply; its bytes are
+        not logged: they may hold a password)."""
+        session = self.session
+        assert session is not None and self.transport is not None
+        log.warning(
+            "client %s: closing client that reached max query buffer length "
+            "(%d bytes unparsed > client_query_buffer_limit_bytes %d)",
+            session.addr,
+            unparsed,
+            self.running.config.router.client_query_buffer_limit_bytes,
+        )
+        session.closing = True
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.fifo.clear()
         self.held.clear()
+        self.large = self.large_pending = None  # a large fan-out being split: dropped
         # Its buffered input goes now: the client and its state refer to each other, so
         # without this a large unread request would wait for a full GC (issue 10, item 3).
         self.reader.clear()
@@ -273,7 +313,12 @@ class ClientConn(asyncio.Protocol):
         slot_of = key_slot
         fast = FAST
         state = self.state
-        while not session.closing and len(fifo) < limit and state.mode is not Mode.BLOCKED:
+        while (
+            not session.closing
+            and len(fifo) < limit
+            and state.mode is not Mode.BLOCKED
+            and self.large is None
+        ):
             if self.held:  # requests parsed while a blocking command was waiting
                 batch = self.held[: limit - len(fifo)]
                 del self.held[: len(batch)]
@@ -318,12 +363,15 @@ class ClientConn(asyncio.Protocol):
                         conn.send(raw, pending)
                         continue
                     if self._send_fanout(spec, args, raw, owner, conns):
+                        if self.large is not None:  # split over the next turns: wait for it
+                            self.held[:0] = list(requests)
+                            break
                         continue
                 dispatch(args, raw, spec)
                 if session.closing:  # QUIT: nothing after it is served
                     break
-                if state.mode is Mode.BLOCKED:  # nothing more until the reply
-                    self.held[:0] = list(requests)
+                if state.mode is Mode.BLOCKED or self.large is not None:
+                    self.held[:0] = list(requests)  # nothing more until the reply / the split
                     break
                 plain = state.plain
                 if self._conns_route is not route:  # HELLO switched protocol
@@ -336,6 +384,7 @@ class ClientConn(asyncio.Protocol):
             or self.out_paused
             or session.closing
             or state.mode is Mode.BLOCKED
+            or self.large is not None
         ):
             self._update_reading()  # otherwise it has nothing to change
 
@@ -356,6 +405,9 @@ class ClientConn(asyncio.Protocol):
             return False
         session = self.session
         assert session is not None
+        if is_large(spec, n):  # split a piece per loop turn, others served in between
+            self._start_large(spec, args, raw)
+            return True
         plan = planner.fanout_of(spec, group_keys(args, step, owner), n - 1, session.proto == 3)
         name = spec.name
         session.last_cmd = name  # CLIENT LIST cmd=
@@ -366,6 +418,52 @@ class ClientConn(asyncio.Protocol):
         pending.t0 = self.loop.time()
         pending.shape = spec.shape.value
         return True
+
+    def _start_large(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
+        """A very large fan-out (router.decide.large): its reply slot now, in request
+        order; its keys split one piece per loop turn (`_large_step`), the client's
+        next requests held until every part is sent."""
+        pending = self.new_pending()
+        pending.cmd = spec.name
+        self.session.last_cmd = spec.name  # type: ignore[union-attr]  # CLIENT LIST cmd=
+        pending.t0 = self.loop.time()
+        pending.shape = spec.shape.value
+        pending.req = raw  # the original bytes, if every key is on one shard
+        self.large = LargeFanout(spec, args, self.routes.route.slotmap.owner)
+        self.large_pending = pending
+        self._large_step()
+
+    def _large_step(self) -> None:
+        large = self.large
+        pending = self.large_pending
+        if self.transport is None or large is None or pending is None:
+            self.large = self.large_pending = None  # the client is gone
+            return
+        owner = self.routes.route.slotmap.owner
+        if owner != large.owner:  # the slot map changed meanwhile: split again
+            large = self.large = LargeFanout(large.spec, large.args, owner)
+        if not large.step():
+            self.loop.call_soon(self._large_step)
+            return
+        session = self.session
+        assert session is not None
+        plan = large.finish(session.proto == 3)
+        raw = pending.req
+        pending.req = None
+        self.large = self.large_pending = None
+        self.loop.call_soon(_release, large.args)  # a million arguments are let go in pieces
+        if type(plan) is int:
+            conn = self.conn(plan)
+            pending.sent = conn
+            if conn is not self.state.watch:  # a -READONLY may be replayed, as for any single
+                pending.req = raw
+            conn.send(raw, pending)  # type: ignore[arg-type]
+        else:
+            fan = FanIn(len(plan.parts), plan.merge, pending.on_reply)
+            for index, (shard, piece) in enumerate(plan.parts):
+                self.conn(shard).send(piece, FanInPart(fan, index))
+        self.turn.flush()
+        self.resume_soon()
 
     def _send_single(
         self, conn: BackendConn, raw: bytes, cmd: str | None, replayable: bool = True
@@ -428,6 +526,9 @@ class ClientConn(asyncio.Protocol):
         session = self.session
         assert session is not None
         route = self.routes.route
+        if spec.split_step and not (len(args) - 1) % spec.split_step and is_large(spec, len(args)):
+            self._start_large(spec, args, raw)  # split a piece per loop turn
+            return
         info = self.ports.info_head() if spec.name == "info" else ""
         plan = planner.plan(spec, args, route.slotmap, info, session.proto == 3)
         if type(plan) is int:
@@ -542,6 +643,7 @@ class ClientConn(asyncio.Protocol):
             len(self.fifo) >= self.running.config.router.max_pending_per_client
             or self.out_paused
             or self.session.closing  # type: ignore[union-attr]
+            or self.large is not None  # a few loop turns: its next requests wait anyway
             # A blocked client's input is read (so that its disconnect is seen at
             # once and frees the backend connection) but not processed, up to a bound.
             or (self.state.mode is Mode.BLOCKED and self.reader.buffered() > BLOCKED_INPUT_LIMIT)

@@ -78,8 +78,10 @@ class RouterConfig:
     max_pending_per_client: int = 1024  # queued replies before we stop reading a client
     client_output_limit_bytes: int = 64 * 1024 * 1024  # buffered output before pause/close
     max_bulk_bytes: int = 512 * 1024 * 1024  # Redis proto-max-bulk-len
-    max_args: int = 1024 * 1024  # Redis's limit on arguments per request
+    max_args: int = 2**31 - 1  # arguments per request: Redis 7 takes up to INT_MAX
     max_inline_bytes: int = 64 * 1024  # Redis PROTO_INLINE_MAX_SIZE
+    # A client whose unparsed input exceeds this is closed (Redis client-query-buffer-limit)
+    client_query_buffer_limit_bytes: int = 1024 * 1024 * 1024
     drain_timeout_ms: int = 5000  # on shutdown, how long in-flight replies may take
     # Dedicated backend connections (transactions with WATCH, blocking commands,
     # subscriptions), per backend node: at most this many at once (each is a
@@ -165,6 +167,7 @@ TOP_KEYS = ("name", "router", "shards", "sentinel", "backend", "tls")
 USER_KEYS = ("name", "password_env", "password_file")
 BACKEND_KEYS = ("username", "password_env", "password_file")
 ROUTER_KEYS = tuple(f.name for f in dataclasses.fields(RouterConfig))
+MAX_ARGS_CEILING = 2**31 - 1  # Redis 7 refuses a multibulk count above INT_MAX
 SHARD_KEYS = ("name", "slots", "master", "replicas", "backend")
 SENTINEL_KEYS = tuple(f.name for f in dataclasses.fields(SentinelConfig))
 PEER_KEYS = ("id", "listen")
@@ -432,6 +435,13 @@ class _Checker:
                 _default(RouterConfig, "pinned_reserved_for_pubsub"), per_node // 16
             )
         config = RouterConfig(**kwargs)
+        if config.max_args > MAX_ARGS_CEILING:
+            self.problem(
+                "router.max_args",
+                f"{config.max_args} is larger than {MAX_ARGS_CEILING} (Redis's own ceiling, "
+                "INT_MAX: a longer multibulk count is a protocol error there)",
+            )
+            return None
         if config.reconnect_min_ms > config.reconnect_max_ms:
             self.problem(
                 "router.reconnect_min_ms",

@@ -11,7 +11,9 @@
  * error, and its text, is the reference's job.
  *
  *   parse_requests(buf, pos, limit, max_args, max_bulk, max_inline)
- *       -> (requests, pos, need)      canonical multibulk requests
+ *       -> (requests, pos, need, partial)   canonical multibulk requests
+ *   parse_bulks(buf, pos, n, max_bulk, max_inline, args) -> (pos, need)
+ *                                     resumes a partial request where it stopped
  *   scan_replies(buf, pos, out) -> (pos, need)
  *                                     frames complete replies (RESP2/3)
  *   split_array(raw) -> list | None | UNSURE
@@ -19,7 +21,7 @@
  *   group_keys(args, step, owner) -> int | list[(shard, piece, key_indexes)]
  *   key_slot(key) -> int
  *
- * ``need`` protocol (parse_requests, scan_replies): 0 = stopped at the end of
+ * ``need`` protocol (parse_requests, parse_bulks, scan_replies): 0 = stopped at the end of
  * the buffer or at ``limit``; > 0 = the item at ``pos`` is incomplete and
  * needs at least ``need`` bytes from ``pos``; UNSURE = the item at ``pos`` is not
  * one this module frames (inline request, non-canonical length, unknown type,
@@ -436,30 +438,6 @@ done:
 
 /* ------------------------------------------------------------------ requests */
 
-static PyObject *build_request(PyObject *buf, const char *s, Py_ssize_t start, Py_ssize_t count,
-                               Py_ssize_t *bounds, Py_ssize_t end) {
-    PyObject *argv = PyList_New(count);
-    if (argv == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *a = PyBytes_FromStringAndSize(s + bounds[2 * i], bounds[2 * i + 1]);
-        if (a == NULL) {
-            Py_DECREF(argv);
-            return NULL;
-        }
-        PyList_SET_ITEM(argv, i, a);
-    }
-    PyObject *raw = slice(buf, s, start, end);
-    if (raw == NULL) {
-        Py_DECREF(argv);
-        return NULL;
-    }
-    PyObject *req = PyTuple_Pack(2, argv, raw);
-    Py_DECREF(argv);
-    Py_DECREF(raw);
-    return req;
-}
-
 /* The length on the line at s[p] (p < size) if it starts with c, is canonical
  * and within [min, max]: *next = where the line ends. Else -1 with *need set:
  * the bytes from start needed to see the whole line, or -1 when the line is
@@ -486,10 +464,55 @@ static inline long long length_line(const char *s, Py_ssize_t p, Py_ssize_t size
     return v;
 }
 
+/* Frames up to n bulk elements ($len CRLF payload CRLF) from s[*pos], appending
+ * each payload to argv and moving *pos past it. Returns how many it framed, or
+ * -1 on a Python error; *need: 0 = all n framed, > 0 = the element at *pos is
+ * incomplete and needs that many bytes from *pos, -1 = the element at *pos is
+ * not one this module frames (the reference says why). */
+static Py_ssize_t frame_bulks(PyObject *argv, const char *s, Py_ssize_t *pos, Py_ssize_t size,
+                              long long n, long long max_bulk, Py_ssize_t max_inline,
+                              Py_ssize_t *need) {
+    Py_ssize_t p = *pos;
+    Py_ssize_t framed = 0;
+    *need = 0;
+    while (framed < n) {
+        if (p >= size) {
+            *need = 1;
+            break;
+        }
+        Py_ssize_t payload;
+        long long len = length_line(s, p, size, '$', 0, max_bulk, max_inline, p, need, &payload);
+        if (len < 0)
+            break;
+        Py_ssize_t q = payload + (Py_ssize_t)len + 2;
+        if (q > size) {
+            *need = q - p;
+            break;
+        }
+        PyObject *a = PyBytes_FromStringAndSize(s + payload, (Py_ssize_t)len);
+        if (a == NULL)
+            return -1;
+        int err = PyList_Append(argv, a);
+        Py_DECREF(a);
+        if (err < 0)
+            return -1;
+        p = q;
+        framed++;
+    }
+    *pos = p;
+    return framed;
+}
+
 /* parse_requests(buf, pos, limit, max_args, max_bulk, max_inline)
- *   -> (list[(args, raw)], pos, need)
+ *   -> (list[(args, raw)], pos, need, partial)
  * Canonical multibulk requests only (what redis-py, redis-cli and
- * redis-benchmark send); anything else stops with need = -1. */
+ * redis-benchmark send); anything else stops with need = UNSURE.
+ * partial: None, or (start, count, args) when it stopped inside a request
+ * whose count line (at start) and first len(args) arguments are framed: pos is
+ * then just past those arguments and need counts from there, so the caller
+ * keeps them and resumes with parse_bulks instead of framing them again.
+ * Arguments are kept as they arrive, never allocated from the count line:
+ * "*2147483647" alone costs nothing. */
 static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 6 || !PyBytes_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError,
@@ -518,9 +541,8 @@ static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_
     PyObject *out = PyList_New(0);
     if (out == NULL)
         return NULL;
+    PyObject *partial = NULL;
     Py_ssize_t need = 0;
-    Py_ssize_t cap = 0;
-    Py_ssize_t *bounds = NULL; /* (offset, length) per argument of the current request */
     while (pos < size && PyList_GET_SIZE(out) < limit) {
         Py_ssize_t start = pos;
         Py_ssize_t p;
@@ -528,43 +550,25 @@ static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_
                                       &need, &p);
         if (count < 0)
             break;
-        Py_ssize_t i;
-        for (i = 0; i < count; i++) {
-            if (i >= cap) {
-                /* grown as arguments arrive, not from the count line: "*1000000"
-                 * alone must not make the router allocate for a million */
-                Py_ssize_t want = cap ? 2 * cap : 16;
-                if (want > count)
-                    want = (Py_ssize_t)count;
-                Py_ssize_t *grown = PyMem_Realloc(bounds, sizeof(Py_ssize_t) * 2 * (size_t)want);
-                if (grown == NULL) {
-                    PyErr_NoMemory();
-                    goto fail;
-                }
-                bounds = grown;
-                cap = want;
-            }
-            if (p >= size) {
-                need = p - start + 1;
-                break;
-            }
-            Py_ssize_t payload;
-            long long n = length_line(s, p, size, '$', 0, max_bulk, max_inline, start,
-                                      &need, &payload);
-            if (n < 0)
-                break;
-            Py_ssize_t q = payload + (Py_ssize_t)n + 2;
-            if (q > size) {
-                need = q - start;
-                break;
-            }
-            bounds[2 * i] = payload;
-            bounds[2 * i + 1] = (Py_ssize_t)n;
-            p = q;
+        PyObject *argv = PyList_New(0);
+        if (argv == NULL)
+            goto fail;
+        Py_ssize_t framed = frame_bulks(argv, s, &p, size, count, max_bulk, max_inline, &need);
+        if (framed < 0) {
+            Py_DECREF(argv);
+            goto fail;
         }
-        if (i < count)
-            break; /* incomplete or unsure: need says which */
-        PyObject *req = build_request(buf, s, start, (Py_ssize_t)count, bounds, p);
+        if (framed < count) { /* incomplete or unsure: keep what is framed */
+            partial = Py_BuildValue("(nLN)", start, count, argv);
+            if (partial == NULL)
+                goto fail;
+            pos = p;
+            break;
+        }
+        PyObject *raw = slice(buf, s, start, p);
+        PyObject *req = raw == NULL ? NULL : PyTuple_Pack(2, argv, raw);
+        Py_DECREF(argv);
+        Py_XDECREF(raw);
         if (req == NULL)
             goto fail;
         int err = PyList_Append(out, req);
@@ -573,14 +577,46 @@ static PyObject *parse_requests(PyObject *self, PyObject *const *args, Py_ssize_
             goto fail;
         pos = p;
     }
-    PyMem_Free(bounds);
-    PyObject *result = need < 0 ? Py_BuildValue("(NnO)", out, pos, UNSURE)
-                                : Py_BuildValue("(Nnn)", out, pos, need);
-    return result;
+    if (partial == NULL)
+        partial = Py_NewRef(Py_None);
+    return need < 0 ? Py_BuildValue("(NnON)", out, pos, UNSURE, partial)
+                    : Py_BuildValue("(NnnN)", out, pos, need, partial);
 fail:
-    PyMem_Free(bounds);
+    Py_XDECREF(partial);
     Py_DECREF(out);
     return NULL;
+}
+
+/* parse_bulks(buf, pos, n, max_bulk, max_inline, args) -> (pos, need)
+ * Resumes a request parse_requests left partial: frames up to n more
+ * arguments at pos, appending them to args; pos = past the last one framed;
+ * need as frame_bulks (0: all n framed; > 0: bytes needed from pos; UNSURE). */
+static PyObject *parse_bulks(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 6 || !PyBytes_Check(args[0]) || !PyList_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "parse_bulks(buf: bytes, pos, n, max_bulk, max_inline, args: list)");
+        return NULL;
+    }
+    Py_ssize_t pos, max_inline;
+    long long n, max_bulk;
+    if ((pos = PyLong_AsSsize_t(args[1])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((n = PyLong_AsLongLong(args[2])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((max_bulk = PyLong_AsLongLong(args[3])) == -1 && PyErr_Occurred())
+        return NULL;
+    if ((max_inline = PyLong_AsSsize_t(args[4])) == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t size = PyBytes_GET_SIZE(args[0]);
+    if (pos < 0 || pos > size || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "pos or n out of range");
+        return NULL;
+    }
+    Py_ssize_t need;
+    if (frame_bulks(args[5], PyBytes_AS_STRING(args[0]), &pos, size, n, max_bulk, max_inline,
+                    &need) < 0)
+        return NULL;
+    return need < 0 ? Py_BuildValue("(nO)", pos, UNSURE) : Py_BuildValue("(nn)", pos, need);
 }
 
 /* ------------------------------------------------------------------ keys */
@@ -753,7 +789,10 @@ done:
 
 static PyMethodDef methods[] = {
     {"parse_requests", (PyCFunction)(void (*)(void))parse_requests, METH_FASTCALL,
-     "parse_requests(buf, pos, limit, max_args, max_bulk, max_inline) -> (requests, pos, need)"},
+     "parse_requests(buf, pos, limit, max_args, max_bulk, max_inline) -> (requests, pos, need, "
+     "partial)"},
+    {"parse_bulks", (PyCFunction)(void (*)(void))parse_bulks, METH_FASTCALL,
+     "parse_bulks(buf, pos, n, max_bulk, max_inline, args) -> (pos, need): resume a request"},
     {"scan_replies", (PyCFunction)(void (*)(void))scan_replies, METH_FASTCALL,
      "scan_replies(buf, pos, out) -> (pos, need): append complete replies to out"},
     {"split_array", (PyCFunction)split_array, METH_O,

@@ -11,7 +11,8 @@ Exports, each chosen once, here (redis-py's ``DefaultParser`` idea):
 - ``C``: the extension module, or None when it is not built or when the
   environment sets ``SLOTWARDEN_PURE_PYTHON=1`` (to rule it out when chasing
   a problem);
-- the fast framers ``parse_requests``, ``scan_replies``, ``split_array`` and
+- the fast framers ``parse_requests`` (and ``parse_bulks``, which resumes a
+  request it left partial), ``scan_replies``, ``split_array`` and
   ``merge_ordered``: the C function, or None when only the reference runs;
 - the complete functions ``key_slot`` and ``group_keys``: C when built, else
   the reference (`slotwarden.cluster.slots.key_hash_slot`,
@@ -50,9 +51,10 @@ class _Unsure:
 # "Not one this fast path frames: ask the reference." Compare with ``is``.
 UNSURE: Final[object] = C.UNSURE if C is not None else _Unsure()
 
-parse_requests: Callable[..., tuple[list[Any], int, Any]] | None = (
+parse_requests: Callable[..., tuple[list[Any], int, Any, Any]] | None = (
     C.parse_requests if C is not None else None
 )
+parse_bulks: Callable[..., tuple[int, Any]] | None = C.parse_bulks if C is not None else None
 scan_replies: Callable[[bytes, int, list[bytes]], tuple[int, Any]] | None = (
     C.scan_replies if C is not None else None
 )

@@ -13,7 +13,7 @@ arrived, and never consumes bytes past the end of the request it returns.
 
 from __future__ import annotations
 
-from slotwarden.resp.accel import UNSURE, parse_requests
+from slotwarden.resp.accel import UNSURE, parse_bulks, parse_requests
 from slotwarden.resp.buffer import NEED_MORE, Buffer, NeedMore
 from slotwarden.resp.encode import encode_command
 from slotwarden.resp.errors import ProtocolError
@@ -22,7 +22,7 @@ Request = tuple[list[bytes], bytes]
 
 # Redis's own defaults (networking.c / server.h).
 DEFAULT_MAX_BULK = 512 * 1024 * 1024  # proto-max-bulk-len
-DEFAULT_MAX_ARGS = 1024 * 1024  # multibulk length limit
+DEFAULT_MAX_ARGS = 2**31 - 1  # multibulk length limit: INT_MAX since Redis 7.0
 DEFAULT_MAX_INLINE = 64 * 1024  # PROTO_INLINE_MAX_SIZE
 # What Redis 7 lets a client send before it has authenticated (networking.c): more
 # arguments or a longer bulk is a protocol error, so nothing big is buffered for it.
@@ -48,10 +48,24 @@ class RequestReader:
     is not built goes through `next_request`, the reference, which gives
     Redis's exact errors. ``speedups=False`` forces the reference (tests
     compare the two).
+
+    Resumable, as Redis's own parser: a multibulk request whose count line and
+    first arguments have arrived keeps them (``_argc`` announced, ``_args``
+    framed, ``_raw`` their exact bytes) and parsing goes on after them when
+    more bytes come, in C (`slotwarden.resp.accel.parse_bulks`) or in the
+    reference alike; so a request arriving in many small pieces is framed
+    once, not from its start again at every piece (issue 10, item 5).
+    ``scanned`` counts the bytes handed to the framers (each call: from where
+    it started to where it stopped, or to the end of the buffer when it needs
+    more) and ``copied`` the bytes the input buffer joined; both stay within a
+    small multiple of the bytes received, however they are cut (the tests
+    check it). Nothing is allocated from a count line: ``*2147483647`` alone
+    costs nothing until its arguments arrive.
     """
 
     __slots__ = (
-        "_b", "_parse", "drained", "max_args", "max_bulk", "max_inline", "unauthenticated",
+        "_argc", "_args", "_b", "_bulks", "_parse", "_raw", "_raw_len", "drained", "max_args",
+        "max_bulk", "max_inline", "scanned", "unauthenticated",
     )  # fmt: skip
 
     def __init__(
@@ -66,15 +80,62 @@ class RequestReader:
         self.max_inline = max_inline
         self._b = Buffer()
         self._parse = parse_requests if speedups else None
+        self._bulks = parse_bulks if speedups else None
+        # the multibulk request in progress: arguments announced (0: none), framed, raw bytes
+        self._argc = 0
+        self._args: list[bytes] = []
+        self._raw: list[bytes] = []
+        self._raw_len = 0
         # True while the client must still authenticate: Redis's tighter limits apply
         self.unauthenticated = False
         # True when the last `read` parsed everything it could and nothing came since:
         # another `read` would return no request (the caller can skip it).
         self.drained = False
+        self.scanned = 0  # bytes handed to the framers (a work counter for the tests)
+
+    @property
+    def copied(self) -> int:
+        """Bytes the input buffer copied joining what arrived (a work counter)."""
+        return self._b.copied
 
     def feed(self, data: bytes) -> None:
         self.drained = False
         self._b.feed(data)
+
+    def _limits(self) -> tuple[int, int]:
+        if self.unauthenticated:  # a request past these: the reference says why
+            return (
+                min(self.max_args, UNAUTHENTICATED_MAX_ARGS),
+                min(self.max_bulk, UNAUTHENTICATED_MAX_BULK),
+            )
+        return self.max_args, self.max_bulk
+
+    def _keep(self, start: int, end: int, argc: int = 0) -> None:
+        """The request in progress framed ``buf[start:end]`` more (``argc``: it starts
+        there, announcing that many): keep those bytes, go on from ``end``."""
+        b = self._b
+        if argc:
+            self._argc = argc
+            self._raw = []
+            self._raw_len = 0
+        if end > start:
+            self._raw.append(b.buf[start:end])
+            self._raw_len += end - start
+        b.pos = end
+
+    def _finish(self, end: int) -> Request:
+        """The request in progress is complete up to ``end``: hand it out, forget it."""
+        b = self._b
+        raw_parts = self._raw
+        raw_parts.append(b.buf[b.pos : end])
+        req = self._args, b"".join(raw_parts)
+        self._argc = 0
+        self._args = []
+        self._raw = []
+        self._raw_len = 0
+        b.pos = end
+        b.need = 0
+        return req
 
     def read(self, limit: int) -> list[Request]:
         """Up to ``limit`` complete requests, in order.
@@ -89,20 +150,35 @@ class RequestReader:
         drained = True
         while len(out) < limit and b.ready():
             if parse is not None:
-                if self.unauthenticated:  # a request past these: the reference says why
-                    max_args = min(self.max_args, UNAUTHENTICATED_MAX_ARGS)
-                    max_bulk = min(self.max_bulk, UNAUTHENTICATED_MAX_BULK)
+                max_args, max_bulk = self._limits()
+                start = b.pos
+                size = len(b.buf)
+                if self._argc:  # a request in progress: frame its next arguments
+                    args = self._args
+                    pos, need = self._bulks(  # type: ignore[misc]
+                        b.buf, start, self._argc - len(args), max_bulk, self.max_inline, args
+                    )
+                    self.scanned += (pos if need == 0 else size) - start
+                    if need == 0:
+                        out.append(self._finish(pos))
+                        continue
+                    self._keep(start, pos)
                 else:
-                    max_args, max_bulk = self.max_args, self.max_bulk
-                got, pos, need = parse(
-                    b.buf, b.pos, limit - len(out), max_args, max_bulk, self.max_inline
-                )
-                if got:
-                    if out:
-                        out += got
+                    got, pos, need, partial = parse(
+                        b.buf, start, limit - len(out), max_args, max_bulk, self.max_inline
+                    )
+                    self.scanned += (pos if need == 0 and partial is None else size) - start
+                    if got:
+                        if out:
+                            out += got
+                        else:
+                            out = got
+                    if partial is not None:  # stopped inside a request: keep what is framed
+                        at, argc, self._args = partial
+                        b.pos = at
+                        self._keep(at, pos, argc)
                     else:
-                        out = got
-                b.pos = pos
+                        b.pos = pos
                 if need is not UNSURE:
                     if need == 0:  # at the end of the buffer (join what came since) or at limit
                         b.need = 0
@@ -136,10 +212,20 @@ class RequestReader:
     def clear(self) -> None:
         """Drop everything buffered (the connection is gone)."""
         self._b = Buffer()
+        self._argc = 0
+        self._args = []
+        self._raw = []
+        self._raw_len = 0
         self.drained = False
 
     def buffered(self) -> int:
-        """Bytes received and not yet returned as requests."""
+        """Bytes received and not yet returned as requests (those of the request in
+        progress included)."""
+        return self._b.unread() + self._raw_len
+
+    def unparsed(self) -> int:
+        """Bytes received and not parsed yet: what Redis's client-query-buffer-limit
+        bounds (the arguments of the request in progress are parsed, as in Redis)."""
         return self._b.unread()
 
     def next_request(self) -> Request | NeedMore:
@@ -152,10 +238,13 @@ class RequestReader:
         while b.ready():
             buf = b.buf
             start = b.pos
-            if buf[start] == 42:  # '*'
+            if self._argc:
+                result = self._resume(buf, start)
+            elif buf[start] == 42:  # '*'
                 result = self._multibulk(buf, start)
             else:
                 result = self._inline(buf, start)
+            self.scanned += (b.pos if result is not NEED_MORE else len(buf)) - start
             if result is NEED_MORE or result[0]:
                 return result
             # an empty request was consumed: keep going
@@ -181,14 +270,41 @@ class RequestReader:
             raise ProtocolError("unauthenticated multibulk length")
         if count > self.max_args:
             raise ProtocolError("invalid multibulk length")
-        p = nl + 2
+        if count == 0:
+            b.pos = nl + 2
+            return [], b""
         args: list[bytes] = []
+        p = self._bulks_py(buf, nl + 2, count, args)
+        if len(args) == count:
+            b.pos = p
+            b.need = 0
+            return args, buf[start:p]
+        self._args = args  # incomplete: keep what is framed, go on from there later
+        self._keep(start, p, count)
+        return NEED_MORE
+
+    def _resume(self, buf: bytes, start: int) -> Request | NeedMore:
+        """The request in progress, from its next argument at ``start``."""
+        args: list[bytes] = []
+        p = self._bulks_py(buf, start, self._argc - len(self._args), args)
+        self._args += args
+        if len(self._args) == self._argc:
+            return self._finish(p)
+        self._keep(start, p)
+        return NEED_MORE
+
+    def _bulks_py(self, buf: bytes, p: int, count: int, args: list[bytes]) -> int:
+        """Frame up to ``count`` bulk arguments from ``buf[p]`` into ``args``; returns
+        where the last one framed ends. Fewer than ``count``: ``need`` is set (bytes
+        wanted from that point). Raises `ProtocolError` on a malformed one."""
+        b = self._b
+        end = len(buf)
         append = args.append
         max_bulk = self.max_bulk
         for _ in range(count):
             if p >= end:
-                b.need = p - start + 1
-                return NEED_MORE
+                b.need = 1
+                return p
             if buf[p] != 36:  # '$'
                 got = chr(buf[p]) if 32 < buf[p] < 127 else f"\\x{buf[p]:02x}"
                 raise ProtocolError(f"expected '$', got '{got}'")
@@ -196,8 +312,8 @@ class RequestReader:
             if nl == -1:
                 if end - p > self.max_inline:
                     raise ProtocolError("too big bulk count string")
-                b.need = end - start + 1
-                return NEED_MORE
+                b.need = end - p + 1
+                return p
             line = buf[p + 1 : nl]
             # inlined _parse_len (hot path): strict decimal, no leading zeros
             if not line.isdigit() or (line[0] == 48 and len(line) > 1):
@@ -207,14 +323,13 @@ class RequestReader:
                 raise ProtocolError("invalid bulk length")
             if size > UNAUTHENTICATED_MAX_BULK and self.unauthenticated:
                 raise ProtocolError("unauthenticated bulk length")
-            p = nl + 2 + size + 2
-            if p > end:
-                b.need = p - start
-                return NEED_MORE
-            append(buf[nl + 2 : p - 2])
-        b.pos = p
-        b.need = 0
-        return args, buf[start:p]
+            q = nl + 2 + size + 2
+            if q > end:
+                b.need = q - p
+                return p
+            append(buf[nl + 2 : q - 2])
+            p = q
+        return p
 
     def _inline(self, buf: bytes, start: int) -> Request | NeedMore:
         b = self._b

@@ -105,7 +105,7 @@ def test_router_defaults():
     assert r.max_pending_per_client == 1024
     assert r.client_output_limit_bytes == 67108864
     assert r.max_bulk_bytes == 536870912
-    assert r.max_args == 1048576
+    assert r.max_args == 2147483647  # INT_MAX, as Redis 7
     assert r.max_inline_bytes == 65536
     assert r.drain_timeout_ms == 5000
 
@@ -719,3 +719,20 @@ def test_pinned_limits_defaults_and_checks():
         "router.pinned_per_source: must be >= 1, got 0",
         "router.pinned_per_user: must be a positive integer, got True",
     ]
+
+
+def test_max_args_defaults_to_redis_int_max_and_no_higher():
+    """Redis 7 takes multibulk counts up to INT_MAX (issue 10, item 10); memory is
+    bounded by the query buffer limit instead (1 GiB, Redis's default)."""
+    data = base()
+    data["router"] = {"listen": "127.0.0.1:7777"}
+    r = cfg.parse(data).router
+    assert r.max_args == 2147483647
+    assert r.client_query_buffer_limit_bytes == 1073741824
+    data["router"]["max_args"] = 2147483648
+    assert problems_of(data) == [
+        "router.max_args: 2147483648 is larger than 2147483647 (Redis's own ceiling, "
+        "INT_MAX: a longer multibulk count is a protocol error there)"
+    ]
+    data["router"] = {"listen": "127.0.0.1:7777", "client_query_buffer_limit_bytes": 0}
+    assert problems_of(data) == ["router.client_query_buffer_limit_bytes: must be >= 1, got 0"]

@@ -217,8 +217,9 @@ REQUEST_CORPUS = {
     "huge count": (b"*99999999999999999999999\r\n$1\r\na\r\n", {}),
     "19-digit count": (b"*1000000000000000000\r\n$1\r\na\r\n", {}),
     "18-digit count": (b"*100000000000000000\r\n$1\r\na\r\n", {}),
-    "count over default max_args": (b"*1048577\r\n$1\r\na\r\n", {}),
-    "count at default max_args, partial": (b"*1048576\r\n$3\r\nDEL\r\n$1\r\na\r\n", {}),
+    "count over default max_args": (b"*2147483648\r\n$1\r\na\r\n", {}),
+    "count at default max_args, partial": (b"*2147483647\r\n$3\r\nDEL\r\n$1\r\na\r\n", {}),
+    "count over Redis 6's 1048576, partial": (b"*1048577\r\n$1\r\na\r\n", {}),
     "huge bulk length": (b"*1\r\n$99999999999999999999\r\nabc", {}),
     "bulk over default max_bulk": (b"*1\r\n$536870913\r\nabc", {}),
     "bulk at default max_bulk, partial": (b"*1\r\n$536870912\r\nabc", {}),
@@ -966,6 +967,14 @@ def test_wrong_arguments_raise_not_crash():
         C.parse_requests(b"*1\r\n", 99, 10, 10, 10, 10)
     with pytest.raises(ValueError):
         C.parse_requests(b"*1\r\n", -1, 10, 10, 10, 10)
+    with pytest.raises(TypeError):
+        C.parse_bulks(b"$1\r\na\r\n", 0, 1, 10, 10, ())
+    with pytest.raises(TypeError):
+        C.parse_bulks("$1\r\na\r\n", 0, 1, 10, 10, [])
+    with pytest.raises(ValueError):
+        C.parse_bulks(b"$1\r\na\r\n", 99, 1, 10, 10, [])
+    with pytest.raises(ValueError):
+        C.parse_bulks(b"$1\r\na\r\n", 0, -1, 10, 10, [])
     with pytest.raises(ValueError):
         C.scan_replies(b"", 99, [])
     with pytest.raises(ValueError):
@@ -1010,7 +1019,12 @@ def test_wrong_arguments_raise_not_crash():
     with pytest.raises(TypeError):
         C.merge_ordered([part], [[0, 1]], 2, None)
     # and the functions still work afterwards
-    assert C.parse_requests(cmd(b"PING"), 0, 10, 10, 10, 10) == ([([b"PING"], cmd(b"PING"))], 14, 0)
+    assert C.parse_requests(cmd(b"PING"), 0, 10, 10, 10, 10) == (
+        [([b"PING"], cmd(b"PING"))],
+        14,
+        0,
+        None,
+    )
     assert C.key_slot(b"foo") == 12182
 
 
@@ -1018,14 +1032,22 @@ def test_wrong_arguments_raise_not_crash():
 def test_parse_requests_positions_and_limit():
     data = cmd(b"PING") + cmd(b"GET", b"k") + cmd(b"SET", b"k", b"v")
     first = len(cmd(b"PING"))
-    got, pos, need = C.parse_requests(data, first, 1, 10, 10, 100)
-    assert (got, pos, need) == ([([b"GET", b"k"], cmd(b"GET", b"k"))], first + 20, 0)
-    got, pos, need = C.parse_requests(data, 0, 0, 10, 10, 100)
-    assert (got, pos, need) == ([], 0, 0)
-    got, pos, need = C.parse_requests(data[:-1], 0, 10, 10, 10, 100)
-    assert len(got) == 2 and pos == len(data) - len(cmd(b"SET", b"k", b"v"))
-    assert need == len(cmd(b"SET", b"k", b"v"))
-    assert C.parse_requests(b"PING\r\n", 0, 10, 10, 10, 100) == ([], 0, UNSURE)
+    got, pos, need, partial = C.parse_requests(data, first, 1, 10, 10, 100)
+    assert (got, pos, need, partial) == ([([b"GET", b"k"], cmd(b"GET", b"k"))], first + 20, 0, None)
+    assert C.parse_requests(data, 0, 0, 10, 10, 100) == ([], 0, 0, None)
+    # stopped inside the last request: its framed arguments come back, pos is past them
+    got, pos, need, partial = C.parse_requests(data[:-1], 0, 10, 10, 10, 100)
+    start = len(data) - len(cmd(b"SET", b"k", b"v"))
+    assert len(got) == 2 and partial == (start, 3, [b"SET", b"k"])
+    assert (pos, need) == (len(data) - len(b"$1\r\nv\r\n"), len(b"$1\r\nv\r\n"))
+    # and parse_bulks goes on from there
+    args = partial[2]
+    assert C.parse_bulks(data, pos, 1, 10, 100, args) == (len(data), 0)
+    assert args == [b"SET", b"k", b"v"]
+    assert C.parse_requests(b"*3\r\n", 0, 10, 10, 10, 100) == ([], 4, 1, (0, 3, []))
+    assert C.parse_requests(b"*3", 0, 10, 10, 10, 100) == ([], 0, 3, None)
+    assert C.parse_requests(b"PING\r\n", 0, 10, 10, 10, 100) == ([], 0, UNSURE, None)
+    assert C.parse_bulks(b"$1\r\na\r\n:1\r\n", 0, 5, 10, 100, []) == (7, UNSURE)
 
 
 @needs_c
@@ -1037,12 +1059,18 @@ def test_parse_requests_frames_canonical_requests_itself():
     for case in range(300):
         sent = [[random_arg(rng) for _ in range(rng.randint(1, 6))] for _ in range(5)]
         data = b"".join(cmd(*args) for args in sent)
-        got, pos, need = C.parse_requests(data, 0, 1000, 6, 40, 64)
-        assert (got, pos, need) == ([(a, cmd(*a)) for a in sent], len(data), 0), case
+        got, pos, need, partial = C.parse_requests(data, 0, 1000, 6, 40, 64)
+        want = ([(a, cmd(*a)) for a in sent], len(data), 0, None)
+        assert (got, pos, need, partial) == want, case
     at_limits = cmd(b"SET", b"k", b"x" * 10)
-    assert C.parse_requests(at_limits, 0, 9, 3, 10, 16)[1:] == (len(at_limits), 0)
-    assert C.parse_requests(at_limits, 0, 9, 2, 10, 16)[1:] == (0, UNSURE)  # max_args broken
-    assert C.parse_requests(at_limits, 0, 9, 3, 9, 16)[1:] == (0, UNSURE)  # max_bulk broken
+    assert C.parse_requests(at_limits, 0, 9, 3, 10, 16)[1:] == (len(at_limits), 0, None)
+    assert C.parse_requests(at_limits, 0, 9, 2, 10, 16)[1:] == (0, UNSURE, None)  # max_args
+    third = len(at_limits) - len(b"$10\r\n" + b"x" * 10 + b"\r\n")
+    assert C.parse_requests(at_limits, 0, 9, 3, 9, 16)[1:] == (  # max_bulk broken
+        third,
+        UNSURE,
+        (0, 3, [b"SET", b"k"]),
+    )
 
 
 # ---------------------------------------------------------------- memory
@@ -1096,6 +1124,9 @@ def test_no_leaks():
         "parse_requests partial": lambda: C.parse_requests(partial, 0, 1000, 100, 1000, 1000),
         "parse_requests unsure": lambda: C.parse_requests(b"*1\r\n:1\r\n", 0, 9, 9, 9, 9),
         "parse_requests error": lambda: _raises(C.parse_requests, pipeline, 10**6, 1, 1, 1, 1),
+        "parse_bulks": lambda: C.parse_bulks(pipeline, 4, 20, 1000, 1000, []),
+        "parse_bulks partial": lambda: C.parse_bulks(partial, 0, 1000, 1000, 1000, []),
+        "parse_bulks unsure": lambda: C.parse_bulks(b"$1\r\na\r\n:1\r\n", 0, 9, 9, 9, []),
         "scan_replies": lambda: C.scan_replies(replies, 0, []),
         "scan_replies partial": lambda: C.scan_replies(replies[:-3], 0, []),
         "scan_replies unsure": lambda: C.scan_replies(b"+OK\r\n$+3\r\nabc\r\n", 0, []),
