@@ -15,6 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from slotwarden.procs import RouterProc, free_port, write_cluster_yaml
+from slotwarden.resp.encode import encode_command
 
 DEFAULT_PW = "default-secret-pw"
 ALICE_PW = "alice-secret-pw"
@@ -211,3 +212,26 @@ def test_limits_lift_after_auth(secured) -> None:
     script = [("AUTH", DEFAULT_PW), ("MSET", *[f"{{t}}{i}" for i in range(12)]), ("SET", "k", big)]
     got, want = both(c.port, plain.port, *script)
     assert got == want == [b"+OK\r\n", b"+OK\r\n", b"+OK\r\n"], (got, want)
+
+
+def test_requests_pipelined_behind_auth_get_the_full_limits(secured) -> None:
+    """Redis runs AUTH before it parses the next request of the same write, so a
+    pipelined AUTH lifts the limits for what follows it; the router does the same
+    (before, everything in one read was framed with the limits from before AUTH)."""
+    c, plain = secured
+    keys = [f"{{t}}{i}".encode() for i in range(12)]
+    data = b"".join(
+        encode_command(args)
+        for args in (
+            [b"AUTH", DEFAULT_PW.encode()],
+            [b"MSET", *[p for k in keys for p in (k, b"v")]],  # 25 arguments
+            [b"SET", b"k", b"v" * 20000],  # a bulk over 16384 bytes
+            [b"EXISTS", *keys],
+        )
+    )
+    replies = []
+    for port in (c.port, plain.port):
+        with Raw(port) as conn:
+            conn.sock.sendall(data)
+            replies.append(conn.read(4))
+    assert replies[0] == replies[1] == [b"+OK\r\n", b"+OK\r\n", b"+OK\r\n", b":12\r\n"], replies
