@@ -222,7 +222,9 @@ class RedisProc:
 
 
 class RedisFarm:
-    """Starts redis-servers in one temp dir; `close()` stops them all and removes it."""
+    """Starts redis-servers in one temp dir; `close()` stops them all and removes it -
+    unless ``SLOTWARDEN_KEEP_TEST_DIRS`` is set: then the dir (redis logs, and the
+    cluster.yaml, router and sentinel logs tests put there) is kept and named on stderr."""
 
     def __init__(self) -> None:
         self.root = tempfile.mkdtemp(prefix="slotwarden-test-")
@@ -239,6 +241,9 @@ class RedisFarm:
     def close(self) -> None:
         for p in self.procs:
             p.stop()
+        if os.environ.get("SLOTWARDEN_KEEP_TEST_DIRS"):
+            print(f"\nkept {self.root} (SLOTWARDEN_KEEP_TEST_DIRS)", file=sys.stderr)
+            return
         shutil.rmtree(self.root, ignore_errors=True)
 
 

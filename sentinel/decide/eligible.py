@@ -7,6 +7,13 @@ promoting it could lose the shard's data:
   e.g. a fresh replica in its initial sync: it holds nothing, or a partial load);
 - its link to the master has been down longer than the master has been down
   plus `Timing.replica_lag` (``sentinel.max_replica_lag_ms``);
+- its replication offset is below the master's offset at the master's last
+  reply, once the master no longer answers (`behind_last_reply`): it lacks
+  writes the master had already acknowledged (e.g. a replica not scheduled
+  under CPU load while the rest of the stream sat in the master's socket when
+  the master died). It becomes eligible when it catches up (a hung master's
+  kernel still delivers what it had sent) or the master answers again; an
+  operator may force it;
 - its replication offset is below what the master had `Timing.replica_lag`
   before the master's last reply (`offset_back_then`): it misses more than that
   much of the master's writes.
@@ -51,6 +58,19 @@ def offset_back_then(history: tuple[tuple[float, int], ...], when: float) -> int
     return found
 
 
+def behind_last_reply(obs: NodeObs, master: NodeObs | None, now: float, timing: Timing) -> int:
+    """How many bytes of the master's replication stream ``obs`` lacks, against the
+    master's offset at its last valid reply, once the master is down (0: none, or the
+    master still answers - a live master is always a little ahead, and a planned
+    switchover waits for its candidate to catch up instead). Only a master whose last
+    INFO said "master" counts: its offset is the stream its replicas follow."""
+    if master is None or master.role is not NodeRole.MASTER or master.info_at is None:
+        return 0
+    if now - master.last_ok < timing.down_after:
+        return 0
+    return max(master.offset - obs.offset, 0)
+
+
 def why_not_eligible(
     obs: NodeObs, master: NodeObs | None, now: float, timing: Timing
 ) -> str | None:
@@ -64,6 +84,12 @@ def why_not_eligible(
         return (
             f"link down for {obs.link_down_s:.0f} s (more than the master's "
             f"{master_down_for:.1f} s + max_replica_lag_ms {bound * 1000:.0f})"
+        )
+    behind = behind_last_reply(obs, master, now, timing)
+    if behind and master is not None:
+        return (
+            f"offset {obs.offset} is {behind} bytes behind {master.offset}, the master's "
+            "offset at its last reply (writes it acknowledged would be lost)"
         )
     if master is not None:
         needed = offset_back_then(master.offsets, master.last_ok - bound)

@@ -123,7 +123,8 @@ def select_replica(
 
     Skipped: never observed, down, stale info, priority 0, or not eligible for
     its data (`sentinel.decide.eligible.why_not_eligible`: never synced, link
-    down too long, offset too far behind the master's). Ranked: lower priority,
+    down too long, offset below the down master's at its last reply, offset too far
+    behind the master's). Ranked: lower priority,
     then larger replication offset, then smaller address.
     """
     master = nodes.get(shard.master)

@@ -10,6 +10,7 @@ master is turned into a replica, so the final counter would fall short).
 
 from __future__ import annotations
 
+import itertools
 import re
 import signal
 import threading
@@ -30,12 +31,14 @@ class Writer(threading.Thread):
         self.failed = 0
         self.last_error_at = 0.0
         self.errors: list[str] = []
+        self.values: list[int] = []  # INCR's replies, in order
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             try:
-                self.r.incr("counter")
+                value = self.r.incr("counter")
+                self.values.append(value)
                 self.acked += 1
             except redis.RedisError as exc:
                 self.failed += 1
@@ -100,11 +103,15 @@ def run_failover(sc, how):
     final = int(r.get("counter"))
     r.close()
     lost = max(writer.acked - final, 0)
+    # INCR's replies: strictly increasing on the one connection (an ack for an INCR
+    # that never ran, or a reply given to the wrong request, would break this)
+    backwards = [(a, b) for a, b in itertools.pairwise(writer.values) if b <= a]
     print(
         f"router on epoch 1 {switched_at - killed_at:.2f} s after the kill; last failed write "
         f"{recovered:.2f} s after it; {writer.failed} failed, {writer.acked} acked, {lost} lost"
     )
     assert sc.role(new) == ("master", None)
+    assert not backwards, f"INCR replies went backwards: {backwards[:5]}"
     # every acknowledged INCR is there; a failed one may or may not have landed
     assert writer.acked <= final <= writer.acked + writer.failed, sc.router.log()[-3000:]
     # a split vote can skip an epoch: the failover is epoch 1 or later

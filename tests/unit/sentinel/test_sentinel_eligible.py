@@ -16,6 +16,7 @@ from sentinel.act.probe import parse_replication
 from sentinel.decide.election import abort_backoff
 from sentinel.decide.eligible import (
     HISTORY_STEPS,
+    behind_last_reply,
     offset_back_then,
     remember_offset,
     why_not_eligible,
@@ -106,15 +107,58 @@ def test_max_replica_lag_ms_sets_the_bound():
 
 
 def test_offset_far_behind_the_master_is_not_eligible():
-    # the master's last reply at NOW-1; 5 s before it (NOW-6) it had offset 50_000
-    why = why_not_eligible(replica(R1, offset=49_999), dead_master(), NOW, T)
+    # a master that still answers (its last reply at NOW-1 < down_after ago, so the
+    # last-reply rule is off); 5 s before that reply (NOW-6) it had offset 50_000
+    live = replace(dead_master(), last_ok=NOW - 0.1, info_at=NOW - 0.1)
+    why = why_not_eligible(replica(R1, offset=49_999), live, NOW - 0.1 + 0.2, T)
     assert why is not None and "offset 49999 is behind 50000" in why
-    assert why_not_eligible(replica(R1, offset=50_000), dead_master(), NOW, T) is None
+    assert why_not_eligible(replica(R1, offset=50_000), live, NOW - 0.1 + 0.2, T) is None
 
 
 def test_no_old_enough_master_offset_means_no_offset_rule():
     young = dead_master(((NOW - 3, 50_000), (NOW - 1, 60_000)))
+    young = replace(young, last_ok=NOW - 0.1, info_at=NOW - 0.1)
     assert why_not_eligible(replica(R1, offset=10), young, NOW, T) is None
+
+
+# -- behind the dead master's last reply (issue 11: acknowledged writes lost) ----------
+
+
+def test_behind_the_dead_masters_last_offset_is_not_eligible():
+    # the master answered last at NOW-1 with offset 60_000: a replica at 59_000 lacks
+    # 1,000 bytes of writes the master had acknowledged by then
+    why = why_not_eligible(replica(R1, offset=59_000), dead_master(), NOW, T)
+    assert why == (
+        "offset 59000 is 1000 bytes behind 60000, the master's offset at its last reply "
+        "(writes it acknowledged would be lost)"
+    )
+    assert behind_last_reply(replica(R1, offset=59_000), dead_master(), NOW, T) == 1000
+    # caught up (or ahead: the master wrote more after its last probe) -> eligible
+    assert why_not_eligible(replica(R1, offset=60_000), dead_master(), NOW, T) is None
+    assert why_not_eligible(replica(R1, offset=60_014), dead_master(), NOW, T) is None
+
+
+def test_the_last_reply_rule_needs_a_down_master_that_said_master():
+    behind = replica(R1, offset=59_000)
+    # still answering (down for less than down_after): a live master is always ahead
+    live = replace(dead_master(), last_ok=NOW - 0.2)
+    assert behind_last_reply(behind, live, NOW, T) == 0
+    # its last INFO said replica (a demoted master): its offset is another stream
+    demoted = replace(dead_master(), role=NodeRole.REPLICA)
+    assert behind_last_reply(behind, demoted, NOW, T) == 0
+    # never read its INFO, or no master observation at all
+    assert behind_last_reply(behind, replace(dead_master(), info_at=None), NOW, T) == 0
+    assert behind_last_reply(behind, None, NOW, T) == 0
+
+
+def test_a_lagging_replica_is_skipped_and_with_none_caught_up_the_shard_is_refused():
+    lagging = replica(R1, offset=59_000, priority=1)  # the better rank, but lacks writes
+    chosen, skipped = select_replica(
+        TOPO.shards[0], snap(dead_master(), lagging, replica(R2)).nodes, NOW, T
+    )
+    assert chosen == R2 and len(skipped) == 1 and "1000 bytes behind 60000" in skipped[0]
+    why = refusal("a", snap(dead_master(), lagging, replace(lagging, addr=R2)), T)
+    assert why.startswith("no replica of shard a can be promoted") and "bytes behind" in why
 
 
 # -- selection and start ----------------------------------------------------------------

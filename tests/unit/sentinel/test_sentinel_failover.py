@@ -178,7 +178,8 @@ class World:
 
     def __init__(self) -> None:
         self.nodes = {
-            M: Node("master", None, 100, alive=False),
+            # R2 has all of the dead master's stream; R1 and R3 lag (not eligible)
+            M: Node("master", None, 95, alive=False),
             R1: Node("replica", M, 90),
             R2: Node("replica", M, 95),
             R3: Node("replica", M, 80),
