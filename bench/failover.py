@@ -385,7 +385,7 @@ def refused_in(log_path: str) -> str:
     """How often slotwarden's sentinels logged a refused failover, with the first reason."""
     with open(log_path, errors="replace") as f:
         found = re.findall(r"\[failover-refused\] (.*)", f.read())
-    return f"{len(found)}x failover-refused: {found[0][:90]}" if found else ""
+    return f"{len(found)}x failover-refused: {found[0][:120]}" if found else ""
 
 
 RIGS = {"slotwarden": rig_slotwarden, "redis-sentinel": rig_redis_sentinel}
@@ -475,8 +475,15 @@ def summarize(scenario: str, system: str, rs: list[dict[str, object]]) -> dict[s
     times = [float(r["recovery_s"]) for r in rs if r.get("recovery_s") is not None]  # type: ignore[arg-type]
     lost = [int(r["lost"]) for r in rs if r.get("lost") is not None]  # type: ignore[call-overload]
     errs = [int(r.get("errors") or 0) for r in rs]  # type: ignore[call-overload]
-    notes = sorted({str(r["note"]) for r in rs if r.get("note")} | {
-        f"ERROR {r['error']}" for r in rs if r.get("error")})  # fmt: skip
+    # one note per kind: addresses and times vary between trials (each trial's own
+    # line and the JSON keep them)
+    kinds = [
+        re.sub(r"\d+\.\d+ s", "~s", re.sub(r"127\.0\.0\.1:\d+", "the replica", str(n)))
+        for r in rs
+        for n in (r.get("note"), r.get("error") and f"ERROR {r['error']}")
+        if n
+    ]
+    notes = [f"{k} ({kinds.count(k)}/{len(rs)})" for k in sorted(set(kinds))]
     return {
         "scenario": scenario,
         "system": system,
