@@ -539,6 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--systems", default="slotwarden,redis-sentinel")
     ap.add_argument("--json", metavar="FILE")
     args = ap.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so each trial's finally stops what it started
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scenarios = [s.strip() for s in args.scenario.split(",") if s.strip()]
     bad = [s for s in scenarios if s not in SCENARIOS]
     if bad:
