@@ -21,7 +21,12 @@ a named replica (`Leader.manual` with ``force``). Every outcome is one
 logged event (new-epoch, elected, promoted, repoint, switch, reconfigure,
 abort, failover-refused, failover-forced); a loss sets a randomized time
 before the next attempt, an abort one that doubles with each abort in a
-row for the shard (`sentinel.decide.election.abort_backoff`). Steps are
+row for the shard (`sentinel.decide.election.abort_backoff`). A vote for
+another holds us back for `failover_timeout` unless that leader stops
+answering our polls for ``down_after`` (`election.leader_silent`); as leader
+we take each failover step, and publish, only while our lease holds
+(`election.lease_holds`: a majority answered within ``down_after`` / 2) and no
+higher epoch was seen - otherwise the failover aborts. Steps are
 performed by `sentinel.run.steps`. Tasks run in the sentinel's TaskGroup
 (`LeaderHost.spawn`).
 
