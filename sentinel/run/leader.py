@@ -262,19 +262,38 @@ class Leader:
         )
         return False
 
-    def _lease_lost(self, epoch: int) -> str | None:
+    async def _lease_lost(self, epoch: int) -> str | None:
         """Why we may no longer act as leader of ``epoch`` (None: we may): a higher
-        epoch was seen, or a majority has not answered within `election.leader_lease`."""
+        epoch was seen, or a majority has not answered within `election.leader_lease`
+        (when the polls' answers are too old, the peers are asked once more now)."""
         h = self.host
         if h.votes.epoch > epoch:
             return f"epoch {h.votes.epoch} started meanwhile (ours {epoch})"
-        heard = dict(self._heard)
         for pid, op in h.snapshot().opinions.items():
-            heard[pid] = max(heard.get(pid, op.at), op.at)
-        if not election.lease_holds(self.clock(), heard, len(h.all_ids), h.quorum, h.timing):
-            lease = election.leader_lease(h.timing)
-            return f"leader lease lost: no majority answered within {lease * 1000:.0f} ms"
-        return None
+            self._heard[pid] = max(self._heard.get(pid, op.at), op.at)
+            if op.epoch > epoch:
+                h.note_epoch(op.epoch)
+        if h.votes.epoch > epoch:
+            return f"epoch {h.votes.epoch} started meanwhile (ours {epoch})"
+        n, quorum, timing = len(h.all_ids), h.quorum, h.timing
+        if election.lease_holds(self.clock(), self._heard, n, quorum, timing):
+            return None
+        if h.client is not None:  # renew: ask every peer now (bounded wait)
+            ids = list(h.peers)
+            timeout = max(2 * timing.probe_interval, 0.25)
+            answers = await asyncio.gather(*(h.client.opinion(h.peers[p], timeout) for p in ids))
+            now = self.clock()
+            for pid, ans in zip(ids, answers, strict=True):
+                if ans is not None:
+                    self._heard[pid] = now
+                    if isinstance(ans.get("epoch"), int) and ans["epoch"] > epoch:
+                        h.note_epoch(ans["epoch"])
+        if h.votes.epoch > epoch:
+            return f"epoch {h.votes.epoch} started meanwhile (ours {epoch})"
+        if election.lease_holds(self.clock(), self._heard, n, quorum, timing):
+            return None
+        lease = election.leader_lease(timing)
+        return f"leader lease lost: no majority answered within {lease * 1000:.0f} ms"
 
     async def _elect(
         self,
@@ -471,7 +490,7 @@ class Leader:
         published: Publish | Abort | None = None
         try:
             driven = await asyncio.gather(*(self._drive(p, paused_at) for p in plans))
-            fenced = self._lease_lost(epoch)
+            fenced = await self._lease_lost(epoch)
             if fenced is not None:
                 driven = [failover.abort(p, fenced) for p in driven]
             ready = [p for p in driven if p.step is Step.PUBLISH]
@@ -559,7 +578,7 @@ class Leader:
             plan, actions = failover.next_actions(plan, self.clock(), h.timing, h.topology)
             if plan.step in (Step.PUBLISH, Step.ABORTED, Step.DONE):
                 return plan
-            fenced = self._lease_lost(plan.epoch)
+            fenced = await self._lease_lost(plan.epoch)
             if fenced is not None:  # another leader may act by now: not one more step
                 return failover.abort(plan, fenced)
             results = await asyncio.gather(*(steps.perform(self.actuator, a) for a in actions))
