@@ -7,15 +7,19 @@ in an epoch older than the current one, so a sentinel restarted from its
 persisted `VoteState` cannot vote twice. A candidate wins with
 `votes_needed` = max(majority of *all* configured sentinels, quorum) grants,
 its own included; a split vote retries after `retry_delay` (randomized so
-candidates drift apart). An `ElectionRole` moves only along `TRANSITIONS`
-on an `ElectionInput`; a missing ``(role, input)`` pair is an
-`ElectionError`. No asyncio, aiohttp or socket here.
+candidates drift apart). A vote for another holds us back for
+`wait_after_vote` unless that leader falls silent for ``down_after``
+(`leader_silent`); a leader acts only while its lease holds (`lease_holds`:
+a majority answered within `leader_lease` < ``down_after``), so a leader
+cut off from the others stops before they elect another. An `ElectionRole`
+moves only along `TRANSITIONS` on an `ElectionInput`; a missing
+``(role, input)`` pair is an `ElectionError`. No asyncio, aiohttp or socket here.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -123,5 +127,39 @@ def abort_backoff(rng: random.Random, timing: Timing, failures: int) -> float:
 
 
 def wait_after_vote(timing: Timing) -> float:
-    """After voting for someone else we leave them this long to finish the failover."""
+    """After voting for someone else we leave them this long to finish the failover,
+    as long as they keep answering (see `leader_silent`)."""
     return timing.failover_timeout
+
+
+def leader_silent(now: float, voted_at: float, last_heard: float | None, timing: Timing) -> bool:
+    """Has the leader we voted for (at ``voted_at``) been silent for ``down_after``?
+
+    ``last_heard``: when it last answered us (``GET /opinion``), None if never.
+    Silence counts from the vote or the last answer, whichever is later, so a
+    leader killed right after its election frees its voters after about
+    ``down_after`` instead of holding them for ``failover_timeout``.
+    """
+    since = voted_at if last_heard is None else max(voted_at, last_heard)
+    return now - since > timing.down_after
+
+
+def leader_lease(timing: Timing) -> float:
+    """How long a leader keeps acting without hearing from a majority of sentinels:
+    half of ``down_after``, so a leader cut off from the others stops before they
+    see it silent (`leader_silent`) and elect another."""
+    return timing.down_after / 2
+
+
+def lease_holds(
+    now: float,
+    heard: Mapping[str, float],
+    sentinels: int,
+    quorum: int,
+    timing: Timing,
+) -> bool:
+    """May a leader still act? ``heard``: peer id -> when it last answered us (a vote
+    grant or an opinion). True while enough peers answered within `leader_lease`
+    that with ourselves they are `votes_needed`."""
+    fresh = sum(1 for at in heard.values() if now - at <= leader_lease(timing))
+    return fresh + 1 >= votes_needed(sentinels, quorum)

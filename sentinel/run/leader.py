@@ -21,7 +21,12 @@ a named replica (`Leader.manual` with ``force``). Every outcome is one
 logged event (new-epoch, elected, promoted, repoint, switch, reconfigure,
 abort, failover-refused, failover-forced); a loss sets a randomized time
 before the next attempt, an abort one that doubles with each abort in a
-row for the shard (`sentinel.decide.election.abort_backoff`). Steps are
+row for the shard (`sentinel.decide.election.abort_backoff`). A vote for
+another holds us back for `failover_timeout` unless that leader stops
+answering our polls for ``down_after`` (`election.leader_silent`); as leader
+we take each failover step, and publish, only while our lease holds
+(`election.lease_holds`: a majority answered within ``down_after`` / 2) and no
+higher epoch was seen - otherwise the failover aborts. Steps are
 performed by `sentinel.run.steps`. Tasks run in the sentinel's TaskGroup
 (`LeaderHost.spawn`).
 
@@ -143,6 +148,10 @@ class Leader:
         self._last_election = "reconfigure"
         self.refusals = Refusals(events, stats)  # ODOWN shards with no eligible replica
         self._backoff = Backoff()  # aborted attempts in a row, per shard
+        # our last vote for another: (candidate, when, hold until) - lifted early if it falls
+        # silent (`election.leader_silent`)
+        self._vote_hold: tuple[str, float, float] | None = None
+        self._heard: dict[str, float] = {}  # as leader: peer -> when it last granted/answered
 
     # -- read by the sentinel ---------------------------------------------------------
 
@@ -181,7 +190,8 @@ class Leader:
         if epoch_raised and self._role is ElectionRole.CANDIDATE:
             self._role = election.next_role(self._role, ElectionInput.HIGHER_EPOCH)
         if candidate != self.me:
-            self._hold_off(election.wait_after_vote(self.host.timing))
+            now = self.clock()
+            self._vote_hold = (candidate, now, now + election.wait_after_vote(self.host.timing))
 
     def maybe_elect(self, now: float, odown: frozenset[str], snap: Snapshot | None = None) -> None:
         """Stand for an epoch if a shard is ODOWN or an edit waits, and nothing holds us back.
@@ -191,7 +201,7 @@ class Leader:
         """
         refused = self.refusals.review(odown, self._busy, snap, self.host.timing)
         self._backoff.keep_only(odown)
-        if self._role is not ElectionRole.FOLLOWER or now < self._not_before:
+        if self._role is not ElectionRole.FOLLOWER or self._held(now, snap):
             return
         if self._election is not None and not self._election.done():
             return
@@ -228,6 +238,63 @@ class Leader:
     def _hold_off(self, delay: float) -> None:
         self._not_before = max(self._not_before, self.clock() + delay)
 
+    def _held(self, now: float, snap: Snapshot | None) -> bool:
+        """May we not stand now? After a loss or an abort until `_not_before`; after a
+        vote for another until `wait_after_vote`, unless that leader fell silent."""
+        if now < self._not_before:
+            return True
+        if self._vote_hold is None:
+            return False
+        leader, voted_at, until = self._vote_hold
+        if now >= until:
+            self._vote_hold = None
+            return False
+        op = snap.opinions.get(leader) if snap is not None else None
+        if not election.leader_silent(
+            now, voted_at, None if op is None else op.at, self.host.timing
+        ):
+            return True
+        self._vote_hold = None
+        log.warning(
+            "leader %s we voted for has not answered for %.0f ms: standing for a new epoch",
+            leader,
+            (now - (voted_at if op is None else max(voted_at, op.at))) * 1000,
+        )
+        return False
+
+    async def _lease_lost(self, epoch: int) -> str | None:
+        """Why we may no longer act as leader of ``epoch`` (None: we may): a higher
+        epoch was seen, or a majority has not answered within `election.leader_lease`
+        (when the polls' answers are too old, the peers are asked once more now)."""
+        h = self.host
+        if h.votes.epoch > epoch:
+            return f"epoch {h.votes.epoch} started meanwhile (ours {epoch})"
+        for pid, op in h.snapshot().opinions.items():
+            self._heard[pid] = max(self._heard.get(pid, op.at), op.at)
+            if op.epoch > epoch:
+                h.note_epoch(op.epoch)
+        if h.votes.epoch > epoch:
+            return f"epoch {h.votes.epoch} started meanwhile (ours {epoch})"
+        n, quorum, timing = len(h.all_ids), h.quorum, h.timing
+        if election.lease_holds(self.clock(), self._heard, n, quorum, timing):
+            return None
+        if h.client is not None:  # renew: ask every peer now (bounded wait)
+            ids = list(h.peers)
+            timeout = max(2 * timing.probe_interval, 0.25)
+            answers = await asyncio.gather(*(h.client.opinion(h.peers[p], timeout) for p in ids))
+            now = self.clock()
+            for pid, ans in zip(ids, answers, strict=True):
+                if ans is not None:
+                    self._heard[pid] = now
+                    if isinstance(ans.get("epoch"), int) and ans["epoch"] > epoch:
+                        h.note_epoch(ans["epoch"])
+        if h.votes.epoch > epoch:
+            return f"epoch {h.votes.epoch} started meanwhile (ours {epoch})"
+        if election.lease_holds(self.clock(), self._heard, n, quorum, timing):
+            return None
+        lease = election.leader_lease(timing)
+        return f"leader lease lost: no majority answered within {lease * 1000:.0f} ms"
+
     async def _elect(
         self,
         shards: list[str],
@@ -240,7 +307,7 @@ class Leader:
         try:
             if not planned:
                 await asyncio.sleep(election.start_jitter(self.rng, self.host.timing))
-                if self.clock() < self._not_before:
+                if self._held(self.clock(), self.host.snapshot()):
                     return {"ok": False, "reason": "voted for another candidate meanwhile"}
                 if reconfigure and not self._reconfigure_pending:
                     return {"ok": False, "reason": "the edit was published meanwhile"}
@@ -278,9 +345,12 @@ class Leader:
             *(client.vote(h.peers[p], epoch, self.me, timeout) for p in ids)
         )
         grants = [self.me]
+        answered_at = self.clock()
+        self._heard = {}
         for pid, ans in zip(ids, answers, strict=True):
             if ans is None:
                 continue
+            self._heard[pid] = answered_at
             topo = ans.get("topology")
             if isinstance(topo, dict):
                 with contextlib.suppress(TopologyRefused):
@@ -420,6 +490,9 @@ class Leader:
         published: Publish | Abort | None = None
         try:
             driven = await asyncio.gather(*(self._drive(p, paused_at) for p in plans))
+            fenced = await self._lease_lost(epoch)
+            if fenced is not None:
+                driven = [failover.abort(p, fenced) for p in driven]
             ready = [p for p in driven if p.step is Step.PUBLISH]
             failed = [p for p in driven if p.step is not Step.PUBLISH]
             if ready:
@@ -505,6 +578,9 @@ class Leader:
             plan, actions = failover.next_actions(plan, self.clock(), h.timing, h.topology)
             if plan.step in (Step.PUBLISH, Step.ABORTED, Step.DONE):
                 return plan
+            fenced = await self._lease_lost(plan.epoch)
+            if fenced is not None:  # another leader may act by now: not one more step
+                return failover.abort(plan, fenced)
             results = await asyncio.gather(*(steps.perform(self.actuator, a) for a in actions))
             before = plan.step
             for action, ok in zip(actions, results, strict=True):
