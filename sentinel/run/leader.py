@@ -278,6 +278,7 @@ class Leader:
             *(client.vote(h.peers[p], epoch, self.me, timeout) for p in ids)
         )
         grants = [self.me]
+        split = False  # a peer answered that it voted for another candidate in our epoch
         for pid, ans in zip(ids, answers, strict=True):
             if ans is None:
                 continue
@@ -287,15 +288,21 @@ class Leader:
                     h.adopt(parse_topology(topo), f"peer {pid} (vote reply)")
             if ans.get("granted") is True:
                 grants.append(pid)
+            elif ans.get("voted_for") not in (None, self.me):
+                split = True
             elif isinstance(ans.get("epoch"), int) and ans["epoch"] > epoch:
                 h.note_epoch(ans["epoch"])
         if self._role is not ElectionRole.CANDIDATE:
             return {"ok": False, "epoch": epoch, "reason": "a higher epoch arrived meanwhile"}
         need = election.votes_needed(len(h.all_ids), h.quorum)
         if h.votes.epoch != epoch or not election.has_won(grants, len(h.all_ids), h.quorum):
-            delay = election.retry_delay(self.rng, h.timing)
+            if split and None not in answers:
+                delay = election.split_retry_delay(self.rng, h.timing)
+            else:
+                delay = election.retry_delay(self.rng, h.timing)
             self._hold_off(delay)
             reason = f"election lost with {len(grants)}/{need} votes ({', '.join(grants)})"
+            reason += " (split vote)" if split else ""
             self.events.emit(
                 Event(
                     "abort",
