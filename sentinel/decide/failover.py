@@ -186,6 +186,7 @@ def _answers_again(master: NodeObs | None, now: float, timing: Timing) -> str:
         master is not None
         and not is_sdown(master, now, timing)
         and not is_demoted(master, now, timing)
+        and master.restart is None  # restarted without its data: the replicas decide
     ):
         return "answers again"
     return ""
