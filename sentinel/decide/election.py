@@ -109,9 +109,10 @@ def start_window(timing: Timing) -> float:
     """How far apart the sentinels' first candidacies are spread (Raft-style): half of
     ``down_after``, at least 3 probe intervals. All sentinels see a master go ODOWN
     within a probe interval or two; drawn over this window, two of three candidacies
-    fall within a vote round-trip (~15 ms under load) of each other in about 3 x 15 /
-    500 ~ 9 % of the failovers at down_after 1 s (the old one-probe-interval window:
-    ~40 %), and the first one starts ~window / 4 after ODOWN on average."""
+    fall within a vote round-trip (~15 ms under load) of each other in ~8 % of the
+    failovers at down_after 1 s (the old one-probe-interval window: ~28 %; a seeded
+    count in the unit tests), and the first one starts ~window / 4 after ODOWN on
+    average."""
     return max(timing.down_after / 2, 3 * timing.probe_interval)
 
 
