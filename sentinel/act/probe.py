@@ -2,7 +2,7 @@
 
 The observation includes what replica eligibility needs (whether a replica
 ever completed a sync, the node's recent offsets, and - for a master that
-came back with a lower offset or a new replication ID, i.e. restarted
+came back with a lower replication offset, i.e. restarted
 without its data - what it held before, `Restart`; `sentinel.decide.eligible`).
 
 Owns the connection the sentinel uses to watch a node and the observation
@@ -128,9 +128,10 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
         restart is None
         and role is NodeRole.MASTER
         and prev.role is NodeRole.MASTER
-        and (offset < prev.offset or (prev.replid and replid != prev.replid))
+        and offset < prev.offset
     ):
-        # a master's offset never goes down: it restarted and lost (some of) its data
+        # A master's offset never goes down: it restarted and lost (some of) its data.
+        # (A new replication ID alone is no loss: a promotion or an RDB restart.)
         restart = Restart(now, prev.replid, prev.offset, prev.last_ok, prev.offsets)
     return replace(
         prev,

@@ -19,7 +19,7 @@ promoting it could lose the shard's data:
   much of the master's writes.
 
 A master that restarted without its data (`NodeObs.restart`: it came back with
-a lower offset or a new replication ID) is judged, for a replica holding more
+a lower replication offset) is judged, for a replica holding more
 than it has now, as it was at its last reply before the restart
 (`before_restart`): the stream ended there, and the emptied master's answers
 do not clear a refusal.
@@ -67,9 +67,10 @@ def offset_back_then(history: tuple[tuple[float, int], ...], when: float) -> int
 
 
 def holds_more(obs: NodeObs, master: NodeObs) -> bool:
-    """Whether replica ``obs`` holds more of the shard's stream than ``master`` has now:
-    a higher offset, or still another stream (not yet resynchronised from it)."""
-    return obs.offset > master.offset or (bool(obs.replid) and obs.replid != master.replid)
+    """Whether replica ``obs`` holds more of the shard's stream than ``master`` has now
+    (a higher offset: a replica following ``master`` is never ahead of it; one that
+    resynchronised from the emptied master has its offset)."""
+    return obs.offset > master.offset
 
 
 def before_restart(obs: NodeObs, master: NodeObs | None) -> NodeObs | None:

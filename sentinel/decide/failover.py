@@ -181,7 +181,9 @@ MasterCheck = Callable[[NodeObs | None, float, Timing], str]
 
 
 def _answers_again(master: NodeObs | None, now: float, timing: Timing) -> str:
-    """A failover replaces a master that is down: silent, or demoted to replica."""
+    """A failover replaces a master that is down: silent, demoted to replica, or
+    restarted without its data (`NodeObs.restart`; which replica, if any, still holds
+    more is for the eligibility rules to say)."""
     if (
         master is not None
         and not is_sdown(master, now, timing)

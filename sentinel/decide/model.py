@@ -26,7 +26,8 @@ class NodeRole(Enum):
 @dataclass(frozen=True, slots=True)
 class Restart:
     """What a master held before it came back with less: a master's replication offset
-    never goes down, so a lower one (or a new replication ID) means it restarted and
+    never goes down, so a lower one means it restarted (usually with a new replication
+    ID) and
     lost (some of) its data - e.g. no persistence, restarted by systemd or Kubernetes
     before a failover. Kept by the probe (`sentinel.act.probe.parse_replication`) while
     the node stays master; the rules of `sentinel.decide.eligible` judge the replicas

@@ -79,6 +79,8 @@ def test_an_older_snapshot_with_the_same_replid_is_a_restart_too():
 def test_a_healthy_master_or_a_promotion_is_no_restart():
     obs = parse_replication(master_info(90_000, OLD), NodeObs(M, last_ok=0.0), NOW - 1)
     assert parse_replication(master_info(90_500, OLD), obs, NOW).restart is None
+    # a new replication ID without a lower offset (a promotion seen between probes)
+    assert parse_replication(master_info(90_500, NEW), obs, NOW).restart is None
     rep = parse_replication(replica_info(90_000), NodeObs(R, last_ok=0.0), NOW - 1)
     assert parse_replication(master_info(90_000, NEW), rep, NOW).restart is None
 
