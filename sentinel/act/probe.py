@@ -1,8 +1,9 @@
 """Probing one Redis node: PING + INFO replication on a timer, kept as a `NodeObs`.
 
 The observation includes what replica eligibility needs (whether a replica
-ever completed a sync, and the node's recent offsets,
-`sentinel.decide.eligible`).
+ever completed a sync, the node's recent offsets, and - for a master that
+came back with a lower replication offset, i.e. restarted
+without its data - what it held before, `Restart`; `sentinel.decide.eligible`).
 
 Owns the connection the sentinel uses to watch a node and the observation
 built from it. Invariant: `Prober.obs.last_ok` moves forward only on a
@@ -33,7 +34,7 @@ from redis.exceptions import RedisError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from sentinel.decide.eligible import remember_offset
-from sentinel.decide.model import NodeObs, NodeRole, Timing
+from sentinel.decide.model import NodeObs, NodeRole, Restart, Timing
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
 from slotwarden.cluster.tls import redis_py_kwargs
@@ -121,6 +122,17 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
         offset = int(info.get("master_repl_offset", 0) or 0)
     priority = int(info.get("slave_priority", info.get("replica_priority", 100)) or 0)
     changed = role is not prev.role or master != prev.master
+    replid = str(info.get("master_replid", "") or "")
+    restart = prev.restart if role is NodeRole.MASTER else None
+    if (
+        restart is None
+        and role is NodeRole.MASTER
+        and prev.role is NodeRole.MASTER
+        and offset < prev.offset
+    ):
+        # A master's offset never goes down: it restarted and lost (some of) its data.
+        # (A new replication ID alone is no loss: a promotion or an RDB restart.)
+        restart = Restart(now, prev.replid, prev.offset, prev.last_ok, prev.offsets)
     return replace(
         prev,
         last_ok=now,
@@ -134,6 +146,8 @@ def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> Nod
         priority=priority,
         info_at=now,
         role_since=now if changed or prev.role_since is None else prev.role_since,
+        replid=replid,
+        restart=restart,
     )
 
 

@@ -6,7 +6,9 @@ its last valid reply (a hung node with an open socket counts the same as a
 refused connection); anything shorter - a stall, a slow reply - triggers
 nothing. A topology master that has reported the replica role for
 ``down_after`` counts as down too (`is_demoted`), counting only what was
-read after this sentinel adopted that topology (`Snapshot.topology_at`). A shard's master is ODOWN
+read after this sentinel adopted that topology (`Snapshot.topology_at`), and
+so does one that restarted without its data while a replica still holds more
+(`restarted_empty`). A shard's master is ODOWN
 when at least ``quorum`` sentinels, this one included, hold it down,
 counting only peer answers received within `Timing.opinion_max_age`. No
 asyncio, aiohttp or socket here.
@@ -14,11 +16,12 @@ asyncio, aiohttp or socket here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from sentinel.decide.eligible import holds_more
 from sentinel.decide.model import Event, NodeObs, NodeRole, PeerOpinion, Snapshot, Timing
-from slotwarden.cluster.topology import Address
+from slotwarden.cluster.topology import Address, Shard
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,11 +29,12 @@ class Flags:
     sdown: frozenset[Address] = frozenset()
     odown: frozenset[str] = frozenset()  # shard names whose master is ODOWN
     demoted: frozenset[Address] = frozenset()  # topology masters reporting the replica role
+    restarted: frozenset[Address] = frozenset()  # topology masters that came back with less
 
     @property
     def down(self) -> frozenset[Address]:
-        """What we tell peers we hold down: silent nodes and demoted masters."""
-        return self.sdown | self.demoted
+        """What we tell peers we hold down: silent nodes, demoted and emptied masters."""
+        return self.sdown | self.demoted | self.restarted
 
 
 def is_sdown(obs: NodeObs, now: float, timing: Timing) -> bool:
@@ -55,6 +59,34 @@ def is_demoted(obs: NodeObs, now: float, timing: Timing, since: float = float("-
         and obs.role_since is not None
         and now - max(obs.role_since, since) >= timing.down_after
     )
+
+
+def restarted_empty(
+    shard: Shard, nodes: Mapping[Address, NodeObs], now: float, timing: Timing
+) -> Address | None:
+    """A replica holding more than ``shard``'s master has now, when that master restarted
+    without its data (`NodeObs.restart`), else None: the master answers, but for the
+    shard it is as good as failed - serving it, or letting the replica resynchronise
+    from it, loses what the replica still holds, so it counts as down and the replica
+    is promoted. Once every replica resynchronised from it (nothing left to save), or
+    it has more again, it no longer counts."""
+    master = nodes.get(shard.master)
+    if master is None or master.restart is None or master.role is not NodeRole.MASTER:
+        return None
+    if is_sdown(master, now, timing):
+        return None  # down anyway
+    for addr in shard.replicas:
+        obs = nodes.get(addr)
+        if (
+            obs is not None
+            and obs.role is NodeRole.REPLICA
+            and not is_sdown(obs, now, timing)
+            and obs.info_at is not None
+            and now - obs.info_at <= timing.info_max_age
+            and holds_more(obs, master)
+        ):
+            return addr
+    return None
 
 
 def sdown_nodes(nodes: Iterable[NodeObs], now: float, timing: Timing) -> frozenset[Address]:
@@ -116,7 +148,27 @@ def detect(prev: Flags, snap: Snapshot, timing: Timing, quorum: int) -> tuple[Fl
                 epoch=epoch,
             )
         )
-    down = sdown | demoted
+    restarted = set()
+    for shard in snap.topology.shards:
+        keeper = restarted_empty(shard, snap.nodes, now, timing)
+        if keeper is None:
+            continue
+        restarted.add(shard.master)
+        if shard.master not in prev.restarted:
+            obs = snap.nodes[shard.master]
+            assert obs.restart is not None
+            events.append(
+                Event(
+                    "restarted-empty",
+                    f"master {shard.master} came back with less (offset {obs.offset}, "
+                    f"was {obs.restart.offset}): it restarted without its data while "
+                    f"replica {keeper} holds {snap.nodes[keeper].offset}; treated as down",
+                    shard=shard.name,
+                    addr=str(shard.master),
+                    epoch=epoch,
+                )
+            )
+    down = sdown | demoted | restarted
     odown: set[str] = set()
     for shard in snap.topology.shards:
         voters = down_voters(
@@ -147,4 +199,4 @@ def detect(prev: Flags, snap: Snapshot, timing: Timing, quorum: int) -> tuple[Fl
                     epoch=epoch,
                 )
             )
-    return Flags(sdown, frozenset(odown), demoted), events
+    return Flags(sdown, frozenset(odown), demoted, frozenset(restarted)), events

@@ -181,11 +181,14 @@ MasterCheck = Callable[[NodeObs | None, float, Timing], str]
 
 
 def _answers_again(master: NodeObs | None, now: float, timing: Timing) -> str:
-    """A failover replaces a master that is down: silent, or demoted to replica."""
+    """A failover replaces a master that is down: silent, demoted to replica, or
+    restarted without its data (`NodeObs.restart`; which replica, if any, still holds
+    more is for the eligibility rules to say)."""
     if (
         master is not None
         and not is_sdown(master, now, timing)
         and not is_demoted(master, now, timing)
+        and master.restart is None  # restarted without its data: the replicas decide
     ):
         return "answers again"
     return ""

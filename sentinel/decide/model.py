@@ -1,10 +1,10 @@
 """Frozen snapshot types shared by the sentinel's pure decision modules.
 
 Owns the vocabulary: what a probe observed about one Redis node (`NodeObs`,
-its `NodeRole`), what a peer sentinel said (`PeerOpinion`), the timings the
-decisions use (`Timing`), what one cycle looks at (`Snapshot`), the actions
-the decisions return for `sentinel.run` to perform, and the `Event` each
-transition is logged as.
+its `NodeRole`, a master's data lost by a `Restart`), what a peer sentinel
+said (`PeerOpinion`), the timings the decisions use (`Timing`), what one
+cycle looks at (`Snapshot`), the actions the decisions return for
+`sentinel.run` to perform, and the `Event` each transition is logged as.
 Invariant: everything here is immutable plain data; times are seconds on
 the caller's monotonic clock (tests pass a fake one). No I/O, no asyncio.
 """
@@ -21,6 +21,23 @@ class NodeRole(Enum):
     MASTER = "master"
     REPLICA = "replica"
     UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Restart:
+    """What a master held before it came back with less: a master's replication offset
+    never goes down, so a lower one means it restarted (usually with a new replication
+    ID) and
+    lost (some of) its data - e.g. no persistence, restarted by systemd or Kubernetes
+    before a failover. Kept by the probe (`sentinel.act.probe.parse_replication`) while
+    the node stays master; the rules of `sentinel.decide.eligible` judge the replicas
+    against it, not against the emptied master's new stream."""
+
+    at: float  # when the probe first saw it
+    replid: str  # the replication ID it had before
+    offset: int  # its offset at its last reply before the restart
+    last_ok: float  # that last reply
+    offsets: tuple[tuple[float, int], ...] = ()  # its offset history before the restart
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +64,8 @@ class NodeObs:
     role_since: float | None = None  # since when `role`/`master` have been reported unchanged
     # (when, offset) samples, oldest first, thinned; kept `Timing.replica_lag` back (eligible.py)
     offsets: tuple[tuple[float, int], ...] = ()
+    replid: str = ""  # INFO master_replid: the replication stream the node holds
+    restart: Restart | None = None  # a master seen coming back with less (see `Restart`)
 
 
 @dataclass(frozen=True, slots=True)

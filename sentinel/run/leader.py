@@ -347,6 +347,7 @@ class Leader:
         grants = [self.me]
         answered_at = self.clock()
         self._heard = {}
+        split = False  # a peer answered that it voted for another candidate in our epoch
         for pid, ans in zip(ids, answers, strict=True):
             if ans is None:
                 continue
@@ -358,14 +359,20 @@ class Leader:
             if ans.get("granted") is True:
                 grants.append(pid)
             elif isinstance(ans.get("epoch"), int) and ans["epoch"] > epoch:
-                h.note_epoch(ans["epoch"])
+                h.note_epoch(ans["epoch"])  # it is ahead of us: not a split of our epoch
+            elif ans.get("voted_for") not in (None, self.me):
+                split = True
         if self._role is not ElectionRole.CANDIDATE:
             return {"ok": False, "epoch": epoch, "reason": "a higher epoch arrived meanwhile"}
         need = election.votes_needed(len(h.all_ids), h.quorum)
         if h.votes.epoch != epoch or not election.has_won(grants, len(h.all_ids), h.quorum):
-            delay = election.retry_delay(self.rng, h.timing)
+            if split and None not in answers:
+                delay = election.split_retry_delay(self.rng, h.timing)
+            else:
+                delay = election.retry_delay(self.rng, h.timing)
             self._hold_off(delay)
             reason = f"election lost with {len(grants)}/{need} votes ({', '.join(grants)})"
+            reason += " (split vote)" if split else ""
             self.events.emit(
                 Event(
                     "abort",

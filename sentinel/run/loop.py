@@ -367,7 +367,10 @@ class Sentinel:
             if task is not None:
                 task.cancel()
             self.flags = replace(
-                self.flags, sdown=self.flags.sdown - {addr}, demoted=self.flags.demoted - {addr}
+                self.flags,
+                sdown=self.flags.sdown - {addr},
+                demoted=self.flags.demoted - {addr},
+                restarted=self.flags.restarted - {addr},
             )
             log.info("no longer watching %s (not in the topology nor the file)", addr)
 

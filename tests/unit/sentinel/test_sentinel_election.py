@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -106,3 +107,61 @@ def test_role_table():
     with pytest.raises(ElectionError):
         next_role(ElectionRole.LEADER, ElectionInput.ODOWN)
     assert all(isinstance(v, ElectionRole) for v in TRANSITIONS.values())
+
+
+# -- issue 11 item 5: split votes ------------------------------------------------------
+
+T1 = Timing.from_ms(1000, 100, 10_000)  # down_after 1 s, probe every 100 ms
+
+
+def split_rate(timing: Timing, rounds: int = 4000, rtt: float = 0.015) -> float:
+    """Share of failovers in which the first two of three sentinels stand within a
+    vote round-trip of each other (a split vote), each seeing ODOWN within a probe
+    interval of the others and then waiting its own `start_jitter`. Seeded: a count,
+    not a clock."""
+    from sentinel.decide.election import start_jitter
+
+    world = random.Random(11)
+    rngs = [random.Random(seed) for seed in (1, 2, 3)]  # each sentinel has its own
+    splits = 0
+    for _ in range(rounds):
+        starts = sorted(
+            world.uniform(0, timing.probe_interval) + start_jitter(rng, timing) for rng in rngs
+        )
+        splits += starts[1] - starts[0] < rtt
+    return splits / rounds
+
+
+def test_first_candidacy_jitter_spans_half_of_down_after():
+    from sentinel.decide.election import start_jitter, start_window
+
+    assert start_window(T1) == 0.5
+    assert start_window(Timing.from_ms(200, 100, 3000)) == pytest.approx(0.3)  # >= 3 probes
+    rng = random.Random(5)
+    draws = [start_jitter(rng, T1) for _ in range(2000)]
+    assert min(draws) >= 0 and max(draws) <= 0.5
+    assert max(draws) > 0.45 and min(draws) < 0.05  # the whole window, not one probe interval
+
+
+def test_each_sentinel_draws_its_own_jitter():
+    from sentinel.decide.election import start_jitter
+
+    firsts = [start_jitter(random.Random(seed), T1) for seed in (1, 2, 3)]
+    assert len(set(firsts)) == 3
+    gaps = sorted(firsts)
+    assert all(b - a > 0.015 for a, b in itertools.pairwise(gaps))
+
+
+def test_split_votes_are_rare():
+    # two of three candidacies within 15 ms: ~40 % with the old one-probe-interval window
+    assert split_rate(T1) < 0.12
+
+
+def test_a_split_vote_retries_sooner_than_a_lost_election():
+    from sentinel.decide.election import split_retry_delay, start_window
+
+    rng = random.Random(3)
+    split = [split_retry_delay(rng, T1) for _ in range(2000)]
+    lost = [retry_delay(rng, T1) for _ in range(2000)]
+    assert max(split) <= start_window(T1)
+    assert sum(split) / len(split) < sum(lost) / len(lost) / 2
