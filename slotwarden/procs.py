@@ -82,6 +82,28 @@ def server_commands(redis_server: str, timeout: float = 10.0) -> set[str]:
             proc.wait()
 
 
+def http_call(
+    port: int, method: str, path: str, body: bytes | None = None, secret: str | None = None
+) -> tuple[int, str]:
+    """One HTTP request to ``127.0.0.1:port`` (a router admin or sentinel API, with the
+    shared secret as bearer when given): its status and raw body text, error statuses
+    included (a 500 from aiohttp is not JSON)."""
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["Authorization"] = f"Bearer {secret}"
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", data=body, method=method, headers=headers
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 def redis_server_binary() -> str:
     """`find_redis_server`, or `RuntimeError` when there is none."""
     found = find_redis_server()

@@ -9,11 +9,11 @@ integers in range (``true``, 1.5, 2**63 were accepted or crashed).
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 
 import pytest
 from conftest import own_cluster
+
+from slotwarden.procs import http_call
 
 SECRET = "test-secret-input"
 
@@ -26,17 +26,7 @@ def admin_cluster():
 
 def send(cluster, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
     """Status and raw body text (a 500 from aiohttp is not JSON)."""
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{cluster.admin_port}{path}",
-        data=body,
-        method=method,
-        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    return http_call(cluster.admin_port, method, path, body, SECRET)
 
 
 def shards_body(count: int, epoch: object = 5) -> dict:

@@ -25,7 +25,7 @@ import redis
 import yaml
 from conftest import own_cluster
 
-from slotwarden.procs import RedisFarm, RouterProc, free_port, write_cluster_yaml
+from slotwarden.procs import RedisFarm, RouterProc, free_port, http_call, write_cluster_yaml
 
 SECRET = "test-secret-topology-trust"
 
@@ -38,17 +38,9 @@ def trust_cluster():
 
 
 def send(admin_port: int, body: object, method: str = "POST") -> tuple[int, dict]:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{admin_port}/topology",
-        data=None if method == "GET" else json.dumps(body).encode(),
-        method=method,
-        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    data = None if method == "GET" else json.dumps(body).encode()
+    status, text = http_call(admin_port, method, "/topology", data, SECRET)
+    return status, json.loads(text)
 
 
 def current(admin_port: int) -> dict:

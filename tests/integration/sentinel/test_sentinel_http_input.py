@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 from test_sentinel_harness import SECRET, SentinelCluster, sentinel_cluster
+
+from slotwarden.procs import http_call
 
 
 @pytest.fixture(scope="module")
@@ -25,17 +25,7 @@ def one():
 
 def send(sc: SentinelCluster, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
     """Status and raw body text (a 500 from aiohttp is not JSON)."""
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{sc.ports['s1']}{path}",
-        data=body,
-        method=method,
-        headers={"Authorization": f"Bearer {SECRET}", "Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, resp.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
+    return http_call(sc.ports["s1"], method, path, body, SECRET)
 
 
 def assert_400(status: int, text: str) -> str:
