@@ -99,6 +99,15 @@ class RouterConfig:
     # Router users clients must AUTH as (empty: no authentication, as a Redis
     # without a password). Passwords come from env vars or files, never the file.
     users: tuple[UserConfig, ...] = ()
+    # Multi-key commands whose keys span shards (SUNION, ZUNIONSTORE, PFCOUNT, LCS,
+    # BITOP ...: router.decide.algebra): "compute" them in the router, or "strict"
+    # (CROSSSLOT, as Redis Cluster); and at most this many bytes of inputs copied
+    # between shards for one command (beyond it: CROSSSLOT with a hint).
+    cross_shard: str = "compute"
+    max_cross_shard_bytes: int = 64 * 1024 * 1024
+
+
+CROSS_SHARD_MODES = ("compute", "strict")
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,6 +428,12 @@ class _Checker:
                 parsed = self.integer(raw, path, minimum=0)
             elif field.type == "Address":
                 parsed = self.address(raw, path)
+            elif field.name == "cross_shard":
+                parsed = raw if raw in CROSS_SHARD_MODES else None
+                if parsed is None:
+                    self.problem(
+                        path, f"must be one of {', '.join(CROSS_SHARD_MODES)}, got {raw!r}"
+                    )
             else:
                 parsed = self.integer(raw, path)
             if parsed is None:
