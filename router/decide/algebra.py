@@ -185,7 +185,8 @@ def _is_nil(raw: bytes) -> bool:
 
 
 def dumped_bytes(dumps: list[bytes]) -> int:
-    return sum(len(raw) for raw in dumps if raw[:1] == b"$")
+    """The bytes of the copies (the DUMP replies, nil ones aside)."""
+    return sum(len(raw) for raw in dumps if raw[:1] == b"$" and not _is_nil(raw))
 
 
 def transaction(cross: CrossShard, dumps: list[bytes]) -> tuple[list[bytes], int]:

@@ -431,9 +431,8 @@ class _Checker:
             elif field.name == "cross_shard":
                 parsed = raw if raw in CROSS_SHARD_MODES else None
                 if parsed is None:
-                    self.problem(
-                        path, f"must be one of {', '.join(CROSS_SHARD_MODES)}, got {raw!r}"
-                    )
+                    want = " or ".join(CROSS_SHARD_MODES)
+                    self.problem(path, f"must be {want}, got {_describe(raw)}")
             else:
                 parsed = self.integer(raw, path)
             if parsed is None:

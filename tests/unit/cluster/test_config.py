@@ -736,3 +736,18 @@ def test_max_args_defaults_to_redis_int_max_and_no_higher():
     ]
     data["router"] = {"listen": "127.0.0.1:7777", "client_query_buffer_limit_bytes": 0}
     assert problems_of(data) == ["router.client_query_buffer_limit_bytes: must be >= 1, got 0"]
+
+
+def test_cross_shard_keys_default_to_compute_and_64_mib():
+    """Issue 12 item 8: cross-shard multi-key commands computed, within a byte bound."""
+    data = base()
+    data["router"] = {"listen": "127.0.0.1:7777"}
+    r = cfg.parse(data).router
+    assert (r.cross_shard, r.max_cross_shard_bytes) == ("compute", 64 * 1024 * 1024)
+    data["router"].update(cross_shard="strict", max_cross_shard_bytes=1000)
+    r = cfg.parse(data).router
+    assert (r.cross_shard, r.max_cross_shard_bytes) == ("strict", 1000)
+    data["router"] = {"listen": "127.0.0.1:7777", "cross_shard": "always"}
+    assert only_problem(data) == "router.cross_shard: must be compute or strict, got 'always'"
+    data["router"] = {"listen": "127.0.0.1:7777", "max_cross_shard_bytes": 0}
+    assert only_problem(data) == "router.max_cross_shard_bytes: must be >= 1, got 0"
