@@ -9,10 +9,10 @@ SORT ... STORE ...) and whose keys span shards is not refused with CROSSSLOT:
    forms (`STORE_FIRST`: the first key is the destination; `SORT_STORE`: the
    key after STORE), else the shard holding the most of the keys (ties: the
    first key's);
-2. every *foreign* key (one on another shard) is measured (``MEMORY USAGE key
-   SAMPLES 0``) and then copied (``DUMP``) from its shard; more than
-   ``router.max_cross_shard_bytes`` of inputs -> `too_large` (CROSSSLOT with a
-   hint), before anything is written;
+2. every *foreign* key (one on another shard) is measured (``MEMORY USAGE key``,
+   an estimate) and then copied (``DUMP``) from its shard; more than
+   ``router.max_cross_shard_bytes`` of inputs (estimated before the copy, exact
+   after it) -> `too_large` (CROSSSLOT with a hint), before anything is written;
 3. on the anchor, one transaction: ``MULTI``, ``RESTORE tmp TTL payload`` for
    each foreign key that exists, the client's command with each foreign key
    renamed to its copy, ``DEL`` of the copies, ``EXEC``. Redis itself computes
@@ -154,7 +154,9 @@ def plan_cross(
 
 
 def measure_request(key: bytes) -> bytes:
-    return encode_command([b"MEMORY", b"USAGE", key, b"SAMPLES", b"0"])
+    """Redis's estimate of ``key``'s size (5 sampled elements: O(1) on the shard, where an
+    exact count would walk a big key; the DUMP replies are counted exactly after)."""
+    return encode_command([b"MEMORY", b"USAGE", key])
 
 
 def dump_request(key: bytes) -> bytes:

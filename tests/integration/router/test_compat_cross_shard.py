@@ -367,3 +367,13 @@ def test_a_shard_down_is_an_error_and_nothing_is_written() -> None:
         assert sorted(r.smembers(s[0]) | r.smembers(s[2])) == [b"a", b"c"]
         assert replies[2] == b":0\r\n"
         assert split_array_py(replies[1]) is not None
+
+
+def test_a_watching_client_gets_crossslot(xcluster, loaded) -> None:
+    # the router's MULTI must not go down the client's WATCH connection
+    s = loaded["s"]
+    with Raw(xcluster.port) as conn:
+        assert conn.call("WATCH", s[0]) == b"+OK\r\n"
+        assert conn.call("SUNION", s[0], s[1]).startswith(b"-CROSSSLOT")
+        assert conn.call("UNWATCH") == b"+OK\r\n"
+        assert conn.call("SUNION", s[0], s[1]).startswith(b"*")
