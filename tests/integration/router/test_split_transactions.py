@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 import redis
 import redis.asyncio
-from compat import Raw, both, keys_on_every_shard, plain_server
+from compat import Raw, both, keys_on_every_shard, plain_server, wait_for
 from conftest import own_cluster
 
 EXECABORT = b"-EXECABORT Transaction discarded because of previous errors.\r\n"
@@ -244,6 +244,24 @@ def test_a_failing_shard_gives_its_error_at_its_places_only(failing) -> None:
     ) and "shard b's part of the split transaction" in str(got[1])
     assert c.shard_client(0).get(a) == b"1" and c.shard_client(2).get(d) == b"3"
     assert c.shard_client(1).get(b) is None
+    # shard c hung: its part times out (it may still commit later); the others committed
+    c.masters[2].kill(signal.SIGSTOP)
+    try:
+        with Raw(c.port) as conn:
+            got = conn.talk(("MULTI",), ("SET", keys[2][1], "late"), ("SET", a, "2"), ("EXEC",))
+    finally:
+        c.masters[2].kill(signal.SIGCONT)
+    assert got[-1] == (
+        b"*2\r\n-CLUSTERDOWN shard c timed out (no reply within 500 ms) "
+        b"(shard c's part of the split transaction)\r\n+OK\r\n"
+    )
+    assert c.shard_client(0).get(a) == b"2"
+
+    def c_is_back() -> bool:  # the router's RESP2 connection to c (Raw speaks RESP2)
+        with Raw(c.port) as conn:
+            return conn.call("SET", keys[2][1], "back") == b"+OK\r\n"
+
+    wait_for(c_is_back, "the router to reconnect to shard c")
     # shard b down: -CLUSTERDOWN at its places, the others committed
     c.masters[1].kill(signal.SIGKILL)
     with Raw(c.port) as conn:
