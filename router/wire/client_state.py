@@ -437,11 +437,21 @@ class ClientState:
             conn.close()
         self.blocked = []
         if self.watch is not None:
-            self.watch.close()
+            if self.mode is BLOCKED and not self.blocked and self.watch.waiting:
+                # a split EXEC in flight (_exec_split): its watched shard may commit,
+                # and then the other shards' parts must follow; the connection is clean
+                # after EXEC and goes back once answered
+                self.watch.on_idle = _give_back
+            else:
+                self.watch.close()
             self.watch = None
             self.watching = False
         if self.subscriber is not None:
             self.subscriber.close()
+
+
+def _give_back(conn: PinnedConn) -> None:
+    conn.pool.release(conn)
 
 
 class _ExecPending:

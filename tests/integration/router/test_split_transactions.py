@@ -172,6 +172,23 @@ def test_watch_then_commands_on_other_shards_commit_everywhere(fresh, keys) -> N
     ]
 
 
+def test_a_client_leaving_right_after_a_watched_exec_gets_it_run_on_every_shard(fresh, keys):
+    job, queue, other = keys[0][0], keys[1][0], keys[2][0]
+    for n in range(5):
+        conn = Raw(fresh.port)
+        conn.send(
+            ("WATCH", job), ("MULTI",), ("SET", job, n), ("SET", queue, n), ("SET", other, n),
+            ("EXEC",),
+        )  # fmt: skip
+        conn.close()  # at once: the router reads EXEC, then the close
+        want = [str(n).encode()] * 3
+
+        def all_written(want: list[bytes] = want) -> bool:
+            return [on_shards(fresh, k)[i] for i, k in enumerate((job, queue, other))] == want
+
+        wait_for(all_written, "every shard's part to run")
+
+
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_watch_conflict_writes_nothing_on_any_shard(fresh, keys, protocol) -> None:
     job, queue, other = keys[0][0], keys[1][0], keys[2][0]
