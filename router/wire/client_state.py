@@ -280,6 +280,8 @@ class ClientState:
         self._enter(BLOCKED)  # before sending: a dead shard answers at once
         split_exec.send_watched_first(plan, names, client.conn, done)
         self._stop_watching()  # EXEC unwatches: the connection is clean after it
+        if self.mode is not BLOCKED:  # answered at once (a dead shard): back to normal
+            self.update_plain()
         return True
 
     def _watch(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
