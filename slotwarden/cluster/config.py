@@ -99,6 +99,12 @@ class RouterConfig:
     # Router users clients must AUTH as (empty: no authentication, as a Redis
     # without a password). Passwords come from env vars or files, never the file.
     users: tuple[UserConfig, ...] = ()
+    # MULTI/EXEC over keys of several shards: "split" (one MULTI/EXEC per shard, the
+    # replies in the client's order) or "single-shard" (Redis Cluster's CROSSSLOT).
+    transactions: str = "split"
+
+
+TRANSACTION_MODES = ("split", "single-shard")
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +297,12 @@ class _Checker:
             return None
         return value
 
+    def one_of(self, value: object, path: str, choices: tuple[str, ...]) -> str | None:
+        if value not in choices:
+            self.problem(path, f"must be one of {', '.join(choices)}, got {_describe(value)}")
+            return None
+        return value  # type: ignore[return-value]
+
     def name(self, value: object, path: str) -> str | None:
         if value is _MISSING:
             self.problem(path, "missing (want a name like 'a')")
@@ -417,6 +429,8 @@ class _Checker:
                 parsed = self.users(raw, path)
             elif field.name == "pinned_reserved_for_pubsub":
                 parsed = self.integer(raw, path, minimum=0)
+            elif field.name == "transactions":
+                parsed = self.one_of(raw, path, TRANSACTION_MODES)
             elif field.type == "Address":
                 parsed = self.address(raw, path)
             else:
