@@ -53,6 +53,7 @@ class StatsSink(Protocol):
     bytes_in: int
     bytes_out: int
     commands: dict[str, list[int]]
+    split_transactions: int  # EXECs run as one MULTI/EXEC per shard (several shards)
 
     def count(self, command: str, raw: bytes) -> None: ...
 
@@ -96,6 +97,8 @@ class ClientPort(Protocol):
 
     session: Session | None
     transport: asyncio.Transport | None
+    running: ConfigSource  # the running config (router.transactions ...)
+    stats: StatsSink  # the counters (split transactions ...)
 
     def push(self, reply: bytes) -> None:
         """Queue a reply that is ready now."""

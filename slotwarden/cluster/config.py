@@ -99,6 +99,9 @@ class RouterConfig:
     # Router users clients must AUTH as (empty: no authentication, as a Redis
     # without a password). Passwords come from env vars or files, never the file.
     users: tuple[UserConfig, ...] = ()
+    # MULTI/EXEC over keys of several shards: "split" (one MULTI/EXEC per shard, the
+    # replies in the client's order) or "single-shard" (Redis Cluster's CROSSSLOT).
+    transactions: str = "split"
     # Multi-key commands whose keys span shards (SUNION, ZUNIONSTORE, PFCOUNT, LCS,
     # BITOP ...: router.decide.algebra): "compute" them in the router, or "strict"
     # (CROSSSLOT, as Redis Cluster); and at most this many bytes of inputs copied
@@ -107,6 +110,7 @@ class RouterConfig:
     max_cross_shard_bytes: int = 64 * 1024 * 1024
 
 
+TRANSACTION_MODES = ("split", "single-shard")
 CROSS_SHARD_MODES = ("compute", "strict")
 
 
@@ -300,6 +304,12 @@ class _Checker:
             return None
         return value
 
+    def one_of(self, value: object, path: str, choices: tuple[str, ...]) -> str | None:
+        if value not in choices:
+            self.problem(path, f"must be one of {', '.join(choices)}, got {_describe(value)}")
+            return None
+        return value  # type: ignore[return-value]
+
     def name(self, value: object, path: str) -> str | None:
         if value is _MISSING:
             self.problem(path, "missing (want a name like 'a')")
@@ -426,13 +436,12 @@ class _Checker:
                 parsed = self.users(raw, path)
             elif field.name == "pinned_reserved_for_pubsub":
                 parsed = self.integer(raw, path, minimum=0)
+            elif field.name == "transactions":
+                parsed = self.one_of(raw, path, TRANSACTION_MODES)
+            elif field.name == "cross_shard":
+                parsed = self.one_of(raw, path, CROSS_SHARD_MODES)
             elif field.type == "Address":
                 parsed = self.address(raw, path)
-            elif field.name == "cross_shard":
-                parsed = raw if raw in CROSS_SHARD_MODES else None
-                if parsed is None:
-                    want = " or ".join(CROSS_SHARD_MODES)
-                    self.problem(path, f"must be {want}, got {_describe(raw)}")
             else:
                 parsed = self.integer(raw, path)
             if parsed is None:
