@@ -748,6 +748,6 @@ def test_cross_shard_keys_default_to_compute_and_64_mib():
     r = cfg.parse(data).router
     assert (r.cross_shard, r.max_cross_shard_bytes) == ("strict", 1000)
     data["router"] = {"listen": "127.0.0.1:7777", "cross_shard": "always"}
-    assert only_problem(data) == "router.cross_shard: must be compute or strict, got 'always'"
+    assert only_problem(data) == "router.cross_shard: must be one of compute, strict, got 'always'"
     data["router"] = {"listen": "127.0.0.1:7777", "max_cross_shard_bytes": 0}
     assert only_problem(data) == "router.max_cross_shard_bytes: must be >= 1, got 0"
