@@ -99,6 +99,11 @@ class RouterConfig:
     # Router users clients must AUTH as (empty: no authentication, as a Redis
     # without a password). Passwords come from env vars or files, never the file.
     users: tuple[UserConfig, ...] = ()
+    # CONFIG SET / CONFIG RESETSTAT through the router, to every node of every shard
+    # (router.control.config_set); false: refused, and the backend ACL denies them.
+    allow_config_set: bool = False
+    # Bytes of Lua bodies the router keeps for the transparent NOSCRIPT retry (0: none).
+    script_cache_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -417,6 +422,11 @@ class _Checker:
                 parsed = self.users(raw, path)
             elif field.name == "pinned_reserved_for_pubsub":
                 parsed = self.integer(raw, path, minimum=0)
+            elif field.name in ("allow_config_set", "script_cache_bytes"):  # issue 12 items 5, 6
+                parsed = self.integer(raw, path, minimum=0) if field.type == "int" else raw
+                if field.type == "bool" and not isinstance(raw, bool):
+                    self.problem(path, f"must be true or false, got {_describe(raw)}")
+                    parsed = None
             elif field.type == "Address":
                 parsed = self.address(raw, path)
             else:
