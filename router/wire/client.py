@@ -45,8 +45,9 @@ until every part is sent.
 
 Everything the connection needs from above it comes in `ClientPorts` (the
 route, the running config, the loop turn, the counters, the parking of
-refused writes, the client registry, the INFO head): it imports nothing of
-router.control or router.app.
+refused writes, the client registry, the INFO head, the script cache of the
+NOSCRIPT retry (router.wire.noscript), who runs CONFIG SET on every node):
+it imports nothing of router.control or router.app.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from router.commands import spec as cmds
 from router.commands.spec import FAST, CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
+from router.decide.config_set import CONFIG_WRITES
 from router.decide.fanin import FanIn, FanInPart
 from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
@@ -72,7 +74,7 @@ from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.node import Route, RouteSource
 from router.wire.noscript import Retry
-from router.wire.ports import ConfigSource, StatsSink
+from router.wire.ports import ConfigSource, ConfigWriter, StatsSink
 from router.wire.turn import LoopTurn
 from slotwarden.resp.accel import group_keys, key_slot
 from slotwarden.resp.encode import error_reply
@@ -168,6 +170,7 @@ class ClientPorts:
     clients: ClientRegistry  # client ids, max_clients, CLIENT LIST
     info_head: Callable[[], str]  # the router's own INFO sections
     scripts: ScriptCache = field(default_factory=ScriptCache)  # bodies seen (NOSCRIPT retry)
+    config_writes: ConfigWriter | None = None  # CONFIG SET/RESETSTAT (allow_config_set)
 
 
 class ClientConn(asyncio.Protocol):
@@ -540,6 +543,10 @@ class ClientConn(asyncio.Protocol):
         if spec.shape is LOCAL:
             self.push(self.answer_local(spec.name, args))
             return
+        if spec.name in CONFIG_WRITES and self.ports.config_writes is not None:
+            if self.running.config.router.allow_config_set:  # every node of every shard
+                self.ports.config_writes.request(args, self.new_pending())
+                return
         session = self.session
         assert session is not None
         route = self.routes.route
