@@ -89,6 +89,12 @@ class ConfigWrites:
             names = b" ".join(n for n, _ in rules.pairs(args)).decode("utf-8", "replace")
             log.info("CONFIG SET %s through the router: applied on %d of %d nodes", names,
                      sum(r.reply[:1] == b"+" for r in replies), len(replies))  # fmt: skip
+            # a slot map applied meanwhile may have brought nodes this one did not reach
+            sent = {addr for addr, _, _ in nodes}
+            late = [n for n in nodes_of(self.routes.route.slotmap) if n[0] not in sent]
+            if late and self._spawn is not None:
+                self.behind.update(addr for addr, _, _ in late)
+                self._spawn(self._catch_up(late, self._remembered()), name="config set catch-up")
         waiter.on_reply(rules.verdict(command, replies))
         self.turn.flush()
 
@@ -116,10 +122,14 @@ class ConfigWrites:
         self.seen.update(addr for addr, _, _ in nodes)
         if not todo or not self.settings or self._spawn is None:
             return
+        self._spawn(self._catch_up(todo, self._remembered()), name="config set catch-up")
+
+    def _remembered(self) -> list[bytes]:
+        """One CONFIG SET of every remembered setting."""
         args = [b"CONFIG", b"SET"]
         for name, value in self.settings.items():
             args += [name, value]
-        self._spawn(self._catch_up(todo, args), name="config set catch-up")
+        return args
 
     async def _catch_up(self, nodes: list[tuple[Address, str, str]], args: list[bytes]) -> None:
         replies = await self._everywhere(nodes, args)
