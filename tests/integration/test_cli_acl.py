@@ -158,3 +158,10 @@ def test_config_set_is_granted_only_with_allow_config_set(tmp_path: Path) -> Non
     router_line, sentinel_line = result.stdout.splitlines()
     assert router_line.split()[-2:] == ["+config|resetstat", "+config|set"]
     assert "+config|set" not in sentinel_line
+    # `up` writes the same rule into every node's config
+    from slotwarden.cluster.config import load
+
+    up = acl.setup_for_up(load(allowed), tmp_path / "secrets", environ=PASSWORDS)
+    assert up is not None
+    router_conf = next(line for line in up.node_conf if line.startswith("user slotwarden-router"))
+    assert router_conf.endswith("+config|resetstat +config|set")
