@@ -3,7 +3,8 @@
 `Router` is the composition root and nothing else: it owns no routing
 decision and no connection logic. It builds
 
-    RunningConfig ─► Clients, RouteTable (+ ParkingLot), RouterReloader, metrics
+    RunningConfig ─► Clients, RouteTable (+ ParkingLot), RouterReloader, metrics,
+                     ConfigWrites (CONFIG SET on every node, told of each slot map)
     LoopTurn, RouterStats ─► the ports of every connection (router.wire.ports)
 
 plugs them into the connections (`ClientPorts` for each client connection,
@@ -29,6 +30,7 @@ from aiohttp import web
 
 from router.control.admin import Admin, make_app
 from router.control.clients import Clients
+from router.control.config_set import ConfigWrites
 from router.control.metrics import RouterStats, make_registry
 from router.control.parking import ParkingLot
 from router.control.reload import RouterReloader
@@ -63,6 +65,8 @@ class Router:
         self.stats = RouterStats()
         self.clients = Clients(self.running)
         self.routes = RouteTable(self.running, self.turn, self.stats, self.clients, ParkingLot())
+        self.config_writes = ConfigWrites(self.running, self.routes, self.turn)
+        self.routes.on_slotmap = self.config_writes.on_slotmap
         self.reloader = (
             RouterReloader(config.path, self.running, self.routes) if config.path else None
         )
@@ -77,6 +81,7 @@ class Router:
             parker=self.routes,
             clients=self.clients,
             info_head=self.info_head,
+            config_writes=self.config_writes,
         )
         self.started = time.time()
         self.bound: Address | None = None
@@ -120,6 +125,7 @@ class Router:
         watcher_task: asyncio.Task[None] | None = None
         async with asyncio.TaskGroup() as tg:
             self.routes.attach(tg)
+            self.config_writes.attach(tg)
             self.routes.apply_slotmap(config.slotmap(0))
             admin = Admin(self.routes, self.reloader, self.stats, self.registry, self.secret)
             runner = web.AppRunner(make_app(admin), access_log=None)

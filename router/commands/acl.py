@@ -16,6 +16,10 @@ permissions of that user, so the two cannot drift apart:
   0``, the only database the router exposes;
 - allowed although the router answers them itself: PING, ECHO and TIME
   (`SCRIPT_SAFE_LOCAL`: scripts use them, and they read or change nothing);
+- allowed only with ``router.allow_config_set: true``: CONFIG SET and CONFIG
+  RESETSTAT (`CONFIG_WRITES`; REJECTED rows the router then sends to every
+  node itself, router.control.config_set). Scripts cannot run them either
+  way (Redis flags them ``noscript``);
 - denied: everything else: the REJECTED rows, the PINNED rows the router does
   not honour (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO/UNBLOCK, SCRIPT
   DEBUG), the LOCAL rows (the router answers them: CLIENT SETNAME, READONLY
@@ -68,6 +72,8 @@ _STATEFUL = frozenset(
         "sunsubscribe",
     }
 )
+# REJECTED rows the router runs itself when router.allow_config_set is true.
+CONFIG_WRITES = ("config|resetstat", "config|set")
 # Rows newer than Redis 7.0 (an ACL rule naming them would be refused by a 7.0 server).
 _NOT_IN_7_0 = frozenset({"client|setinfo"})
 
@@ -119,15 +125,18 @@ def allowed_names() -> list[str]:
     return sorted(names)
 
 
-def command_rules() -> list[str]:
+def command_rules(config_set: bool = False) -> list[str]:
     """The command part of the router user's ACL rule: ``-@all`` then one ``+`` per
-    allowed command, subcommand or first argument, in a stable order."""
+    allowed command, subcommand or first argument, in a stable order; ``config_set``:
+    router.allow_config_set (`CONFIG_WRITES` allowed too)."""
     rules = ["-@all"]
     rules += [f"+{name}" for name in allowed_names()]
     rules += [f"+{name}|{arg}" for name, arg in sorted(FIRST_ARG_ONLY.items())]
+    if config_set:
+        rules += [f"+{name}" for name in CONFIG_WRITES]
     return rules
 
 
-def rule() -> list[str]:
+def rule(config_set: bool = False) -> list[str]:
     """Keys, channels and commands of the router's backend user (no password part)."""
-    return ["~*", "&*", *command_rules()]
+    return ["~*", "&*", *command_rules(config_set)]

@@ -219,9 +219,11 @@ ROWS: tuple[Row, ...] = (
     ("smismember",                    -3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("smove",                          4, SINGLE,         W, 1,  2, 1, NO, NO, NO),
     # SORT ... BY/GET patterns name other keys Redis cannot declare (GETKEYS
-    # omits them too); only the sorted key and the STORE destination count.
+    # omits them too); only the sorted key and the STORE destination count. The
+    # patterns are checked by router.decide.sort_patterns (SORT_RO has a finder so
+    # that it is planned, not sent by the fast path).
     ("sort",                          -2, SINGLE,         W, 1,  1, 1, "sort", SORTSTORE, NO),
-    ("sort_ro",                       -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
+    ("sort_ro",                       -2, SINGLE,         R, 1,  1, 1, "sort-ro", NO, NO),
     ("spop",                          -2, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("srandmember",                   -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("srem",                          -3, SINGLE,         W, 1,  1, 1, NO, NO, NO),

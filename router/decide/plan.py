@@ -25,9 +25,10 @@ from dataclasses import dataclass
 from router.commands import spec as cmds
 from router.commands.acl import INFO_SENT
 from router.commands.spec import CommandSpec, KeySpecError, Shape
-from router.decide import merge
+from router.decide import merge, sort_patterns
 from router.decide.algebra import COMPUTED
 from router.decide.merge import BUILT, MERGERS
+from router.decide.sort_patterns import SORTS
 from router.errors import CROSSSLOT, NOT_ALLOWED, not_supported, wrong_arity
 from slotwarden.cluster.topology import SlotMap
 from slotwarden.resp.accel import group_keys, key_slot
@@ -95,7 +96,10 @@ def plan_single(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
         return error_reply(str(exc))
     if not positions:
         return 0
-    return shard_of_keys(args, positions, slotmap.owner)
+    shard = shard_of_keys(args, positions, slotmap.owner)
+    if spec.name in SORTS and type(shard) is int:  # BY/GET patterns name keys too
+        return sort_patterns.refusal(args, shard, slotmap.owner) or shard
+    return shard
 
 
 def shard_of_keys(args: list[bytes], positions: list[int], owner: bytes) -> int | bytes:
@@ -156,7 +160,10 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
         return None
     if (len(args) - 1) % cmds.fanout_step(shape):
         return wrong_arity(name)
-    return shard_of_keys(args, positions, slotmap.owner)
+    shard = shard_of_keys(args, positions, slotmap.owner)
+    if name in SORTS and type(shard) is int:  # BY/GET patterns name keys too
+        return sort_patterns.refusal(args, shard, slotmap.owner) or shard
+    return shard
 
 
 def plan_fanout(

@@ -92,6 +92,13 @@ class ConfigSource(Protocol):
     def users(self) -> Users: ...
 
 
+class ConfigWriter(Protocol):
+    """Who runs CONFIG SET / RESETSTAT on every node (router.control.config_set)."""
+
+    def request(self, args: list[bytes], waiter: Waiter) -> None:
+        """Answer ``waiter`` (now or later) with the reply to ``args``."""
+
+
 class ClientPort(Protocol):
     """A client connection, as `ClientState` and `Subscriber` see it."""
 

@@ -102,6 +102,11 @@ class RouterConfig:
     # MULTI/EXEC over keys of several shards: "split" (one MULTI/EXEC per shard, the
     # replies in the client's order) or "single-shard" (Redis Cluster's CROSSSLOT).
     transactions: str = "split"
+    # CONFIG SET / CONFIG RESETSTAT through the router, to every node of every shard
+    # (router.control.config_set); false: refused, and the backend ACL denies them.
+    allow_config_set: bool = False
+    # Bytes of Lua bodies the router keeps for the transparent NOSCRIPT retry (0: none).
+    script_cache_bytes: int = 4 * 1024 * 1024
     # Multi-key commands whose keys span shards (SUNION, ZUNIONSTORE, PFCOUNT, LCS,
     # BITOP ...: router.decide.algebra): "compute" them in the router, or "strict"
     # (CROSSSLOT, as Redis Cluster); and at most this many bytes of inputs copied
@@ -438,6 +443,11 @@ class _Checker:
                 parsed = self.integer(raw, path, minimum=0)
             elif field.name == "transactions":
                 parsed = self.one_of(raw, path, TRANSACTION_MODES)
+            elif field.name in ("allow_config_set", "script_cache_bytes"):  # issue 12 items 5, 6
+                parsed = self.integer(raw, path, minimum=0) if field.type == "int" else raw
+                if field.type == "bool" and not isinstance(raw, bool):
+                    self.problem(path, f"must be true or false, got {_describe(raw)}")
+                    parsed = None
             elif field.name == "cross_shard":
                 parsed = self.one_of(raw, path, CROSS_SHARD_MODES)
             elif field.type == "Address":
