@@ -41,7 +41,9 @@ and the whole planner. A very large fan-out (more than
 `router.decide.large.PIECE_KEYS` keys) is split a piece per event-loop turn
 (`_start_large`, `_large_step`) so other clients are served in between; its
 reply slot is taken at once and the client's next requests wait in ``held``
-until every part is sent.
+until every part is sent. A multi-key command whose keys span shards and that the
+router computes (``router.cross_shard: compute``: `router.wire.gather`) takes its
+reply slot at once too, and the client's next requests wait until it is answered.
 
 Everything the connection needs from above it comes in `ClientPorts` (the
 route, the running config, the loop turn, the counters, the parking of
