@@ -63,6 +63,7 @@ from router.commands.spec import FAST, CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
 from router.decide.fanin import FanIn, FanInPart
+from router.decide.info import RouterFacts
 from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
@@ -164,7 +165,7 @@ class ClientPorts:
     stats: StatsSink  # the metrics counters
     parker: Parker  # holds writes a demoted master refused
     clients: ClientRegistry  # client ids, max_clients, CLIENT LIST
-    info_head: Callable[[], str]  # the router's own INFO sections
+    info_head: Callable[[], RouterFacts]  # the router's own facts for INFO
 
 
 class ClientConn(asyncio.Protocol):
@@ -529,7 +530,7 @@ class ClientConn(asyncio.Protocol):
         if spec.split_step and not (len(args) - 1) % spec.split_step and is_large(spec, len(args)):
             self._start_large(spec, args, raw)  # split a piece per loop turn
             return
-        info = self.ports.info_head() if spec.name == "info" else ""
+        info = self.ports.info_head() if spec.name == "info" else None
         plan = planner.plan(spec, args, route.slotmap, info, session.proto == 3)
         if type(plan) is int:
             conn = self.conn(plan)
