@@ -11,11 +11,13 @@ from __future__ import annotations
 import os
 import pty
 import select
+import signal
 import subprocess
 import time
 
 import pytest
 import redis
+from conftest import own_cluster
 
 from router.decide.standalone import PROBES
 from slotwarden.cluster.slots import key_hash_slot
@@ -209,3 +211,15 @@ def test_redis_cli_stat_prints_real_numbers(cluster) -> None:
         assert int(keys) >= 1 and mem[0].isdigit() and int(clients) >= 2 and blocked == "0"
         assert int(requests) > 0
     r.close()
+
+
+def test_the_routers_own_sections_answer_while_a_shard_is_down() -> None:
+    with own_cluster() as c:
+        r = c.client()
+        assert r.info()["redis_mode"] == "standalone"
+        c.masters[1].kill(signal.SIGKILL)
+        assert r.info("replication")["role"] == "master"
+        assert r.execute_command("ROLE") == [b"master", 0, []]
+        with pytest.raises(redis.exceptions.ClusterDownError, match=r"shard b is unavailable"):
+            r.info()
+        r.close()
