@@ -82,17 +82,17 @@ def test_memory_stats_and_doctor_sum_the_masters(fresh: Cluster) -> None:
     r = fresh.client()
     for i in range(60):
         r.set(f"mem{i}", "x" * 100)
+    before = [fresh.shard_client(i).memory_stats() for i in range(3)]
     stats = r.memory_stats()
-    assert stats["keys.count"] == 60
-    masters = [fresh.shard_client(i).memory_stats() for i in range(3)]
-    assert stats["keys.count"] == sum(m["keys.count"] for m in masters)
-    startup = sum(m["startup.allocated"] for m in masters)
+    after = [fresh.shard_client(i).memory_stats() for i in range(3)]
+    assert stats["keys.count"] == 60 == sum(m["keys.count"] for m in after)
+    startup = sum(m["startup.allocated"] for m in after)
     assert stats["startup.allocated"] == startup  # fixed at start: summed exactly
-    total = sum(m["total.allocated"] for m in masters)
+    total = sum(m["total.allocated"] for m in after)
     assert 0.9 * total < stats["total.allocated"] < 1.1 * total
-    assert stats["db.0"]["overhead.hashtable.main"] == sum(
-        m["db.0"]["overhead.hashtable.main"] for m in masters
-    )
+    # a shard may resize its hash table at any time: the sum is between two readings
+    sums = [sum(m["db.0"]["overhead.hashtable.main"] for m in ms) for ms in (before, after)]
+    assert min(sums) <= stats["db.0"]["overhead.hashtable.main"] <= max(sums)
     r3 = redis.Redis(port=fresh.port, protocol=3)
     stats3 = r3.memory_stats()
     assert stats3["keys.count"] == 60 and isinstance(stats3["dataset.percentage"], float)
