@@ -64,17 +64,18 @@ def test_latency_latest_history_reset_doctor(fresh: Cluster, shards) -> None:
     for s in shards:
         s.eval(BUSY, 0)  # a "command" latency event on each
     latest = r.execute_command("LATENCY", "LATEST")
-    names = sorted(e[0] for e in latest)
-    assert names == [b"a:command", b"b:command", b"c:command"], latest
+    names = {e[0] for e in latest}
+    # a loaded machine may log other slow events too (fast-command, expire-cycle …)
+    assert {b"a:command", b"b:command", b"c:command"} <= names, latest
     assert all(e[2] >= 1 and e[3] >= 1 for e in latest)
     history = r.execute_command("LATENCY", "HISTORY", "command")
-    assert len(history) == 3
+    assert len(history) >= 3
     assert [h[0] for h in history] == sorted(h[0] for h in history)
     doctor = r.execute_command("LATENCY", "DOCTOR")
     text = doctor.decode() if isinstance(doctor, bytes) else str(doctor)
     for name in ("a", "b", "c"):
         assert f"=== shard {name} ===" in text
-    assert r.execute_command("LATENCY", "RESET") == 3
+    assert r.execute_command("LATENCY", "RESET") == len(names)
     assert r.execute_command("LATENCY", "LATEST") == []
 
 
