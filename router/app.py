@@ -36,8 +36,8 @@ from router.control.parking import ParkingLot
 from router.control.reload import RouterReloader
 from router.control.routes import RouteTable
 from router.control.running import RunningConfig
+from router.control.serverinfo import ServerInfo
 from router.control.watch import TopologyWatcher
-from router.decide.builtins import router_info_section
 from router.wire.client import ClientConn, ClientPorts
 from router.wire.turn import LoopTurn
 from slotwarden import __version__
@@ -73,6 +73,9 @@ class Router:
         self.registry = make_registry(
             self.stats, self.running, self.clients, self.routes, self.reloader
         )
+        self.server_info = ServerInfo(
+            self.running, self.clients, self.stats, self.port, self.router_section
+        )
         self.client_ports = ClientPorts(
             routes=self.routes,
             running=self.running,
@@ -80,7 +83,7 @@ class Router:
             stats=self.stats,
             parker=self.routes,
             clients=self.clients,
-            info_head=self.info_head,
+            info_head=self.server_info.facts,
             config_writes=self.config_writes,
         )
         self.started = time.time()
@@ -98,23 +101,25 @@ class Router:
         """A client connection (the listening socket's protocol factory)."""
         return ClientConn(self.client_ports)
 
-    def info_head(self) -> str:
-        """The router's own INFO sections (INFO merges every shard's keyspace under them)."""
+    def port(self) -> int:
+        """The port clients connect to (INFO tcp_port)."""
+        return (self.bound or self.listen).port
+
+    def router_section(self) -> dict[str, object]:
+        """The ``# Router`` section of INFO (the rest: router.control.serverinfo)."""
         route = self.routes.route
-        return router_info_section(
-            {
-                "router_version": __version__,
-                "speedups": implementation(),  # "c": slotwarden.resp._speedups is built and used
-                "uptime_in_seconds": int(time.time() - self.started),
-                "listen": str(self.bound or self.listen),
-                "connected_clients": len(self.clients.by_id),
-                "total_connections_received": self.clients.total,
-                "rejected_connections": self.clients.rejected,
-                "topology_epoch": route.slotmap.epoch,
-                "shards": len(route.slotmap.shards),
-                "shards_up": sum(1 for n in route.masters if n.is_up()),
-            }
-        )
+        return {
+            "router_version": __version__,
+            "speedups": implementation(),  # "c": slotwarden.resp._speedups is built and used
+            "uptime_in_seconds": int(time.time() - self.started),
+            "listen": str(self.bound or self.listen),
+            "connected_clients": len(self.clients.by_id),
+            "total_connections_received": self.clients.total,
+            "rejected_connections": self.clients.rejected,
+            "topology_epoch": route.slotmap.epoch,
+            "shards": len(route.slotmap.shards),
+            "shards_up": sum(1 for n in route.masters if n.is_up()),
+        }
 
     # ------------------------------------------------------------ lifecycle
 

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.commands import spec as cmds
-from router.commands.acl import INFO_SENT
 from router.commands.spec import CommandSpec, KeySpecError, Shape
-from router.decide import merge, sort_patterns
+from router.decide import diag, info, merge, sort_patterns
 from router.decide.algebra import COMPUTED
+from router.decide.info import RouterFacts
 from router.decide.merge import BUILT, MERGERS
 from router.decide.sort_patterns import SORTS
 from router.errors import CROSSSLOT, NOT_ALLOWED, not_supported, wrong_arity
@@ -55,10 +55,13 @@ def merger_of(spec: CommandSpec) -> merge.Merger:
 def _check_mergers() -> None:
     for top in cmds.TABLE.values():
         for spec in (top, *(top.subcommands or {}).values()):
-            merger = spec.merger
-            if merger is not None and merger not in MERGERS and merger not in BUILT:
-                if spec.shape is Shape.SINGLE and merger in COMPUTED:
-                    continue
+            if (
+                spec.merger is not None
+                and spec.merger not in MERGERS
+                and spec.merger not in BUILT
+                and spec.merger not in diag.BUILT
+                and not (spec.shape is Shape.SINGLE and spec.merger in COMPUTED)
+            ):
                 raise AssertionError(f"{spec.name}: no merger named {spec.merger!r}")
 
 
@@ -66,7 +69,11 @@ _check_mergers()
 
 
 def plan(
-    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: str = "", resp3: bool = False
+    spec: CommandSpec,
+    args: list[bytes],
+    slotmap: SlotMap,
+    info_head: RouterFacts | None = None,
+    resp3: bool = False,
 ) -> Plan:
     """Plan a request whose command and arity are already checked; ``resp3``:
     the client speaks RESP3 (merged nils are encoded as RESP3 nulls)."""
@@ -200,16 +207,24 @@ def fanout_of(spec: CommandSpec, grouped: Grouped, total: int, resp3: bool) -> i
 
 
 def plan_all_masters(
-    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: str
+    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: RouterFacts | None
 ) -> Plan:
     """Keyless commands sent to every master, their replies merged by the row's merger."""
     count = len(slotmap.shards)
     if spec.merger == "scan":
         return plan_scan(args, count)
-    if spec.merger == "info":  # the shards' keyspace under the router's own sections
-        piece = encode_command([b"INFO", INFO_SENT])  # the one INFO the ACL allows
-        return Fanout([(i, piece) for i in range(count)], merge.merge_info(info_head))
+    names = [shard.name for shard in slotmap.shards]
+    if spec.merger == "info":  # the router's own facts and the masters' INFO, merged
+        if info_head is None:
+            return error_reply("ERR router has no INFO facts")
+        answer = info.plan(args[1:], info_head, names)
+        if isinstance(answer, bytes):
+            return answer
+        piece, merger = answer
+        return Fanout([(i, piece) for i in range(count)], merger)
     raw = encode_command(args)
+    if spec.merger in diag.BUILT:  # SLOWLOG GET, LATENCY ..., MEMORY STATS/DOCTOR
+        return Fanout([(i, raw) for i in range(count)], diag.build(spec.merger, args, names))
     return Fanout([(i, raw) for i in range(count)], merger_of(spec))
 
 

@@ -67,6 +67,7 @@ from router.decide import builtins
 from router.decide import plan as planner
 from router.decide.config_set import CONFIG_WRITES
 from router.decide.fanin import FanIn, FanInPart
+from router.decide.info import RouterFacts
 from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
@@ -173,7 +174,7 @@ class ClientPorts:
     stats: StatsSink  # the metrics counters
     parker: Parker  # holds writes a demoted master refused
     clients: ClientRegistry  # client ids, max_clients, CLIENT LIST
-    info_head: Callable[[], str]  # the router's own INFO sections
+    info_head: Callable[[], RouterFacts]  # the router's own facts for INFO
     scripts: ScriptCache = field(default_factory=ScriptCache)  # bodies seen (NOSCRIPT retry)
     config_writes: ConfigWriter | None = None  # CONFIG SET/RESETSTAT (allow_config_set)
 
@@ -564,7 +565,7 @@ class ClientConn(asyncio.Protocol):
         if spec.split_step and not (len(args) - 1) % spec.split_step and is_large(spec, len(args)):
             self._start_large(spec, args, raw)  # split a piece per loop turn
             return
-        info = self.ports.info_head() if spec.name == "info" else ""
+        info = self.ports.info_head() if spec.name == "info" else None
         plan = planner.plan(spec, args, route.slotmap, info, session.proto == 3)
         if spec.name in SCRIPTED:  # script bodies seen (router.decide.scripts)
             self.ports.scripts.seen(spec.name, args, self.running.config.router.script_cache_bytes)
