@@ -109,7 +109,7 @@ def run(src: Path, port: int, report: Path, timeout: float = 900) -> dict[str, s
     subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"),
-            *("-o", "addopts=", "--timeout", "30", f"--junitxml={report}"),
+            *("-o", "addopts=", "--timeout", "10", f"--junitxml={report}"),
             *("--redis-url", f"redis://127.0.0.1:{port}/0", "-m", MARKERS, *MODULES),
         ],
         cwd=src,
