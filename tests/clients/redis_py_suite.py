@@ -74,6 +74,17 @@ EXPECTED: dict[str, str] = {
     ),
     # -- blocking commands over keys of several shards
     "tests/test_commands.py::TestRedisCommands::test_blmove": "BLMOVE across shards",
+    "tests/test_commands.py::TestRedisCommands::test_blpop": "BLPOP over a and b",
+    "tests/test_commands.py::TestRedisCommands::test_brpop": "BRPOP over a and b",
+    "tests/test_commands.py::TestRedisCommands::test_blmpop": "BLMPOP over several shards",
+    "tests/test_commands.py::TestRedisCommands::test_bzpopmax": "BZPOPMAX over a and b",
+    "tests/test_commands.py::TestRedisCommands::test_bzpopmin": "BZPOPMIN over a and b",
+    "tests/test_commands.py::TestRedisCommands::test_bzmpop": "BZMPOP over several shards",
+    # -- the topology is the sentinels'; users are cluster.yaml's
+    "tests/test_commands.py::TestRedisCommands::test_replicaof": "REPLICAOF: sentinels' job",
+    "tests/test_commands.py::TestRedisCommands::test_client_kill_filter_by_user": (
+        "needs ACL SETUSER"
+    ),
     "tests/test_commands.py::TestRedisCommands::test_brpoplpush*": "BRPOPLPUSH across shards",
 }
 
