@@ -1,7 +1,7 @@
 """Shared fixtures (real redis-server processes on free ports in temp dirs) and the tier markers.
 
 The tree mirrors the code: ``tests/<tier>/<package>/``. Each test gets the
-marker of its tier (``unit``, ``protocol``, ``integration``) from its folder,
+marker of its tier (``unit``, ``protocol``, ``integration``, ``clients``) from its folder,
 so ``pytest -m unit`` runs one tier; CI runs them all.
 """
 
@@ -15,7 +15,7 @@ import pytest
 
 from slotwarden.procs import RedisFarm, RedisProc
 
-TIERS = ("unit", "protocol", "integration")
+TIERS = ("unit", "protocol", "integration", "clients")
 _HERE = Path(__file__).resolve().parent
 
 
