@@ -17,8 +17,9 @@ from . import redis_py_suite as suite
 @pytest.mark.timeout(1200)
 def test_redis_py_suite_through_router(tmp_path: Path) -> None:
     src = suite.fetch()
-    # servers of its own: the suite flushes, configures and kills clients
-    with own_cluster() as cluster:
+    # servers of its own: the suite flushes, configures and kills clients; its
+    # CONFIG SET tests (and SLOWLOG fixtures) need router.allow_config_set
+    with own_cluster(extra_router={"allow_config_set": True}) as cluster:
         server = cluster.farm.start()
         with ThreadPoolExecutor(2) as pool:
             at_server = pool.submit(suite.run, src, server.port, tmp_path / "server.xml")
