@@ -43,6 +43,10 @@ and the whole planner. A very large fan-out (more than
 reply slot is taken at once and the client's next requests wait in ``held``
 until every part is sent.
 
+SCRIPT KILL and FUNCTION KILL never go on the shared connection (the busy
+script they must stop is in front of them there): `forward` sends them to
+every master on side connections (`router.wire.side`).
+
 Everything the connection needs from above it comes in `ClientPorts` (the
 route, the running config, the loop turn, the counters, the parking of
 refused writes, the client registry, the INFO head): it imports nothing of
@@ -67,6 +71,7 @@ from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
 from router.decide.session import Session
+from router.wire import side
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.node import Route, RouteSource
@@ -522,6 +527,12 @@ class ClientConn(asyncio.Protocol):
         """Answer a command in normal mode: locally, or planned and sent to the shards."""
         if spec.shape is LOCAL:
             self.push(self.answer_local(spec.name, args))
+            return
+        if spec.name in side.SIDE_COMMANDS:  # SCRIPT/FUNCTION KILL: never behind the script
+            masters = self.routes.route.masters
+            side.on_masters(
+                masters, raw, planner.merger_of(spec), self.new_pending(), self.turn.flush
+            )
             return
         session = self.session
         assert session is not None
