@@ -71,7 +71,7 @@ from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
 from router.decide.session import Session
-from router.wire import side
+from router.wire import client_ctl, side
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.node import Route, RouteSource
@@ -144,8 +144,9 @@ class Parker(Protocol):
         """True if ``pending`` is held (answered later), False to answer ``error`` now."""
 
 
-class ClientRegistry(Protocol):
-    """Every client connection of the router (router.control.clients.Clients)."""
+class ClientRegistry(client_ctl.Controls, Protocol):
+    """Every client connection of the router (router.control.clients.Clients), with
+    CLIENT KILL/UNBLOCK/PAUSE (`router.wire.client_ctl.Controls`)."""
 
     def next_id(self) -> int: ...
 
@@ -177,6 +178,7 @@ class ClientConn(asyncio.Protocol):
         "_conns",
         "_conns_route",
         "dirty",
+        "dropped",
         "fifo",
         "held",
         "large",
@@ -218,6 +220,7 @@ class ClientConn(asyncio.Protocol):
         self.large: LargeFanout | None = None
         self.large_pending: Pending | None = None
         self.state = ClientState(self, ports.routes)
+        self.dropped: set[Pending] | None = None  # replies CLIENT REPLY OFF/SKIP drops
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -247,6 +250,7 @@ class ClientConn(asyncio.Protocol):
         if self.transport is None:
             return
         self.stats.bytes_in += len(data)
+        self.session.last_at = self.loop.time()  # type: ignore[union-attr]  # CLIENT LIST idle=
         self.reader.feed(data)
         self.process()
         unparsed = self.reader.unparsed()
@@ -314,6 +318,10 @@ class ClientConn(asyncio.Protocol):
         limit = self.running.config.router.max_pending_per_client
         session = self.session
         assert session is not None
+        pause = self.ports.clients.pause
+        if pause.until:  # CLIENT PAUSE in force: one request at a time, held if it must wait
+            client_ctl.process_paused(self, pause)
+            return
         dispatch = self.dispatch
         slot_of = key_slot
         fast = FAST
@@ -375,14 +383,18 @@ class ClientConn(asyncio.Protocol):
                 dispatch(args, raw, spec)
                 if session.closing:  # QUIT: nothing after it is served
                     break
-                if state.mode is Mode.BLOCKED or self.large is not None:
-                    self.held[:0] = list(requests)  # nothing more until the reply / the split
+                if state.mode is Mode.BLOCKED or self.large is not None or pause.until:
+                    # nothing more until the reply / the split / the paused path below
+                    self.held[:0] = list(requests)
                     break
                 plain = state.plain
                 if self._conns_route is not route:  # HELLO switched protocol
                     conns = self._bind(route)
             if reader.drained and not self.held:  # no need to ask the reader again
                 break
+            if pause.until:  # a CLIENT PAUSE in this batch: the rest goes the paused way
+                client_ctl.process_paused(self, pause)
+                return
         if (
             self.read_paused
             or len(fifo) >= limit
@@ -511,6 +523,9 @@ class ClientConn(asyncio.Protocol):
             self.state.handle(spec, args, raw)
         # name (and time) the reply slots this request added, for the metrics
         name = spec.name if spec is not None else "unknown"
+        session = self.session
+        if session is not None and (session.reply != "on" or name == "client|reply"):
+            self._drop_replies(before, name)
         shape = spec.shape.value if spec is not None else "local"
         now = self.loop.time()
         for i in range(before, len(fifo)):
@@ -523,10 +538,24 @@ class ClientConn(asyncio.Protocol):
                 else:
                     self.stats.observe(shape, self.loop.time() - now)
 
+    def _drop_replies(self, before: int, name: str) -> None:
+        """CLIENT REPLY OFF/SKIP: the reply slots this request added are not written."""
+        session = self.session
+        assert session is not None
+        if client_ctl.reply_dropped(session, name):
+            if self.dropped is None:
+                self.dropped = set()
+            for i in range(before, len(self.fifo)):
+                self.dropped.add(self.fifo[i])
+        self.state.update_plain()  # the fast path is off while replies are dropped
+
     def forward(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
         """Answer a command in normal mode: locally, or planned and sent to the shards."""
         if spec.shape is LOCAL:
             self.push(self.answer_local(spec.name, args))
+            return
+        if spec.name == "client|unblock":
+            client_ctl.unblock(self, self.ports.clients, args)
             return
         if spec.name in side.SIDE_COMMANDS:  # SCRIPT/FUNCTION KILL: never behind the script
             masters = self.routes.route.masters
@@ -587,6 +616,8 @@ class ClientConn(asyncio.Protocol):
     def _local(self, name: str, args: list[bytes]) -> bytes:
         session = self.session
         assert session is not None
+        if name in client_ctl.CONTROL:  # CLIENT KILL/PAUSE/UNPAUSE: on other connections
+            return client_ctl.answer(self.ports.clients, session, name, args)
         return builtins.answer(session, name, args, self.ports.clients.sessions)
 
     def new_pending(self) -> Pending:
@@ -613,10 +644,16 @@ class ClientConn(asyncio.Protocol):
         out: list[bytes] = []
         stats = self.stats
         rows = stats.commands
+        dropped = self.dropped
         while fifo and fifo[0].reply is not None:
             pending = fifo.popleft()
             reply: bytes = pending.reply  # type: ignore[assignment]
-            out.append(reply)
+            if dropped is not None and pending in dropped:  # CLIENT REPLY OFF/SKIP
+                dropped.discard(pending)
+                if not dropped:
+                    self.dropped = dropped = None
+            else:
+                out.append(reply)
             cmd = pending.cmd
             if cmd is not None:  # inlined RouterStats.count (once per reply)
                 row = rows.get(cmd)

@@ -103,6 +103,7 @@ class ClientState:
             and self.watch is None
             and session is not None
             and session.authenticated
+            and session.reply == "on"  # CLIENT REPLY OFF/SKIP: replies dropped by dispatch
         )
         if session is not None:
             session.flags = {NORMAL: "N", MULTI: "x", SUBSCRIBED: "P", BLOCKED: "b"}[self.mode]
