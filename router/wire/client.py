@@ -45,7 +45,12 @@ until every part is sent.
 
 SCRIPT KILL and FUNCTION KILL never go on the shared connection (the busy
 script they must stop is in front of them there): `forward` sends them to
-every master on side connections (`router.wire.side`).
+every master on side connections (`router.wire.side`). CLIENT KILL/UNBLOCK/
+PAUSE/UNPAUSE go to `router.wire.client_ctl`; while a CLIENT PAUSE is in
+force `process` hands over to `client_ctl.process_paused` (one request at a
+time, held in order until the pause ends); CLIENT REPLY OFF/SKIP turn the
+fast path off and `dispatch` marks the reply slots to drop (``dropped``),
+which `flush` skips.
 
 Everything the connection needs from above it comes in `ClientPorts` (the
 route, the running config, the loop turn, the counters, the parking of

@@ -142,6 +142,7 @@ def test_killing_a_blocked_client_releases_its_pinned_connection(fresh: Cluster)
         ("BZPOPMIN", "{k}", 0),
         ("BLMOVE", "{k}", "{k}b", "LEFT", "RIGHT", 0),
         ("XREAD", "BLOCK", 0, "STREAMS", "{k}", "$"),
+        ("WAIT", 1, 0),  # no replica: waits on every master
     ],
 )
 def test_client_unblock_timeout_and_error(fresh: Cluster, plain, command: tuple) -> None:
