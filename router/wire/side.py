@@ -16,8 +16,9 @@ and merges the replies with the command's merger.
 
 Invariants: every side call is bounded by ``connect_timeout`` +
 ``command_timeout`` of its node and always produces exactly one reply (the
-shard's, or a ``-CLUSTERDOWN`` naming why there is none); its connection is
-closed when it returns; the tasks are kept referenced until they finish.
+shard's, a ``-CLUSTERDOWN`` naming why there is none, or an ``-ERR`` when
+`MAX_IN_FLIGHT` side calls are already open); its connection is closed when
+it returns; the tasks are kept referenced until they finish.
 """
 
 from __future__ import annotations
@@ -32,12 +33,20 @@ from router.errors import shard_down
 from router.wire.backend import BackendSettings, handshake
 from router.wire.ports import Waiter
 from slotwarden.cluster.topology import Address
+from slotwarden.resp.encode import error_reply
 from slotwarden.resp.replies import ReplyScanner
 
 # Commands sent on side connections instead of the shared connection.
 SIDE_COMMANDS = frozenset({"script|kill", "function|kill"})
 
 _tasks: set[asyncio.Task[None]] = set()  # side calls in flight (kept referenced)
+# Side connections open at once, router-wide: a client repeating SCRIPT KILL or
+# CLIENT UNBLOCK in a loop must not open connections to the shards without bound.
+MAX_IN_FLIGHT = 64
+BUSY = error_reply(
+    f"ERR router has {MAX_IN_FLIGHT} side connections in flight already "
+    "(SCRIPT KILL, FUNCTION KILL, CLIENT UNBLOCK); try again"
+)
 
 
 async def side_call(addr: Address, label: str, settings: BackendSettings, raw: bytes) -> bytes:
@@ -85,7 +94,10 @@ def call_soon(
     after: Callable[[], None],
 ) -> None:
     """`side_call` in a task; its reply goes to ``waiter``, then ``after()`` runs (the
-    caller's flush)."""
+    caller's flush). Past `MAX_IN_FLIGHT` calls at once, ``waiter`` gets `BUSY` now."""
+    if len(_tasks) >= MAX_IN_FLIGHT:
+        waiter.on_reply(BUSY)
+        return
 
     async def run() -> None:
         waiter.on_reply(await side_call(addr, label, settings, raw))

@@ -106,3 +106,31 @@ def test_script_kill_with_nothing_running_is_notbusy(busy_cluster: Cluster) -> N
         r.script_kill()
     with pytest.raises(redis.ResponseError, match="NOTBUSY"):
         r.execute_command("FUNCTION", "KILL")
+
+
+def test_a_script_outliving_command_timeout_busy_is_passed_through_then_killed() -> None:
+    """The shared connection times out behind a script that runs past command_timeout
+    (the client gets -CLUSTERDOWN ... timed out), the reconnected connection passes
+    the shard's -BUSY through, and SCRIPT KILL on the side connection recovers it."""
+    with own_cluster(extra_router={"command_timeout_ms": 300}) as c:
+        for i in range(len(c.masters)):
+            c.shard_client(i).config_set("busy-reply-threshold", 20)
+        key = keys_on_every_shard(c, prefix="busy")[1][0]
+        runner, ran = _in_thread(lambda: c.client().eval(SPIN, 1, key))
+        try:
+            runner.join(10)
+            assert len(ran) == 1 and "timed out" in str(ran[0]), ran
+            r = c.client()
+
+            def busy_passed_through() -> bool:  # once the router has reconnected
+                try:
+                    r.get(key)
+                except redis.ResponseError as exc:
+                    return str(exc).startswith("BUSY")
+                return False
+
+            wait_for(busy_passed_through, "the shard's own -BUSY through the router")
+            assert r.script_kill() is True
+            assert r.set(key, "ok") and r.get(key) == b"ok"
+        finally:
+            _kill_directly(c)
