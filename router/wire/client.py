@@ -530,7 +530,7 @@ class ClientConn(asyncio.Protocol):
         name = spec.name if spec is not None else "unknown"
         session = self.session
         if session is not None and (session.reply != "on" or name == "client|reply"):
-            self._drop_replies(before, name)
+            client_ctl.drop_replies(self, session, before, name)
         shape = spec.shape.value if spec is not None else "local"
         now = self.loop.time()
         for i in range(before, len(fifo)):
@@ -542,17 +542,6 @@ class ClientConn(asyncio.Protocol):
                     pending.shape = shape
                 else:
                     self.stats.observe(shape, self.loop.time() - now)
-
-    def _drop_replies(self, before: int, name: str) -> None:
-        """CLIENT REPLY OFF/SKIP: the reply slots this request added are not written."""
-        session = self.session
-        assert session is not None
-        if client_ctl.reply_dropped(session, name):
-            if self.dropped is None:
-                self.dropped = set()
-            for i in range(before, len(self.fifo)):
-                self.dropped.add(self.fifo[i])
-        self.state.update_plain()  # the fast path is off while replies are dropped
 
     def forward(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
         """Answer a command in normal mode: locally, or planned and sent to the shards."""

@@ -46,7 +46,7 @@ from slotwarden.resp.requests import Request, RequestReader
 
 log = logging.getLogger("slotwarden.frontend")
 
-__all__ = ["CONTROL", "Controls", "answer", "process_paused", "reply_dropped", "unblock"]
+__all__ = ["CONTROL", "Controls", "answer", "drop_replies", "process_paused", "unblock"]
 
 # LOCAL rows answered here rather than by router.decide.builtins
 CONTROL = frozenset({"client|kill", "client|pause", "client|unpause"})
@@ -86,6 +86,8 @@ class CtlClient(Protocol):
     def push(self, reply: bytes) -> None: ...
 
     def new_pending(self) -> Waiter: ...
+
+    dropped: set | None
 
     def _update_reading(self) -> None: ...
 
@@ -159,3 +161,15 @@ def process_paused(client: CtlClient, pause: Pause) -> None:
         del client.held[0]
         client.dispatch(args, raw, spec)
     client._update_reading()
+
+
+def drop_replies(client: CtlClient, session: Session, before: int, name: str) -> None:
+    """CLIENT REPLY OFF/SKIP: the reply slots the request ``name`` added to the FIFO
+    (from index ``before``) are marked dropped (``flush`` skips them)."""
+    if reply_dropped(session, name):
+        fifo: list = client.fifo  # type: ignore[assignment]  # a deque: indexable
+        dropped = client.dropped if client.dropped is not None else set()
+        for i in range(before, len(fifo)):
+            dropped.add(fifo[i])
+        client.dropped = dropped
+    client.state.update_plain()  # the fast path is off while replies are dropped
