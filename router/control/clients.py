@@ -73,11 +73,12 @@ class Clients:
             self.by_id.pop(client.session.id, None)
 
     def sessions(self) -> list[Session]:
-        """Every client's session, its live numbers (CLIENT LIST qbuf, oll, omem) refreshed."""
+        """Every client's session, its live numbers (CLIENT LIST qbuf, oll, omem) refreshed;
+        a client CLIENT KILL closed is gone at once, even before its loss is processed."""
         out = []
         for c in self.by_id.values():
             s = c.session
-            if s is None:
+            if s is None or (c.transport is not None and c.transport.is_closing() and s.closing):
                 continue
             s.qbuf = c.reader.unparsed()
             s.oll = len(c.fifo)

@@ -63,6 +63,7 @@ def test_client_kill_by_id_addr_and_old_form(fresh: Cluster) -> None:
     with Raw(fresh.port) as me, Raw(fresh.port) as a, Raw(fresh.port) as b, Raw(fresh.port) as d:
         a_id, b_id = _id(a), _id(b)
         assert me.call("CLIENT", "KILL", "ID", a_id) == b":1\r\n"
+        assert b"id=%d " % a_id not in me.call("CLIENT", "LIST")  # gone at once
         assert _closed(a)
         assert me.call("CLIENT", "KILL", "ID", a_id) == b":0\r\n"  # gone already
         b_addr = f"127.0.0.1:{b.sock.getsockname()[1]}"
