@@ -3,7 +3,8 @@
 `Router` is the composition root and nothing else: it owns no routing
 decision and no connection logic. It builds
 
-    RunningConfig ─► Clients, RouteTable (+ ParkingLot), RouterReloader, metrics
+    RunningConfig ─► Clients, RouteTable (+ ParkingLot), RouterReloader, metrics,
+                     ConfigWrites (CONFIG SET on every node, told of each slot map)
     LoopTurn, RouterStats ─► the ports of every connection (router.wire.ports)
 
 plugs them into the connections (`ClientPorts` for each client connection,
@@ -29,13 +30,14 @@ from aiohttp import web
 
 from router.control.admin import Admin, make_app
 from router.control.clients import Clients
+from router.control.config_set import ConfigWrites
 from router.control.metrics import RouterStats, make_registry
 from router.control.parking import ParkingLot
 from router.control.reload import RouterReloader
 from router.control.routes import RouteTable
 from router.control.running import RunningConfig
+from router.control.serverinfo import ServerInfo
 from router.control.watch import TopologyWatcher
-from router.decide.builtins import router_info_section
 from router.wire.client import ClientConn, ClientPorts
 from router.wire.turn import LoopTurn
 from slotwarden import __version__
@@ -63,11 +65,16 @@ class Router:
         self.stats = RouterStats()
         self.clients = Clients(self.running)
         self.routes = RouteTable(self.running, self.turn, self.stats, self.clients, ParkingLot())
+        self.config_writes = ConfigWrites(self.running, self.routes, self.turn)
+        self.routes.on_slotmap = self.config_writes.on_slotmap
         self.reloader = (
             RouterReloader(config.path, self.running, self.routes) if config.path else None
         )
         self.registry = make_registry(
             self.stats, self.running, self.clients, self.routes, self.reloader
+        )
+        self.server_info = ServerInfo(
+            self.running, self.clients, self.stats, self.port, self.router_section
         )
         self.client_ports = ClientPorts(
             routes=self.routes,
@@ -76,7 +83,8 @@ class Router:
             stats=self.stats,
             parker=self.routes,
             clients=self.clients,
-            info_head=self.info_head,
+            info_head=self.server_info.facts,
+            config_writes=self.config_writes,
         )
         self.started = time.time()
         self.bound: Address | None = None
@@ -93,23 +101,25 @@ class Router:
         """A client connection (the listening socket's protocol factory)."""
         return ClientConn(self.client_ports)
 
-    def info_head(self) -> str:
-        """The router's own INFO sections (INFO merges every shard's keyspace under them)."""
+    def port(self) -> int:
+        """The port clients connect to (INFO tcp_port)."""
+        return (self.bound or self.listen).port
+
+    def router_section(self) -> dict[str, object]:
+        """The ``# Router`` section of INFO (the rest: router.control.serverinfo)."""
         route = self.routes.route
-        return router_info_section(
-            {
-                "router_version": __version__,
-                "speedups": implementation(),  # "c": slotwarden.resp._speedups is built and used
-                "uptime_in_seconds": int(time.time() - self.started),
-                "listen": str(self.bound or self.listen),
-                "connected_clients": len(self.clients.by_id),
-                "total_connections_received": self.clients.total,
-                "rejected_connections": self.clients.rejected,
-                "topology_epoch": route.slotmap.epoch,
-                "shards": len(route.slotmap.shards),
-                "shards_up": sum(1 for n in route.masters if n.is_up()),
-            }
-        )
+        return {
+            "router_version": __version__,
+            "speedups": implementation(),  # "c": slotwarden.resp._speedups is built and used
+            "uptime_in_seconds": int(time.time() - self.started),
+            "listen": str(self.bound or self.listen),
+            "connected_clients": len(self.clients.by_id),
+            "total_connections_received": self.clients.total,
+            "rejected_connections": self.clients.rejected,
+            "topology_epoch": route.slotmap.epoch,
+            "shards": len(route.slotmap.shards),
+            "shards_up": sum(1 for n in route.masters if n.is_up()),
+        }
 
     # ------------------------------------------------------------ lifecycle
 
@@ -120,6 +130,7 @@ class Router:
         watcher_task: asyncio.Task[None] | None = None
         async with asyncio.TaskGroup() as tg:
             self.routes.attach(tg)
+            self.config_writes.attach(tg)
             self.routes.apply_slotmap(config.slotmap(0))
             admin = Admin(self.routes, self.reloader, self.stats, self.registry, self.secret)
             runner = web.AppRunner(make_app(admin), access_log=None)

@@ -61,8 +61,9 @@ def password_hash(password: bytes) -> str:
     return "#" + hashlib.sha256(password).hexdigest()
 
 
-def router_rule() -> tuple[str, ...]:
-    return tuple(router_acl.rule())
+def router_rule(config: ClusterConfig | None = None) -> tuple[str, ...]:
+    """The router user's rule (CONFIG SET/RESETSTAT allowed with router.allow_config_set)."""
+    return tuple(router_acl.rule(config is not None and config.router.allow_config_set))
 
 
 def sentinel_rule() -> tuple[str, ...]:
@@ -121,7 +122,7 @@ def users_of(
         hashed = _hash_of(section, environ)
         if hashed is None:
             notes.append(f"{where}: the password ({section.password.describe()}) is not readable")
-        users.append(AclUser(name, router_rule(), hashed, f"the router ({where})"))
+        users.append(AclUser(name, router_rule(config), hashed, f"the router ({where})"))
     own = config.sentinel.backend if config.sentinel is not None else None
     if own is None:
         if config.sentinel is not None:
@@ -203,7 +204,7 @@ def setup_for_up(
     users = [
         AclUser(
             backend.username,
-            known_only(router_rule(), known),
+            known_only(router_rule(config), known),
             password_hash(router_pw),
             "the router",
         )

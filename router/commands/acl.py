@@ -11,13 +11,19 @@ permissions of that user, so the two cannot drift apart:
   it serves through dedicated connections (MULTI/EXEC/WATCH, blocking commands,
   pub/sub, PUBLISH, PUBSUB introspection, WAIT);
 - narrowed to a first argument (Redis 7.0's ``+cmd|arg`` for a command without
-  subcommands): INFO to ``INFO keyspace``, the one section the router sends
-  (`INFO_SENT`), so a script's ``INFO server`` is refused; SELECT to ``SELECT
-  0``, the only database the router exposes;
+  subcommands): INFO to the sections the router reads from the masters
+  (`INFO_SENT`: keyspace, server, memory, persistence, stats, errorstats;
+  router.decide.info), so a script's ``INFO``, ``INFO clients`` or ``INFO
+  replication`` is refused; SELECT to ``SELECT 0``, the only database the
+  router exposes;
 - allowed although the router answers them itself: PING, ECHO and TIME
   (`SCRIPT_SAFE_LOCAL`: scripts use them, and they read or change nothing);
 - allowed because the router sends them itself (`ROUTER_SENT`): CLIENT ID
   (asked on every pinned connection) and CLIENT UNBLOCK (of that id);
+- allowed only with ``router.allow_config_set: true``: CONFIG SET and CONFIG
+  RESETSTAT (`CONFIG_WRITES`; REJECTED rows the router then sends to every
+  node itself, router.control.config_set). Scripts cannot run them either
+  way (Redis flags them ``noscript``);
 - denied: everything else: the REJECTED rows, the PINNED rows the router does
   not honour (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO, SCRIPT DEBUG),
   the LOCAL rows (the router answers them: CLIENT SETNAME, READONLY ...), and
@@ -33,9 +39,10 @@ from __future__ import annotations
 from router.commands.spec import TABLE, CommandSpec
 from router.commands.table import Shape
 
-# The section of the one INFO the router sends (router.decide.plan: the
-# shards' keyspace under the router's own sections).
-INFO_SENT = b"keyspace"
+# The sections of the one INFO the router sends to a master (router.decide.info:
+# the masters' data-side sections under the router's own). Redis 7.0 checks a
+# first-argument grant against the first argument only; each is granted anyway.
+INFO_SENT = (b"keyspace", b"server", b"memory", b"persistence", b"stats", b"errorstats")
 
 # LOCAL commands (answered by the router) that a script may still run on a shard.
 SCRIPT_SAFE_LOCAL = frozenset({"ping", "echo", "time"})
@@ -47,7 +54,9 @@ SCRIPT_SAFE_LOCAL = frozenset({"ping", "echo", "time"})
 ROUTER_SENT = frozenset({"client|id", "client|unblock"})
 
 # First-argument grants for commands without subcommands (Redis 7.0 ``+cmd|arg``).
-FIRST_ARG_ONLY: dict[str, str] = {"info": INFO_SENT.decode(), "select": "0"}
+FIRST_ARG_ONLY: dict[str, str] = {"info": INFO_SENT[0].decode(), "select": "0"}
+# Further first arguments granted beside those (every section of `INFO_SENT`).
+MORE_FIRST_ARGS: dict[str, tuple[str, ...]] = {"info": tuple(s.decode() for s in INFO_SENT[1:])}
 
 _FORWARDED = frozenset(
     {
@@ -76,6 +85,8 @@ _STATEFUL = frozenset(
         "sunsubscribe",
     }
 )
+# REJECTED rows the router runs itself when router.allow_config_set is true.
+CONFIG_WRITES = ("config|resetstat", "config|set")
 # Rows newer than Redis 7.0 (an ACL rule naming them would be refused by a 7.0 server).
 _NOT_IN_7_0 = frozenset({"client|setinfo", "client|no-touch"})
 
@@ -129,15 +140,19 @@ def allowed_names() -> list[str]:
     return sorted(names)
 
 
-def command_rules() -> list[str]:
+def command_rules(config_set: bool = False) -> list[str]:
     """The command part of the router user's ACL rule: ``-@all`` then one ``+`` per
-    allowed command, subcommand or first argument, in a stable order."""
+    allowed command, subcommand or first argument, in a stable order; ``config_set``:
+    router.allow_config_set (`CONFIG_WRITES` allowed too)."""
     rules = ["-@all"]
     rules += [f"+{name}" for name in allowed_names()]
     rules += [f"+{name}|{arg}" for name, arg in sorted(FIRST_ARG_ONLY.items())]
+    rules += [f"+{name}|{arg}" for name, args in sorted(MORE_FIRST_ARGS.items()) for arg in args]
+    if config_set:
+        rules += [f"+{name}" for name in CONFIG_WRITES]
     return rules
 
 
-def rule() -> list[str]:
+def rule(config_set: bool = False) -> list[str]:
     """Keys, channels and commands of the router's backend user (no password part)."""
-    return ["~*", "&*", *command_rules()]
+    return ["~*", "&*", *command_rules(config_set)]

@@ -194,6 +194,13 @@ def _sort_keys(args: list[bytes]) -> list[int]:
     return keys
 
 
+def _sort_ro_keys(args: list[bytes]) -> list[int]:
+    """SORT_RO key [BY p] [LIMIT o c] [GET p ...] [ASC|DESC] [ALPHA]: the one key. A finder
+    (not a fixed key) so that SORT_RO is planned, its BY/GET patterns checked
+    (router.decide.sort_patterns), instead of taking the single-key fast path."""
+    return [1]
+
+
 def _georadius_keys(args: list[bytes], start: int) -> list[int]:
     # Key-specs: the key, then the first STORE and the first STOREDIST (both
     # are returned when both are given, as GETKEYS does; the server uses one).
@@ -249,6 +256,7 @@ KEY_FINDERS: dict[str, KeyFinder] = {
     "xread": _xread_keys,
     "xreadgroup": _xreadgroup_keys,
     "sort": _sort_keys,
+    "sort-ro": _sort_ro_keys,
     "georadius": _georadius_point_keys,
     "georadiusbymember": _georadius_member_keys,
     "migrate": _migrate_keys,

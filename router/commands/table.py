@@ -208,9 +208,11 @@ ROWS: tuple[Row, ...] = (
     ("smismember",                    -3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("smove",                          4, SINGLE,         W, 1,  2, 1, NO, NO, NO),
     # SORT ... BY/GET patterns name other keys Redis cannot declare (GETKEYS
-    # omits them too); only the sorted key and the STORE destination count.
+    # omits them too); only the sorted key and the STORE destination count. The
+    # patterns are checked by router.decide.sort_patterns (SORT_RO has a finder so
+    # that it is planned, not sent by the fast path).
     ("sort",                          -2, SINGLE,         W, 1,  1, 1, "sort", NO, NO),
-    ("sort_ro",                       -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
+    ("sort_ro",                       -2, SINGLE,         R, 1,  1, 1, "sort-ro", NO, NO),
     ("spop",                          -2, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("srandmember",                   -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("srem",                          -3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
@@ -320,9 +322,21 @@ ROWS: tuple[Row, ...] = (
     ("script|flush",                  -2, ALL_MASTERS,    R, 0,  0, 0, NO, "all-ok", NO),
     ("script|kill",                    2, ALL_MASTERS,    R, 0,  0, 0, NO, "any-ok", NO),
     ("script|load",                    3, ALL_MASTERS,    R, 0,  0, 0, NO, "same", NO),
+    # SLOWLOG, LATENCY LATEST/HISTORY/RESET/DOCTOR, MEMORY STATS/DOCTOR: the whole
+    # cluster's, every master's reply merged (router.decide.diag; LEN and RESET
+    # add up, RESET is OK only if every master reset).
+    ("latency|doctor",                 2, ALL_MASTERS,    R, 0,  0, 0, NO, "doctor", NO),
+    ("latency|history",                3, ALL_MASTERS,    R, 0,  0, 0, NO, "latency-history", NO),
+    ("latency|latest",                 2, ALL_MASTERS,    R, 0,  0, 0, NO, "latency-latest", NO),
+    ("latency|reset",                 -2, ALL_MASTERS,    R, 0,  0, 0, NO, "sum", NO),
+    ("memory|doctor",                  2, ALL_MASTERS,    R, 0,  0, 0, NO, "doctor", NO),
+    ("memory|stats",                   2, ALL_MASTERS,    R, 0,  0, 0, NO, "memory-stats", NO),
+    ("slowlog|get",                   -2, ALL_MASTERS,    R, 0,  0, 0, NO, "slowlog-get", NO),
+    ("slowlog|len",                    2, ALL_MASTERS,    R, 0,  0, 0, NO, "sum", NO),
+    ("slowlog|reset",                  2, ALL_MASTERS,    R, 0,  0, 0, NO, "all-ok", NO),
     # ---- ANY: keyless and read-only, forwarded to one master. The diagnostics
-    # here (LATENCY, SLOWLOG, MEMORY STATS/DOCTOR, LASTSAVE, CONFIG GET) describe
-    # that one shard only; operators who need every shard ask the shards.
+    # here (LATENCY GRAPH/HISTOGRAM, MEMORY MALLOC-STATS, LASTSAVE, CONFIG GET)
+    # describe that one shard only; operators who need every shard ask the shards.
     # HELP subcommands are ANY except under containers rejected as a whole.
     # ACL: only the pure helpers. The user database of the shards (LIST, USERS,
     # GETUSER, LOG, DRYRUN) is the router's backend credentials, not the
@@ -342,23 +356,16 @@ ROWS: tuple[Row, ...] = (
     ("config|help",                    2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("function|help",                  2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("lastsave",                       1, ANY,            R, 0,  0, 0, NO, NO, NO),
-    ("latency|doctor",                 2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("latency|graph",                  3, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("latency|help",                   2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("latency|histogram",             -2, ANY,            R, 0,  0, 0, NO, NO, NO),
-    ("latency|history",                3, ANY,            R, 0,  0, 0, NO, NO, NO),
-    ("latency|latest",                 2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("lolwut",                        -1, ANY,            R, 0,  0, 0, NO, NO, NO),
-    ("memory|doctor",                  2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("memory|help",                    2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("memory|malloc-stats",            2, ANY,            R, 0,  0, 0, NO, NO, NO),
-    ("memory|stats",                   2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("object|help",                    2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("pubsub|help",                    2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("script|help",                    2, ANY,            R, 0,  0, 0, NO, NO, NO),
-    ("slowlog|get",                   -2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("slowlog|help",                   2, ANY,            R, 0,  0, 0, NO, NO, NO),
-    ("slowlog|len",                    2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("xgroup|help",                    2, ANY,            R, 0,  0, 0, NO, NO, NO),
     ("xinfo|help",                     2, ANY,            R, 0,  0, 0, NO, NO, NO),
     # FUNCTION DUMP/STATS: shard 0 (the libraries are the same on every master;
@@ -401,6 +408,22 @@ ROWS: tuple[Row, ...] = (
     ("reset",                          1, LOCAL,          R, 0,  0, 0, NO, NO, NO),
     ("select",                         2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
     ("time",                           1, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    # The router is one standalone master (router.decide.standalone): ROLE says
+    # master without replicas; CLUSTER KEYSLOT is computed; the CLUSTER probes get
+    # a standalone Redis's "cluster support disabled".
+    ("cluster|countkeysinslot",        3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|getkeysinslot",          4, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|help",                   2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|info",                   2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|keyslot",                3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|links",                  2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|myid",                   2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|nodes",                  2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|replicas",               3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|shards",                 2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|slaves",                 3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("cluster|slots",                  2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("role",                           1, LOCAL,          R, 0,  0, 0, NO, NO, NO),
     # ---- PINNED: stateful; the client connection handles them through its mode
     # (router.decide.modes) and dedicated backend connections (router.wire.pinned): blocking
     # commands, transactions and WATCH, pub/sub (channels route by their slot;
@@ -462,40 +485,28 @@ ROWS: tuple[Row, ...] = (
     ("acl|users",                      2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("bgrewriteaof",                   1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("bgsave",                        -1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    # CLUSTER *: the router is a standalone endpoint; the topology is the sentinel's.
+    # CLUSTER writes: the router is a standalone endpoint; the topology is the
+    # sentinel's (CLUSTER KEYSLOT and the probes are LOCAL).
     ("cluster|addslots",              -3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|addslotsrange",         -4, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|bumpepoch",              2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|count-failure-reports",  3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|countkeysinslot",        3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|delslots",              -3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|delslotsrange",         -4, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|failover",              -2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|flushslots",             2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|forget",                 3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|getkeysinslot",          4, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|help",                   2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|info",                   2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|keyslot",                3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|links",                  2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|meet",                  -4, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|myid",                   2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|nodes",                  2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|replicas",               3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|replicate",              3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|reset",                 -2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|saveconfig",             2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|set-config-epoch",       3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("cluster|setslot",               -4, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|shards",                 2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|slaves",                 3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("cluster|slots",                  2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("config|resetstat",               2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("config|rewrite",                 2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("config|set",                    -4, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("debug",                         -2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("failover",                      -1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("latency|reset",                 -2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     # MIGRATE moves keys behind the router's back; its keys are still exact.
     ("migrate",                       -6, REJECTED,       W, 3,  3, 1, "migrate", NO, NO),
     ("module|help",                    2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
@@ -512,12 +523,9 @@ ROWS: tuple[Row, ...] = (
     ("replicaof",                      3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     # RESTORE-ASKING is cluster-internal (MIGRATE in a real cluster).
     ("restore-asking",                -4, REJECTED,       W, 1,  1, 1, NO, NO, NO),
-    # ROLE of one arbitrary shard would mislead (and leaks replica addresses).
-    ("role",                           1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("save",                           1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("shutdown",                      -1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("slaveof",                        3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("slowlog|reset",                  2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("swapdb",                         3, REJECTED,       W, 0,  0, 0, NO, NO, NO),
     ("sync",                           1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
 )

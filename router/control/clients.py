@@ -31,7 +31,7 @@ from router.decide.session import Session
 from router.wire import side
 from router.wire.client import ClientConn
 from router.wire.ports import ConfigSource, Waiter
-from slotwarden.resp.encode import encode_command, encode_int
+from slotwarden.resp.encode import encode_int
 
 ZERO, ONE = encode_int(0), encode_int(1)
 
@@ -129,8 +129,8 @@ class Clients:
         how = b"ERROR" if error else b"TIMEOUT"
         fan = FanIn(len(conns), merge_unblocked, waiter.on_reply)
         for index, conn in enumerate(conns):
-            raw = encode_command([b"CLIENT", b"UNBLOCK", b"%d" % conn.server_id, how])
-            side.call_soon(conn.addr, conn.label, conn.settings, raw, FanInPart(fan, index), after)
+            args = [b"CLIENT", b"UNBLOCK", b"%d" % conn.server_id, how]
+            side.call_soon(conn.addr, conn.label, conn.settings, args, FanInPart(fan, index), after)
 
     # ------------------------------------------------------------ CLIENT PAUSE / UNPAUSE
 

@@ -118,6 +118,7 @@ class RouterStats:
             (s, r): 0 for s in TOPOLOGY_SOURCES for r in ("applied", "rejected")
         }
         self.auth_failures: dict[str, int] = {"admin": 0, "client": 0}
+        self.split_transactions = 0  # EXECs run as one MULTI/EXEC per shard (several)
 
     def count(self, command: str, raw: bytes) -> None:
         """One reply for ``command`` went back to a client."""
@@ -215,6 +216,12 @@ class RouterCollector(Collector):
             "slotwarden_router_client_connections_rejected",
             "Client connections refused because max_clients was reached.",
             value=clients.rejected,
+        )
+        yield CounterMetricFamily(
+            "slotwarden_router_split_transactions",
+            "Transactions run as one MULTI/EXEC on each of several shards "
+            "(router.transactions: split).",
+            value=stats.split_transactions,
         )
         yield from self._backends()
         yield from self._topology()

@@ -11,7 +11,9 @@ either the old or the new topology, never a mix) and every node it started.
     apply_slotmap: new masters get a Node (started in the app's TaskGroup);
                    replaced masters are retired (fenced, see Node.retire);
                    the route is swapped; clients move their subscriptions;
-                   writes held in the parking lot are resent.
+                   writes held in the parking lot are resent;
+                   ``on_slotmap`` is told (remembered CONFIG SETs go to
+                   nodes not seen before: router.control.config_set).
 
 It is also the connections' `RouteSource`, their `Parker` (a write a
 demoted master refused with ``-READONLY`` is held in router.control.parking
@@ -67,6 +69,7 @@ class RouteTable:
         self.route: Route  # set by apply_slotmap before serving
         self.retired: list[Node] = []  # replaced masters finishing their in-flight replies
         self.on_hint: Callable[[], None] | None = None  # the topology watcher's, when watching
+        self.on_slotmap: Callable[[SlotMap], None] | None = None  # told each slot map applied
         self._spawn: Callable[..., asyncio.Task[None]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_refusal = ""  # the last refused topology's reason (logged once)
@@ -149,6 +152,8 @@ class RouteTable:
         self.route = Route(slotmap, tuple(masters))
         self.clients.on_route_change()  # subscriptions follow their channels' new masters
         self.parking.resend(self.route)
+        if self.on_slotmap is not None:  # remembered CONFIG SETs to new nodes (config_set)
+            self.on_slotmap(slotmap)
 
     def drop_nodes(self) -> None:
         """Stop every node now (new credentials or pool sizes: the next slot map

@@ -4,7 +4,8 @@ Pure: each handler takes the client's `Session` and the arguments and returns
 a raw reply; nothing here touches sockets. PING, ECHO, QUIT, TIME, SELECT,
 HELLO, AUTH, RESET, READONLY/READWRITE/ASKING, ACL WHOAMI and CLIENT SETNAME/
 GETNAME/ID/SETINFO/INFO/LIST/NO-EVICT/NO-TOUCH/REPLY live here (CLIENT REPLY
-sets the session's reply mode; the client connection drops the replies). CLIENT
+sets the session's reply mode; the client connection drops the replies); ROLE
+and CLUSTER KEYSLOT/INFO/... in `router.decide.standalone`. CLIENT
 KILL/PAUSE/UNPAUSE act on other connections: `router.wire.client_ctl`.
 
 Authentication: with router users configured (``Session.users.required``) a
@@ -23,9 +24,9 @@ import re
 import time
 from collections.abc import Callable
 
+from router.decide import standalone
 from router.decide.session import Session
 from router.errors import not_supported, wrong_arity
-from slotwarden import __version__
 from slotwarden.resp.encode import (
     NIL,
     NULL3,
@@ -38,8 +39,8 @@ from slotwarden.resp.encode import (
     error_reply,
 )
 
-# What HELLO/INFO report as redis_version: the Redis feature level the router
-# speaks (its command table is Redis 7.0's), not a Redis build.
+# What HELLO reports as redis_version (INFO reports the lowest of the masters'):
+# the Redis feature level the router speaks (its command table is Redis 7.0's).
 COMPAT_REDIS_VERSION = "7.0.0"
 
 
@@ -316,17 +317,4 @@ HANDLERS: dict[str, Handler] = {
     "readwrite": ok,
     "asking": ok,
 }
-
-
-def router_info_section(fields: dict[str, object]) -> str:
-    """The ``# Server`` and ``# Router`` sections of INFO."""
-    lines = [
-        "# Server",
-        f"redis_version:{COMPAT_REDIS_VERSION}",
-        "redis_mode:standalone",
-        f"slotwarden_version:{__version__}",
-        "",
-        "# Router",
-    ]
-    lines += [f"{k}:{v}" for k, v in fields.items()]
-    return "\r\n".join(lines) + "\r\n"
+HANDLERS.update(standalone.HANDLERS)  # ROLE, CLUSTER KEYSLOT/INFO/...: a standalone master

@@ -8,7 +8,8 @@ cannot act on a half-applied multi-key command any better than on an error.
 The command table names each command's merger (router.commands.table, the
 ``merger`` column); `MERGERS` maps those names to the functions here, and
 `BUILT` lists the names whose merger is made per request (`merge_ordered`,
-`merge_info`, `scan_cursor_merge`: they need what only the plan knows).
+`scan_cursor_merge`, and INFO's in router.decide.info: they need what only the
+plan knows; the diagnostics' in router.decide.diag are made per request too).
 """
 
 from __future__ import annotations
@@ -170,52 +171,6 @@ def scan_cursor_merge(shard: int, shard_count: int, shard_bits: int) -> Merger:
             cursor = 0
         keys = encode_array([encode_bulk(k) for k in value[1]])
         return encode_array([encode_bulk(str(cursor).encode()), keys])
-
-    return merge
-
-
-def parse_keyspace(info: bytes) -> dict[str, dict[str, int]]:
-    """``db0:keys=1,expires=0,avg_ttl=0`` lines -> {"db0": {"keys": 1, ...}}."""
-    out: dict[str, dict[str, int]] = {}
-    for line in info.decode("utf-8", "replace").splitlines():
-        name, sep, fields = line.partition(":")
-        if sep and name.startswith("db") and name[2:].isdigit():
-            values: dict[str, int] = {}
-            for field in fields.split(","):
-                k, _, v = field.partition("=")
-                if v.lstrip("-").isdigit():
-                    values[k] = int(v)
-            out[name] = values
-    return out
-
-
-def merge_info(head: str) -> Merger:
-    """INFO: the router's own sections (``head``) plus every shard's keyspace summed."""
-
-    def merge(parts: list[bytes]) -> bytes:
-        err = first_error(parts)
-        if err is not None:
-            return err
-        dbs: dict[str, dict[str, int]] = {}
-        for raw in parts:
-            if raw[:1] not in (b"$", b"="):  # a bulk or a RESP3 verbatim string
-                return _unexpected(raw, "an INFO bulk string")
-            value = decode(raw)
-            if isinstance(value, str):  # RESP3 verbatim string
-                value = value.encode()
-            if not isinstance(value, bytes):
-                return _unexpected(raw, "an INFO bulk string")
-            for db, fields in parse_keyspace(value).items():
-                acc = dbs.setdefault(db, {"keys": 0, "expires": 0, "ttl_weight": 0})
-                acc["keys"] += fields.get("keys", 0)
-                acc["expires"] += fields.get("expires", 0)
-                acc["ttl_weight"] += fields.get("avg_ttl", 0) * fields.get("expires", 0)
-        lines = [head.rstrip("\r\n"), "", "# Keyspace"]
-        for db in sorted(dbs, key=lambda name: int(name[2:])):
-            acc = dbs[db]
-            avg = acc["ttl_weight"] // acc["expires"] if acc["expires"] else 0
-            lines.append(f"{db}:keys={acc['keys']},expires={acc['expires']},avg_ttl={avg}")
-        return encode_bulk(("\r\n".join(lines) + "\r\n").encode())
 
     return merge
 
@@ -387,5 +342,5 @@ MERGERS: dict[str, Merger] = {
     "config-get": merge_config_get,  # CONFIG GET (one shard, secrets dropped)
 }
 # Named by the table, made per request by the plan: MGET (where each key went),
-# INFO (the router's own sections), SCAN (the shard being walked).
+# INFO (router.decide.info), SCAN (the shard being walked).
 BUILT = frozenset({"ordered", "info", "scan"})

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from router.commands import spec as cmds
-from router.commands.acl import INFO_SENT
 from router.commands.spec import CommandSpec, KeySpecError, Shape
-from router.decide import merge
+from router.decide import diag, info, merge, sort_patterns
+from router.decide.info import RouterFacts
 from router.decide.merge import BUILT, MERGERS
+from router.decide.sort_patterns import SORTS
 from router.errors import CROSSSLOT, NOT_ALLOWED, not_supported, wrong_arity
 from slotwarden.cluster.topology import SlotMap
 from slotwarden.resp.accel import group_keys, key_slot
@@ -53,7 +54,12 @@ def merger_of(spec: CommandSpec) -> merge.Merger:
 def _check_mergers() -> None:
     for top in cmds.TABLE.values():
         for spec in (top, *(top.subcommands or {}).values()):
-            if spec.merger is not None and spec.merger not in MERGERS and spec.merger not in BUILT:
+            if (
+                spec.merger is not None
+                and spec.merger not in MERGERS
+                and spec.merger not in BUILT
+                and spec.merger not in diag.BUILT
+            ):
                 raise AssertionError(f"{spec.name}: no merger named {spec.merger!r}")
 
 
@@ -61,7 +67,11 @@ _check_mergers()
 
 
 def plan(
-    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: str = "", resp3: bool = False
+    spec: CommandSpec,
+    args: list[bytes],
+    slotmap: SlotMap,
+    info_head: RouterFacts | None = None,
+    resp3: bool = False,
 ) -> Plan:
     """Plan a request whose command and arity are already checked; ``resp3``:
     the client speaks RESP3 (merged nils are encoded as RESP3 nulls)."""
@@ -91,7 +101,10 @@ def plan_single(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> Plan:
         return error_reply(str(exc))
     if not positions:
         return 0
-    return shard_of_keys(args, positions, slotmap.owner)
+    shard = shard_of_keys(args, positions, slotmap.owner)
+    if spec.name in SORTS and type(shard) is int:  # BY/GET patterns name keys too
+        return sort_patterns.refusal(args, shard, slotmap.owner) or shard
+    return shard
 
 
 def shard_of_keys(args: list[bytes], positions: list[int], owner: bytes) -> int | bytes:
@@ -152,7 +165,10 @@ def plan_queued(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int |
         return None
     if (len(args) - 1) % cmds.fanout_step(shape):
         return wrong_arity(name)
-    return shard_of_keys(args, positions, slotmap.owner)
+    shard = shard_of_keys(args, positions, slotmap.owner)
+    if name in SORTS and type(shard) is int:  # BY/GET patterns name keys too
+        return sort_patterns.refusal(args, shard, slotmap.owner) or shard
+    return shard
 
 
 def plan_fanout(
@@ -189,16 +205,24 @@ def fanout_of(spec: CommandSpec, grouped: Grouped, total: int, resp3: bool) -> i
 
 
 def plan_all_masters(
-    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: str
+    spec: CommandSpec, args: list[bytes], slotmap: SlotMap, info_head: RouterFacts | None
 ) -> Plan:
     """Keyless commands sent to every master, their replies merged by the row's merger."""
     count = len(slotmap.shards)
     if spec.merger == "scan":
         return plan_scan(args, count)
-    if spec.merger == "info":  # the shards' keyspace under the router's own sections
-        piece = encode_command([b"INFO", INFO_SENT])  # the one INFO the ACL allows
-        return Fanout([(i, piece) for i in range(count)], merge.merge_info(info_head))
+    names = [shard.name for shard in slotmap.shards]
+    if spec.merger == "info":  # the router's own facts and the masters' INFO, merged
+        if info_head is None:
+            return error_reply("ERR router has no INFO facts")
+        answer = info.plan(args[1:], info_head, names)
+        if isinstance(answer, bytes):
+            return answer
+        piece, merger = answer
+        return Fanout([(i, piece) for i in range(count)], merger)
     raw = encode_command(args)
+    if spec.merger in diag.BUILT:  # SLOWLOG GET, LATENCY ..., MEMORY STATS/DOCTOR
+        return Fanout([(i, raw) for i in range(count)], diag.build(spec.merger, args, names))
     return Fanout([(i, raw) for i in range(count)], merger_of(spec))
 
 

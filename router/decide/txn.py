@@ -14,6 +14,12 @@ place. Invariant: ``aborted`` is set by every queue-time error (unknown
 command, wrong arity, keys on another shard, a command that cannot run in a
 transaction through the router), and an aborted transaction never reaches a
 shard: EXEC answers ``-EXECABORT``.
+
+That is the ``router.transactions: single-shard`` mode (Redis Cluster's). In
+``split`` mode (the default) a transaction may touch several shards: its
+backend commands are queued as `Routed` (one shard, or None: keyless) and
+`Fan` (a multi-key command split by shard, with its row's merger), and
+`router.decide.split_txn` plans one MULTI/EXEC per shard and rebuilds the reply.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from router.decide.merge import Merger
 from slotwarden.resp.encode import encode_array, encode_command, error_reply
 from slotwarden.resp.replies import split_array
 
@@ -53,10 +60,28 @@ class LocalItem:
 
 
 @dataclass(slots=True)
+class Routed:
+    """Split mode: a queued command for one shard (None: keyless, goes with the others)."""
+
+    shard: int | None
+    raw: bytes
+
+
+@dataclass(slots=True)
+class Fan:
+    """Split mode: a multi-key command queued as one part per shard, merged at EXEC."""
+
+    parts: list[tuple[int, bytes]]  # (shard, encoded part), in merge order
+    merge: Merger
+
+
+@dataclass(slots=True)
 class Transaction:
     shard: int | None = None  # None until a keyed command (or WATCH) picks one
-    items: list[bytes | LocalItem] = field(default_factory=list)
+    # single-shard mode: bytes and LocalItem; split mode: Routed, Fan and LocalItem
+    items: list[bytes | LocalItem | Routed | Fan] = field(default_factory=list)
     aborted: bool = False
+    split: bool = False  # router.transactions: split (commands may go to several shards)
 
     def queue(self, raw: bytes, shard: int | None) -> bytes:
         """Queue a command for a shard (None: keyless); the reply to answer now."""
@@ -69,6 +94,13 @@ class Transaction:
                 self.aborted = True
                 return error_reply("CROSSSLOT Keys in request don't hash to the same slot")
         self.items.append(raw)
+        return QUEUED
+
+    def add(self, entry: Routed | Fan) -> bytes:
+        """Split mode: queue a command planned for its shard(s); the reply to answer now."""
+        if len(self.items) >= MAX_QUEUED:
+            return self.fail(TOO_LONG)
+        self.items.append(entry)
         return QUEUED
 
     def fail(self, error: bytes) -> bytes:
@@ -90,8 +122,8 @@ def splice(exec_reply: bytes, local: list[bytes | None]) -> bytes:
     A nil (WATCH conflict), an error (EXECABORT, CLUSTERDOWN) or anything that
     is not an array of the expected size is passed through unchanged.
     """
-    if all(r is None for r in local):
-        return exec_reply
+    if all(r is None for r in local) or exec_reply in (b"*-1\r\n", b"_\r\n"):
+        return exec_reply  # (a nil would split as an empty array)
     items = split_array(exec_reply)
     expected = sum(1 for r in local if r is None)
     if items is None or len(items) != expected:

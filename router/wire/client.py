@@ -54,8 +54,9 @@ which `flush` skips.
 
 Everything the connection needs from above it comes in `ClientPorts` (the
 route, the running config, the loop turn, the counters, the parking of
-refused writes, the client registry, the INFO head): it imports nothing of
-router.control or router.app.
+refused writes, the client registry, the INFO head, the script cache of the
+NOSCRIPT retry (router.wire.noscript), who runs CONFIG SET on every node):
+it imports nothing of router.control or router.app.
 """
 
 from __future__ import annotations
@@ -64,23 +65,27 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from router.commands import spec as cmds
 from router.commands.spec import FAST, CommandSpec, Shape, resolve
 from router.decide import builtins
 from router.decide import plan as planner
+from router.decide.config_set import CONFIG_WRITES
 from router.decide.fanin import FanIn, FanInPart
+from router.decide.info import RouterFacts
 from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
 from router.decide.plan import Fanout
+from router.decide.scripts import RETRIED, SCRIPTED, ScriptCache
 from router.decide.session import Session
 from router.wire import client_ctl, side
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.node import Route, RouteSource
-from router.wire.ports import ConfigSource, StatsSink
+from router.wire.noscript import Retry
+from router.wire.ports import ConfigSource, ConfigWriter, StatsSink
 from router.wire.turn import LoopTurn
 from slotwarden.resp.accel import group_keys, key_slot
 from slotwarden.resp.encode import error_reply
@@ -175,7 +180,9 @@ class ClientPorts:
     stats: StatsSink  # the metrics counters
     parker: Parker  # holds writes a demoted master refused
     clients: ClientRegistry  # client ids, max_clients, CLIENT LIST
-    info_head: Callable[[], str]  # the router's own INFO sections
+    info_head: Callable[[], RouterFacts]  # the router's own facts for INFO
+    scripts: ScriptCache = field(default_factory=ScriptCache)  # bodies seen (NOSCRIPT retry)
+    config_writes: ConfigWriter | None = None  # CONFIG SET/RESETSTAT (allow_config_set)
 
 
 class ClientConn(asyncio.Protocol):
@@ -497,6 +504,20 @@ class ClientConn(asyncio.Protocol):
         conn.send(raw, pending)
         return pending
 
+    def _send_evalsha(self, shard: int, conn: BackendConn, raw: bytes, sha: bytes) -> None:
+        """EVALSHA/EVALSHA_RO to ``shard``: on -NOSCRIPT with the body known, loaded there
+        and retried once (router.wire.noscript); a -READONLY may be resent as any single."""
+        pending = Pending(self, None, raw, conn) if conn is not self.state.watch else Pending(self)
+        self.fifo.append(pending)
+        retry = Retry(pending, raw, sha, self.ports.scripts.get, lambda: self._conn_now(shard))
+        conn.send(raw, retry)
+
+    def _conn_now(self, shard: int) -> BackendConn | None:
+        """The connection to ``shard`` now (None: the client or the shard is gone)."""
+        if self.transport is None or shard >= len(self.routes.route.masters):
+            return None
+        return self.conn(shard)
+
     def _send_parts(
         self, plan: Fanout, conn_of: Callable[[int], BackendConn], cmd: str | None
     ) -> Pending:
@@ -548,13 +569,17 @@ class ClientConn(asyncio.Protocol):
         if spec.shape is LOCAL:
             self.push(self.answer_local(spec.name, args))
             return
+        if spec.name in CONFIG_WRITES and self.ports.config_writes is not None:
+            if self.running.config.router.allow_config_set:  # every node of every shard
+                self.ports.config_writes.request(args, self.new_pending())
+                return
         if spec.name == "client|unblock":
             client_ctl.unblock(self, self.ports.clients, args)
             return
         if spec.name in side.SIDE_COMMANDS:  # SCRIPT/FUNCTION KILL: never behind the script
             masters = self.routes.route.masters
             side.on_masters(
-                masters, raw, planner.merger_of(spec), self.new_pending(), self.turn.flush
+                masters, args, planner.merger_of(spec), self.new_pending(), self.turn.flush
             )
             return
         session = self.session
@@ -563,12 +588,16 @@ class ClientConn(asyncio.Protocol):
         if spec.split_step and not (len(args) - 1) % spec.split_step and is_large(spec, len(args)):
             self._start_large(spec, args, raw)  # split a piece per loop turn
             return
-        info = self.ports.info_head() if spec.name == "info" else ""
+        info = self.ports.info_head() if spec.name == "info" else None
         plan = planner.plan(spec, args, route.slotmap, info, session.proto == 3)
+        if spec.name in SCRIPTED:  # script bodies seen (router.decide.scripts)
+            self.ports.scripts.seen(spec.name, args, self.running.config.router.script_cache_bytes)
         if type(plan) is int:
             conn = self.conn(plan)
-            # never replay inside a WATCH
-            self._send_single(conn, raw, None, replayable=conn is not self.state.watch)
+            if spec.name in RETRIED:  # -NOSCRIPT: the body loaded and retried once
+                self._send_evalsha(plan, conn, raw, args[1])
+            else:  # never replay inside a WATCH
+                self._send_single(conn, raw, None, replayable=conn is not self.state.watch)
         elif type(plan) is Fanout:
             self._send_parts(plan, self.conn, None)
         else:

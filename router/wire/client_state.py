@@ -21,7 +21,10 @@ on it, in order, and it is given back only after EXEC/DISCARD/UNWATCH/RESET
 *and* once every request sent on it has been answered (so the client's next
 commands cannot overtake them on a shared connection); a blocking command's
 connection is given back after its reply; all are closed at once if the
-client goes away. A blocking command's reply comes through a
+client goes away. A transaction over several shards (router.transactions:
+split) is sent by `router.wire.split_exec`; with WATCH the client is BLOCKED
+(its next commands held) until every shard's part has answered. A blocking
+command's reply comes through a
 `router.decide.fanin.FanIn` (WAIT: one part per master, merged by its row's
 merger), and so do the confirmations of the `Subscriber`.
 """
@@ -32,13 +35,14 @@ import logging
 
 from router.commands import spec as cmds
 from router.commands.spec import CommandSpec, Shape
-from router.decide import modes, txn
+from router.decide import modes, split_txn, txn
 from router.decide import plan as planner
 from router.decide.builtins import NO_AUTH_COMMANDS, NOAUTH
 from router.decide.fanin import FanIn, FanInPart
 from router.decide.merge import merge_first
 from router.decide.modes import Mode, ModeInput
 from router.errors import CROSSSLOT
+from router.wire import split_exec
 from router.wire.node import RouteSource
 from router.wire.pinned import PinnedConn, holder_of
 from router.wire.ports import ClientPort, Waiter
@@ -157,10 +161,12 @@ class ClientState:
         if nxt is MULTI and mode is MULTI and event is not ModeInput.QUIT:
             self._queue(spec, args, raw)
         elif event is ModeInput.MULTI:
-            self.tx = txn.Transaction(shard=self.watch_shard if self.watching else None)
+            split = client.running.config.router.transactions == "split"
+            self.tx = txn.Transaction(self.watch_shard if self.watching else None, split=split)
             client.push(OK)
         elif event is ModeInput.EXEC:
-            self._exec()
+            if self._exec():
+                return  # BLOCKED until the split transaction's reply (or already back)
         elif event is ModeInput.DISCARD:
             self.tx = None
             self._unwatch_silently()
@@ -208,37 +214,77 @@ class ClientState:
             client.push(txn.QUEUED)
             self.update_plain()
             return
-        shard = planner.plan_queued(spec, args, self.routes.route.slotmap)
+        slotmap = self.routes.route.slotmap
+        if tx.split:
+            entry = split_txn.queue_entry(spec, args, raw, slotmap, client.resp3())
+            client.push(tx.fail(entry) if type(entry) is bytes else tx.add(entry))  # type: ignore[arg-type]
+            self.update_plain()
+            return
+        shard = planner.plan_queued(spec, args, slotmap)
         if type(shard) is bytes:
             client.push(tx.fail(shard))
             return
         client.push(tx.queue(raw, shard))  # type: ignore[arg-type]
         self.update_plain()
 
-    def _exec(self) -> None:
+    def _exec(self) -> bool:
+        """Run the transaction; True if the client is left BLOCKED until its reply."""
         client = self.client
         tx, self.tx = self.tx, None
         assert tx is not None
         if tx.aborted:
             self._unwatch_silently()
             client.push(txn.EXECABORT)
-            return
-        local = tx.local_replies(lambda item: client.answer_local(item.name, item.args))
-        requests = tx.backend_requests()
+            return False
+        answer = lambda item: client.answer_local(item.name, item.args)  # noqa: E731
+        if tx.split:
+            watched = self.watch_shard if self.watching else None
+            plan = split_txn.plan_split(tx.items, watched, answer)
+            if plan.split:
+                return self._exec_split(plan, watched is not None)
+            home = plan.order[0] if plan.order else None
+            requests = plan.requests[home] if home is not None else []
+            local: list[bytes | None] = [place.local for place in plan.places]
+        else:
+            home = tx.shard
+            local = tx.local_replies(answer)
+            requests = tx.backend_requests()
         if not requests and not self.watching:
             client.push(encode_array([r for r in local if r is not None]))
-            return
-        if tx.shard is not None:
-            shard = tx.shard
+            return False
+        if home is not None:
+            shard = home
         else:
             shard = self.watch_shard if self.watching else 0
-        conn = client.conn(shard)
         pending = _ExecPending(client.new_pending(), local)
-        conn.send(txn.MULTI_RAW, IGNORE)
-        for raw in requests:
-            conn.send(raw, IGNORE)
-        conn.send(txn.EXEC_RAW, pending)
+        split_exec.send_part(client.conn(shard), requests, pending)
         self._stop_watching()  # EXEC unwatches: the connection is clean after it
+        return False
+
+    def _exec_split(self, plan: split_txn.SplitPlan, watched: bool) -> bool:
+        """One MULTI/EXEC per shard (router.wire.split_exec). Without WATCH all at once;
+        with it the watched shard first, the client BLOCKED (nothing more of it is
+        read) until the others are sent and answered, so its next commands cannot
+        overtake them."""
+        client = self.client
+        client.stats.split_transactions += 1
+        names = [shard.name for shard in self.routes.route.slotmap.shards]
+        pending = client.new_pending()
+        if not watched:
+            split_exec.send_all(plan, names, client.conn, pending)
+            return False
+
+        def done(reply: bytes) -> None:
+            pending.on_reply(reply)
+            if client.transport is not None:
+                self.on_unblocked()
+
+        self._enter(BLOCKED)  # before sending: a dead shard answers at once
+        split_exec.send_watched_first(plan, names, client.conn, done)
+        self._stop_watching()  # EXEC unwatches: the connection is clean after it
+        if self.mode is not BLOCKED:  # answered at once (a dead shard): back to normal
+            self.update_plain()
+        return True
 
     def _watch(self, spec: CommandSpec, args: list[bytes], raw: bytes) -> None:
         client = self.client
@@ -309,7 +355,7 @@ class ClientState:
         else:
             shard = planner.plan_single(spec, args, route.slotmap)
             if type(shard) is bytes:
-                client.push(shard)
+                client.push(split_txn.BLOCKING_CROSSSLOT if shard == CROSSSLOT else shard)
                 return False
             targets = [shard]  # type: ignore[list-item]
         conns: list[PinnedConn] = []
@@ -395,11 +441,21 @@ class ClientState:
             conn.close()
         self.blocked = []
         if self.watch is not None:
-            self.watch.close()
+            if self.mode is BLOCKED and not self.blocked and self.watch.waiting:
+                # a split EXEC in flight (_exec_split): its watched shard may commit,
+                # and then the other shards' parts must follow; the connection is clean
+                # after EXEC and goes back once answered
+                self.watch.on_idle = _give_back
+            else:
+                self.watch.close()
             self.watch = None
             self.watching = False
         if self.subscriber is not None:
             self.subscriber.close()
+
+
+def _give_back(conn: PinnedConn) -> None:
+    conn.pool.release(conn)
 
 
 class _ExecPending:

@@ -53,6 +53,7 @@ class StatsSink(Protocol):
     bytes_in: int
     bytes_out: int
     commands: dict[str, list[int]]
+    split_transactions: int  # EXECs run as one MULTI/EXEC per shard (several shards)
 
     def count(self, command: str, raw: bytes) -> None: ...
 
@@ -91,11 +92,20 @@ class ConfigSource(Protocol):
     def users(self) -> Users: ...
 
 
+class ConfigWriter(Protocol):
+    """Who runs CONFIG SET / RESETSTAT on every node (router.control.config_set)."""
+
+    def request(self, args: list[bytes], waiter: Waiter) -> None:
+        """Answer ``waiter`` (now or later) with the reply to ``args``."""
+
+
 class ClientPort(Protocol):
     """A client connection, as `ClientState` and `Subscriber` see it."""
 
     session: Session | None
     transport: asyncio.Transport | None
+    running: ConfigSource  # the running config (router.transactions ...)
+    stats: StatsSink  # the counters (split transactions ...)
 
     def push(self, reply: bytes) -> None:
         """Queue a reply that is ready now."""

@@ -1,24 +1,27 @@
-"""Side connections: one request to a node on a short-lived connection of its own.
+"""Side connections: one command on a short-lived connection of its own to a node, bounded in time.
 
-Some commands must never wait behind what a shared or pinned connection is
-doing: ``SCRIPT KILL`` / ``FUNCTION KILL`` (the busy script they must stop is
-in front of them on the shared, pipelined connection), and the
+For what must not share the pipelined connections (router.wire.backend): the
+router's CONFIG SET / RESETSTAT to every node of every shard, replicas
+included (router.control.config_set); SCRIPT KILL / FUNCTION KILL, which must
+never wait behind the busy script they stop on the shared connection
+(`on_masters`: every master, merged with the command's merger); and the
 ``CLIENT UNBLOCK <server-side id>`` the router sends to release one of its
-pinned connections (router.wire.unblock). `side_call` opens a fresh
-connection to the node (TLS and the backend credentials as the shared ones:
-`router.wire.backend.handshake`), sends the request, reads its one reply and
-closes; `on_masters` sends a command that way to every master of the route
-and merges the replies with the command's merger.
+pinned connections (router.control.clients). `call` connects as the shared
+connections do (`open_to`: TLS when ``tls.backends``; the handshake with the
+backend credentials `settings_for_shard` gives that node), sends the
+command, reads its one reply and closes. It never raises for a node that is
+down, hung or refusing: the answer is then an error reply the router makes
+(``-ERR unreachable (Connection refused)``), and the whole call is bounded by
+``connect_timeout + command_timeout``.
 
-    client ──SCRIPT KILL──► FanIn ─┬─ side_call(master 0) ─► +OK / -NOTBUSY ...
-                                   ├─ side_call(master 1)
-                                   └─ side_call(master n)   (in parallel, each bounded)
+    client ──SCRIPT KILL──► FanIn ─┬─ call_soon(master 0) ─► +OK / -NOTBUSY ...
+                                   ├─ call_soon(master 1)
+                                   └─ call_soon(master n)   (in parallel, each bounded)
 
-Invariants: every side call is bounded by ``connect_timeout`` +
-``command_timeout`` of its node and always produces exactly one reply (the
-shard's, a ``-CLUSTERDOWN`` naming why there is none, or an ``-ERR`` when
-`MAX_IN_FLIGHT` side calls are already open); its connection is closed when
-it returns; the tasks are kept referenced until they finish.
+Invariants: `call_soon` tasks are kept referenced until they finish, at most
+`MAX_IN_FLIGHT` at once router-wide (past it the waiter gets an ``-ERR``
+at once), and each gives its waiter exactly one reply (an unreachable master
+as ``-CLUSTERDOWN shard <name> ...``).
 """
 
 from __future__ import annotations
@@ -30,11 +33,64 @@ from typing import Protocol
 from router.decide.fanin import FanIn, FanInPart
 from router.decide.merge import Merger
 from router.errors import shard_down
-from router.wire.backend import BackendSettings, handshake
+from router.wire.backend import BackendSettings, handshake, open_to
 from router.wire.ports import Waiter
 from slotwarden.cluster.topology import Address
-from slotwarden.resp.encode import error_reply
+from slotwarden.resp.encode import encode_command, error_reply
+from slotwarden.resp.errors import ProtocolError
 from slotwarden.resp.replies import ReplyScanner
+
+
+class _OneShot(asyncio.Protocol):
+    """Collects ``want`` replies, then resolves ``done``."""
+
+    def __init__(self, want: int) -> None:
+        self.want = want
+        self.scanner = ReplyScanner()
+        self.replies: list[bytes] = []
+        self.done: asyncio.Future[list[bytes]] = asyncio.get_running_loop().create_future()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.scanner.feed(data)
+            self.replies += self.scanner.replies()
+        except ProtocolError as exc:
+            if not self.done.done():
+                self.done.set_exception(exc)
+            return
+        if len(self.replies) >= self.want and not self.done.done():
+            self.done.set_result(self.replies)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_exception(exc or ConnectionError("connection closed"))
+
+
+async def call(addr: Address, settings: BackendSettings, args: list[bytes]) -> bytes:
+    """``args``' reply from ``addr`` on a connection of its own, or an error naming why
+    not (the handshake's refusal, unreachable, timed out)."""
+    hello = handshake(settings.credentials, 2)
+    proto = _OneShot(2 if hello else 1)
+    transport: asyncio.BaseTransport | None = None
+    limit = settings.connect_timeout + settings.command_timeout
+    try:
+        async with asyncio.timeout(limit):
+            transport = await open_to(proto, addr, settings)
+            transport.write(hello + encode_command(args))  # type: ignore[attr-defined]
+            replies = await proto.done
+    except TimeoutError:
+        return error_reply(f"ERR timed out (no reply within {int(limit * 1000)} ms)")
+    except (OSError, ProtocolError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return error_reply(f"ERR unreachable ({why})")
+    finally:
+        if transport is not None:
+            transport.close()
+    if hello and replies[0][:1] == b"-":
+        why = replies[0][1:].rstrip(b"\r\n").decode("utf-8", "replace")[:200]
+        return error_reply(f"ERR refused the router's backend credentials ({why})")
+    return replies[-1]
+
 
 # Commands sent on side connections instead of the shared connection.
 SIDE_COMMANDS = frozenset({"script|kill", "function|kill"})
@@ -47,60 +103,31 @@ BUSY = error_reply(
     f"ERR router has {MAX_IN_FLIGHT} side connections in flight already "
     "(SCRIPT KILL, FUNCTION KILL, CLIENT UNBLOCK); try again"
 )
-
-
-async def side_call(addr: Address, label: str, settings: BackendSettings, raw: bytes) -> bytes:
-    """Send ``raw`` (one encoded request) to ``addr`` on a connection of its own and
-    return its reply, or the ``-CLUSTERDOWN`` error saying why there is none."""
-    hello = handshake(settings.credentials, 2)
-    writer: asyncio.StreamWriter | None = None
-    try:
-        async with asyncio.timeout(settings.connect_timeout):
-            reader, writer = await asyncio.open_connection(
-                addr.host,
-                addr.port,
-                ssl=settings.ssl,
-                server_hostname=addr.host if settings.ssl is not None else None,
-            )
-        async with asyncio.timeout(settings.command_timeout):
-            writer.write(hello + raw)
-            scanner = ReplyScanner()
-            replies: list[bytes] = []
-            want = 2 if hello else 1
-            while len(replies) < want:
-                data = await reader.read(65536)
-                if not data:
-                    return shard_down(label, f"closed the connection ({addr})")
-                scanner.feed(data)
-                replies += scanner.replies()
-    except TimeoutError:
-        return shard_down(label, f"timed out ({addr})")
-    except OSError as exc:
-        return shard_down(label, f"is unavailable ({addr}: {exc})")
-    finally:
-        if writer is not None:
-            writer.close()
-    if hello and replies[0][:1] == b"-":
-        return shard_down(label, "refused the router's backend credentials")
-    return replies[-1]
+# the errors `call` makes itself (not the node's): said as the shard being down
+_OWN_ERRORS = (b"-ERR timed out", b"-ERR unreachable", b"-ERR refused the router")
 
 
 def call_soon(
     addr: Address,
     label: str,
     settings: BackendSettings,
-    raw: bytes,
+    args: list[bytes],
     waiter: Waiter,
     after: Callable[[], None],
 ) -> None:
-    """`side_call` in a task; its reply goes to ``waiter``, then ``after()`` runs (the
-    caller's flush). Past `MAX_IN_FLIGHT` calls at once, ``waiter`` gets `BUSY` now."""
+    """`call` in a task; its reply goes to ``waiter`` (the router's own errors as
+    ``-CLUSTERDOWN shard <label> ...``), then ``after()`` runs (the caller's flush).
+    Past `MAX_IN_FLIGHT` calls at once, ``waiter`` gets `BUSY` now."""
     if len(_tasks) >= MAX_IN_FLIGHT:
         waiter.on_reply(BUSY)
         return
 
     async def run() -> None:
-        waiter.on_reply(await side_call(addr, label, settings, raw))
+        reply = await call(addr, settings, args)
+        if reply.startswith(_OWN_ERRORS):
+            why = reply[5:].rstrip(b"\r\n").decode("utf-8", "replace")
+            reply = shard_down(label, f"{why} ({addr})")
+        waiter.on_reply(reply)
         after()
 
     task = asyncio.get_running_loop().create_task(run(), name=f"side {addr}")
@@ -123,13 +150,13 @@ class NodeLike(Protocol):
 
 def on_masters(
     masters: Sequence[NodeLike],
-    raw: bytes,
+    args: list[bytes],
     merger: Merger,
     waiter: Waiter,
     after: Callable[[], None],
 ) -> None:
-    """Send ``raw`` to every master on side connections, in parallel; the replies,
+    """Send ``args`` to every master on side connections, in parallel; the replies,
     merged by ``merger``, go to ``waiter``."""
     fan = FanIn(len(masters), merger, waiter.on_reply)
     for index, node in enumerate(masters):
-        call_soon(node.addr, node.label, node.settings, raw, FanInPart(fan, index), after)
+        call_soon(node.addr, node.label, node.settings, args, FanInPart(fan, index), after)

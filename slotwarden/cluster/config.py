@@ -99,6 +99,17 @@ class RouterConfig:
     # Router users clients must AUTH as (empty: no authentication, as a Redis
     # without a password). Passwords come from env vars or files, never the file.
     users: tuple[UserConfig, ...] = ()
+    # MULTI/EXEC over keys of several shards: "split" (one MULTI/EXEC per shard, the
+    # replies in the client's order) or "single-shard" (Redis Cluster's CROSSSLOT).
+    transactions: str = "split"
+    # CONFIG SET / CONFIG RESETSTAT through the router, to every node of every shard
+    # (router.control.config_set); false: refused, and the backend ACL denies them.
+    allow_config_set: bool = False
+    # Bytes of Lua bodies the router keeps for the transparent NOSCRIPT retry (0: none).
+    script_cache_bytes: int = 4 * 1024 * 1024
+
+
+TRANSACTION_MODES = ("split", "single-shard")
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +302,12 @@ class _Checker:
             return None
         return value
 
+    def one_of(self, value: object, path: str, choices: tuple[str, ...]) -> str | None:
+        if value not in choices:
+            self.problem(path, f"must be one of {', '.join(choices)}, got {_describe(value)}")
+            return None
+        return value  # type: ignore[return-value]
+
     def name(self, value: object, path: str) -> str | None:
         if value is _MISSING:
             self.problem(path, "missing (want a name like 'a')")
@@ -417,6 +434,13 @@ class _Checker:
                 parsed = self.users(raw, path)
             elif field.name == "pinned_reserved_for_pubsub":
                 parsed = self.integer(raw, path, minimum=0)
+            elif field.name == "transactions":
+                parsed = self.one_of(raw, path, TRANSACTION_MODES)
+            elif field.name in ("allow_config_set", "script_cache_bytes"):  # issue 12 items 5, 6
+                parsed = self.integer(raw, path, minimum=0) if field.type == "int" else raw
+                if field.type == "bool" and not isinstance(raw, bool):
+                    self.problem(path, f"must be true or false, got {_describe(raw)}")
+                    parsed = None
             elif field.type == "Address":
                 parsed = self.address(raw, path)
             else:

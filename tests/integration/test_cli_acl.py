@@ -143,3 +143,25 @@ def test_up_writes_rules_the_nodes_server_can_load(tmp_path: Path) -> None:
     assert acl.known_only(("-@all", "~*", "&*", "+get", "+nope|x"), {"get"}) == (
         "-@all", "~*", "&*", "+get",
     )  # fmt: skip
+
+
+def test_config_set_is_granted_only_with_allow_config_set(tmp_path: Path) -> None:
+    result = slotwarden_acl(str(BUNDLED), env=PASSWORDS)
+    router_line = result.stdout.splitlines()[0]
+    assert "+config|set" not in router_line and "+config|resetstat" not in router_line
+    allowed = tmp_path / "cluster.yaml"
+    allowed.write_text(
+        BUNDLED.read_text().replace("allow_config_set: false", "allow_config_set: true")
+    )
+    result = slotwarden_acl(str(allowed), env=PASSWORDS)
+    assert result.returncode == 0, result.stderr
+    router_line, sentinel_line = result.stdout.splitlines()
+    assert router_line.split()[-2:] == ["+config|resetstat", "+config|set"]
+    assert "+config|set" not in sentinel_line
+    # `up` writes the same rule into every node's config
+    from slotwarden.cluster.config import load
+
+    up = acl.setup_for_up(load(allowed), tmp_path / "secrets", environ=PASSWORDS)
+    assert up is not None
+    router_conf = next(line for line in up.node_conf if line.startswith("user slotwarden-router"))
+    assert router_conf.endswith("+config|resetstat +config|set")

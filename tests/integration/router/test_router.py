@@ -214,7 +214,7 @@ def test_rejected_and_unsupported_commands(fresh) -> None:
         ("DEBUG", "SLEEP", "0"),
         ("CONFIG", "SET", "maxmemory", "1"),
         ("REPLICAOF", "NO", "ONE"),
-        ("CLUSTER", "INFO"),
+        ("CLUSTER", "FAILOVER"),
         ("MONITOR",),
         ("SWAPDB", "0", "1"),
     ]

@@ -736,3 +736,16 @@ def test_max_args_defaults_to_redis_int_max_and_no_higher():
     ]
     data["router"] = {"listen": "127.0.0.1:7777", "client_query_buffer_limit_bytes": 0}
     assert problems_of(data) == ["router.client_query_buffer_limit_bytes: must be >= 1, got 0"]
+
+
+def test_allow_config_set_and_script_cache_bytes() -> None:
+    r = cfg.parse(base()).router
+    assert (r.allow_config_set, r.script_cache_bytes) == (False, 4 * 1024 * 1024)
+    data = base()
+    data["router"].update(allow_config_set=True, script_cache_bytes=0)
+    r = cfg.parse(data).router
+    assert (r.allow_config_set, r.script_cache_bytes) == (True, 0)
+    data["router"]["allow_config_set"] = "yes"
+    assert only_problem(data).startswith("router.allow_config_set: must be true or false")
+    data["router"].update(allow_config_set=False, script_cache_bytes=-1)
+    assert only_problem(data).startswith("router.script_cache_bytes")

@@ -21,6 +21,7 @@ from router.commands.spec import TABLE, CommandSpec
 from router.commands.table import Shape
 from router.decide import modes
 from router.decide import plan as planner
+from router.decide.info import RouterFacts
 from router.decide.plan import Fanout
 from router.errors import is_not_supported
 from slotwarden.cluster.topology import Address, Shard, SlotMap
@@ -76,13 +77,18 @@ def test_pinned_rows_match_what_the_router_does_with_them() -> None:
             assert isinstance(planned, bytes) and is_not_supported(planned), spec.name
 
 
-def test_info_is_granted_only_for_the_section_the_planner_sends() -> None:
+def test_info_is_granted_only_for_the_sections_the_planner_sends() -> None:
     info = TABLE[b"INFO"]
-    plan = planner.plan(info, [b"INFO", b"server"], MAP)
+    plan = planner.plan(info, [b"INFO", b"server"], MAP, FACTS)
     assert isinstance(plan, Fanout)
-    assert {piece for _, piece in plan.parts} == {encode_command([b"INFO", INFO_SENT])}
-    assert "+info|keyspace" in rule()
+    assert {piece for _, piece in plan.parts} == {encode_command([b"INFO", *INFO_SENT])}
+    for section in INFO_SENT:
+        assert f"+info|{section.decode()}" in rule()
     assert "+info" not in rule()
+    assert "+info|clients" not in rule() and "+info|replication" not in rule()
+
+
+FACTS = RouterFacts(server={}, clients={}, stats={}, replication={}, cpu={})
 
 
 def test_rule_shape() -> None:
@@ -91,8 +97,9 @@ def test_rule_shape() -> None:
     assert len(words) == len(set(words))
     names = allowed_names()
     for refused in ("migrate", "swapdb", "move", "pfselftest", "pfdebug", "restore-asking",
-                    "slowlog|reset", "select", "info", "debug", "config|set", "client|kill",
-                    "client|setinfo", "role", "replicaof", "shutdown", "acl|setuser"):  # fmt: skip
+                    "select", "info", "debug", "config|set", "client|kill",
+                    "client|setinfo", "role", "replicaof", "shutdown", "acl|setuser",
+                    "cluster|nodes", "cluster|keyslot"):  # fmt: skip
         assert refused not in names, refused
         assert f"+{refused}" not in words, refused
     for name, arg in FIRST_ARG_ONLY.items():

@@ -384,6 +384,24 @@ VALID_LOCAL_REQUESTS = {
     "reset": req("RESET"),
     "select": req("SELECT", "0"),
     "time": req("TIME"),
+    "role": req("ROLE"),
+    "cluster|keyslot": req("CLUSTER", "KEYSLOT", "k"),
+    **{
+        f"cluster|{p}": req("CLUSTER", p.upper(), *(["1"] * extra))
+        for p, extra in (
+            ("countkeysinslot", 1),
+            ("getkeysinslot", 2),
+            ("help", 0),
+            ("info", 0),
+            ("links", 0),
+            ("myid", 0),
+            ("nodes", 0),
+            ("replicas", 1),
+            ("shards", 0),
+            ("slaves", 1),
+            ("slots", 0),
+        )
+    },
 }
 
 
@@ -425,12 +443,3 @@ def test_client_no_evict_is_ok():
     # router.commands.table: "the router has no client eviction, so the flag is trivially honoured"
     for arg in ("on", "OFF"):
         assert builtins.client(session(), req("CLIENT", "NO-EVICT", arg), list) == b"+OK\r\n"
-
-
-def test_router_info_section():
-    text = builtins.router_info_section({"shards": 3, "topology_epoch": 12})
-    assert text == (
-        f"# Server\r\nredis_version:{COMPAT_REDIS_VERSION}\r\nredis_mode:standalone\r\n"
-        f"slotwarden_version:{builtins.__version__}\r\n\r\n# Router\r\nshards:3\r\n"
-        "topology_epoch:12\r\n"
-    )

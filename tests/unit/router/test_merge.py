@@ -11,7 +11,7 @@ import hiredis
 import pytest
 
 from router.commands.spec import TABLE
-from router.decide import merge
+from router.decide import diag, merge
 
 OK = b"+OK\r\n"
 NIL2 = b"$-1\r\n"
@@ -48,7 +48,6 @@ ALL_MERGERS = {
     "ordered": merge.merge_ordered([[0], [1], [2]], 3),
     "concat": merge.merge_concat,
     "random": merge.merge_random,
-    "info": merge.merge_info("# Server\r\n"),
 }
 
 
@@ -223,55 +222,6 @@ def test_scan_with_a_malformed_part_is_a_clear_error(bad):
 
 # ---------------------------------------------------------------- INFO
 
-HEAD = "# Server\r\nredis_version:7.0.0\r\n\r\n# Router\r\nshards:3\r\n"
-
-
-def info_part(text: str) -> bytes:
-    return bulk(text.encode())
-
-
-def test_info_sums_keyspace_and_weights_avg_ttl_by_expires():
-    parts = [
-        info_part("# Keyspace\r\ndb0:keys=10,expires=2,avg_ttl=100\r\n"),
-        info_part(
-            "# Keyspace\r\ndb0:keys=5,expires=6,avg_ttl=1000\r\ndb10:keys=1,expires=0,avg_ttl=0\r\n"
-        ),
-        info_part("# Keyspace\r\n"),
-        info_part("# Keyspace\r\ndb2:keys=3,expires=1,avg_ttl=50\r\n"),
-    ]
-    got = decode(merge.merge_info(HEAD)(parts))
-    assert got == (
-        b"# Server\r\nredis_version:7.0.0\r\n\r\n# Router\r\nshards:3\r\n"
-        b"\r\n# Keyspace\r\n"
-        b"db0:keys=15,expires=8,avg_ttl=775\r\n"  # (2*100 + 6*1000) / 8
-        b"db2:keys=3,expires=1,avg_ttl=50\r\n"
-        b"db10:keys=1,expires=0,avg_ttl=0\r\n"  # numeric order, not text order
-    )
-
-
-def test_info_with_empty_keyspaces_has_an_empty_keyspace_section():
-    got = decode(merge.merge_info(HEAD)([info_part("# Keyspace\r\n")] * 3))
-    assert got.endswith(b"shards:3\r\n\r\n# Keyspace\r\n")
-
-
-def test_info_accepts_resp3_verbatim_strings():
-    text = b"txt:# Keyspace\r\ndb0:keys=4,expires=0,avg_ttl=0\r\n"
-    verbatim = b"=%d\r\n%s\r\n" % (len(text), text)
-    got = decode(merge.merge_info(HEAD)([verbatim, info_part("db0:keys=1,expires=0,avg_ttl=0")]))
-    assert b"db0:keys=5,expires=0,avg_ttl=0\r\n" in got
-
-
-@pytest.mark.parametrize("bad", [b":1\r\n", array(bulk(b"x")), OK])
-def test_info_with_a_malformed_part_is_a_clear_error(bad):
-    assert_router_expected(merge.merge_info(HEAD)([info_part(""), bad]), "an INFO bulk string")
-
-
-def test_parse_keyspace_ignores_other_lines():
-    text = b"# Keyspace\r\ndbx:keys=1\r\ndb3:keys=7,expires=1,avg_ttl=9,subexpiry=0\r\nfoo:bar\r\n"
-    assert merge.parse_keyspace(text) == {
-        "db3": {"keys": 7, "expires": 1, "avg_ttl": 9, "subexpiry": 0}
-    }
-
 
 def test_every_merger_the_command_table_names_exists():
     named = {
@@ -280,7 +230,7 @@ def test_every_merger_the_command_table_names_exists():
         for spec in (top, *(top.subcommands or {}).values())
         if spec.merger is not None
     }
-    assert named == set(merge.MERGERS) | merge.BUILT
+    assert named == set(merge.MERGERS) | merge.BUILT | set(diag.BUILT)
 
 
 @pytest.mark.parametrize(

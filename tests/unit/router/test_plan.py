@@ -11,9 +11,11 @@ from __future__ import annotations
 import hiredis
 import pytest
 
+from router.commands.acl import INFO_SENT
 from router.commands.spec import Shape, lookup
 from router.decide import merge
 from router.decide import plan as planner
+from router.decide.info import RouterFacts
 from router.decide.plan import SCAN_SHARD_BITS, Fanout, plan_queued
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import Address, Shard, SlotMap
@@ -292,17 +294,36 @@ def test_memory_purge_goes_to_every_master():
     assert got.merge([b"+OK\r\n"] * 3) == b"+OK\r\n"
 
 
-@pytest.mark.parametrize("section", [[], ["keyspace"], ["server"], ["all"]])
-def test_info_asks_every_shard_for_its_keyspace_and_merges_under_the_router_head(section):
-    head = "# Server\r\nredis_version:7.0.0\r\n"
-    got = plan(req("INFO", *section), info_head=head)
+FACTS = RouterFacts(
+    server={"redis_version": "7.0.0", "tcp_port": 6379},
+    clients={"connected_clients": 1},
+    stats={"total_commands_processed": 5},
+    replication={"role": "master"},
+    cpu={"used_cpu_sys": "0.1"},
+)
+
+
+@pytest.mark.parametrize("section", [[], ["keyspace"], ["server"], ["all"], ["memory", "cpu"]])
+def test_info_asks_every_master_for_its_data_sections_and_merges_them(section):
+    got = plan(req("INFO", *section), info_head=FACTS)
     assert type(got) is Fanout
-    assert got.parts == [(i, resp_cmd(b"INFO", b"keyspace")) for i in range(3)]
-    part = b"# Keyspace\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n"
+    assert got.parts == [(i, resp_cmd(b"INFO", *INFO_SENT)) for i in range(3)]
+    part = b"# Server\r\nredis_version:7.0.15\r\n# Keyspace\r\ndb0:keys=2,expires=0,avg_ttl=0\r\n"
     raw = b"$%d\r\n%s\r\n" % (len(part), part)
     text = decode(got.merge([raw, raw, raw]))
-    assert text.startswith(head.encode())
-    assert b"db0:keys=6,expires=0,avg_ttl=0\r\n" in text
+    if section in ([], ["keyspace"], ["all"]):
+        assert b"db0:keys=6,expires=0,avg_ttl=0\r\n" in text
+    if section in ([], ["server"], ["all"]):
+        assert b"redis_version:7.0.15\r\n" in text and b"tcp_port:6379\r\n" in text
+
+
+@pytest.mark.parametrize("section", [["replication"], ["clients", "CPU"], ["nosuch"]])
+def test_info_of_the_routers_own_sections_is_answered_at_once(section):
+    got = plan(req("INFO", *section), info_head=FACTS)
+    assert isinstance(got, bytes)
+    text = decode(got)
+    assert (b"role:master" in text) == (section == ["replication"])
+    assert (text == b"") == (section == ["nosuch"])
 
 
 # ---------------------------------------------------------------- SCAN
@@ -477,7 +498,7 @@ def test_queued_commands_need_one_shard(args, want):
         req("SHUTDOWN"),
         req("CONFIG", "SET", "maxmemory", "1"),
         req("FAILOVER"),  # (CLIENT KILL acts on the router's own clients now)
-        req("CLUSTER", "NODES"),
+        req("CLUSTER", "FAILOVER"),
         req("MOVE", A0, "1"),
         req("REPLICAOF", "NO", "ONE"),
         req("MIGRATE", "h", "1", A0, "0", "10"),
