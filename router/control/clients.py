@@ -24,16 +24,44 @@ import time
 from collections.abc import Callable
 
 from router.decide.client_ctl import KillFilter, Pause, visible
-from router.decide.fanin import FanIn, FanInPart
 from router.decide.merge import first_error
 from router.decide.modes import Mode
 from router.decide.session import Session
 from router.wire import side
+from router.wire.backend import CLOSED, DOWN
 from router.wire.client import ClientConn
+from router.wire.pinned import PinnedConn
 from router.wire.ports import ConfigSource, Waiter
 from slotwarden.resp.encode import encode_int
 
 ZERO, ONE = encode_int(0), encode_int(1)
+
+
+async def _unblock_one(conn: PinnedConn, how: bytes) -> bytes:
+    """``CLIENT UNBLOCK <conn's id on the shard> TIMEOUT|ERROR`` on a side connection.
+
+    The router marks its client blocked as it sends the command; the shard sees it
+    a little later (the dedicated connection may still be opening, the command in
+    flight). So the call waits for the connection's id, and while the shard answers
+    0 and the command is still unanswered, asks again every 10 ms, up to
+    ``connect_timeout + command_timeout``: a client blocked at the router is
+    released, and one whose command was answered meanwhile (an element popped)
+    gets that answer, the reply here being 0."""
+    loop = asyncio.get_running_loop()
+    settings = conn.settings
+    deadline = loop.time() + settings.connect_timeout + settings.command_timeout
+    blocking = conn.blocking
+    while True:
+        if conn.blocking is not blocking or conn.state in (CLOSED, DOWN):
+            return ZERO  # answered (or gone) before it could be released
+        if conn.server_id:
+            args = [b"CLIENT", b"UNBLOCK", b"%d" % conn.server_id, how]
+            reply = await side.call(conn.addr, settings, args)
+            if reply != ZERO:
+                return reply
+        if loop.time() >= deadline:
+            return ZERO
+        await asyncio.sleep(0.01)
 
 
 def merge_unblocked(parts: list[bytes]) -> bytes:
@@ -55,6 +83,7 @@ class Clients:
         self._next_id = 0
         self.pause = Pause()  # CLIENT PAUSE, router-wide
         self._pause_timer: asyncio.TimerHandle | None = None
+        self._unblocks: set[asyncio.Task[None]] = set()  # CLIENT UNBLOCKs in flight
 
     def next_id(self) -> int:
         self._next_id += 1
@@ -122,15 +151,26 @@ class Clients:
         ):
             waiter.on_reply(ZERO)
             return
-        conns = [c for c in client.state.blocked if c.server_id and c.blocking is not None]
-        if not conns:  # not at a shard yet (connecting): nothing a shard could release
+        conns = [c for c in client.state.blocked if c.blocking is not None]
+        if not conns:
             waiter.on_reply(ZERO)
             return
+        if len(self._unblocks) >= side.MAX_IN_FLIGHT:
+            waiter.on_reply(side.BUSY)
+            return
         how = b"ERROR" if error else b"TIMEOUT"
-        fan = FanIn(len(conns), merge_unblocked, waiter.on_reply)
-        for index, conn in enumerate(conns):
-            args = [b"CLIENT", b"UNBLOCK", b"%d" % conn.server_id, how]
-            side.call_soon(conn.addr, conn.label, conn.settings, args, FanInPart(fan, index), after)
+        task = asyncio.get_running_loop().create_task(self._unblock(conns, how, waiter, after))
+        self._unblocks.add(task)
+        task.add_done_callback(self._unblocks.discard)
+
+    async def _unblock(
+        self, conns: list[PinnedConn], how: bytes, waiter: Waiter, after: Callable[[], None]
+    ) -> None:
+        """Release each connection the blocked command waits on; bounded by the
+        connections' connect + command timeouts."""
+        replies = await asyncio.gather(*(_unblock_one(conn, how) for conn in conns))
+        waiter.on_reply(merge_unblocked(list(replies)))
+        after()
 
     # ------------------------------------------------------------ CLIENT PAUSE / UNPAUSE
 
