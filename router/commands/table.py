@@ -24,7 +24,10 @@ Row: ``(name, arity, shape, write, first, last, step, keys, merger, blocks)``
 - ``merger``: for a command answered by several shards (fan-outs, ALL_MASTERS,
   PUBSUB introspection, WAIT), the name of the merger in
   ``router.decide.merge.MERGERS`` that makes their replies one; for an ANY
-  command, a filter its one reply goes through (CONFIG GET: no secrets); else NO.
+  command, a filter its one reply goes through (CONFIG GET: no secrets);
+  for a SINGLE multi-key command the router may compute when its keys span
+  shards (``router.cross_shard: compute``), how: `READ`, `STORE`, `SORTSTORE`
+  (``router.decide.algebra``); else NO.
 - ``blocks``: for a command that can block on the server, where its timeout is
   (`LAST`, `FIRST`, `WAIT`, `BLOCK` below), else NO.
 
@@ -75,6 +78,11 @@ FIRST = "first"  # the first argument, in seconds (BLMPOP, BZMPOP: timeout numke
 WAIT = "wait"  # WAIT numreplicas timeout: the second argument, in milliseconds
 BLOCK = "block"  # only with a BLOCK option, in milliseconds (XREAD, XREADGROUP)
 
+# SINGLE commands computed across shards (the ``merger`` column; router.decide.algebra):
+READ = "computed"  # read-only: runs on the shard holding most of its keys
+STORE = "computed-store"  # writes its first key (the destination): runs on its shard
+SORTSTORE = "computed-sort"  # SORT ... STORE dst: runs on dst's shard
+
 # Container commands. Their own row is used only when no subcommand follows,
 # which arity -2 refuses for all but COMMAND (whose bare form lists commands).
 # fmt: off
@@ -102,12 +110,16 @@ ROWS: tuple[Row, ...] = (
     # ---- SINGLE: keyed; forwarded as the original bytes to the shard owning every
     # key (the planner answers CROSSSLOT if the keys span slots of several shards).
     # Multi-key commands here (RENAME, SMOVE, SUNIONSTORE, MSETNX, PFCOUNT ...) are
-    # SINGLE, not fan-out: their semantics need every key on one shard.
+    # SINGLE, not fan-out: their semantics need every key on one shard. Those whose
+    # merger column says READ/STORE/SORTSTORE are computed by the router when their
+    # keys span shards (copies of the foreign keys, on one shard: router.decide.algebra);
+    # the moves between shards (RENAME, COPY, SMOVE, LMOVE, RPOPLPUSH, MSETNX) stay
+    # CROSSSLOT: no design could never lose or duplicate a value on a failure half-way.
     ("append",                         3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("bitcount",                      -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("bitfield",                      -2, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("bitfield_ro",                   -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
-    ("bitop",                         -4, SINGLE,         W, 2, -1, 1, NO, NO, NO),
+    ("bitop",                         -4, SINGLE,         W, 2, -1, 1, NO, STORE, NO),
     ("bitpos",                        -3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("copy",                          -3, SINGLE,         W, 1,  2, 1, NO, NO, NO),
     ("decr",                           2, SINGLE,         W, 1,  1, 1, NO, NO, NO),
@@ -126,7 +138,7 @@ ROWS: tuple[Row, ...] = (
     ("georadiusbymember",             -5, SINGLE,         W, 1,  1, 1, "georadiusbymember", NO, NO),
     ("georadiusbymember_ro",          -5, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("geosearch",                     -7, SINGLE,         R, 1,  1, 1, NO, NO, NO),
-    ("geosearchstore",                -8, SINGLE,         W, 1,  2, 1, NO, NO, NO),
+    ("geosearchstore",                -8, SINGLE,         W, 1,  2, 1, NO, STORE, NO),
     ("get",                            2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("getbit",                         3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("getdel",                         2, SINGLE,         W, 1,  1, 1, NO, NO, NO),
@@ -152,7 +164,7 @@ ROWS: tuple[Row, ...] = (
     ("incr",                           2, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("incrby",                         3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("incrbyfloat",                    3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
-    ("lcs",                           -3, SINGLE,         R, 1,  2, 1, NO, NO, NO),
+    ("lcs",                           -3, SINGLE,         R, 1,  2, 1, NO, READ, NO),
     ("lindex",                         3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("linsert",                        5, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("llen",                           2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
@@ -180,8 +192,8 @@ ROWS: tuple[Row, ...] = (
     ("pexpireat",                     -3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("pexpiretime",                    2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("pfadd",                         -2, SINGLE,         W, 1,  1, 1, NO, NO, NO),
-    ("pfcount",                       -2, SINGLE,         R, 1, -1, 1, NO, NO, NO),
-    ("pfmerge",                       -2, SINGLE,         W, 1, -1, 1, NO, NO, NO),
+    ("pfcount",                       -2, SINGLE,         R, 1, -1, 1, NO, READ, NO),
+    ("pfmerge",                       -2, SINGLE,         W, 1, -1, 1, NO, STORE, NO),
     ("psetex",                         4, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("pttl",                           2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("rename",                         3, SINGLE,         W, 1,  2, 1, NO, NO, NO),
@@ -193,16 +205,16 @@ ROWS: tuple[Row, ...] = (
     ("rpushx",                        -3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("sadd",                          -3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("scard",                          2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
-    ("sdiff",                         -2, SINGLE,         R, 1, -1, 1, NO, NO, NO),
-    ("sdiffstore",                    -3, SINGLE,         W, 1, -1, 1, NO, NO, NO),
+    ("sdiff",                         -2, SINGLE,         R, 1, -1, 1, NO, READ, NO),
+    ("sdiffstore",                    -3, SINGLE,         W, 1, -1, 1, NO, STORE, NO),
     ("set",                           -3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("setbit",                         4, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("setex",                          4, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("setnx",                          3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("setrange",                       4, SINGLE,         W, 1,  1, 1, NO, NO, NO),
-    ("sinter",                        -2, SINGLE,         R, 1, -1, 1, NO, NO, NO),
-    ("sintercard",                    -3, SINGLE,         R, 0,  0, 0, "sintercard", NO, NO),
-    ("sinterstore",                   -3, SINGLE,         W, 1, -1, 1, NO, NO, NO),
+    ("sinter",                        -2, SINGLE,         R, 1, -1, 1, NO, READ, NO),
+    ("sintercard",                    -3, SINGLE,         R, 0,  0, 0, "sintercard", READ, NO),
+    ("sinterstore",                   -3, SINGLE,         W, 1, -1, 1, NO, STORE, NO),
     ("sismember",                      3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("smembers",                       2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("smismember",                    -3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
@@ -211,7 +223,7 @@ ROWS: tuple[Row, ...] = (
     # omits them too); only the sorted key and the STORE destination count. The
     # patterns are checked by router.decide.sort_patterns (SORT_RO has a finder so
     # that it is planned, not sent by the fast path).
-    ("sort",                          -2, SINGLE,         W, 1,  1, 1, "sort", NO, NO),
+    ("sort",                          -2, SINGLE,         W, 1,  1, 1, "sort", SORTSTORE, NO),
     ("sort_ro",                       -2, SINGLE,         R, 1,  1, 1, "sort-ro", NO, NO),
     ("spop",                          -2, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("srandmember",                   -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
@@ -219,8 +231,8 @@ ROWS: tuple[Row, ...] = (
     ("sscan",                         -3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("strlen",                         2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("substr",                         4, SINGLE,         R, 1,  1, 1, NO, NO, NO),
-    ("sunion",                        -2, SINGLE,         R, 1, -1, 1, NO, NO, NO),
-    ("sunionstore",                   -3, SINGLE,         W, 1, -1, 1, NO, NO, NO),
+    ("sunion",                        -2, SINGLE,         R, 1, -1, 1, NO, READ, NO),
+    ("sunionstore",                   -3, SINGLE,         W, 1, -1, 1, NO, STORE, NO),
     ("ttl",                            2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("type",                           2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("xack",                          -4, SINGLE,         W, 1,  1, 1, NO, NO, NO),
@@ -249,12 +261,12 @@ ROWS: tuple[Row, ...] = (
     ("zadd",                          -4, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("zcard",                          2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("zcount",                         4, SINGLE,         R, 1,  1, 1, NO, NO, NO),
-    ("zdiff",                         -3, SINGLE,         R, 0,  0, 0, "zset", NO, NO),
-    ("zdiffstore",                    -4, SINGLE,         W, 1,  1, 1, "zset-store", NO, NO),
+    ("zdiff",                         -3, SINGLE,         R, 0,  0, 0, "zset", READ, NO),
+    ("zdiffstore",                    -4, SINGLE,         W, 1,  1, 1, "zset-store", STORE, NO),
     ("zincrby",                        4, SINGLE,         W, 1,  1, 1, NO, NO, NO),
-    ("zinter",                        -3, SINGLE,         R, 0,  0, 0, "zset", NO, NO),
-    ("zintercard",                    -3, SINGLE,         R, 0,  0, 0, "zset", NO, NO),
-    ("zinterstore",                   -4, SINGLE,         W, 1,  1, 1, "zset-store", NO, NO),
+    ("zinter",                        -3, SINGLE,         R, 0,  0, 0, "zset", READ, NO),
+    ("zintercard",                    -3, SINGLE,         R, 0,  0, 0, "zset", READ, NO),
+    ("zinterstore",                   -4, SINGLE,         W, 1,  1, 1, "zset-store", STORE, NO),
     ("zlexcount",                      4, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("zmpop",                         -4, SINGLE,         W, 0,  0, 0, "mpop", NO, NO),
     ("zmscore",                       -3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
@@ -264,7 +276,7 @@ ROWS: tuple[Row, ...] = (
     ("zrange",                        -4, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("zrangebylex",                   -4, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("zrangebyscore",                 -4, SINGLE,         R, 1,  1, 1, NO, NO, NO),
-    ("zrangestore",                   -5, SINGLE,         W, 1,  2, 1, NO, NO, NO),
+    ("zrangestore",                   -5, SINGLE,         W, 1,  2, 1, NO, STORE, NO),
     ("zrank",                          3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("zrem",                          -3, SINGLE,         W, 1,  1, 1, NO, NO, NO),
     ("zremrangebylex",                 4, SINGLE,         W, 1,  1, 1, NO, NO, NO),
@@ -276,8 +288,8 @@ ROWS: tuple[Row, ...] = (
     ("zrevrank",                       3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("zscan",                         -3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("zscore",                         3, SINGLE,         R, 1,  1, 1, NO, NO, NO),
-    ("zunion",                        -3, SINGLE,         R, 0,  0, 0, "zset", NO, NO),
-    ("zunionstore",                   -4, SINGLE,         W, 1,  1, 1, "zset-store", NO, NO),
+    ("zunion",                        -3, SINGLE,         R, 0,  0, 0, "zset", READ, NO),
+    ("zunionstore",                   -4, SINGLE,         W, 1,  1, 1, "zset-store", STORE, NO),
     # EVAL*/FCALL*: numkeys at index 2; forwarded to the shard of their keys like
     # any SINGLE command (CROSSSLOT across shards). numkeys 0: shard 0, the
     # documented shard for keyless scripts (the planner's keyless SINGLE rule).

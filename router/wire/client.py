@@ -41,7 +41,9 @@ and the whole planner. A very large fan-out (more than
 `router.decide.large.PIECE_KEYS` keys) is split a piece per event-loop turn
 (`_start_large`, `_large_step`) so other clients are served in between; its
 reply slot is taken at once and the client's next requests wait in ``held``
-until every part is sent.
+until every part is sent. A multi-key command whose keys span shards and that the
+router computes (``router.cross_shard: compute``: `router.wire.gather`) takes its
+reply slot at once too, and the client's next requests wait until it is answered.
 
 SCRIPT KILL and FUNCTION KILL never go on the shared connection (the busy
 script they must stop is in front of them there): `forward` sends them to
@@ -80,9 +82,11 @@ from router.decide.modes import Mode
 from router.decide.plan import Fanout
 from router.decide.scripts import RETRIED, SCRIPTED, ScriptCache
 from router.decide.session import Session
-from router.wire import client_ctl, side
+from router.errors import CROSSSLOT
+from router.wire import client_ctl, gather, side
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
+from router.wire.gather import Gather
 from router.wire.node import Route, RouteSource
 from router.wire.noscript import Retry
 from router.wire.ports import ConfigSource, ConfigWriter, StatsSink
@@ -192,6 +196,7 @@ class ClientConn(asyncio.Protocol):
         "dirty",
         "dropped",
         "fifo",
+        "gather",
         "held",
         "large",
         "large_pending",
@@ -231,6 +236,9 @@ class ClientConn(asyncio.Protocol):
         # a very large fan-out being split over several loop turns, and its reply slot
         self.large: LargeFanout | None = None
         self.large_pending: Pending | None = None
+        # a multi-key command computed across shards (router.wire.gather): the client's
+        # next requests wait in ``held`` until it is answered
+        self.gather: Gather | None = None
         self.state = ClientState(self, ports.routes)
         self.dropped: set[Pending] | None = None  # replies CLIENT REPLY OFF/SKIP drops
 
@@ -343,6 +351,7 @@ class ClientConn(asyncio.Protocol):
             and len(fifo) < limit
             and state.mode is not Mode.BLOCKED
             and self.large is None
+            and self.gather is None
         ):
             if self.held:  # requests parsed while a blocking command was waiting
                 batch = self.held[: limit - len(fifo)]
@@ -395,8 +404,13 @@ class ClientConn(asyncio.Protocol):
                 dispatch(args, raw, spec)
                 if session.closing:  # QUIT: nothing after it is served
                     break
-                if state.mode is Mode.BLOCKED or self.large is not None or pause.until:
-                    # nothing more until the reply / the split / the paused path below
+                if (
+                    state.mode is Mode.BLOCKED
+                    or self.large is not None
+                    or self.gather is not None
+                    or pause.until
+                ):
+                    # nothing more until the reply / the split / the gather / the paused path
                     self.held[:0] = list(requests)
                     break
                 plain = state.plain
@@ -414,6 +428,7 @@ class ClientConn(asyncio.Protocol):
             or session.closing
             or state.mode is Mode.BLOCKED
             or self.large is not None
+            or self.gather is not None
         ):
             self._update_reading()  # otherwise it has nothing to change
 
@@ -600,7 +615,7 @@ class ClientConn(asyncio.Protocol):
                 self._send_single(conn, raw, None, replayable=conn is not self.state.watch)
         elif type(plan) is Fanout:
             self._send_parts(plan, self.conn, None)
-        else:
+        elif not (plan is CROSSSLOT and gather.start(self, spec, args)):
             self.push(plan)  # type: ignore[arg-type]
 
     def conn(self, shard: int) -> BackendConn:
@@ -715,6 +730,7 @@ class ClientConn(asyncio.Protocol):
             or self.out_paused
             or self.session.closing  # type: ignore[union-attr]
             or self.large is not None  # a few loop turns: its next requests wait anyway
+            or self.gather is not None  # likewise
             # A blocked client's input is read (so that its disconnect is seen at
             # once and frees the backend connection) but not processed, up to a bound.
             or (self.state.mode is Mode.BLOCKED and self.reader.buffered() > BLOCKED_INPUT_LIMIT)

@@ -76,6 +76,7 @@ class CtlClient(Protocol):
     running: ConfigSource
     fifo: Sized
     large: object | None
+    gather: object | None
     held: list[Request]
     reader: RequestReader
     loop: asyncio.AbstractEventLoop
@@ -142,6 +143,7 @@ def process_paused(client: CtlClient, pause: Pause) -> None:
         and len(client.fifo) < limit
         and state.mode is not Mode.BLOCKED
         and client.large is None
+        and client.gather is None
     ):
         if not client.held:
             try:

@@ -107,9 +107,16 @@ class RouterConfig:
     allow_config_set: bool = False
     # Bytes of Lua bodies the router keeps for the transparent NOSCRIPT retry (0: none).
     script_cache_bytes: int = 4 * 1024 * 1024
+    # Multi-key commands whose keys span shards (SUNION, ZUNIONSTORE, PFCOUNT, LCS,
+    # BITOP ...: router.decide.algebra): "compute" them in the router, or "strict"
+    # (CROSSSLOT, as Redis Cluster); and at most this many bytes of inputs copied
+    # between shards for one command (beyond it: CROSSSLOT with a hint).
+    cross_shard: str = "compute"
+    max_cross_shard_bytes: int = 64 * 1024 * 1024
 
 
 TRANSACTION_MODES = ("split", "single-shard")
+CROSS_SHARD_MODES = ("compute", "strict")
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +448,8 @@ class _Checker:
                 if field.type == "bool" and not isinstance(raw, bool):
                     self.problem(path, f"must be true or false, got {_describe(raw)}")
                     parsed = None
+            elif field.name == "cross_shard":
+                parsed = self.one_of(raw, path, CROSS_SHARD_MODES)
             elif field.type == "Address":
                 parsed = self.address(raw, path)
             else:

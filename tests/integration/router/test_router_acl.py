@@ -254,6 +254,24 @@ def test_every_routing_shape_still_works(acl_cluster: AclCluster) -> None:
     assert resp3.eval("return redis.call('GET', KEYS[1])", 1, "r3") == b"v"
 
 
+def test_cross_shard_commands_run_as_the_router_user(acl_cluster: AclCluster) -> None:
+    # what the router sends to compute them (MEMORY USAGE, DUMP, MULTI, RESTORE, DEL,
+    # EXEC: router.wire.gather) is allowed by the generated rule
+    from slotwarden.cluster.slots import key_hash_slot
+
+    r = acl_cluster.client()
+    names = [f"x{i}" for i in range(40)]
+    a = next(k for k in names if key_hash_slot(k.encode()) < 8192)  # shard a
+    b = next(k for k in names if key_hash_slot(k.encode()) >= 8192)  # shard b
+    r.delete(a, b)
+    r.sadd(a, "1", "2")
+    r.sadd(b, "2", "3")
+    assert r.sinter(a, b) == {b"2"}
+    assert r.sunionstore(a, [a, b]) == 3
+    assert r.smembers(a) == {b"1", b"2", b"3"}
+    r.delete(a, b)
+
+
 def test_dryrun_of_every_table_row_matches_the_router(acl_cluster: AclCluster) -> None:
     """ACL DRYRUN on a real server: every command the router sends to a shard is allowed
     to its user, every one it refuses or answers itself is denied (PING, ECHO, TIME and

@@ -749,3 +749,18 @@ def test_allow_config_set_and_script_cache_bytes() -> None:
     assert only_problem(data).startswith("router.allow_config_set: must be true or false")
     data["router"].update(allow_config_set=False, script_cache_bytes=-1)
     assert only_problem(data).startswith("router.script_cache_bytes")
+
+
+def test_cross_shard_keys_default_to_compute_and_64_mib():
+    """Issue 12 item 8: cross-shard multi-key commands computed, within a byte bound."""
+    data = base()
+    data["router"] = {"listen": "127.0.0.1:7777"}
+    r = cfg.parse(data).router
+    assert (r.cross_shard, r.max_cross_shard_bytes) == ("compute", 64 * 1024 * 1024)
+    data["router"].update(cross_shard="strict", max_cross_shard_bytes=1000)
+    r = cfg.parse(data).router
+    assert (r.cross_shard, r.max_cross_shard_bytes) == ("strict", 1000)
+    data["router"] = {"listen": "127.0.0.1:7777", "cross_shard": "always"}
+    assert only_problem(data) == "router.cross_shard: must be one of compute, strict, got 'always'"
+    data["router"] = {"listen": "127.0.0.1:7777", "max_cross_shard_bytes": 0}
+    assert only_problem(data) == "router.max_cross_shard_bytes: must be >= 1, got 0"

@@ -11,7 +11,7 @@ import hiredis
 import pytest
 
 from router.commands.spec import TABLE
-from router.decide import diag, merge
+from router.decide import algebra, diag, merge
 
 OK = b"+OK\r\n"
 NIL2 = b"$-1\r\n"
@@ -230,7 +230,8 @@ def test_every_merger_the_command_table_names_exists():
         for spec in (top, *(top.subcommands or {}).values())
         if spec.merger is not None
     }
-    assert named == set(merge.MERGERS) | merge.BUILT | set(diag.BUILT)
+    # plus the SINGLE rows computed across shards (router.decide.algebra), no merger of theirs
+    assert named == set(merge.MERGERS) | merge.BUILT | set(diag.BUILT) | algebra.COMPUTED
 
 
 @pytest.mark.parametrize(
