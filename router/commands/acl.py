@@ -18,14 +18,16 @@ permissions of that user, so the two cannot drift apart:
   router exposes;
 - allowed although the router answers them itself: PING, ECHO and TIME
   (`SCRIPT_SAFE_LOCAL`: scripts use them, and they read or change nothing);
+- allowed because the router sends them itself (`ROUTER_SENT`): CLIENT ID
+  (asked on every pinned connection) and CLIENT UNBLOCK (of that id);
 - allowed only with ``router.allow_config_set: true``: CONFIG SET and CONFIG
   RESETSTAT (`CONFIG_WRITES`; REJECTED rows the router then sends to every
   node itself, router.control.config_set). Scripts cannot run them either
   way (Redis flags them ``noscript``);
 - denied: everything else: the REJECTED rows, the PINNED rows the router does
-  not honour (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO/UNBLOCK, SCRIPT
-  DEBUG), the LOCAL rows (the router answers them: CLIENT SETNAME, READONLY
-  ...), and any command the table does not know (``-@all`` comes first).
+  not honour (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO, SCRIPT DEBUG),
+  the LOCAL rows (the router answers them: CLIENT SETNAME, READONLY ...), and
+  any command the table does not know (``-@all`` comes first).
 
 AUTH and HELLO, which the router sends on every connection, need no
 permission (Redis lets every user run them). Keys ``~*`` and channels
@@ -44,6 +46,12 @@ INFO_SENT = (b"keyspace", b"server", b"memory", b"persistence", b"stats", b"erro
 
 # LOCAL commands (answered by the router) that a script may still run on a shard.
 SCRIPT_SAFE_LOCAL = frozenset({"ping", "echo", "time"})
+
+# Commands the router sends on its own behalf although it answers (or refuses) them
+# for clients: CLIENT ID on each new pinned connection and CLIENT UNBLOCK of that id
+# on a side connection (router.wire.client_ctl). Both are ``noscript`` in Redis, so a
+# script still cannot call them.
+ROUTER_SENT = frozenset({"client|id", "client|unblock"})
 
 # First-argument grants for commands without subcommands (Redis 7.0 ``+cmd|arg``).
 FIRST_ARG_ONLY: dict[str, str] = {"info": INFO_SENT[0].decode(), "select": "0"}
@@ -80,7 +88,7 @@ _STATEFUL = frozenset(
 # REJECTED rows the router runs itself when router.allow_config_set is true.
 CONFIG_WRITES = ("config|resetstat", "config|set")
 # Rows newer than Redis 7.0 (an ACL rule naming them would be refused by a 7.0 server).
-_NOT_IN_7_0 = frozenset({"client|setinfo"})
+_NOT_IN_7_0 = frozenset({"client|setinfo", "client|no-touch"})
 
 
 def pinned_reaches_shard(spec: CommandSpec) -> bool:
@@ -101,6 +109,8 @@ def shard_may_run(spec: CommandSpec) -> bool:
     row) on a shard at all: see the module docstring."""
     if spec.name in _NOT_IN_7_0:
         return False
+    if spec.name in ROUTER_SENT:
+        return True
     shape = spec.shape
     if shape in _FORWARDED:
         return True

@@ -5,11 +5,12 @@ turns the rows into `CommandSpec` objects, checks them, and owns the lookup
 functions). Arity, write flag and the legacy key range (first, last, step)
 are exactly what ``COMMAND`` reports on redis-server 7.0.15; the shape, the
 merger and the blocking rule are our routing decisions, and the comments
-beside the rows say why where it was a judgement call. One row is not a 7.0
-command: CLIENT SETINFO (7.2), which clients send on connect and the router
-answers itself. ``tests/integration/router/test_command_table.py`` checks every row
-against a real server (names, arity, write flag, key range, the keys
-``COMMAND GETKEYS`` finds, and which commands block).
+beside the rows say why where it was a judgement call. Two rows are not 7.0
+commands: CLIENT SETINFO (7.2), which clients send on connect and the router
+answers itself, and CLIENT NO-TOUCH (7.2), which it refuses with the reason.
+``tests/integration/router/test_command_table.py`` checks every row against a
+real server (names, arity, write flag, key range, the keys ``COMMAND GETKEYS``
+finds, and which commands block).
 
 Row: ``(name, arity, shape, write, first, last, step, keys, merger, blocks)``
 
@@ -397,7 +398,14 @@ ROWS: tuple[Row, ...] = (
     # CLIENT NO-EVICT: the router has no client eviction, so the flag is
     # trivially honoured; a shard's flag would protect a shared connection.
     ("client|no-evict",                3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    # CLIENT KILL/PAUSE/UNPAUSE/REPLY act on the router's own clients
+    # (router.wire.client_ctl); CLIENT NO-TOUCH (7.2) is refused with the reason
+    # (7.0 shards always touch keys): a second row beyond 7.0.
+    ("client|kill",                   -3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("client|no-touch",                3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("client|pause",                  -3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
     ("client|reply",                   3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
+    ("client|unpause",                 2, LOCAL,          R, 0,  0, 0, NO, NO, NO),
     ("client|setname",                 3, LOCAL,          R, 0,  0, 0, NO, NO, NO),
     # CLIENT SETINFO is Redis 7.2, unknown to a 7.0 server; clients (redis-py >= 5)
     # send it on connect and the router answers it: the one row beyond 7.0.
@@ -432,9 +440,8 @@ ROWS: tuple[Row, ...] = (
     # (router.decide.modes) and dedicated backend connections (router.wire.pinned): blocking
     # commands, transactions and WATCH, pub/sub (channels route by their slot;
     # PUBLISH's channel is not a key for GETKEYS, so router.decide.plan finds it).
-    # Client-side caching (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO), CLIENT
-    # UNBLOCK (backend client ids are the router's) and SCRIPT DEBUG (an
-    # interactive debugger session) answer a clear "not supported" error.
+    # Client-side caching (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO) and SCRIPT
+    # DEBUG (an interactive debugger session) answer a clear "not supported" error.
     ("blmove",                         6, PINNED,         W, 1,  2, 1, NO, NO, LAST),
     ("blmpop",                        -5, PINNED,         W, 0,  0, 0, "blocking-mpop", NO, FIRST),
     ("blpop",                         -3, PINNED,         W, 1, -2, 1, NO, NO, LAST),
@@ -443,8 +450,9 @@ ROWS: tuple[Row, ...] = (
     ("bzmpop",                        -5, PINNED,         W, 0,  0, 0, "blocking-mpop", NO, FIRST),
     ("bzpopmax",                      -3, PINNED,         W, 1, -2, 1, NO, NO, LAST),
     ("bzpopmin",                      -3, PINNED,         W, 1, -2, 1, NO, NO, LAST),
-    # Client-side caching needs the invalidations of a dedicated connection;
-    # CLIENT UNBLOCK needs router-to-backend client id translation.
+    # Client-side caching needs the invalidations of a dedicated connection.
+    # CLIENT UNBLOCK releases a router client blocked on its pinned connections
+    # (router.wire.client_ctl: CLIENT UNBLOCK <the shard's id> on a side connection).
     ("client|caching",                 3, PINNED,         R, 0,  0, 0, NO, NO, NO),
     ("client|getredir",                2, PINNED,         R, 0,  0, 0, NO, NO, NO),
     ("client|tracking",               -3, PINNED,         R, 0,  0, 0, NO, NO, NO),
@@ -489,12 +497,6 @@ ROWS: tuple[Row, ...] = (
     ("acl|users",                      2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("bgrewriteaof",                   1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     ("bgsave",                        -1, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    # CLIENT KILL/PAUSE/UNPAUSE act on a shard's connections, i.e. on the router's
-    # shared pool: KILL would cut other clients' pipelines and PAUSE would stall
-    # one shard for every client (the sentinel pauses shards itself).
-    ("client|kill",                   -3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("client|pause",                  -3, REJECTED,       R, 0,  0, 0, NO, NO, NO),
-    ("client|unpause",                 2, REJECTED,       R, 0,  0, 0, NO, NO, NO),
     # CLUSTER writes: the router is a standalone endpoint; the topology is the
     # sentinel's (CLUSTER KEYSLOT and the probes are LOCAL).
     ("cluster|addslots",              -3, REJECTED,       R, 0,  0, 0, NO, NO, NO),

@@ -3,8 +3,10 @@
 Pure: each handler takes the client's `Session` and the arguments and returns
 a raw reply; nothing here touches sockets. PING, ECHO, QUIT, TIME, SELECT,
 HELLO, AUTH, RESET, READONLY/READWRITE/ASKING, ACL WHOAMI and CLIENT SETNAME/
-GETNAME/ID/SETINFO/INFO/LIST/NO-EVICT/REPLY live here; ROLE and CLUSTER
-KEYSLOT/INFO/... in `router.decide.standalone`.
+GETNAME/ID/SETINFO/INFO/LIST/NO-EVICT/NO-TOUCH/REPLY live here (CLIENT REPLY
+sets the session's reply mode; the client connection drops the replies); ROLE
+and CLUSTER KEYSLOT/INFO/... in `router.decide.standalone`. CLIENT
+KILL/PAUSE/UNPAUSE act on other connections: `router.wire.client_ctl`.
 
 Authentication: with router users configured (``Session.users.required``) a
 session starts unauthenticated; AUTH and HELLO ... AUTH check the password
@@ -12,7 +14,7 @@ session starts unauthenticated; AUTH and HELLO ... AUTH check the password
 was (as Redis does) and is counted; RESET logs the client out again.
 
 `answer` is the entry point: a LOCAL command by its spec name, to its handler;
-anything the router cannot honour (CLIENT REPLY OFF ...) gets the one
+anything the router cannot honour (CLIENT TRACKING ...) gets the one
 `router.errors.not_supported` reply.
 """
 
@@ -180,6 +182,7 @@ def reset(s: Session, args: list[bytes]) -> bytes:
     """The session part of RESET (the client state drops MULTI, WATCH and subscriptions)."""
     s.name = b""
     s.proto = 2
+    s.reply = "on"  # RESET discards CLIENT REPLY OFF/SKIP, as Redis does
     s.user = "default"
     s.authenticated = s.users is None or not s.users.required
     return encode_simple("RESET")
@@ -227,12 +230,27 @@ def client(s: Session, args: list[bytes], list_clients: Callable[[], list[Sessio
         # the router has no client eviction: the flag is trivially honoured
         return OK if args[2].lower() in (b"on", b"off") else error_reply("ERR syntax error")
     if sub == b"reply" and len(args) == 3:
+        # the client connection drops the replies (router.decide.client_ctl.reply_dropped)
         mode = args[2].lower()
         if mode == b"on":
-            return OK
-        if mode in (b"off", b"skip"):
-            return not_supported(f"client reply {mode.decode()}")
-        return error_reply("ERR syntax error")
+            s.reply = "on"
+        elif mode == b"off":
+            s.reply = "off"
+        elif mode == b"skip":
+            s.reply = "skip-set"
+        else:
+            return error_reply("ERR syntax error")
+        return OK
+    if sub == b"no-touch" and len(args) == 3:
+        if args[2].lower() not in (b"on", b"off"):
+            return error_reply("ERR syntax error")
+        if args[2].lower() == b"off":
+            return OK  # the shards touch keys: that is the OFF behaviour
+        return error_reply(
+            "ERR CLIENT NO-TOUCH is not supported by the router: it is a Redis 7.2 "
+            "feature and the router's commands reach the shards on shared connections, "
+            "so it cannot stop them from updating the keys' access time for this client"
+        )
     if sub in (b"setname", b"getname", b"id", b"setinfo", b"info"):
         return error_reply(f"ERR wrong number of arguments for 'client|{sub.decode()}' command")
     return not_supported(f"client {sub.decode('utf-8', 'replace')}")

@@ -38,19 +38,34 @@ class Session:
     flags: str = "N"
     subs: tuple[int, int, int] = (0, 0, 0)  # channels, patterns, shard channels
     multi: int = -1  # commands queued in MULTI, -1 outside MULTI
+    # CLIENT REPLY: "on", "off", "skip-set" (CLIENT REPLY SKIP itself), "skip" (the next)
+    reply: str = "on"
+    # what CLIENT INFO/LIST show of the connection (refreshed by router.control.clients):
+    # last read from the client (monotonic seconds), bytes buffered unparsed, replies
+    # owed (the reply FIFO), bytes written but not yet sent
+    last_at: float = 0.0
+    qbuf: int = 0
+    oll: int = 0
+    omem: int = 0
 
     def __post_init__(self) -> None:
         if self.users is not None and self.users.required:
             self.authenticated = False
 
     def info_line(self) -> str:
+        """The client's line of CLIENT INFO/LIST: Redis 7.0.15's fields in its order
+        (then 7.2's lib-name and lib-ver, which CLIENT SETINFO sets). ``fd`` is -1
+        (the router's socket is not the shard's), ``obl`` 0 (no fixed buffer)."""
         now = time.time()
+        idle = int(time.monotonic() - self.last_at) if self.last_at else 0
+        events = "rw" if self.omem else "r"
         return (
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
             f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
-            f"idle=0 flags={self.flags} db=0 sub={self.subs[0]} psub={self.subs[1]} "
-            f"ssub={self.subs[2]} multi={self.multi} qbuf=0 qbuf-free=0 "
-            f"argv-mem=0 multi-mem=0 obl=0 oll=0 omem=0 tot-mem=0 events=r "
+            f"idle={max(idle, 0)} flags={self.flags} db=0 sub={self.subs[0]} "
+            f"psub={self.subs[1]} ssub={self.subs[2]} multi={self.multi} qbuf={self.qbuf} "
+            f"qbuf-free=0 argv-mem=0 multi-mem=0 rbs={self.qbuf} rbp={self.qbuf} obl=0 "
+            f"oll={self.oll} omem={self.omem} tot-mem={self.qbuf + self.omem} events={events} "
             f"cmd={self.last_cmd} user={self.user} redir=-1 resp={self.proto} "
             f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
             f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}\n"

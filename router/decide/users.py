@@ -47,6 +47,10 @@ class Users:
         }
         return cls(passwords)
 
+    def known(self, name: str) -> bool:
+        """Whether ``name`` is a router user (CLIENT KILL USER)."""
+        return name in self._digests
+
     def check(self, name: bytes, password: bytes) -> bool:
         """True if ``name``/``password`` is a router user (constant time); counts failures."""
         wanted = self._digests.get(name.decode("utf-8", "replace"))

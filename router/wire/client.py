@@ -45,6 +45,15 @@ until every part is sent. A multi-key command whose keys span shards and that th
 router computes (``router.cross_shard: compute``: `router.wire.gather`) takes its
 reply slot at once too, and the client's next requests wait until it is answered.
 
+SCRIPT KILL and FUNCTION KILL never go on the shared connection (the busy
+script they must stop is in front of them there): `forward` sends them to
+every master on side connections (`router.wire.side`). CLIENT KILL/UNBLOCK/
+PAUSE/UNPAUSE go to `router.wire.client_ctl`; while a CLIENT PAUSE is in
+force `process` hands over to `client_ctl.process_paused` (one request at a
+time, held in order until the pause ends); CLIENT REPLY OFF/SKIP turn the
+fast path off and `dispatch` marks the reply slots to drop (``dropped``),
+which `flush` skips.
+
 Everything the connection needs from above it comes in `ClientPorts` (the
 route, the running config, the loop turn, the counters, the parking of
 refused writes, the client registry, the INFO head, the script cache of the
@@ -74,7 +83,7 @@ from router.decide.plan import Fanout
 from router.decide.scripts import RETRIED, SCRIPTED, ScriptCache
 from router.decide.session import Session
 from router.errors import CROSSSLOT
-from router.wire import gather
+from router.wire import client_ctl, gather, side
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.gather import Gather
@@ -149,8 +158,9 @@ class Parker(Protocol):
         """True if ``pending`` is held (answered later), False to answer ``error`` now."""
 
 
-class ClientRegistry(Protocol):
-    """Every client connection of the router (router.control.clients.Clients)."""
+class ClientRegistry(client_ctl.Controls, Protocol):
+    """Every client connection of the router (router.control.clients.Clients), with
+    CLIENT KILL/UNBLOCK/PAUSE (`router.wire.client_ctl.Controls`)."""
 
     def next_id(self) -> int: ...
 
@@ -184,6 +194,7 @@ class ClientConn(asyncio.Protocol):
         "_conns",
         "_conns_route",
         "dirty",
+        "dropped",
         "fifo",
         "gather",
         "held",
@@ -229,6 +240,7 @@ class ClientConn(asyncio.Protocol):
         # next requests wait in ``held`` until it is answered
         self.gather: Gather | None = None
         self.state = ClientState(self, ports.routes)
+        self.dropped: set[Pending] | None = None  # replies CLIENT REPLY OFF/SKIP drops
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -258,6 +270,7 @@ class ClientConn(asyncio.Protocol):
         if self.transport is None:
             return
         self.stats.bytes_in += len(data)
+        self.session.last_at = self.loop.time()  # type: ignore[union-attr]  # CLIENT LIST idle=
         self.reader.feed(data)
         self.process()
         unparsed = self.reader.unparsed()
@@ -325,6 +338,10 @@ class ClientConn(asyncio.Protocol):
         limit = self.running.config.router.max_pending_per_client
         session = self.session
         assert session is not None
+        pause = self.ports.clients.pause
+        if pause.until:  # CLIENT PAUSE in force: one request at a time, held if it must wait
+            client_ctl.process_paused(self, pause)
+            return
         dispatch = self.dispatch
         slot_of = key_slot
         fast = FAST
@@ -387,14 +404,23 @@ class ClientConn(asyncio.Protocol):
                 dispatch(args, raw, spec)
                 if session.closing:  # QUIT: nothing after it is served
                     break
-                if state.mode is Mode.BLOCKED or self.large is not None or self.gather is not None:
-                    self.held[:0] = list(requests)  # nothing more until the reply / the split
+                if (
+                    state.mode is Mode.BLOCKED
+                    or self.large is not None
+                    or self.gather is not None
+                    or pause.until
+                ):
+                    # nothing more until the reply / the split / the gather / the paused path
+                    self.held[:0] = list(requests)
                     break
                 plain = state.plain
                 if self._conns_route is not route:  # HELLO switched protocol
                     conns = self._bind(route)
             if reader.drained and not self.held:  # no need to ask the reader again
                 break
+            if pause.until:  # a CLIENT PAUSE in this batch: the rest goes the paused way
+                client_ctl.process_paused(self, pause)
+                return
         if (
             self.read_paused
             or len(fifo) >= limit
@@ -538,6 +564,9 @@ class ClientConn(asyncio.Protocol):
             self.state.handle(spec, args, raw)
         # name (and time) the reply slots this request added, for the metrics
         name = spec.name if spec is not None else "unknown"
+        session = self.session
+        if session is not None and (session.reply != "on" or name == "client|reply"):
+            client_ctl.drop_replies(self, session, before, name)
         shape = spec.shape.value if spec is not None else "local"
         now = self.loop.time()
         for i in range(before, len(fifo)):
@@ -559,6 +588,15 @@ class ClientConn(asyncio.Protocol):
             if self.running.config.router.allow_config_set:  # every node of every shard
                 self.ports.config_writes.request(args, self.new_pending())
                 return
+        if spec.name == "client|unblock":
+            client_ctl.unblock(self, self.ports.clients, args)
+            return
+        if spec.name in side.SIDE_COMMANDS:  # SCRIPT/FUNCTION KILL: never behind the script
+            masters = self.routes.route.masters
+            side.on_masters(
+                masters, args, planner.merger_of(spec), self.new_pending(), self.turn.flush
+            )
+            return
         session = self.session
         assert session is not None
         route = self.routes.route
@@ -616,6 +654,8 @@ class ClientConn(asyncio.Protocol):
     def _local(self, name: str, args: list[bytes]) -> bytes:
         session = self.session
         assert session is not None
+        if name in client_ctl.CONTROL:  # CLIENT KILL/PAUSE/UNPAUSE: on other connections
+            return client_ctl.answer(self.ports.clients, session, name, args)
         return builtins.answer(session, name, args, self.ports.clients.sessions)
 
     def new_pending(self) -> Pending:
@@ -642,10 +682,16 @@ class ClientConn(asyncio.Protocol):
         out: list[bytes] = []
         stats = self.stats
         rows = stats.commands
+        dropped = self.dropped
         while fifo and fifo[0].reply is not None:
             pending = fifo.popleft()
             reply: bytes = pending.reply  # type: ignore[assignment]
-            out.append(reply)
+            if dropped is not None and pending in dropped:  # CLIENT REPLY OFF/SKIP
+                dropped.discard(pending)
+                if not dropped:
+                    self.dropped = dropped = None
+            else:
+                out.append(reply)
             cmd = pending.cmd
             if cmd is not None:  # inlined RouterStats.count (once per reply)
                 row = rows.get(cmd)

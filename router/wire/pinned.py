@@ -10,7 +10,8 @@ channels) belongs to one client. A `PinnedPool` per node hands them out:
 
 A `PinnedConn` is a `BackendConn` that connects once (no reconnect: its
 state would be lost anyway), speaks the client's protocol and authenticates
-like the shared ones, hands push messages (``message``, ``pmessage``,
+like the shared ones, asks its own ``CLIENT ID`` first (``server_id``: what
+``CLIENT UNBLOCK`` names, router.wire.client_ctl), hands push messages (``message``, ``pmessage``,
 ``smessage``) to its owner's ``on_push`` and every other reply to the oldest
 waiter.
 
@@ -56,7 +57,7 @@ from router.wire.backend import (
 )
 from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.topology import Address
-from slotwarden.resp.encode import error_reply
+from slotwarden.resp.encode import encode_command, error_reply
 from slotwarden.resp.errors import ProtocolError
 
 log = logging.getLogger("slotwarden.pinned")
@@ -87,8 +88,25 @@ def holder_of(session: Session | None) -> Holder:
     return Holder(source, session.user if users is not None and users.required else None)
 
 
+CLIENT_ID = encode_command([b"CLIENT", b"ID"])
+
+
+class _ServerId:
+    """Keeps the reply to the ``CLIENT ID`` asked first on a pinned connection: the
+    connection's id on the server, which ``CLIENT UNBLOCK`` needs (router.wire.client_ctl)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: PinnedConn) -> None:
+        self.conn = conn
+
+    def on_reply(self, raw: bytes) -> None:
+        if raw[:1] == b":":
+            self.conn.server_id = int(raw[1:])
+
+
 class PinnedConn(BackendConn):
-    __slots__ = ("blocking", "grace", "on_idle", "on_lost", "on_push", "pool")
+    __slots__ = ("blocking", "grace", "on_idle", "on_lost", "on_push", "pool", "server_id")
 
     def __init__(
         self,
@@ -106,6 +124,14 @@ class PinnedConn(BackendConn):
         self.on_push: Callable[[bytes], None] | None = None  # set while subscribed
         self.on_lost: Callable[[PinnedConn], None] | None = None
         self.on_idle: Callable[[PinnedConn], None] | None = None  # once nothing is owed
+        self.server_id = 0  # this connection's CLIENT ID on the server (0: not known yet)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # CLIENT ID first (after the handshake, which the base class puts in front),
+        # before anything queued: a blocking command queued behind would delay it.
+        self.out.insert(0, CLIENT_ID)
+        self.waiting.appendleft(_ServerId(self))
+        super().connection_made(transport)
 
     async def connect(self) -> None:
         """Connect once; on failure every queued request gets the reason."""

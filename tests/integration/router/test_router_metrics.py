@@ -105,16 +105,16 @@ def test_command_counters_move_with_traffic(mc) -> None:
 
 def test_what_the_router_cannot_honour_counts_as_unsupported(mc) -> None:
     # One reply text for "not supported by the router", whoever answers it: the
-    # planner (CLIENT TRACKING/CACHING), the router's own commands (CLIENT REPLY OFF)
-    # and MULTI's queue-time check. Each is outcome=unsupported, not error.
+    # planner (CLIENT TRACKING/CACHING, SCRIPT DEBUG) and MULTI's queue-time check.
+    # Each is outcome=unsupported, not error.
     r = mc.client()
     r.ping()
     before = scrape(mc)
     for args in (("CLIENT", "TRACKING", "on"), ("CLIENT", "CACHING", "yes")):
         with pytest.raises(redis.ResponseError, match="is not supported by the router"):
             r.execute_command(*args)
-    with pytest.raises(redis.ResponseError, match="'client reply off' is not supported"):
-        r.execute_command("CLIENT", "REPLY", "OFF")
+    with pytest.raises(redis.ResponseError, match="'script debug' is not supported"):
+        r.execute_command("SCRIPT", "DEBUG", "NO")
     assert r.execute_command("MULTI") in (b"OK", "OK", True)
     with pytest.raises(redis.ResponseError, match="'subscribe' inside MULTI is not supported"):
         r.execute_command("SUBSCRIBE", "ch")
@@ -125,7 +125,7 @@ def test_what_the_router_cannot_honour_counts_as_unsupported(mc) -> None:
         return value(after, name, **labels) - value(before, name, **labels)
 
     total = "slotwarden_router_commands_total"
-    for command in ("client|tracking", "client|caching", "client|reply", "subscribe"):
+    for command in ("client|tracking", "client|caching", "script|debug", "subscribe"):
         assert delta(total, command=command, outcome="unsupported") == 1, command
         assert delta(total, command=command, outcome="error") == 0, command
 

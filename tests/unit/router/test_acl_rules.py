@@ -55,7 +55,8 @@ def test_forwarded_rows_are_allowed_and_rejected_ones_denied() -> None:
 def test_local_rows_are_denied_but_for_what_scripts_use() -> None:
     local = [spec for spec in rows() if spec.shape is Shape.LOCAL]
     assert SCRIPT_SAFE_LOCAL <= {spec.name for spec in local}
-    assert {spec.name for spec in local if shard_may_run(spec)} == SCRIPT_SAFE_LOCAL
+    # CLIENT ID: the router asks it on its own pinned connections (ROUTER_SENT)
+    assert {spec.name for spec in local if shard_may_run(spec)} == SCRIPT_SAFE_LOCAL | {"client|id"}
 
 
 def test_pinned_rows_match_what_the_router_does_with_them() -> None:
