@@ -4,8 +4,11 @@ one real redis-server, so each behaviour can be compared byte for byte."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import redis
 
 from slotwarden.resp.encode import encode_command
 from slotwarden.resp.replies import ReplyScanner
@@ -119,3 +122,19 @@ def plain_server(session_farm) -> Iterator:
         yield proc
     finally:
         proc.stop()
+
+
+def in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """Run ``call`` (a blocking client call) in a daemon thread: the thread and a
+    list that gets its result, or the `redis.RedisError` it raised."""
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except redis.RedisError as exc:
+            out.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, out

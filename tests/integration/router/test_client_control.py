@@ -4,11 +4,7 @@ real redis-server where Redis's answer is the reference."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
-
 import pytest
-import redis
 from compat import Raw, both, keys_on_every_shard, plain_server, router_conns, wait_for
 from conftest import Cluster
 
@@ -30,20 +26,6 @@ def _closed(raw: Raw) -> bool:
     except (ConnectionError, OSError):
         return True
     return False
-
-
-def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
-    out: list[object] = []
-
-    def run() -> None:
-        try:
-            out.append(call())
-        except redis.RedisError as exc:
-            out.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, out
 
 
 def _blocked_on(port: int, client_id: int) -> bool:

@@ -8,12 +8,11 @@ the shared connection are answered once it is killed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from compat import Raw, keys_on_every_shard, wait_for
+from compat import Raw, in_thread, keys_on_every_shard, wait_for
 from conftest import Cluster, own_cluster
 
 SPIN = "local i = 0 while true do i = i + 1 end"
@@ -30,20 +29,6 @@ def busy_cluster() -> Iterator[Cluster]:
         for i in range(len(c.masters)):
             c.shard_client(i).config_set("busy-reply-threshold", 50)
         yield c
-
-
-def _in_thread(call: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
-    out: list[object] = []
-
-    def run() -> None:
-        try:
-            out.append(call())
-        except redis.RedisError as exc:
-            out.append(exc)
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t, out
 
 
 def _busy(c: Cluster, shard: int) -> bool:
@@ -63,11 +48,11 @@ def _kill_directly(c: Cluster) -> None:
 def _stop_busy(c: Cluster, start: Callable[[], object], kill: Callable[[redis.Redis], object]):
     key = keys_on_every_shard(c, prefix="busy")[1][0]  # a key of shard 1
     c.client().set(key, "before")
-    runner, ran = _in_thread(lambda: start())
+    runner, ran = in_thread(lambda: start())
     try:
         wait_for(lambda: _busy(c, 1), "the script to be busy on shard 1")
         # another client's command queued behind the script on the shared connection
-        queued, got = _in_thread(lambda: c.client().get(key))
+        queued, got = in_thread(lambda: c.client().get(key))
         killer = c.client()
         assert kill(killer) in (True, b"OK")  # +OK: shard 1 killed its script
         runner.join(10)
@@ -116,7 +101,7 @@ def test_a_script_outliving_command_timeout_busy_is_passed_through_then_killed()
         for i in range(len(c.masters)):
             c.shard_client(i).config_set("busy-reply-threshold", 20)
         key = keys_on_every_shard(c, prefix="busy")[1][0]
-        runner, ran = _in_thread(lambda: c.client().eval(SPIN, 1, key))
+        runner, ran = in_thread(lambda: c.client().eval(SPIN, 1, key))
         try:
             runner.join(10)
             assert len(ran) == 1 and "timed out" in str(ran[0]), ran
