@@ -136,9 +136,10 @@ def test_shard_channels_of_several_shards_in_one_ssubscribe_match_redis(
         ("SSUBSCRIBE", a, b, c, a),
         ("SUNSUBSCRIBE", c, a, "never"),
         ("SSUBSCRIBE", c),
-        ("SUNSUBSCRIBE",),
+        ("SUNSUBSCRIBE", b),
+        ("SUNSUBSCRIBE",),  # one left: Redis's order of several is its dict's (random)
     ]
-    ours, theirs = both(fresh.port, plain.port, *script, replies=4 + 3 + 1 + 2)
+    ours, theirs = both(fresh.port, plain.port, *script, replies=4 + 3 + 1 + 1 + 1)
     assert ours == theirs
     r = fresh.client()
     s = r.pubsub()
