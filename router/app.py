@@ -76,6 +76,7 @@ class Router:
         self.server_info = ServerInfo(
             self.running, self.clients, self.stats, self.port, self.router_section
         )
+        self.config_writes.on_resetstat = self.server_info.resetstat
         self.client_ports = ClientPorts(
             routes=self.routes,
             running=self.running,
@@ -108,14 +109,15 @@ class Router:
     def router_section(self) -> dict[str, object]:
         """The ``# Router`` section of INFO (the rest: router.control.serverinfo)."""
         route = self.routes.route
+        received, rejected = self.server_info.connections()  # since CONFIG RESETSTAT
         return {
             "router_version": __version__,
             "speedups": implementation(),  # "c": slotwarden.resp._speedups is built and used
             "uptime_in_seconds": int(time.time() - self.started),
             "listen": str(self.bound or self.listen),
             "connected_clients": len(self.clients.by_id),
-            "total_connections_received": self.clients.total,
-            "rejected_connections": self.clients.rejected,
+            "total_connections_received": received,
+            "rejected_connections": rejected,
             "topology_epoch": route.slotmap.epoch,
             "shards": len(route.slotmap.shards),
             "shards_up": sum(1 for n in route.masters if n.is_up()),

@@ -26,7 +26,8 @@ Row: ``(name, arity, shape, write, first, last, step, keys, merger, blocks)``
   ``router.decide.merge.MERGERS`` that makes their replies one; for an ANY
   command, a filter its one reply goes through (CONFIG GET: no secrets);
   for a SINGLE multi-key command the router may compute when its keys span
-  shards (``router.cross_shard: compute``), how: `READ`, `STORE`, `SORTSTORE`
+  shards (``router.cross_shard: compute``), how: `READ`, `STORE`, `SORTSTORE`,
+  `GEOSTORE`
   (``router.decide.algebra``); else NO.
 - ``blocks``: for a command that can block on the server, where its timeout is
   (`LAST`, `FIRST`, `WAIT`, `BLOCK` below), else NO.
@@ -82,6 +83,7 @@ BLOCK = "block"  # only with a BLOCK option, in milliseconds (XREAD, XREADGROUP)
 READ = "computed"  # read-only: runs on the shard holding most of its keys
 STORE = "computed-store"  # writes its first key (the destination): runs on its shard
 SORTSTORE = "computed-sort"  # SORT ... STORE dst: runs on dst's shard
+GEOSTORE = "computed-geo"  # GEORADIUS* ... STORE|STOREDIST dst: runs on dst's shard
 
 # Container commands. Their own row is used only when no subcommand follows,
 # which arity -2 refuses for all but COMMAND (whose bare form lists commands).
@@ -111,7 +113,7 @@ ROWS: tuple[Row, ...] = (
     # key (the planner answers CROSSSLOT if the keys span slots of several shards).
     # Multi-key commands here (RENAME, SMOVE, SUNIONSTORE, MSETNX, PFCOUNT ...) are
     # SINGLE, not fan-out: their semantics need every key on one shard. Those whose
-    # merger column says READ/STORE/SORTSTORE are computed by the router when their
+    # merger column says READ/STORE/SORTSTORE/GEOSTORE are computed by the router when their
     # keys span shards (copies of the foreign keys, on one shard: router.decide.algebra);
     # the moves between shards (RENAME, COPY, SMOVE, LMOVE, RPOPLPUSH, MSETNX) stay
     # CROSSSLOT: no design could never lose or duplicate a value on a failure half-way.
@@ -133,9 +135,9 @@ ROWS: tuple[Row, ...] = (
     ("geohash",                       -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("geopos",                        -2, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     # GEORADIUS*/SORT: a STORE/STOREDIST destination is a key too (movable).
-    ("georadius",                     -6, SINGLE,         W, 1,  1, 1, "georadius", NO, NO),
+    ("georadius",                     -6, SINGLE,         W, 1,  1, 1, "georadius", GEOSTORE, NO),
     ("georadius_ro",                  -6, SINGLE,         R, 1,  1, 1, NO, NO, NO),
-    ("georadiusbymember",             -5, SINGLE,         W, 1,  1, 1, "georadiusbymember", NO, NO),
+    ("georadiusbymember",             -5, SINGLE,         W, 1,  1, 1, "georadiusbymember", GEOSTORE, NO),  # noqa: E501
     ("georadiusbymember_ro",          -5, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("geosearch",                     -7, SINGLE,         R, 1,  1, 1, NO, NO, NO),
     ("geosearchstore",                -8, SINGLE,         W, 1,  2, 1, NO, STORE, NO),

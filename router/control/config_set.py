@@ -9,7 +9,8 @@ timeout), all at once. The client gets ``+OK`` only if every node applied
 it; otherwise the error `router.decide.config_set.verdict` makes, naming the
 nodes that refused or failed and why. What was refused before any node saw
 it (secrets, files, replication ... `router.decide.config_set.check`) never
-leaves the router.
+leaves the router. CONFIG RESETSTAT also resets the router's own INFO
+counters (``on_resetstat``: router.control.serverinfo's baseline).
 
 Remembered: the last value of each parameter a CONFIG SET applied on at
 least one node, in memory (a restarted router forgets them). When the route
@@ -61,6 +62,7 @@ class ConfigWrites:
         self.seen: set[Address] = set()  # nodes of every route applied since start
         self.behind: set[Address] = set()  # nodes known to miss a remembered setting
         self._spawn: Callable[..., asyncio.Task[None]] | None = None
+        self.on_resetstat: Callable[[], None] | None = None  # the router's own INFO stats
 
     def attach(self, tg: asyncio.TaskGroup) -> None:
         self._spawn = tg.create_task
@@ -81,6 +83,8 @@ class ConfigWrites:
         nodes = nodes_of(self.routes.route.slotmap)
         replies = await self._everywhere(nodes, args)
         command = "CONFIG RESETSTAT" if resetstat else "CONFIG SET"
+        if resetstat and self.on_resetstat is not None:
+            self.on_resetstat()
         if not resetstat and rules.applied_anywhere(replies):
             self.settings.update(rules.pairs(args))
             for (addr, _, _), reply in zip(nodes, replies, strict=True):

@@ -5,6 +5,11 @@
 (`RouterStats`: replies per command and outcome, bytes in and out) and the
 process (getrusage), and keeps the previous sample to give the
 ``instantaneous_*`` rates, so nothing is added to the request path.
+
+CONFIG RESETSTAT (router.control.config_set calls `ServerInfo.resetstat`)
+resets what INFO reports as Redis does (commandstats, errorstats, the command,
+connection and byte totals) by taking a baseline that INFO subtracts from
+then on; the counters themselves (Prometheus, /metrics) stay monotonic.
 """
 
 from __future__ import annotations
@@ -73,13 +78,43 @@ class ServerInfo:
         # the previous sample (monotonic time, commands, bytes in, bytes out) and the rates
         self._sample: tuple[float, int, int, int] = (time.monotonic(), 0, 0, 0)
         self._rates: tuple[int, float, float] = (0, 0.0, 0.0)
+        # CONFIG RESETSTAT's baseline: the command rows, then (connections received,
+        # connections rejected, bytes in, bytes out) at the time
+        self._base_rows: dict[str, list[int]] = {}
+        self._base: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def resetstat(self) -> None:
+        """CONFIG RESETSTAT: INFO's counters start again from zero (a baseline)."""
+        self._base_rows = {name: list(row) for name, row in list(self.stats.commands.items())}
+        self._base = (
+            self.clients.total,
+            self.clients.rejected,
+            self.stats.bytes_in,
+            self.stats.bytes_out,
+        )
+        self._sample = (time.monotonic(), 0, 0, 0)
+
+    def connections(self) -> tuple[int, int]:
+        """Connections received and rejected since start or the last CONFIG RESETSTAT (the
+        stats section and the ``# Router`` section say the same: a client that flattens
+        INFO, as redis-py does, reads one value)."""
+        return self.clients.total - self._base[0], self.clients.rejected - self._base[1]
+
+    def _bytes(self) -> tuple[int, int]:
+        """Bytes in and out since start or the last CONFIG RESETSTAT."""
+        return self.stats.bytes_in - self._base[2], self.stats.bytes_out - self._base[3]
 
     def _commands(self) -> tuple[dict[str, tuple[int, int, int]], dict[str, int], int]:
         """Per command (calls, rejected_calls, failed_calls), own errors by prefix, total."""
         per: dict[str, tuple[int, int, int]] = {}
         errors: dict[str, int] = {}
         total = 0
-        for name, row in list(self.stats.commands.items()):
+        base = self._base_rows
+        for name, now in list(self.stats.commands.items()):
+            then = base.get(name)
+            row = now if then is None else [n - t for n, t in zip(now, then, strict=True)]
+            if then is not None and not any(row):
+                continue  # nothing since CONFIG RESETSTAT: not listed, as in Redis
             rejected = sum(row[i] for i in _REJECTED)
             failed = sum(row[i] for i in _FAILED)
             calls = row[OK] + failed
@@ -96,7 +131,7 @@ class ServerInfo:
         t0, c0, i0, o0 = self._sample
         if now - t0 >= 0.1:
             dt = now - t0
-            bytes_in, bytes_out = self.stats.bytes_in, self.stats.bytes_out
+            bytes_in, bytes_out = self._bytes()
             self._rates = (
                 round((total - c0) / dt),
                 (bytes_in - i0) / dt / 1024,
@@ -112,6 +147,9 @@ class ServerInfo:
         sessions = self.clients.sessions()
         per, errors, total = self._commands()
         ops, kin, kout = self._rate(total)
+        bytes_in, bytes_out = self._bytes()
+        received, rejected = self.connections()
+        received, rejected = self.connections()
         period = min(0.1, router.command_timeout_ms / 4000)  # the timeout sweep's period
         hz = max(1, round(1 / period)) if period > 0 else 10
         me = resource.getrusage(resource.RUSAGE_SELF)
@@ -150,18 +188,18 @@ class ServerInfo:
                 "tracking_clients": 0,
             },
             stats={
-                "total_connections_received": self.clients.total,
+                "total_connections_received": received,
                 "total_commands_processed": total,
                 "instantaneous_ops_per_sec": ops,
-                "total_net_input_bytes": self.stats.bytes_in,
-                "total_net_output_bytes": self.stats.bytes_out,
+                "total_net_input_bytes": bytes_in,
+                "total_net_output_bytes": bytes_out,
                 "total_net_repl_input_bytes": 0,
                 "total_net_repl_output_bytes": 0,
                 "instantaneous_input_kbps": f"{kin:.2f}",
                 "instantaneous_output_kbps": f"{kout:.2f}",
                 "instantaneous_input_repl_kbps": "0.00",
                 "instantaneous_output_repl_kbps": "0.00",
-                "rejected_connections": self.clients.rejected,
+                "rejected_connections": rejected,
                 "sync_full": 0,
                 "sync_partial_ok": 0,
                 "sync_partial_err": 0,

@@ -3,12 +3,14 @@
 Pure, no I/O (the fetches and the transaction are sent by `router.wire.gather`).
 With ``router.cross_shard: compute``, a command whose row names one of the
 `COMPUTED` mergers (SUNION, SINTERCARD, ZUNIONSTORE, PFCOUNT, LCS, BITOP,
-SORT ... STORE ...) and whose keys span shards is not refused with CROSSSLOT:
+SORT ... STORE ..., GEORADIUS ... STORE|STOREDIST ...) and whose keys span
+shards is not refused with CROSSSLOT:
 
 1. the *anchor* shard is chosen: the destination's shard for the ``*STORE``
    forms (`STORE_FIRST`: the first key is the destination; `SORT_STORE`: the
-   key after STORE), else the shard holding the most of the keys (ties: the
-   first key's);
+   key after STORE; `GEO_STORE`: the key after the later of STORE and
+   STOREDIST, the one GEORADIUS/GEORADIUSBYMEMBER writes), else the shard
+   holding the most of the keys (ties: the first key's);
 2. every *foreign* key (one on another shard) is measured (``MEMORY USAGE key``,
    an estimate) and then copied (``DUMP``) from its shard; more than
    ``router.max_cross_shard_bytes`` of inputs (estimated before the copy, exact
@@ -43,7 +45,8 @@ from slotwarden.resp.replies import split_array
 READ = table.READ  # read-only: anchor = the shard holding most of the keys
 STORE_FIRST = table.STORE  # *STORE, PFMERGE, BITOP: the first key is the destination
 SORT_STORE = table.SORTSTORE  # SORT ... STORE dst: the key after STORE is the destination
-COMPUTED = frozenset({READ, STORE_FIRST, SORT_STORE})
+GEO_STORE = table.GEOSTORE  # GEORADIUS* ... STORE|STOREDIST dst: the last one given
+COMPUTED = frozenset({READ, STORE_FIRST, SORT_STORE, GEO_STORE})
 
 TEMP_PREFIX = b"__slotwarden:xs:"
 TEMP_TTL_MS = 60000  # the copies are deleted in the same EXEC; this only backs that up
@@ -126,6 +129,11 @@ def plan_cross(
         if len(positions) < 2 or _sort_reads_other_keys(args):
             return CROSSSLOT
         home = len(positions) - 1  # the STORE destination
+    elif kind == GEO_STORE:
+        if len(positions) < 2:
+            return CROSSSLOT
+        # the destination Redis writes: the later of STORE and STOREDIST in the arguments
+        home = max(range(1, len(positions)), key=lambda i: positions[i])
     elif kind == STORE_FIRST:
         home = 0
     elif kind == READ:

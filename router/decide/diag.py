@@ -9,7 +9,10 @@ order) is the answer.
 
 - SLOWLOG GET [n]: every master's newest n entries, newest first, at most n
   (default 10, negative: all); each entry keeps Redis's shape, its client-name
-  field (the router's own connection otherwise) names the shard.
+  field (the router's own connection otherwise) names the shard. Entries of
+  the same second (Redis's resolution) are ordered by their id, highest first:
+  each shard's own order is kept, and an entry made after a SLOWLOG RESET the
+  router sent to every master comes before every shard's RESET entry.
 - LATENCY LATEST: every master's events, each named ``<shard>:<event>``.
 - LATENCY HISTORY event: every master's samples of the event, by time.
 - LATENCY DOCTOR, MEMORY DOCTOR: each shard's text under ``=== shard <name> ===``.
@@ -104,10 +107,11 @@ def slowlog_get(args: Sequence[bytes], names: Sequence[str]) -> Merger:
                 entry = list(entry)
                 if len(entry) >= 6:
                     entry[5] = name.encode()
-                entries.append((-entry[1], shard, entry))
-        entries.sort(key=lambda e: (e[0], e[1]))
+                ident = entry[0] if type(entry[0]) is int else 0
+                entries.append((-entry[1], -ident, shard, entry))
+        entries.sort(key=lambda e: (e[0], e[1], e[2]))
         kept = entries if count is None or count < 0 else entries[:count]
-        return encode_array([encode(e, False) for _, _, e in kept])
+        return encode_array([encode(e, False) for _, _, _, e in kept])
 
     return merge
 

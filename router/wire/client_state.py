@@ -408,12 +408,7 @@ class ClientState:
     def _pubsub(self, spec: CommandSpec, args: list[bytes]) -> None:
         client = self.client
         verb = spec.name.encode()
-        names = args[1:]
-        if spec.name in ("ssubscribe", "sunsubscribe") and names:
-            shard = planner.plan_single(spec, args, self.routes.route.slotmap)
-            if type(shard) is bytes:
-                client.push(shard)
-                return
+        names = args[1:]  # shard channels of several shards too, as one Redis 7.0 takes them
         if self.subscriber is None:
             self.subscriber = Subscriber(client, self.routes)
         pending = client.new_pending()

@@ -377,3 +377,37 @@ def test_a_watching_client_gets_crossslot(xcluster, loaded) -> None:
         assert conn.call("SUNION", s[0], s[1]).startswith(b"-CROSSSLOT")
         assert conn.call("UNWATCH") == b"+OK\r\n"
         assert conn.call("SUNION", s[0], s[1]).startswith(b"*")
+
+
+@pytest.mark.parametrize("proto", [2, 3])
+def test_georadius_store_across_shards_writes_as_one_redis(xcluster, plain, loaded, proto) -> None:
+    """GEORADIUS/GEORADIUSBYMEMBER ... STORE|STOREDIST with the destination on another
+    shard are computed like GEOSEARCHSTORE (redis-py's test_georadius_store*); with both
+    options the later one is the destination Redis writes."""
+    g, d = loaded["g"], loaded["d"]
+    pairs: list[tuple[tuple, tuple]] = []
+    for dst in d:
+        zread = ("ZRANGE", dst, 0, -1, "WITHSCORES")
+        pairs += [
+            (("GEORADIUS", g[0], 15, 37, 200, "km", "STORE", dst), zread),
+            (("GEORADIUS", g[0], 15, 37, 200, "km", "STOREDIST", dst), zread),
+            (("GEORADIUS", g[1], 12, 42, 5000, "km", "ASC", "COUNT", 1, "STORE", dst), zread),
+            (("GEORADIUSBYMEMBER", g[0], "Palermo", 300, "km", "STOREDIST", dst), zread),
+            (("GEORADIUSBYMEMBER", g[1], "Rome", 1, "m", "STORE", dst), zread),
+            (("GEORADIUS", g[0], 15, 37, 200, "km", "STORE", d[0], "STOREDIST", dst), zread),
+            (
+                ("GEORADIUS", g[0], 15, 37, 200, "km", "STORE", dst, "STOREDIST", d[2]),
+                ("ZRANGE", d[2], 0, -1, "WITHSCORES"),
+            ),
+            (("GEORADIUS", g[0], 15, 37, 200, "km", "WITHDIST", "STORE", dst), zread),  # error
+        ]
+    with Raw(xcluster.port) as r, Raw(plain.port) as p:
+        if proto == 3:
+            talk(r, ("HELLO", 3))
+            talk(p, ("HELLO", 3))
+        flat = [c for pair in pairs for c in pair]
+        got = talk(r, *flat)
+        want = talk(p, *flat)
+    assert not any(g.startswith(b"-CROSSSLOT") for g in got), got
+    for i, request in enumerate(flat):
+        assert got[i] == want[i], (request, got[i], want[i])

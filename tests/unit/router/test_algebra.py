@@ -53,7 +53,7 @@ def test_the_table_marks_exactly_the_computed_commands() -> None:
         for name in (
             "sunion sinter sdiff sintercard zunion zinter zdiff zintercard pfcount lcs "
             "sunionstore sinterstore sdiffstore zunionstore zinterstore zdiffstore "
-            "zrangestore geosearchstore pfmerge bitop sort"
+            "zrangestore geosearchstore pfmerge bitop sort georadius georadiusbymember"
         ).split()
     }
     from router.commands.spec import TABLE

@@ -35,6 +35,19 @@ def test_slowlog_get_merges_newest_first_and_names_the_shard() -> None:
     assert len(every) == 3
 
 
+def test_slowlog_get_orders_entries_of_one_second_by_id() -> None:
+    """SLOWLOG RESET through the router is logged by every master (id 0); a GET after it,
+    in the same second, on shard b (id 1) is newer than all three (redis-py's
+    test_slowlog_get)."""
+    reset = [0, 50, 5, [b"SLOWLOG", b"RESET"], b"127.0.0.1:1", b""]
+    get = [1, 50, 5, [b"GET", b"k"], b"127.0.0.1:1", b""]
+    parts = [slowlog(reset), slowlog(get, reset), slowlog(reset)]
+    got = decode(diag.build("slowlog-get", [b"SLOWLOG", b"GET"], NAMES)(parts))
+    assert [(e[3][0], e[5]) for e in got] == [
+        (b"GET", b"b"), (b"SLOWLOG", b"a"), (b"SLOWLOG", b"b"), (b"SLOWLOG", b"c")
+    ]  # fmt: skip
+
+
 def test_first_error_wins_and_malformed_is_named() -> None:
     merger = diag.build("slowlog-get", [b"SLOWLOG", b"GET"], NAMES)
     assert merger([slowlog(), b"-ERR x\r\n", b"-ERR y\r\n"]) == b"-ERR x\r\n"
