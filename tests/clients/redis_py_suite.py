@@ -64,6 +64,9 @@ EXPECTED: dict[str, str] = {
     "tests/test_commands.py::TestRedisCommands::test_lmove": "LMOVE across shards",
     "tests/test_commands.py::TestRedisCommands::test_rpoplpush": "RPOPLPUSH across shards",
     "tests/test_commands.py::TestRedisCommands::test_msetnx": "MSETNX across shards",
+    "tests/test_commands.py::TestRedisCommands::test_lists_with_*_keys": (
+        "LMOVE list_src list_dest and SMOVE set_src set_dest across shards"
+    ),
     # -- WATCH over keys of several shards ("a" and "b"), or WATCH on one shard and
     # MULTI commands for another: a later shard's watch could fail after an earlier
     # shard committed, so the router refuses it (README, "How each command is routed")
