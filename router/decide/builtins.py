@@ -2,10 +2,10 @@
 
 Pure: each handler takes the client's `Session` and the arguments and returns
 a raw reply; nothing here touches sockets. PING, ECHO, QUIT, TIME, SELECT,
-HELLO, AUTH, RESET, READONLY/READWRITE/ASKING, ACL WHOAMI and CLIENT SETNAME/
-GETNAME/ID/SETINFO/INFO/LIST/NO-EVICT/NO-TOUCH/REPLY live here (CLIENT REPLY
-sets the session's reply mode; the client connection drops the replies); ROLE
-and CLUSTER KEYSLOT/INFO/... in `router.decide.standalone`. CLIENT
+HELLO, AUTH, RESET, ACL WHOAMI and CLIENT SETNAME/GETNAME/ID/SETINFO/INFO/
+LIST/NO-EVICT/NO-TOUCH/REPLY live here (CLIENT REPLY sets the session's reply
+mode; the client connection drops the replies); ROLE, READONLY/READWRITE/
+ASKING and CLUSTER KEYSLOT/INFO/... in `router.decide.standalone`. CLIENT
 KILL/PAUSE/UNPAUSE act on other connections: `router.wire.client_ctl`.
 
 Authentication: with router users configured (``Session.users.required``) a
@@ -192,10 +192,6 @@ def acl_whoami(s: Session, args: list[bytes]) -> bytes:
     return encode_bulk(s.user.encode())
 
 
-def ok(s: Session, args: list[bytes]) -> bytes:
-    return OK
-
-
 def client(s: Session, args: list[bytes], list_clients: Callable[[], list[Session]]) -> bytes:
     sub = args[1].lower()
     if sub == b"setname" and len(args) == 3:
@@ -313,8 +309,6 @@ HANDLERS: dict[str, Handler] = {
     "hello": hello,
     "reset": reset,
     "acl|whoami": acl_whoami,
-    "readonly": ok,
-    "readwrite": ok,
-    "asking": ok,
 }
-HANDLERS.update(standalone.HANDLERS)  # ROLE, CLUSTER KEYSLOT/INFO/...: a standalone master
+# ROLE, CLUSTER KEYSLOT/INFO/..., READONLY/READWRITE/ASKING: as a standalone master
+HANDLERS.update(standalone.HANDLERS)

@@ -229,7 +229,9 @@ def plan_all_masters(
 
 
 def plan_scan(args: list[bytes], shard_count: int) -> Plan:
-    """SCAN cursor [MATCH p] [COUNT n] [TYPE t]: one shard per call, walked in order."""
+    """SCAN cursor [MATCH p] [COUNT n] [TYPE t]: one shard per call, walked in order
+    (a client in normal mode goes on to the next shards in one call instead:
+    `router.decide.walk.ScanWalk`, same cursors)."""
     cursor_s = args[1]
     if not cursor_s.isdigit():
         return error_reply("ERR invalid cursor")

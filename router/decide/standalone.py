@@ -11,7 +11,9 @@ replicas (its INFO says ``role:master``, ``cluster_enabled:0``):
   GETKEYSINSLOT, HELP) answer what a standalone Redis 7.0 answers, ``-ERR This
   instance has cluster support disabled``, so a client that probes falls back
   to its standalone mode; the ones that change a cluster stay refused
-  (REJECTED rows of the command table).
+  (REJECTED rows of the command table);
+- ``READONLY``, ``READWRITE`` and ``ASKING`` (cluster-mode connection flags)
+  answer that same error, as a standalone Redis 7.0.15 does.
 """
 
 from __future__ import annotations
@@ -43,4 +45,7 @@ HANDLERS: dict[str, Callable[[Session, list[bytes]], bytes]] = {
     "role": role,
     "cluster|keyslot": cluster_keyslot,
     **{f"cluster|{name}": cluster_disabled for name in PROBES},
+    "readonly": cluster_disabled,
+    "readwrite": cluster_disabled,
+    "asking": cluster_disabled,
 }

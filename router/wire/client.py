@@ -43,7 +43,9 @@ and the whole planner. A very large fan-out (more than
 reply slot is taken at once and the client's next requests wait in ``held``
 until every part is sent. A multi-key command whose keys span shards and that the
 router computes (``router.cross_shard: compute``: `router.wire.gather`) takes its
-reply slot at once too, and the client's next requests wait until it is answered.
+reply slot at once too, and the client's next requests wait until it is answered;
+so do SCAN and LMPOP/ZMPOP over several shards, which ask shards one after another
+(`router.wire.walk`).
 
 SCRIPT KILL and FUNCTION KILL never go on the shared connection (the busy
 script they must stop is in front of them there): `forward` sends them to
@@ -83,7 +85,7 @@ from router.decide.plan import Fanout
 from router.decide.scripts import RETRIED, SCRIPTED, ScriptCache
 from router.decide.session import Session
 from router.errors import CROSSSLOT
-from router.wire import client_ctl, gather, side
+from router.wire import client_ctl, gather, side, walk
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.gather import Gather
@@ -91,6 +93,7 @@ from router.wire.node import Route, RouteSource
 from router.wire.noscript import Retry
 from router.wire.ports import ConfigSource, ConfigWriter, StatsSink
 from router.wire.turn import LoopTurn
+from router.wire.walk import Walking
 from slotwarden.resp.accel import group_keys, key_slot
 from slotwarden.resp.encode import error_reply
 from slotwarden.resp.errors import ProtocolError
@@ -236,9 +239,9 @@ class ClientConn(asyncio.Protocol):
         # a very large fan-out being split over several loop turns, and its reply slot
         self.large: LargeFanout | None = None
         self.large_pending: Pending | None = None
-        # a multi-key command computed across shards (router.wire.gather): the client's
-        # next requests wait in ``held`` until it is answered
-        self.gather: Gather | None = None
+        # a multi-key command computed across shards (router.wire.gather) or a walk
+        # (router.wire.walk): the client's next requests wait in ``held`` until answered
+        self.gather: Gather | Walking | None = None
         self.state = ClientState(self, ports.routes)
         self.dropped: set[Pending] | None = None  # replies CLIENT REPLY OFF/SKIP drops
 
@@ -603,6 +606,9 @@ class ClientConn(asyncio.Protocol):
         if spec.split_step and not (len(args) - 1) % spec.split_step and is_large(spec, len(args)):
             self._start_large(spec, args, raw)  # split a piece per loop turn
             return
+        if spec.merger == "scan":  # SCAN: on to the next shards in one call (router.wire.walk)
+            walk.scan(self, args)
+            return
         info = self.ports.info_head() if spec.name == "info" else None
         plan = planner.plan(spec, args, route.slotmap, info, session.proto == 3)
         if spec.name in SCRIPTED:  # script bodies seen (router.decide.scripts)
@@ -615,7 +621,9 @@ class ClientConn(asyncio.Protocol):
                 self._send_single(conn, raw, None, replayable=conn is not self.state.watch)
         elif type(plan) is Fanout:
             self._send_parts(plan, self.conn, None)
-        elif not (plan is CROSSSLOT and gather.start(self, spec, args)):
+        elif not (
+            plan is CROSSSLOT and (gather.start(self, spec, args) or walk.mpop(self, spec, args))
+        ):
             self.push(plan)  # type: ignore[arg-type]
 
     def conn(self, shard: int) -> BackendConn:

@@ -65,7 +65,7 @@ EXPECTED: dict[str, str] = {
     "tests/test_commands.py::TestRedisCommands::test_rpoplpush": "RPOPLPUSH across shards",
     "tests/test_commands.py::TestRedisCommands::test_msetnx": "MSETNX across shards",
     "tests/test_commands.py::TestRedisCommands::test_lists_with_*_keys": (
-        "LMOVE list_src list_dest across shards"
+        "LMOVE list_src list_dest and SMOVE set_src set_dest across shards"
     ),
     # -- WATCH over keys of several shards ("a" and "b"), or WATCH on one shard and
     # MULTI commands for another: a later shard's watch could fail after an earlier

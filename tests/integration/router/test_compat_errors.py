@@ -64,3 +64,10 @@ def test_malformed_negative_multibulk_count_is_a_protocol_error(fresh, plain, co
             c.sock.sendall(b"*" + count + b"\r\n")
             replies.append(c.read(1))
     assert replies[0] == replies[1] == [b"-ERR Protocol error: invalid multibulk length\r\n"]
+
+
+@pytest.mark.parametrize("request_", [(b"READONLY",), (b"READWRITE",), (b"asking",)])
+def test_cluster_connection_flags_answer_as_a_standalone_redis(fresh, plain, request_) -> None:
+    # a standalone redis-server refuses them (cluster support disabled); so does the router
+    got, want = both(fresh.port, plain.port, request_)
+    assert got == want == [b"-ERR This instance has cluster support disabled\r\n"], got
