@@ -50,6 +50,26 @@ class _Watching(Protocol):
     watch: object | None  # the client's WATCH connection, if it is watching
 
 
+class Holding(Protocol):
+    """A client whose next requests wait while a multi-step request (a gather, or a
+    walk of router.wire.walk) is in flight."""
+
+    gather: object | None
+    turn: LoopTurn
+
+    def resume_soon(self) -> None: ...
+
+
+def answer_held(client: Holding, owner: object, pending: Waiter, reply: bytes) -> None:
+    """The multi-step request ``owner`` is answered: its reply slot gets ``reply`` and
+    the client's held requests go on."""
+    if client.gather is owner:
+        client.gather = None
+    pending.on_reply(reply)
+    client.turn.flush()
+    client.resume_soon()
+
+
 class GatherClient(Protocol):
     """What a gather needs of its client connection (router.wire.client.ClientConn)."""
 
@@ -176,9 +196,4 @@ class Gather:
         self._send([(anchor, raw) for raw in requests], ran)
 
     def finish(self, reply: bytes) -> None:
-        client = self.client
-        if client.gather is self:
-            client.gather = None
-        self.pending.on_reply(reply)
-        client.turn.flush()
-        client.resume_soon()
+        answer_held(self.client, self, self.pending, reply)

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from router.commands.spec import CommandSpec
 from router.decide.walk import MpopWalk, ScanWalk, Step, Walk
+from router.wire.gather import answer_held
 from router.wire.node import RouteSource
 from router.wire.ports import Sender, Waiter
 from router.wire.turn import LoopTurn
@@ -103,9 +104,4 @@ class Walking:
             self._send(nxt)  # type: ignore[arg-type]
 
     def finish(self, reply: bytes) -> None:
-        client = self.client
-        if client.gather is self:
-            client.gather = None
-        self.pending.on_reply(reply)
-        client.turn.flush()
-        client.resume_soon()
+        answer_held(self.client, self, self.pending, reply)
