@@ -113,7 +113,7 @@ class Failover:
             replicas.append(shard.master)
         shards = list(topology.shards)
         shards[index] = Shard(shard.name, self.candidate, tuple(replicas))
-        return SlotMap(topology.epoch if epoch is None else epoch, tuple(shards), topology.owner)
+        return topology.derive(epoch=epoch, shards=tuple(shards))
 
 
 def select_replica(
@@ -418,7 +418,7 @@ def publish_round(latest: SlotMap, ready: Sequence[Failover]) -> Publish | Abort
                 f"{fo.candidate} is no longer a replica of shard {fo.shard} (ours {epoch})"
             )
         topology = fo.apply(topology)
-    return Publish(SlotMap(epoch, topology.shards, topology.owner))
+    return Publish(topology.derive(epoch=epoch))
 
 
 def reconcile(

@@ -45,7 +45,7 @@ def merge(config: ClusterConfig, current: SlotMap, epoch: int) -> SlotMap:
 
 def same_layout(a: SlotMap, b: SlotMap) -> bool:
     """True if ``a`` and ``b`` differ at most in their epoch."""
-    return a.shards == b.shards and a.owner == b.owner
+    return a.shards == b.shards and a.owner == b.owner and a.migrations == b.migrations
 
 
 def describe(old: SlotMap, new: SlotMap, config: ClusterConfig | None = None) -> list[str]:

@@ -4,13 +4,26 @@ Pure data, no I/O. A `SlotMap` never changes after construction; the router
 swaps its reference to a new one atomically, and accepts a new map only if
 its epoch is higher than the current one (`SlotMap.supersedes`). The sentinel
 publishes maps in the JSON shape of `SlotMap.to_dict` / `SlotMap.from_dict`.
+
+A map may carry **migrations** (online resharding, see README *Resharding*):
+a `Migration` names slot ranges whose keys are moving from a ``source``
+shard to a ``target`` shard. For a migrating slot ``owner[slot]`` is the
+*target* (where every request for the slot goes) and ``moving[slot]`` is the
+index of the *source* (255 for a slot that is not migrating): a key of that
+slot may still live on the source until it is moved, so a router moves a
+request's keys from the source first (`router.wire.migrate`) and the
+sentinels' mover (`sentinel.act.mover`) moves the rest in the background. A
+shard that is only a migration's source (removed from cluster.yaml, still
+draining) stays in ``shards`` with no slots until its migration ends.
+Every map derived from another (a failover, a restriction) must keep its
+migrations: use `SlotMap.derive`, never the bare constructor.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from slotwarden.cluster.slots import SLOT_COUNT, format_ranges, parse_ranges
 
@@ -46,23 +59,112 @@ class Shard:
     replicas: tuple[Address, ...] = ()
 
 
+NOT_MOVING = 255  # moving[slot] of a slot that is not migrating
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """Slots whose keys move from shard ``source`` to shard ``target`` (names).
+
+    ``slots`` are inclusive ranges, sorted and merged (`format_ranges`' order).
+    The target already owns them in the map (``owner``); the source may still
+    hold some of their keys.
+    """
+
+    slots: tuple[tuple[int, int], ...]
+    source: str
+    target: str
+
+    def slot_set(self) -> set[int]:
+        return {slot for lo, hi in self.slots for slot in range(lo, hi + 1)}
+
+    def ranges(self) -> str:
+        return format_ranges(self.slot_set())
+
+    def count(self) -> int:
+        return sum(hi - lo + 1 for lo, hi in self.slots)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"slots": self.ranges(), "from": self.source, "to": self.target}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Migration:
+        slots = parse_ranges(str(data["slots"]))
+        return cls.of(slots, str(data["from"]), str(data["to"]))
+
+    @classmethod
+    def of(
+        cls, slots: Iterable[int] | Iterable[tuple[int, int]], source: str, target: str
+    ) -> Migration:
+        """From slot numbers or inclusive ranges, normalised (sorted, merged)."""
+        flat: set[int] = set()
+        for item in slots:
+            if isinstance(item, tuple):
+                flat.update(range(item[0], item[1] + 1))
+            else:
+                flat.add(int(item))
+        return cls(tuple(_runs(sorted(flat))), source, target)
+
+
+def _runs(ordered: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for slot in ordered:
+        if out and out[-1][1] == slot - 1:
+            out[-1] = (out[-1][0], slot)
+        else:
+            out.append((slot, slot))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class SlotMap:
-    """16384 shard indices + the shard table + an epoch. Immutable."""
+    """16384 shard indices + the shard table + an epoch (+ migrations). Immutable."""
 
     epoch: int
     shards: tuple[Shard, ...]
     owner: bytes  # owner[slot] -> index into shards (so at most 255 shards)
+    migrations: tuple[Migration, ...] = ()
+    # moving[slot] -> index of the shard the slot's keys are leaving, NOT_MOVING if none;
+    # derived from ``migrations`` (b"" when there are none: test ``migrations`` first)
+    moving: bytes = field(default=b"", compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if len(self.owner) != SLOT_COUNT:
             raise ValueError("a slot map must assign all 16384 slots")
         if self.shards and max(self.owner) >= len(self.shards):
             raise ValueError("slot map refers to a shard that does not exist")
+        if not self.migrations:
+            object.__setattr__(self, "moving", b"")
+            return
+        names = {s.name: i for i, s in enumerate(self.shards)}
+        moving = array("B", [NOT_MOVING]) * SLOT_COUNT
+        for m in self.migrations:
+            if m.source not in names or m.target not in names:
+                raise ValueError(f"migration {m.ranges()} names a shard that does not exist")
+            if m.source == m.target:
+                raise ValueError(f"migration {m.ranges()} moves shard {m.source} onto itself")
+            src, dst = names[m.source], names[m.target]
+            for lo, hi in m.slots:
+                if not 0 <= lo <= hi < SLOT_COUNT:
+                    raise ValueError(f"migration slot range {lo}-{hi} is outside 0-16383")
+                for slot in range(lo, hi + 1):
+                    if moving[slot] != NOT_MOVING:
+                        raise ValueError(f"slot {slot} is in two migrations")
+                    if self.owner[slot] != dst:
+                        raise ValueError(
+                            f"slot {slot} migrates to {m.target} but is owned by "
+                            f"{self.shards[self.owner[slot]].name}"
+                        )
+                    moving[slot] = src
+        object.__setattr__(self, "moving", moving.tobytes())
 
     @classmethod
     def build(
-        cls, epoch: int, shards: Sequence[Shard], ranges: Sequence[Iterable[tuple[int, int]]]
+        cls,
+        epoch: int,
+        shards: Sequence[Shard],
+        ranges: Sequence[Iterable[tuple[int, int]]],
+        migrations: Sequence[Migration] = (),
     ) -> SlotMap:
         """Build from one list of inclusive slot ranges per shard (same order)."""
         owner = array("B", [255]) * SLOT_COUNT
@@ -72,7 +174,36 @@ class SlotMap:
                     owner[slot] = index
         if 255 in owner:
             raise ValueError("slot map leaves slots unassigned")
-        return cls(epoch, tuple(shards), owner.tobytes())
+        return cls(epoch, tuple(shards), owner.tobytes(), tuple(migrations))
+
+    def derive(
+        self,
+        epoch: int | None = None,
+        shards: tuple[Shard, ...] | None = None,
+        migrations: tuple[Migration, ...] | None = None,
+    ) -> SlotMap:
+        """This map with a new epoch / shard table / migrations, the rest kept (slot
+        ownership always; migrations unless given). Shards keep their indices."""
+        return SlotMap(
+            self.epoch if epoch is None else epoch,
+            self.shards if shards is None else shards,
+            self.owner,
+            self.migrations if migrations is None else migrations,
+        )
+
+    def source_of(self, slot: int) -> int | None:
+        """Index of the shard ``slot``'s keys are leaving, or None if it is not migrating."""
+        if not self.migrations:
+            return None
+        index = self.moving[slot]
+        return None if index == NOT_MOVING else index
+
+    def migration_of(self, slot: int) -> Migration | None:
+        for m in self.migrations:
+            for lo, hi in m.slots:
+                if lo <= slot <= hi:
+                    return m
+        return None
 
     def shard_index(self, name: str) -> int:
         for index, shard in enumerate(self.shards):
@@ -91,7 +222,7 @@ class SlotMap:
         return other is None or self.epoch > other.epoch
 
     def to_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "epoch": self.epoch,
             "shards": [
                 {
@@ -103,6 +234,9 @@ class SlotMap:
                 for i, s in enumerate(self.shards)
             ],
         }
+        if self.migrations:
+            out["migrations"] = [m.to_dict() for m in self.migrations]
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> SlotMap:
@@ -120,8 +254,14 @@ class SlotMap:
                     replicas=tuple(Address.parse(r) for r in item.get("replicas", [])),
                 )
             )
-            ranges.append(parse_ranges(item["slots"]))
+            text = str(item["slots"])
+            # a draining shard (only a migration's source) owns no slots: ""
+            ranges.append(parse_ranges(text) if text.strip() else [])
         epoch = data["epoch"]
         if not isinstance(epoch, int):
             raise TypeError("epoch must be an integer")
-        return cls.build(epoch, shards, ranges)
+        raw_migrations = data.get("migrations", [])
+        if not isinstance(raw_migrations, list):
+            raise TypeError("migrations must be a list")
+        migrations = [Migration.from_dict(m) for m in raw_migrations]
+        return cls.build(epoch, shards, ranges, migrations)

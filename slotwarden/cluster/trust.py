@@ -113,4 +113,4 @@ def restrict(slotmap: SlotMap, config: ClusterConfig) -> SlotMap:
     )
     if shards == slotmap.shards:
         return slotmap
-    return SlotMap(slotmap.epoch, shards, slotmap.owner)
+    return slotmap.derive(shards=shards)
