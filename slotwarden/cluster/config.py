@@ -147,6 +147,19 @@ class SentinelPeer:
 
 
 @dataclass(frozen=True, slots=True)
+class MigrationConfig:
+    """``sentinel.migration``: how keys of migrating slots move (README *Resharding*)."""
+
+    keys_per_second: int = 20000  # the mover's rate limit (0: none)
+    batch_keys: int = 100  # keys per MIGRATE the mover sends
+    big_key_bytes: int = 1048576  # a key larger than this (MEMORY USAGE) moves in chunks
+    chunk_items: int = 1000  # elements per chunk of a big key
+
+
+MIGRATION_KEYS = ("keys_per_second", "batch_keys", "big_key_bytes", "chunk_items")
+
+
+@dataclass(frozen=True, slots=True)
 class SentinelConfig:
     quorum: int  # sentinels that must agree a master is down before a failover
     down_after_ms: int  # unanswered this long -> subjectively down
@@ -163,6 +176,7 @@ class SentinelConfig:
     # longer than the master's downtime + this, or offset below the master's of
     # this long ago); None: 10 x down_after_ms.
     max_replica_lag_ms: int | None = None
+    migration: MigrationConfig = MigrationConfig()
 
 
 @dataclass(frozen=True, slots=True)
@@ -631,6 +645,7 @@ class _Checker:
         take("peers", self.peers, True)
         take("backend", self.backend, False)
         take("max_replica_lag_ms", self.integer, False)
+        take("migration", self.migration, False)
         # Cross-field checks run on whatever parsed, so they show up alongside
         # the problems of individual fields.
         quorum = kwargs.get("quorum")
@@ -653,6 +668,22 @@ class _Checker:
             )
             ok = False
         return SentinelConfig(**kwargs) if ok else None
+
+    def migration(self, value: object, path: str) -> MigrationConfig | None:
+        section = self.mapping(value, path, MIGRATION_KEYS)
+        if not isinstance(value, Mapping):
+            return None
+        kwargs: dict[str, int] = {}
+        ok = True
+        for key in MIGRATION_KEYS:
+            if key in section:
+                minimum = 0 if key == "keys_per_second" else 1
+                parsed = self.integer(section[key], f"{path}.{key}", minimum)
+                if parsed is None:
+                    ok = False
+                else:
+                    kwargs[key] = parsed
+        return MigrationConfig(**kwargs) if ok else None
 
     def own_sentinel_user(
         self, backend: BackendAuthConfig | None, sentinel: SentinelConfig | None

@@ -764,3 +764,19 @@ def test_cross_shard_keys_default_to_compute_and_64_mib():
     assert only_problem(data) == "router.cross_shard: must be one of compute, strict, got 'always'"
     data["router"] = {"listen": "127.0.0.1:7777", "max_cross_shard_bytes": 0}
     assert only_problem(data) == "router.max_cross_shard_bytes: must be >= 1, got 0"
+
+
+def test_sentinel_migration_block_is_parsed_with_defaults() -> None:
+    data = base()
+    assert cfg.parse(data).sentinel.migration == cfg.MigrationConfig()
+    data["sentinel"]["migration"] = {"keys_per_second": 0, "batch_keys": 50}
+    got = cfg.parse(data).sentinel.migration
+    assert got.keys_per_second == 0 and got.batch_keys == 50 and got.big_key_bytes == 1048576
+
+
+def test_sentinel_migration_block_problems_name_the_field() -> None:
+    data = base()
+    data["sentinel"]["migration"] = {"batch_keys": 0, "chunk_item": 5}
+    found = problems_of(data)
+    assert any(p.startswith("sentinel.migration.batch_keys") for p in found), found
+    assert any("did you mean 'chunk_items'" in p for p in found), found
