@@ -12,7 +12,16 @@ shard to a ``target`` shard. For a migrating slot ``owner[slot]`` is the
 index of the *source* (255 for a slot that is not migrating): a key of that
 slot may still live on the source until it is moved, so a router moves a
 request's keys from the source first (`router.wire.migrate`) and the
-sentinels' mover (`sentinel.act.mover`) moves the rest in the background. A
+sentinels' mover (`sentinel.act.mover`) moves the rest in the background.
+
+A migration has two states. It is first published ``preparing``: every
+router HOLDS requests for its slots (neither source nor target is written);
+once every router the sentinels know runs that epoch, the sentinels publish
+it ``moving`` and keys start to move. So no router can write a key on the
+source (old layout) while another router moves keys to the target: the
+Codis "pre-migrate" step, without which a router still on the old epoch
+could write a key on the source after another moved it, and lose that write
+when the key is moved again (BUSYKEY: the target's copy wins). A
 shard that is only a migration's source (removed from cluster.yaml, still
 draining) stays in ``shards`` with no slots until its migration ends.
 Every map derived from another (a failover, a restriction) must keep its
@@ -60,6 +69,9 @@ class Shard:
 
 
 NOT_MOVING = 255  # moving[slot] of a slot that is not migrating
+PREPARING = "preparing"
+MOVING = "moving"
+MIGRATION_STATES = (PREPARING, MOVING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +86,24 @@ class Migration:
     slots: tuple[tuple[int, int], ...]
     source: str
     target: str
+    state: str = "moving"  # "preparing" (routers hold its requests) or "moving"
+
+    def __post_init__(self) -> None:
+        if self.state not in MIGRATION_STATES:
+            raise ValueError(
+                f"migration state {self.state!r} is not one of {', '.join(MIGRATION_STATES)}"
+            )
+
+    @property
+    def preparing(self) -> bool:
+        return self.state == PREPARING
+
+    def same_move(self, other: Migration) -> bool:
+        """The same slots, source and target, whatever the state."""
+        return (self.slots, self.source, self.target) == (other.slots, other.source, other.target)
+
+    def with_state(self, state: str) -> Migration:
+        return Migration(self.slots, self.source, self.target, state)
 
     def slot_set(self) -> set[int]:
         return {slot for lo, hi in self.slots for slot in range(lo, hi + 1)}
@@ -85,16 +115,20 @@ class Migration:
         return sum(hi - lo + 1 for lo, hi in self.slots)
 
     def to_dict(self) -> dict[str, str]:
-        return {"slots": self.ranges(), "from": self.source, "to": self.target}
+        return {"slots": self.ranges(), "from": self.source, "to": self.target, "state": self.state}
 
     @classmethod
     def from_dict(cls, data: dict[str, object]) -> Migration:
         slots = parse_ranges(str(data["slots"]))
-        return cls.of(slots, str(data["from"]), str(data["to"]))
+        return cls.of(slots, str(data["from"]), str(data["to"]), str(data.get("state", MOVING)))
 
     @classmethod
     def of(
-        cls, slots: Iterable[int] | Iterable[tuple[int, int]], source: str, target: str
+        cls,
+        slots: Iterable[int] | Iterable[tuple[int, int]],
+        source: str,
+        target: str,
+        state: str = MOVING,
     ) -> Migration:
         """From slot numbers or inclusive ranges, normalised (sorted, merged)."""
         flat: set[int] = set()
@@ -103,7 +137,7 @@ class Migration:
                 flat.update(range(item[0], item[1] + 1))
             else:
                 flat.add(int(item))
-        return cls(tuple(_runs(sorted(flat))), source, target)
+        return cls(tuple(_runs(sorted(flat))), source, target, state)
 
 
 def _runs(ordered: list[int]) -> list[tuple[int, int]]:
@@ -197,6 +231,11 @@ class SlotMap:
             return None
         index = self.moving[slot]
         return None if index == NOT_MOVING else index
+
+    def is_preparing(self, slot: int) -> bool:
+        """True if ``slot`` is in a migration still ``preparing`` (routers hold its requests)."""
+        m = self.migration_of(slot) if self.migrations else None
+        return m is not None and m.preparing
 
     def migration_of(self, slot: int) -> Migration | None:
         for m in self.migrations:

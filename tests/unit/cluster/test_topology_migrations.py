@@ -59,7 +59,9 @@ def test_json_round_trip_keeps_migrations_and_draining_shards() -> None:
         9, [A, B, D], [[(0, 8191)], [], [(8192, 16383)]], [Migration.of([(8192, 16383)], "b", "d")]
     )
     data = json.loads(json.dumps(slotmap.to_dict()))
-    assert data["migrations"] == [{"slots": "8192-16383", "from": "b", "to": "d"}]
+    assert data["migrations"] == [
+        {"slots": "8192-16383", "from": "b", "to": "d", "state": "moving"}
+    ]
     assert data["shards"][1]["slots"] == ""
     again = parse_topology(data)
     assert again == slotmap and again.moving == slotmap.moving
@@ -85,3 +87,28 @@ def test_derive_keeps_migrations() -> None:
     assert moved.migrations == slotmap.migrations and moved.epoch == 8
     assert moved.source_of(3) == 0
     assert slotmap.derive(migrations=()).source_of(3) is None
+
+
+def test_a_preparing_migration_holds_its_slots_and_round_trips() -> None:
+    m = Migration.of([(0, 99)], "a", "d", "preparing")
+    slotmap = _map((m,))
+    assert m.preparing and slotmap.is_preparing(5) and not slotmap.is_preparing(100)
+    assert slotmap.source_of(5) == 0  # still a migrating slot: its keys may be on a
+    again = parse_topology(json.loads(json.dumps(slotmap.to_dict())))
+    assert again.migrations[0].state == "preparing" and again == slotmap
+    moving = slotmap.derive(migrations=(m.with_state("moving"),))
+    assert not moving.is_preparing(5) and moving.migrations[0].same_move(m)
+    assert moving != slotmap  # a state change is a layout change (a new epoch)
+
+
+def test_an_unknown_migration_state_is_refused() -> None:
+    data = _map((Migration.of([(0, 99)], "a", "d"),)).to_dict()
+    data["migrations"][0]["state"] = "half-done"
+    with pytest.raises(TopologyRefused, match="not one of preparing, moving"):
+        parse_topology(data)
+
+
+def test_json_without_a_state_means_moving() -> None:
+    data = _map((Migration.of([(0, 99)], "a", "d"),)).to_dict()
+    del data["migrations"][0]["state"]
+    assert parse_topology(data).migrations[0].state == "moving"
