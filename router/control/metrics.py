@@ -46,8 +46,10 @@ OUTCOMES = (
 OK, ERROR, INVALID, CROSSSLOT, REJECTED, UNSUPPORTED, UNAVAILABLE, TIMEOUT = range(8)
 # Latency is kept per routing shape; rejected requests are answered at once and not timed.
 SHAPES = tuple(shape.value for shape in Shape if shape is not Shape.REJECTED)
-BUCKETS = (
+BUCKETS = (  # sub-ms buckets: the latency clock is time.perf_counter (router.wire.client)
+    0.00005,
     0.0001,
+    0.00015,
     0.00025,
     0.0005,
     0.001,
