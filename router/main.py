@@ -38,9 +38,19 @@ def _install_uvloop() -> str:
 async def _run(router: Router) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_stop(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info(
+                "%s: draining %d client connection(s), up to %d ms (router.drain_timeout_ms)",
+                sig.name, len(router.clients.by_id),
+                router.running.config.router.drain_timeout_ms,
+            )  # fmt: skip
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_stop, sig)
     if router.reloader is not None:
         reloader = router.reloader
         with contextlib.suppress(NotImplementedError):
