@@ -74,3 +74,45 @@ def test_a_shard_restart_logs_one_line_for_all_its_subscribers() -> None:
         finally:
             for s in socks:
                 s.close()
+
+
+def test_a_hung_shard_is_back_only_when_it_answers() -> None:
+    # A SIGSTOPped redis-server's kernel still accepts TCP connections: every reconnect
+    # after a timeout logged "is back" (and the timeout again), for as long as it hung;
+    # a RESP3 connection's HELLO that timed out was logged as a refused handshake.
+    extra = {"command_timeout_ms": 300, "reconnect_min_ms": 50, "reconnect_max_ms": 200}
+    with own_cluster(extra_router=extra) as c:
+        r = c.client()
+        key = next(f"k{i}" for i in range(10_000) if c.owner(f"k{i}") == 0)
+        r.set(key, "v")
+        shard = c.masters[0]
+        back = f"backend {shard.addr} (shard a) is back"
+        shard.kill(signal.SIGSTOP)
+        try:
+            deadline = time.monotonic() + 3  # about 8 timeout-and-reconnect rounds
+            while time.monotonic() < deadline:
+                try:
+                    r.get(key)
+                except redis.RedisError:
+                    pass
+            log = c.router.log()
+            assert len(lines_with(log, "no reply for 300 ms")) == 1, log[-3000:]
+            assert back not in log, log[-3000:]
+            assert not lines_with(log, shard.addr, "connection lost"), log[-3000:]
+            # a handshake that timed out is not a refusal of the router's credentials
+            assert not lines_with(log, "refused the router's handshake"), log[-3000:]
+        finally:
+            shard.kill(signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert r.get(key) == b"v"
+                break
+            except redis.RedisError:
+                assert time.monotonic() < deadline, c.router.log()[-3000:]
+                time.sleep(0.05)
+        deadline = time.monotonic() + 5
+        while back not in c.router.log():
+            assert time.monotonic() < deadline, c.router.log()[-3000:]
+            time.sleep(0.05)
+        assert len(lines_with(c.router.log(), back)) == 1
