@@ -59,7 +59,8 @@ def main(config: ClusterConfig, shard: str, to: str | None, force: bool = False)
         print("the config has no sentinel section: nothing can fail over", file=sys.stderr)
         return 1
     if shard not in {s.name for s in config.shards}:
-        print(f"unknown shard {shard!r}", file=sys.stderr)
+        names = ", ".join(s.name for s in config.shards)
+        print(f"unknown shard {shard!r}; the shards are: {names}", file=sys.stderr)
         return 1
     if force and to is None:
         print("--force needs --to HOST:PORT: the replica to promote", file=sys.stderr)

@@ -46,6 +46,7 @@ OUTCOMES = (
     "timeout",
 )
 OK, ERROR, INVALID, CROSSSLOT, REJECTED, UNSUPPORTED, UNAVAILABLE, TIMEOUT = range(8)
+ROLES = ("master", "replica")  # slotwarden_router_node_role
 # Latency is kept per routing shape; rejected requests are answered at once and not timed.
 SHAPES = tuple(shape.value for shape in Shape if shape is not Shape.REJECTED)
 BUCKETS = (  # sub-ms buckets: the latency clock is time.perf_counter (router.wire.client)
@@ -265,8 +266,13 @@ class RouterCollector(Collector):
         slotmap = routes.route.slotmap
         node_up = GaugeMetricFamily(
             "slotwarden_router_node_up",
-            "1 if the router has a working connection to the node (replicas: the router "
-            "does not connect to them and reports 0).",
+            "1 if the router has a working connection to the node, else 0; one row per "
+            "node the router sends to (each shard's master in the slot map in use).",
+            labels=["shard", "node"],
+        )
+        node_role = GaugeMetricFamily(
+            "slotwarden_router_node_role",
+            "The node's role in the slot map in use: 1 for its role, 0 for the other.",
             labels=["shard", "node", "role"],
         )
         inflight = GaugeMetricFamily(
@@ -274,13 +280,24 @@ class RouterCollector(Collector):
             "Requests sent to the shard and not answered yet.",
             labels=["shard"],
         )
+        ready = 1
         for shard, node in zip(slotmap.shards, routes.route.masters, strict=True):
-            node_up.add_metric([shard.name, str(shard.master), "master"], 1 if node.is_up() else 0)
-            for replica in shard.replicas:
-                node_up.add_metric([shard.name, str(replica), "replica"], 0)
+            up = node.is_up()  # the test GET /ready makes (router.control.admin.ready)
+            ready &= up
+            node_up.add_metric([shard.name, str(shard.master)], 1 if up else 0)
+            for addr in (shard.master, *shard.replicas):
+                for role in ROLES:
+                    is_it = role == ("master" if addr == shard.master else "replica")
+                    node_role.add_metric([shard.name, str(addr), role], 1 if is_it else 0)
             inflight.add_metric([shard.name], sum(len(c.waiting) for c in node.all_conns()))
         yield node_up
+        yield node_role
         yield inflight
+        yield GaugeMetricFamily(
+            "slotwarden_router_ready",
+            "1 if GET /ready answers 200 (every shard's master connected), else 0.",
+            value=ready,
+        )
         errors = CounterMetricFamily(
             "slotwarden_router_backend_errors",
             "Backend connection failures: refused, reset, closed, unparsable reply.",

@@ -238,8 +238,20 @@ def merge_union(parts: list[bytes]) -> bytes:
     return encode_array([encode_bulk(name) for name in seen])
 
 
+NOTIFICATION_CHANNELS = (b"__keyspace@", b"__keyevent@")
+
+
+def is_notification_channel(name: bytes) -> bool:
+    """A keyspace-notification channel (``__keyspace@0__:k``, ``__keyevent@0__:del``):
+    every shard publishes on it for its own keys, so the router subscribes it on every
+    master, like a pattern."""
+    return name.startswith(NOTIFICATION_CHANNELS)
+
+
 def merge_numsub(parts: list[bytes]) -> bytes:
-    """PUBSUB NUMSUB / SHARDNUMSUB ch ...: ``[ch, n, ...]`` with n summed over masters."""
+    """PUBSUB NUMSUB / SHARDNUMSUB ch ...: ``[ch, n, ...]`` with n summed over masters,
+    except for keyspace-notification channels (subscribed on every master, like
+    patterns): the largest count of any master."""
     err = first_error(parts)
     if err is not None:
         return err
@@ -257,7 +269,10 @@ def merge_numsub(parts: list[bytes]) -> bytes:
         if list(value[::2]) != names:
             return _unexpected(raw, "the same channels from every shard")
         for i, n in enumerate(value[1::2]):
-            counts[i] += int(n)
+            if is_notification_channel(names[i]):
+                counts[i] = max(counts[i], int(n))
+            else:
+                counts[i] += int(n)
     items: list[bytes] = []
     for name, n in zip(names, counts, strict=True):
         items += (encode_bulk(name), encode_int(n))

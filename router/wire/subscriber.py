@@ -8,6 +8,8 @@ meet on one master. Per client:
                  └─► b's master: SUBSCRIBE b    ┘ client's own counts, sent once every
     PSUBSCRIBE p* ─► every master: PSUBSCRIBE p*   master confirmed (so a PUBLISH after
                                                     the confirmation is always seen)
+    SUBSCRIBE __keyevent@0__:expired ─► every master (keyspace notifications: each shard
+                                        publishes the events of its own keys)
     messages from any of them ─► the client's reply FIFO, raw (RESP2 arrays or RESP3 pushes)
 
 `Subscriber` keeps the logical subscriptions (what the client asked for: the
@@ -31,7 +33,7 @@ import asyncio
 import logging
 
 from router.decide.fanin import FanIn, FanInPart
-from router.decide.merge import Merger, first_error
+from router.decide.merge import Merger, first_error, is_notification_channel
 from router.wire.backend import UP
 from router.wire.node import Node, RouteSource
 from router.wire.pinned import PinnedConn, holder_of
@@ -207,7 +209,11 @@ class Subscriber:
 
         for kind in (CHANNEL, SHARD):
             for name in self.wanted[kind]:
-                target(masters[owner[key_hash_slot(name)]])[kind].add(name)
+                if kind == CHANNEL and is_notification_channel(name):
+                    for node in masters:  # every shard publishes its own keys' events
+                        target(node)[kind].add(name)
+                else:
+                    target(masters[owner[key_hash_slot(name)]])[kind].add(name)
         if self.wanted[PATTERN]:
             for node in masters:
                 target(node)[PATTERN].update(self.wanted[PATTERN])
