@@ -88,7 +88,8 @@ def test_slotwarden_slot_asks_the_router_else_the_file() -> None:
     with own_cluster(env={"SLOTWARDEN_SECRET": SECRET}) as c:
         with urllib.request.urlopen(f"http://127.0.0.1:{c.admin_port}/topology", timeout=5) as r:
             topo = json.loads(r.read())
-        topo["epoch"] = 4  # the router's map now differs from the file's (epoch 0)
+        topo["epoch"] = 4  # the router's map now differs from the file's (epoch 0) ...
+        topo["migrations"] = [{"slots": "10778", "from": "a", "to": "b"}]  # ... user:1 moving
         req = urllib.request.Request(
             f"http://127.0.0.1:{c.admin_port}/topology",
             data=json.dumps(topo).encode(),
@@ -101,12 +102,17 @@ def test_slotwarden_slot_asks_the_router_else_the_file() -> None:
         lines = run.stdout.splitlines()
         assert lines[0] == f"from router 127.0.0.1:{c.admin_port}, topology epoch 4:", lines
         b = c.masters[c.owner("user:1")].addr
-        assert lines[1].split() == ["user:1", "slot", "10778", "shard", "b", "master", b]
+        assert lines[1].split() == [
+            "user:1", "slot", "10778", "shard", "b", "master", b,
+            "(migrating", "from", "shard", "a)",
+        ]  # fmt: skip
         assert lines[2].split()[:3] == ["{team}:a", "slot", str(key_hash_slot(b"team"))]
         run = slot_cli(c, "--json", "user:1")
         data = json.loads(run.stdout)
         assert data["source"] == f"router 127.0.0.1:{c.admin_port}" and data["epoch"] == 4
-        assert data["keys"] == [{"key": "user:1", "slot": 10778, "shard": "b", "master": b}]
+        assert data["keys"] == [
+            {"key": "user:1", "slot": 10778, "shard": "b", "master": b, "migrating_from": "a"}
+        ]
         c.router.stop()
         run = slot_cli(c, "user:1")
         assert run.returncode == 0, run.stderr
