@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import time
 
@@ -38,6 +39,7 @@ from router.control.routes import RouteTable
 from router.control.running import RunningConfig
 from router.control.serverinfo import ServerInfo
 from router.control.watch import TopologyWatcher
+from router.errors import ListenError
 from router.wire.client import ClientConn, ClientPorts
 from router.wire.turn import LoopTurn
 from slotwarden import __version__
@@ -52,6 +54,12 @@ from slotwarden.cluster.topology import Address
 from slotwarden.resp.accel import implementation
 
 log = logging.getLogger("slotwarden.router")
+
+
+def cannot_listen(addr: Address, exc: OSError, what: str = "") -> ListenError:
+    """``cannot listen on HOST:PORT[ (router.admin)]: address already in use`` (one line)."""
+    why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    return ListenError(f"cannot listen on {addr}{what}: {why}")
 
 
 class Router:
@@ -140,14 +148,17 @@ class Router:
             try:
                 await self._start_admin(runner)
                 watcher_task = await self._start_watcher(tg)
-                server = await loop.create_server(
-                    self.new_client,
-                    self.listen.host,
-                    self.listen.port,
-                    reuse_address=True,
-                    backlog=1024,
-                    **self._listen_tls(),
-                )
+                try:
+                    server = await loop.create_server(
+                        self.new_client,
+                        self.listen.host,
+                        self.listen.port,
+                        reuse_address=True,
+                        backlog=1024,
+                        **self._listen_tls(),
+                    )
+                except OSError as exc:
+                    raise cannot_listen(self.listen, exc) from None
                 sock = server.sockets[0].getsockname()
                 self.bound = Address(self.listen.host, sock[1])
                 sweep = tg.create_task(self.routes.sweep(), name="timeout sweep")
@@ -192,9 +203,9 @@ class Router:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((addr.host, addr.port))
-        except OSError:
+        except OSError as exc:
             sock.close()
-            raise
+            raise cannot_listen(addr, exc, " (router.admin)") from None
         await web.SockSite(runner, sock, ssl_context=self.admin_ssl).start()
         self.admin_bound = Address(addr.host, sock.getsockname()[1])
 

@@ -20,6 +20,10 @@ class RouterError(SlotwardenError):
     """Root of every exception raised by the `router` package."""
 
 
+class ListenError(RouterError):
+    """The client or admin address cannot be bound (``cannot listen on HOST:PORT: why``)."""
+
+
 CROSSSLOT = error_reply("CROSSSLOT Keys in request don't hash to the same slot")
 NOT_ALLOWED = error_reply("ERR command not allowed through the router")
 _NOT_SUPPORTED = " is not supported by the router"

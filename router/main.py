@@ -1,7 +1,8 @@
 """``slotwarden router``: load the config, build the `Router`, run it until SIGTERM/SIGINT.
 
 Owns the process edges: exit codes (1: a bad config, an unreadable secret
-or a socket that cannot be bound; 2: a bad ``--listen``), the signal
+or a socket that cannot be bound, said in one line: ``slotwarden router: cannot
+listen on HOST:PORT: address already in use``; 2: a bad ``--listen``), the signal
 handlers (SIGTERM/SIGINT stop and drain, SIGHUP reloads cluster.yaml), and
 the event loop (uvloop when installed). Invariant: nothing here decides
 anything about routing; it only starts and stops `router.app.Router`.
@@ -16,6 +17,7 @@ import signal
 import sys
 
 from router.app import Router
+from router.errors import ListenError
 from slotwarden.cluster.config import load
 from slotwarden.cluster.errors import ConfigError, SecretError
 from slotwarden.cluster.secrets import read_secret
@@ -36,9 +38,19 @@ def _install_uvloop() -> str:
 async def _run(router: Router) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_stop(sig: signal.Signals) -> None:
+        if not stop.is_set():
+            log.info(
+                "%s: draining %d client connection(s), up to %d ms (router.drain_timeout_ms)",
+                sig.name, len(router.clients.by_id),
+                router.running.config.router.drain_timeout_ms,
+            )  # fmt: skip
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_stop, sig)
     if router.reloader is not None:
         reloader = router.reloader
         with contextlib.suppress(NotImplementedError):
@@ -69,7 +81,22 @@ def main(config_path: str, listen: str | None = None) -> int:
     log.info("event loop: %s", impl)
     try:
         asyncio.run(_run(router))
-    except OSError as exc:
-        log.error("router cannot start: %s", exc)
+    except (ListenError, BaseExceptionGroup) as exc:
+        cause = _listen_error(exc)
+        if cause is None:
+            raise
+        print(f"slotwarden router: {cause}", file=sys.stderr)
         return 1
     return 0
+
+
+def _listen_error(exc: BaseException) -> ListenError | None:
+    """The `ListenError` that ended the router, also from inside its TaskGroup's group."""
+    if isinstance(exc, ListenError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _listen_error(inner)
+            if found is not None:
+                return found
+    return None

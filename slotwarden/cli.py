@@ -1,4 +1,4 @@
-"""The `slotwarden` command line: check, acl, router, up, sentinel, status, failover.
+"""The `slotwarden` command line: check, acl, router, up, sentinel, status, failover, slot.
 
 Owns argument parsing, config-file resolution and logging setup; every
 subcommand handler returns the process exit code. The heavy modules
@@ -36,6 +36,7 @@ _LAZY_MODULES = (
     "sentinel.status",
     "sentinel.manual",
     "slotwarden.acl",
+    "slotwarden.keyslot",
 )
 
 _logging_ready = False
@@ -170,6 +171,20 @@ def cmd_failover(args: argparse.Namespace) -> int:
     return failover_main(load(resolve_config(args.config)), args.shard, args.to, args.force)
 
 
+def cmd_slot(args: argparse.Namespace) -> int:
+    from slotwarden.keyslot import main as slot_main
+
+    return slot_main(load(resolve_config(args.config)), args.keys, as_json=args.json)
+
+
+def add_slot_parser(add: Callable[..., argparse.ArgumentParser], config_help: str) -> None:
+    p = add("slot", cmd_slot, "which slot, shard and master hold each KEY (router, else file)")
+    p.add_argument("keys", nargs="+", metavar="KEY")
+    p.add_argument("--config", metavar="FILE", help=config_help)
+    p.add_argument("--json", action="store_true", help="print the answer as JSON")
+    p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="slotwarden",
@@ -260,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING", help=log_help
     )
+    add_slot_parser(add, config_help)
     return parser
 
 

@@ -7,7 +7,11 @@ Routes:
 - ``GET /ready`` - 200 when a topology is loaded and every master is
   connected, else 503 naming the shards that are not.
 - ``GET /topology`` - the slot map in use (``SlotMap.to_dict``) and its epoch.
-- ``GET /slots`` - slot ranges -> shard -> master.
+- ``GET /`` - a small index: version, cluster, epoch, shards up, a link to every
+  endpoint (HTML; JSON when the request accepts ``application/json``).
+- ``GET /slots`` - slot ranges -> shard -> master. ``GET /slots?key=K`` (the
+  ``key`` field repeatable, at most `MAX_KEYS`): each key's slot, shard and master
+  (and, for a slot that is migrating, the shard its keys are leaving).
 - ``POST /topology`` - a new slot map from a sentinel; needs
   ``Authorization: Bearer <secret>`` (401 without it, nothing changes);
   applied only if its epoch is higher than the current one. Answers
@@ -21,8 +25,8 @@ Routes:
 Bad input is a 400 ``{"error": reason}`` with a one-line reason, never a 500:
 a pushed body is parsed by `parse_topology_body` (a JSON object at any depth,
 then `slotwarden.cluster.trust.parse_topology`: a well-formed topology, an
-integer epoch in 0..2**63-1); the other routes
-read no query field or body.
+integer epoch in 0..2**63-1); ``GET /slots`` reads only its ``key`` fields;
+the other routes read no query field or body.
 
 Invariant: nothing here changes routing except through
 `RouteTable.apply_topology` (router.control.routes), which enforces the
@@ -31,6 +35,7 @@ epoch rule, and `RouterReloader.reload`.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from dataclasses import dataclass
@@ -41,11 +46,15 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from router.control.metrics import RouterStats, render
 from router.control.reload import RouterReloader
 from router.control.routes import RouteTable
+from slotwarden import __version__
 from slotwarden.cluster.secrets import authorized
+from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import SlotMap
 from slotwarden.cluster.trust import EpochJump, TopologyRefused, parse_topology
 
 log = logging.getLogger("slotwarden.admin")
+
+MAX_KEYS = 1000  # keys one GET /slots?key=... may ask about
 
 
 def _one_line(text: object) -> str:
@@ -103,11 +112,74 @@ async def get_topology(request: web.Request) -> web.Response:
 
 async def get_slots(request: web.Request) -> web.Response:
     slotmap = _admin(request).routes.route.slotmap
+    keys = request.query.getall("key", [])
+    if keys:
+        if len(keys) > MAX_KEYS:
+            return web.json_response(
+                {"error": f"at most {MAX_KEYS} key fields per request"}, status=400
+            )
+        return web.json_response(
+            {"epoch": slotmap.epoch, "keys": [key_row(slotmap, k) for k in keys]}
+        )
     rows = [
         {"slots": slotmap.ranges_of(i), "shard": s.name, "master": str(s.master)}
         for i, s in enumerate(slotmap.shards)
     ]
     return web.json_response({"epoch": slotmap.epoch, "slots": rows})
+
+
+def key_row(slotmap: SlotMap, key: str) -> dict[str, object]:
+    """Where ``key`` (its UTF-8 bytes) lives under ``slotmap``."""
+    slot = key_hash_slot(key.encode("utf-8", "surrogateescape"))
+    shard = slotmap.shards[slotmap.owner[slot]]
+    row: dict[str, object] = {
+        "key": key,
+        "slot": slot,
+        "shard": shard.name,
+        "master": str(shard.master),
+    }
+    source = slotmap.source_of(slot)
+    if source is not None:
+        row["migrating_from"] = slotmap.shards[source].name
+    return row
+
+
+ENDPOINTS = (
+    ("GET", "/health", "the process is alive"),
+    ("GET", "/ready", "every master connected (503 naming those that are not)"),
+    ("GET", "/metrics", "Prometheus metrics"),
+    ("GET", "/topology", "the slot map in use"),
+    ("GET", "/slots", "slot ranges, shard and master; ?key=K (repeatable): a key's slot"),
+    ("POST", "/topology", "a new slot map (shared secret)"),
+    ("POST", "/reload", "re-read cluster.yaml now (shared secret)"),
+)
+
+
+async def index(request: web.Request) -> web.Response:
+    admin = _admin(request)
+    route = admin.routes.route
+    facts = {
+        "version": __version__,
+        "cluster": admin.routes.running.config.name,
+        "epoch": route.slotmap.epoch,
+        "shards": len(route.masters),
+        "shards_up": sum(1 for node in route.masters if node.is_up()),
+    }
+    if "application/json" in request.headers.get("Accept", ""):
+        paths = [{"method": m, "path": p, "what": w} for m, p, w in ENDPOINTS]
+        return web.json_response({**facts, "endpoints": paths})
+    items = "".join(
+        f'<li>{m} <a href="{p}">{p}</a>: {html.escape(w)}</li>' if m == "GET"
+        else f"<li>{m} {p}: {html.escape(w)}</li>"
+        for m, p, w in ENDPOINTS
+    )  # fmt: skip
+    text = (
+        f"<!doctype html><html><head><title>slotwarden router</title></head><body>"
+        f"<h1>slotwarden router {html.escape(__version__)}</h1>"
+        f"<p>cluster {html.escape(str(facts['cluster']))}, topology epoch {facts['epoch']}, "
+        f"{facts['shards_up']} of {facts['shards']} shards up</p><ul>{items}</ul></body></html>"
+    )
+    return web.Response(text=text, content_type="text/html")
 
 
 def _check_secret(request: web.Request, admin: Admin) -> web.Response | None:
@@ -165,6 +237,7 @@ async def metrics(request: web.Request) -> web.Response:
 def make_app(admin: Admin) -> web.Application:
     app = web.Application(client_max_size=1 << 20)
     app[ADMIN_KEY] = admin
+    app.router.add_get("/", index)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/ready", ready)

@@ -10,7 +10,8 @@ blocked on its pinned connections (CLIENT UNBLOCK: ``CLIENT UNBLOCK <the
 connection's id on the shard>`` on a side connection, so the shard answers the
 blocked command itself and nothing popped is lost), holds the router-wide CLIENT
 PAUSE (``pause``; its end wakes every client), tells every client when the route
-changes, and drains them at shutdown.
+changes, and drains them at shutdown (no new request served, blocked commands
+that would outlive the drain released at its start).
 
 Invariants: ``by_id`` holds exactly the clients that were admitted and have
 not disconnected yet; while ``pause`` is in force a timer is armed for its end,
@@ -20,6 +21,7 @@ so a paused client waits at most the pause's length.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 
@@ -33,6 +35,8 @@ from router.wire.client import ClientConn
 from router.wire.pinned import PinnedConn
 from router.wire.ports import ConfigSource, Waiter
 from slotwarden.resp.encode import encode_int
+
+log = logging.getLogger("slotwarden.router")
 
 ZERO, ONE = encode_int(0), encode_int(1)
 
@@ -210,10 +214,38 @@ class Clients:
             client.on_route_change()
 
     async def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for every client's owed replies, then close them."""
-        deadline = time.monotonic() + timeout
-        while any(c.fifo for c in self.by_id.values()) and time.monotonic() < deadline:
+        """Wait up to ``timeout`` seconds for every client's owed replies, then close them.
+
+        From the start no client gets a new request served (as after QUIT: each is
+        closed once the replies it is owed are written; one owed nothing at once),
+        and a blocked command that would still be waiting when the drain ends
+        (BLPOP 0, or a timeout past the drain's) is released now with ``CLIENT
+        UNBLOCK ... TIMEOUT`` on its shard: the shard answers it as a timeout (nil),
+        or with what it popped meanwhile, so nothing popped is lost."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        released = 0
+        for client in list(self.by_id.values()):
+            if client.transport is None or client.session is None:
+                continue
+            client.session.closing = True
+            if not client.fifo:
+                client.transport.close()
+                continue
+            if client.state.mode is not Mode.BLOCKED:
+                continue
+            for conn in client.state.blocked:
+                if conn.blocking is not None and conn.progress_at + conn.grace > deadline:
+                    task = loop.create_task(_unblock_one(conn, b"TIMEOUT"))
+                    self._unblocks.add(task)
+                    task.add_done_callback(self._unblocks.discard)
+                    released += 1
+        if released:
+            log.info("drain: released %d blocked command(s) that would outlive it", released)
+        while any(c.fifo for c in self.by_id.values()) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         for client in list(self.by_id.values()):
             if client.transport is not None:
                 client.transport.close()
+        for task in list(self._unblocks):
+            task.cancel()

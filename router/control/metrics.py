@@ -8,7 +8,9 @@ state (clients, backend connections, topology), into metric families when
 the alerts and the dashboard rely on.
 
 Invariant: label values are bounded — ``command`` is a command-table name or
-``unknown``, ``node`` a topology address, ``shard`` a shard name.
+``unknown``, ``node`` a topology address, ``shard`` a shard name; a command has
+two series (ok, error), the error outcomes are counted without the command.
+Latency is measured with ``time.perf_counter`` (router.wire.client).
 """
 
 from __future__ import annotations
@@ -47,8 +49,10 @@ OK, ERROR, INVALID, CROSSSLOT, REJECTED, UNSUPPORTED, UNAVAILABLE, TIMEOUT = ran
 ROLES = ("master", "replica")  # slotwarden_router_node_role
 # Latency is kept per routing shape; rejected requests are answered at once and not timed.
 SHAPES = tuple(shape.value for shape in Shape if shape is not Shape.REJECTED)
-BUCKETS = (
+BUCKETS = (  # sub-ms buckets: the latency clock is time.perf_counter (router.wire.client)
+    0.00005,
     0.0001,
+    0.00015,
     0.00025,
     0.0005,
     0.001,
@@ -66,6 +70,7 @@ BUCKETS = (
     10.0,
 )
 TOPOLOGY_SOURCES = ("push", "watch", "reload")
+TOPOLOGY_RESULTS = ("applied", "unchanged", "rejected")
 
 
 def classify(raw: bytes) -> int:
@@ -116,7 +121,7 @@ class RouterStats:
         self.backend_errors: dict[str, int] = {}
         self.backend_timeouts: dict[str, int] = {}
         self.topology_updates: dict[tuple[str, str], int] = {
-            (s, r): 0 for s in TOPOLOGY_SOURCES for r in ("applied", "rejected")
+            (s, r): 0 for s in TOPOLOGY_SOURCES for r in TOPOLOGY_RESULTS
         }
         self.auth_failures: dict[str, int] = {"admin": 0, "client": 0}
         self.split_transactions = 0  # EXECs run as one MULTI/EXEC per shard (several)
@@ -140,8 +145,10 @@ class RouterStats:
     def backend_timeout(self, node: str) -> None:
         self.backend_timeouts[node] = self.backend_timeouts.get(node, 0) + 1
 
-    def topology_update(self, source: str, applied: bool) -> None:
-        key = (source, "applied" if applied else "rejected")
+    def topology_update(self, source: str, result: str) -> None:
+        """A slot map from ``source``: ``result`` is one of `TOPOLOGY_RESULTS` (unchanged:
+        the map in use, as a long poll that ended with no change answers)."""
+        key = (source, result)
         self.topology_updates[key] = self.topology_updates.get(key, 0) + 1
 
 
@@ -172,15 +179,7 @@ class RouterCollector(Collector):
         info.add_metric([__version__, cluster], 1)
         yield info
 
-        cmds = CounterMetricFamily(
-            "slotwarden_router_commands",
-            "Requests answered, by command and outcome.",
-            labels=["command", "outcome"],
-        )
-        for command, row in sorted(stats.commands.items()):
-            for outcome, value in zip(OUTCOMES, row, strict=True):
-                cmds.add_metric([command, outcome], value)
-        yield cmds
+        yield from self._commands()
 
         hist = HistogramMetricFamily(
             "slotwarden_router_command_seconds",
@@ -226,6 +225,30 @@ class RouterCollector(Collector):
         )
         yield from self._backends()
         yield from self._topology()
+
+    def _commands(self) -> Iterator[Metric]:
+        """Two series per command (ok, error) and one per error outcome over all commands:
+        8 outcomes per command made ~900 series per router after a test run."""
+        cmds = CounterMetricFamily(
+            "slotwarden_router_commands",
+            "Requests answered, by command and outcome (ok, or error: any error reply).",
+            labels=["command", "outcome"],
+        )
+        by_outcome = [0] * len(OUTCOMES)
+        for command, row in sorted(self.stats.commands.items()):
+            cmds.add_metric([command, "ok"], row[OK])
+            cmds.add_metric([command, "error"], sum(row) - row[OK])
+            for i, n in enumerate(row):
+                by_outcome[i] += n
+        yield cmds
+        errors = CounterMetricFamily(
+            "slotwarden_router_command_errors",
+            "Error replies to requests, by outcome (every command together).",
+            labels=["outcome"],
+        )
+        for outcome, n in zip(OUTCOMES[1:], by_outcome[1:], strict=True):
+            errors.add_metric([outcome], n)
+        yield errors
 
     def _backends(self) -> Iterator[Metric]:
         routes = self.routes

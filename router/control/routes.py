@@ -93,7 +93,7 @@ class RouteTable:
             if not jump_ok:
                 check_epoch(slotmap.epoch, self.route.slotmap.epoch)
         except TopologyRefused as exc:
-            self.stats.topology_update(kind, False)
+            self.stats.topology_update(kind, "rejected")
             if str(exc) != self._last_refusal:
                 self._last_refusal = str(exc)
                 log.warning("topology epoch %d from %s refused: %s", slotmap.epoch, source, exc)
@@ -105,9 +105,11 @@ class RouteTable:
         ``kind`` (push, watch, reload) is for the metrics."""
         current = self.route.slotmap
         if not slotmap.supersedes(current):
-            self.stats.topology_update(kind, False)
+            # the map in use again (a long poll that ended with no change, a push the
+            # watcher already brought) is not a rejection
+            self.stats.topology_update(kind, "unchanged" if slotmap == current else "rejected")
             return False
-        self.stats.topology_update(kind, True)
+        self.stats.topology_update(kind, "applied")
         changes = [
             f"{new.name} {old.master}->{new.master}"
             for old, new in zip(current.shards, slotmap.shards, strict=False)

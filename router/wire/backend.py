@@ -27,6 +27,9 @@ Invariants:
   to the n-th waiter.
 - A waiter is answered exactly once: by its reply, or by an error when the
   connection fails, times out, or is down (fail fast while backing off).
+- A node's outage is logged once ("is down", "connection lost" or "no reply ...")
+  and "is back" only when it answers again (a PING sent on reconnecting): a hung
+  node that accepts TCP connections is not "back" on every reconnect.
 - Nothing waits forever: `check_timeout` aborts a connection whose oldest
   request has seen no reply for ``command_timeout`` (a retired one too: the
   route table's sweep covers it, and it is not reconnected); connecting is
@@ -170,6 +173,7 @@ class BackendConn(asyncio.Protocol):
         "settings",
         "state",
         "stats",
+        "told_down",
         "transport",
         "turn",
         "waiting",
@@ -204,6 +208,7 @@ class BackendConn(asyncio.Protocol):
         # HELLO 3 and/or AUTH, sent before anything else on every new connection
         self.handshake = handshake(settings.credentials, proto)
         self.refused = False  # the node refused the handshake (bad credentials)
+        self.told_down = False  # "is down" was logged and the node has not answered since
 
     # ------------------------------------------------------------ sending
 
@@ -323,14 +328,16 @@ class BackendConn(asyncio.Protocol):
         ):
             ms = int(self.settings.command_timeout * 1000)
             self.stats.backend_timeout(str(self.addr))
-            log.warning(
-                "backend %s (shard %s): no reply for %d ms with %d request(s) in flight; "
-                "dropping the connection",
-                self.addr,
-                self.label,
-                ms,
-                len(self.waiting),
-            )
+            if not self.told_down:  # a hung node: once, not on every reconnect's timeout
+                self.told_down = True
+                log.warning(
+                    "backend %s (shard %s): no reply for %d ms with %d request(s) in flight; "
+                    "dropping the connection",
+                    self.addr,
+                    self.label,
+                    ms,
+                    len(self.waiting),
+                )
             self.state = DOWN
             self.fail_all(shard_down(self.label, f"timed out (no reply within {ms} ms)"))
             if self.transport is not None:
@@ -361,16 +368,20 @@ class BackendConn(asyncio.Protocol):
                     if isinstance(exc, ssl.SSLError):  # say why to every request until fixed
                         self.down_reply = reply
                     self.fail_all(reply)
-                    if not was_down:
+                    if not self.told_down:
                         log.warning("backend %s (shard %s) is down: %s", self.addr, self.label, why)
-                        was_down = True
+                        self.told_down = True
+                    was_down = True
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, s.reconnect_max)
                     continue
                 if not self.refused:
                     self.down_reply = shard_down(self.label)
                 if was_down and not self.refused:
-                    log.info("backend %s (shard %s) is back", self.addr, self.label)
+                    # a TCP connect is not an answer (a SIGSTOPped node's kernel accepts
+                    # it): "is back" is logged when the node answers this PING
+                    self.send(PING, _Back(self))
+                    self.turn.flush()
                     was_down = False
                 await self._lost
                 self.state = DOWN
@@ -381,7 +392,9 @@ class BackendConn(asyncio.Protocol):
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, s.reconnect_max)
                     continue
-                log.warning("backend %s (shard %s): connection lost", self.addr, self.label)
+                if not self.told_down:
+                    log.warning("backend %s (shard %s): connection lost", self.addr, self.label)
+                    self.told_down = True
                 delay = s.reconnect_min
                 await asyncio.sleep(s.reconnect_min)
         finally:
@@ -389,6 +402,25 @@ class BackendConn(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             self.fail_all(self.down_reply)
+
+
+PING = encode_command([b"PING"])
+
+
+class _Back:
+    """The PING sent on a reconnection: the node is back once it answers (any reply from
+    the node; not the shard-down error a failed connection answers its waiters with)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: BackendConn) -> None:
+        self.conn = conn
+
+    def on_reply(self, raw: bytes) -> None:
+        conn = self.conn
+        if conn.told_down and not raw.startswith(b"-CLUSTERDOWN"):
+            conn.told_down = False
+            log.info("backend %s (shard %s) is back", conn.addr, conn.label)
 
 
 class _Handshake:
@@ -402,6 +434,10 @@ class _Handshake:
 
     def on_reply(self, raw: bytes) -> None:
         conn = self.conn
+        if raw.startswith(b"-CLUSTERDOWN"):
+            # not the node's answer: the connection failed first (a timeout, a loss) and
+            # every waiter got the shard-down error; maintain() reconnects as for a loss
+            return
         if raw[:1] != b"-":
             if conn.refused:
                 log.info("backend %s (shard %s) accepted the handshake", conn.addr, conn.label)

@@ -64,7 +64,8 @@ class StatsSink(Protocol):
 
     def backend_timeout(self, node: str) -> None: ...
 
-    def topology_update(self, source: str, applied: bool) -> None: ...
+    def topology_update(self, source: str, result: str) -> None:
+        """A slot map from ``source`` was ``result``: applied, unchanged or rejected."""
 
 
 class TopologyHint(Protocol):

@@ -20,7 +20,9 @@ connection has which names). Invariants:
 - `resync` makes the placement match the logical subscriptions under the
   current route: after a failover (`on_route_change`) or a lost connection it
   resubscribes on the new master by itself, silently (the client's counts do
-  not change); it retries with backoff while a master is unreachable.
+  not change); it retries with backoff while a master is unreachable. The
+  loss and the resubscription are logged once per shard for all clients
+  together (`router.wire.tally`), not per client or per retry.
 - A pinned connection goes back to its pool only once it holds no
   subscription and every reply it owed has arrived.
 """
@@ -36,10 +38,12 @@ from router.wire.backend import UP
 from router.wire.node import Node, RouteSource
 from router.wire.pinned import PinnedConn, holder_of
 from router.wire.ports import ClientPort, Waiter
+from router.wire.tally import LogTally
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.resp.encode import encode_bulk, encode_command
 
 log = logging.getLogger("slotwarden.pubsub")
+TALLY = LogTally(log)  # losses and resubscriptions: one line per shard per event
 
 CHANNEL, PATTERN, SHARD = 0, 1, 2  # the three kinds of subscription
 _SUBSCRIBE = {b"subscribe": CHANNEL, b"psubscribe": PATTERN, b"ssubscribe": SHARD}
@@ -101,6 +105,8 @@ class _Confirmations:
         if self.remaining == 0:
             if self.part is not None:
                 self.part.on_reply(CONFIRMED)
+            else:
+                self.sub.resubscribed(self.node)
             self.sub.on_part_done(self.node)
 
 
@@ -141,6 +147,7 @@ class Subscriber:
         self.placed: dict[Node, _Placement] = {}
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = 0.0
+        self._lost: set[str] = set()  # shards whose loss was logged, until resubscribed
 
     # ------------------------------------------------------------ counts
 
@@ -281,11 +288,20 @@ class Subscriber:
         del self.placed[node]
         if self.client.transport is None or not self.count():
             return
-        log.info(
-            "client %s: subscription connection to %s lost; resubscribing",
-            self.client.addr(), node.addr,
-        )  # fmt: skip
+        if node.label not in self._lost:  # once per outage, one line for all clients
+            self._lost.add(node.label)
+            TALLY.add(
+                f"shard {node.label} ({node.addr}): %d subscription connections lost; "
+                "resubscribing",
+                id(self),
+            )
         self._schedule_retry(node)
+
+    def resubscribed(self, node: Node) -> None:
+        """A silent resync was confirmed on ``node``: the loss logged for it is over."""
+        if node.label in self._lost:
+            self._lost.discard(node.label)
+            TALLY.add(f"shard {node.label} ({node.addr}): %d clients resubscribed", id(self))
 
     def _schedule_retry(self, node: Node) -> None:
         if self._retry is not None:

@@ -10,6 +10,7 @@ From the bottom up (README "Code map"; ../shared/ARCHITECTURE.md):
         → sentinel.http → sentinel.main / sentinel.status / sentinel.manual
     slotwarden.procs   processes for tests and bench (runs router/sentinel, never imports them)
     slotwarden.acl   the backend ACL users (both sides' rules, the passwords hashed)
+    slotwarden.keyslot   `slotwarden slot KEY...` (the router's admin API, else the file)
     slotwarden.cli, slotwarden.launcher   the command line, wires everything
 
 A module may import its own layer and the layers below it, never one above;
@@ -57,6 +58,7 @@ LAYERS: list[tuple[str, int, bool]] = [
     ("slotwarden.procs", 10, False),
     ("slotwarden.launcher", 10, False),
     ("slotwarden.acl", 10, False),
+    ("slotwarden.keyslot", 10, False),
     ("slotwarden.cli", 11, False),
     ("slotwarden.__main__", 12, False),
 ]

@@ -92,9 +92,14 @@ def test_command_counters_move_with_traffic(mc) -> None:
     assert delta(total, command="get", outcome="ok") == 200
     assert delta(total, command="get", outcome="error") == 1
     assert delta(total, command="mget", outcome="ok") == 1
-    assert delta(total, command="rename", outcome="crossslot") == 1
-    assert delta(total, command="unknown", outcome="invalid") == 1
-    assert delta(total, command="debug", outcome="rejected") == 1
+    assert delta(total, command="rename", outcome="error") == 1
+    assert delta(total, command="unknown", outcome="error") == 1
+    assert delta(total, command="debug", outcome="error") == 1
+    errors = "slotwarden_router_command_errors_total"
+    assert delta(errors, outcome="error") == 1  # the WRONGTYPE
+    assert delta(errors, outcome="crossslot") == 1
+    assert delta(errors, outcome="invalid") == 1
+    assert delta(errors, outcome="rejected") == 1
     assert delta("slotwarden_router_command_seconds_count", shape="single") >= 400 // 16 - 2
     assert delta("slotwarden_router_command_seconds_count", shape="fanout-ordered") == 1
     assert delta("slotwarden_router_received_bytes_total") > 400 * 20
@@ -126,8 +131,10 @@ def test_what_the_router_cannot_honour_counts_as_unsupported(mc) -> None:
 
     total = "slotwarden_router_commands_total"
     for command in ("client|tracking", "client|caching", "script|debug", "subscribe"):
-        assert delta(total, command=command, outcome="unsupported") == 1, command
-        assert delta(total, command=command, outcome="error") == 0, command
+        assert delta(total, command=command, outcome="error") == 1, command
+    errors = "slotwarden_router_command_errors_total"
+    assert delta(errors, outcome="unsupported") == 4
+    assert delta(errors, outcome="error") == 0
 
 
 def test_backend_state_errors_and_topology(mc) -> None:
@@ -151,10 +158,7 @@ def test_backend_state_errors_and_topology(mc) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert value(samples, "slotwarden_router_backend_errors_total", node=node) > errors_before
-    assert (
-        value(samples, "slotwarden_router_commands_total", command="get", outcome="unavailable")
-        >= 1
-    )
+    assert value(samples, "slotwarden_router_command_errors_total", outcome="unavailable") >= 1
     assert (
         value(samples, "slotwarden_router_backend_connections", node=node, state="connected") == 0
     )
