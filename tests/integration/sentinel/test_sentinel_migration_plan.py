@@ -14,6 +14,10 @@ the same file. In order, on one cluster of shards a and b:
    refused by the leader (``[migration-refused]``), nothing is published;
 5. an edit removing shard b keeps it in the map, draining, until its
    migration ends; then it is gone.
+
+The sentinels' mover (which ends a migration by itself once the source holds
+none of its keys) is slowed to one key a second, and the sources hold keys of
+the moving slots, so each migration lasts for the steps that need it running.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from sentinel.act.probe import set_backend_auth
 from sentinel.http.api import serve
 from sentinel.run.loop import Sentinel
 from slotwarden.cluster.config import load
+from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import Migration
 from slotwarden.procs import RedisFarm, RouterProc, wait_for_port
 
@@ -76,6 +81,17 @@ class InProcess:
         self.handler.close()
 
 
+def keys_in(lo: int, hi: int, n: int) -> list[str]:
+    """``n`` keys whose hash slots are in ``lo``-``hi``."""
+    out = []
+    for i in range(1000000):
+        if lo <= key_hash_slot(f"k{i}".encode()) <= hi:
+            out.append(f"k{i}")
+            if len(out) == n:
+                return out
+    raise AssertionError(f"not {n} keys in slots {lo}-{hi}")
+
+
 def router_topology(sc: SentinelCluster) -> dict:
     with urllib.request.urlopen(f"http://{sc.router_admin}/topology", timeout=2) as resp:
         return json.loads(resp.read())
@@ -98,6 +114,13 @@ def mig() -> Iterator[SentinelCluster]:
         sc = SentinelCluster(farm, shards=2, replicas=1, failover_timeout_ms=3000)
         with open(sc.config) as f:
             sc.data = yaml.safe_load(f)  # type: ignore[attr-defined]
+        sc.data["sentinel"]["migration"] = {"keys_per_second": 1, "batch_keys": 1}
+        write(sc, sc.data)
+        for shard, (lo, hi) in ((0, (0, 99)), (1, (8192, 16383))):
+            keys = redis.Redis(port=sc.masters[shard].port)
+            for key in keys_in(lo, hi, 200):
+                keys.set(key, "v")
+            keys.close()
         for sid in ("s2", "s3"):
             sc.start(sid, wait=False)
         s1 = InProcess(sc.config, "s1", str(sc.root / "s1.log"))
@@ -211,7 +234,8 @@ def test_no_room_on_the_target_refuses_the_edit(mig):
         assert router_topology(sc)["epoch"] == epoch
     finally:
         b.config_set("maxmemory", 0)
-        a.flushall()
+        for i in range(0, 3000, 500):
+            a.delete(*(f"fill:{j}" for j in range(i, i + 500)))
         write(sc, edited(sc, a="100-8191", b="0-99,8192-16383"))
 
 
