@@ -347,3 +347,14 @@ def test_with_backend_acl_users_migrate_authenticates_and_hides_the_password() -
         if router is not None:
             router.stop()
         farm.close()
+
+
+def test_sort_by_pattern_in_a_migrating_slot_is_tryagain(mig) -> None:
+    c = mig
+    a, r = on(c, 0), c.client()
+    tag = next(f"{{s{i}}}" for i in range(100_000) if key_hash_slot(f"s{i}".encode()) < 1000)
+    a.rpush(f"{tag}ids", "2", "1")
+    a.set(f"{tag}w_1", "10")
+    with pytest.raises(TryAgainError, match=r"SORT BY/GET patterns read keys of slot"):
+        r.sort(f"{tag}ids", by=f"{tag}w_*")
+    assert r.sort(f"{tag}ids") == [b"1", b"2"]  # no pattern: its key moved, sorted on b
