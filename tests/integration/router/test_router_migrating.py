@@ -358,3 +358,28 @@ def test_sort_by_pattern_in_a_migrating_slot_is_tryagain(mig) -> None:
     with pytest.raises(TryAgainError, match=r"SORT BY/GET patterns read keys of slot"):
         r.sort(f"{tag}ids", by=f"{tag}w_*")
     assert r.sort(f"{tag}ids") == [b"1", b"2"]  # no pattern: its key moved, sorted on b
+
+
+def test_keyless_fanouts_reach_a_draining_shard() -> None:
+    """Shard c owns no slot any more (draining: its slots migrate to b): DBSIZE, KEYS,
+    SCAN and FLUSHALL still reach it (route.masters has every shard of the map)."""
+    with own_cluster(shards=3, env={"SLOTWARDEN_SECRET": SECRET}) as c:
+        _status, topo = http(c, "GET", "/topology")
+        topo["epoch"] += 1
+        topo["shards"][1]["slots"] = "5461-16383"
+        topo["shards"][2]["slots"] = ""
+        topo["migrations"] = [{"slots": "10923-16383", "from": "c", "to": "b"}]
+        assert http(c, "POST", "/topology", topo)[1]["applied"] is True
+        a, cc, r = on(c, 0), on(c, 2), c.client()
+        on_c = [k for k in (f"d{i}" for i in range(2000)) if key_hash_slot(k.encode()) > 10922]
+        on_a = [k for k in (f"d{i}" for i in range(2000)) if key_hash_slot(k.encode()) < 5461]
+        for k in on_c[:5]:
+            cc.set(k, "c")
+        a.set(on_a[0], "a")
+        assert r.dbsize() == 6
+        assert sorted(r.keys("*")) == sorted(k.encode() for k in [*on_c[:5], on_a[0]])
+        assert len(set(r.scan_iter(count=2))) == 6
+        assert r.get(on_c[0]) == b"c" and cc.exists(on_c[0]) == 0  # moved c -> b
+        assert r.dbsize() == 6
+        assert r.flushall() is True
+        assert cc.dbsize() == 0 and r.dbsize() == 0
