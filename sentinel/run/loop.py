@@ -203,7 +203,7 @@ class Sentinel:
         lists for their shards and its epoch is at most `MAX_EPOCH_JUMP` above
         `known_epoch`, else why not, logged once per new reason."""
         try:
-            check_nodes(topology, self.config)
+            check_nodes(topology, self.config, self.topology)
             check_epoch(topology.epoch, self.known_epoch())
         except TopologyRefused as exc:
             if str(exc) != self._last_refusal:
