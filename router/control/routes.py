@@ -26,7 +26,7 @@ sentinels) only once `vet` passed it (slotwarden.cluster.trust); a node is
 sent backend credentials only if cluster.yaml lists it for its shard
 (`settings_for_shard`), or if it is a node of a draining shard (removed from the
 file, still the source of a migration) that the route already had (vet accepts
-those: `slotwarden.cluster.trust.check_nodes` with the route's map); a node the
+those: `slotwarden.cluster.trust.draining_known`, the route's map); a node the
 route no longer uses is retired or stopped, never left serving; every node task
 runs in the TaskGroup given to `attach`; the timeout sweep (`sweep`) covers every node still
 holding requests, retired ones included, so a request in flight is answered
@@ -48,7 +48,7 @@ from router.wire.node import Node, Route
 from router.wire.ports import BackendPorts, StatsSink
 from router.wire.turn import LoopTurn
 from slotwarden.cluster.topology import Address, SlotMap
-from slotwarden.cluster.trust import TopologyRefused, check_epoch, check_nodes
+from slotwarden.cluster.trust import TopologyRefused, check_epoch, check_nodes, draining_known
 
 log = logging.getLogger("slotwarden.router")
 
@@ -140,7 +140,7 @@ class RouteTable:
                 if node is not None:
                     node.retire(self._loop, grace)
                     self.retired.append(node)
-                if _draining_known(slotmap, index, previous):
+                if shard.master in (draining_known(slotmap, index, previous) or ()):
                     settings = running.backend  # a draining shard's node the route had
                 else:
                     settings = settings_for_shard(
@@ -211,16 +211,3 @@ class RouteTable:
                 for conn in node.all_conns():
                     conn.check_timeout(now)
             self.parking.expire(now)
-
-
-def _draining_known(slotmap: SlotMap, index: int, previous: SlotMap | None) -> bool:
-    """Whether shard ``index`` of ``slotmap`` is draining (no slot, a migration's source)
-    and its master is a node ``previous`` (the route's map, vetted) had for that shard."""
-    shard = slotmap.shards[index]
-    if previous is None or slotmap.slots_of(index):
-        return False
-    if not any(m.source == shard.name for m in slotmap.migrations):
-        return False
-    return any(
-        s.name == shard.name and shard.master in (s.master, *s.replicas) for s in previous.shards
-    )
