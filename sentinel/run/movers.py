@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
 
 from sentinel.act.mover import MigrationMover
@@ -62,6 +62,7 @@ class MoversOwner(Protocol):
     @property
     def topology(self) -> SlotMap: ...
     def clock(self) -> float: ...
+    def finish_migration(self, migration: Migration) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]: ...
 
 
@@ -79,7 +80,6 @@ class Movers:
         self.peer_view_at = -1e9
         self.asking: asyncio.Task[None] | None = None
         self._creds: tuple[ClusterConfig, dict[str, BackendCredentials | None]] | None = None
-        self.finisher: Callable[[Migration], object] | None = None
 
     # -- MoverHost --------------------------------------------------------------------
 
@@ -117,11 +117,7 @@ class Movers:
         self.owner.events.emit(event)
 
     def finish_migration(self, migration: Migration) -> None:
-        finish = self.finisher or getattr(self.owner, "finish_migration", None)
-        if finish is None:
-            log.warning("migration %s: nothing to finish it with", migration.ranges())
-            return
-        finish(migration)
+        self.owner.finish_migration(migration)
 
     def local_routers(self) -> dict[str, int | None]:
         """Our registered routers and the epoch each last reported (``GET /routers``)."""
