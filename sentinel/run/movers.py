@@ -7,7 +7,8 @@ stopped by `Movers.sync`, which the run cycle calls every turn (so a new
 topology or a change of the alive set takes effect within one probe
 interval). It is the movers' `MoverHost`: the latest topology, the
 ``sentinel.migration`` settings and the router's backend credentials of the
-moment (a reload changes them), the events, and `Movers.router_epochs` - the
+moment (a reload changes them), the one rate-limit bucket all its migrations
+share, the events, and `Movers.router_epochs` - the
 union of this sentinel's registered routers (`GET /routers` serves them,
 `local_routers`) and every live peer's, each router behind pushed the
 topology again. A live peer that does not answer counts as a router of
@@ -29,7 +30,13 @@ from typing import Any, Protocol, TypeVar
 
 from sentinel.act.mover import MigrationMover
 from sentinel.act.peers import PeerClient
-from sentinel.decide.migration import MoverStats, merge_routers, mover_of, unknown_status
+from sentinel.decide.migration import (
+    MoverStats,
+    TokenBucket,
+    merge_routers,
+    mover_of,
+    unknown_status,
+)
 from sentinel.decide.model import Event, PeerOpinion, Timing
 from sentinel.run.events import EventLog
 from slotwarden.cluster.config import ClusterConfig, MigrationConfig
@@ -80,6 +87,8 @@ class Movers:
         self.peer_view_at = -1e9
         self.asking: asyncio.Task[None] | None = None
         self._creds: tuple[ClusterConfig, dict[str, BackendCredentials | None]] | None = None
+        self._bucket: TokenBucket | None = None
+        self._bucket_for = (-1, -1)
 
     # -- MoverHost --------------------------------------------------------------------
 
@@ -92,6 +101,15 @@ class Movers:
     def settings(self) -> MigrationConfig:
         sc = self.owner.config.sentinel
         return sc.migration if sc is not None else MigrationConfig()
+
+    def bucket(self) -> TokenBucket:
+        """The rate limit shared by every migration this sentinel moves (rebuilt when a
+        reload changes ``keys_per_second`` or ``batch_keys``)."""
+        cfg = self.settings()
+        if self._bucket is None or self._bucket_for != (cfg.keys_per_second, cfg.batch_keys):
+            self._bucket = TokenBucket(cfg.keys_per_second, cfg.batch_keys, self.clock())
+            self._bucket_for = (cfg.keys_per_second, cfg.batch_keys)
+        return self._bucket
 
     def credentials(self, shard: str) -> BackendCredentials | None:
         """The router's backend user for ``shard`` (its own ``backend:``, else the
