@@ -4,7 +4,8 @@ Owns `Sentinel` and its live state: the probers, the peers' latest
 opinions, the persisted epoch/vote/topology, the routers to push to, the
 running config (swapped as a whole by `Sentinel.apply_config`, which
 `sentinel.run.reload` calls) and the counters (`stats`,
-`sentinel.run.stats`). It holds one `sentinel.run.leader.Leader`, which owns
+`sentinel.run.stats`) and the movers of migrating slots (`sentinel.run.movers`,
+synced every cycle). It holds one `sentinel.run.leader.Leader`, which owns
 everything about leading (role, elections, failovers, edits to publish);
 the Sentinel serves as its `LeaderHost`. Every background task belongs to
 the TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
@@ -46,6 +47,7 @@ from sentinel.decide.model import (
 )
 from sentinel.run.events import EventLog
 from sentinel.run.leader import Leader
+from sentinel.run.movers import Movers
 from sentinel.run.reload import SentinelReloader
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
@@ -133,6 +135,7 @@ class Sentinel:
             if config.path
             else None
         )
+        self.movers = Movers(self)  # the background movers of migrating slots
 
     # -- read side ---------------------------------------------------------------
 
@@ -516,6 +519,7 @@ class Sentinel:
         self.leader.maybe_elect(snap.now, self.flags.odown, snap)
         if self.topology_confirmed(snap.now):
             self.reconcile(snap)
+        self.movers.sync()
 
     def topology_confirmed(self, now: float) -> bool:
         """No peer is known to be ahead of us, and a majority (us included) answered lately."""
