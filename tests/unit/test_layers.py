@@ -62,6 +62,7 @@ LAYERS: list[tuple[str, int, bool]] = [
     ("slotwarden.launcher", 10, False),
     ("slotwarden.acl", 10, False),
     ("slotwarden.cli", 11, False),
+    ("slotwarden.reshard_cli", 11, False),  # reshard/rebalance arguments (cli)
     ("slotwarden.__main__", 12, False),
 ]
 
