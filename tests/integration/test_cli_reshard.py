@@ -237,6 +237,27 @@ def test_follow_prints_progress_and_times_out_while_nothing_moves_it(cl):
     assert "timed out after 4 s" in out.stderr
 
 
+def test_drain_keeps_the_shard_with_no_slots(cl):
+    """b's slots go to a and c (6000-6009 already left it); b stays, `slots: ""`."""
+    before = Path(cl.config).read_text()
+    out = cl.cli("reshard", "--drain", "b", "--no-wait")
+    assert out.returncode == 0, out.stdout + out.stderr + cl.logs()
+    assert "b -> a" in out.stdout and "b -> c" in out.stdout
+    after = Path(cl.config).read_text()
+    data = yaml.safe_load(after)
+    assert [s["slots"] for s in data["shards"] if s["name"] == "b"] == [""]
+    assert 'slots: ""' in after and after.startswith(COMMENT)
+    assert len(after.splitlines()) == len(before.splitlines())
+
+    def drained() -> bool:
+        topo = cl.sentinel_topology(0)
+        [b] = [s for s in topo["shards"] if s["name"] == "b"]
+        sources = {m["from"] for m in topo.get("migrations", [])}
+        return b["slots"] == "" and "b" in sources
+
+    cl.wait_for(drained, 20, "a topology where b owns nothing and drains")
+
+
 def test_status_degraded_then_unreachable():
     with cluster_of(shards=2) as c:
         c.wait_for(lambda: c.cli("status").returncode == 0, 20, "a healthy cluster")
