@@ -141,7 +141,7 @@ def render_report(report: dict[str, Any]) -> str:
         return f"cluster UNREACHABLE: {'; '.join(report['health']['problems'])}"
     lines = [f"topology epoch {report['topology_epoch']} (from {report['topology_source']})"]
     for shard in report["shards"]:
-        lines.append(f"shard {shard['name']} (slots {shard['slots']})")
+        lines.append(f"shard {shard['name']} (slots {shard['slots'] or 'none'})")
         for n in shard["nodes"]:
             if not n["up"]:
                 lines.append(f"  {n['expected']:<7} {n['addr']}  DOWN ({n['error']})")
