@@ -36,7 +36,7 @@ from sentinel.report import (
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
-TIMEOUT = 1.0
+TIMEOUT = 2.0  # per source, all in parallel: a false "down" now changes the exit code
 
 
 async def _node(addr: Address) -> dict[str, Any]:
