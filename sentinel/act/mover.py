@@ -5,6 +5,11 @@ sentinel is the mover; `sentinel.run.movers` starts and stops them) and
 the Protocol `MoverHost` through which it reaches its sentinel. Steps
 (README *Resharding*):
 
+0. a migration published ``preparing`` (routers hold its slots' requests)
+   waits for the routers as in step 1, then asks for the epoch that makes
+   it ``moving`` (`MoverHost.advance_migration`, state "starting"); the
+   moving migration gets a mover of its own, which starts at step 1 (its
+   routers' wait is short: the sentinels push the new epoch at once).
 1. **waiting-routers**: every router the sentinels know (`MoverHost.router_epochs`:
    the union of every sentinel's registrations, routers behind pushed to
    again) must report an epoch >= the one in which this sentinel first saw
@@ -99,6 +104,7 @@ class MoverHost(Protocol):
     def emit(self, event: Event) -> None: ...
     async def router_epochs(self) -> dict[str, int | None]: ...
     def finish_migration(self, migration: Migration) -> None: ...
+    def advance_migration(self, migration: Migration) -> None: ...
 
 
 def connect(addr: Address, creds: BackendCredentials | None, tls: dict[str, Any]) -> aioredis.Redis:
@@ -194,6 +200,8 @@ class MigrationMover:
         )
         try:
             await self.wait_routers()
+            if self.m.preparing:
+                await self.advance()  # until the topology has it moving: then stopped
             while True:
                 try:
                     if p.keys_total is None:
@@ -232,6 +240,16 @@ class MigrationMover:
                     f"waiting for routers to reach epoch {p.since_epoch}: " + ", ".join(behind),
                 )
             await asyncio.sleep(ROUTER_POLL_S)
+
+    async def advance(self) -> None:
+        """Every router holds the slots (runs the preparing epoch): ask for the epoch that
+        makes the migration ``moving``; `sentinel.run.movers` then stops this task and
+        starts the mover of the moving migration."""
+        p = self.progress
+        p.state, p.reason = "starting", None
+        while True:
+            self.host.advance_migration(self.m)
+            await asyncio.sleep(FINISH_RETRY_S)
 
     async def finish(self) -> None:
         p = self.progress

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.slots import SLOT_COUNT, format_ranges
-from slotwarden.cluster.topology import Address, Migration, Shard, SlotMap
+from slotwarden.cluster.topology import PREPARING, Address, Migration, Shard, SlotMap
 
 
 def merge(config: ClusterConfig, current: SlotMap, epoch: int) -> SlotMap:
@@ -65,7 +65,9 @@ def merge(config: ClusterConfig, current: SlotMap, epoch: int) -> SlotMap:
         was = current.shards[current.owner[slot]].name
         if slot not in migrating and owner[slot] != was:
             moving.setdefault((was, owner[slot]), []).append(slot)
-    migrations += [Migration.of(slots, a, b) for (a, b), slots in sorted(moving.items())]
+    # new migrations start 'preparing': routers hold their slots until every router runs
+    # this epoch and the mover asks for the epoch that makes them 'moving'
+    migrations += [Migration.of(slots, a, b, PREPARING) for (a, b), slots in sorted(moving.items())]
     listed = {s.name for s in shards}
     needed = {m.source for m in migrations} | set(owner)  # a draining source; a kept target
     shards += [s for s in current.shards if s.name not in listed and s.name in needed]

@@ -146,6 +146,8 @@ class Leader:
         self._reconfigure_pending = False
         # Migrations the mover emptied, to end in the next epoch we publish (`request_finish`).
         self._finishing: list[Migration] = []
+        # Preparing migrations every router has taken, to publish 'moving' (`request_advance`).
+        self._advancing: list[Migration] = []
         # failover or reconfigure: they take turns when both wait (a failover first)
         self._last_election = "reconfigure"
         self.refusals = Refusals(events, stats)  # ODOWN shards with no eligible replica
@@ -191,12 +193,28 @@ class Leader:
                 migration.ranges(), migration.source, migration.target,
             )  # fmt: skip
 
+    def request_advance(self, migration: Migration) -> None:
+        """Every router runs the epoch that published ``migration`` ``preparing``: stand for
+        an epoch (like an edit) in which it is ``moving``. Ignored if the topology no
+        longer has it preparing."""
+        if (
+            migration.preparing
+            and migration in self.host.topology.migrations
+            and migration not in self._advancing
+        ):
+            self._advancing.append(migration)
+            log.info(
+                "every router holds slots %s (%s -> %s): asking for an epoch to start moving",
+                migration.ranges(), migration.source, migration.target,
+            )  # fmt: skip
+
     def on_topology(self, topology: SlotMap) -> None:
         """``topology`` was adopted: an edit whose layout it already has is no longer pending;
         a refused shard whose master it changed is no longer refused; a migration it no
         longer has is no longer to be ended."""
         self.refusals.on_topology(topology)
         self._finishing = [m for m in self._finishing if m in topology.migrations]
+        self._advancing = [m for m in self._advancing if m in topology.migrations]
         if self._reconfigure_pending:
             merged = reconfigure.merge(self.host.config, topology, topology.epoch)
             if reconfigure.same_layout(merged, topology):
@@ -225,7 +243,7 @@ class Leader:
         if self._election is not None and not self._election.done():
             return
         shards = sorted(odown - self._busy - refused)
-        wants = self._reconfigure_pending or bool(self._finishing)
+        wants = self._reconfigure_pending or bool(self._finishing) or bool(self._advancing)
         if wants and snap is not None and publish.peers_ahead(self.host.topology, snap.opinions):
             wants = False  # behind a peer's map (one we refused?): never publish over it
         if not shards and not wants:
@@ -331,7 +349,9 @@ class Leader:
                 await asyncio.sleep(election.start_jitter(self.rng, self.host.timing))
                 if self._held(self.clock(), self.host.snapshot()):
                     return {"ok": False, "reason": "voted for another candidate meanwhile"}
-                if reconfigure and not (self._reconfigure_pending or self._finishing):
+                if reconfigure and not (
+                    self._reconfigure_pending or self._finishing or self._advancing
+                ):
                     return {"ok": False, "reason": "the edit was published meanwhile"}
             return await self._win_then_lead(shards, planned, to, reconfigure, force)
         finally:
@@ -360,6 +380,10 @@ class Leader:
         action = f"fail over {masters}"
         if reconf:
             parts = ["publish the edited cluster.yaml layout"] if self._reconfigure_pending else []
+            parts += [
+                f"start moving the keys of slots {m.ranges()} {m.source} -> {m.target}"
+                for m in self._advancing
+            ]
             parts += [
                 f"end the migration of slots {m.ranges()} {m.source} -> {m.target}"
                 for m in self._finishing
@@ -464,10 +488,11 @@ class Leader:
             self._back_off_after_abort([])
             return {"ok": False, "epoch": epoch, "reason": reason}
         edit, finishing = self._reconfigure_pending, list(self._finishing)
+        advancing = tuple(self._advancing)
         plan = await publish.plan_publication(
             latest, h.config, finishing, edit, epoch,
             timeout=h.timing.step_timeout, name=f"slotwarden-sentinel-{self.me}",
-            routes=self.actuator.routes,
+            routes=self.actuator.routes, advancing=advancing,
         )  # fmt: skip
         fenced = await self._lease_lost(epoch)  # the room check took time: still leader?
         if fenced is not None or h.topology is not latest:
@@ -477,6 +502,7 @@ class Leader:
             self._back_off_after_abort([])
             return {"ok": False, "epoch": epoch, "reason": reason}
         self._finishing = [m for m in self._finishing if m not in finishing]
+        self._advancing = [m for m in self._advancing if m not in advancing]
         if edit:
             self._reconfigure_pending = False  # published, or refused: dropped either way
         for event in plan.refused:
@@ -497,6 +523,12 @@ class Leader:
         what = reconfigure.describe(latest, merged, h.config)
         h.adopt(merged, f"{self.me}, leader of epoch {epoch} (cluster.yaml edit)", check=False)
         h.spawn(self._push_peers(merged))
+        for m in plan.advanced:
+            text = (
+                f"slots {m.ranges()} {m.source} -> {m.target}: every router holds them; "
+                f"keys start moving (epoch {epoch})"
+            )
+            self.events.emit(Event("migration-moving", text, epoch=epoch))
         for m in plan.ended:
             text = f"slots {m.ranges()} moved {m.source} -> {m.target} (epoch {epoch})"
             self.events.emit(Event("migration-done", text, epoch=epoch))

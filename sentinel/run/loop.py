@@ -181,6 +181,11 @@ class Sentinel:
 
     # -- state changes ---------------------------------------------------------------
 
+    def advance_migration(self, migration: Migration) -> None:
+        """Every router runs the epoch of the ``preparing`` ``migration``: publish, at an
+        epoch, the map where it is ``moving``."""
+        self.leader.request_advance(migration)
+
     def finish_migration(self, migration: Migration) -> None:
         """The mover emptied ``migration``'s source: publish, at an epoch, the map without it."""
         self.leader.request_finish(migration)

@@ -70,6 +70,7 @@ class MoversOwner(Protocol):
     def topology(self) -> SlotMap: ...
     def clock(self) -> float: ...
     def finish_migration(self, migration: Migration) -> None: ...
+    def advance_migration(self, migration: Migration) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]: ...
 
 
@@ -136,6 +137,9 @@ class Movers:
 
     def finish_migration(self, migration: Migration) -> None:
         self.owner.finish_migration(migration)
+
+    def advance_migration(self, migration: Migration) -> None:
+        self.owner.advance_migration(migration)
 
     def local_routers(self) -> dict[str, int | None]:
         """Our registered routers and the epoch each last reported (``GET /routers``)."""

@@ -4,6 +4,10 @@ Owns `plan_publication`, the step between a won "reconfigure" epoch and its
 publication (`sentinel.run.leader.Leader._publish_edit`), on top of the
 newest topology the peers have:
 
+0. each migration the mover asked to start moving (`Leader.request_advance`,
+   from `Sentinel.advance_migration`: every router runs the epoch that
+   published it ``preparing``) that is still there ``preparing`` becomes
+   ``moving``;
 1. each migration the mover asked to end (`Leader.request_finish`, from
    `Sentinel.finish_migration`) that is still in that topology is removed
    (`sentinel.decide.reconfigure.finished`: a draining shard that no longer
@@ -35,13 +39,14 @@ from sentinel.decide import reconfigure
 from sentinel.decide.model import Event, PeerOpinion
 from sentinel.decide.room import room_problems
 from slotwarden.cluster.config import ClusterConfig
-from slotwarden.cluster.topology import Address, Migration, SlotMap
+from slotwarden.cluster.topology import MOVING, Address, Migration, SlotMap
 
 
 @dataclass
 class Publication:
     layout: SlotMap  # what to publish (same layout as the latest: nothing to publish)
     ended: list[Migration] = field(default_factory=list)  # migrations it ends
+    advanced: list[Migration] = field(default_factory=list)  # preparing -> moving
     refused: list[Event] = field(default_factory=list)  # the edit's refusals (then dropped)
 
 
@@ -55,14 +60,20 @@ async def plan_publication(
     timeout: float,
     name: str,
     routes: Mapping[Address, Address] | None = None,
+    advancing: tuple[Migration, ...] = (),
 ) -> Publication:
     """The layout to publish at ``epoch`` over ``latest``: ``finishing`` ended, then the
     file (when ``edit``) merged on top if it may be."""
     base = latest.derive(epoch=epoch)
+    advanced = [m for m in advancing if m.preparing and m in latest.migrations]
+    if advanced:
+        base = base.derive(
+            migrations=tuple(m.with_state(MOVING) if m in advanced else m for m in base.migrations)
+        )
     ended = [m for m in finishing if m in latest.migrations]
     for m in ended:
         base = reconfigure.finished(base, m, config, epoch)
-    out = Publication(base, ended)
+    out = Publication(base, ended, advanced=advanced)
     if not edit:
         return out
     problems = reconfigure.plan_problems(config, base)

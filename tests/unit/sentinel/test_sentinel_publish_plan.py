@@ -18,15 +18,17 @@ def config(**slots: str) -> ClusterConfig:
 
 
 MOVING = config(a="100-8191", b="0-99,8192-16383")
-TO_B = Migration(((0, 99),), "a", "b")
+TO_B = Migration(((0, 99),), "a", "b", "preparing")  # as an edit publishes it
 
 
 def moving(epoch: int = 4):
     return reconfigure.merge(MOVING, config(a="0-8191", b="8192-16383").slotmap(3), epoch)
 
 
-async def plan(latest, cfg, finishing, edit, epoch=9):
-    return await plan_publication(latest, cfg, finishing, edit, epoch, timeout=0.5, name="t")
+async def plan(latest, cfg, finishing, edit, epoch=9, advancing=()):
+    return await plan_publication(
+        latest, cfg, finishing, edit, epoch, timeout=0.5, name="t", advancing=advancing
+    )
 
 
 async def test_an_edit_redirecting_a_migration_seen_only_now_is_refused_whole():
@@ -54,3 +56,14 @@ async def test_a_finish_for_a_migration_already_gone_is_dropped():
     done = reconfigure.finished(moving(), TO_B, MOVING, 5)
     out = await plan(done, MOVING, [TO_B], False)
     assert out.ended == [] and reconfigure.same_layout(out.layout, done)
+
+
+async def test_an_edit_publishes_new_migrations_preparing_and_an_advance_makes_them_moving():
+    assert moving().migrations == (TO_B,) and moving().is_preparing(5)
+    out = await plan(moving(), MOVING, [], False, advancing=(TO_B,))
+    assert out.advanced == [TO_B]
+    assert out.layout.migrations == (TO_B.with_state("moving"),) and out.layout.epoch == 9
+    assert not out.layout.is_preparing(5) and out.layout.source_of(5) == 0
+    # asked again once it is moving (a retry): nothing more to publish
+    again = await plan(out.layout, MOVING, [], False, advancing=(TO_B,))
+    assert again.advanced == [] and reconfigure.same_layout(again.layout, out.layout)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sentinel.decide import reconfigure
 from slotwarden.cluster.config import ClusterConfig, parse
-from slotwarden.cluster.topology import Address, Migration, Shard, SlotMap
+from slotwarden.cluster.topology import PREPARING, Address, Migration, Shard, SlotMap
 
 A, B, C, D = (Address("127.0.0.1", p) for p in (7001, 7002, 7003, 7004))
 NODES = {"a": A, "b": B, "c": C, "d": D}
@@ -27,8 +27,8 @@ def test_moving_slots_makes_one_migration_per_pair_owned_by_the_target():
     edit = config(a="100-5460", b="0-49,5461-10922", c="50-99,10923-16383")
     merged = reconfigure.merge(edit, start(), 4)
     assert merged.migrations == (
-        Migration(((0, 49),), "a", "b"),
-        Migration(((50, 99),), "a", "c"),
+        Migration(((0, 49),), "a", "b", PREPARING),
+        Migration(((50, 99),), "a", "c", PREPARING),
     )
     assert merged.ranges_of(merged.shard_index("b")) == "0-49,5461-10922"
     assert merged.source_of(0) == merged.shard_index("a")
@@ -43,7 +43,7 @@ def test_a_new_shard_is_a_migration_into_it():
     edit = config(a="0-4095", b="5461-10922", c="10923-16383", d="4096-5460")
     merged = reconfigure.merge(edit, start(), 4)
     assert [s.name for s in merged.shards] == ["a", "b", "c", "d"]
-    assert merged.migrations == (Migration(((4096, 5460),), "a", "d"),)
+    assert merged.migrations == (Migration(((4096, 5460),), "a", "d", PREPARING),)
     what = reconfigure.describe(start(), merged, edit)
     assert what == [
         f"shard d added (master {D}, replicas none)",
@@ -59,7 +59,7 @@ def test_a_removed_shard_drains_with_its_current_nodes_and_no_slots():
     assert [s.name for s in merged.shards] == ["a", "b", "c"]
     assert merged.shards[2] == Shard("c", D)  # its current master, not the file's (gone)
     assert merged.slots_of(2) == [] and merged.to_dict()["shards"][2]["slots"] == ""
-    assert merged.migrations == (Migration(((10923, 16383),), "c", "b"),)
+    assert merged.migrations == (Migration(((10923, 16383),), "c", "b", PREPARING),)
     # published and re-read: the same map
     assert SlotMap.from_dict(merged.to_dict()) == merged
 
@@ -68,7 +68,7 @@ def test_a_kept_shard_with_no_slots_drains_and_stays():
     edit = config(a="0-5460", b="5461-16383", c="")
     merged = reconfigure.merge(edit, start(), 4)
     assert [s.name for s in merged.shards] == ["a", "b", "c"]
-    assert merged.migrations == (Migration(((10923, 16383),), "c", "b"),)
+    assert merged.migrations == (Migration(((10923, 16383),), "c", "b", PREPARING),)
     done = reconfigure.finished(merged, merged.migrations[0], edit, 5)
     assert [s.name for s in done.shards] == ["a", "b", "c"]  # the file still lists it
     assert done.migrations == () and done.epoch == 5
@@ -88,8 +88,8 @@ def test_a_running_migration_is_kept_when_the_file_agrees():
     assert reconfigure.plan_problems(edit, moving) == []
     merged = reconfigure.merge(edit, moving, 5)
     assert merged.migrations == (
-        Migration(((0, 99),), "a", "b"),
-        Migration(((100, 199),), "a", "b"),
+        Migration(((0, 99),), "a", "b", PREPARING),
+        Migration(((100, 199),), "a", "b", PREPARING),
     )
 
 
