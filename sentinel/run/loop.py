@@ -112,6 +112,9 @@ class Sentinel:
         self.repointing: dict[Address, float] = {}  # reconcile: node -> when last sent
         self.routers: dict[Address, float] = {config.router.admin: float("inf")}
         self.router_epochs: dict[Address, int] = {}
+        # when each router last registered or answered a push: a migration waits only for
+        # the routers heard within ROUTER_ACK_TTL (sentinel.run.movers.local_routers)
+        self.router_heard: dict[Address, float] = {}
         self.changed = asyncio.Event()  # replaced on every new topology
         self.wake_pollers = asyncio.Event()
         self.events = EventLog()  # one sentence per transition, logged and streamed
@@ -174,6 +177,7 @@ class Sentinel:
         new = addr not in self.routers
         if epoch is not None:
             self.router_epochs[addr] = epoch
+        self.router_heard[addr] = self.clock()
         if self.routers.get(addr) != float("inf"):
             self.routers[addr] = self.clock() + ROUTER_TTL
         if new:
@@ -489,6 +493,7 @@ class Sentinel:
             for r, ans in zip(behind, answers, strict=True):
                 if ans is not None and isinstance(ans.get("epoch"), int):
                     self.router_epochs[r] = ans["epoch"]
+                    self.router_heard[r] = self.clock()
                     log.info(
                         "pushed topology epoch %d to router %s (applied %s, router at %d)",
                         topo.epoch,

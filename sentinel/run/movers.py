@@ -47,6 +47,9 @@ from slotwarden.cluster.topology import Address, Migration, SlotMap
 
 log = logging.getLogger("sentinel.movers")
 
+# A router not heard from (registration, long-poll, push answered) for this long is not
+# waited for: gone, or cut off from every sentinel (it warns after 30 s, README Resharding).
+ROUTER_ACK_TTL = 60.0
 PEER_STATUS_EVERY = 2.0  # a non-mover asks the mover's /status this often
 ASK_TIMEOUT = 1.0
 
@@ -63,6 +66,7 @@ class MoversOwner(Protocol):
     opinions: dict[str, PeerOpinion]
     routers: dict[Address, float]
     router_epochs: dict[Address, int]
+    router_heard: dict[Address, float]
     events: EventLog
     client: PeerClient | None
 
@@ -142,9 +146,17 @@ class Movers:
         self.owner.advance_migration(migration)
 
     def local_routers(self) -> dict[str, int | None]:
-        """Our registered routers and the epoch each last reported (``GET /routers``)."""
+        """Our registered routers heard from within `ROUTER_ACK_TTL` and the epoch each last
+        reported (``GET /routers``). cluster.yaml's router is listed for pushes forever,
+        but waited for only while it answers: nothing running there must not hold every
+        migration."""
         o = self.owner
-        return {str(r): o.router_epochs.get(r) for r in o.routers}
+        now = self.clock()
+        return {
+            str(r): o.router_epochs.get(r)
+            for r in o.routers
+            if now - o.router_heard.get(r, -1e18) <= ROUTER_ACK_TTL
+        }
 
     def fresh_peers(self, now: float) -> list[str]:
         window = max(3.0, 6 * self.owner.timing.probe_interval)

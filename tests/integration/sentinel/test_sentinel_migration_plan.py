@@ -178,7 +178,7 @@ def test_an_edit_moving_slots_publishes_a_migration(mig):
     write(sc, edited(sc, a="100-8191", b="0-99,8192-16383"))
     topos = everywhere(sc, lambda t: t.get("migrations"), "the migration everywhere")
     for t in topos:
-        assert t["migrations"] == [{"slots": "0-99", "from": "a", "to": "b"}]
+        assert t["migrations"] == [{"slots": "0-99", "from": "a", "to": "b", "state": "preparing"}]
         assert slots_of(t) == {"a": "100-8191", "b": "0-99,8192-16383"}
     assert len({t["epoch"] for t in topos}) == 1
     assert "start moving from shard a to shard b (keys follow)" in sc.logs_text()
@@ -211,7 +211,7 @@ def test_an_edit_redirecting_a_migrating_slot_is_rejected_everywhere(mig):
 def test_finish_migration_publishes_the_map_without_it(mig):
     sc = mig
     epoch = sc.topology("s1")["epoch"]
-    sc.s1.finish(Migration(((0, 99),), "a", "b"))  # type: ignore[attr-defined]
+    sc.s1.finish(Migration(((0, 99),), "a", "b", "preparing"))  # type: ignore[attr-defined]
     topos = everywhere(sc, lambda t: t["epoch"] > epoch, "the map without the migration")
     for t in topos:
         assert "migrations" not in t
@@ -255,12 +255,14 @@ def test_a_removed_shard_drains_until_its_migration_ends(mig):
     topos = everywhere(sc, lambda t: t.get("migrations"), "b draining", router=False)
     for t in topos:
         assert slots_of(t) == {"a": "0-16383", "b": ""}
-        assert t["migrations"] == [{"slots": "0-99,8192-16383", "from": "b", "to": "a"}]
+        assert t["migrations"] == [
+            {"slots": "0-99,8192-16383", "from": "b", "to": "a", "state": "preparing"}
+        ]
         b = t["shards"][1]
         assert {b["master"], *b["replicas"]} == b_nodes  # its nodes, though the file lost them
     assert "shard b drains (it keeps no slots)" in sc.logs_text()
     epoch = topos[0]["epoch"]
-    sc.s1.finish(Migration(((0, 99), (8192, 16383)), "b", "a"))  # type: ignore[attr-defined]
+    sc.s1.finish(Migration(((0, 99), (8192, 16383)), "b", "a", "preparing"))  # type: ignore[attr-defined]
     topos = everywhere(sc, lambda t: t["epoch"] > epoch, "b gone", router=False)
     for t in topos:
         assert slots_of(t) == {"a": "0-16383"} and "migrations" not in t
@@ -279,15 +281,17 @@ def test_a_sentinel_behind_a_map_it_refused_never_publishes_over_it(mig):
         {"name": "c", "slots": "0-99", "master": c_master.addr, "replicas": []},
     ]})  # fmt: skip
     topos = everywhere(sc, lambda t: t.get("migrations"), "a -> c", router=False)
-    assert topos[0]["migrations"] == [{"slots": "0-99", "from": "a", "to": "c"}]
-    sc.s1.finish(Migration(((0, 99),), "a", "c"))  # type: ignore[attr-defined]
+    assert topos[0]["migrations"] == [
+        {"slots": "0-99", "from": "a", "to": "c", "state": "preparing"}
+    ]
+    sc.s1.finish(Migration(((0, 99),), "a", "c", "preparing"))  # type: ignore[attr-defined]
     everywhere(sc, lambda t: "migrations" not in t and len(t["shards"]) == 2, "c owns 0-99",
                router=False)  # fmt: skip
     c = redis.Redis(port=c_master.port)
     for key in LOW_KEYS[:50]:
         c.set(key, "v")
     write(sc, edited(sc, a="0-16383"))  # c removed: it drains into a
-    drain = [{"slots": "0-99", "from": "c", "to": "a"}]
+    drain = [{"slots": "0-99", "from": "c", "to": "a", "state": "preparing"}]
     everywhere(sc, lambda t: t.get("migrations") == drain, "c draining", router=False)
     sc.stop("s3")
     (sc.root / "state" / "s3" / "state.json").unlink()
