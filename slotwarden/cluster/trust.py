@@ -15,7 +15,12 @@ item 7):
   nodes of their topology, and `restrict` drops from what a leader publishes
   any replica the file no longer lists (a sentinel never promotes one), so a
   topology published by sentinels that share the router's cluster.yaml is
-  never refused.
+  never refused. One exception (online resharding): a shard removed from
+  cluster.yaml that is still *draining* - it owns no slot in the map and is
+  the source of one of its migrations - is accepted when every node named for
+  it is one the receiver's current map (``known``) already names for that
+  shard: those nodes were listed when the receiver took them, the sentinels
+  keep publishing them until the drain ends, and no new node comes in that way.
 - `check_epoch`: at most `MAX_EPOCH_JUMP` above the epoch the receiver
   knows; a larger jump is refused (a caller may accept one that a majority
   of cluster.yaml's sentinels corroborate, see router.control.watch).
@@ -76,11 +81,14 @@ def listed(config: ClusterConfig) -> dict[str, frozenset[Address]]:
     return {s.name: frozenset((s.master, *s.replicas)) for s in config.shards}
 
 
-def check_nodes(slotmap: SlotMap, config: ClusterConfig) -> None:
-    """Raise `TopologyRefused` unless every node ``slotmap`` names is listed for its shard."""
+def check_nodes(slotmap: SlotMap, config: ClusterConfig, known: SlotMap | None = None) -> None:
+    """Raise `TopologyRefused` unless every node ``slotmap`` names is listed for its shard
+    (or, for a draining shard cluster.yaml no longer has, named for it in ``known``)."""
     nodes = listed(config)
-    for shard in slotmap.shards:
+    for index, shard in enumerate(slotmap.shards):
         allowed = nodes.get(shard.name)
+        if allowed is None:
+            allowed = draining_known(slotmap, index, known)
         if allowed is None:
             raise TopologyRefused(f"shard {_one_line(shard.name)} is not in cluster.yaml")
         for node in (shard.master, *shard.replicas):
@@ -88,6 +96,22 @@ def check_nodes(slotmap: SlotMap, config: ClusterConfig) -> None:
                 raise TopologyRefused(
                     f"shard {shard.name}: node {_one_line(node)} is not in cluster.yaml"
                 )
+
+
+def draining_known(
+    slotmap: SlotMap, index: int, known: SlotMap | None
+) -> frozenset[Address] | None:
+    """The nodes ``known`` names for shard ``index`` of ``slotmap`` if that shard is
+    draining (no slot, the source of a migration) and ``known`` has it; else None."""
+    if known is None:
+        return None
+    name = slotmap.shards[index].name
+    if bytes([index]) in slotmap.owner or not any(m.source == name for m in slotmap.migrations):
+        return None
+    for shard in known.shards:
+        if shard.name == name:
+            return frozenset((shard.master, *shard.replicas))
+    return None
 
 
 def check_epoch(epoch: int, known: int) -> None:
@@ -105,10 +129,15 @@ def is_listed(config: ClusterConfig, shard: str, addr: Address) -> bool:
 
 def restrict(slotmap: SlotMap, config: ClusterConfig) -> SlotMap:
     """``slotmap`` without the replicas cluster.yaml does not list for their shard
-    (masters are kept: a sentinel publishes the master it has)."""
+    (masters are kept: a sentinel publishes the master it has; a draining shard the
+    file no longer lists keeps the nodes it has, vetted by `check_nodes`)."""
     nodes = listed(config)
     shards = tuple(
-        Shard(s.name, s.master, tuple(r for r in s.replicas if r in nodes.get(s.name, ())))
+        Shard(
+            s.name,
+            s.master,
+            tuple(r for r in s.replicas if s.name not in nodes or r in nodes[s.name]),
+        )
         for s in slotmap.shards
     )
     if shards == slotmap.shards:
