@@ -121,6 +121,8 @@ class Router:
             "topology_epoch": route.slotmap.epoch,
             "shards": len(route.slotmap.shards),
             "shards_up": sum(1 for n in route.masters if n.is_up()),
+            "migrating_slots": sum(m.count() for m in route.slotmap.migrations),
+            "keys_moved": self.stats.keys_moved,
         }
 
     # ------------------------------------------------------------ lifecycle
