@@ -250,3 +250,24 @@ def test_a_pipeline_keeps_its_order_behind_a_held_request(prep) -> None:
     push(c, "moving")
     assert call.get() == [True, b"v", b"o", 1]
     assert b.get(k) == b"v" and a.exists(k) == 0
+
+
+def test_a_cross_shard_computed_command_is_held_too(prep) -> None:
+    c = prep
+    a, b = shards(c)
+    (moving,) = keys(1)
+    (staying,) = keys(1, migrating=False)
+    other = next(f"o{i}" for i in range(10_000) if key_hash_slot(f"o{i}".encode()) >= 8192)
+    a.sadd(moving, "x", "y")
+    a.sadd(staying, "y", "z")
+    b.sadd(other, "y", "w")
+    push(c, "preparing")
+    dest = f"{{{moving}}}:dest"  # the same slot as ``moving``
+    inter = Call(lambda: c.client().sinter(moving, staying, other))
+    store = Call(lambda: c.client().sunionstore(dest, [moving, staying]))
+    time.sleep(HELD_S)
+    assert inter.running() and store.running()
+    assert a.smembers(moving) == {b"x", b"y"} and b.exists(moving, dest) == 0
+    push(c, "moving")
+    assert inter.get() == {b"y"} and store.get() == 3
+    assert a.exists(moving, dest) == 0 and b.smembers(dest) == {b"x", b"y", b"z"}
