@@ -21,6 +21,9 @@ sent) until the sentinels publish the migration ``moving`` (then the pre-move
 above) or without it (then sent to the owner); past command_timeout_ms it is
 answered `tryagain_preparing` and was not executed. Keyless requests are never held.
 
+A transaction (or WATCH) begun before a migration appeared is refused at EXEC
+(`exec_refusal`): its commands were planned for the old layout.
+
 SORT BY/GET patterns that read keys of a migrating slot (preparing or moving) are
 answered -TRYAGAIN until the migration ends (`sort_refusal`): those keys cannot be
 listed beforehand.
@@ -43,6 +46,7 @@ from router.commands.key_finders import KeySpecError
 from router.commands.spec import CommandSpec, key_positions
 from router.decide.merge import OWN_PREFIX
 from router.decide.sort_patterns import SORTS, pattern_slots
+from router.decide.txn import execabort_because
 from slotwarden.cluster.topology import Migration, SlotMap
 from slotwarden.resp.accel import key_slot
 from slotwarden.resp.encode import encode_command, error_reply
@@ -135,6 +139,25 @@ def held_slot(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int | N
         slot = key_slot(key)
         if moving[slot] != 255 and not key.startswith(OWN_PREFIX) and slotmap.is_preparing(slot):
             return slot
+    return None
+
+
+def exec_refusal(since: SlotMap | None, now: SlotMap) -> bytes | None:
+    """EXEC of a transaction begun (WATCH or MULTI) under ``since``: -EXECABORT … TRYAGAIN
+    if a migration started since then (its queued commands were planned for the shards
+    of that time, before their keys could be held or moved: they could write a source
+    that is being emptied, or a WATCH on the source miss a write on the target). A
+    migration that was already there, whatever its state, is no reason."""
+    if since is None or now is since or not now.migrations:
+        return None
+    for m in now.migrations:
+        if not any(m.same_move(old) for old in since.migrations):
+            return execabort_because(
+                error_reply(
+                    f"TRYAGAIN slots {m.ranges()} started moving from shard {m.source} to "
+                    f"shard {m.target} during the transaction, try again"
+                )
+            )
     return None
 
 

@@ -271,3 +271,44 @@ def test_a_cross_shard_computed_command_is_held_too(prep) -> None:
     push(c, "moving")
     assert inter.get() == {b"y"} and store.get() == 3
     assert a.exists(moving, dest) == 0 and b.smembers(dest) == {b"x", b"y", b"z"}
+
+
+def raw(r: redis.Redis, *args: str) -> object:
+    """One command on ``r``'s single connection, its reply as parsed (no callbacks)."""
+    conn = r.connection
+    assert conn is not None
+    conn.send_command(*args)
+    return conn.read_response()
+
+
+def test_a_transaction_begun_before_the_migration_is_refused_at_exec(prep) -> None:
+    c = prep
+    a, b = shards(c)
+    k, k2 = keys(2)
+    a.set(k, "old")
+    a.set(k2, 5)
+    push(c, None)  # no migration yet: queued commands are planned for shard a
+    r = c.client(single_connection_client=True)
+    assert raw(r, "MULTI") == b"OK"
+    assert raw(r, "SET", k, "new") == b"QUEUED"
+    push(c, "preparing")  # then slots 0-999 start moving a -> b
+    with pytest.raises(redis.exceptions.ExecAbortError, match="TRYAGAIN slots 0-999 started"):
+        raw(r, "EXEC")
+    assert a.get(k) == b"old" and b.exists(k) == 0  # the source was not written
+    push(c, None)
+    w = c.client(single_connection_client=True)
+    assert raw(w, "WATCH", k2) == b"OK"  # WATCH begins the transaction
+    push(c, "preparing")
+    assert raw(w, "MULTI") == b"OK"
+    (other,) = keys(1, migrating=False)
+    assert raw(w, "SET", other, "x") == b"QUEUED"
+    with pytest.raises(redis.exceptions.ExecAbortError, match="TRYAGAIN slots 0-999 started"):
+        raw(w, "EXEC")
+    assert a.exists(other) == 0
+    # begun under the preparing map: held at queue time, then moved; EXEC runs
+    t = Call(lambda: multi_incr(c.client(), k2))
+    time.sleep(HELD_S)
+    assert t.running()
+    push(c, "moving")
+    assert t.get() == [6, b"6"]
+    assert a.exists(k2) == 0 and b.get(k2) == b"6"

@@ -180,3 +180,18 @@ def test_tryagain_preparing_text() -> None:
     assert m.tryagain_preparing(42, "a", "d") == (
         b"-TRYAGAIN slot 42 is about to move from shard a to shard d, try again\r\n"
     )
+
+
+def test_exec_refusal_only_for_a_migration_begun_during_the_transaction() -> None:
+    before, prep = slotmap(False), preparing_map()
+    moving = prep.derive(migrations=tuple(x.with_state("moving") for x in prep.migrations))
+    assert m.exec_refusal(None, prep) is None  # no WATCH/MULTI recorded
+    assert m.exec_refusal(prep, prep) is None
+    assert m.exec_refusal(prep, moving) is None  # the same moves, now moving: held/moved
+    assert m.exec_refusal(prep, before) is None  # no migration now
+    refused = m.exec_refusal(before, prep)
+    assert refused is not None and refused.startswith(
+        b"-EXECABORT Transaction discarded because of: TRYAGAIN slots 0-99 started moving "
+        b"from shard a to shard b during the transaction, try again"
+    )
+    assert m.exec_refusal(slotmap(), prep) is not None  # 200-299 is new
