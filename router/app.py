@@ -131,6 +131,8 @@ class Router:
             "shards_up": sum(1 for n in route.masters if n.is_up()),
             "migrating_slots": sum(m.count() for m in route.slotmap.migrations),
             "keys_moved": self.stats.keys_moved,
+            # 0: no sentinel answered for 30 s (or none is watched): router.control.watch
+            "sentinels_reachable": int(self.watcher is not None and self.watcher.reachable()),
         }
 
     # ------------------------------------------------------------ lifecycle

@@ -127,6 +127,8 @@ class RouterStats:
         self.split_transactions = 0  # EXECs run as one MULTI/EXEC per shard (several)
         self.keys_moved = 0  # keys moved off a migration's source (router.wire.migrate)
         self.migrate_errors = 0  # keys that could not be moved (-TRYAGAIN)
+        self.held_requests = 0  # requests held: a key in a preparing migration's slot
+        self.held_timeouts = 0  # of those, answered -TRYAGAIN at command_timeout_ms
 
     def count(self, command: str, raw: bytes) -> None:
         """One reply for ``command`` went back to a client."""
@@ -236,6 +238,16 @@ class RouterCollector(Collector):
             "Keys of migrating slots this router could not move (a MIGRATE or check error, "
             "or a key still being moved at the deadline): the client got -TRYAGAIN.",
             value=stats.migrate_errors,
+        )
+        yield CounterMetricFamily(
+            "slotwarden_router_held_requests",
+            "Requests held because a key is in a slot whose migration is still preparing.",
+            value=stats.held_requests,
+        )
+        yield CounterMetricFamily(
+            "slotwarden_router_held_timeouts",
+            "Held requests answered -TRYAGAIN at command_timeout_ms (not executed).",
+            value=stats.held_timeouts,
         )
         yield from self._backends()
         yield from self._topology()

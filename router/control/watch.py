@@ -18,6 +18,12 @@ nodes cluster.yaml lists for their shard, and an epoch at most
 answer with that epoch (`ask_all`), so a router that was away while the
 sentinels' elections moved the epoch far ahead still catches up.
 
+A router no sentinel has answered for `SILENT_S` (30 s) logs one WARNING (and
+one line when one answers again) and reports ``sentinels_reachable:0`` in INFO
+(`reachable`): the sentinels' mover waits for every registered router to run a
+migration's epoch, and a router that does not hear of a migration keeps writing
+its slots on the source (README *Resharding*).
+
 Invariant: every map goes through `RouteTable.apply_topology`
 (router.control.routes), which applies only a strictly higher epoch. On
 shutdown the request in flight ends before the HTTP session closes.
@@ -43,6 +49,7 @@ log = logging.getLogger("slotwarden.watch")
 LONG_POLL_S = 20.0  # how long a sentinel may hold a watch request
 ASK_TIMEOUT_S = 1.0  # a one-off question to one sentinel
 RETRY_S = 0.5  # after every sentinel failed
+SILENT_S = 30.0  # no sentinel answered for this long: warn (once), INFO sentinels_reachable:0
 
 
 class TopologyWatcher:
@@ -62,6 +69,42 @@ class TopologyWatcher:
         self._session: aiohttp.ClientSession | None = None
         self.ssl = ssl  # HTTPS to the sentinels, verifying tls.ca_file (cluster.yaml tls.http)
         self.scheme = "https" if ssl is not None else "http"
+        self.last_answer: float | None = None  # loop time of the last sentinel's answer
+        self.silent = False  # the silence warning was logged (and no answer since)
+        self._silence: asyncio.TimerHandle | None = None
+
+    def reachable(self) -> bool:
+        """True if a sentinel answered in the last `SILENT_S` seconds."""
+        last = self.last_answer
+        return last is not None and asyncio.get_running_loop().time() - last < SILENT_S
+
+    def _answered(self) -> None:
+        """A sentinel answered (a topology, applied or not): the silence clock restarts."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.silent:
+            self.silent = False
+            if self.last_answer is None:
+                log.info("a sentinel answered (the first since this router started)")
+            else:
+                log.info("a sentinel answered again after %.0f s", now - self.last_answer)
+        self.last_answer = now
+        self._arm(loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._silence is not None:
+            self._silence.cancel()
+        self._silence = loop.call_later(SILENT_S, self._silent)
+
+    def _silent(self) -> None:
+        self._silence = None
+        if not self.silent:
+            self.silent = True
+            log.warning(
+                "no sentinel answered for %.0f s: migrations may wait for this router; its "
+                "writes to slots that start moving meanwhile are at risk",
+                SILENT_S,
+            )
 
     def hint(self) -> None:
         """Something suggests the topology changed: ask the sentinels now."""
@@ -106,6 +149,8 @@ class TopologyWatcher:
             *(self._get(s, epoch, 0.0) for s in self.sentinels), return_exceptions=True
         )
         maps = [r for r in results if isinstance(r, SlotMap)]
+        if maps:
+            self._answered()
         for sentinel, r in zip(self.sentinels, results, strict=True):
             if isinstance(r, TopologyRefused):
                 log.warning("sentinel %s: bad topology: %s", sentinel, r)
@@ -119,6 +164,7 @@ class TopologyWatcher:
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(ssl=self.ssl if self.ssl is not None else True)
         self._session = aiohttp.ClientSession(connector=connector)
+        self._arm(asyncio.get_running_loop())  # silent from the start until one answers
         answered = await self.ask_all()
         if not answered:
             log.warning("no sentinel answered; starting from %s", self.routes.running.config.path)
@@ -153,6 +199,7 @@ class TopologyWatcher:
                     if index % len(self.sentinels) == 0:
                         await asyncio.sleep(RETRY_S)
                     continue
+                self._answered()
                 if slotmap is not None and self._take(slotmap, f"sentinel {sentinel}") is None:
                     # refused: a big jump is taken if a majority of the sentinels has it;
                     # either way, do not ask again at once
@@ -162,6 +209,8 @@ class TopologyWatcher:
         finally:
             # The long poll still open must end before the session closes under it
             # (else: "Task exception was never retrieved ... Connector is closed").
+            if self._silence is not None:
+                self._silence.cancel()
             await _settle(poll, hint)
             if self._session is not None:
                 await self._session.close()

@@ -15,8 +15,18 @@ keys are in migrating slots is sent, each such key is moved source → target
                -…BUSYKEY… ─► the target has it already (newer): DEL <k> on the source
                any other error ─► the key stays: -TRYAGAIN, the command is not sent
 
-SORT BY/GET patterns that read keys of a migrating slot are answered -TRYAGAIN
-until the migration ends (`sort_refusal`): those keys cannot be listed beforehand.
+Before any of that, a migration is first ``preparing`` (README *Resharding*): a
+request with a key in one of its slots is HELD (`held_slot`: neither moved nor
+sent) until the sentinels publish the migration ``moving`` (then the pre-move
+above) or without it (then sent to the owner); past command_timeout_ms it is
+answered `tryagain_preparing` and was not executed. Keyless requests are never held.
+
+A transaction (or WATCH) begun before a migration appeared is refused at EXEC
+(`exec_refusal`): its commands were planned for the old layout.
+
+SORT BY/GET patterns that read keys of a migrating slot (preparing or moving) are
+answered -TRYAGAIN until the migration ends (`sort_refusal`): those keys cannot be
+listed beforehand.
 
 One MIGRATE per key (not one ``KEYS k1 k2 …``) so that each reply names the
 fate of its own key: a multi-key MIGRATE answers only the first error and
@@ -36,6 +46,7 @@ from router.commands.key_finders import KeySpecError
 from router.commands.spec import CommandSpec, key_positions
 from router.decide.merge import OWN_PREFIX
 from router.decide.sort_patterns import SORTS, pattern_slots
+from router.decide.txn import execabort_because
 from slotwarden.cluster.topology import Migration, SlotMap
 from slotwarden.resp.accel import key_slot
 from slotwarden.resp.encode import encode_command, error_reply
@@ -106,6 +117,48 @@ def keys_to_move(
         seen.add(key)
         out.setdefault(source, []).append(key)
     return out
+
+
+def held_slot(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> int | None:
+    """The slot of the first key of ``args`` whose migration is still ``preparing``
+    (the request must wait: nothing may touch that slot's keys yet), None if no key
+    is (keyless requests, keys the normal path refuses, the project's own keys)."""
+    if not slotmap.migrations or spec.name in CHANNEL_COMMANDS:
+        return None
+    if not any(m.preparing for m in slotmap.migrations):
+        return None
+    try:
+        positions = key_positions(spec, args)
+    except KeySpecError:
+        return None
+    moving = slotmap.moving
+    for index in positions:
+        if index >= len(args):
+            continue
+        key = args[index]
+        slot = key_slot(key)
+        if moving[slot] != 255 and not key.startswith(OWN_PREFIX) and slotmap.is_preparing(slot):
+            return slot
+    return None
+
+
+def exec_refusal(since: SlotMap | None, now: SlotMap) -> bytes | None:
+    """EXEC of a transaction begun (WATCH or MULTI) under ``since``: -EXECABORT … TRYAGAIN
+    if a migration started since then (its queued commands were planned for the shards
+    of that time, before their keys could be held or moved: they could write a source
+    that is being emptied, or a WATCH on the source miss a write on the target). A
+    migration that was already there, whatever its state, is no reason."""
+    if since is None or now is since or not now.migrations:
+        return None
+    for m in now.migrations:
+        if not any(m.same_move(old) for old in since.migrations):
+            return execabort_because(
+                error_reply(
+                    f"TRYAGAIN slots {m.ranges()} started moving from shard {m.source} to "
+                    f"shard {m.target} during the transaction, try again"
+                )
+            )
+    return None
 
 
 def sort_refusal(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> bytes | None:
@@ -210,6 +263,14 @@ def tryagain_waiting(key: bytes, target: str) -> bytes:
     """A key the mover is moving (locked, or big) still on the source at the deadline."""
     name = key.decode("utf-8", "replace")
     return error_reply(f"TRYAGAIN key {name} is being moved to shard {target}, try again")
+
+
+def tryagain_preparing(slot: int, source: str, target: str) -> bytes:
+    """A request held (its slot's migration still preparing) up to command_timeout_ms;
+    it was not executed."""
+    return error_reply(
+        f"TRYAGAIN slot {slot} is about to move from shard {source} to shard {target}, try again"
+    )
 
 
 def tryagain_failed(key: bytes, source: str, target: str, why: str) -> bytes:

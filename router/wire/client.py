@@ -46,8 +46,9 @@ router computes (``router.cross_shard: compute``: `router.wire.gather`) takes it
 reply slot at once too, and the client's next requests wait until it is answered;
 so do SCAN and LMPOP/ZMPOP over several shards, which ask shards one after another
 (`router.wire.walk`), and a request whose keys are in migrating slots while they are
-moved from the source shard first (`router.wire.migrate`; with migrations in the
-slot map every request goes through `dispatch`, the fast paths are off).
+moved from the source shard first, or held while their migration is preparing
+(`router.wire.migrate`; with migrations in the slot map every request goes through
+`dispatch`, the fast paths are off).
 
 SCRIPT KILL and FUNCTION KILL never go on the shared connection (the busy
 script they must stop is in front of them there): `forward` sends them to
@@ -246,7 +247,7 @@ class ClientConn(asyncio.Protocol):
         self.large_pending: Pending | None = None
         # a multi-key command computed across shards (router.wire.gather) or a walk
         # (router.wire.walk): the client's next requests wait in ``held`` until answered
-        self.gather: Gather | Walking | migrate.PreMove | None = None
+        self.gather: Gather | Walking | migrate.PreMove | migrate.Hold | None = None
         self.state = ClientState(self, ports.routes)
         self.dropped: set[Pending] | None = None  # replies CLIENT REPLY OFF/SKIP drops
         self.premoved: list[bytes] | None = None  # keys just moved (router.wire.migrate)
@@ -323,6 +324,7 @@ class ClientConn(asyncio.Protocol):
         """
         if self.transport is not None:
             self.state.on_route_change()
+            migrate.route_changed(self)  # a request held for a preparing migration looks now
 
     def pause_writing(self) -> None:
         self.out_paused = True

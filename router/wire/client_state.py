@@ -23,8 +23,10 @@ commands cannot overtake them on a shared connection); a blocking command's
 connection is given back after its reply; all are closed at once if the
 client goes away. A transaction over several shards (router.transactions:
 split) is sent by `router.wire.split_exec`; with WATCH the client is BLOCKED
-(its next commands held) until every shard's part has answered. A blocking
-command's reply comes through a
+(its next commands held) until every shard's part has answered. An EXEC whose
+transaction began (WATCH, else MULTI) before a migration appeared in the slot map
+is refused (`router.decide.migrate.exec_refusal`): its commands were planned for
+the old layout. A blocking command's reply comes through a
 `router.decide.fanin.FanIn` (WAIT: one part per master, merged by its row's
 merger), and so do the confirmations of the `Subscriber`.
 """
@@ -40,6 +42,7 @@ from router.decide import plan as planner
 from router.decide.builtins import NO_AUTH_COMMANDS, NOAUTH
 from router.decide.fanin import FanIn, FanInPart
 from router.decide.merge import merge_first
+from router.decide.migrate import exec_refusal
 from router.decide.modes import Mode, ModeInput
 from router.errors import CROSSSLOT
 from router.wire import split_exec
@@ -47,6 +50,7 @@ from router.wire.node import RouteSource
 from router.wire.pinned import PinnedConn, holder_of
 from router.wire.ports import ClientPort, Waiter
 from router.wire.subscriber import Subscriber, pong
+from slotwarden.cluster.topology import SlotMap
 from slotwarden.resp.encode import OK, encode_array, encode_command
 
 log = logging.getLogger("slotwarden.frontend")
@@ -77,6 +81,7 @@ class ClientState:
         "mode",
         "plain",
         "routes",
+        "since",
         "subscriber",
         "tx",
         "watch",
@@ -98,6 +103,7 @@ class ClientState:
         self.watching = False
         self.blocked: list[PinnedConn] = []  # pinned connections of the blocking command
         self.subscriber: Subscriber | None = None
+        self.since: SlotMap | None = None  # the slot map when WATCH (or MULTI) began
 
     def update_plain(self) -> None:
         session = self.client.session
@@ -161,6 +167,8 @@ class ClientState:
         if nxt is MULTI and mode is MULTI and event is not ModeInput.QUIT:
             self._queue(spec, args, raw)
         elif event is ModeInput.MULTI:
+            if not self.watching:
+                self.since = self.routes.route.slotmap
             split = client.running.config.router.transactions == "split"
             self.tx = txn.Transaction(self.watch_shard if self.watching else None, split=split)
             client.push(OK)
@@ -236,6 +244,11 @@ class ClientState:
             self._unwatch_silently()
             client.push(txn.EXECABORT)
             return False
+        moved_on = exec_refusal(self.since, self.routes.route.slotmap)  # a migration began
+        if moved_on is not None:
+            self._unwatch_silently()
+            client.push(moved_on)
+            return False
         answer = lambda item: client.answer_local(item.name, item.args)  # noqa: E731
         if tx.split:
             watched = self.watch_shard if self.watching else None
@@ -296,6 +309,8 @@ class ClientState:
         if self.watching and shard != self.watch_shard:
             client.push(CROSSSLOT)
             return
+        if not self.watching:
+            self.since = route.slotmap
         if self.watch is not None and shard != self.watch_shard:
             self._release_watch()  # still draining on another shard: let it go
         if self.watch is None:

@@ -21,17 +21,28 @@ their order:
     done     the request is dispatched again (now sent to the target as usual);
              a key that could not be moved ─► -TRYAGAIN …, the request is not sent
 
+Before that, a request with a key in a slot whose migration is still
+``preparing`` is HELD by a `Hold` (`router.decide.migrate.held_slot`), which sits
+in ``ClientConn.gather`` like a pre-move (the client's next requests wait behind
+it): nothing is moved or sent. It looks again whenever the route changes
+(`route_changed`, from ``ClientConn.on_route_change``) and every 20 ms; once no
+key of the request is in a preparing slot the request is dispatched again (a
+``moving`` slot: the pre-move; no longer migrating: sent as usual). Past
+command_timeout_ms: -TRYAGAIN slot N is about to move …, the request not executed.
+
 The keys moved or found absent are remembered in the router-wide `Migrator`
 (`router.decide.migrate.MovedKeys`), so a key costs one check per migration.
 MIGRATE's AUTH/AUTH2 carries the target's backend password: the requests are
-never logged. Invariant: the command is sent only after every one of its keys
-in a migrating slot was found absent from the source or moved off it.
+never logged. Invariants: the command is sent only after every one of its keys
+in a migrating slot was found absent from the source or moved off it; nothing of a
+request with a key in a preparing slot reaches source or target while it is held.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from router.commands.spec import CommandSpec
@@ -164,16 +175,80 @@ def start(client: MoveClient, spec: CommandSpec, args: list[bytes], raw: bytes) 
         client.fifo[-1].cmd = spec.name
         return True
     migrator = client.ports.migrator
+    held = decide.held_slot(spec, args, slotmap)
+    if held is not None:  # its migration is preparing: wait until it moves (or is gone)
+        hold = Hold(client, spec, args, raw)
+        client.stats.held_requests += 1
+        client.gather = hold
+        _spawn(migrator, hold.run(), "hold")
+        return True
     migrator.moved.follow(slotmap.migrations)
     groups = decide.keys_to_move(spec, args, slotmap, migrator.moved)
     if not groups:
         return False
     move = PreMove(client, spec, args, raw, groups)
     client.gather = move
-    task = asyncio.get_running_loop().create_task(move.run(), name="premove")
-    migrator.tasks.add(task)
-    task.add_done_callback(migrator.tasks.discard)
+    _spawn(migrator, move.run(), "premove")
     return True
+
+
+def _spawn(migrator: Migrator, coro: Coroutine[Any, Any, None], name: str) -> None:
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    migrator.tasks.add(task)  # referenced until done
+    task.add_done_callback(migrator.tasks.discard)
+
+
+def route_changed(client: MoveClient) -> None:
+    """The route changed: a request the client holds looks at the new slot map now."""
+    hold = client.gather
+    if isinstance(hold, Hold):
+        hold.wake()
+
+
+class Hold:
+    """One request held while a slot of its keys is in a preparing migration (see the
+    module docstring)."""
+
+    def __init__(
+        self, client: MoveClient, spec: CommandSpec, args: list[bytes], raw: bytes
+    ) -> None:
+        self.client = client
+        self.spec = spec
+        self.args = args
+        self.raw = raw
+        self._woken: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
+
+    async def run(self) -> None:
+        client = self.client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + client.running.config.router.command_timeout_ms / 1000
+        error: bytes | None = None
+        try:
+            while True:
+                slotmap = client.routes.route.slotmap
+                slot = decide.held_slot(self.spec, self.args, slotmap)
+                if slot is None:
+                    break  # moving (the pre-move comes next) or no longer migrating
+                left = deadline - loop.time()
+                if left <= 0:
+                    migration = slotmap.migration_of(slot)
+                    assert migration is not None
+                    client.stats.held_timeouts += 1
+                    error = decide.tryagain_preparing(slot, migration.source, migration.target)
+                    break
+                if client.transport is None:
+                    break  # the client is gone: nothing to answer
+                self._woken = loop.create_future()
+                await asyncio.wait({self._woken}, timeout=min(decide.RECHECK_S, left))
+                self._woken = None
+        except Exception:  # never leave the client held
+            log.exception("hold of %s failed", self.spec.name)
+            error = error_reply("TRYAGAIN the router could not hold the request, try again")
+        _resume(client, self, self.spec, self.args, self.raw, error)
 
 
 class PreMove:
@@ -200,19 +275,9 @@ class PreMove:
         except Exception:  # never leave the client held
             log.exception("pre-move of %s failed", self.spec.name)
             error = error_reply("TRYAGAIN the router could not move the keys, try again")
-        client = self.client
-        if client.gather is self:
-            client.gather = None
-        if client.transport is None:
-            return  # the client is gone (the keys moved stay moved)
         if error is None:
-            client.premoved = self.args
-            client.dispatch(self.args, self.raw, self.spec)
-        else:
-            client.state.reject(error, self.args)  # in MULTI: the transaction fails too
-            client.fifo[-1].cmd = self.spec.name
-        client.turn.flush()
-        client.resume_soon()
+            self.client.premoved = self.args  # moved: on to the target, no second look
+        _resume(self.client, self, self.spec, self.args, self.raw, error)
 
     async def _move_all(self) -> bytes | None:
         route = self.route
@@ -323,6 +388,30 @@ class PreMove:
                 return decide.tryagain_waiting(check.waiting[0], dst_name)
             pending = check.waiting
             await asyncio.sleep(decide.RECHECK_S)
+
+
+def _resume(
+    client: MoveClient,
+    holder: object,
+    spec: CommandSpec,
+    args: list[bytes],
+    raw: bytes,
+    error: bytes | None,
+) -> None:
+    """A pre-move or hold is over: the request is dispatched again (``error`` None) or
+    answered ``error``, then the client's next requests go on."""
+    if client.gather is holder:
+        client.gather = None
+    if client.transport is None:
+        client.premoved = None
+        return  # the client is gone (the keys moved stay moved)
+    if error is None:
+        client.dispatch(args, raw, spec)
+    else:
+        client.state.reject(error, args)  # in MULTI: the transaction fails too
+        client.fifo[-1].cmd = spec.name
+    client.turn.flush()
+    client.resume_soon()
 
 
 async def _round(conn: BackendConn, requests: list[bytes], turn: LoopTurn) -> list[bytes]:

@@ -56,6 +56,8 @@ class StatsSink(Protocol):
     split_transactions: int  # EXECs run as one MULTI/EXEC per shard (several shards)
     keys_moved: int  # keys this router moved off a migration's source (router.wire.migrate)
     migrate_errors: int  # keys it could not move (the client got -TRYAGAIN)
+    held_requests: int  # requests held: a key in a preparing migration's slot
+    held_timeouts: int  # of those, answered -TRYAGAIN at command_timeout_ms
 
     def count(self, command: str, raw: bytes) -> None: ...
 

@@ -133,3 +133,65 @@ def test_sort_patterns_reading_a_migrating_slot_are_tryagain() -> None:
     assert m.sort_refusal(resolve(sort), sort, slotmap(False)) is None
     plain = args("SORT", key_in(0, 99), "GET", "#", "BY", "nosort")
     assert m.sort_refusal(resolve(plain), plain, slotmap()) is None
+
+
+def preparing_map() -> SlotMap:
+    """0-99 preparing a -> b, 200-299 moving a -> b."""
+    migrations = (
+        Migration.of([(0, 99)], "a", "b", "preparing"),
+        Migration.of([(200, 299)], "a", "b"),
+    )
+    owners = [[(100, 199), (300, 8191)], [(0, 99), (200, 299), (8192, 16383)], []]
+    return SlotMap.build(1, SHARDS, owners, migrations)
+
+
+def test_held_slot_is_the_first_key_in_a_preparing_slot() -> None:
+    prep, moving, staying = key_in(0, 99), key_in(200, 299), key_in(300, 8191)
+    for req in (
+        args("GET", prep),
+        args("MSET", staying, "1", moving, "2", prep, "3"),
+        args("EVAL", "return 1", "2", staying, prep, "arg"),
+        args("BLPOP", staying, prep, "0"),
+        args("WATCH", prep),
+    ):
+        assert m.held_slot(resolve(req), req, preparing_map()) == key_hash_slot(prep), req
+    for req in (
+        args("GET", moving),  # moving: the pre-move's job, not held
+        args("MGET", staying, moving),
+        args("PING"),  # keyless: never held
+        args("DBSIZE"),
+        args("SPUBLISH", prep, "msg"),  # a channel, not a key
+        args("EVAL", "return 1", "5", prep),  # numkeys too big: the server answers
+    ):
+        assert m.held_slot(resolve(req), req, preparing_map()) is None, req
+    own = next(
+        f"__slotwarden:lock:{i}".encode()
+        for i in range(10_000)
+        if key_hash_slot(f"__slotwarden:lock:{i}".encode()) < 100
+    )
+    req = args("GET", own)
+    assert m.held_slot(resolve(req), req, preparing_map()) is None
+    req = args("GET", prep)
+    assert m.held_slot(resolve(req), req, slotmap()) is None  # only moving migrations
+    assert m.held_slot(resolve(req), req, slotmap(False)) is None
+
+
+def test_tryagain_preparing_text() -> None:
+    assert m.tryagain_preparing(42, "a", "d") == (
+        b"-TRYAGAIN slot 42 is about to move from shard a to shard d, try again\r\n"
+    )
+
+
+def test_exec_refusal_only_for_a_migration_begun_during_the_transaction() -> None:
+    before, prep = slotmap(False), preparing_map()
+    moving = prep.derive(migrations=tuple(x.with_state("moving") for x in prep.migrations))
+    assert m.exec_refusal(None, prep) is None  # no WATCH/MULTI recorded
+    assert m.exec_refusal(prep, prep) is None
+    assert m.exec_refusal(prep, moving) is None  # the same moves, now moving: held/moved
+    assert m.exec_refusal(prep, before) is None  # no migration now
+    refused = m.exec_refusal(before, prep)
+    assert refused is not None and refused.startswith(
+        b"-EXECABORT Transaction discarded because of: TRYAGAIN slots 0-99 started moving "
+        b"from shard a to shard b during the transaction, try again"
+    )
+    assert m.exec_refusal(slotmap(), prep) is not None  # 200-299 is new
