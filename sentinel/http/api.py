@@ -245,6 +245,7 @@ def status_of(s: Sentinel) -> dict[str, Any]:
         },
         "routers": {str(r): s.router_epochs.get(r) for r in s.routers},
         "topology": s.topology.to_dict(),
+        "redis_config": s.redisconf.status(),  # cluster.yaml redis: drift
     }
 
 

@@ -8,7 +8,8 @@ running config (swapped as a whole by `Sentinel.apply_config`, which
 everything about leading (role, elections, failovers, edits to publish);
 the Sentinel serves as its `LeaderHost`. Every background task belongs to
 the TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
-reload can stop the ones it no longer needs.
+reload can stop the ones it no longer needs. cluster.yaml's ``redis:``
+settings are applied to the nodes by its `sentinel.act.redisconf` task.
 Decisions come from the pure modules (`sentinel.decide`); this module
 gathers the snapshot, awaits I/O, and logs one sentence per transition
 (sdown, odown, vote, convert-to-replica, topology). Invariants: the
@@ -34,6 +35,7 @@ from typing import Any, TypeVar
 from sentinel.act.actuator import Actuator
 from sentinel.act.peers import PeerClient
 from sentinel.act.probe import Prober
+from sentinel.act.redisconf import RedisConfigApplier
 from sentinel.act.state import Persisted, StateStore, answer_vote
 from sentinel.decide import election, failover, reconfigure
 from sentinel.decide.detector import Flags, detect
@@ -133,6 +135,10 @@ class Sentinel:
             if config.path
             else None
         )
+        self.redisconf = RedisConfigApplier(  # cluster.yaml redis: on every node
+            me, self.name, lambda: (self.config, self.topology), self.opinions,
+            self.events.emit, self.routes, clock,
+        )  # fmt: skip
 
     # -- read side ---------------------------------------------------------------
 
@@ -404,6 +410,7 @@ class Sentinel:
             for pid, addr in list(self.peers.items()):
                 self.start_peer(pid, addr)
             tg.create_task(self.push_routers(), name="push")
+            tg.create_task(self.redisconf.run(), name="redis config")
             if self.reloader is not None:
                 tg.create_task(self.reloader.watch(), name="config watch")
             log.info(
