@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from sentinel.act.probe import connect
@@ -98,6 +99,9 @@ class RedisConfigApplier:
                     seen = (config, topology.epoch)
                     await self.apply_once(config, topology)
                     due = time.monotonic() + INTERVAL
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise asyncio.CancelledError  # one a client library swallowed
                 await asyncio.sleep(WAKE)
         finally:
             await self.close(self.clients)
@@ -115,18 +119,27 @@ class RedisConfigApplier:
         self.passes += 1
 
     async def node(self, want: NodeWant) -> list[Drift]:
-        """Read (and, as the applier, fix) one node; what still differs afterwards."""
-        client = self.clients.get(want.addr)
-        if client is None:
-            via = self.routes.get(want.addr, want.addr)
-            client = self.clients[want.addr] = connect(via, NODE_TIMEOUT, self.name)
+        """Read (and, as the applier, fix) one node; what still differs afterwards.
+        A kept connection the node closed meanwhile (its ``timeout`` setting) is
+        replaced once, within the same deadline."""
         try:
             async with asyncio.timeout(NODE_TIMEOUT):
-                return await self.check(client, want)
+                for fresh in (want.addr not in self.clients, True):
+                    client = self.clients.get(want.addr)
+                    if client is None:
+                        via = self.routes.get(want.addr, want.addr)
+                        client = self.clients[want.addr] = connect(via, NODE_TIMEOUT, self.name)
+                    try:
+                        return await self.check(client, want)
+                    except (RedisConnectionError, OSError):
+                        await self.close({want.addr: self.clients.pop(want.addr)})
+                        if fresh:
+                            raise
         except (RedisError, OSError, TimeoutError):
-            self.clients.pop(want.addr, None)
-            await self.close({want.addr: client})
-            return []  # unreachable: the prober says so; no verdict on its settings
+            client = self.clients.pop(want.addr, None)
+            if client is not None:
+                await self.close({want.addr: client})
+        return []  # unreachable: the prober says so; no verdict on its settings
 
     async def check(self, client: aioredis.Redis, want: NodeWant) -> list[Drift]:
         have = await read(client, want.settings)

@@ -9,6 +9,7 @@ by a kill -9 failover already runs the settings.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -20,7 +21,9 @@ import redis
 import yaml
 from test_sentinel_harness import SECRET, SentinelCluster
 
-from sentinel.act.redisconf import INTERVAL
+from sentinel.act.redisconf import INTERVAL, RedisConfigApplier
+from sentinel.decide.model import Event
+from slotwarden.cluster import config as cfg
 from slotwarden.procs import RedisFarm, RedisProc
 
 MiB = 1024 * 1024
@@ -156,3 +159,33 @@ def test_a_promoted_replica_already_runs_the_settings(sc):
     # nothing needed setting on it after the promotion
     sc.wait_for(lambda: sc.status("s1")["redis_config"]["drift"] == [], 10, "no drift")
     assert sc.log("s1").count(f"on {replica.addr} (shard a; was {64 * MiB})") == 0
+
+
+def test_a_node_closing_idle_connections_is_still_looked_after(farm):
+    """With ``timeout: 1`` in the block the node closes the applier's kept connection
+    between passes: the next pass reconnects and still sets a value changed by hand."""
+    node = farm.start(["--timeout", "1"])
+    shards = [{"name": "a", "slots": "0-16383", "master": node.addr}]
+    block = {"timeout": 1, "maxmemory": "10mb"}
+    config = cfg.parse({"name": "t", "router": {"listen": "127.0.0.1:1"}, "redis": block,
+                        "shards": shards})  # fmt: skip
+    events: list[Event] = []
+    applier = RedisConfigApplier("s1", "test", lambda: (config, config.slotmap()), {},
+                                 events.append)  # fmt: skip
+
+    async def two_passes() -> None:
+        try:
+            await applier.apply_once(config, config.slotmap())
+            await asyncio.sleep(2.5)  # the node drops the idle connection
+            redis.Redis(port=node.port).config_set("maxmemory", "1")
+            await applier.apply_once(config, config.slotmap())
+        finally:
+            await applier.close(applier.clients)
+
+    asyncio.run(two_passes())
+    assert config_of(node, "maxmemory") == str(10 * MiB)
+    assert [e.text for e in events] == [
+        f"set maxmemory={10 * MiB} on {node.addr} (shard a; was 0)",
+        f"set maxmemory={10 * MiB} on {node.addr} (shard a; was 1)",
+    ]
+    assert applier.drift == []
