@@ -4,7 +4,8 @@ Owns `RedisConfigApplier`, one task per sentinel. Every `INTERVAL` seconds, and
 within `WAKE` seconds of a new topology or a reloaded cluster.yaml, it reads
 (``CONFIG GET``, one per key, pipelined) the settings the ``redis:`` blocks name
 on every node of every shard of the current topology (`sentinel.decide.redisconf`:
-promoted and added nodes included). When this sentinel is the applier (the lowest
+promoted and added nodes included, and those cluster.yaml lists but the topology
+does not yet). When this sentinel is the applier (the lowest
 id among those it sees alive) it ``CONFIG SET``s each key that differs, one at a
 time, and reads it back: event ``[redis-config] set maxmemory=104857600 on
 127.0.0.1:7001 ...`` once per change. A node that refuses a value (an error, or an

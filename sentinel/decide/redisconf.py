@@ -1,7 +1,8 @@
 """Which Redis settings each node should run with, and which sentinel applies them.
 
 Pure decisions for `sentinel.act.redisconf`: `wanted` (every node of every shard
-of the current topology, promoted and added nodes included, with the settings
+of the current topology, promoted and added nodes included, and the nodes of
+cluster.yaml's shards not in it yet, with the settings
 of cluster.yaml's ``redis:`` blocks for its shard: `slotwarden.cluster.redisconf`),
 `differences` (the keys a node reports otherwise than wanted) and `is_applier`
 (only one sentinel sends CONFIG SET: the lowest id among those this one sees
@@ -52,13 +53,18 @@ class Drift:
 
 
 def wanted(config: ClusterConfig, topology: SlotMap) -> list[NodeWant]:
-    """Every node of the topology whose shard has settings, with them (file order of
-    the topology's shards: master first)."""
-    out = []
-    for shard in topology.shards:
+    """Every node of the topology whose shard has settings, with them (the topology's
+    order: master first), then the nodes cluster.yaml lists that the topology does not
+    yet (an added shard, before the edit is published: it has its settings by the time
+    a migration checks its room)."""
+    out: list[NodeWant] = []
+    seen: set[Address] = set()
+    for shard in (*topology.shards, *(s.to_shard() for s in config.shards)):
         settings = settings_for(config, shard.name)
-        if settings:
-            out += [NodeWant(a, shard.name, settings) for a in (shard.master, *shard.replicas)]
+        for addr in (shard.master, *shard.replicas):
+            if settings and addr not in seen:
+                out.append(NodeWant(addr, shard.name, settings))
+            seen.add(addr)
     return out
 
 

@@ -37,6 +37,29 @@ def test_every_node_of_the_topology_promoted_and_added_ones_included() -> None:
     assert dict(nodes[3].settings) == {"maxmemory": "104857600", "maxmemory-policy": "allkeys-lru"}
 
 
+def test_nodes_of_the_file_not_yet_in_the_topology_too() -> None:
+    """An edit added shard c (and a replica to b): its nodes get their settings before the
+    sentinels publish it (a migration to c checks c's room against its maxmemory)."""
+    data = {
+        "name": "t", "router": {"listen": "127.0.0.1:7777"}, "redis": {"maxmemory": "1mb"},
+        "shards": [
+            {"name": "a", "slots": "0-8191", "master": "127.0.0.1:7001"},
+            {"name": "b", "slots": "8192-12000", "master": "127.0.0.1:7002",
+             "replicas": ["127.0.0.1:7102"]},
+            {"name": "c", "slots": "12001-16383", "master": "127.0.0.1:7003",
+             "redis": {"maxmemory": "2mb"}},
+        ],
+    }  # fmt: skip
+    edited = cfg.parse(data)
+    published = CONFIG.slotmap(5)  # a, b (7002 + 7102) and a's replica 7101
+    nodes = [(str(n.addr), n.shard, n.settings["maxmemory"]) for n in wanted(edited, published)]
+    assert nodes == [
+        ("127.0.0.1:7001", "a", "1048576"), ("127.0.0.1:7101", "a", "1048576"),
+        ("127.0.0.1:7002", "b", "1048576"), ("127.0.0.1:7102", "b", "1048576"),
+        ("127.0.0.1:7003", "c", "2097152"),
+    ]  # fmt: skip
+
+
 def test_no_block_no_node_to_look_at() -> None:
     plain = cfg.parse({"name": "t", "router": {"listen": "127.0.0.1:7777"}, "shards": [
         {"name": "a", "slots": "0-16383", "master": "127.0.0.1:7001"}]})  # fmt: skip
