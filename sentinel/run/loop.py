@@ -120,6 +120,10 @@ class Sentinel:
         self.stats = SentinelStats()
         self._last_refusal = ""  # the last refused topology's reason (logged once)
         self.cycle_done_at = clock()  # when decide_once last completed (GET /health reads it)
+        self.redisconf = RedisConfigApplier(  # cluster.yaml redis: on every node
+            me, self.name, lambda: (self.config, self.topology), self.opinions,
+            self.events.emit, self.routes, clock,
+        )  # fmt: skip
         self.leader = Leader(
             self,
             me,
@@ -135,10 +139,6 @@ class Sentinel:
             if config.path
             else None
         )
-        self.redisconf = RedisConfigApplier(  # cluster.yaml redis: on every node
-            me, self.name, lambda: (self.config, self.topology), self.opinions,
-            self.events.emit, self.routes, clock,
-        )  # fmt: skip
 
     # -- read side ---------------------------------------------------------------
 
