@@ -35,14 +35,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from sentinel.act.probe import connect
 from sentinel.decide.model import Event, PeerOpinion
-from sentinel.decide.redisconf import (
-    PEER_FRESH_S,
-    Drift,
-    NodeWant,
-    differences,
-    is_applier,
-    wanted,
-)
+from sentinel.decide.redisconf import Drift, NodeWant, differences, is_applier, wanted
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.redisconf import same
 from slotwarden.cluster.topology import Address, SlotMap
@@ -50,8 +43,9 @@ from slotwarden.cluster.topology import Address, SlotMap
 INTERVAL = 5.0  # seconds between full passes over the nodes
 WAKE = 0.2  # how often a new topology or config is looked for
 NODE_TIMEOUT = 2.0  # one node's CONFIG GETs and SETs
-# Until the peers' opinions came in, every sentinel would think it is the applier.
-FIRST_PASS_AFTER = PEER_FRESH_S
+# Until the peers' opinions came in (every 0.5 s at most when calm), every sentinel
+# would think it is the applier.
+FIRST_PASS_AFTER = 3.0
 
 State = Callable[[], tuple[ClusterConfig, SlotMap]]  # the running config and topology
 

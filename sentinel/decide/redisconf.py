@@ -21,7 +21,10 @@ from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.redisconf import same, settings_for
 from slotwarden.cluster.topology import Address, SlotMap
 
-PEER_FRESH_S = 3.0  # a peer heard from within this is alive (as topology_confirmed)
+# A peer heard from within this is alive for the choice of the applier: longer than
+# topology_confirmed's 3 s, so a slow answer or two (a loaded host) never makes a
+# second applier; a dead lowest id is replaced this much later.
+PEER_FRESH_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)

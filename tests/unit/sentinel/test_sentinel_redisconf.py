@@ -79,7 +79,8 @@ def test_the_lowest_id_alive_applies() -> None:
     assert is_applier("s1", fresh, now=100.0)
     assert not is_applier("s2", [PeerOpinion("s1", at=99.0)], now=100.0)
     # s1 not heard from for longer than PEER_FRESH_S: s2 takes over
-    assert is_applier("s2", [PeerOpinion("s1", at=90.0), PeerOpinion("s3", at=99.0)], now=100.0)
+    assert is_applier("s2", [PeerOpinion("s1", at=80.0), PeerOpinion("s3", at=99.0)], now=100.0)
+    assert not is_applier("s2", [PeerOpinion("s1", at=91.0)], now=100.0)  # a slow answer
 
 
 def test_status_lines_merge_what_each_sentinel_saw() -> None:
