@@ -6,6 +6,9 @@ Invariant: `parse` either returns a `ClusterConfig` that is valid as a whole
 reachable) or raises one `ConfigError` listing *every* problem it found, each
 a sentence that starts with the field path (``shards[1].master: ...``).
 
+The ``redis:`` blocks (top level, ``shards[].redis``) are checked against the
+allow list of `slotwarden.cluster.redisconf`, which owns their names and values.
+
 No asyncio, no sockets: `load` reads one file, `parse` is a pure function of
 the already-decoded YAML data. Defaults live in one place, the dataclass
 field defaults below; the parser reads them from there.
