@@ -2,9 +2,10 @@
 
 Owns the report: each shard's master and replicas (role, offset, lag) read
 directly from the nodes, each sentinel's view and epochs (and any shard
-whose failover it refuses), each router's epoch (its admin ``GET
-/topology``). Every source has a short deadline and a source that does not
-answer is shown as such, never an exception. The shard layout shown is the
+whose failover it refuses, and any node whose settings differ from cluster.yaml's
+``redis:`` blocks), each router's epoch (its admin ``GET /topology``). Every
+source has a short deadline and a source that does not answer is shown as
+such, never an exception. The shard layout shown is the
 newest topology any sentinel serves (else the config's, epoch 0).
 
 The routers asked are cluster.yaml's and every router a sentinel registered;
@@ -23,6 +24,7 @@ from typing import Any
 
 from sentinel.act.peers import PeerClient, parse_topology
 from sentinel.act.probe import connect, set_backend_auth
+from sentinel.decide.redisconf import drift_lines
 from sentinel.errors import SetupError
 from sentinel.main import require_secret
 from sentinel.report import (
@@ -172,6 +174,7 @@ def render_report(report: dict[str, Any]) -> str:
         lines.append(text)
         for shard, reason in (s.get("refused") or {}).items():
             lines.append(f"    FAILOVER REFUSED for shard {shard}: {reason}")
+    lines += drift_lines(report["sentinels"])  # cluster.yaml redis: (sentinel.decide.redisconf)
     lines.append("routers")
     for r in report["routers"]:
         if not r["up"]:

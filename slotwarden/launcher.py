@@ -8,6 +8,10 @@ next to the config file, wiped and recreated by every `up`: one ``<port>/``
 directory per redis-server (its ``redis.log`` and any data),
 ``sentinel-<id>/sentinel.log`` and ``router/router.log``.
 
+Each redis-server also gets the settings of cluster.yaml's ``redis:`` blocks (the
+top one, overridden by its shard's ``shards[].redis``; `slotwarden.cluster.redisconf`)
+as command-line arguments (``--maxmemory 104857600 ...``).
+
 Every `up` is a fresh cluster: the redis-servers keep no data between runs,
 so the sentinels' persisted state (``sentinel.state_dir``, relative to the
 config's directory) is cleared for the configured ids too; otherwise a
@@ -70,6 +74,7 @@ import yaml
 from slotwarden import acl
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import SecretError
+from slotwarden.cluster.redisconf import server_args, settings_for
 from slotwarden.cluster.secrets import read_secret
 from slotwarden.cluster.tls import redis_py_kwargs
 from slotwarden.cluster.topology import Address
@@ -252,6 +257,7 @@ class Launcher:
             "--appendonly", "no",
             "--repl-diskless-sync-delay", "0",  # replicas sync at once, not after 5 s
         ]  # fmt: skip
+        argv += server_args(settings_for(self.config, node.shard))  # cluster.yaml redis:
         if node.replica_of is not None:
             argv += ["--replicaof", connect_host(node.replica_of.host), str(node.replica_of.port)]
         argv[1:1] = self.node_conf_args(workdir)

@@ -4,9 +4,11 @@
 - `actuator`: change a node's replication role (REPLICAOF, ROLE, CLIENT PAUSE).
 - `peers`: HTTP client to the peer sentinels and the routers.
 - `state`: the persisted epoch, vote and topology (fsync, atomic rename).
-- `acl`: the ACL rule of the sentinels' own backend user (what `probe` and `actuator` send).
 - `mover`: move one migration's keys, source master -> target master (SCAN, MIGRATE).
 - `bigkey`: move one big key in chunks under its lock.
+- `acl`: the ACL rule of the sentinels' own backend user (what `probe`, `actuator` and
+  `redisconf` send).
+- `redisconf`: cluster.yaml's ``redis:`` settings on every node (CONFIG GET / SET), drift.
 
 Invariant: a node, peer or router that is down, slow or answering garbage
 never raises into the caller - every network call has a deadline and

@@ -1,4 +1,5 @@
-"""The sentinels' backend ACL rules: exactly the commands `probe` and `actuator` send.
+"""The sentinels' backend ACL rules: exactly the commands `probe`, `actuator` and
+`redisconf` send.
 
 Pure data, no I/O. The sentinels authenticate to the nodes as a user of their
 own (cluster.yaml ``sentinel.backend``), separate from the router's, with
@@ -20,6 +21,10 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("client|pause", "actuator.pause_writes (planned switchover)"),
     ("client|unpause", "actuator.unpause"),
     ("client|setname", "probe.connect: every connection names itself"),
+    # cluster.yaml redis: blocks (no key rights either; Redis 7 refuses CONFIG SET of
+    # its protected configs: dir, dbfilename ...)
+    ("config|get", "redisconf.read"),
+    ("config|set", "redisconf.RedisConfigApplier.set"),
 )
 
 

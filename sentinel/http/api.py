@@ -240,6 +240,7 @@ def status_of(s: Sentinel) -> dict[str, Any]:
         "busy": sorted(s.leader.busy),
         "refused": dict(sorted(s.leader.refusals.current.items())),
         "reconfigure_pending": s.leader.reconfigure_pending,
+        "redis_config": s.redisconf.status(),  # cluster.yaml redis: drift
         "nodes": nodes,
         "peers": {
             pid: {"age_ms": round((now - op.at) * 1000), "epoch": op.epoch}

@@ -9,7 +9,8 @@ synced every cycle). It holds one `sentinel.run.leader.Leader`, which owns
 everything about leading (role, elections, failovers, edits to publish);
 the Sentinel serves as its `LeaderHost`. Every background task belongs to
 the TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a
-reload can stop the ones it no longer needs.
+reload can stop the ones it no longer needs. cluster.yaml's ``redis:``
+settings are applied to the nodes by its `sentinel.act.redisconf` task.
 Decisions come from the pure modules (`sentinel.decide`); this module
 gathers the snapshot, awaits I/O, and logs one sentence per transition
 (sdown, odown, vote, convert-to-replica, topology). Invariants: the
@@ -35,6 +36,7 @@ from typing import Any, TypeVar
 from sentinel.act.actuator import Actuator
 from sentinel.act.peers import PeerClient
 from sentinel.act.probe import Prober
+from sentinel.act.redisconf import RedisConfigApplier
 from sentinel.act.state import Persisted, StateStore, answer_vote
 from sentinel.decide import election, failover, reconfigure
 from sentinel.decide.detector import Flags, detect
@@ -123,6 +125,10 @@ class Sentinel:
         self.stats = SentinelStats()
         self._last_refusal = ""  # the last refused topology's reason (logged once)
         self.cycle_done_at = clock()  # when decide_once last completed (GET /health reads it)
+        self.redisconf = RedisConfigApplier(  # cluster.yaml redis: on every node
+            me, self.name, lambda: (self.config, self.topology), self.opinions,
+            self.events.emit, self.routes, clock,
+        )  # fmt: skip
         self.leader = Leader(
             self,
             me,
@@ -420,6 +426,7 @@ class Sentinel:
             for pid, addr in list(self.peers.items()):
                 self.start_peer(pid, addr)
             tg.create_task(self.push_routers(), name="push")
+            tg.create_task(self.redisconf.run(), name="redis config")
             if self.reloader is not None:
                 tg.create_task(self.reloader.watch(), name="config watch")
             log.info(

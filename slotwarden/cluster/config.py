@@ -6,6 +6,9 @@ Invariant: `parse` either returns a `ClusterConfig` that is valid as a whole
 reachable) or raises one `ConfigError` listing *every* problem it found, each
 a sentence that starts with the field path (``shards[1].master: ...``).
 
+The ``redis:`` blocks (top level, ``shards[].redis``) are checked against the
+allow list of `slotwarden.cluster.redisconf`, which owns their names and values.
+
 No asyncio, no sockets: `load` reads one file, `parse` is a pure function of
 the already-decoded YAML data. Defaults live in one place, the dataclass
 field defaults below; the parser reads them from there.
@@ -25,6 +28,7 @@ from typing import Any
 import yaml
 
 from slotwarden.cluster.errors import ConfigError
+from slotwarden.cluster.redisconf import RedisSettings, parse_block
 from slotwarden.cluster.slots import SLOT_COUNT, format_ranges, parse_ranges
 from slotwarden.cluster.tls import TLS_KEYS, TLSConfig, cleartext_problems, parse_tls
 from slotwarden.cluster.topology import Address, Shard, SlotMap
@@ -126,6 +130,9 @@ class ShardConfig:
     master: Address
     replicas: tuple[Address, ...] = ()
     backend: BackendAuthConfig | None = None  # this shard's credentials, if not the cluster's
+    # shards[].redis: Redis settings of this shard's nodes over the top block's
+    # (slotwarden.cluster.redisconf)
+    redis: RedisSettings = ()
 
     @property
     def slot_count(self) -> int:
@@ -188,6 +195,8 @@ class ClusterConfig:
     path: str | None = None  # the file it was loaded from, if any
     backend: BackendAuthConfig | None = None  # credentials for the Redis nodes, if any
     tls: TLSConfig | None = None  # the tls: section (slotwarden.cluster.tls), if any
+    # redis: Redis settings of every node (slotwarden.cluster.redisconf), normalised
+    redis: RedisSettings = ()
 
     def slotmap(self, epoch: int = 0) -> SlotMap:
         return SlotMap.build(
@@ -195,12 +204,12 @@ class ClusterConfig:
         )
 
 
-TOP_KEYS = ("name", "router", "shards", "sentinel", "backend", "tls")
+TOP_KEYS = ("name", "router", "shards", "sentinel", "backend", "tls", "redis")
 USER_KEYS = ("name", "password_env", "password_file")
 BACKEND_KEYS = ("username", "password_env", "password_file")
 ROUTER_KEYS = tuple(f.name for f in dataclasses.fields(RouterConfig))
 MAX_ARGS_CEILING = 2**31 - 1  # Redis 7 refuses a multibulk count above INT_MAX
-SHARD_KEYS = ("name", "slots", "master", "replicas", "backend")
+SHARD_KEYS = ("name", "slots", "master", "replicas", "backend", "redis")
 SENTINEL_KEYS = tuple(f.name for f in dataclasses.fields(SentinelConfig))
 PEER_KEYS = ("id", "listen")
 
@@ -395,6 +404,7 @@ class _Checker:
         self.own_sentinel_user(backend, sentinel)
         raw_tls = top.get("tls")
         tls = None if raw_tls is None else self.tls(raw_tls)
+        redis = self.redis_block(top.get("redis"), "redis")
         if self.problems or name is None or router is None or shards is None:
             return None
         if raw_sentinel is not None and sentinel is None:
@@ -403,9 +413,12 @@ class _Checker:
             return None
         if raw_tls is not None and tls is None:
             return None
+        if redis is None:
+            return None
         config = ClusterConfig(
-            name=name, router=router, shards=shards, sentinel=sentinel, backend=backend, tls=tls
-        )
+            name=name, router=router, shards=shards, sentinel=sentinel, backend=backend, tls=tls,
+            redis=redis,
+        )  # fmt: skip
         return None if self.cleartext(config) else config
 
     def tls(self, value: object) -> TLSConfig | None:
@@ -551,11 +564,18 @@ class _Checker:
         replicas = self.replicas(section.get("replicas"), f"{path}.replicas")
         raw_backend = section.get("backend")
         backend = None if raw_backend is None else self.backend(raw_backend, f"{path}.backend")
+        redis = self.redis_block(section.get("redis"), f"{path}.redis")
         if name is None or slots is None or master is None or replicas is None:
             return None, slots
         if raw_backend is not None and backend is None:
             return None, slots
-        return ShardConfig(name, tuple(slots), master, replicas, backend), slots
+        if redis is None:
+            return None, slots
+        return ShardConfig(name, tuple(slots), master, replicas, backend, redis), slots
+
+    def redis_block(self, value: object, path: str) -> RedisSettings | None:
+        """A ``redis:`` block (top level or a shard's): slotwarden.cluster.redisconf."""
+        return () if value is None else parse_block(value, path, self.problem)
 
     def slots(self, value: object, path: str) -> list[tuple[int, int]] | None:
         if value is _MISSING or value is None:

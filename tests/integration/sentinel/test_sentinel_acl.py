@@ -2,7 +2,8 @@
 
 A real master and replica carry the users `slotwarden up` writes (router,
 sentinels, replication, a password-protected default user). With
-``sentinel.backend`` the sentinel's probe and every actuator call succeed;
+``sentinel.backend`` the sentinel's probe, every actuator call and the pass over
+cluster.yaml's ``redis:`` block (CONFIG GET/SET, sentinel.act.redisconf) succeed;
 with the router's user instead (no ``sentinel.backend``) the ones a failover
 needs are refused, which is why the sentinels need a user of their own. The
 replica replicates as the replication user. A kill -9 failover with these
@@ -12,6 +13,7 @@ users is `tests/integration/test_up.py::test_up_sentinels_fail_over_a_killed_mas
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 import time
 from collections.abc import Iterator
@@ -22,7 +24,8 @@ import redis
 from sentinel.act import probe
 from sentinel.act.actuator import Actuator
 from sentinel.act.probe import Prober, connect
-from sentinel.decide.model import NodeRole, Timing
+from sentinel.act.redisconf import RedisConfigApplier
+from sentinel.decide.model import Event, NodeRole, Timing
 from slotwarden.acl import (
     AclUser,
     as_server_args,
@@ -124,7 +127,29 @@ async def every_call(master: Address, replica: Address) -> dict[str, bool]:
     done["promote"] = await act.promote(replica)
     if done["promote"]:
         assert await act.repoint(replica, master)
+    done["redis_config"] = await apply_redis_config(master, replica)
     return done
+
+
+async def apply_redis_config(master: Address, replica: Address) -> bool:
+    """The sentinels' pass of cluster.yaml's redis: block (CONFIG GET, CONFIG SET) sets a
+    value each node does not have yet."""
+    admin = redis.Redis(port=master.port, password=ADMIN_PW, decode_responses=True)
+    try:
+        value = int(admin.config_get("maxmemory-samples")["maxmemory-samples"]) % 60 + 1
+    finally:
+        admin.close()
+    config = dataclasses.replace(
+        config_for(master, replica, own_user=True), redis=(("maxmemory-samples", str(value)),)
+    )
+    events: list[Event] = []
+    applier = RedisConfigApplier("s1", "slotwarden-sentinel-test", lambda: (config,
+                                 config.slotmap()), {}, events.append)  # fmt: skip
+    try:
+        await applier.apply_once(config, config.slotmap())
+    finally:
+        await applier.close(applier.clients)
+    return not applier.drift and [e.kind for e in events] == ["redis-config"] * 2
 
 
 def test_every_sentinel_call_works_with_the_sentinel_user(nodes) -> None:

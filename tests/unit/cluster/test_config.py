@@ -344,7 +344,7 @@ def test_unknown_top_key_with_suggestion():
     data["shardz"] = data.pop("shards")
     found = problems_of(data)
     assert found == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls); "
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls, redis); "
         "did you mean 'shards'?",
         "shards: missing (the cluster needs at least one shard)",
     ]
@@ -355,7 +355,7 @@ def test_unknown_key_without_suggestion():
     data["zzzzzz"] = 1
     assert (
         only_problem(data)
-        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend, tls)"
+        == "unknown key 'zzzzzz' (known: name, router, shards, sentinel, backend, tls, redis)"
     )
 
 
@@ -495,7 +495,8 @@ def test_shard_not_a_mapping():
     data = base()
     data["shards"][2] = "c"
     assert problems_of(data) == [
-        "shards[2]: must be a mapping with keys name, slots, master, replicas, backend, got 'c'",
+        "shards[2]: must be a mapping with keys name, slots, master, replicas, backend, "
+        "redis, got 'c'",
         # its slots are unknown, so no gap is claimed
     ]
 
@@ -524,10 +525,11 @@ def test_missing_everything():
 def test_not_a_mapping():
     assert problems_of([1, 2]) == [
         "the file: must be a mapping with keys name, router, shards, sentinel, backend, tls, "
-        "got a list"
+        "redis, got a list"
     ]
     assert problems_of(None) == [
-        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend, tls)"
+        "the file is empty (want a mapping with keys name, router, shards, sentinel, backend, "
+        "tls, redis)"
     ]
 
 
@@ -640,7 +642,7 @@ sentinel:
         cfg.load(path)
     assert info.value.source == str(path)
     assert info.value.problems == [
-        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls); "
+        "unknown key 'shardz' (known: name, router, shards, sentinel, backend, tls, redis); "
         "did you mean 'shards'?",
         "router.command_timeout_ms: must be a positive integer, got 'abc'",
         "shards[1].master: malformed address '127.0.0.1' (want host:port)",
