@@ -33,6 +33,11 @@ the Protocol `MoverHost` through which it reaches its sentinel. Steps
    bucket for all the migrations a sentinel moves).
    The masters are re-read from the latest topology before every batch: a
    new source master restarts the pass on it.
+   Beside the passes, from step 3 on, `sentinel.act.prio.serve_requests` moves
+   at once the keys routers wait for (big or locked keys, which routers never
+   MIGRATE): they add them to the migration's request set on the source, and
+   it pops them every 50 ms and moves them on a `MigrationMover.lane` (its own
+   connections, not paced by ``keys_per_second``).
 4. **finishing**: a whole pass (started after the routers' ack) that finds no
    key of the slots calls `MoverHost.finish_migration`, repeated every few
    seconds until the topology without the migration is adopted (then the
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 import uuid
@@ -60,6 +66,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from sentinel.act.bigkey import BigResult, move_big_key
+from sentinel.act.prio import serve_requests
 from sentinel.decide.migration import (
     FENCE_CHANNEL,
     MoverStats,
@@ -148,6 +155,8 @@ class MigrationMover:
         self.wait_src = self.wait_dst = 0  # replicas to WAIT for (lowered when fewer answer)
         self.started = host.clock()
         self.label = f"{migration.ranges()} {migration.source}->{migration.target}"
+        self.paced = True  # keys_per_second applies (not to the lane of requested keys)
+        self.requests: asyncio.Task[None] | None = None  # `sentinel.act.prio`'s loop
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -183,9 +192,21 @@ class MigrationMover:
             text = text.replace(secret, "<hidden>")
         return text
 
+    def lane(self) -> MigrationMover:
+        """A second lane on this migration for the keys routers ask for (`sentinel.act.prio`):
+        the same progress, counters and events, connections of its own (the pass's
+        pipelines stay its own), and not paced: a client waits for those keys."""
+        lane = copy.copy(self)
+        lane.conns = {}
+        lane.paced = False
+        lane.requests = None
+        return lane
+
     async def pace(self, n: int) -> None:
         """Wait until ``n`` more keys fit in ``keys_per_second`` (one bucket for all the
         migrations this sentinel moves: `MoverHost.bucket`)."""
+        if not self.paced:
+            return
         delay = self.host.bucket().reserve(n, self.host.clock())
         if delay > 0:
             await asyncio.sleep(delay)
@@ -202,6 +223,10 @@ class MigrationMover:
             await self.wait_routers()
             if self.m.preparing:
                 await self.advance()  # until the topology has it moving: then stopped
+            requests = asyncio.get_running_loop().create_task(
+                serve_requests(self), name=f"requested keys {self.label}"
+            )
+            self.requests = requests  # referenced; cancelled with this task (below)
             while True:
                 try:
                     if p.keys_total is None:
@@ -220,6 +245,11 @@ class MigrationMover:
                 except NotInTopology:
                     await asyncio.sleep(RETRY_S)
         finally:
+            if self.requests is not None:
+                self.requests.cancel()
+                with contextlib.suppress(BaseException):
+                    await self.requests
+                self.requests = None
             await self.drop_conns()
 
     async def wait_routers(self) -> None:
