@@ -156,6 +156,9 @@ class MigrationMover:
         self.started = host.clock()
         self.label = f"{migration.ranges()} {migration.source}->{migration.target}"
         self.paced = True  # keys_per_second applies (not to the lane of requested keys)
+        # big keys a router asked for while this mover's pass held their lock: the rest
+        # of their copy is not paced (shared with the lane, which adds them)
+        self.hurry: set[bytes] = set()
         self.requests: asyncio.Task[None] | None = None  # `sentinel.act.prio`'s loop
 
     # -- plumbing ---------------------------------------------------------------------
@@ -201,6 +204,16 @@ class MigrationMover:
         lane.paced = False
         lane.requests = None
         return lane
+
+    async def pace_chunk(self, key: bytes) -> None:
+        """A big key's chunk: paced like any key, until a router asks for the key (then at
+        once: the wait is cut short, looked at every 50 ms)."""
+        if not self.paced or key in self.hurry:
+            return
+        clock = self.host.clock
+        until = clock() + self.host.bucket().reserve(1, clock())
+        while key not in self.hurry and (left := until - clock()) > 0:
+            await asyncio.sleep(min(left, 0.05))
 
     async def pace(self, n: int) -> None:
         """Wait until ``n`` more keys fit in ``keys_per_second`` (one bucket for all the
@@ -467,12 +480,14 @@ class MigrationMover:
                 holder,
                 chunk_items=cfg.chunk_items,
                 chunk_bytes=cfg.big_key_bytes,
-                pace=lambda: self.pace(1),
+                pace=lambda: self.pace_chunk(key),
                 fence=lambda: self.fence(dst_addr),
             )
         except (ResponseError, LockLost) as exc:
             self.failed(f"chunked move of a big key ({size} bytes) to {dst_addr}", exc)
             return
+        finally:
+            self.hurry.discard(key)
         if result is BigResult.MOVED:
             await src.execute_command("WAIT", self.wait_src, WAIT_MS)
             self.count_moved(1, size, big=True)

@@ -11,7 +11,9 @@ once its migration is ``moving``: every `POLL_S` it pops up to `POP` keys
 (``SPOP``) from that set on the CURRENT source master and moves them at once,
 on a `Lane` of the mover (its own connections; the same progress and
 counters): the keys of the migration's slots that are still on the source and
-not locked (a locked key is being moved already: skipped), big ones by
+not locked (a locked key is being moved already: skipped, but put in the
+mover's ``hurry`` set, so that if its own pass holds the lock the rest of that
+copy is not paced), big ones by
 `sentinel.act.bigkey` under the lock, small ones (a key that shrank since it
 was asked for) by MIGRATE like the pass. ``keys_per_second`` does not apply
 to them: a client waits for each.
@@ -45,6 +47,7 @@ log = logging.getLogger("sentinel.mover")
 POLL_S = 0.05  # the request set is looked at this often while it is empty
 POP = 32  # keys popped at a time (a full pop: looked at again at once)
 RETRY_S = 1.0  # after an error (a node down, a failover): wait, then go on
+HURRY_MAX = 10_000  # bound of `Lane.hurry`
 
 
 class _Settings(Protocol):
@@ -56,6 +59,7 @@ class Lane(Protocol):
 
     m: Migration
     slots: frozenset[int]
+    hurry: set[bytes]
     wait_src: int
     wait_dst: int
 
@@ -115,6 +119,9 @@ async def serve_once(lane: Lane, name: bytes) -> bool:
     if keys:
         locks = await src.execute_command("MGET", *(lock_key(k) for k in keys))
         free = [k for k, lock in zip(keys, locks, strict=True) if lock is None]
+        if len(lane.hurry) > HURRY_MAX:  # keys locked by another sentinel stay in it
+            lane.hurry.clear()
+        lane.hurry.update(k for k in keys if k not in free)  # being moved: no more pacing
         sized = await lane.sizes(src, free) if free else []
         cfg = lane.host.settings()
         page = split(sized, cfg.batch_keys, cfg.big_key_bytes)

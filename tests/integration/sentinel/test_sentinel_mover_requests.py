@@ -8,7 +8,9 @@ client touching the LAST big key in SCAN order through the router is answered (n
 the key on the target only: the router added it to the migration's request set on the
 source and the mover's second loop moved it at once (`sentinel.act.prio`). Keys put in
 the set by hand: a small key of the migration is moved too (MIGRATE), a key of a slot
-that does not move stays on the source.
+that does not move stays on the source. A big key whose copy the pass is in the middle
+of (its lock held, one chunk per second) is copied at full speed once a client asks for it
+(`MigrationMover.hurry`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from slotwarden.cluster.topology import Migration
 from slotwarden.procs import RouterProc, wait_for_port
 
 BIG = 8192  # big_key_bytes
-N_BIG = 60  # big hashes, ~20 KB each, and as many big strings
+N_BIG = 60  # big hashes (~20 KB each) and as many big strings (80 KB)
 
 
 @pytest.fixture
@@ -40,8 +42,8 @@ def slow_mover() -> Iterator[SentinelCluster]:
         data["router"]["command_timeout_ms"] = 1500
         data["sentinel"]["migration"] = {
             "big_key_bytes": BIG,
-            "chunk_items": 50,
-            "batch_keys": 20,
+            "chunk_items": 20,  # 15 chunks per big hash: 15 s at 1 key/s
+            "batch_keys": 1,  # the rate limit's burst
             "keys_per_second": 1,
         }
         with open(sc.config, "w") as f:
@@ -86,7 +88,7 @@ def fill_big(src: redis.Redis) -> tuple[dict[bytes, dict[bytes, bytes]], dict[by
         src.hset(hkey, mapping=fields)
         hashes[hkey] = fields
         skey = f"{{{next(tags)}}}:bigstring{i}".encode()
-        strings[skey] = (b"%d:" % i) * BIG
+        strings[skey] = (b"%d:" % i).ljust(8, b".") * (10 * BIG // 8)  # 10 chunks to copy
         src.set(skey, strings[skey])
     for key in [*hashes, *strings]:
         assert src.memory_usage(key, samples=0) > 2 * BIG
@@ -132,5 +134,32 @@ def test_a_big_key_a_client_waits_for_is_moved_next(slow_mover):
     sc.wait_for(lambda: dst.get(small) == b"s", 20, "the requested small key on the target")
     assert src.exists(small) == 0
     assert src.get(stay) == b"here" and dst.exists(stay) == 0
+    assert len(moving_keys(src)) >= 2 * N_BIG - 20
+    assert migration_status(sc, "s1")["errors"] == 0
+
+
+def test_a_big_key_the_pass_is_copying_is_hurried_once_a_client_asks_for_it(slow_mover):
+    """The pass holds the lock of a big string and copies it a chunk per second (10
+    chunks): a client asking for it is answered within command_timeout_ms (1500 ms): the
+    rest of the copy is no longer paced."""
+    sc = slow_mover
+    src, dst = node(sc, 0), node(sc, 1)
+    _, strings = fill_big(src)
+    epoch = start_migration(sc)
+    sc.wait_for(lambda: router_epoch(sc) >= epoch, 20, "the router runs the migration's epoch")
+
+    def locked_string() -> bytes | None:
+        for lock in src.scan_iter(match="__slotwarden:lock:*", count=1000):
+            key = lock[len(b"__slotwarden:lock:") :]
+            copied = sum(dst.strlen(t) for t in dst.scan_iter(match=b"__slotwarden:tmp:*" + key))
+            if b":bigstring" in key and copied <= 2 * BIG:  # most of its copy still to do
+                return key
+        return None
+
+    key = sc.wait_for(locked_string, 60, "the pass copying a big string")
+    assert isinstance(key, bytes)
+    r = redis.Redis(port=sc.router_port, socket_timeout=10)  # type: ignore[attr-defined]
+    assert r.get(key) == strings[key]
+    assert src.exists(key) == 0 and dst.get(key) == strings[key]
     assert len(moving_keys(src)) >= 2 * N_BIG - 20
     assert migration_status(sc, "s1")["errors"] == 0
