@@ -37,7 +37,9 @@ the Protocol `MoverHost` through which it reaches its sentinel. Steps
    at once the keys routers wait for (big or locked keys, which routers never
    MIGRATE): they add them to the migration's request set on the source, and
    it pops them every 50 ms and moves them on a `MigrationMover.lane` (its own
-   connections, not paced by ``keys_per_second``).
+   connections, not paced by ``keys_per_second``); a big key the pass is
+   copying when a router asks for it (its lock held) is copied unpaced from
+   then on (`MigrationMover.hurry`).
 4. **finishing**: a whole pass (started after the routers' ack) that finds no
    key of the slots calls `MoverHost.finish_migration`, repeated every few
    seconds until the topology without the migration is adopted (then the
