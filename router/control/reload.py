@@ -8,7 +8,9 @@ timeouts (new credentials or pool sizes rebuild them), and topology edits
 (slot ranges, shards, replicas) apply at once on a router that has no
 sentinels; with sentinels, they hold the authority over epochs, so the
 router leaves the slot map to them (they reload the same file and publish it
-as a new epoch).
+as a new epoch). Without sentinels there is no mover: an edit that moves
+slots moves their routing only (their keys stay where they were, unseen),
+and says so in one WARNING per edit (README *Resharding*).
 
 Invariant: a reload never leaves a half-applied config; the counters
 ``applied``/``rejected`` say how each ended.
@@ -28,8 +30,21 @@ from router.wire.backend import settings_for_shard, settings_from_config
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import ConfigError, SecretError
 from slotwarden.cluster.filewatch import POLL_S, FileWatch
+from slotwarden.cluster.slots import format_ranges
+from slotwarden.cluster.topology import SlotMap
 
 log = logging.getLogger("slotwarden.reload")
+
+
+def moved_slots(old: SlotMap, new: SlotMap) -> list[tuple[str, str, str]]:
+    """(from shard, to shard, slot ranges) for each pair of shards ``new`` moves slots
+    between, by name."""
+    pairs: dict[tuple[str, str], list[int]] = {}
+    for slot, (a, b) in enumerate(zip(old.owner, new.owner, strict=True)):
+        was, now = old.shards[a].name, new.shards[b].name
+        if was != now:
+            pairs.setdefault((was, now), []).append(slot)
+    return [(a, b, format_ranges(slots)) for (a, b), slots in sorted(pairs.items())]
 
 
 class RouterReloader:
@@ -115,6 +130,12 @@ class RouterReloader:
         else:
             routes.apply_topology(layout, source=f"{new.path} (reload)", kind="reload")
             changes.append(f"topology epoch {current.epoch} -> {layout.epoch}")
+            moves = moved_slots(current, layout)
+            if moves:
+                log.warning(
+                    "%s: without sentinels keys are not moved; see README Resharding",
+                    "; ".join(f"slots {slots} moved {a} -> {b}" for a, b, slots in moves),
+                )
         return changes
 
     async def watch(self) -> None:

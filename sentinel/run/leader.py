@@ -70,12 +70,12 @@ from sentinel.decide.model import (
     Snapshot,
     Timing,
 )
-from sentinel.run import steps
+from sentinel.run import publish, steps
 from sentinel.run.events import EventLog
 from sentinel.run.refusals import Backoff, Refusals
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
-from slotwarden.cluster.topology import Address, SlotMap
+from slotwarden.cluster.topology import Address, Migration, SlotMap
 from slotwarden.cluster.trust import TopologyRefused, parse_topology, restrict
 
 log = logging.getLogger("sentinel")
@@ -144,6 +144,8 @@ class Leader:
         self._election: asyncio.Task[Outcome] | None = None
         # A valid cluster.yaml edit whose layout is not published yet (see sentinel.run.reload).
         self._reconfigure_pending = False
+        # Migrations the mover emptied, to end in the next epoch we publish (`request_finish`).
+        self._finishing: list[Migration] = []
         # failover or reconfigure: they take turns when both wait (a failover first)
         self._last_election = "reconfigure"
         self.refusals = Refusals(events, stats)  # ODOWN shards with no eligible replica
@@ -168,16 +170,33 @@ class Leader:
     def reconfigure_pending(self) -> bool:
         return self._reconfigure_pending
 
+    @property
+    def finishing(self) -> tuple[Migration, ...]:
+        """Migrations asked to end (`request_finish`) and not published yet."""
+        return tuple(self._finishing)
+
     # -- told by the sentinel ---------------------------------------------------------
 
     def set_reconfigure_pending(self, pending: bool) -> None:
         """A reload found the file's layout differs from the topology (or no longer does)."""
         self._reconfigure_pending = pending
 
+    def request_finish(self, migration: Migration) -> None:
+        """The mover found no key of ``migration`` left on its source: stand for an epoch
+        (like an edit) in which it ends. Ignored if the topology no longer has it."""
+        if migration in self.host.topology.migrations and migration not in self._finishing:
+            self._finishing.append(migration)
+            log.info(
+                "migration of slots %s %s -> %s is done moving: asking for an epoch to end it",
+                migration.ranges(), migration.source, migration.target,
+            )  # fmt: skip
+
     def on_topology(self, topology: SlotMap) -> None:
         """``topology`` was adopted: an edit whose layout it already has is no longer pending;
-        a refused shard whose master it changed is no longer refused."""
+        a refused shard whose master it changed is no longer refused; a migration it no
+        longer has is no longer to be ended."""
         self.refusals.on_topology(topology)
+        self._finishing = [m for m in self._finishing if m in topology.migrations]
         if self._reconfigure_pending:
             merged = reconfigure.merge(self.host.config, topology, topology.epoch)
             if reconfigure.same_layout(merged, topology):
@@ -206,9 +225,10 @@ class Leader:
         if self._election is not None and not self._election.done():
             return
         shards = sorted(odown - self._busy - refused)
-        if not shards and not self._reconfigure_pending:
+        publish = self._reconfigure_pending or bool(self._finishing)
+        if not shards and not publish:
             return
-        if self._reconfigure_pending and (not shards or self._last_election == "failover"):
+        if publish and (not shards or self._last_election == "failover"):
             self._last_election = "reconfigure"
             self._role = election.next_role(self._role, ElectionInput.RECONFIGURE)
             self._election = self.host.spawn(self._elect([], reconfigure=True), name="reconfigure")
@@ -309,7 +329,7 @@ class Leader:
                 await asyncio.sleep(election.start_jitter(self.rng, self.host.timing))
                 if self._held(self.clock(), self.host.snapshot()):
                     return {"ok": False, "reason": "voted for another candidate meanwhile"}
-                if reconfigure and not self._reconfigure_pending:
+                if reconfigure and not (self._reconfigure_pending or self._finishing):
                     return {"ok": False, "reason": "the edit was published meanwhile"}
             return await self._win_then_lead(shards, planned, to, reconfigure, force)
         finally:
@@ -335,7 +355,14 @@ class Leader:
         epoch = h.votes.epoch
         current = {sh.name: sh.master for sh in h.topology.shards}
         masters = ", ".join(f"{name} (master {current.get(name)})" for name in shards)
-        action = "publish the edited cluster.yaml layout" if reconf else f"fail over {masters}"
+        action = f"fail over {masters}"
+        if reconf:
+            parts = ["publish the edited cluster.yaml layout"] if self._reconfigure_pending else []
+            parts += [
+                f"end the migration of slots {m.ranges()} {m.source} -> {m.target}"
+                for m in self._finishing
+            ]
+            action = " and ".join(parts) or "publish the edited cluster.yaml layout"
         self.events.emit(
             Event("new-epoch", f"epoch {epoch}: {self.me} asks to {action}", epoch=epoch)
         )
@@ -416,7 +443,8 @@ class Leader:
         await asyncio.gather(*(h.client.push(a, topology, 1.0) for a in h.peers.values()))
 
     async def _publish_edit(self, epoch: int) -> Outcome:
-        """As leader of ``epoch``: publish the file's layout merged with the latest topology."""
+        """As leader of ``epoch``: publish the file's layout merged with the latest topology,
+        and end the migrations the mover emptied (`sentinel.run.publish`)."""
         h = self.host
         await self._refresh()
         latest = h.topology
@@ -426,30 +454,45 @@ class Leader:
             self.events.emit(Event("abort", text, epoch=epoch))
             self._back_off_after_abort([])
             return {"ok": False, "epoch": epoch, "reason": reason}
-        merged = reconfigure.merge(h.config, latest, epoch)
+        edit = self._reconfigure_pending
+        plan = await publish.plan_publication(
+            latest, h.config, list(self._finishing), edit, epoch,
+            timeout=h.timing.step_timeout, name=f"slotwarden-sentinel-{self.me}",
+            routes=self.actuator.routes,
+        )  # fmt: skip
+        self._finishing = []
+        if edit:
+            self._reconfigure_pending = False  # published, or refused: dropped either way
+        for event in plan.refused:
+            self.events.emit(replace(event, epoch=epoch))
+        merged = plan.layout
         if reconfigure.same_layout(merged, latest):
-            self._reconfigure_pending = False
+            if edit and not plan.refused:
+                self.events.emit(
+                    Event(
+                        "reconfigure",
+                        f"epoch {epoch}: nothing to publish, topology epoch {latest.epoch} "
+                        "already has the edited cluster.yaml layout",
+                        epoch=epoch,
+                    )
+                )
+            ok = not plan.refused
+            return {"ok": ok, "epoch": epoch, **({} if ok else {"reason": "edit refused"})}
+        what = reconfigure.describe(latest, merged, h.config)
+        h.adopt(merged, f"{self.me}, leader of epoch {epoch} (cluster.yaml edit)", check=False)
+        h.spawn(self._push_peers(merged))
+        for m in plan.ended:
+            text = f"slots {m.ranges()} moved {m.source} -> {m.target} (epoch {epoch})"
+            self.events.emit(Event("migration-done", text, epoch=epoch))
+        if edit and not plan.refused:
             self.events.emit(
                 Event(
                     "reconfigure",
-                    f"epoch {epoch}: nothing to publish, topology epoch {latest.epoch} already "
-                    "has the edited cluster.yaml layout",
+                    f"epoch {epoch}: published the edited cluster.yaml layout: {'; '.join(what)}",
                     epoch=epoch,
                 )
             )
-            return {"ok": True, "epoch": epoch}
-        what = reconfigure.describe(latest, merged, h.config)
-        h.adopt(merged, f"{self.me}, leader of epoch {epoch} (cluster.yaml edit)", check=False)
-        self._reconfigure_pending = False
-        h.spawn(self._push_peers(merged))
-        self.events.emit(
-            Event(
-                "reconfigure",
-                f"epoch {epoch}: published the edited cluster.yaml layout: {'; '.join(what)}",
-                epoch=epoch,
-            )
-        )
-        return {"ok": True, "epoch": epoch}
+        return {"ok": not plan.refused, "epoch": epoch}
 
     async def _fail_over(
         self,

@@ -49,7 +49,7 @@ from sentinel.run.leader import Leader
 from sentinel.run.reload import SentinelReloader
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
-from slotwarden.cluster.topology import Address, SlotMap
+from slotwarden.cluster.topology import Address, Migration, SlotMap
 from slotwarden.cluster.trust import TopologyRefused, check_epoch, check_nodes
 
 log = logging.getLogger("sentinel")
@@ -129,7 +129,7 @@ class Sentinel:
             step_pause=step_pause,
         )
         self.reloader = (
-            SentinelReloader(config.path, me, self.apply_config, self.stats)
+            SentinelReloader(config.path, me, self.apply_config, self.stats, lambda: self.topology)
             if config.path
             else None
         )
@@ -178,6 +178,10 @@ class Sentinel:
 
     # -- state changes ---------------------------------------------------------------
 
+    def finish_migration(self, migration: Migration) -> None:
+        """The mover emptied ``migration``'s source: publish, at an epoch, the map without it."""
+        self.leader.request_finish(migration)
+
     def save(self, state: Persisted) -> None:
         self.store.save(state)
         self.state = state
@@ -203,7 +207,7 @@ class Sentinel:
         lists for their shards and its epoch is at most `MAX_EPOCH_JUMP` above
         `known_epoch`, else why not, logged once per new reason."""
         try:
-            check_nodes(topology, self.config)
+            check_nodes(topology, self.config, self.topology)
             check_epoch(topology.epoch, self.known_epoch())
         except TopologyRefused as exc:
             if str(exc) != self._last_refusal:

@@ -16,12 +16,19 @@ once, as a whole, by the callable the sentinel hands in
 - this sentinel's own listen address, ``state_dir`` and the secret's source
   need a restart (said in the log, the old values stay).
 
+An edit that gives a slot still migrating (README *Resharding*) to any
+shard but its migration's target is rejected like an invalid one, one line
+per problem (`sentinel.decide.reconfigure.plan_problems` against the
+latest topology), until that migration ends.
+
 Topology edits (slot ranges, shards, replicas) are never applied locally:
 the sentinels hold the epochs. If the file's layout merged with the latest
 topology (`sentinel.decide.reconfigure.merge`) differs from that topology, the
 sentinel asks for an epoch: it stands in an ordinary election (a
 "reconfigure" action), and only the winner publishes the merged layout at
-the won epoch, to peers and routers exactly like a failover result. So two
+the won epoch, to peers and routers exactly like a failover result; slots
+the edit moves become migrations, and the leader checks again, with the
+newest topology, that the edit may be published (`sentinel.run.publish`). So two
 sentinels never publish different maps for one epoch, and changes that
 conflict with a sentinel-held failover state are resolved by epoch: the
 current master of a shard stays master if the file still lists it for that
@@ -39,10 +46,12 @@ import logging
 from collections.abc import Callable
 
 from sentinel.act.probe import set_backend_auth
+from sentinel.decide.reconfigure import plan_problems
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import ConfigError, SecretError
 from slotwarden.cluster.filewatch import POLL_S, FileWatch
+from slotwarden.cluster.topology import SlotMap
 
 log = logging.getLogger("sentinel.reload")
 
@@ -52,8 +61,16 @@ ApplyConfig = Callable[[ClusterConfig], list[str]]  # swap in a valid config; on
 class SentinelReloader:
     """Reloads the cluster.yaml at ``path`` into the sentinel ``me`` through ``apply``."""
 
-    def __init__(self, path: str, me: str, apply: ApplyConfig, stats: SentinelStats) -> None:
+    def __init__(
+        self,
+        path: str,
+        me: str,
+        apply: ApplyConfig,
+        stats: SentinelStats,
+        topology: Callable[[], SlotMap] | None = None,
+    ) -> None:
         self.path = path
+        self.topology = topology  # the latest topology, for `plan_problems`
         self.me = me
         self.apply = apply
         self.stats = stats
@@ -65,6 +82,8 @@ class SentinelReloader:
         try:
             config = load(self.path)
             problems = incompatible(self.me, config)
+            if not problems and self.topology is not None:
+                problems = plan_problems(config, self.topology())
         except ConfigError as exc:
             problems = list(exc.problems)
         if problems:

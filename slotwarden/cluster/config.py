@@ -558,9 +558,15 @@ class _Checker:
         return ShardConfig(name, tuple(slots), master, replicas, backend), slots
 
     def slots(self, value: object, path: str) -> list[tuple[int, int]] | None:
-        if value is _MISSING or value is None or value == "":
-            self.problem(path, "missing (want slot ranges like '0-5460' or '0-100,200-300')")
+        if value is _MISSING or value is None:
+            self.problem(
+                path,
+                "missing (want slot ranges like '0-5460' or '0-100,200-300', "
+                "or '' for a shard that owns no slots)",
+            )
             return None
+        if isinstance(value, str) and not value.strip():
+            return []  # kept, owning nothing (README Resharding: draining a shard)
         if isinstance(value, bool) or not isinstance(value, (str, int)):
             self.problem(
                 path,

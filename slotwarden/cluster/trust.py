@@ -15,7 +15,10 @@ item 7):
   nodes of their topology, and `restrict` drops from what a leader publishes
   any replica the file no longer lists (a sentinel never promotes one), so a
   topology published by sentinels that share the router's cluster.yaml is
-  never refused.
+  never refused. A shard the file no longer lists passes only while it is
+  draining (no slots, a migration's source) with nodes the receiver's current
+  map already has for it (``known``: the sentinels published them while the
+  file still listed them).
 - `check_epoch`: at most `MAX_EPOCH_JUMP` above the epoch the receiver
   knows; a larger jump is refused (a caller may accept one that a majority
   of cluster.yaml's sentinels corroborate, see router.control.watch).
@@ -76,11 +79,18 @@ def listed(config: ClusterConfig) -> dict[str, frozenset[Address]]:
     return {s.name: frozenset((s.master, *s.replicas)) for s in config.shards}
 
 
-def check_nodes(slotmap: SlotMap, config: ClusterConfig) -> None:
-    """Raise `TopologyRefused` unless every node ``slotmap`` names is listed for its shard."""
+def check_nodes(slotmap: SlotMap, config: ClusterConfig, known: SlotMap | None = None) -> None:
+    """Raise `TopologyRefused` unless every node ``slotmap`` names is listed for its shard.
+
+    A shard cluster.yaml no longer lists may still be a DRAINING one (owning no
+    slots, the source of a migration) if ``known`` (the receiver's current map,
+    vetted before) has it with every node ``slotmap`` names for it."""
     nodes = listed(config)
-    for shard in slotmap.shards:
+    draining = {m.source for m in slotmap.migrations}
+    for index, shard in enumerate(slotmap.shards):
         allowed = nodes.get(shard.name)
+        if allowed is None and shard.name in draining and not slotmap.slots_of(index):
+            allowed = _known_nodes(known, shard.name)
         if allowed is None:
             raise TopologyRefused(f"shard {_one_line(shard.name)} is not in cluster.yaml")
         for node in (shard.master, *shard.replicas):
@@ -88,6 +98,13 @@ def check_nodes(slotmap: SlotMap, config: ClusterConfig) -> None:
                 raise TopologyRefused(
                     f"shard {shard.name}: node {_one_line(node)} is not in cluster.yaml"
                 )
+
+
+def _known_nodes(known: SlotMap | None, name: str) -> frozenset[Address] | None:
+    for shard in known.shards if known is not None else ():
+        if shard.name == name:
+            return frozenset((shard.master, *shard.replicas))
+    return None
 
 
 def check_epoch(epoch: int, known: int) -> None:
@@ -105,10 +122,15 @@ def is_listed(config: ClusterConfig, shard: str, addr: Address) -> bool:
 
 def restrict(slotmap: SlotMap, config: ClusterConfig) -> SlotMap:
     """``slotmap`` without the replicas cluster.yaml does not list for their shard
-    (masters are kept: a sentinel publishes the master it has)."""
+    (masters are kept: a sentinel publishes the master it has; a draining shard the
+    file no longer lists keeps the nodes it has, vetted by `check_nodes`)."""
     nodes = listed(config)
     shards = tuple(
-        Shard(s.name, s.master, tuple(r for r in s.replicas if r in nodes.get(s.name, ())))
+        Shard(
+            s.name,
+            s.master,
+            tuple(r for r in s.replicas if s.name not in nodes or r in nodes[s.name]),
+        )
         for s in slotmap.shards
     )
     if shards == slotmap.shards:

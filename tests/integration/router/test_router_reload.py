@@ -72,6 +72,20 @@ def test_moving_slots_applies_live_without_dropping_clients(rc) -> None:
     assert "reload (file changed) applied" in rc.router.log()
 
 
+def test_without_sentinels_an_edit_moving_slots_warns_that_keys_stay(rc) -> None:
+    def move(data):
+        data["shards"][0]["slots"] = "101-5460"
+        data["shards"][1]["slots"] = "0-100,5461-10922"
+
+    edit(rc, move)
+    wait_until(lambda: topology(rc)["epoch"] == 1)
+    wait_until(lambda: "without sentinels keys are not moved" in rc.router.log())
+    (line,) = [ln for ln in rc.router.log().splitlines() if "keys are not moved" in ln]
+    assert "WARNING" in line
+    assert "slots 0-100 moved a -> b: without sentinels keys are not moved; see README " in line
+    assert "migrations" not in topology(rc)
+
+
 def test_invalid_edit_is_rejected_and_the_running_config_stays(rc) -> None:
     def break_it(data):
         data["shards"][1]["slots"] = "5471-10922"

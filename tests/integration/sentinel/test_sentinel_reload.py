@@ -160,7 +160,7 @@ def test_valid_edit_becomes_one_epoch_everywhere_and_keys_follow(live):
     ]
     assert len(published_by) == 1 and f"epoch {epoch}: " in published_by[0][1], published_by
     leaders = [published_by[0][0]]
-    assert "1000 slot(s) moved from shard a to shard b" in logs[leaders[0]]
+    assert "1000 slot(s) 0-999 start moving from shard a to shard b" in logs[leaders[0]]
     assert "shard c added" in logs[leaders[0]]
     for sid in sc.ids:
         assert "sentinel.down_after_ms 500 -> 600" in logs[sid]

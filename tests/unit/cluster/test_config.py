@@ -268,8 +268,11 @@ def test_overlap_between_three_shards():
         ("0-99999", "shards[0].slots: slot range '0-99999' is outside 0-16383 or reversed"),
         ("5460-0", "shards[0].slots: slot range '5460-0' is outside 0-16383 or reversed"),
         ("zero-5460", "shards[0].slots: malformed slot range 'zero-5460' (want N or N-M)"),
-        ("", "shards[0].slots: missing (want slot ranges like '0-5460' or '0-100,200-300')"),
-        (None, "shards[0].slots: missing (want slot ranges like '0-5460' or '0-100,200-300')"),
+        (
+            None,
+            "shards[0].slots: missing (want slot ranges like '0-5460' or '0-100,200-300', "
+            "or '' for a shard that owns no slots)",
+        ),
         (
             [0, 5460],
             "shards[0].slots: must be slot ranges like '0-5460' or '0-100,200-300', got a list",

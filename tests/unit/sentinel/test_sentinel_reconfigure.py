@@ -64,7 +64,7 @@ def test_a_slot_move_keeps_the_promoted_master():
     assert merged.ranges_of(0) == "0-999" and merged.ranges_of(1) == "1000-16383"
     what = reconfigure.describe(current, merged, edit)
     assert what == [
-        "7192 slot(s) moved from shard a to shard b",
+        "7192 slot(s) 1000-8191 start moving from shard a to shard b (keys follow)",
         f"shard a keeps master {R1} from the failover state (the file names {M1})",
     ]
 
@@ -102,11 +102,16 @@ def test_a_shard_added_and_one_removed():
         ]
     )
     merged = reconfigure.merge(edit, current, 6)
-    assert [s.name for s in merged.shards] == ["a", "c"]
+    # b drains into c: it stays, without slots, until its keys have moved
+    assert [s.name for s in merged.shards] == ["a", "c", "b"]
     assert merged.shards[1] == Shard("c", X, ())
+    assert merged.shards[2] == current.shards[1] and merged.slots_of(2) == []
     what = reconfigure.describe(current, merged)
-    assert what[:2] == [f"shard c added (master {X}, replicas none)", "shard b removed"]
-    assert "8192 slot(s) moved from shard b to shard c" in what
+    assert what[:3] == [
+        f"shard c added (master {X}, replicas none)",
+        "8192 slot(s) 8192-16383 start moving from shard b to shard c (keys follow)",
+        "shard b drains (it keeps no slots)",
+    ]
 
 
 def _ready(shard: str, old: Address, candidate: Address, epoch: int) -> Failover:
