@@ -119,6 +119,8 @@ class RouterStats:
         }
         self.auth_failures: dict[str, int] = {"admin": 0, "client": 0}
         self.split_transactions = 0  # EXECs run as one MULTI/EXEC per shard (several)
+        self.keys_moved = 0  # keys moved off a migration's source (router.wire.migrate)
+        self.migrate_errors = 0  # keys that could not be moved (-TRYAGAIN)
 
     def count(self, command: str, raw: bytes) -> None:
         """One reply for ``command`` went back to a client."""
@@ -222,6 +224,18 @@ class RouterCollector(Collector):
             "Transactions run as one MULTI/EXEC on each of several shards "
             "(router.transactions: split).",
             value=stats.split_transactions,
+        )
+        yield CounterMetricFamily(
+            "slotwarden_router_keys_moved",
+            "Keys this router moved from a migrating slot's source shard to its target "
+            "before sending a request (MIGRATE).",
+            value=stats.keys_moved,
+        )
+        yield CounterMetricFamily(
+            "slotwarden_router_migrate_errors",
+            "Keys of migrating slots this router could not move (a MIGRATE or check error, "
+            "or a key still being moved at the deadline): the client got -TRYAGAIN.",
+            value=stats.migrate_errors,
         )
         yield from self._backends()
         yield from self._topology()

@@ -24,7 +24,9 @@ Invariants: an update is applied only if its epoch is strictly higher than
 the current one (`apply_topology`), and one from outside (a push, the
 sentinels) only once `vet` passed it (slotwarden.cluster.trust); a node is
 sent backend credentials only if cluster.yaml lists it for its shard
-(`settings_for_shard`); a node the route no longer uses is
+(`settings_for_shard`), or if it is a node of a draining shard (removed from the
+file, still the source of a migration) that the route already had (vet
+accepts those: `slotwarden.cluster.trust.draining_known`); a node the route no longer uses is
 retired or stopped, never left serving; every node task runs in the TaskGroup
 given to `attach`; the timeout sweep (`sweep`) covers every node still
 holding requests, retired ones included, so a request in flight is answered
@@ -46,7 +48,7 @@ from router.wire.node import Node, Route
 from router.wire.ports import BackendPorts, StatsSink
 from router.wire.turn import LoopTurn
 from slotwarden.cluster.topology import Address, SlotMap
-from slotwarden.cluster.trust import TopologyRefused, check_epoch, check_nodes
+from slotwarden.cluster.trust import TopologyRefused, check_epoch, check_nodes, draining_known
 
 log = logging.getLogger("slotwarden.router")
 
@@ -89,7 +91,8 @@ class RouteTable:
         sentinels holds it), else why not (`EpochJump` for the jump alone), logged once
         per new reason and counted as a rejected update."""
         try:
-            check_nodes(slotmap, self.running.config)
+            # a draining shard gone from cluster.yaml: its nodes as the route has them
+            check_nodes(slotmap, self.running.config, self.route.slotmap)
             if not jump_ok:
                 check_epoch(slotmap.epoch, self.route.slotmap.epoch)
         except TopologyRefused as exc:
@@ -130,15 +133,19 @@ class RouteTable:
         masters: list[Node] = []
         grace = running.backend.command_timeout
         self.retired = [n for n in self.retired if any(not t.done() for t in n.tasks)]
-        for shard in slotmap.shards:
+        previous = self.route.slotmap if hasattr(self, "route") else None
+        for index, shard in enumerate(slotmap.shards):
             node = self.nodes.get(shard.master)
             if node is None or node.label != shard.name:
                 if node is not None:
                     node.retire(self._loop, grace)
                     self.retired.append(node)
-                settings = settings_for_shard(
-                    running.backend, running.config, shard.name, shard.master
-                )
+                if shard.master in (draining_known(slotmap, index, previous) or ()):
+                    settings = running.backend  # a drained shard's node the route had
+                else:
+                    settings = settings_for_shard(
+                        running.backend, running.config, shard.name, shard.master
+                    )
                 node = Node(shard.master, shard.name, settings, self.ports)
                 self.nodes[shard.master] = node
                 node.start(self._spawn)

@@ -10,6 +10,8 @@ The command table names each command's merger (router.commands.table, the
 `BUILT` lists the names whose merger is made per request (`merge_ordered`,
 `scan_cursor_merge`, and INFO's in router.decide.info: they need what only the
 plan knows; the diagnostics' in router.decide.diag are made per request too).
+KEYS and SCAN leave out the project's own keys (`OWN_PREFIX`: a migration's locks
+and the mover's temporary copies); DBSIZE may count one for a moment.
 """
 
 from __future__ import annotations
@@ -122,8 +124,18 @@ def merge_ordered(
     return merge
 
 
+# Keys of the project itself (a migration's locks, the mover's temporary copies):
+# never shown by KEYS or SCAN through the router (README *Resharding*).
+OWN_PREFIX = b"__slotwarden:"
+
+
+def is_own_key(key: bytes) -> bool:
+    return key.startswith(OWN_PREFIX)
+
+
 def merge_concat(parts: list[bytes]) -> bytes:
-    """KEYS: the arrays of every part, concatenated."""
+    """KEYS: the arrays of every part, concatenated (the project's own keys, a
+    migration's locks, left out: `router.decide.migrate.OWN_PREFIX`)."""
     err = first_error(parts)
     if err is not None:
         return err
@@ -132,6 +144,14 @@ def merge_concat(parts: list[bytes]) -> bytes:
     for raw in parts:
         if raw[:1] != b"*":
             return _unexpected(raw, "an array")
+        if OWN_PREFIX in raw:
+            items = split_array(raw)
+            if items is None:
+                return _unexpected(raw, "an array")
+            kept = [item for item in items if not is_own_key(item[item.find(b"\r\n") + 2 :])]
+            count += len(kept)
+            bodies.append(b"".join(kept))
+            continue
         head, _, body = raw.partition(b"\r\n")
         count += max(int(head[1:]), 0)
         bodies.append(body)
@@ -169,7 +189,7 @@ def scan_cursor_merge(shard: int, shard_count: int, shard_bits: int) -> Merger:
             cursor = shard + 1
         else:
             cursor = 0
-        keys = encode_array([encode_bulk(k) for k in value[1]])
+        keys = encode_array([encode_bulk(k) for k in value[1] if not is_own_key(k)])
         return encode_array([encode_bulk(str(cursor).encode()), keys])
 
     return merge

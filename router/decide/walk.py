@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router.decide.merge import decode
+from router.decide.merge import decode, is_own_key
 from router.decide.plan import SCAN_SHARD_BITS
 from slotwarden.resp.encode import encode_array, encode_bulk, encode_command, error_reply
 
@@ -88,7 +88,7 @@ class ScanWalk:
         value = decode(raw)
         if not (isinstance(value, list) and len(value) == 2 and isinstance(value[1], list)):
             return error_reply(f"ERR router expected a SCAN reply from a shard, got {raw[:60]!r}")
-        self.keys.extend(value[1])
+        self.keys.extend(k for k in value[1] if not is_own_key(k))  # locks: not data
         inner = int(value[0])
         if inner != 0:
             cursor = (inner << SCAN_SHARD_BITS) | self.shard

@@ -45,7 +45,9 @@ until every part is sent. A multi-key command whose keys span shards and that th
 router computes (``router.cross_shard: compute``: `router.wire.gather`) takes its
 reply slot at once too, and the client's next requests wait until it is answered;
 so do SCAN and LMPOP/ZMPOP over several shards, which ask shards one after another
-(`router.wire.walk`).
+(`router.wire.walk`), and a request whose keys are in migrating slots while they are
+moved from the source shard first (`router.wire.migrate`; with migrations in the
+slot map every request goes through `dispatch`, the fast paths are off).
 
 SCRIPT KILL and FUNCTION KILL never go on the shared connection (the busy
 script they must stop is in front of them there): `forward` sends them to
@@ -85,7 +87,7 @@ from router.decide.plan import Fanout
 from router.decide.scripts import RETRIED, SCRIPTED, ScriptCache
 from router.decide.session import Session
 from router.errors import CROSSSLOT
-from router.wire import client_ctl, gather, side, walk
+from router.wire import client_ctl, gather, migrate, side, walk
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.gather import Gather
@@ -190,6 +192,7 @@ class ClientPorts:
     info_head: Callable[[], RouterFacts]  # the router's own facts for INFO
     scripts: ScriptCache = field(default_factory=ScriptCache)  # bodies seen (NOSCRIPT retry)
     config_writes: ConfigWriter | None = None  # CONFIG SET/RESETSTAT (allow_config_set)
+    migrator: migrate.Migrator = field(default_factory=migrate.Migrator)  # keys moved
 
 
 class ClientConn(asyncio.Protocol):
@@ -206,6 +209,7 @@ class ClientConn(asyncio.Protocol):
         "loop",
         "out_paused",
         "ports",
+        "premoved",
         "read_paused",
         "reader",
         "routes",
@@ -241,9 +245,10 @@ class ClientConn(asyncio.Protocol):
         self.large_pending: Pending | None = None
         # a multi-key command computed across shards (router.wire.gather) or a walk
         # (router.wire.walk): the client's next requests wait in ``held`` until answered
-        self.gather: Gather | Walking | None = None
+        self.gather: Gather | Walking | migrate.PreMove | None = None
         self.state = ClientState(self, ports.routes)
         self.dropped: set[Pending] | None = None  # replies CLIENT REPLY OFF/SKIP drops
+        self.premoved: list[bytes] | None = None  # keys just moved (router.wire.migrate)
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -373,7 +378,8 @@ class ClientConn(asyncio.Protocol):
             owner = route.slotmap.owner
             conns = self._conns if self._conns_route is route else self._bind(route)
             append = fifo.append
-            plain = state.plain  # normal mode, authenticated, not watching: fast path
+            # normal mode, authenticated, not watching, no slot migrating: fast path
+            plain = state.plain and not route.slotmap.migrations
             requests = iter(batch)
             # the first single-key request of each event-loop turn is timed (turn.sample_due)
             sampled = not turn.sample_due
@@ -416,7 +422,7 @@ class ClientConn(asyncio.Protocol):
                     # nothing more until the reply / the split / the gather / the paused path
                     self.held[:0] = list(requests)
                     break
-                plain = state.plain
+                plain = state.plain and not route.slotmap.migrations
                 if self._conns_route is not route:  # HELLO switched protocol
                     conns = self._bind(route)
             if reader.drained and not self.held:  # no need to ask the reader again
@@ -563,8 +569,8 @@ class ClientConn(asyncio.Protocol):
         if spec is None:  # unknown, or a wrong number of arguments: Redis's error
             spec = cmds.lookup(args)
             self.state.reject(cmds.refusal(args, spec), args)
-        else:
-            self.state.handle(spec, args, raw)
+        elif not (self.routes.route.slotmap.migrations and migrate.start(self, spec, args, raw)):
+            self.state.handle(spec, args, raw)  # (keys in migrating slots: moved first)
         # name (and time) the reply slots this request added, for the metrics
         name = spec.name if spec is not None else "unknown"
         session = self.session

@@ -54,6 +54,8 @@ class StatsSink(Protocol):
     bytes_out: int
     commands: dict[str, list[int]]
     split_transactions: int  # EXECs run as one MULTI/EXEC per shard (several shards)
+    keys_moved: int  # keys this router moved off a migration's source (router.wire.migrate)
+    migrate_errors: int  # keys it could not move (the client got -TRYAGAIN)
 
     def count(self, command: str, raw: bytes) -> None: ...
 

@@ -15,10 +15,12 @@ item 7):
   nodes of their topology, and `restrict` drops from what a leader publishes
   any replica the file no longer lists (a sentinel never promotes one), so a
   topology published by sentinels that share the router's cluster.yaml is
-  never refused. A shard the file no longer lists passes only while it is
-  draining (no slots, a migration's source) with nodes the receiver's current
-  map already has for it (``known``: the sentinels published them while the
-  file still listed them).
+  never refused. One exception (online resharding): a shard removed from
+  cluster.yaml that is still *draining* - it owns no slot in the map and is
+  the source of one of its migrations - is accepted when every node named for
+  it is one the receiver's current map (``known``) already names for that
+  shard: those nodes were listed when the receiver took them, the sentinels
+  keep publishing them until the drain ends, and no new node comes in that way.
 - `check_epoch`: at most `MAX_EPOCH_JUMP` above the epoch the receiver
   knows; a larger jump is refused (a caller may accept one that a majority
   of cluster.yaml's sentinels corroborate, see router.control.watch).
@@ -80,17 +82,13 @@ def listed(config: ClusterConfig) -> dict[str, frozenset[Address]]:
 
 
 def check_nodes(slotmap: SlotMap, config: ClusterConfig, known: SlotMap | None = None) -> None:
-    """Raise `TopologyRefused` unless every node ``slotmap`` names is listed for its shard.
-
-    A shard cluster.yaml no longer lists may still be a DRAINING one (owning no
-    slots, the source of a migration) if ``known`` (the receiver's current map,
-    vetted before) has it with every node ``slotmap`` names for it."""
+    """Raise `TopologyRefused` unless every node ``slotmap`` names is listed for its shard
+    (or, for a draining shard cluster.yaml no longer has, named for it in ``known``)."""
     nodes = listed(config)
-    draining = {m.source for m in slotmap.migrations}
     for index, shard in enumerate(slotmap.shards):
         allowed = nodes.get(shard.name)
-        if allowed is None and shard.name in draining and not slotmap.slots_of(index):
-            allowed = _known_nodes(known, shard.name)
+        if allowed is None:
+            allowed = draining_known(slotmap, index, known)
         if allowed is None:
             raise TopologyRefused(f"shard {_one_line(shard.name)} is not in cluster.yaml")
         for node in (shard.master, *shard.replicas):
@@ -100,8 +98,17 @@ def check_nodes(slotmap: SlotMap, config: ClusterConfig, known: SlotMap | None =
                 )
 
 
-def _known_nodes(known: SlotMap | None, name: str) -> frozenset[Address] | None:
-    for shard in known.shards if known is not None else ():
+def draining_known(
+    slotmap: SlotMap, index: int, known: SlotMap | None
+) -> frozenset[Address] | None:
+    """The nodes ``known`` names for shard ``index`` of ``slotmap`` if that shard is
+    draining (no slot, the source of a migration) and ``known`` has it; else None."""
+    if known is None:
+        return None
+    name = slotmap.shards[index].name
+    if bytes([index]) in slotmap.owner or not any(m.source == name for m in slotmap.migrations):
+        return None
+    for shard in known.shards:
         if shard.name == name:
             return frozenset((shard.master, *shard.replicas))
     return None
@@ -122,15 +129,10 @@ def is_listed(config: ClusterConfig, shard: str, addr: Address) -> bool:
 
 def restrict(slotmap: SlotMap, config: ClusterConfig) -> SlotMap:
     """``slotmap`` without the replicas cluster.yaml does not list for their shard
-    (masters are kept: a sentinel publishes the master it has; a draining shard the
-    file no longer lists keeps the nodes it has, vetted by `check_nodes`)."""
+    (masters are kept: a sentinel publishes the master it has)."""
     nodes = listed(config)
     shards = tuple(
-        Shard(
-            s.name,
-            s.master,
-            tuple(r for r in s.replicas if s.name not in nodes or r in nodes[s.name]),
-        )
+        Shard(s.name, s.master, tuple(r for r in s.replicas if r in nodes.get(s.name, ())))
         for s in slotmap.shards
     )
     if shards == slotmap.shards:

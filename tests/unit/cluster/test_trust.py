@@ -92,3 +92,44 @@ def test_restrict_drops_unlisted_replicas_only() -> None:
     a = slotmap.shards[0]
     odd = with_shard(slotmap, 0, Shard("a", a.master, (FOREIGN, *a.replicas)))
     assert restrict(odd, config).shards[0] == a
+
+
+def test_a_draining_shard_gone_from_the_file_passes_with_the_nodes_known() -> None:
+    from slotwarden.cluster.topology import Migration
+
+    config = bundled()  # shards a, b, c
+    known = config.slotmap(3)
+    a, b = known.shards[0], known.shards[1]
+    d = Shard("d", Address("127.0.0.1", 7999))  # once in the file, now removed: draining
+    before = SlotMap.build(
+        3, (a, b, known.shards[2], d), [[(0, 99)], [(100, 10922)], [(10923, 16383)], []], ()
+    )
+    draining = SlotMap.build(
+        4,
+        (a, b, known.shards[2], d),
+        [[(0, 5460)], [(5461, 10922)], [(10923, 16383)], []],
+        (Migration.of([(0, 99)], "d", "a"),),
+    )
+    with pytest.raises(TopologyRefused, match=r"shard d is not in cluster\.yaml"):
+        check_nodes(draining, config)  # without what the receiver knows: refused, as before
+    with pytest.raises(TopologyRefused, match=r"shard d is not in cluster\.yaml"):
+        check_nodes(draining, config, known)  # the receiver never had d: refused
+    check_nodes(draining, config, before)  # d's node is the one the receiver had
+    moved = SlotMap.build(
+        5,
+        (a, b, known.shards[2], Shard("d", FOREIGN)),
+        [[(0, 5460)], [(5461, 10922)], [(10923, 16383)], []],
+        (Migration.of([(0, 99)], "d", "a"),),
+    )
+    with pytest.raises(
+        TopologyRefused, match=r"shard d: node 10\.0\.0\.9:6379 is not in cluster\.yaml"
+    ):
+        check_nodes(moved, config, before)  # a node the receiver never had: refused
+    owning = SlotMap.build(
+        5,
+        (a, b, known.shards[2], d),
+        [[(0, 5460)], [(5461, 10922)], [(10923, 16382)], [(16383, 16383)]],
+        (Migration.of([(0, 99)], "d", "a"),),
+    )
+    with pytest.raises(TopologyRefused, match=r"shard d is not in cluster\.yaml"):
+        check_nodes(owning, config, before)  # d owns a slot: not draining, refused
