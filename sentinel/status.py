@@ -3,14 +3,18 @@
 Owns the report: each shard's master and replicas (role, offset, lag) read
 directly from the nodes, each sentinel's view and epochs (and any shard
 whose failover it refuses), each router's epoch (its admin ``GET
-/topology``). Every source has a short deadline and a source that does not
-answer is shown as such, never an exception. The shard layout shown is the
-newest topology any sentinel serves (else the config's, epoch 0).
+/topology``; cluster.yaml's router and every router a sentinel registered),
+each migration with a progress bar (`sentinel.report`). Every source has a
+short deadline and a source that does not answer is shown as such, never an
+exception. The shard layout shown is the newest topology any sentinel serves
+(else the config's, epoch 0). The exit code is `sentinel.report.verdict`'s:
+0 healthy, 1 degraded, 2 unreachable (3, usage/config errors: `slotwarden.cli`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from typing import Any
@@ -19,6 +23,14 @@ from sentinel.act.peers import PeerClient, parse_topology
 from sentinel.act.probe import connect, set_backend_auth
 from sentinel.errors import SetupError
 from sentinel.main import require_secret
+from sentinel.report import (
+    STATES,
+    UNREACHABLE,
+    detail_lines,
+    migration_rows,
+    progress_line,
+    verdict,
+)
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
@@ -52,7 +64,7 @@ async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
     async with PeerClient(secret or "", config.tls) as client:
         path = "/status" if secret else "/health"
         views = await asyncio.gather(*(client.call("GET", p.listen, path, TIMEOUT) for p in peers))
-        routers = [config.router.admin]
+        routers = known_routers(config.router.admin, views)
         router_views = await asyncio.gather(
             *(client.call("GET", r, "/topology", TIMEOUT) for r in routers)
         )
@@ -99,16 +111,32 @@ async def gather(config: ClusterConfig, secret: str | None) -> dict[str, Any]:
                 "shards_down": list(ready.get("shards_down", [])) if ready else [],
             }
         )
+    reports = [(p.id, v.get("migrations")) for p, v in zip(peers, views, strict=True) if v]
     return {
         "topology_epoch": topology.epoch,
         "topology_source": source,
         "shards": shards,
         "sentinels": sentinels,
         "routers": routers_out,
+        "migrations": migration_rows(topology.migrations, reports),
     }
 
 
+def known_routers(configured: Address, views: list[Any]) -> list[Address]:
+    """cluster.yaml's router, then every router a sentinel has registered."""
+    out = [configured]
+    for view in views:
+        for text in (view or {}).get("routers") or {}:
+            with contextlib.suppress(ValueError):
+                addr = Address.parse(text)
+                if addr not in out:
+                    out.append(addr)
+    return out
+
+
 def render_report(report: dict[str, Any]) -> str:
+    if report.get("health", {}).get("code") == UNREACHABLE:
+        return f"cluster UNREACHABLE: {'; '.join(report['health']['problems'])}"
     lines = [f"topology epoch {report['topology_epoch']} (from {report['topology_source']})"]
     for shard in report["shards"]:
         lines.append(f"shard {shard['name']} (slots {shard['slots']})")
@@ -133,9 +161,12 @@ def render_report(report: dict[str, Any]) -> str:
         text = f"  {s['id']} {s['listen']}  epoch {s['epoch']} topology epoch {s['topology_epoch']}"
         if "role" in s:
             down = ", ".join(s.get("down") or []) or "none"
-            text += (
-                f"  {s['role']}, voted {s.get('voted_for')}@{s.get('voted_epoch')}, down: {down}"
+            voted = (
+                f"voted for {s['voted_for']} in epoch {s.get('voted_epoch')}"
+                if s.get("voted_for")
+                else "has not voted yet"
             )
+            text += f"  {s['role']}, {voted}, nodes it holds down: {down}"
         lines.append(text)
         for shard, reason in (s.get("refused") or {}).items():
             lines.append(f"    FAILOVER REFUSED for shard {shard}: {reason}")
@@ -148,6 +179,15 @@ def render_report(report: dict[str, Any]) -> str:
         else:
             state = f"epoch {r['epoch']}, NOT ready (shards down: {', '.join(r['shards_down'])})"
         lines.append(f"  {r['admin']}  {state}")
+    if report["migrations"]:
+        lines.append("migrations")
+        for m in report["migrations"]:
+            lines.append(f"  {progress_line(m)}")
+            lines.extend(f"    {d}" for d in detail_lines(m))
+    health = report.get("health")
+    if health:
+        lines.append(f"cluster {health['state'].upper()} (exit code {health['code']})")
+        lines.extend(f"  - {p}" for p in health["problems"])
     return "\n".join(lines)
 
 
@@ -160,7 +200,9 @@ def main(config: ClusterConfig, as_json: bool = False) -> int:
     report = asyncio.run(gather(config, secret))
     if secret is None and config.sentinel:
         report["note"] = "no secret available: sentinel views limited to /health"
+    code, problems = verdict(report, config.sentinel is not None)
+    report["health"] = {"code": code, "state": STATES[code], "problems": problems}
     print(json.dumps(report, indent=2) if as_json else render_report(report))
     if not as_json and "note" in report:
         print(f"note: {report['note']}", file=sys.stderr)
-    return 0
+    return code

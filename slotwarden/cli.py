@@ -1,11 +1,14 @@
-"""The `slotwarden` command line: check, acl, router, up, sentinel, status, failover.
+"""The `slotwarden` command line: check, acl, router, up, sentinel, status, failover,
+reshard, rebalance.
 
 Owns argument parsing, config-file resolution and logging setup; every
 subcommand handler returns the process exit code. The heavy modules
 (`router.main`, `slotwarden.launcher`) are imported inside their handlers so
 `slotwarden check` works without them. Invariant: an invalid cluster.yaml is
 reported the same way by every subcommand (``FILE: N problem(s):`` and one
-``  - problem`` line each, on stderr, exit status 1).
+``  - problem`` line each, on stderr, exit status 1; 3 for ``status``, whose
+exit codes say healthy 0 / degraded 1 / unreachable 2, so usage and config
+errors are 3 there).
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from slotwarden.cluster.config import ClusterConfig, load
 from slotwarden.cluster.errors import ConfigError
 from slotwarden.cluster.topology import Address
+from slotwarden.reshard_cli import add_reshard_parsers
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -34,6 +39,7 @@ _LAZY_MODULES = (
     "sentinel.main",
     "sentinel.status",
     "sentinel.manual",
+    "sentinel.reshard",
     "slotwarden.acl",
 )
 
@@ -160,7 +166,12 @@ def cmd_sentinel(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from sentinel.status import main as status_main
 
-    return status_main(load(resolve_config(args.config)), as_json=args.json)
+    try:
+        config = load(resolve_config(args.config))
+    except ConfigError as exc:
+        report_problems(exc)
+        return STATUS_USAGE
+    return status_main(config, as_json=args.json)
 
 
 def cmd_failover(args: argparse.Namespace) -> int:
@@ -238,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help=log_help)
     p.add_argument("--log-json", action="store_true", help=json_help)
 
-    p = add("status", cmd_status, "show shards, sentinels and routers as they are now")
+    p = add("status", cmd_status, "show shards, sentinels, routers and migrations as they are now")
+    p.epilog = STATUS_CODES
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.error = _status_usage_error(p)  # type: ignore[method-assign]
     p.add_argument("--config", metavar="FILE", help=config_help)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument(
@@ -258,12 +272,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--log-level", type=str.upper, choices=LOG_LEVELS, default="WARNING", help=log_help
     )
+    add_reshard_parsers(add, log_help)
     return parser
+
+
+STATUS_USAGE = 3
+STATUS_CODES = """exit codes:
+  0  healthy: every node, sentinel and router as the topology says, nothing blocked
+  1  degraded: a node down or in the wrong role, a sentinel not answering, a failover
+     refused, a router behind the topology or not ready, a migration blocked
+  2  unreachable: no sentinel answers (without sentinels: no Redis node answers)
+  3  usage or configuration error"""
+
+
+def _status_usage_error(p: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
+    def error(message: str) -> NoReturn:
+        p.print_usage(sys.stderr)
+        p.exit(STATUS_USAGE, f"{p.prog}: error: {message}\n")
+
+    return error
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if getattr(args, "command", None) == "status":  # its exit codes: 3 for usage
+            print(f"slotwarden status: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+            return STATUS_USAGE
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)

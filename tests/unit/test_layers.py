@@ -37,6 +37,8 @@ IO_MODULES = frozenset({"asyncio", "aiohttp", "socket", "uvloop"})
 LAYERS: list[tuple[str, int, bool]] = [
     ("slotwarden", 0, True),  # the package __init__: the version, nothing else
     ("slotwarden.cluster", 1, True),
+    ("slotwarden.reshard_plan", 1, True),  # reshard/rebalance plans (cli)
+    ("slotwarden.slots_edit", 1, True),  # cluster.yaml's slots: lines rewritten (cli)
     ("slotwarden.resp", 2, True),
     ("router", 3, True),  # the package __init__
     ("router.errors", 3, True),
@@ -55,12 +57,15 @@ LAYERS: list[tuple[str, int, bool]] = [
     ("sentinel.main", 8, False),
     ("sentinel.status", 9, False),
     ("sentinel.manual", 9, False),
+    ("sentinel.reshard", 9, False),
+    ("sentinel.report", 9, True),  # status's migrations, progress bars, exit code (pure)
     ("slotwarden.procs", 10, False),
     ("slotwarden.dataset", 10, False),
     ("slotwarden.rig", 11, False),
     ("slotwarden.launcher", 10, False),
     ("slotwarden.acl", 10, False),
     ("slotwarden.cli", 11, False),
+    ("slotwarden.reshard_cli", 11, False),  # reshard/rebalance arguments (cli)
     ("slotwarden.__main__", 12, False),
 ]
 

@@ -131,9 +131,14 @@ def run_failover(sc, how):
         env=sc.env,
         cwd=REPO,
         timeout=30,
-        check=True,
     )
     report = json.loads(out.stdout)
+    # exit code 1 (degraded) while the killed old master is down, 0 once all is back
+    if how == signal.SIGKILL:
+        assert out.returncode == 1, out.stderr
+        assert f"shard a: replica {m.addr} is down" in report["health"]["problems"]
+    else:
+        assert out.returncode == 0, report["health"]
     [router] = report["routers"]
     assert (router["admin"], router["up"], router["epoch"]) == (sc.router_admin, True, epoch)
     assert router["ready"] is True and router["shards_down"] == []

@@ -108,8 +108,9 @@ def test_unsynced_replica_is_not_promoted_and_force_promotes_it():
         assert "never completed a sync" in logs
         assert sc.role(rep) == ("slave", m.addr)
         status = _cli(sc, "status")
-        assert status.returncode == 0, status.stderr
+        assert status.returncode == 1, status.stderr  # degraded: the master is down
         assert "FAILOVER REFUSED for shard a" in status.stdout, status.stdout
+        assert "cluster DEGRADED (exit code 1)" in status.stdout, status.stdout
 
         # no data lost: the master comes back with every key, still the master
         m.start()
