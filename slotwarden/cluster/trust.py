@@ -129,10 +129,15 @@ def is_listed(config: ClusterConfig, shard: str, addr: Address) -> bool:
 
 def restrict(slotmap: SlotMap, config: ClusterConfig) -> SlotMap:
     """``slotmap`` without the replicas cluster.yaml does not list for their shard
-    (masters are kept: a sentinel publishes the master it has)."""
+    (masters are kept: a sentinel publishes the master it has; a draining shard the
+    file no longer lists keeps the nodes it has, vetted by `check_nodes`)."""
     nodes = listed(config)
     shards = tuple(
-        Shard(s.name, s.master, tuple(r for r in s.replicas if r in nodes.get(s.name, ())))
+        Shard(
+            s.name,
+            s.master,
+            tuple(r for r in s.replicas if s.name not in nodes or r in nodes[s.name]),
+        )
         for s in slotmap.shards
     )
     if shards == slotmap.shards:
