@@ -319,11 +319,24 @@ def run_slotwarden(args: argparse.Namespace, moving: set[int]) -> Result:
         layout["d"] = format_ranges(moving)
         result.moved_slots = layout["d"]
 
+        seen: dict[str, Any] = {}
+
         def move() -> None:
+            t0 = time.monotonic()
             rig.set_layout(layout)
-            rig.wait_settled(args.timeout)
+            while rig_settled(rig, seen, t0) is None:
+                if time.monotonic() - t0 > args.timeout:
+                    raise TimeoutError(f"the move did not settle in {args.timeout:.0f} s")
+                time.sleep(0.1)
 
         measure(result, loops, args.measure_s, move)
+        if "published_s" in seen:
+            result.notes.append(f"migration published {seen['published_s']:.1f} s after the edit")
+        for m in seen.get("status", []):
+            result.notes.append(
+                "mover's last /status: "
+                + ", ".join(f"{k} {m.get(k)}" for k in STATUS_FIELDS if m.get(k) is not None)
+            )
         after = rig.wait_settled(10)
         d = after.shards[after.shard_index("d")].master
         with redis.Redis(host=d.host, port=d.port, socket_timeout=30) as r:
@@ -340,6 +353,25 @@ def run_slotwarden(args: argparse.Namespace, moving: set[int]) -> Result:
     finally:
         if rig is not None:
             rig.close()
+
+
+STATUS_FIELDS = ("slots", "from", "to", "state", "keys_moved", "bytes_moved", "big_keys_moved",
+                 "errors", "rate_keys_per_s")  # fmt: skip
+
+
+def rig_settled(rig: ReshardRig, seen: dict[str, Any], t0: float) -> Any:
+    """`ReshardRig.settled`, noting in ``seen`` when the migration was first published and
+    the mover's last progress in ``/status`` (transient HTTP errors: not settled yet)."""
+    try:
+        sm = rig.sentinel_map()
+        if sm.migrations and "published_s" not in seen:
+            seen["published_s"] = time.monotonic() - t0
+        status = rig.migrations()
+        if status:
+            seen["status"] = status
+        return rig.settled()
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 # ---------------------------------------------------------------- data
