@@ -454,13 +454,20 @@ class Leader:
             self.events.emit(Event("abort", text, epoch=epoch))
             self._back_off_after_abort([])
             return {"ok": False, "epoch": epoch, "reason": reason}
-        edit = self._reconfigure_pending
+        edit, finishing = self._reconfigure_pending, list(self._finishing)
         plan = await publish.plan_publication(
-            latest, h.config, list(self._finishing), edit, epoch,
+            latest, h.config, finishing, edit, epoch,
             timeout=h.timing.step_timeout, name=f"slotwarden-sentinel-{self.me}",
             routes=self.actuator.routes,
         )  # fmt: skip
-        self._finishing = []
+        fenced = await self._lease_lost(epoch)  # the room check took time: still leader?
+        if fenced is not None or h.topology is not latest:
+            reason = fenced or f"topology epoch {h.topology.epoch} was adopted meanwhile"
+            text = f"epoch {epoch}: cluster.yaml edit not published: {reason}"
+            self.events.emit(Event("abort", text, epoch=epoch))
+            self._back_off_after_abort([])
+            return {"ok": False, "epoch": epoch, "reason": reason}
+        self._finishing = [m for m in self._finishing if m not in finishing]
         if edit:
             self._reconfigure_pending = False  # published, or refused: dropped either way
         for event in plan.refused:
