@@ -62,8 +62,12 @@ def password_hash(password: bytes) -> str:
 
 
 def router_rule(config: ClusterConfig | None = None) -> tuple[str, ...]:
-    """The router user's rule (CONFIG SET/RESETSTAT allowed with router.allow_config_set)."""
-    return tuple(router_acl.rule(config is not None and config.router.allow_config_set))
+    """The router user's rule (CONFIG SET/RESETSTAT allowed with router.allow_config_set;
+    MIGRATE to the hosts of ``config``'s nodes, for online resharding)."""
+    if config is None:
+        return tuple(router_acl.rule())
+    hosts = [a.host for s in config.shards for a in (s.master, *s.replicas)]
+    return tuple(router_acl.rule(config.router.allow_config_set, hosts))
 
 
 def sentinel_rule() -> tuple[str, ...]:

@@ -20,6 +20,13 @@ permissions of that user, so the two cannot drift apart:
   (`SCRIPT_SAFE_LOCAL`: scripts use them, and they read or change nothing);
 - allowed because the router sends them itself (`ROUTER_SENT`): CLIENT ID
   (asked on every pinned connection) and CLIENT UNBLOCK (of that id);
+- MIGRATE only to the hosts of cluster.yaml's nodes (``+migrate|<host>``: Redis
+  7.0 checks the first argument, MIGRATE's target host), for online resharding:
+  the router's pre-move (router.wire.migrate) and the sentinels' mover move keys
+  as this user; the target then runs RESTORE (granted: it is forwarded) as this
+  user too. A script may call MIGRATE, but not to a host outside the cluster.
+  The rest of what moving sends (SELECT 0, WAIT, MEMORY USAGE, PUBLISH, the
+  mover's SCAN/HSCAN/.../RENAMENX copy) is forwarded, so granted already;
 - allowed only with ``router.allow_config_set: true``: CONFIG SET and CONFIG
   RESETSTAT (`CONFIG_WRITES`; REJECTED rows the router then sends to every
   node itself, router.control.config_set). Scripts cannot run them either
@@ -35,6 +42,8 @@ permission (Redis lets every user run them). Keys ``~*`` and channels
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from router.commands.spec import TABLE, CommandSpec
 from router.commands.table import Shape
@@ -140,19 +149,22 @@ def allowed_names() -> list[str]:
     return sorted(names)
 
 
-def command_rules(config_set: bool = False) -> list[str]:
+def command_rules(config_set: bool = False, migrate_hosts: Iterable[str] = ()) -> list[str]:
     """The command part of the router user's ACL rule: ``-@all`` then one ``+`` per
     allowed command, subcommand or first argument, in a stable order; ``config_set``:
-    router.allow_config_set (`CONFIG_WRITES` allowed too)."""
+    router.allow_config_set (`CONFIG_WRITES` allowed too); ``migrate_hosts``: MIGRATE's
+    allowed target hosts."""
     rules = ["-@all"]
     rules += [f"+{name}" for name in allowed_names()]
     rules += [f"+{name}|{arg}" for name, arg in sorted(FIRST_ARG_ONLY.items())]
     rules += [f"+{name}|{arg}" for name, args in sorted(MORE_FIRST_ARGS.items()) for arg in args]
+    rules += [f"+migrate|{host}" for host in sorted(set(migrate_hosts))]
     if config_set:
         rules += [f"+{name}" for name in CONFIG_WRITES]
     return rules
 
 
-def rule(config_set: bool = False) -> list[str]:
-    """Keys, channels and commands of the router's backend user (no password part)."""
-    return ["~*", "&*", *command_rules(config_set)]
+def rule(config_set: bool = False, migrate_hosts: Iterable[str] = ()) -> list[str]:
+    """Keys, channels and commands of the router's backend user (no password part);
+    ``migrate_hosts``: the hosts MIGRATE may send keys to (cluster.yaml's nodes)."""
+    return ["~*", "&*", *command_rules(config_set, migrate_hosts)]

@@ -15,6 +15,9 @@ keys are in migrating slots is sent, each such key is moved source → target
                -…BUSYKEY… ─► the target has it already (newer): DEL <k> on the source
                any other error ─► the key stays: -TRYAGAIN, the command is not sent
 
+SORT BY/GET patterns that read keys of a migrating slot are answered -TRYAGAIN
+until the migration ends (`sort_refusal`): those keys cannot be listed beforehand.
+
 One MIGRATE per key (not one ``KEYS k1 k2 …``) so that each reply names the
 fate of its own key: a multi-key MIGRATE answers only the first error and
 leaves the others unknown.
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from router.commands.key_finders import KeySpecError
 from router.commands.spec import CommandSpec, key_positions
 from router.decide.merge import OWN_PREFIX
+from router.decide.sort_patterns import SORTS, pattern_slots
 from slotwarden.cluster.topology import Migration, SlotMap
 from slotwarden.resp.accel import key_slot
 from slotwarden.resp.encode import encode_command, error_reply
@@ -102,6 +106,22 @@ def keys_to_move(
         seen.add(key)
         out.setdefault(source, []).append(key)
     return out
+
+
+def sort_refusal(spec: CommandSpec, args: list[bytes], slotmap: SlotMap) -> bytes | None:
+    """SORT/SORT_RO whose BY/GET patterns read keys of a migrating slot: -TRYAGAIN until
+    the migration ends (those keys cannot be listed to move them first, and a key still
+    on the source would be read as missing: a silent wrong answer). None otherwise."""
+    if spec.name not in SORTS or not slotmap.migrations:
+        return None
+    for slot in pattern_slots(args):
+        migration = slotmap.migration_of(slot)
+        if migration is not None:
+            return error_reply(
+                f"TRYAGAIN SORT BY/GET patterns read keys of slot {slot}, which are being "
+                f"moved to shard {migration.target}, try again"
+            )
+    return None
 
 
 def check_requests(keys: list[bytes]) -> list[bytes]:

@@ -58,6 +58,31 @@ def _forms_keys(pattern: bytes, get: bool) -> bool:
     return b"*" in pattern
 
 
+def pattern_slots(args: list[bytes]) -> list[int]:
+    """The slots of the keys the BY/GET patterns of ``SORT key ...`` form, where known
+    (a pattern whose keys may be anywhere is `refusal`'s to refuse)."""
+    slots: list[int] = []
+    i, n = 2, len(args)
+    while i < n:
+        word = args[i].upper()
+        if word in _FLAGS:
+            i += 1
+        elif word == b"LIMIT" and i + 2 < n:
+            i += 3
+        elif word == b"STORE" and i + 1 < n:
+            i += 2
+        elif (word == b"BY" or word == b"GET") and i + 1 < n:
+            pattern = args[i + 1]
+            if _forms_keys(pattern, word == b"GET"):
+                slot = pattern_slot(pattern)
+                if slot is not None:
+                    slots.append(slot)
+            i += 2
+        else:
+            return slots
+    return slots
+
+
 def refusal(args: list[bytes], shard: int, owner: bytes) -> bytes | None:
     """Redis Cluster's error for the first BY/GET pattern of ``SORT key ...`` whose keys
     may be off ``shard`` (the sorted key's, under the slot map ``owner``), else None."""

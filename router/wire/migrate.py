@@ -158,6 +158,11 @@ def start(client: MoveClient, spec: CommandSpec, args: list[bytes], raw: bytes) 
     if session is None or not session.authenticated or client.state.mode is Mode.SUBSCRIBED:
         return False  # the normal path answers (-NOAUTH, the subscribed-mode error)
     slotmap = client.routes.route.slotmap
+    refused = decide.sort_refusal(spec, args, slotmap)
+    if refused is not None:  # SORT BY/GET reading keys of a migrating slot
+        client.state.reject(refused, args)
+        client.fifo[-1].cmd = spec.name
+        return True
     migrator = client.ports.migrator
     migrator.moved.follow(slotmap.migrations)
     groups = decide.keys_to_move(spec, args, slotmap, migrator.moved)

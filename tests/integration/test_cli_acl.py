@@ -165,3 +165,73 @@ def test_config_set_is_granted_only_with_allow_config_set(tmp_path: Path) -> Non
     assert up is not None
     router_conf = next(line for line in up.node_conf if line.startswith("user slotwarden-router"))
     assert router_conf.endswith("+config|resetstat +config|set")
+
+
+def test_router_rule_allows_what_moving_keys_sends(tmp_path: Path) -> None:
+    """Online resharding (issue 13): the router's pre-move and the sentinels' mover act
+    as the router's backend user. Two nodes whose only user besides ``default`` has the
+    router rule: MIGRATE with AUTH2 (RESTORE runs on the target as that user), WAIT,
+    MEMORY USAGE, the lock, the fence's PUBLISH, and the mover's chunked copy."""
+    import yaml
+
+    from slotwarden.cluster.config import parse
+
+    rule = acl.router_rule(parse(yaml.safe_load(BUNDLED.read_text())))  # nodes on 127.0.0.1
+    assert "+migrate|127.0.0.1" in rule and "+migrate" not in rule
+    user = acl.AclUser("router", rule, acl.password_hash(b"pw"), "the router")
+    aclfile = tmp_path / "users.acl"
+    aclfile.write_text("user default on nopass ~* &* +@all\n" + user.aclfile_line() + "\n")
+    farm = RedisFarm()
+    try:
+        source_node = farm.start(["--aclfile", str(aclfile)])
+        target_node = farm.start(["--aclfile", str(aclfile)])
+        src = redis.Redis(port=source_node.port, username="router", password="pw")
+        dst = redis.Redis(port=target_node.port, username="router", password="pw")
+        src.set("k", "v", px=60_000)
+        src.hset("h", mapping={"a": "1", "b": "2"})
+        # the router's check and move
+        assert src.mget("__slotwarden:lock:k") == [None]
+        assert src.execute_command("MEMORY", "USAGE", "k", "SAMPLES", "0") > 0
+        reply = src.execute_command(
+            "MIGRATE", "127.0.0.1", target_node.port, "", 0, 2000,
+            "AUTH2", "router", "pw", "KEYS", "k",
+        )  # fmt: skip
+        assert reply in (b"OK", "OK", True)
+        assert src.execute_command("WAIT", 0, 10) == 0
+        assert dst.get("k") == b"v" and 0 < dst.pttl("k") <= 60_000 and src.exists("k") == 0
+        # BUSYKEY: the target's copy wins, the source's is deleted
+        src.set("k", "stale")
+        try:
+            src.execute_command("MIGRATE", "127.0.0.1", target_node.port, "", 0, 2000,
+                                "AUTH2", "router", "pw", "KEYS", "k")  # fmt: skip
+        except redis.ResponseError as exc:
+            assert "BUSYKEY" in str(exc)
+        else:
+            raise AssertionError("MIGRATE without REPLACE overwrote the target")
+        assert src.delete("k") == 1
+        try:  # MIGRATE to a host that is not a node of cluster.yaml: refused
+            src.execute_command("MIGRATE", "10.0.0.9", 6379, "", 0, 100, "KEYS", "x")
+        except redis.exceptions.NoPermissionError:
+            pass
+        else:
+            raise AssertionError("MIGRATE to a host outside the cluster was allowed")
+        # the mover's lock, chunked copy and fence
+        assert src.set("__slotwarden:lock:h", "s1", nx=True, px=10_000)
+        assert src.pexpire("__slotwarden:lock:h", 10_000)
+        _cursor, items = src.hscan("h", 0, count=1000)
+        assert dst.hset("__slotwarden:tmp:s1:h", mapping=items) == 2
+        assert src.pttl("h") == -1 and src.type("h") == b"hash"
+        assert src.sscan("nosuch") == (0, []) and src.zscan("nosuch") == (0, [])
+        assert src.lrange("nosuch", 0, 10) == [] and src.xrange("nosuch") == []
+        dst.rpush("tmp-l", "x")
+        dst.sadd("tmp-s", "x")
+        dst.zadd("tmp-z", {"x": 1})
+        dst.xadd("tmp-x", {"f": "v"})
+        assert dst.renamenx("__slotwarden:tmp:s1:h", "h") is True
+        assert src.delete("h", "__slotwarden:lock:h") == 2
+        assert dst.publish("__slotwarden:fence", "x") == 0
+        assert dst.execute_command("WAIT", 0, 10) == 0
+        assert src.scan(0, count=100)[0] == 0 and src.exists("h") == 0
+        assert dst.dump("h") and dst.hgetall("h") == {b"a": b"1", b"b": b"2"}
+    finally:
+        farm.close()

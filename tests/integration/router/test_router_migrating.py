@@ -14,6 +14,7 @@ import json
 import threading
 import time
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -275,3 +276,110 @@ def test_target_down_is_tryagain_and_the_key_stays() -> None:
         ):
             r.set(k, "new")
         assert a.get(k) == b"keep"  # still on the source, unchanged
+
+
+def test_cross_shard_compute_moves_its_keys_first(mig) -> None:
+    c = mig
+    a, b, r = on(c, 0), on(c, 1), c.client()
+    (moving,) = keys(1)
+    (staying,) = keys(1, migrating=False)
+    other = next(f"o{i}" for i in range(10_000) if key_hash_slot(f"o{i}".encode()) >= 8192)
+    a.sadd(moving, "x", "y")
+    a.sadd(staying, "y", "z")
+    b.sadd(other, "y", "w")
+    # three keys, two shards (the router computes it: router.cross_shard compute)
+    assert r.sinter(moving, staying, other) == {b"y"}
+    assert a.exists(moving) == 0 and b.smembers(moving) == {b"x", b"y"}
+
+
+def test_with_backend_acl_users_migrate_authenticates_and_hides_the_password() -> None:
+    """Nodes whose router user has only `slotwarden.acl.router_rule`: the pre-move's
+    MIGRATE carries AUTH2 with the router's backend user; its password is never logged."""
+    import os
+    import secrets as pysecrets
+
+    import yaml
+
+    from slotwarden.acl import AclUser, as_server_args, node_conf, password_hash, router_rule
+    from slotwarden.cluster.config import parse
+    from slotwarden.procs import RedisFarm, RouterProc, free_port, write_cluster_yaml
+
+    farm = RedisFarm()
+    router = None
+    try:
+        ports = [free_port(), free_port()]
+        path = os.path.join(farm.root, "cluster.yaml")
+        password = pysecrets.token_urlsafe(16)
+        admin_pw = pysecrets.token_urlsafe(16)
+
+        # the file first (write_cluster_yaml reads only .addr): the rule names its hosts
+        nodes = [SimpleNamespace(addr=f"127.0.0.1:{p}") for p in ports]
+        port, admin_port = write_cluster_yaml(path, nodes)  # type: ignore[arg-type]
+        with open(path) as f:
+            data = yaml.safe_load(f)
+        data["backend"] = {"username": "slotwarden-router", "password_env": "TEST_ROUTER_PW"}
+        with open(path, "w") as f:
+            yaml.safe_dump(data, f)
+        with open(path) as f:
+            rule = router_rule(parse(yaml.safe_load(f)))
+        user = AclUser("slotwarden-router", rule, password_hash(password.encode()), "")
+        args = as_server_args(node_conf(admin_pw, [user], "unused"))
+        masters = [farm.start(args, port=p) for p in ports]
+        router = RouterProc(
+            path,
+            port,
+            os.path.join(farm.root, "router.log"),
+            env={"TEST_ROUTER_PW": password, "SLOTWARDEN_SECRET": SECRET},
+        ).start()
+
+        push_migration(SimpleNamespace(admin_port=admin_port))
+        a = redis.Redis(port=masters[0].port, password=admin_pw)
+        b = redis.Redis(port=masters[1].port, password=admin_pw)
+        k1, k2 = keys(2)
+        a.set(k1, "v1", px=60_000)
+        a.set(k2, "stale")
+        b.set(k2, "newer")
+        r = redis.Redis(port=port, socket_timeout=10)
+        assert r.get(k1) == b"v1" and r.get(k2) == b"newer"
+        assert a.exists(k1, k2) == 0 and b.get(k1) == b"v1" and 0 < b.pttl(k1) <= 60_000
+        assert password not in router.log()
+    finally:
+        if router is not None:
+            router.stop()
+        farm.close()
+
+
+def test_sort_by_pattern_in_a_migrating_slot_is_tryagain(mig) -> None:
+    c = mig
+    a, r = on(c, 0), c.client()
+    tag = next(f"{{s{i}}}" for i in range(100_000) if key_hash_slot(f"s{i}".encode()) < 1000)
+    a.rpush(f"{tag}ids", "2", "1")
+    a.set(f"{tag}w_1", "10")
+    with pytest.raises(TryAgainError, match=r"SORT BY/GET patterns read keys of slot"):
+        r.sort(f"{tag}ids", by=f"{tag}w_*")
+    assert r.sort(f"{tag}ids") == [b"1", b"2"]  # no pattern: its key moved, sorted on b
+
+
+def test_keyless_fanouts_reach_a_draining_shard() -> None:
+    """Shard c owns no slot any more (draining: its slots migrate to b): DBSIZE, KEYS,
+    SCAN and FLUSHALL still reach it (route.masters has every shard of the map)."""
+    with own_cluster(shards=3, env={"SLOTWARDEN_SECRET": SECRET}) as c:
+        _status, topo = http(c, "GET", "/topology")
+        topo["epoch"] += 1
+        topo["shards"][1]["slots"] = "5461-16383"
+        topo["shards"][2]["slots"] = ""
+        topo["migrations"] = [{"slots": "10923-16383", "from": "c", "to": "b"}]
+        assert http(c, "POST", "/topology", topo)[1]["applied"] is True
+        a, cc, r = on(c, 0), on(c, 2), c.client()
+        on_c = [k for k in (f"d{i}" for i in range(2000)) if key_hash_slot(k.encode()) > 10922]
+        on_a = [k for k in (f"d{i}" for i in range(2000)) if key_hash_slot(k.encode()) < 5461]
+        for k in on_c[:5]:
+            cc.set(k, "c")
+        a.set(on_a[0], "a")
+        assert r.dbsize() == 6
+        assert sorted(r.keys("*")) == sorted(k.encode() for k in [*on_c[:5], on_a[0]])
+        assert len(set(r.scan_iter(count=2))) == 6
+        assert r.get(on_c[0]) == b"c" and cc.exists(on_c[0]) == 0  # moved c -> b
+        assert r.dbsize() == 6
+        assert r.flushall() is True
+        assert cc.dbsize() == 0 and r.dbsize() == 0

@@ -8,6 +8,10 @@ never sends, nor deny one it does.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import yaml
+
 from router.commands.acl import (
     FIRST_ARG_ONLY,
     INFO_SENT,
@@ -107,3 +111,15 @@ def test_rule_shape() -> None:
     assert "+select|0" in words
     # a container is granted whole only when every subcommand is (COMMAND)
     assert "+command" in words and "+config" not in words and "+config|get" in words
+
+
+def test_migrate_only_to_the_cluster_hosts() -> None:
+    from slotwarden.acl import router_rule
+    from slotwarden.cluster.config import parse
+
+    assert not any(word.startswith("+migrate") for word in rule())
+    words = rule(migrate_hosts=["10.0.0.2", "10.0.0.1", "10.0.0.2"])
+    assert [w for w in words if "migrate" in w] == ["+migrate|10.0.0.1", "+migrate|10.0.0.2"]
+    bundled = Path(__file__).resolve().parents[3] / "cluster.yaml"
+    config = parse(yaml.safe_load(bundled.read_text()))
+    assert "+migrate|127.0.0.1" in router_rule(config)

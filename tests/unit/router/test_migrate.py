@@ -124,3 +124,13 @@ def test_keys_and_scan_leave_out_the_projects_keys() -> None:
     assert not isinstance(walk, bytes)
     reply = walk.step(b"*2\r\n$1\r\n0\r\n*2\r\n$1\r\nz\r\n$20\r\n__slotwarden:tmp:x:y\r\n")
     assert reply == b"*2\r\n$1\r\n0\r\n*1\r\n$1\r\nz\r\n"
+
+
+def test_sort_patterns_reading_a_migrating_slot_are_tryagain() -> None:
+    tag = next(f"{{t{i}}}" for i in range(100_000) if key_hash_slot(f"t{i}".encode()) < 100)
+    sort = args("SORT", key_in(0, 99), "BY", f"{tag}w_*", "GET", "#")
+    refused = m.sort_refusal(resolve(sort), sort, slotmap())
+    assert refused is not None and refused.startswith(b"-TRYAGAIN SORT BY/GET patterns")
+    assert m.sort_refusal(resolve(sort), sort, slotmap(False)) is None
+    plain = args("SORT", key_in(0, 99), "GET", "#", "BY", "nosort")
+    assert m.sort_refusal(resolve(plain), plain, slotmap()) is None
