@@ -1,4 +1,4 @@
-"""The sentinel's exceptions: one root, `SentinelError`, and its five kinds.
+"""The sentinel's exceptions: one root, `SentinelError`, and its kinds.
 
 `SentinelError` derives from `slotwarden.cluster.errors.SlotwardenError`
 (the project's root). Invariant: everything the `sentinel` package raises
@@ -35,3 +35,19 @@ class SetupError(SentinelError):
 
 class BadInput(SentinelError):
     """An HTTP client sent something we refuse; the message (one line) is the 400's reason."""
+
+
+class MoverInterrupted(SentinelError):
+    """A mover's pass stops short (`sentinel.act.mover`); it starts again from a new SCAN."""
+
+
+class LockLost(MoverInterrupted):
+    """A big key's lock expired under its mover (a stall of more than 10 s): copy abandoned."""
+
+
+class SourceMoved(MoverInterrupted):
+    """The source shard has a new master: the pass restarts on it."""
+
+
+class NotInTopology(MoverInterrupted):
+    """The migration is no longer in the latest topology (its mover is being stopped)."""

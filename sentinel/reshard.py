@@ -98,17 +98,20 @@ def touched(plan: list[Move], topology: SlotMap) -> list[str]:
 
 
 def write_atomically(path: str, text: str) -> None:
-    """Replace ``path``'s content: a temp file beside it (same mode), fsync, rename."""
-    real = os.path.realpath(path)
+    """Replace ``path``'s content: a temp file beside it (same mode and owner), fsync,
+    rename - a reader sees the old file or the new one, never half of one."""
+    real = os.path.realpath(path)  # a symlinked cluster.yaml stays a symlink
     directory = os.path.dirname(real) or "."
-    mode = stat.S_IMODE(os.stat(real).st_mode)
+    st = os.stat(real)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(real)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, stat.S_IMODE(st.st_mode))
+        with contextlib.suppress(OSError):  # same owner when we may (root editing)
+            os.chown(tmp, st.st_uid, st.st_gid)
         os.replace(tmp, real)
     except BaseException:
         with contextlib.suppress(OSError):

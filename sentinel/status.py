@@ -3,12 +3,14 @@
 Owns the report: each shard's master and replicas (role, offset, lag) read
 directly from the nodes, each sentinel's view and epochs (and any shard
 whose failover it refuses), each router's epoch (its admin ``GET
-/topology``; cluster.yaml's router and every router a sentinel registered),
-each migration with a progress bar (`sentinel.report`). Every source has a
-short deadline and a source that does not answer is shown as such, never an
-exception. The shard layout shown is the newest topology any sentinel serves
-(else the config's, epoch 0). The exit code is `sentinel.report.verdict`'s:
-0 healthy, 1 degraded, 2 unreachable (3, usage/config errors: `slotwarden.cli`).
+/topology``). Every source has a short deadline and a source that does not
+answer is shown as such, never an exception. The shard layout shown is the
+newest topology any sentinel serves (else the config's, epoch 0).
+
+The routers asked are cluster.yaml's and every router a sentinel registered;
+each migration is shown with a progress bar (`sentinel.report`). The exit
+code is `sentinel.report.verdict`'s: 0 healthy, 1 degraded, 2 unreachable
+(3, usage and config errors, comes from `slotwarden.cli`).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from slotwarden.cluster.slots import parse_ranges
+from slotwarden.cluster.slots import format_ranges, parse_ranges
 from slotwarden.reshard_plan import Ownership, assign, drain, rebalance
 
 Handler = Callable[[argparse.Namespace], int]
@@ -78,10 +78,23 @@ def cmd_reshard(args: argparse.Namespace) -> int:
         print("slotwarden reshard: --drain takes no --slots", file=sys.stderr)
         return USAGE
     if args.drain is not None:
-        shard = args.drain
-        return _run(args, lambda owners, fixed: drain(owners, shard, fixed=fixed))
+        return _run(args, _drainer(args.drain))
     to, slots = args.to, args.slots
     return _run(args, lambda owners, fixed: assign(owners, to, slots))
+
+
+def _drainer(shard: str) -> Callable[[Ownership, set[int]], Ownership]:
+    def plan(owners: Ownership, fixed: set[int]) -> Ownership:
+        out = drain(owners, shard, fixed=fixed)
+        if out[shard]:
+            print(
+                f"note: slots {format_ranges(out[shard])} are still migrating into shard "
+                f"{shard}: drain it again once that migration ends",
+                file=sys.stderr,
+            )
+        return out
+
+    return plan
 
 
 def cmd_rebalance(args: argparse.Namespace) -> int:

@@ -104,6 +104,11 @@ class PeerClient:
     async def topology(self, peer: Address, timeout: float) -> SlotMap | None:
         return parse_topology(await self.call("GET", peer, "/topology", timeout))
 
+    async def routers(self, peer: Address, timeout: float) -> dict[str, int | None] | None:
+        """The peer's registered routers and the epoch each reported (``GET /routers``),
+        or None (no answer, or not that shape)."""
+        return parse_routers(await self.call("GET", peer, "/routers", timeout))
+
     # -- peers and routers alike ---------------------------------------------
 
     async def push(
@@ -123,6 +128,21 @@ def parse_topology(data: object) -> SlotMap | None:
     except trust.TopologyRefused as exc:
         log.warning("ignoring a malformed topology: %s", exc)
         return None
+
+
+def parse_routers(data: object) -> dict[str, int | None] | None:
+    """``{"routers": {"host:port": epoch or null}}`` as a dict, or None if malformed."""
+    routers = data.get("routers") if isinstance(data, dict) else None
+    if not isinstance(routers, dict):
+        return None
+    out: dict[str, int | None] = {}
+    for addr, epoch in routers.items():
+        if not isinstance(addr, str) or not (
+            epoch is None or (isinstance(epoch, int) and not isinstance(epoch, bool))
+        ):
+            return None
+        out[addr] = epoch
+    return out
 
 
 def _dict(data: object) -> dict[str, Any] | None:

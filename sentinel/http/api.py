@@ -26,6 +26,8 @@ is parsed by `sentinel.http.validate`; bad input is a 400 ``{"error": reason}``
 - ``GET /opinion`` - which nodes we hold down, our epochs (peers poll it).
 - ``POST /reload`` - re-read cluster.yaml now (see `sentinel.run.reload`): 200
   ``{"applied": true, "changes"}`` or 422 ``{"applied": false, "problems"}``.
+- ``GET /routers`` - ``{"routers": {"host:port": epoch or null}}``: the routers
+  registered with us and the epoch each last reported (the movers' union).
 - ``GET /status`` - everything we observe; ``GET /events`` - NDJSON stream.
 - ``GET /metrics`` - Prometheus text (`sentinel.http.metrics`), public like /health.
 """
@@ -245,7 +247,12 @@ def status_of(s: Sentinel) -> dict[str, Any]:
         },
         "routers": {str(r): s.router_epochs.get(r) for r in s.routers},
         "topology": s.topology.to_dict(),
+        "migrations": s.movers.status(),
     }
+
+
+async def get_routers(request: web.Request) -> web.Response:
+    return web.json_response({"routers": _sentinel(request).movers.local_routers()})
 
 
 async def get_opinion(request: web.Request) -> web.Response:
@@ -292,6 +299,7 @@ def make_app(sentinel: Sentinel) -> web.Application:
     app.router.add_post("/failover", post_failover)
     app.router.add_get("/opinion", get_opinion)
     app.router.add_get("/status", get_status)
+    app.router.add_get("/routers", get_routers)
     app.router.add_get("/events", get_events)
     app.router.add_post("/reload", post_reload)
     app.router.add_get("/metrics", get_metrics)

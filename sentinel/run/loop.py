@@ -46,6 +46,7 @@ from sentinel.decide.model import (
 )
 from sentinel.run.events import EventLog
 from sentinel.run.leader import Leader
+from sentinel.run.movers import Movers
 from sentinel.run.reload import SentinelReloader
 from sentinel.run.stats import SentinelStats
 from slotwarden.cluster.config import ClusterConfig
@@ -133,6 +134,7 @@ class Sentinel:
             if config.path
             else None
         )
+        self.movers = Movers(self)  # the background movers of migrating slots
 
     # -- read side ---------------------------------------------------------------
 
@@ -516,6 +518,7 @@ class Sentinel:
         self.leader.maybe_elect(snap.now, self.flags.odown, snap)
         if self.topology_confirmed(snap.now):
             self.reconcile(snap)
+        self.movers.sync()
 
     def topology_confirmed(self, now: float) -> bool:
         """No peer is known to be ahead of us, and a majority (us included) answered lately."""

@@ -98,13 +98,10 @@ def test_quoting_and_flow_mappings_kept():
 def test_empty_slots_are_quoted():
     spans = slots_spans(QUOTED)
     assert set(spans) == {"a", "b"}
-    # an empty shard needs the plan's `slots: ""`; on a config that refuses it the
-    # edit is refused as a ConfigError and nothing is returned
-    try:
-        new = rewrite(QUOTED, {"a": set(), "b": rng(0, 16383)})
-    except ConfigError:
-        return
-    assert 'slots: ""' in new
+    # a shard kept with no slots (drained): `slots: ""`, valid since the plan's change
+    new = rewrite(QUOTED, {"a": set(), "b": rng(0, 16383)})
+    assert 'slots: ""   # half' in new
+    assert "{name: b, slots: '0-16383', master: 127.0.0.1:7002}" in new
 
 
 @pytest.mark.parametrize(

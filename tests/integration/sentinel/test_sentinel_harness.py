@@ -44,12 +44,16 @@ class SentinelCluster:
         down_after_ms: int = 500,
         probe_interval_ms: int = 100,
         failover_timeout_ms: int = 3000,
+        node_args: tuple[str, ...] = (),  # extra redis-server arguments (ACL users, ...)
     ) -> None:
         self.farm = farm
         self.root = Path(farm.root)
-        self.masters = [farm.start() for _ in range(shards)]
+        self.masters = [farm.start(node_args) for _ in range(shards)]
         self.replicas = [
-            [farm.start(["--replicaof", "127.0.0.1", str(m.port)]) for _ in range(replicas)]
+            [
+                farm.start([*node_args, "--replicaof", "127.0.0.1", str(m.port)])
+                for _ in range(replicas)
+            ]
             for m in self.masters
         ]
         self.config = str(self.root / "cluster.yaml")

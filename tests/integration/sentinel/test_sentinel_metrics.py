@@ -65,7 +65,7 @@ def test_exposition_matches_the_contract(two_shards):
         assert resp.headers["Content-Type"].startswith("text/plain")
         text = resp.read().decode()
     declared = contract()
-    assert len(declared) == 18
+    assert len(declared) == 23
     as_exposed: dict[str, tuple[str, frozenset[str]]] = {}
     for family in text_string_to_metric_families(text):
         full = family.name + "_total" if family.type == "counter" else family.name

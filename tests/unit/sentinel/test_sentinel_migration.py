@@ -73,9 +73,7 @@ def test_wanted_keeps_keys_of_migrating_slots_and_never_our_own() -> None:
     outside = next(k for k in (f"k{i}".encode() for i in range(10000)) if key_hash_slot(k) > 99)
     own = lock_key(inside)
     assert key_hash_slot(b"__slotwarden:lock:{" + inside + b"}") < 100
-    assert wanted([inside, outside, own, b"__slotwarden:lock:{" + inside + b"}"], slots) == [
-        inside
-    ]
+    assert wanted([inside, outside, own, b"__slotwarden:lock:{" + inside + b"}"], slots) == [inside]
 
 
 def test_lock_and_tmp_key_names() -> None:
