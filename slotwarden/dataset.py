@@ -333,8 +333,12 @@ def placement(masters: dict[str, redis.Redis], owner_of: Callable[[int], str], n
 
 
 def error_kind(exc: BaseException) -> str:
-    """``TRYAGAIN``, ``CLUSTERDOWN``, ... (the first word of a Redis error), or the
-    exception's class name (a timeout, a closed connection)."""
+    """``TRYAGAIN``, ``CLUSTERDOWN``, ``ERR``... (the Redis error's code: redis-py strips the
+    codes it knows from the text and keeps them as ``status_code``), or the exception's
+    class name (a timeout, a closed connection)."""
+    code = getattr(exc, "status_code", None)
+    if code:
+        return str(code)
     if isinstance(exc, redis.ResponseError):
         return (str(exc).split() or ["ERR"])[0]
     return type(exc).__name__
@@ -364,7 +368,8 @@ class _Loop(threading.Thread):
             self.client.close()
 
     def error(self, exc: BaseException, i: int) -> None:
-        self.errors.append(ClientError(time.monotonic(), error_kind(exc), str(exc)[:200], i))
+        kind = error_kind(exc)
+        self.errors.append(ClientError(time.monotonic(), kind, f"{kind} {str(exc)[:200]}", i))
         time.sleep(0.005)
 
 

@@ -202,7 +202,14 @@ def client_problems(
         for e in who.errors:
             ok = allowed is not None and e.kind in allowed[0] and allowed[1] <= e.at <= allowed[2]
             if not ok:
-                problems.append(f"{label}: {type(who).__name__} saw {e.text!r} (key rs:{e.key})")
+                when = "" if allowed is None else (
+                    f", {e.at - allowed[1]:+.2f} s from the fault (window "
+                    f"{allowed[2] - allowed[1]:.2f} s)"
+                )  # fmt: skip
+                problems.append(
+                    f"{label}: {type(who).__name__} saw {e.text!r} (key rs:{e.key}{when}; "
+                    f"{len(who.errors)} errors in all)"
+                )
                 break
     return problems + [f"{label}: reader read {s}" for s in reader.stale[:10]]
 
