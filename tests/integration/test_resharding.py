@@ -84,6 +84,12 @@ def in_slots(ranges: str) -> list[int]:
     return [i for i in range(N) if key_hash_slot(key_name(i)) in slots]
 
 
+def all_but(indices: Sequence[int]) -> list[int]:
+    """The indices of the data set not in ``indices``."""
+    skip = set(indices)
+    return [i for i in range(N) if i not in skip]
+
+
 def no_retry_client(rig: ReshardRig, n: int) -> redis.Redis:
     """A router client that reports every error (redis-py would otherwise resend a write
     after a connection error: applied twice, or once unseen)."""
@@ -225,7 +231,7 @@ def test_add_a_shard_move_back_and_remove_one_under_load(rig_and_model):
     moved = "0-1364,5461-6825,10923-12288"
     rig.add_nodes("d")
     moving = in_slots(moved)
-    others = [i for i in range(N) if i not in set(moving)]
+    others = all_but(moving)
     clients.start(biased(moving, others), range(N))
     rig.set_layout({"a": "1365-5460", "b": "6826-10922", "c": "12289-16383", "d": moved})
     check(rig, model, clients, "(a) add d")
@@ -237,7 +243,7 @@ def test_add_a_shard_move_back_and_remove_one_under_load(rig_and_model):
 
     # (c) remove shard c: its slots to a, b and d; c drains
     moving = in_slots(c)
-    others = [i for i in range(N) if i not in set(moving)]
+    others = all_but(moving)
     clients.start(biased(moving, others), range(N))
     rig.set_layout({"a": f"{a},10923-12742", "b": f"{b},12743-14563", "d": "14564-16383"})
     check(rig, model, clients, "(c) remove c")
@@ -254,12 +260,14 @@ def test_mid_move_two_routers_move_what_they_touch(rig_and_model):
     rig.add_nodes("d")
     moved = "0-1364,5461-6825,10923-12288"
     moving = in_slots(moved)
-    clients.start(biased(moving, [i for i in range(N) if i not in set(moving)]), range(N))
+    clients.start(biased(moving, all_but(moving)), range(N))
     rig.set_layout({"a": "1365-5460", "b": "6826-10922", "c": "12289-16383", "d": moved})
 
     def migrating() -> SlotMap | None:
         sm = rig.sentinel_map()
-        ok = sm.migrations and all(e >= sm.epoch for e in rig.router_epochs())
+        # (a migration may first be published "preparing", then "moving" at a new epoch)
+        moving = all(getattr(m, "state", "moving") == "moving" for m in sm.migrations)
+        ok = sm.migrations and moving and all(e >= sm.epoch for e in rig.router_epochs())
         return sm if ok else None
 
     sm = wait_for(migrating, SETTLE_S, "the migrations published, both routers on them")
