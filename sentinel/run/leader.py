@@ -225,10 +225,12 @@ class Leader:
         if self._election is not None and not self._election.done():
             return
         shards = sorted(odown - self._busy - refused)
-        publish = self._reconfigure_pending or bool(self._finishing)
-        if not shards and not publish:
+        wants = self._reconfigure_pending or bool(self._finishing)
+        if wants and snap is not None and publish.peers_ahead(self.host.topology, snap.opinions):
+            wants = False  # behind a peer's map (one we refused?): never publish over it
+        if not shards and not wants:
             return
-        if publish and (not shards or self._last_election == "failover"):
+        if wants and (not shards or self._last_election == "failover"):
             self._last_election = "reconfigure"
             self._role = election.next_role(self._role, ElectionInput.RECONFIGURE)
             self._election = self.host.spawn(self._elect([], reconfigure=True), name="reconfigure")
@@ -450,6 +452,13 @@ class Leader:
         latest = h.topology
         if latest.epoch >= epoch:
             reason = f"topology epoch {latest.epoch} was published meanwhile (ours {epoch})"
+            text = f"epoch {epoch}: cluster.yaml edit not published: {reason}"
+            self.events.emit(Event("abort", text, epoch=epoch))
+            self._back_off_after_abort([])
+            return {"ok": False, "epoch": epoch, "reason": reason}
+        ahead = publish.peers_ahead(latest, h.snapshot().opinions)
+        if ahead:  # on a map older than a peer's we would drop its migrations: never
+            reason = f"{ahead}; it did not take it (see 'refused' in its log)"
             text = f"epoch {epoch}: cluster.yaml edit not published: {reason}"
             self.events.emit(Event("abort", text, epoch=epoch))
             self._back_off_after_abort([])

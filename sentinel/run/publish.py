@@ -17,6 +17,11 @@ newest topology the peers have:
    problem (``reconfigure-refused`` / ``migration-refused``), and only the
    ended migrations are published. The operator edits again.
 
+Before any of it, a leader that holds an older topology than a peer reports
+(`peers_ahead`: one it refused, e.g. naming a draining shard its
+cluster.yaml lacks and its map never had) publishes nothing: a map built on
+the older one would drop the newer one's migrations.
+
 Every read it makes (``INFO memory``) is bounded by ``timeout``.
 """
 
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 
 from sentinel.act import room
 from sentinel.decide import reconfigure
-from sentinel.decide.model import Event
+from sentinel.decide.model import Event, PeerOpinion
 from sentinel.decide.room import room_problems
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, Migration, SlotMap
@@ -81,6 +86,23 @@ async def plan_publication(
             return out
     out.layout = merged
     return out
+
+
+def peers_ahead(latest: SlotMap, opinions: Mapping[str, PeerOpinion]) -> str:
+    """Which peers hold a newer topology than ``latest`` after the leader's refresh (one
+    this sentinel refused, e.g. a draining shard its cluster.yaml lacks and its map never
+    had), as a phrase; empty if none. Publishing over ``latest`` then would drop what
+    theirs has (a running migration): the leader does not."""
+    ahead = sorted(
+        (pid, op.topology_epoch) for pid, op in opinions.items() if op.topology_epoch > latest.epoch
+    )
+    if not ahead:
+        return ""
+    return (
+        "peer(s) "
+        + ", ".join(f"{pid} (topology epoch {e})" for pid, e in ahead)
+        + (f" hold a topology newer than this sentinel's (epoch {latest.epoch})")
+    )
 
 
 def _held(topology: SlotMap, name: str) -> int:

@@ -14,6 +14,10 @@ the same file. In order, on one cluster of shards a and b:
    refused by the leader (``[migration-refused]``), nothing is published;
 5. an edit removing shard b keeps it in the map, draining, until its
    migration ends; then it is gone.
+
+The sentinels' mover (which ends a migration by itself once the source holds
+none of its keys) is slowed to one key a second, and the sources hold keys of
+the moving slots, so each migration lasts for the steps that need it running.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from sentinel.act.probe import set_backend_auth
 from sentinel.http.api import serve
 from sentinel.run.loop import Sentinel
 from slotwarden.cluster.config import load
+from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import Migration
 from slotwarden.procs import RedisFarm, RouterProc, wait_for_port
 
@@ -76,6 +81,22 @@ class InProcess:
         self.handler.close()
 
 
+def keys_in(lo: int, hi: int, n: int) -> list[str]:
+    """``n`` keys whose hash slots are in ``lo``-``hi``."""
+    out = []
+    for i in range(1000000):
+        if lo <= key_hash_slot(f"k{i}".encode()) <= hi:
+            out.append(f"k{i}")
+            if len(out) == n:
+                return out
+    raise AssertionError(f"not {n} keys in slots {lo}-{hi}")
+
+
+# computed before the in-process sentinel runs (a long loop here would starve its thread)
+LOW_KEYS = keys_in(0, 99, 200)
+HIGH_KEYS = keys_in(8192, 16383, 200)
+
+
 def router_topology(sc: SentinelCluster) -> dict:
     with urllib.request.urlopen(f"http://{sc.router_admin}/topology", timeout=2) as resp:
         return json.loads(resp.read())
@@ -98,6 +119,13 @@ def mig() -> Iterator[SentinelCluster]:
         sc = SentinelCluster(farm, shards=2, replicas=1, failover_timeout_ms=3000)
         with open(sc.config) as f:
             sc.data = yaml.safe_load(f)  # type: ignore[attr-defined]
+        sc.data["sentinel"]["migration"] = {"keys_per_second": 1, "batch_keys": 1}
+        write(sc, sc.data)
+        for shard, names in ((0, LOW_KEYS), (1, HIGH_KEYS)):
+            keys = redis.Redis(port=sc.masters[shard].port)
+            for key in names:
+                keys.set(key, "v")
+            keys.close()
         for sid in ("s2", "s3"):
             sc.start(sid, wait=False)
         s1 = InProcess(sc.config, "s1", str(sc.root / "s1.log"))
@@ -211,7 +239,8 @@ def test_no_room_on_the_target_refuses_the_edit(mig):
         assert router_topology(sc)["epoch"] == epoch
     finally:
         b.config_set("maxmemory", 0)
-        a.flushall()
+        for i in range(0, 3000, 500):
+            a.delete(*(f"fill:{j}" for j in range(i, i + 500)))
         write(sc, edited(sc, a="100-8191", b="0-99,8192-16383"))
 
 
@@ -232,3 +261,51 @@ def test_a_removed_shard_drains_until_its_migration_ends(mig):
     for t in topos:
         assert slots_of(t) == {"a": "0-16383"} and "migrations" not in t
     assert "Traceback" not in sc.logs_text()
+
+
+def test_a_sentinel_behind_a_map_it_refused_never_publishes_over_it(mig):
+    # s3 restarts with no state while shard c drains and cluster.yaml no longer lists c:
+    # it refuses the peers' map (c is unknown to it) and must not publish an edit on top of
+    # its own older one, which would drop the migration
+    sc = mig
+    c_master = sc.farm.start()
+    a = redis.Redis(port=sc.masters[0].port)
+    write(sc, {**edited(sc, a="100-16383"), "shards": [
+        *edited(sc, a="100-16383")["shards"],
+        {"name": "c", "slots": "0-99", "master": c_master.addr, "replicas": []},
+    ]})  # fmt: skip
+    topos = everywhere(sc, lambda t: t.get("migrations"), "a -> c", router=False)
+    assert topos[0]["migrations"] == [{"slots": "0-99", "from": "a", "to": "c"}]
+    sc.s1.finish(Migration(((0, 99),), "a", "c"))  # type: ignore[attr-defined]
+    everywhere(sc, lambda t: "migrations" not in t and len(t["shards"]) == 2, "c owns 0-99",
+               router=False)  # fmt: skip
+    c = redis.Redis(port=c_master.port)
+    for key in LOW_KEYS[:50]:
+        c.set(key, "v")
+    write(sc, edited(sc, a="0-16383"))  # c removed: it drains into a
+    drain = [{"slots": "0-99", "from": "c", "to": "a"}]
+    everywhere(sc, lambda t: t.get("migrations") == drain, "c draining", router=False)
+    sc.stop("s3")
+    (sc.root / "state" / "s3" / "state.json").unlink()
+    start = len(sc.log("s3"))
+    sc.start("s3")
+
+    def s3_log() -> str:
+        return sc.log("s3")[start:]
+
+    sc.wait_for(lambda: "shard c is not in cluster.yaml" in s3_log(), 10, "s3 refusing")
+    # an edit every sentinel sees: s1 and s2 publish it on top of the drain, s3 must not
+    edit = edited(sc, a="0-16383")
+    edit["shards"][0]["replicas"] = []
+    write(sc, edit)
+    sc.wait_for(
+        lambda: all(sc.topology(sid)["shards"][0]["replicas"] == [] for sid in ("s1", "s2")),
+        15,
+        "the edit published by s1 or s2",
+    )
+    time.sleep(4)  # s3 still holds the edit as pending and is free to stand
+    for sid in ("s1", "s2"):
+        assert sc.topology(sid).get("migrations") == drain, sc.logs_text()
+    assert "published the edited cluster.yaml layout" not in s3_log()
+    a.close()
+    c.close()
