@@ -38,7 +38,6 @@ from router.control.routes import RouteTable
 from router.control.running import RunningConfig
 from router.control.serverinfo import ServerInfo
 from router.control.watch import TopologyWatcher
-from router.decide.migrate import migrating_slots
 from router.wire.client import ClientConn, ClientPorts
 from router.wire.turn import LoopTurn
 from slotwarden import __version__
@@ -122,7 +121,7 @@ class Router:
             "topology_epoch": route.slotmap.epoch,
             "shards": len(route.slotmap.shards),
             "shards_up": sum(1 for n in route.masters if n.is_up()),
-            "migrating_slots": migrating_slots(route.slotmap),
+            "migrating_slots": sum(m.count() for m in route.slotmap.migrations),
             "keys_moved": self.stats.keys_moved,
         }
 

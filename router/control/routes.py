@@ -25,10 +25,10 @@ the current one (`apply_topology`), and one from outside (a push, the
 sentinels) only once `vet` passed it (slotwarden.cluster.trust); a node is
 sent backend credentials only if cluster.yaml lists it for its shard
 (`settings_for_shard`), or if it is a node of a draining shard (removed from the
-file, still the source of a migration) that the route already had (vet
-accepts those: `slotwarden.cluster.trust.draining_known`); a node the route no longer uses is
-retired or stopped, never left serving; every node task runs in the TaskGroup
-given to `attach`; the timeout sweep (`sweep`) covers every node still
+file, still the source of a migration) that the route already had (vet accepts
+those: `slotwarden.cluster.trust.draining_known`, the route's map); a node the
+route no longer uses is retired or stopped, never left serving; every node task
+runs in the TaskGroup given to `attach`; the timeout sweep (`sweep`) covers every node still
 holding requests, retired ones included, so a request in flight is answered
 within ``command_timeout`` whatever the topology does.
 """
@@ -141,7 +141,7 @@ class RouteTable:
                     node.retire(self._loop, grace)
                     self.retired.append(node)
                 if shard.master in (draining_known(slotmap, index, previous) or ()):
-                    settings = running.backend  # a drained shard's node the route had
+                    settings = running.backend  # a draining shard's node the route had
                 else:
                     settings = settings_for_shard(
                         running.backend, running.config, shard.name, shard.master

@@ -219,8 +219,3 @@ def tryagain_failed(key: bytes, source: str, target: str, why: str) -> bytes:
         f"TRYAGAIN key {name} could not be moved from shard {source} to shard {target} "
         f"({why}), try again"
     )
-
-
-def migrating_slots(slotmap: SlotMap) -> int:
-    """Slots migrating in ``slotmap`` (INFO's ``migrating_slots``)."""
-    return sum(m.count() for m in slotmap.migrations)

@@ -231,7 +231,7 @@ def test_pipeline_keeps_order(mig) -> None:
     assert out == want
 
 
-def test_sort_watch_and_scan_hide_the_projects_keys(mig) -> None:
+def test_keys_and_scan_hide_the_projects_keys(mig) -> None:
     c = mig
     a, r = on(c, 0), c.client()
     (k,) = keys(1, migrating=False)
