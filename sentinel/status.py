@@ -36,7 +36,7 @@ from sentinel.report import (
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.topology import Address, SlotMap
 
-TIMEOUT = 1.0
+TIMEOUT = 2.0  # per source, all in parallel: a false "down" now changes the exit code
 
 
 async def _node(addr: Address) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def render_report(report: dict[str, Any]) -> str:
         return f"cluster UNREACHABLE: {'; '.join(report['health']['problems'])}"
     lines = [f"topology epoch {report['topology_epoch']} (from {report['topology_source']})"]
     for shard in report["shards"]:
-        lines.append(f"shard {shard['name']} (slots {shard['slots']})")
+        lines.append(f"shard {shard['name']} (slots {shard['slots'] or 'none'})")
         for n in shard["nodes"]:
             if not n["up"]:
                 lines.append(f"  {n['expected']:<7} {n['addr']}  DOWN ({n['error']})")
