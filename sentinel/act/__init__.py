@@ -5,6 +5,8 @@
 - `peers`: HTTP client to the peer sentinels and the routers.
 - `state`: the persisted epoch, vote and topology (fsync, atomic rename).
 - `acl`: the ACL rule of the sentinels' own backend user (what `probe` and `actuator` send).
+- `mover`: move one migration's keys, source master -> target master (SCAN, MIGRATE).
+- `bigkey`: move one big key in chunks under its lock.
 
 Invariant: a node, peer or router that is down, slow or answering garbage
 never raises into the caller - every network call has a deadline and

@@ -23,7 +23,8 @@ the Protocol `MoverHost` through which it reaches its sentinel. Steps
    retried key by key and the busy keys are deleted on the source; any other
    error leaves the keys on the source for the next pass (counted, one
    ``[migrate-error]`` event per 10 s). Keys per second are capped by
-   ``keys_per_second`` (a MIGRATE costs its keys, a big key one per chunk).
+   ``keys_per_second`` (a MIGRATE costs its keys, a big key one per chunk; one
+   bucket for all the migrations a sentinel moves).
    The masters are re-read from the latest topology before every batch: a
    new source master restarts the pass on it.
 4. **finishing**: a whole pass (started after the routers' ack) that finds no
@@ -90,6 +91,7 @@ class MoverHost(Protocol):
     def clock(self) -> float: ...
     def topology_now(self) -> SlotMap: ...
     def settings(self) -> MigrationConfig: ...
+    def bucket(self) -> TokenBucket: ...
     def credentials(self, shard: str) -> BackendCredentials | None: ...
     def redis_tls(self) -> dict[str, Any]: ...
     def emit(self, event: Event) -> None: ...
@@ -135,7 +137,6 @@ class MigrationMover:
         self.progress = Progress(migration, since_epoch, host.me, round(time.time(), 3))
         self.conns: dict[Address, aioredis.Redis] = {}
         self.errors_event = Throttle(EVENT_EVERY_S)
-        self.bucket: TokenBucket | None = None
         self.wait_src = self.wait_dst = 0  # replicas to WAIT for (lowered when fewer answer)
         self.started = host.clock()
         self.label = f"{migration.ranges()} {migration.source}->{migration.target}"
@@ -175,11 +176,9 @@ class MigrationMover:
         return text
 
     async def pace(self, n: int) -> None:
-        cfg = self.host.settings()
-        now = self.host.clock()
-        if self.bucket is None or self.bucket.rate != cfg.keys_per_second:
-            self.bucket = TokenBucket(cfg.keys_per_second, cfg.batch_keys, now)
-        delay = self.bucket.reserve(n, now)
+        """Wait until ``n`` more keys fit in ``keys_per_second`` (one bucket for all the
+        migrations this sentinel moves: `MoverHost.bucket`)."""
+        delay = self.host.bucket().reserve(n, self.host.clock())
         if delay > 0:
             await asyncio.sleep(delay)
 

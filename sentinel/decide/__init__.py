@@ -6,6 +6,7 @@
 - `eligible`: which replicas may be promoted without losing the shard's data.
 - `failover`: replica choice, the failover step machine, publication, reconcile.
 - `reconfigure`: a cluster.yaml edit merged with the failover state.
+- `migration`: the background mover's decisions (who moves, rate limit, batches, progress).
 
 Invariant: nothing here awaits, sleeps or touches the network (no asyncio,
 aiohttp or socket; `tests/unit/test_layers.py` checks it); imports only

@@ -8,6 +8,7 @@
 - `steps`: one failover step performed through the actuator, and its event.
 - `leader`: `Leader`, elections and the failovers and edits it publishes;
   `LeaderHost`, the Protocol through which it reaches its sentinel.
+- `movers`: `Movers`, which migrations this sentinel moves (one mover task each).
 - `loop`: `Sentinel`, the run cycle (snapshot -> decide -> act) and its tasks.
 
 Invariant: imports run one way inside this layer too - `loop` imports the

@@ -4,7 +4,8 @@ Owns `Sentinel` and its live state: the probers, the peers' latest
 opinions, the persisted epoch/vote/topology, the routers to push to, the
 running config (swapped as a whole by `Sentinel.apply_config`, which
 `sentinel.run.reload` calls) and the counters (`stats`,
-`sentinel.run.stats`). It holds one `sentinel.run.leader.Leader`, which owns
+`sentinel.run.stats`) and the movers of migrating slots (`sentinel.run.movers`,
+synced every cycle). It holds one `sentinel.run.leader.Leader`, which owns
 everything about leading (role, elections, failovers, edits to publish);
 the Sentinel serves as its `LeaderHost`. Every background task belongs to
 the TaskGroup in `Sentinel.run`; probers and peer pollers are tracked so a

@@ -7,7 +7,8 @@ stopped by `Movers.sync`, which the run cycle calls every turn (so a new
 topology or a change of the alive set takes effect within one probe
 interval). It is the movers' `MoverHost`: the latest topology, the
 ``sentinel.migration`` settings and the router's backend credentials of the
-moment (a reload changes them), the events, and `Movers.router_epochs` - the
+moment (a reload changes them), the one rate-limit bucket all its migrations
+share, the events, and `Movers.router_epochs` - the
 union of this sentinel's registered routers (`GET /routers` serves them,
 `local_routers`) and every live peer's, each router behind pushed the
 topology again. A live peer that does not answer counts as a router of
@@ -24,12 +25,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any, Protocol, TypeVar
 
 from sentinel.act.mover import MigrationMover
 from sentinel.act.peers import PeerClient
-from sentinel.decide.migration import MoverStats, merge_routers, mover_of, unknown_status
+from sentinel.decide.migration import (
+    MoverStats,
+    TokenBucket,
+    merge_routers,
+    mover_of,
+    unknown_status,
+)
 from sentinel.decide.model import Event, PeerOpinion, Timing
 from sentinel.run.events import EventLog
 from slotwarden.cluster.config import ClusterConfig, MigrationConfig
@@ -62,6 +69,7 @@ class MoversOwner(Protocol):
     @property
     def topology(self) -> SlotMap: ...
     def clock(self) -> float: ...
+    def finish_migration(self, migration: Migration) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]: ...
 
 
@@ -79,7 +87,8 @@ class Movers:
         self.peer_view_at = -1e9
         self.asking: asyncio.Task[None] | None = None
         self._creds: tuple[ClusterConfig, dict[str, BackendCredentials | None]] | None = None
-        self.finisher: Callable[[Migration], object] | None = None
+        self._bucket: TokenBucket | None = None
+        self._bucket_for = (-1, -1)
 
     # -- MoverHost --------------------------------------------------------------------
 
@@ -92,6 +101,15 @@ class Movers:
     def settings(self) -> MigrationConfig:
         sc = self.owner.config.sentinel
         return sc.migration if sc is not None else MigrationConfig()
+
+    def bucket(self) -> TokenBucket:
+        """The rate limit shared by every migration this sentinel moves (rebuilt when a
+        reload changes ``keys_per_second`` or ``batch_keys``)."""
+        cfg = self.settings()
+        if self._bucket is None or self._bucket_for != (cfg.keys_per_second, cfg.batch_keys):
+            self._bucket = TokenBucket(cfg.keys_per_second, cfg.batch_keys, self.clock())
+            self._bucket_for = (cfg.keys_per_second, cfg.batch_keys)
+        return self._bucket
 
     def credentials(self, shard: str) -> BackendCredentials | None:
         """The router's backend user for ``shard`` (its own ``backend:``, else the
@@ -117,11 +135,7 @@ class Movers:
         self.owner.events.emit(event)
 
     def finish_migration(self, migration: Migration) -> None:
-        finish = self.finisher or getattr(self.owner, "finish_migration", None)
-        if finish is None:
-            log.warning("migration %s: nothing to finish it with", migration.ranges())
-            return
-        finish(migration)
+        self.owner.finish_migration(migration)
 
     def local_routers(self) -> dict[str, int | None]:
         """Our registered routers and the epoch each last reported (``GET /routers``)."""

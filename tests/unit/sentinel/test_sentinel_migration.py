@@ -140,3 +140,14 @@ def test_throttle_allows_once_per_interval() -> None:
     t = Throttle(10.0)
     assert t.allow("m", 0.0) and not t.allow("m", 9.9) and t.allow("m", 10.0)
     assert t.allow("other", 5.0)
+
+
+def test_get_routers_answers_are_parsed_strictly() -> None:
+    from sentinel.act.peers import parse_routers
+
+    assert parse_routers({"routers": {"127.0.0.1:7780": 11, "h:1": None}}) == {
+        "127.0.0.1:7780": 11,
+        "h:1": None,
+    }
+    for bad in (None, [], {"routers": []}, {"routers": {"h:1": "11"}}, {"routers": {"h:1": True}}):
+        assert parse_routers(bad) is None, bad
