@@ -13,8 +13,9 @@ the Protocol `MoverHost` through which it reaches its sentinel. Steps
 2. **counting**: one SCAN of the source; the keys of the migrating slots (not
    the project's own ``__slotwarden:`` keys) and their ``MEMORY USAGE`` are
    ``keys_total`` and the bytes to move.
-3. **moving**: SCAN passes; each page's keys are sized (``MEMORY USAGE k
-   SAMPLES 0``, as the routers do), big keys (above ``big_key_bytes``) move
+3. **moving**: SCAN passes; each page's keys are sized (``MEMORY USAGE``, sampled;
+   a key near the bound measured again with ``SAMPLES 0`` as the routers do, so a
+   huge key is never walked whole just to be sized), big keys (above ``big_key_bytes``) move
    first, one by one, by `sentinel.act.bigkey`, the others in MIGRATEs of at
    most ``batch_keys`` keys (no REPLACE; AUTH2 with the router's backend user
    of the target shard), each pipelined with ``WAIT <source replicas>``; then
@@ -60,6 +61,7 @@ from sentinel.decide.migration import (
     Progress,
     Throttle,
     TokenBucket,
+    near_bound,
     routers_behind,
     split,
     wanted,
@@ -251,12 +253,29 @@ class MigrationMover:
             if int(cursor) == 0:
                 return
 
-    async def sizes(self, src: aioredis.Redis, keys: list[bytes]) -> list[tuple[bytes, int | None]]:
+    async def sizes(
+        self, src: aioredis.Redis, keys: list[bytes], exact: bool = True
+    ) -> list[tuple[bytes, int | None]]:
+        """``MEMORY USAGE`` of each key (None: gone). Sampled first (cheap on a huge key);
+        with ``exact``, the ones near ``big_key_bytes`` are measured again with
+        ``SAMPLES 0`` (what the routers use), so both sides class a key alike."""
         pipe = src.pipeline(transaction=False)
         for k in keys:
-            pipe.execute_command("MEMORY", "USAGE", k, "SAMPLES", 0)
+            pipe.execute_command("MEMORY", "USAGE", k)
         replies = await pipe.execute()
-        return [(k, None if r is None else int(r)) for k, r in zip(keys, replies, strict=True)]
+        sized = [(k, None if r is None else int(r)) for k, r in zip(keys, replies, strict=True)]
+        big = self.host.settings().big_key_bytes
+        near = [k for k, size in sized if exact and size is not None and near_bound(size, big)]
+        if near:
+            pipe = src.pipeline(transaction=False)
+            for k in near:
+                pipe.execute_command("MEMORY", "USAGE", k, "SAMPLES", 0)
+            again = dict(zip(near, await pipe.execute(), strict=True))
+            sized = [
+                (k, (None if again[k] is None else int(again[k])) if k in again else size)
+                for k, size in sized
+            ]
+        return sized
 
     async def count_pass(self) -> None:
         src_addr, _, _, _ = self.masters()
@@ -264,7 +283,7 @@ class MigrationMover:
         total = 0
         nbytes = 0
         async for keys in self.scan(src):
-            for _, size in await self.sizes(src, keys):
+            for _, size in await self.sizes(src, keys, exact=False):
                 if size is not None:
                     total += 1
                     nbytes += size

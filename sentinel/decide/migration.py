@@ -13,7 +13,8 @@ Owns what `sentinel.act.mover` needs to decide without I/O (README
   batches of at most ``batch_keys`` small keys and the big keys (above
   ``big_key_bytes``) that move one by one in chunks.
 - `wanted`: which scanned keys belong to the migration (their slot migrates;
-  not one of the project's own ``__slotwarden:`` keys).
+  not one of the project's own ``__slotwarden:`` keys); `near_bound`: when a
+  sampled size must be measured exactly before classing the key.
 - `routers_behind`: which routers have not yet reported the migration's epoch.
 - `Progress`: keys total/moved/left, bytes, big keys, errors, the rate over
   a sliding window and the ETA; `Progress.to_status` is one entry of
@@ -85,6 +86,13 @@ def split(sized: Sequence[tuple[bytes, int | None]], batch_keys: int, big_key_by
     step = max(batch_keys, 1)
     batches = tuple(tuple(small[i : i + step]) for i in range(0, len(small), step))
     return Split(batches, tuple(big), gone)
+
+
+def near_bound(sampled: int, big_key_bytes: int) -> bool:
+    """True when a sampled ``MEMORY USAGE`` is too close to ``big_key_bytes`` to class
+    the key by it (within a factor of 2): measure it exactly (``SAMPLES 0``). Far above
+    is big, far below is small, without walking every element of a huge key."""
+    return big_key_bytes / 2 < sampled <= 2 * big_key_bytes
 
 
 def routers_behind(routers: Mapping[str, int | None], epoch: int) -> list[str]:

@@ -9,6 +9,7 @@ from sentinel.decide.migration import (
     lock_key,
     merge_routers,
     mover_of,
+    near_bound,
     routers_behind,
     split,
     tmp_key,
@@ -151,3 +152,9 @@ def test_get_routers_answers_are_parsed_strictly() -> None:
     }
     for bad in (None, [], {"routers": []}, {"routers": {"h:1": "11"}}, {"routers": {"h:1": True}}):
         assert parse_routers(bad) is None, bad
+
+
+def test_only_sizes_near_the_bound_are_measured_exactly() -> None:
+    assert not near_bound(100, 10000) and not near_bound(5000, 10000)
+    assert near_bound(5001, 10000) and near_bound(10000, 10000) and near_bound(20000, 10000)
+    assert not near_bound(20001, 10000)  # a huge key is big without walking it
