@@ -86,6 +86,7 @@ SCAN_COUNT = 1000
 RETRY_S = 1.0  # after a failed pass (a node down): wait, then a fresh pass
 ROUTER_POLL_S = 0.5
 FINISH_RETRY_S = 5.0
+ADVANCE_RETRY_S = 1.0
 EVENT_EVERY_S = 10.0
 
 
@@ -249,7 +250,7 @@ class MigrationMover:
         p.state, p.reason = "starting", None
         while True:
             self.host.advance_migration(self.m)
-            await asyncio.sleep(FINISH_RETRY_S)
+            await asyncio.sleep(ADVANCE_RETRY_S)
 
     async def finish(self) -> None:
         p = self.progress
