@@ -21,7 +21,8 @@ served by another shard than the one it blocks on:
 Invariants: only a command blocked on one connection of its own (not WAIT, not on a
 WATCH connection) is released; at most one release per blocked command; the
 client sees exactly one reply (its reply slot is the FIFO's last one, so the
-re-dispatched command takes the same place); an element the shard popped as it
+re-dispatched command takes the same place; a reply CLIENT REPLY OFF/SKIP drops is
+not re-blocked); an element the shard popped as it
 was released is forwarded, never lost or sent twice (the shard answers the command
 itself). Releases in flight are bounded (`MAX_RELEASES`) and kept referenced.
 """
@@ -102,6 +103,7 @@ class _Client(Protocol):
     transport: asyncio.Transport | None
     fifo: Any  # deque[Pending]
     turn: LoopTurn
+    dropped: set[Any] | None  # replies CLIENT REPLY OFF/SKIP drops
 
     def dispatch(self, args: list[bytes], raw: bytes, spec: CommandSpec | None) -> None: ...
 
@@ -170,6 +172,8 @@ def retry(state: ReblockState, pending: object, reply: bytes) -> bool:
     fifo = client.fifo
     if client.transport is None or not fifo or fifo[-1] is not pending:
         return False
+    if client.dropped is not None and pending in client.dropped:
+        return False  # CLIENT REPLY OFF/SKIP: its slot is marked dropped; ends as before
     left: float | None = None
     if blocked.deadline is not None:
         left = blocked.deadline - asyncio.get_running_loop().time()
