@@ -7,9 +7,9 @@ connection past ``router.max_clients``, counts the connections accepted and
 refused (INFO, /metrics), lists the sessions (CLIENT LIST, their live numbers
 refreshed), closes the clients a CLIENT KILL filter matches, releases a client
 blocked on its pinned connections (CLIENT UNBLOCK: ``CLIENT UNBLOCK <the
-connection's id on the shard>`` on a side connection, so the shard answers the
-blocked command itself and nothing popped is lost), holds the router-wide CLIENT
-PAUSE (``pause``; its end wakes every client), tells every client when the route
+connection's id on the shard>`` on a side connection, `router.wire.reblock.unblock`:
+the shard answers the blocked command itself and nothing popped is lost), holds the
+router-wide CLIENT PAUSE (``pause``; its end wakes every client), tells every client when the route
 changes, and drains them at shutdown (no new request served, blocked commands
 that would outlive the drain released at its start).
 
@@ -30,42 +30,15 @@ from router.decide.merge import first_error
 from router.decide.modes import Mode
 from router.decide.session import Session
 from router.wire import side
-from router.wire.backend import CLOSED, DOWN
 from router.wire.client import ClientConn
 from router.wire.pinned import PinnedConn
 from router.wire.ports import ConfigSource, Waiter
+from router.wire.reblock import unblock as _unblock_one
 from slotwarden.resp.encode import encode_int
 
 log = logging.getLogger("slotwarden.router")
 
 ZERO, ONE = encode_int(0), encode_int(1)
-
-
-async def _unblock_one(conn: PinnedConn, how: bytes) -> bytes:
-    """``CLIENT UNBLOCK <conn's id on the shard> TIMEOUT|ERROR`` on a side connection.
-
-    The router marks its client blocked as it sends the command; the shard sees it
-    a little later (the dedicated connection may still be opening, the command in
-    flight). So the call waits for the connection's id, and while the shard answers
-    0 and the command is still unanswered, asks again every 10 ms, up to
-    ``connect_timeout + command_timeout``: a client blocked at the router is
-    released, and one whose command was answered meanwhile (an element popped)
-    gets that answer, the reply here being 0."""
-    loop = asyncio.get_running_loop()
-    settings = conn.settings
-    deadline = loop.time() + settings.connect_timeout + settings.command_timeout
-    blocking = conn.blocking
-    while True:
-        if conn.blocking is not blocking or conn.state in (CLOSED, DOWN):
-            return ZERO  # answered (or gone) before it could be released
-        if conn.server_id:
-            args = [b"CLIENT", b"UNBLOCK", b"%d" % conn.server_id, how]
-            reply = await side.call(conn.addr, settings, args)
-            if reply != ZERO:
-                return reply
-        if loop.time() >= deadline:
-            return ZERO
-        await asyncio.sleep(0.01)
 
 
 def merge_unblocked(parts: list[bytes]) -> bytes:

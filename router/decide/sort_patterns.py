@@ -58,10 +58,11 @@ def _forms_keys(pattern: bytes, get: bool) -> bool:
     return b"*" in pattern
 
 
-def pattern_slots(args: list[bytes]) -> list[int]:
-    """The slots of the keys the BY/GET patterns of ``SORT key ...`` form, where known
-    (a pattern whose keys may be anywhere is `refusal`'s to refuse)."""
-    slots: list[int] = []
+def _key_patterns(args: list[bytes]) -> list[tuple[bytes, int | None]]:
+    """Each BY/GET pattern of ``SORT key ...`` that makes the server look keys up, with
+    its word (BY/GET) and the slot of its keys (None: they may be anywhere), in order;
+    the walk stops at a syntax error (the server's to report)."""
+    found: list[tuple[bytes, int | None]] = []
     i, n = 2, len(args)
     while i < n:
         word = args[i].upper()
@@ -74,34 +75,23 @@ def pattern_slots(args: list[bytes]) -> list[int]:
         elif (word == b"BY" or word == b"GET") and i + 1 < n:
             pattern = args[i + 1]
             if _forms_keys(pattern, word == b"GET"):
-                slot = pattern_slot(pattern)
-                if slot is not None:
-                    slots.append(slot)
+                found.append((word, pattern_slot(pattern)))
             i += 2
         else:
-            return slots
-    return slots
+            break
+    return found
+
+
+def pattern_slots(args: list[bytes]) -> list[int]:
+    """The slots of the keys the BY/GET patterns of ``SORT key ...`` form, where known
+    (a pattern whose keys may be anywhere is `refusal`'s to refuse)."""
+    return [slot for _, slot in _key_patterns(args) if slot is not None]
 
 
 def refusal(args: list[bytes], shard: int, owner: bytes) -> bytes | None:
     """Redis Cluster's error for the first BY/GET pattern of ``SORT key ...`` whose keys
     may be off ``shard`` (the sorted key's, under the slot map ``owner``), else None."""
-    i, n = 2, len(args)
-    while i < n:
-        word = args[i].upper()
-        if word in _FLAGS:
-            i += 1
-        elif word == b"LIMIT" and i + 2 < n:
-            i += 3
-        elif word == b"STORE" and i + 1 < n:
-            i += 2
-        elif (word == b"BY" or word == b"GET") and i + 1 < n:
-            pattern = args[i + 1]
-            if _forms_keys(pattern, word == b"GET"):
-                slot = pattern_slot(pattern)
-                if slot is None or owner[slot] != shard:
-                    return BY_DENIED if word == b"BY" else GET_DENIED
-            i += 2
-        else:
-            return None  # a syntax error: the server's to report
+    for word, slot in _key_patterns(args):
+        if slot is None or owner[slot] != shard:
+            return BY_DENIED if word == b"BY" else GET_DENIED
     return None

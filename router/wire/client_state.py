@@ -26,7 +26,9 @@ split) is sent by `router.wire.split_exec`; with WATCH the client is BLOCKED
 (its next commands held) until every shard's part has answered. An EXEC whose
 transaction began (WATCH, else MULTI) before a migration appeared in the slot map
 is refused (`router.decide.migrate.exec_refusal`): its commands were planned for
-the old layout. A blocking command's reply comes through a
+the old layout. A blocking command blocked on a shard that no longer serves a
+slot of its keys (a migration now moving them away) is released there and sent
+again where its keys now live (`router.wire.reblock`). A blocking command's reply comes through a
 `router.decide.fanin.FanIn` (WAIT: one part per master, merged by its row's
 merger), and so do the confirmations of the `Subscriber`.
 """
@@ -45,7 +47,7 @@ from router.decide.merge import merge_first
 from router.decide.migrate import exec_refusal
 from router.decide.modes import Mode, ModeInput
 from router.errors import CROSSSLOT
-from router.wire import split_exec
+from router.wire import reblock, split_exec
 from router.wire.node import RouteSource
 from router.wire.pinned import PinnedConn, holder_of
 from router.wire.ports import ClientPort, Waiter
@@ -80,6 +82,7 @@ class ClientState:
         "client",
         "mode",
         "plain",
+        "reblock",
         "routes",
         "since",
         "subscriber",
@@ -102,6 +105,7 @@ class ClientState:
         self.watch_shard = -1
         self.watching = False
         self.blocked: list[PinnedConn] = []  # pinned connections of the blocking command
+        self.reblock: reblock.Blocked | None = None  # it, if a migration may re-block it
         self.subscriber: Subscriber | None = None
         self.since: SlotMap | None = None  # the slot map when WATCH (or MULTI) began
 
@@ -390,10 +394,15 @@ class ClientState:
         pending = client.new_pending()
 
         def done(reply: bytes) -> None:
+            if self.reblock is not None and reblock.retry(self, pending, reply):
+                return  # released for a migration: sent again (router.wire.reblock)
             pending.on_reply(reply)
             if client.transport is not None:
                 self.on_unblocked()
 
+        if len(conns) == 1 and self.watch is None:
+            name = route.slotmap.shards[targets[0]].name
+            self.reblock = reblock.watch(spec, args, name, grace)
         # WAIT: the smallest count over every master (each must have that many
         # replicas in sync); the others: the reply of their one connection
         merger = planner.merger_of(spec) if spec.merger is not None else merge_first
@@ -407,6 +416,7 @@ class ClientState:
     def on_unblocked(self) -> None:
         self._release(self.blocked)
         self.blocked = []
+        self.reblock = None
         if self.watch is not None and not self.watching and not self.watch.waiting:
             self._release_watch()
         nxt = modes.step(self.mode, ModeInput.UNBLOCKED)
@@ -435,6 +445,8 @@ class ClientState:
     def on_route_change(self) -> None:
         if self.subscriber is not None:
             self.subscriber.on_route_change()
+        if self.reblock is not None:  # blocked on a shard its keys are moving away from
+            reblock.route_changed(self)
 
     # ------------------------------------------------------------ the end
 
@@ -450,6 +462,7 @@ class ClientState:
         for conn in self.blocked:
             conn.close()
         self.blocked = []
+        self.reblock = None
         if self.watch is not None:
             if self.mode is BLOCKED and not self.blocked and self.watch.waiting:
                 # a split EXEC in flight (_exec_split): its watched shard may commit,

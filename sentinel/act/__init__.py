@@ -4,6 +4,7 @@
 - `actuator`: change a node's replication role (REPLICAOF, ROLE, CLIENT PAUSE).
 - `peers`: HTTP client to the peer sentinels and the routers.
 - `state`: the persisted epoch, vote and topology (fsync, atomic rename).
+- `nodeconn`: the one way to open a bounded, non-retrying connection to a Redis node.
 - `mover`: move one migration's keys, source master -> target master (SCAN, MIGRATE).
 - `bigkey`: move one big key in chunks under its lock.
 - `prio`: move next the keys routers wait for (the migration's request set, SPOP).

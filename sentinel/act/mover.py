@@ -62,12 +62,10 @@ import uuid
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
-from redis.maint_notifications import MaintNotificationsConfig
 
 from sentinel.act.bigkey import BigResult, move_big_key
+from sentinel.act.nodeconn import node_client
 from sentinel.act.prio import serve_requests
 from sentinel.decide.migration import (
     FENCE_CHANNEL,
@@ -95,6 +93,7 @@ SCAN_COUNT = 1000
 RETRY_S = 1.0  # after a failed pass (a node down): wait, then a fresh pass
 ROUTER_POLL_S = 0.5
 FINISH_RETRY_S = 5.0
+ADVANCE_RETRY_S = 1.0
 EVENT_EVERY_S = 10.0
 
 
@@ -119,23 +118,7 @@ class MoverHost(Protocol):
 def connect(addr: Address, creds: BackendCredentials | None, tls: dict[str, Any]) -> aioredis.Redis:
     """A single-connection client with raw replies (no redis-py parsing) and no retries.
     No CLIENT SETNAME: the router's ACL user may not have it."""
-    username = password = None
-    if creds is not None:
-        *user, pw = creds.auth_args()
-        username = user[0].decode() if user else None
-        password = pw.decode()
-    client = aioredis.Redis(
-        host=addr.host,
-        port=addr.port,
-        username=username,
-        password=password,
-        socket_timeout=IO_TIMEOUT,
-        socket_connect_timeout=IO_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-        single_connection_client=True,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-        **tls,
-    )
+    client = node_client(addr, creds, IO_TIMEOUT, tls)
     client.response_callbacks.clear()  # raw replies: bytes and lists, exact scores
     return client
 
@@ -294,7 +277,7 @@ class MigrationMover:
         p.state, p.reason = "starting", None
         while True:
             self.host.advance_migration(self.m)
-            await asyncio.sleep(FINISH_RETRY_S)
+            await asyncio.sleep(ADVANCE_RETRY_S)
 
     async def finish(self) -> None:
         p = self.progress

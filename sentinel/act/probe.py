@@ -28,11 +28,9 @@ from dataclasses import replace
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.maint_notifications import MaintNotificationsConfig
 
+from sentinel.act.nodeconn import node_client
 from sentinel.decide.eligible import remember_offset
 from sentinel.decide.model import NodeObs, NodeRole, Restart, Timing
 from slotwarden.cluster.config import ClusterConfig
@@ -79,25 +77,7 @@ def set_backend_auth(config: ClusterConfig) -> None:
 def connect(via: Address, timeout: float, name: str) -> aioredis.Redis:
     """A single-connection client that never retries on its own (we decide),
     authenticated with the backend credentials when cluster.yaml has some."""
-    creds = _AUTH.get(via, _DEFAULT_AUTH[0])
-    username = password = None
-    if creds is not None:
-        *user, pw = creds.auth_args()
-        username = user[0].decode() if user else None
-        password = pw.decode()
-    return aioredis.Redis(
-        host=via.host,
-        port=via.port,
-        username=username,
-        password=password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        single_connection_client=True,
-        client_name=name,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-        **_TLS,
-    )
+    return node_client(via, _AUTH.get(via, _DEFAULT_AUTH[0]), timeout, _TLS, name)
 
 
 def parse_replication(info: Mapping[str, Any], prev: NodeObs, now: float) -> NodeObs:

@@ -17,12 +17,9 @@ import contextlib
 import logging
 from collections.abc import Mapping
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.maint_notifications import MaintNotificationsConfig
 
+from sentinel.act.nodeconn import node_client
 from sentinel.decide.room import Memory
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.errors import SecretError
@@ -51,25 +48,7 @@ async def info_memory(
     except SecretError as exc:
         log.warning("INFO memory on %s: no credentials: %s", addr, exc)
         return None
-    username = password = None
-    if creds is not None:
-        *user, pw = creds.auth_args()
-        username = user[0].decode() if user else None
-        password = pw.decode()
-    target = via or addr
-    client = aioredis.Redis(
-        host=target.host,
-        port=target.port,
-        username=username,
-        password=password,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0),
-        single_connection_client=True,
-        client_name=name,
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),
-        **redis_py_kwargs(config.tls),
-    )
+    client = node_client(via or addr, creds, timeout, redis_py_kwargs(config.tls), name)
     try:
         async with asyncio.timeout(timeout):
             return Memory.parse(await client.info("memory"))

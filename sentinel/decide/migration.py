@@ -39,7 +39,7 @@ LOCK_PREFIX = b"__slotwarden:lock:"
 TMP_PREFIX = b"__slotwarden:tmp:"
 FENCE_CHANNEL = b"__slotwarden:fence"
 RATE_WINDOW = 10.0  # seconds of history behind `Progress.rate`
-STATES = ("waiting-routers", "counting", "moving", "finishing", "blocked")
+STATES = ("waiting-routers", "starting", "counting", "moving", "finishing", "blocked")
 
 
 def mover_of(me: str, fresh_peers: Iterable[str]) -> str:

@@ -155,6 +155,7 @@ class Leader:
         # our last vote for another: (candidate, when, hold until) - lifted early if it falls
         # silent (`election.leader_silent`)
         self._vote_hold: tuple[str, float, float] | None = None
+        self._vote_hold_epoch = 0  # the epoch of that vote
         self._heard: dict[str, float] = {}  # as leader: peer -> when it last granted/answered
 
     # -- read by the sentinel ---------------------------------------------------------
@@ -213,6 +214,11 @@ class Leader:
         a refused shard whose master it changed is no longer refused; a migration it no
         longer has is no longer to be ended."""
         self.refusals.on_topology(topology)
+        if self._vote_hold is not None and topology.epoch >= self._vote_hold_epoch:
+            # the leader we voted for published its epoch: it has finished (a failover
+            # publishes after its last step), so waiting for it no longer protects anything
+            # and a migration's next step need not wait failover_timeout_ms
+            self._vote_hold = None
         self._finishing = [m for m in self._finishing if m in topology.migrations]
         self._advancing = [m for m in self._advancing if m in topology.migrations]
         if self._reconfigure_pending:
@@ -229,6 +235,7 @@ class Leader:
         if candidate != self.me:
             now = self.clock()
             self._vote_hold = (candidate, now, now + election.wait_after_vote(self.host.timing))
+            self._vote_hold_epoch = self.host.votes.epoch
 
     def maybe_elect(self, now: float, odown: frozenset[str], snap: Snapshot | None = None) -> None:
         """Stand for an epoch if a shard is ODOWN or an edit waits, and nothing holds us back.

@@ -9,6 +9,7 @@ From the bottom up (README "Code map"; ../shared/ARCHITECTURE.md):
     sentinel.errors → sentinel.decide (pure) → sentinel.act → sentinel.run
         → sentinel.http → sentinel.main / sentinel.status / sentinel.manual
     slotwarden.procs   processes for tests and bench (runs router/sentinel, never imports them)
+    slotwarden.dataset, slotwarden.rig   the resharding test's and bench's data and processes
     slotwarden.acl   the backend ACL users (both sides' rules, the passwords hashed)
     slotwarden.keyslot   `slotwarden slot KEY...` (the router's admin API, else the file)
     slotwarden.cli, slotwarden.launcher   the command line, wires everything
@@ -60,6 +61,8 @@ LAYERS: list[tuple[str, int, bool]] = [
     ("sentinel.reshard", 9, False),
     ("sentinel.report", 9, True),  # status's migrations, progress bars, exit code (pure)
     ("slotwarden.procs", 10, False),
+    ("slotwarden.dataset", 10, False),
+    ("slotwarden.rig", 11, False),
     ("slotwarden.launcher", 10, False),
     ("slotwarden.acl", 10, False),
     ("slotwarden.keyslot", 10, False),

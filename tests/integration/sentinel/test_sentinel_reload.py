@@ -180,13 +180,25 @@ def test_valid_edit_becomes_one_epoch_everywhere_and_keys_follow(live):
         ) in scrape(sc, sid)
         assert not [k for k in scrape(sc, sid) if ("node", sc.replicas[1][0].addr) in k[1]]
     assert f"topology epoch 0 -> {epoch}" in sc.router.log()
-    # keys follow their slots: 0-999 now on b, 12000-16383 on c
-    for ranges, owner in (("0-999", b_master), ("12000-16383", c_master.addr)):
+    # the moved slots are a migration still 'preparing' (the silent router above holds it):
+    # the router holds their requests - nothing is written on the source or the target -
+    # and answers -TRYAGAIN after command_timeout_ms (keys following their slots is
+    # tests/integration/test_resharding.py's and test_sentinel_mover.py's subject)
+    assert {(m["slots"], m["state"]) for m in router_topology(sc)["migrations"]} == {
+        ("0-999", "preparing"),
+        ("12000-16383", "preparing"),
+    }
+    for ranges, source, target in (
+        ("0-999", a_master, b_master),
+        ("12000-16383", b_master, c_master.addr),
+    ):
         key = key_in(ranges)
-        assert sc.client.set(key, ranges) is True
-        node = redis.Redis(port=int(owner.rsplit(":", 1)[1]), decode_responses=True)
-        assert node.get(key) == ranges, (key, owner)
-        node.close()
+        with pytest.raises(redis.exceptions.TryAgainError, match="is about to move"):
+            sc.client.set(key, ranges)
+        for owner in (source, target):
+            node = redis.Redis(port=int(owner.rsplit(":", 1)[1]), decode_responses=True)
+            assert node.get(key) is None, (key, owner)
+            node.close()
     # SIGHUP re-reads the same file: applied, nothing to publish
     sc.procs["s2"].send_signal(signal.SIGHUP)
     sc.wait_for(lambda: "reload (SIGHUP): nothing changed" in sc.log("s2"), 5, "SIGHUP reload")
@@ -228,13 +240,15 @@ def test_slot_move_after_a_failover_keeps_the_promoted_master(live):
     sc.wait_for(published, 15, "the edit published on top of the failover")
     assert f"shard a keeps master {promoted.addr} from the failover state" in sc.logs_text()
     assert sc.role(promoted) == ("master", None)
-    moved = key_in("1000-1999")
+    moved = key_in("1000-1999")  # migrating a -> c, held while 'preparing'
     stayed = key_in("2000-8191")
-    for key in (moved, stayed):
-        assert sc.client.set(key, "v") is True
+    assert sc.client.set(stayed, "v") is True
+    with pytest.raises(redis.exceptions.TryAgainError, match="is about to move"):
+        sc.client.set(moved, "v")
     on_c = redis.Redis(port=c_master.port)
     on_promoted = redis.Redis(port=promoted.port)
-    assert on_c.get(moved) == b"v" and on_promoted.get(stayed) == b"v"
+    assert on_c.get(moved) is None and on_promoted.get(moved) is None
+    assert on_promoted.get(stayed) == b"v"
     on_c.close()
     on_promoted.close()
     assert "Traceback" not in sc.logs_text()
