@@ -8,7 +8,9 @@ keys are in migrating slots is sent, each such key is moved source → target
 
     check    MGET __slotwarden:lock:<k>…  + MEMORY USAGE <k> SAMPLES 0 … on the source
                nil usage ─► not there: nothing to move
-               locked, or above big_key_bytes ─► the mover is moving it: re-check later
+               locked, or above big_key_bytes ─► the mover is moving it: re-check later,
+               and ask the mover to move it next (`ask_requests`: SADD to the
+               migration's request set on the source, pipelined with the re-check)
     move     MIGRATE host port "" 0 timeout [AUTH|AUTH2 …] KEYS <k>  (one per key, no
              REPLACE) + WAIT <replicas> <ms> on the source, pipelined
                +OK / +NOKEY ─► moved (or gone)
@@ -47,6 +49,7 @@ from router.commands.spec import CommandSpec, key_positions
 from router.decide.merge import OWN_PREFIX
 from router.decide.sort_patterns import SORTS, pattern_slots
 from router.decide.txn import execabort_because
+from slotwarden.cluster.ownkeys import WANTED_TTL_MS, wanted_key
 from slotwarden.cluster.topology import Migration, SlotMap
 from slotwarden.resp.accel import key_slot
 from slotwarden.resp.encode import encode_command, error_reply
@@ -54,6 +57,9 @@ from slotwarden.resp.replies import split_array
 
 LOCK_PREFIX = b"__slotwarden:lock:"  # the mover's lock on a big key it copies in chunks
 RECHECK_S = 0.020  # a locked or big key is looked at again this often
+# A key still waited for is asked for again this often (the mover's move of it may have
+# failed, or the source failed over and lost the request set).
+ASK_EVERY_S = 0.25
 WAIT_MS = 100  # WAIT's timeout after a MIGRATE: best effort, bounded (a replica may be down)
 MOVED_KEYS_MAX = 100_000  # keys remembered as moved, per router
 # Channels, not keys (SPUBLISH/SSUBSCRIBE pick a shard like keys do): nothing to move.
@@ -181,6 +187,23 @@ def check_requests(keys: list[bytes]) -> list[bytes]:
     """The check round trip on the source: the locks, then each key's size."""
     out = [encode_command([b"MGET", *(LOCK_PREFIX + k for k in keys)])]
     out += [encode_command([b"MEMORY", b"USAGE", k, b"SAMPLES", b"0"]) for k in keys]
+    return out
+
+
+def ask_requests(keys: list[bytes], slotmap: SlotMap) -> list[bytes]:
+    """Ask the mover to move ``keys`` next (the router waits for them: big or locked):
+    per migration of their slots, ``SADD <its request set> k…`` and ``PEXPIRE <set>
+    WANTED_TTL_MS`` (`slotwarden.cluster.ownkeys.wanted_key`), sent to the source."""
+    by_set: dict[bytes, list[bytes]] = {}
+    for key in keys:
+        migration = slotmap.migration_of(key_slot(key))
+        if migration is not None:
+            by_set.setdefault(wanted_key(migration), []).append(key)
+    out: list[bytes] = []
+    ttl = str(WANTED_TTL_MS).encode()
+    for name, members in by_set.items():
+        out.append(encode_command([b"SADD", name, *members]))
+        out.append(encode_command([b"PEXPIRE", name, ttl]))
     return out
 
 

@@ -17,7 +17,10 @@ their order:
       move   MIGRATE … KEYS k (one per key, no REPLACE) … + WAIT n 100
              BUSYKEY ─► DEL k on the source (+ WAIT): the target's copy is newer
       wait   locked/big keys: re-checked every 20 ms until gone from the source,
-             up to command_timeout_ms ─► -TRYAGAIN key k is being moved to shard t
+             up to command_timeout_ms ─► -TRYAGAIN key k is being moved to shard t;
+             the first re-check (and one every 250 ms) is pipelined after
+             SADD __slotwarden:wanted:<slot> k… + PEXPIRE: the mover moves them next
+             (`sentinel.act.prio`), so a client does not wait for its SCAN pass
     done     the request is dispatched again (now sent to the target as usual);
              a key that could not be moved ─► -TRYAGAIN …, the request is not sent
 
@@ -334,10 +337,17 @@ class PreMove:
         deadline = loop.time() + timeout_ms / 1000
         moved = client.ports.migrator.moved
         pending = keys
+        asked_at: float | None = None  # when the keys waited for were last asked for
+        ask: list[bytes] = []
         while True:
-            check = decide.read_check(
-                pending, await _round(conn, decide.check_requests(pending), client.turn), big
-            )
+            if ask and (asked_at is None or loop.time() - asked_at >= decide.ASK_EVERY_S):
+                asks = decide.ask_requests(ask, route.slotmap)  # the mover moves them next
+                asked_at = loop.time()
+            else:
+                asks = []
+            replies = await _round(conn, asks + decide.check_requests(pending), client.turn)
+            # the asks' own replies are not looked at: refused, the client waits as before
+            check = decide.read_check(pending, replies[len(asks) :], big)
             if check.error is not None:
                 client.stats.migrate_errors += 1
                 return decide.tryagain_failed(pending[0], src_name, dst_name, check.error)
@@ -386,7 +396,7 @@ class PreMove:
                 return None
             if loop.time() >= deadline:
                 return decide.tryagain_waiting(check.waiting[0], dst_name)
-            pending = check.waiting
+            pending = ask = check.waiting
             await asyncio.sleep(decide.RECHECK_S)
 
 

@@ -7,6 +7,7 @@
 - `nodeconn`: the one way to open a bounded, non-retrying connection to a Redis node.
 - `mover`: move one migration's keys, source master -> target master (SCAN, MIGRATE).
 - `bigkey`: move one big key in chunks under its lock.
+- `prio`: move next the keys routers wait for (the migration's request set, SPOP).
 - `acl`: the ACL rule of the sentinels' own backend user (what `probe`, `actuator` and
   `redisconf` send).
 - `redisconf`: cluster.yaml's ``redis:`` settings on every node (CONFIG GET / SET), drift.

@@ -33,6 +33,13 @@ the Protocol `MoverHost` through which it reaches its sentinel. Steps
    bucket for all the migrations a sentinel moves).
    The masters are re-read from the latest topology before every batch: a
    new source master restarts the pass on it.
+   Beside the passes, from step 3 on, `sentinel.act.prio.serve_requests` moves
+   at once the keys routers wait for (big or locked keys, which routers never
+   MIGRATE): they add them to the migration's request set on the source, and
+   it pops them every 50 ms and moves them on a `MigrationMover.lane` (its own
+   connections, not paced by ``keys_per_second``); a big key the pass is
+   copying when a router asks for it (its lock held) is copied unpaced from
+   then on (`MigrationMover.hurry`).
 4. **finishing**: a whole pass (started after the routers' ack) that finds no
    key of the slots calls `MoverHost.finish_migration`, repeated every few
    seconds until the topology without the migration is adopted (then the
@@ -48,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 import uuid
@@ -58,6 +66,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from sentinel.act.bigkey import BigResult, move_big_key
 from sentinel.act.nodeconn import node_client
+from sentinel.act.prio import serve_requests
 from sentinel.decide.migration import (
     FENCE_CHANNEL,
     MoverStats,
@@ -131,6 +140,11 @@ class MigrationMover:
         self.wait_src = self.wait_dst = 0  # replicas to WAIT for (lowered when fewer answer)
         self.started = host.clock()
         self.label = f"{migration.ranges()} {migration.source}->{migration.target}"
+        self.paced = True  # keys_per_second applies (not to the lane of requested keys)
+        # big keys a router asked for while this mover's pass held their lock: the rest
+        # of their copy is not paced (shared with the lane, which adds them)
+        self.hurry: set[bytes] = set()
+        self.requests: asyncio.Task[None] | None = None  # `sentinel.act.prio`'s loop
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -166,9 +180,31 @@ class MigrationMover:
             text = text.replace(secret, "<hidden>")
         return text
 
+    def lane(self) -> MigrationMover:
+        """A second lane on this migration for the keys routers ask for (`sentinel.act.prio`):
+        the same progress, counters and events, connections of its own (the pass's
+        pipelines stay its own), and not paced: a client waits for those keys."""
+        lane = copy.copy(self)
+        lane.conns = {}
+        lane.paced = False
+        lane.requests = None
+        return lane
+
+    async def pace_chunk(self, key: bytes) -> None:
+        """A big key's chunk: paced like any key, until a router asks for the key (then at
+        once: the wait is cut short, looked at every 50 ms)."""
+        if not self.paced or key in self.hurry:
+            return
+        clock = self.host.clock
+        until = clock() + self.host.bucket().reserve(1, clock())
+        while key not in self.hurry and (left := until - clock()) > 0:
+            await asyncio.sleep(min(left, 0.05))
+
     async def pace(self, n: int) -> None:
         """Wait until ``n`` more keys fit in ``keys_per_second`` (one bucket for all the
         migrations this sentinel moves: `MoverHost.bucket`)."""
+        if not self.paced:
+            return
         delay = self.host.bucket().reserve(n, self.host.clock())
         if delay > 0:
             await asyncio.sleep(delay)
@@ -185,6 +221,10 @@ class MigrationMover:
             await self.wait_routers()
             if self.m.preparing:
                 await self.advance()  # until the topology has it moving: then stopped
+            requests = asyncio.get_running_loop().create_task(
+                serve_requests(self), name=f"requested keys {self.label}"
+            )
+            self.requests = requests  # referenced; cancelled with this task (below)
             while True:
                 try:
                     if p.keys_total is None:
@@ -203,6 +243,11 @@ class MigrationMover:
                 except NotInTopology:
                     await asyncio.sleep(RETRY_S)
         finally:
+            if self.requests is not None:
+                self.requests.cancel()
+                with contextlib.suppress(BaseException):
+                    await self.requests
+                self.requests = None
             await self.drop_conns()
 
     async def wait_routers(self) -> None:
@@ -420,12 +465,14 @@ class MigrationMover:
                 holder,
                 chunk_items=cfg.chunk_items,
                 chunk_bytes=cfg.big_key_bytes,
-                pace=lambda: self.pace(1),
+                pace=lambda: self.pace_chunk(key),
                 fence=lambda: self.fence(dst_addr),
             )
         except (ResponseError, LockLost) as exc:
             self.failed(f"chunked move of a big key ({size} bytes) to {dst_addr}", exc)
             return
+        finally:
+            self.hurry.discard(key)
         if result is BigResult.MOVED:
             await src.execute_command("WAIT", self.wait_src, WAIT_MS)
             self.count_moved(1, size, big=True)

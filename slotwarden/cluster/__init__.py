@@ -7,6 +7,7 @@
 - `secrets`: the one secret reader, the shared peer secret, backend credentials.
 - `tls`: the ``tls:`` section, the cleartext refusal, the SSL contexts.
 - `filewatch`: notices cluster.yaml edits (the caller's loop polls it).
+- `ownkeys`: names of the project's own keys both sides use (a migration's request set).
 
 Imports nothing from `router` or `sentinel`; both import it.
 """

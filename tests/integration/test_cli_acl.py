@@ -173,7 +173,8 @@ def test_router_rule_allows_what_moving_keys_sends(tmp_path: Path) -> None:
     """Online resharding (issue 13): the router's pre-move and the sentinels' mover act
     as the router's backend user. Two nodes whose only user besides ``default`` has the
     router rule: MIGRATE with AUTH2 (RESTORE runs on the target as that user), WAIT,
-    MEMORY USAGE, the lock, the fence's PUBLISH, and the mover's chunked copy."""
+    MEMORY USAGE, the lock, the fence's PUBLISH, the mover's chunked copy, and the
+    request set (SADD/PEXPIRE by the router, SPOP by the mover)."""
     import yaml
 
     from slotwarden.cluster.config import parse
@@ -232,6 +233,10 @@ def test_router_rule_allows_what_moving_keys_sends(tmp_path: Path) -> None:
         assert dst.renamenx("__slotwarden:tmp:s1:h", "h") is True
         assert src.delete("h", "__slotwarden:lock:h") == 2
         assert dst.publish("__slotwarden:fence", "x") == 0
+        # a router's request for a key it waits for, and the mover's pop of it
+        assert src.sadd("__slotwarden:wanted:0", "h", "k") == 2
+        assert src.pexpire("__slotwarden:wanted:0", 60_000)
+        assert sorted(src.spop("__slotwarden:wanted:0", 32)) == [b"h", b"k"]
         assert dst.execute_command("WAIT", 0, 10) == 0
         assert src.scan(0, count=100)[0] == 0 and src.exists("h") == 0
         assert dst.dump("h") and dst.hgetall("h") == {b"a": b"1", b"b": b"2"}

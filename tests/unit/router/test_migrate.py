@@ -8,6 +8,7 @@ from router.decide.merge import merge_concat
 from router.decide.walk import ScanWalk
 from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.cluster.topology import Address, Migration, Shard, SlotMap
+from slotwarden.resp.encode import encode_command
 
 SHARDS = (Shard("a", Address("h", 1)), Shard("b", Address("h", 2)), Shard("c", Address("h", 3)))
 
@@ -195,3 +196,25 @@ def test_exec_refusal_only_for_a_migration_begun_during_the_transaction() -> Non
         b"from shard a to shard b during the transaction, try again"
     )
     assert m.exec_refusal(slotmap(), prep) is not None  # 200-299 is new
+
+
+def test_ask_requests_add_the_waited_keys_to_their_migrations_request_sets() -> None:
+    """A router waiting for a big or locked key asks the mover to move it next: SADD to
+    the request set of the key's migration (on the source), renewed with PEXPIRE."""
+    second = Migration.of([(200, 299), (400, 410)], "a", "c")
+    smap = SlotMap.build(
+        1,
+        SHARDS,
+        [[(100, 199), (300, 399), (411, 8191)], [(0, 99), (8192, 16383)], [(200, 299), (400, 410)]],
+        (Migration.of([(0, 99)], "a", "b"), second),
+    )
+    k1, k2, k3 = key_in(0, 99), key_in(0, 99, 1), key_in(400, 410)
+    staying = key_in(100, 199)
+    assert m.ask_requests([k1, k3, k2, staying], smap) == [
+        encode_command([b"SADD", b"__slotwarden:wanted:0", k1, k2]),
+        encode_command([b"PEXPIRE", b"__slotwarden:wanted:0", b"60000"]),
+        encode_command([b"SADD", b"__slotwarden:wanted:200", k3]),
+        encode_command([b"PEXPIRE", b"__slotwarden:wanted:200", b"60000"]),
+    ]
+    assert m.ask_requests([staying], smap) == []
+    assert m.ask_requests([], smap) == []
