@@ -60,6 +60,7 @@ from slotwarden.dataset import (
     placement,
     verify_contents,
 )
+from slotwarden.procs import RouterProc, wait_for_port
 from slotwarden.rig import ReshardRig, wait_for
 
 N = int(os.environ.get("SLOTWARDEN_RESHARD_KEYS", "3000"))
@@ -335,3 +336,43 @@ def test_kill_9_of_the_mover_mid_move(rig_and_model):
     rig.kill_sentinel(mover)
     check(rig, model, clients, f"mover {mover} killed",
           (frozenset({"TRYAGAIN"}), killed_at, killed_at + LOCK_S))  # fmt: skip
+
+
+@pytest.mark.parametrize("rig_and_model", [(1, 0)], indirect=True)
+def test_a_router_restarted_mid_move_learns_the_migration(rig_and_model):
+    """A router restarted while a migration is moving (the mover held to 1 key/s, so most
+    keys are still on their source) starts from the sentinels' topology, migration
+    included: reading every key through it finds each one (moved from the source on
+    touch) and leaves it on its slot's target only."""
+    rig, model = rig_and_model
+    rig.add_nodes("d")
+    moved = "0-1364,5461-6825,10923-12288"
+    rig.set_layout({"a": "1365-5460", "b": "6826-10922", "c": "12289-16383", "d": moved})
+
+    def migrating() -> SlotMap | None:
+        sm = rig.sentinel_map()
+        moving = sm.migrations and all(m.state == "moving" for m in sm.migrations)
+        return sm if moving and all(e >= sm.epoch for e in rig.router_epochs()) else None
+
+    sm = wait_for(migrating, SETTLE_S, "the migrations moving, both routers on them")
+    old = rig.routers[0]
+    old.stop()
+    port, admin = rig.router_addrs[0]
+    log = os.path.join(rig.root, "router1-restarted.log")
+    rig.routers[0] = RouterProc(rig.configs[0], port, log, env=rig.env).start()
+    wait_for_port("127.0.0.1", admin)
+    wait_for(lambda: rig.router_epochs()[0] >= sm.epoch, 20, "the restarted router's epoch")
+    moving = {slot for lo, hi in parse_ranges(moved) for slot in range(lo, hi + 1)}
+    sources = [node for name, node in rig.masters(sm).items() if name != "d"]
+    left = sum(
+        1
+        for node in sources
+        for key in node.scan_iter(count=1000)
+        if key_hash_slot(key if isinstance(key, bytes) else key.encode()) in moving
+    )
+    for node in sources:
+        node.close()
+    assert left > N // 10  # most keys of the moving slots are still on their sources
+    # router 1 (the restarted one) reads every key first
+    problems = verify_everywhere(rig, model, rig.sentinel_map(), "restarted router")
+    assert not problems, "\n".join(problems) + "\n" + rig.logs()
