@@ -137,6 +137,7 @@ class MigrationMover:
         self.progress = Progress(migration, since_epoch, host.me, round(time.time(), 3))
         self.conns: dict[Address, aioredis.Redis] = {}
         self.errors_event = Throttle(EVENT_EVERY_S)
+        self.stuck_passes = 0  # passes in a row that found keys and could move none
         self.wait_src = self.wait_dst = 0  # replicas to WAIT for (lowered when fewer answer)
         self.started = host.clock()
         self.label = f"{migration.ranges()} {migration.source}->{migration.target}"
@@ -355,12 +356,21 @@ class MigrationMover:
             for batch in page.batches:
                 await self.batch(src_addr, list(batch), size_of)
         p.passes += 1
-        if found:
+        moved, errors = p.keys_moved - moved_before, p.errors - errors_before
+        stuck = found and not moved and errors  # e.g. the target is down: nothing can move
+        if found and not (stuck and self.stuck_passes):
             self.emit(
                 "migration-moved",
-                f"pass {p.passes}: {found} keys found, {p.keys_moved - moved_before} moved, "
-                f"{p.errors - errors_before} errors in {self.host.clock() - started:.1f} s",
+                f"pass {p.passes}: {found} keys found, {moved} moved, "
+                f"{errors} errors in {self.host.clock() - started:.1f} s",
             )
+        if stuck:
+            # one event for a run of passes that move nothing (migrate-error says why, at
+            # most every 10 s), and a pause before the next one instead of a busy loop
+            self.stuck_passes += 1
+            await asyncio.sleep(RETRY_S)
+        else:
+            self.stuck_passes = 0
         return found
 
     def check_source(self, pass_src: Address) -> Address:

@@ -326,6 +326,38 @@ def test_kill_9_of_the_source_master_mid_move(rig_and_model):
 
 
 @pytest.mark.parametrize("rig_and_model", [(FAULT_RATE, BIG_EVERY)], indirect=True)
+def test_kill_9_of_the_target_master_mid_move(rig_and_model):
+    """kill -9 of the TARGET's master mid-move: the sentinels promote its replica, a
+    MIGRATE to the dead (or demoted) node fails and leaves its keys on the source, the
+    mover and the routers go on against the promoted one; every check holds."""
+    rig, model = rig_and_model
+    clients = Clients(rig, model)
+    start_fault_move(rig, model, clients)
+    # d's replica must have completed its first sync (Redis starts it
+    # repl-diskless-sync-delay, 5 s, after the replica connects): a replica that never
+    # synced is never promoted (README "Which replica is promoted")
+    rig.wait_replicas_synced()
+    before = rig.sentinel_map()
+    old = str(before.shards[before.shard_index("d")].master)
+    killed_at = time.monotonic()
+    rig.kill_master("d")
+
+    def failed_over() -> bool:
+        sm = rig.sentinel_map()
+        return str(sm.shards[sm.shard_index("d")].master) != old and all(
+            e >= sm.epoch for e in rig.router_epochs()
+        )
+
+    try:
+        wait_for(failed_over, 30, "shard d failed over, the routers on that epoch")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}\n{rig.logs(tail=400000)}") from None
+    until = max(time.monotonic() + GRACE_S, killed_at + LOCK_S)
+    check(rig, model, clients, "target master killed",
+          (frozenset({"TRYAGAIN", "CLUSTERDOWN"}), killed_at, until))  # fmt: skip
+
+
+@pytest.mark.parametrize("rig_and_model", [(FAULT_RATE, BIG_EVERY)], indirect=True)
 def test_kill_9_of_the_mover_mid_move(rig_and_model):
     rig, model = rig_and_model
     clients = Clients(rig, model)
