@@ -23,6 +23,7 @@ their order:
              (`sentinel.act.prio`), so a client does not wait for its SCAN pass
     done     the request is dispatched again (now sent to the target as usual);
              a key that could not be moved ─► -TRYAGAIN …, the request is not sent
+             (unless the route changed meanwhile: then it is dispatched again)
 
 Before that, a request with a key in a slot whose migration is still
 ``preparing`` is HELD by a `Hold` (`router.decide.migrate.held_slot`), which sits
@@ -280,6 +281,11 @@ class PreMove:
             error = error_reply("TRYAGAIN the router could not move the keys, try again")
         if error is None:
             self.client.premoved = self.args  # moved: on to the target, no second look
+        elif self.client.routes.route is not self.route:
+            # the route changed while the keys were moving (the migration ended and its
+            # drained source was retired, the source failed over): not the client's
+            # problem - the request is dispatched again and looks at the new route
+            error = None
         _resume(self.client, self, self.spec, self.args, self.raw, error)
 
     async def _move_all(self) -> bytes | None:
