@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import signal
 import threading
 import time
 import urllib.request
@@ -383,3 +384,40 @@ def test_keyless_fanouts_reach_a_draining_shard() -> None:
         assert r.dbsize() == 6
         assert r.flushall() is True
         assert cc.dbsize() == 0 and r.dbsize() == 0
+
+
+def test_a_move_that_fails_after_the_migration_ended_is_sent_to_the_new_owner() -> None:
+    # the source hangs (SIGSTOP) while a request's key is being moved; meanwhile the
+    # migration ends (a map without it: the slot is the target's). The move times out, but
+    # the route changed: the request is dispatched again and goes to the owner, no error
+    with own_cluster(
+        shards=2, extra_router={"command_timeout_ms": 800}, env={"SLOTWARDEN_SECRET": SECRET}
+    ) as c:
+        push_migration(c)
+        b, r = on(c, 1), c.client()
+        (k,) = keys(1)
+        source = c.masters[0]
+        assert source.proc is not None
+        source.proc.send_signal(signal.SIGSTOP)
+        try:
+            result: dict[str, object] = {}
+
+            def client() -> None:
+                try:
+                    result["reply"] = r.set(k, "new")
+                except redis.RedisError as exc:
+                    result["reply"] = exc
+
+            t = threading.Thread(target=client)
+            t.start()
+            time.sleep(0.2)  # the pre-move is waiting on the hung source
+            _status, topo = http(c, "GET", "/topology")
+            topo["epoch"] += 1
+            del topo["migrations"]
+            status, body = http(c, "POST", "/topology", topo)
+            assert status == 200 and body["applied"] is True, body
+            t.join(10)
+        finally:
+            source.proc.send_signal(signal.SIGCONT)
+        assert result["reply"] is True, result
+        assert b.get(k) == b"new"
