@@ -24,7 +24,8 @@ the Protocol `MoverHost` through which it reaches its sentinel. Steps
    first, one by one, by `sentinel.act.bigkey`, the others in MIGRATEs of at
    most ``batch_keys`` keys (no REPLACE; AUTH2 with the router's backend user
    of the target shard), each pipelined with ``WAIT <source replicas>``; then
-   the target is fenced (``PUBLISH __slotwarden:fence`` + ``WAIT``). A MIGRATE
+   the target is fenced (``PUBLISH __slotwarden:fence`` + ``WAIT``; a master whose
+   WAIT answered fewer replicas is asked for that many for 10 s, `wait_counts`). A MIGRATE
    error naming BUSYKEY (the target has the key: its copy is the newer) is
    retried key by key and the busy keys are deleted on the source; any other
    error leaves the keys on the source for the next pass (counted, one
@@ -89,6 +90,7 @@ log = logging.getLogger("sentinel.mover")
 IO_TIMEOUT = 10.0  # socket timeout of every mover connection
 MIGRATE_TIMEOUT_MS = 5000  # MIGRATE's own timeout (source -> target)
 WAIT_MS = 1000  # WAIT for the replicas after a batch
+WAIT_RECHECK_S = 10.0  # a master whose WAIT answered fewer replicas: asked for all again after
 SCAN_COUNT = 1000
 RETRY_S = 1.0  # after a failed pass (a node down): wait, then a fresh pass
 ROUTER_POLL_S = 0.5
@@ -139,6 +141,10 @@ class MigrationMover:
         self.errors_event = Throttle(EVENT_EVERY_S)
         self.stuck_passes = 0  # passes in a row that found keys and could move none
         self.wait_src = self.wait_dst = 0  # replicas to WAIT for (lowered when fewer answer)
+        # "src"/"dst" -> (master, replicas its last short WAIT answered, when); shared with
+        # the lane (a shallow copy), so neither pays WAIT_MS per batch for a missing replica
+        self.lowered: dict[str, tuple[Address, int, float]] = {}
+        self.wait_addrs: tuple[Address, Address] | None = None
         self.started = host.clock()
         self.label = f"{migration.ranges()} {migration.source}->{migration.target}"
         self.paced = True  # keys_per_second applies (not to the lane of requested keys)
@@ -341,7 +347,7 @@ class MigrationMover:
         """One SCAN pass moving what it finds; the number of keys found."""
         p = self.progress
         cfg = self.host.settings()
-        src_addr, _, self.wait_src, self.wait_dst = self.masters()
+        src_addr = self.wait_counts()
         src = self.conn(src_addr, self.m.source)
         moved_before, errors_before = p.keys_moved, p.errors
         found = 0
@@ -453,14 +459,34 @@ class MigrationMover:
         _, waited = await pipe.execute(raise_on_error=False)
         self.lower_wait(waited, "dst")
 
+    def wait_counts(self) -> Address:
+        """The masters of the latest topology (the source's returned) and how many replicas
+        to WAIT for on each: all of them, or as many as the last WAIT on that master
+        answered if that was fewer and less than `WAIT_RECHECK_S` ago (a replica down or
+        still in its first sync must not cost WAIT_MS per batch, nor a waiting client
+        WAIT_MS per key it asked for)."""
+        src, dst, n_src, n_dst = self.masters()
+        now = self.host.clock()
+        counts = []
+        for which, addr, n in (("src", src, n_src), ("dst", dst, n_dst)):
+            low = self.lowered.get(which)
+            fresh = low is not None and low[0] == addr and now - low[2] < WAIT_RECHECK_S
+            counts.append(min(n, low[1]) if fresh and low is not None else n)
+        self.wait_src, self.wait_dst = counts
+        self.wait_addrs = (src, dst)
+        return src
+
     def lower_wait(self, waited: object, which: str) -> None:
-        """WAIT answered fewer replicas than asked: ask for that many from now on in this
-        pass (a replica that is down must not cost WAIT_MS per batch)."""
-        if isinstance(waited, int):
-            if which == "src" and waited < self.wait_src:
-                self.wait_src = waited
-            if which == "dst" and waited < self.wait_dst:
-                self.wait_dst = waited
+        """WAIT answered fewer replicas than asked: ask for that many from now on on that
+        master, for `WAIT_RECHECK_S` (`wait_counts`)."""
+        if not isinstance(waited, int) or self.wait_addrs is None:
+            return
+        if which == "src" and waited < self.wait_src:
+            self.wait_src = waited
+            self.lowered["src"] = (self.wait_addrs[0], waited, self.host.clock())
+        if which == "dst" and waited < self.wait_dst:
+            self.wait_dst = waited
+            self.lowered["dst"] = (self.wait_addrs[1], waited, self.host.clock())
 
     async def big(self, src_addr: Address, key: bytes, size: int, cfg: MigrationConfig) -> None:
         dst_addr = self.check_source(src_addr)

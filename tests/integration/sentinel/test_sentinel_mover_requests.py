@@ -10,12 +10,17 @@ source and the mover's second loop moved it at once (`sentinel.act.prio`). Keys 
 the set by hand: a small key of the migration is moved too (MIGRATE), a key of a slot
 that does not move stays on the source. A big key whose copy the pass is in the middle
 of (its lock held, one chunk per second) is copied at full speed once a client asks for it
-(`MigrationMover.hurry`).
+(`MigrationMover.hurry`). The target's replica hung (SIGSTOP: every WAIT for it
+times out, 1 s): after the first key a client waits for, the mover asks the target's
+WAIT for the replicas that answered, so a client asking for several big keys at once
+is not made to wait one WAIT timeout per key (`MigrationMover.wait_counts`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import urllib.request
 from collections.abc import Iterator
 
@@ -35,11 +40,12 @@ N_BIG = 60  # big hashes (~20 KB each) and as many big strings (80 KB)
 
 
 @pytest.fixture
-def slow_mover() -> Iterator[SentinelCluster]:
+def slow_mover(request) -> Iterator[SentinelCluster]:
+    """``request.param``: router.command_timeout_ms (default 1500)."""
     with sentinel_cluster(shards=2, replicas=1) as sc:
         with open(sc.config) as f:
             data = yaml.safe_load(f)
-        data["router"]["command_timeout_ms"] = 1500
+        data["router"]["command_timeout_ms"] = getattr(request, "param", 1500)
         data["sentinel"]["migration"] = {
             "big_key_bytes": BIG,
             "chunk_items": 20,  # 15 chunks per big hash: 15 s at 1 key/s
@@ -165,3 +171,33 @@ def test_a_big_key_the_pass_is_copying_is_hurried_once_a_client_asks_for_it(slow
     assert src.exists(key) == 0 and dst.get(key) == strings[key]
     assert len(moving_keys(src)) >= 2 * N_BIG - 20
     assert migration_status(sc, "s1")["errors"] == 0
+
+
+@pytest.mark.parametrize("slow_mover", [700], indirect=True)
+def test_a_hung_target_replica_costs_waiting_clients_one_wait_timeout_not_one_each(
+    slow_mover,
+):
+    """Target b's replica SIGSTOPped, command_timeout_ms 700: the first big key a client
+    asks for costs the mover's fence its WAIT timeout (1 s: the client may get
+    ``-TRYAGAIN``); from then on the mover WAITs on b for the replicas that answered, so
+    each next big key asked for, one request at a time, is answered. Before: every
+    request's key cost another 1 s WAIT: ``-TRYAGAIN … is being moved``."""
+    sc = slow_mover
+    src, dst = node(sc, 0), node(sc, 1)
+    _, strings = fill_big(src)
+    epoch = start_migration(sc)
+    sc.wait_for(lambda: router_epoch(sc) >= epoch, 20, "the router runs the migration's epoch")
+    sc.wait_for(lambda: migration_status(sc, "s1")["state"] == "moving", 30, "the mover is moving")
+    replica = sc.replicas[1][0]
+    replica.kill(signal.SIGSTOP)
+    try:
+        r = redis.Redis(port=sc.router_port, socket_timeout=10)  # type: ignore[attr-defined]
+        first, *more = [k for k in strings if src.exists(k)][:5]
+        with contextlib.suppress(redis.exceptions.TryAgainError):
+            r.get(first)
+        sc.wait_for(lambda: dst.exists(first) == 1, 10, "the first key on the target")
+        for key in more:
+            assert r.get(key) == strings[key], key
+            assert src.exists(key) == 0 and dst.get(key) == strings[key], key
+    finally:
+        replica.kill(signal.SIGCONT)
