@@ -88,6 +88,7 @@ class Router:
         self.config_writes.on_resetstat = self.server_info.resetstat
         self.tracker = Tracker(self.routes, self.running, self.turn, self.clients.by_id.get)
         self.routes.on_route = self.tracker.on_route  # flushes of the shards a route changes
+        self.server_info.tracking = self.tracker.info  # INFO tracking_clients ...
         self.client_ports = ClientPorts(
             routes=self.routes,
             running=self.running,
