@@ -221,6 +221,7 @@ class Tracker:
         self.tasks: set[asyncio.Task[None]] = set()
         self.generation = 0  # live periods begun, all links together
         self.invalidations = 0  # invalidation messages sent to clients
+        self.evictions = 0  # keys evicted because the table was full
         self.flushes = dict.fromkeys(FLUSH_REASONS, 0)
 
     # ------------------------------------------------------------ the commands
@@ -315,8 +316,10 @@ class Tracker:
             if link is None or not link.live:
                 late.append(key)
                 continue
+            before = self.table.evictions
             for other, keys in self.table.add(shard, key, cid).items():  # evicted
                 self._deliver(other, keys)
+            self.evictions += self.table.evictions - before
         return late or None
 
     def late(self, client: ClientPort, keys: list[bytes]) -> None:

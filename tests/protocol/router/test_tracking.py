@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -265,6 +266,21 @@ def test_full_table_evicts_the_oldest_key():
             assert a.read() == [b"invalidate", [b"e3"]]
             info = a.call("INFO", "stats")
             assert b"tracking_total_keys:1" in info  # e2
+            assert b"tracking_clients:1" in a.call("INFO", "clients")
+            c.shard_client(c.owner("e2")).flushall()
+            assert a.read() == [b"invalidate", None]
+            url = f"http://127.0.0.1:{c.admin_port}/metrics"
+            with urllib.request.urlopen(url, timeout=WAIT) as response:
+                metrics = response.read().decode()
+            for line in (
+                "slotwarden_router_tracking_clients 1.0",
+                "slotwarden_router_tracking_keys 0.0",
+                "slotwarden_router_tracking_invalidations_total 3.0",
+                "slotwarden_router_tracking_evictions_total 1.0",
+                'slotwarden_router_tracking_flushes_total{reason="shard_flush"} 1.0',
+                'slotwarden_router_tracking_flushes_total{reason="topology"} 0.0',
+            ):
+                assert line in metrics.splitlines(), line
         finally:
             a.close()
 
