@@ -426,7 +426,8 @@ def changed_shards(old: Route, new: Route) -> set[int]:
     n_old, n_new = len(a.shards), len(b.shards)
     changed = set(range(min(n_old, n_new), max(n_old, n_new)))
     for i in range(min(n_old, n_new)):
-        if a.shards[i] != b.shards[i] or old.masters[i] is not new.masters[i]:
+        sa, sb = a.shards[i], b.shards[i]  # (its replicas may change: no matter)
+        if sa.name != sb.name or sa.master != sb.master or old.masters[i] is not new.masters[i]:
             changed.add(i)
     if a.owner != b.owner:
         for x, y in zip(a.owner, b.owner, strict=True):

@@ -13,6 +13,7 @@ A bound like "the push arrives" is a correctness bound: `Conn.read` waits up to
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import urllib.request
@@ -21,6 +22,8 @@ from typing import Any
 
 import hiredis
 import pytest
+import redis
+import yaml
 from conftest import Cluster, own_cluster
 
 from slotwarden.procs import RedisProc
@@ -334,3 +337,53 @@ def plain(reply: Any) -> Any:
     if isinstance(reply, Exception):
         return ("error", str(reply))
     return reply
+
+
+def test_topology_change_flushes_and_tracks_on_the_new_master() -> None:
+    secret = "tracking-test-secret"
+    with own_cluster(env={"SLOTWARDEN_SECRET": secret}) as c:
+        a, b = Conn(c.port), Conn(c.port)
+        try:
+            tracking_on(a)
+            key = "topo-k"
+            shard = c.owner(key)
+            assert a.call("GET", key) is None
+            spare = c.farm.start()
+            headers = {"Authorization": f"Bearer {secret}", "Content-Type": "application/json"}
+            admin = f"http://127.0.0.1:{c.admin_port}"
+
+            def post(path: str, body: bytes) -> dict[str, Any]:
+                req = urllib.request.Request(admin + path, body, headers, method="POST")
+                with urllib.request.urlopen(req, timeout=WAIT) as resp:
+                    return json.load(resp)  # type: ignore[no-any-return]
+
+            with open(c.config) as f:  # a pushed topology names only cluster.yaml's nodes
+                data = yaml.safe_load(f)
+            data["shards"][shard]["replicas"] = [spare.addr]
+            with open(c.config, "w") as f:
+                yaml.safe_dump(data, f, sort_keys=False)
+            assert post("/reload", b"")["applied"] is True
+            with urllib.request.urlopen(admin + "/topology", timeout=WAIT) as resp:
+                epoch = json.load(resp)["epoch"]
+            shards = data["shards"]  # shard moves to the spare, as a failover would
+            shards[shard]["master"], shards[shard]["replicas"] = spare.addr, []
+            body = json.dumps({"epoch": epoch + 1, "shards": shards}).encode()
+            assert post("/topology", body)["applied"] is True
+            assert a.read() == [b"invalidate", None]  # before anything is read from it
+            # the tracking connection reopens on the new master: tracked again there
+            direct = redis.Redis(port=spare.port, socket_timeout=WAIT)
+            deadline = time.monotonic() + WAIT
+            while True:
+                assert a.call("GET", key) is None
+                direct.set(key, "1")
+                got = a.read()
+                direct.delete(key)
+                if got == [b"invalidate", [key.encode()]]:
+                    break
+                assert time.monotonic() < deadline, got
+            with urllib.request.urlopen(admin + "/metrics", timeout=WAIT) as resp:
+                metrics = resp.read().decode().splitlines()
+            assert 'slotwarden_router_tracking_flushes_total{reason="topology"} 1.0' in metrics
+        finally:
+            a.close()
+            b.close()
