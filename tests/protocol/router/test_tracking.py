@@ -14,6 +14,7 @@ A bound like "the push arrives" is a correctness bound: `Conn.read` waits up to
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 import urllib.request
@@ -387,3 +388,46 @@ def test_topology_change_flushes_and_tracks_on_the_new_master() -> None:
         finally:
             a.close()
             b.close()
+
+
+def test_resp3_redirect_target_and_broken_redirect(cluster: Cluster, conns: list[Conn]):
+    target, a, b = new(cluster, conns), new(cluster, conns), new(cluster, conns)
+    tracking_on(a, "REDIRECT", target.call("CLIENT", "ID"))
+    a.call("GET", "t10")
+    b.call("SET", "t10", "1")
+    assert target.read() == [b"invalidate", [b"t10"]]  # a RESP3 target: the push
+    target_id = a.call("CLIENT", "GETREDIR")
+    target.close()
+    time.sleep(0.2)
+    a.call("GET", "t10")
+    b.call("SET", "t10", "2")
+    assert a.read() == [b"tracking-redir-broken", target_id]
+    assert b"broken_redirect" in a.call("CLIENT", "TRACKINGINFO")[b"flags"]
+
+
+def test_reads_queued_in_multi_are_tracked(cluster: Cluster, conns: list[Conn]):
+    a, b = new(cluster, conns), new(cluster, conns)
+    tracking_on(a)
+    assert a.call("MULTI") == b"OK"
+    assert a.call("GET", "t11") == b"QUEUED"
+    assert a.call("EXEC") == [None]
+    b.call("SET", "t11", "1")
+    assert a.read() == [b"invalidate", [b"t11"]]
+
+
+def test_stopped_master_is_detected_by_the_health_ping():
+    with own_cluster(extra_router={"command_timeout_ms": 500}) as c:
+        a = Conn(c.port)
+        master = c.masters[c.owner("t12")]
+        try:
+            tracking_on(a)
+            assert a.call("GET", "t12") is None
+            assert master.proc is not None
+            master.proc.send_signal(signal.SIGSTOP)
+            try:
+                # no PING answer within command_timeout_ms: lost, flushed
+                assert a.read() == [b"invalidate", None]
+            finally:
+                master.proc.send_signal(signal.SIGCONT)
+        finally:
+            a.close()
