@@ -431,3 +431,26 @@ def test_stopped_master_is_detected_by_the_health_ping():
                 master.proc.send_signal(signal.SIGCONT)
         finally:
             a.close()
+
+
+def info_fields(conn: Conn) -> tuple[str, str]:
+    """``flags=`` and ``redir=`` of the connection's CLIENT INFO."""
+    fields = dict(f.split("=", 1) for f in conn.call("CLIENT", "INFO").decode().split())
+    return fields["flags"], fields["redir"]
+
+
+def test_client_info_shows_tracking_as_redis(
+    cluster: Cluster, conns: list[Conn], redis_plain: RedisProc
+):
+    ours, theirs = new(cluster, conns), Conn(redis_plain.port)
+    conns.append(theirs)
+    for step in (
+        (),
+        ("CLIENT", "TRACKING", "ON"),
+        ("CLIENT", "TRACKING", "OFF"),
+        ("CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "p"),
+        ("RESET",),
+    ):
+        if step:
+            assert plain(ours.call(*step)) == plain(theirs.call(*step)), step
+        assert info_fields(ours) == info_fields(theirs), step
