@@ -411,10 +411,14 @@ class Tracker:
             "tracking_clients": len(self.clients),
             "tracking_total_keys": len(self.table),
             "tracking_total_items": self.table.items,
-            "tracking_total_prefixes": sum(
-                len(c.session.tracking.prefixes)
-                for c in self.bcast.values()
-                if c.session is not None and c.session.tracking is not None
+            # as Redis: the distinct prefixes of every BCAST client
+            "tracking_total_prefixes": len(
+                {
+                    p
+                    for c in self.bcast.values()
+                    if c.session is not None and c.session.tracking is not None
+                    for p in c.session.tracking.prefixes
+                }
             ),
         }
 
