@@ -316,6 +316,8 @@ class Tracker:
                     self.table.forget_writer(args[pos], cid)
             return None
         owner = self.routes.route.slotmap.owner
+        # the bound in use (a reload applies at the next read; a smaller one evicts then)
+        self.table.max_keys = self.running.config.router.tracking_table_max_keys
         late: list[bytes] = []
         for pos in positions:
             key = args[pos]
