@@ -41,6 +41,7 @@ from router.control.serverinfo import ServerInfo
 from router.control.watch import TopologyWatcher
 from router.errors import ListenError
 from router.wire.client import ClientConn, ClientPorts
+from router.wire.tracking import Tracker
 from router.wire.turn import LoopTurn
 from slotwarden import __version__
 from slotwarden.cluster.config import ClusterConfig
@@ -85,6 +86,8 @@ class Router:
             self.running, self.clients, self.stats, self.port, self.router_section
         )
         self.config_writes.on_resetstat = self.server_info.resetstat
+        self.tracker = Tracker(self.routes, self.running, self.turn, self.clients.by_id.get)
+        self.routes.on_route = self.tracker.on_route  # flushes of the shards a route changes
         self.client_ports = ClientPorts(
             routes=self.routes,
             running=self.running,
@@ -94,6 +97,7 @@ class Router:
             clients=self.clients,
             info_head=self.server_info.facts,
             config_writes=self.config_writes,
+            tracker=self.tracker,
         )
         self.started = time.time()
         self.bound: Address | None = None
@@ -187,6 +191,7 @@ class Router:
                 if watch is not None:
                     watch.cancel()
                 self.routes.stop()
+                self.tracker.close()
             finally:
                 if watcher_task is not None:
                     watcher_task.cancel()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from router.decide.tracking import ClientTracking
 from router.decide.users import Users
 
 
@@ -47,6 +48,8 @@ class Session:
     qbuf: int = 0
     oll: int = 0
     omem: int = 0
+    # CLIENT TRACKING's options while tracking is on (router.decide.tracking), else None
+    tracking: ClientTracking | None = None
 
     def __post_init__(self) -> None:
         if self.users is not None and self.users.required:
