@@ -39,7 +39,8 @@ The rules, and why they are safe:
 - Every socket operation has a timeout (``timeout``): a call never hangs.
 
 Counters: ``hits``, ``misses``, ``invalidations`` (keys invalidated by the server,
-whether cached or not), ``flushes`` (null invalidations and losses). Arrival
+whether cached or not), ``flushes`` (null invalidations, ``tracking-redir-broken``),
+``losses`` (connections lost or timed out: the cache cleared too). Arrival
 times (`time.monotonic`) of the latest invalidation of each key are in
 ``invalidated_at`` and of flushes in ``flushed_at``, for the bench's staleness
 window; ``on_invalidate(key | None, t)`` is called for each too.
@@ -52,6 +53,7 @@ from __future__ import annotations
 import select
 import socket
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
@@ -144,12 +146,13 @@ class CacheClient:
         self.timeout = timeout
         self.on_invalidate = on_invalidate
         self.cache: dict[bytes, object] = {}
-        self.hits = self.misses = self.invalidations = self.flushes = 0
+        self.hits = self.misses = self.invalidations = self.flushes = self.losses = 0
         self.invalidated_at: dict[bytes, float] = {}
         self.flushed_at: list[float] = []
         self._data: _Conn | None = None
         self._inval: _Conn | None = None  # redirect mode's subscriber
         self._pending: list[bytes] = []  # framed non-push replies of the data connection
+        self._inbox: deque[bytes] = deque()  # framed, not yet sorted (pushes behind a reply)
 
     # -- connections -----------------------------------------------------------------
 
@@ -225,10 +228,12 @@ class CacheClient:
                 conn.close()
         self._data = self._inval = None
         self._pending.clear()
+        self._inbox.clear()
 
     def _lost(self, why: BaseException) -> ConnectionError:
         self._drop()
-        self._flush()
+        self.cache.clear()
+        self.losses += 1
         return ConnectionError(f"{self.host}:{self.port}: {why}; the local cache was cleared")
 
     def close(self) -> None:
@@ -264,9 +269,14 @@ class CacheClient:
                 if self.on_invalidate is not None:
                     self.on_invalidate(k, now)
 
-    def _take_data(self, conn: _Conn) -> None:
-        """Sort what the data connection framed: pushes applied, replies queued."""
-        for raw in conn.framed():
+    def _take_data(self, conn: _Conn, want: int = 0) -> None:
+        """Sort what the data connection framed, in order: pushes applied, replies queued;
+        with ``want``, stop once that many replies are queued (a push behind them is newer
+        than they are: it must apply after the caller stored them)."""
+        inbox = self._inbox
+        inbox.extend(conn.framed())
+        while inbox and (not want or len(self._pending) < want):
+            raw = inbox.popleft()
             if raw[:1] != b">":
                 self._pending.append(raw)
                 continue
@@ -295,6 +305,8 @@ class CacheClient:
         self.connect()
         before = self.invalidations + self.flushes
         deadline = time.monotonic() + wait
+        if self._inbox and self._data is not None:
+            self._take_data(self._data)
         try:
             while True:
                 conns = [c for c in (self._data, self._inval) if c is not None]
@@ -325,7 +337,7 @@ class CacheClient:
         try:
             conn.send(*commands)
             while len(self._pending) < len(commands):
-                self._take_data(conn)
+                self._take_data(conn, len(commands))
                 if len(self._pending) < len(commands):
                     conn.fill(None)
         except OSError as exc:
