@@ -38,6 +38,7 @@ from router.control.reload import RouterReloader
 from router.control.routes import RouteTable
 from router.control.running import RunningConfig
 from router.control.serverinfo import ServerInfo
+from router.control.tracking_metrics import TrackingCollector
 from router.control.watch import TopologyWatcher
 from router.errors import ListenError
 from router.wire.client import ClientConn, ClientPorts
@@ -88,6 +89,8 @@ class Router:
         self.config_writes.on_resetstat = self.server_info.resetstat
         self.tracker = Tracker(self.routes, self.running, self.turn, self.clients.by_id.get)
         self.routes.on_route = self.tracker.on_route  # flushes of the shards a route changes
+        self.server_info.tracking = self.tracker.info  # INFO tracking_clients ...
+        self.registry.register(TrackingCollector(self.tracker))  # its metrics
         self.client_ports = ClientPorts(
             routes=self.routes,
             running=self.running,

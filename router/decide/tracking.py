@@ -148,7 +148,7 @@ def parse_tracking(
     if bcast and (optin or optout):
         return error_reply("ERR OPTIN and OPTOUT are not compatible with BCAST")
     if optin and optout:
-        return error_reply("ERR You can't use both OPTIN and OPTOUT")
+        return error_reply("ERR You can't specify both OPTIN mode and OPTOUT mode")
     if now is not None and ((optin and now.optout) or (optout and now.optin)):
         return error_reply(
             "ERR You can't switch OPTIN/OPTOUT mode before disabling tracking for this "

@@ -94,7 +94,7 @@ from router.wire import client_ctl, gather, migrate, side, walk
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.gather import Gather
-from router.wire.node import Route, RouteSource
+from router.wire.node import Route, RouteSource, lowest_version
 from router.wire.noscript import Retry
 from router.wire.ports import ConfigSource, ConfigWriter, StatsSink, TrackingPort
 from router.wire.turn import LoopTurn
@@ -686,6 +686,8 @@ class ClientConn(asyncio.Protocol):
         assert session is not None
         if name in client_ctl.CONTROL:  # CLIENT KILL/PAUSE/UNPAUSE: on other connections
             return client_ctl.answer(self.ports.clients, session, name, args)
+        if name == "hello":  # the version: the shards' lowest, as INFO's redis_version
+            return builtins.hello(session, args, lowest_version(self.routes.route))
         return builtins.answer(session, name, args, self.ports.clients.sessions)
 
     def new_pending(self) -> Pending:

@@ -221,6 +221,7 @@ class Tracker:
         self.tasks: set[asyncio.Task[None]] = set()
         self.generation = 0  # live periods begun, all links together
         self.invalidations = 0  # invalidation messages sent to clients
+        self.evictions = 0  # keys evicted because the table was full
         self.flushes = dict.fromkeys(FLUSH_REASONS, 0)
 
     # ------------------------------------------------------------ the commands
@@ -315,8 +316,10 @@ class Tracker:
             if link is None or not link.live:
                 late.append(key)
                 continue
+            before = self.table.evictions
             for other, keys in self.table.add(shard, key, cid).items():  # evicted
                 self._deliver(other, keys)
+            self.evictions += self.table.evictions - before
         return late or None
 
     def late(self, client: ClientPort, keys: list[bytes]) -> None:
@@ -423,7 +426,8 @@ def changed_shards(old: Route, new: Route) -> set[int]:
     n_old, n_new = len(a.shards), len(b.shards)
     changed = set(range(min(n_old, n_new), max(n_old, n_new)))
     for i in range(min(n_old, n_new)):
-        if a.shards[i] != b.shards[i] or old.masters[i] is not new.masters[i]:
+        sa, sb = a.shards[i], b.shards[i]  # (its replicas may change: no matter)
+        if sa.name != sb.name or sa.master != sb.master or old.masters[i] is not new.masters[i]:
             changed.add(i)
     if a.owner != b.owner:
         for x, y in zip(a.owner, b.owner, strict=True):
