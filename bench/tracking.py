@@ -64,6 +64,7 @@ from slotwarden.cacheclient import CacheClient, ReplyError
 from slotwarden.procs import RedisFarm, RouterProc, write_cluster_yaml
 
 ROWS = ("direct", "direct+cache", "router", "router+cache")
+TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 PROBE_PREFIX = "probe:"
 
 
@@ -78,6 +79,7 @@ class Row:
     seconds: float = 0.0
     staleness_ms: list[float] = field(default_factory=list)
     probe_errors: list[str] = field(default_factory=list)
+    cpu_us_per_op: float | None = None  # the serving process: the router, or the shard
 
     @property
     def reads_per_s(self) -> float:
@@ -107,10 +109,11 @@ def key_name(i: int) -> str:
 
 
 def worker(
-    port: int, cached: bool, keys: int, zipf: float, write_ratio: float, seconds: float,
-    seed: int, start: Any, out: Any,
+    port: int, cached: bool, keys: int, zipf: float, write_ratio: float, warmup: float,
+    seconds: float, seed: int, start: Any, out: Any,
 ) -> None:  # fmt: skip
-    """One client process: the workload for ``seconds`` after ``start`` is set."""
+    """One client process: the workload for ``warmup`` + ``seconds`` after ``start`` is set;
+    reports what it did after the warm-up (the cache filled: the steady state)."""
     cum = zipf_cum(keys, zipf)
     top = cum[-1]
     rng = random.Random(seed)
@@ -119,10 +122,14 @@ def worker(
     try:
         c.connect()
         start.wait(30)
-        deadline = time.monotonic() + seconds
+        warm_until = time.monotonic() + warmup
+        deadline = warm_until + seconds
         n = 0
         while True:
             n += 1
+            if n % 64 == 0 and warm_until and time.monotonic() > warm_until:
+                warm_until = 0.0  # the measured part starts: counters from zero
+                reads = writes = errors = c.hits = c.misses = 0
             if n % 64 == 0 and time.monotonic() > deadline:
                 break
             k = key_name(bisect.bisect_left(cum, rng.random() * top))
@@ -206,13 +213,24 @@ class Probe(threading.Thread):
         self.writer.close()
 
 
-def run_row(name: str, port: int, writer_port: int, args: argparse.Namespace) -> Row:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (Linux /proc; 0.0 elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def run_row(name: str, port: int, writer_port: int, pid: int, args: argparse.Namespace) -> Row:
     cached = name.endswith("+cache")
     ctx = multiprocessing.get_context("fork")
     start, out = ctx.Event(), ctx.Queue()
     procs = [
         ctx.Process(target=worker, args=(port, cached, args.keys, args.zipf, args.write_ratio,
-                                         args.seconds, 1000 * n + 1, start, out), daemon=True)
+                                         args.warmup, args.seconds, 1000 * n + 1, start, out),
+                    daemon=True)
         for n in range(args.clients)
     ]  # fmt: skip
     row = Row(name)
@@ -224,9 +242,15 @@ def run_row(name: str, port: int, writer_port: int, args: argparse.Namespace) ->
             probe.start()
         t0 = time.monotonic()
         start.set()
+        cpu: list[float] = []
+        timers = [threading.Timer(t, lambda: cpu.append(cpu_seconds(pid)))
+                  for t in (args.warmup, args.warmup + args.seconds)]  # fmt: skip
+        for t in timers:
+            t.start()
         if probe is not None:
+            time.sleep(args.warmup)
             for i in range(args.samples):
-                if time.monotonic() - t0 > args.seconds:
+                if time.monotonic() - t0 > args.warmup + args.seconds:
                     break
                 ms = probe.sample(i)
                 if ms is None:
@@ -235,7 +259,7 @@ def run_row(name: str, port: int, writer_port: int, args: argparse.Namespace) ->
                     break
                 row.staleness_ms.append(ms)
         for _ in procs:
-            got = out.get(timeout=args.seconds + 60)
+            got = out.get(timeout=args.warmup + args.seconds + 60)
             if isinstance(got, BaseException):
                 raise RuntimeError(f"{name}: a client failed: {got!r}")
             reads, writes, hits, misses, errors = got
@@ -245,6 +269,10 @@ def run_row(name: str, port: int, writer_port: int, args: argparse.Namespace) ->
             row.misses += misses
             row.errors += errors
         row.seconds = args.seconds
+        for t in timers:
+            t.join()
+        if len(cpu) == 2 and row.reads + row.writes:
+            row.cpu_us_per_op = (cpu[1] - cpu[0]) * 1e6 / (row.reads + row.writes)
     finally:
         if probe is not None:
             probe.close()
@@ -275,9 +303,9 @@ def report(rows: list[Row], args: argparse.Namespace) -> str:
         f"{args.zipf:g}, {100 * (1 - args.write_ratio):g}/{100 * args.write_ratio:g} GET/SET",
         "",
         "row          | reads/s | ops/s   | hit ratio | stale p50 ms | stale p99 ms | "
-        "stale max ms | samples | errors",
+        "stale max ms | samples | errors | server CPU µs/op",
         "-------------|---------|---------|-----------|--------------|--------------|"
-        "--------------|---------|-------",
+        "--------------|---------|--------|-----------------",
     ]
     for r in rows:
         s = r.staleness_ms
@@ -287,7 +315,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> str:
             f"{fmt(pct(s, 0.5) if s else None, '12.3f'):>12} | "
             f"{fmt(pct(s, 0.99) if s else None, '12.3f'):>12} | "
             f"{fmt(max(s) if s else None, '12.3f'):>12} | {len(s):7d} | "
-            f"{r.errors + len(r.probe_errors)}"
+            f"{r.errors + len(r.probe_errors):6d} | {fmt(r.cpu_us_per_op, '.2f')}"
         )
     by = {r.name: r for r in rows}
     lines.append("")
@@ -295,8 +323,11 @@ def report(rows: list[Row], args: argparse.Namespace) -> str:
                  ("router+cache", "direct+cache"), ("router", "direct")):  # fmt: skip
         if a in by and b in by and by[b].reads_per_s:
             lines.append(f"{a} / {b} reads/s: {by[a].reads_per_s / by[b].reads_per_s:.2f}")
-    lines.append("(staleness: the invalidation's arrival at a caching reader minus the "
-                 "writer's ack; negative = before the ack)")  # fmt: skip
+    lines.append(
+        "(staleness: the invalidation's arrival at a caching reader minus the writer's ack; "
+        f"negative = before the ack. Counted after a warm-up of {args.warmup:g} s. Server "
+        "CPU: the router for router rows, the shard for direct rows, per op of the workload)"
+    )
     return "\n".join(lines)
 
 
@@ -304,7 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 s, 2 clients, 2000 keys")
     ap.add_argument("--clients", type=int, default=None)
-    ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--seconds", type=float, default=None, help="measured, per row")
+    ap.add_argument("--warmup", type=float, default=None, help="before the measured part")
     ap.add_argument("--keys", type=int, default=None)
     ap.add_argument("--write-ratio", type=float, default=0.05)
     ap.add_argument("--zipf", type=float, default=0.99)
@@ -315,6 +347,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quick = args.quick
     args.clients = args.clients or (2 if quick else 4)
     args.seconds = args.seconds or (1.0 if quick else 5.0)
+    args.warmup = args.warmup if args.warmup is not None else (0.5 if quick else 3.0)
     args.keys = args.keys or (2000 if quick else 10000)
     args.samples = args.samples or (20 if quick else 200)
     wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
@@ -343,8 +376,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for i in range(0, args.keys, 1000):
                     pipe.mset({k: values[k] for k in list(values)[i : i + 1000]})
                 pipe.execute()
-        target = {"direct": (direct, direct), "direct+cache": (direct, direct),
-                  "router": (ports[0], ports[1]), "router+cache": (ports[0], ports[1])}  # fmt: skip
+        shard_pid = masters[0].proc.pid if masters[0].proc else 0
+        router_pid = routers[0].proc.pid if routers[0].proc else 0
+        target = {"direct": (direct, direct, shard_pid),
+                  "direct+cache": (direct, direct, shard_pid),
+                  "router": (ports[0], ports[1], router_pid),
+                  "router+cache": (ports[0], ports[1], router_pid)}  # fmt: skip
         for name in wanted:
             rows.append(run_row(name, *target[name], args))
     finally:

@@ -51,7 +51,7 @@ def test_quick_run_prints_every_row(tmp_path):
         assert cells["errors"] == "0", report
         if name.endswith("+cache"):
             assert 0 < float(cells["hit ratio"]) <= 1, report
-            assert int(cells["samples"]) == 10, report
+            assert 1 <= int(cells["samples"]) <= 10, report
             assert float(cells["stale max ms"]) < 5000, report
         else:
             assert cells["hit ratio"] == "n/a", report

@@ -42,7 +42,7 @@ from slotwarden.rig import ReshardRig, wait_for
 
 WAIT_S = 5.0
 FAILOVER_S = 30.0
-FUZZ_S = 3.0
+FUZZ_S = 2.0
 QUIET_S = 0.5  # no invalidation for this long after the writers stopped: settled
 
 pytestmark = pytest.mark.timeout(180)
