@@ -575,15 +575,16 @@ class ClientConn(asyncio.Protocol):
         before = len(fifo)
         session = self.session
         late = None  # CLIENT TRACKING: reads remembered before they are sent
-        if session is not None and session.tracking is not None and spec is not None:
-            late = self.ports.tracker.on_request(self, spec, args, self.state.mode is Mode.MULTI)  # type: ignore[union-attr]
+        tracker = self.ports.tracker
+        if tracker and session is not None and session.tracking is not None and spec is not None:
+            late = tracker.on_request(self, spec, args, self.state.mode is Mode.MULTI)
         if spec is None:  # unknown, or a wrong number of arguments: Redis's error
             spec = cmds.lookup(args)
             self.state.reject(cmds.refusal(args, spec), args)
         elif not (self.routes.route.slotmap.migrations and migrate.start(self, spec, args, raw)):
             self.state.handle(spec, args, raw)  # (keys in migrating slots: moved first)
         if late:  # their shard's tracking connection is not live: dropped after the reply
-            self.ports.tracker.late(self, late)  # type: ignore[union-attr]
+            tracker.late(self, late)  # type: ignore[union-attr]
         # name (and time) the reply slots this request added, for the metrics
         name = spec.name if spec is not None else "unknown"
         if session is not None and (session.reply != "on" or name == "client|reply"):

@@ -80,6 +80,7 @@ class ShardLink(asyncio.Protocol):
         self.node = node
         self.live = False
         self.closed = False
+        self.refused = ""  # the last refusal logged (HELLO or CLIENT TRACKING: the ACL)
         self.transport: asyncio.Transport | None = None
         self.scanner = ReplyScanner()
         self.owed: deque[tuple[bytes, float]] = deque()  # (what, sent at) awaiting replies
@@ -109,10 +110,13 @@ class ShardLink(asyncio.Protocol):
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, settings.reconnect_max)
                 continue
+            assert self.transport is not None
+            if self.closed:  # closed while it was connecting
+                self.transport.abort()
+                break
             now = loop.time()
             hello = handshake(settings.credentials, 3)
             self.owed.extend([(b"hello", now), (b"tracking", now)])
-            assert self.transport is not None
             self.transport.write(hello + TRACKING_ON)
             while not self.gone.is_set() and not self.closed:
                 try:
@@ -159,16 +163,20 @@ class ShardLink(asyncio.Protocol):
                 continue
             what, _ = self.owed.popleft()
             if raw[:1] == b"-":
-                log.warning(
-                    "tracking connection to %s: %s refused: %s",
-                    self.node.addr,
-                    what.decode(),
-                    raw[1:].rstrip().decode("utf-8", "replace")[:200],
-                )
+                why = raw[1:].rstrip().decode("utf-8", "replace")[:200]
+                if why != self.refused:  # once per reason, not per retry
+                    self.refused = why
+                    log.warning(
+                        "tracking connection to %s: %s refused: %s",
+                        self.node.addr,
+                        what.decode(),
+                        why,
+                    )
                 if self.transport is not None:
                     self.transport.abort()
                 return
             if what == b"tracking":
+                self.refused = ""
                 self.live = True
                 self.tracker.generation += 1
         self.tracker.turn.flush()
@@ -308,6 +316,8 @@ class Tracker:
                     self.table.forget_writer(args[pos], cid)
             return None
         owner = self.routes.route.slotmap.owner
+        # the bound in use (a reload applies at the next read; a smaller one evicts then)
+        self.table.max_keys = self.running.config.router.tracking_table_max_keys
         late: list[bytes] = []
         for pos in positions:
             key = args[pos]
@@ -411,10 +421,14 @@ class Tracker:
             "tracking_clients": len(self.clients),
             "tracking_total_keys": len(self.table),
             "tracking_total_items": self.table.items,
-            "tracking_total_prefixes": sum(
-                len(c.session.tracking.prefixes)
-                for c in self.bcast.values()
-                if c.session is not None and c.session.tracking is not None
+            # as Redis: the distinct prefixes of every BCAST client
+            "tracking_total_prefixes": len(
+                {
+                    p
+                    for c in self.bcast.values()
+                    if c.session is not None and c.session.tracking is not None
+                    for p in c.session.tracking.prefixes
+                }
             ),
         }
 

@@ -27,6 +27,9 @@ import redis
 import yaml
 from conftest import Cluster, own_cluster
 
+from router.wire.node import Route
+from router.wire.tracking import changed_shards
+from slotwarden.cluster.topology import Address, Migration, Shard, SlotMap
 from slotwarden.procs import RedisProc
 
 pytestmark = pytest.mark.timeout(90)
@@ -454,3 +457,41 @@ def test_client_info_shows_tracking_as_redis(
         if step:
             assert plain(ours.call(*step)) == plain(theirs.call(*step)), step
         assert info_fields(ours) == info_fields(theirs), step
+
+
+# ------------------------------------------------ which shards a route change flushes
+
+
+def test_route_changes_flush_the_shards_they_change() -> None:
+    nodes = [object(), object(), object()]  # a route's masters, compared by identity
+
+    def route(shards: list[Shard], ranges: list[list[tuple[int, int]]], masters=nodes, mig=()):
+        return Route(SlotMap.build(1, shards, ranges, mig), tuple(masters))  # type: ignore[arg-type]
+
+    shards = [Shard(n, Address("127.0.0.1", 7000 + i)) for i, n in enumerate("abc")]
+    ranges = [[(0, 5000)], [(5001, 10000)], [(10001, 16383)]]
+    base = route(shards, ranges)
+    assert changed_shards(base, route(shards, ranges)) == set()
+    # a replica list changes: nothing to flush
+    more = [shards[0], Shard("b", shards[1].master, (Address("127.0.0.1", 7100),)), shards[2]]
+    assert changed_shards(base, route(more, ranges)) == set()
+    # b fails over to a new master (a new node)
+    moved = [shards[0], Shard("b", Address("127.0.0.1", 7200)), shards[2]]
+    assert changed_shards(base, route(moved, ranges, [nodes[0], object(), nodes[2]])) == {1}
+    # a slot moves from a to c
+    assert changed_shards(
+        base, route(shards, [[(0, 4999)], ranges[1], [(5000, 5000), *ranges[2]]])
+    ) == {0, 2}
+    # a migration from b to c starts, then ends
+    mig = (Migration(((6000, 6000),), "b", "c"),)
+    started = route(
+        shards, [ranges[0], [(5001, 5999), (6001, 10000)], [(6000, 6000), *ranges[2]]], mig=mig
+    )
+    assert changed_shards(base, started) == {1, 2}
+    ended = Route(started.slotmap.derive(migrations=()), started.masters)
+    assert changed_shards(started, ended) == {1, 2}
+    # c is removed
+    assert changed_shards(base, route(shards[:2], [ranges[0], [(5001, 16383)]], nodes[:2])) == {
+        1,
+        2,
+    }

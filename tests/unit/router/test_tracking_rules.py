@@ -1,6 +1,6 @@
 """router.decide.tracking: the key table (bound, eviction, flush, NOLOOP), the OPTIN/OPTOUT
 rule and the encodings, as plain data (the replies' texts are checked against a real
-redis-server in tests/protocol/router/test_tracking.py)."""
+redis-server in tests/protocol/router/test_tracking_protocol.py)."""
 
 from __future__ import annotations
 
