@@ -14,8 +14,10 @@ any order (the failover tests each take a shard that still has a replica).
   master, and no read after the failover returns a stale value;
 - a slot moved to the other shard (cluster.yaml edit): the key is invalidated, a re-read is
   right, and changes on its new shard invalidate it;
-- fuzz: caching clients on both routers read and write a small key set at random (seeded);
-  once quiet, every cached value equals its shard's; again with a failover in the middle;
+- fuzz: caching clients on both routers (default, NOLOOP, BCAST, BCAST PREFIX; RESP3 and
+  REDIRECT) read and write a small key set at random (seeded), and a writer writes on the
+  shards directly; once quiet, every cached value equals its shard's; again with a
+  failover in the middle (no direct writer then);
 - redis-py's built-in cache (``cache_config=``) refuses the router as it refuses the
   7.0.15 shards: the router reports their real version.
 
@@ -373,13 +375,37 @@ class Fuzzer(threading.Thread):
             self.ops += 1
 
 
+class DirectWriter(threading.Thread):
+    """SETs random keys directly on their shard's master, every few ms, until stopped."""
+
+    def __init__(self, masters: dict[bytes, redis.Redis], seed: int) -> None:
+        super().__init__(daemon=True)
+        self.masters, self.rng = masters, random.Random(seed)
+        self.stop = threading.Event()
+        self.ops = 0
+        self.errors: list[str] = []
+
+    def run(self) -> None:
+        keys = sorted(self.masters)
+        while not self.stop.wait(0.005):
+            k = self.rng.choice(keys)
+            self.ops += 1
+            self.masters[k].set(k, f"direct:{self.ops}")
+
+
 def fuzz(rig: ReshardRig, seed: int, fault: str | None = None) -> None:
     sm = rig.sentinel_map()
     keys = [key_on(sm, s, f"fz{seed}", skip=i) for s in ("a", "b") for i in range(6)]
     modes = [("resp3", 0), ("redirect", 0), ("resp3", 1), ("redirect", 1)]
     clients = [cache(rig, n, mode=mode) for mode, n in modes]
     clients.append(cache(rig, 1, noloop=True))
-    workers = [Fuzzer(c, keys, seed * 100 + i) for i, c in enumerate(clients)]
+    clients.append(cache(rig, 1, bcast=True))  # every key of every shard
+    clients.append(cache(rig, 0, mode="redirect", bcast=True, prefixes=[f"fz{seed}:"]))
+    workers: list[Fuzzer | DirectWriter] = [
+        Fuzzer(c, keys, seed * 100 + i) for i, c in enumerate(clients)
+    ]
+    if fault is None:  # and writes straight on the shards' masters
+        workers.append(DirectWriter({k: master_of(rig, k) for k in keys}, seed))
     try:
         for w in workers:
             w.start()
