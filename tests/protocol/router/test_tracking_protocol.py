@@ -495,3 +495,11 @@ def test_route_changes_flush_the_shards_they_change() -> None:
         1,
         2,
     }
+
+
+def test_scripts_declared_keys_are_tracked(cluster: Cluster, conns: list[Conn]):
+    a, b = new(cluster, conns), new(cluster, conns)
+    tracking_on(a)
+    assert a.call("EVAL", "return redis.call('GET', KEYS[1])", 1, "t13") is None
+    b.call("SET", "t13", "1")
+    assert a.read() == [b"invalidate", [b"t13"]]
