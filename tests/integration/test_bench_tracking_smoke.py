@@ -34,7 +34,8 @@ def table(report: str) -> dict[str, dict[str, str]]:
 @pytest.mark.timeout(120)
 def test_quick_run_prints_every_row(tmp_path):
     out_json = tmp_path / "tracking.json"
-    cmd = [sys.executable, str(SCRIPT), "--quick", "--samples", "10", "--json", str(out_json)]
+    cmd = [sys.executable, str(SCRIPT), "--quick", "--seconds", "0.5", "--warmup", "0.2",
+           "--samples", "10", "--json", str(out_json)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)  # fmt: skip
     try:
