@@ -12,6 +12,7 @@ From the bottom up (README "Code map"; ../shared/ARCHITECTURE.md):
     slotwarden.dataset, slotwarden.rig   the resharding test's and bench's data and processes
     slotwarden.acl   the backend ACL users (both sides' rules, the passwords hashed)
     slotwarden.keyslot   `slotwarden slot KEY...` (the router's admin API, else the file)
+    slotwarden.cacheclient   a caching client driven by CLIENT TRACKING (tests, bench)
     slotwarden.cli, slotwarden.launcher   the command line, wires everything
 
 A module may import its own layer and the layers below it, never one above;
@@ -66,6 +67,7 @@ LAYERS: list[tuple[str, int, bool]] = [
     ("slotwarden.launcher", 10, False),
     ("slotwarden.acl", 10, False),
     ("slotwarden.keyslot", 10, False),
+    ("slotwarden.cacheclient", 10, False),  # a caching client driven by CLIENT TRACKING
     ("slotwarden.cli", 11, False),
     ("slotwarden.reshard_cli", 11, False),  # reshard/rebalance arguments (cli)
     ("slotwarden.__main__", 12, False),
