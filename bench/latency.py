@@ -18,11 +18,13 @@ application): a connection whose reply is late sends its next request as soon as
 comes, and that request's latency still counts from its due time, so the stall shows in
 every request it held back (the correction wrk2 makes).
 
-The generator is a single thread: raw non-blocking sockets, `select.select` (microsecond
-timeouts, unlike epoll's milliseconds), the thread's timer slack set to 1 ns (prctl), gc off
-while measuring, requests pre-encoded. Its own cost is shown, not assumed: per run the
-"send lag" (actual send time - due time; part of every latency, so the direct row is the
-floor of generator + loopback + redis-server) and the generator's CPU per request.
+The generator is a single thread: raw non-blocking sockets, epoll for readiness and
+`select()` on the epoll fd for timed waits (microseconds; epoll's own timeout has millisecond
+steps), the thread's timer slack set to 1 ns (prctl), gc off while measuring, requests
+pre-encoded. Its own cost is shown, not assumed: per run the "send lag" (actual send time -
+due time: the generator's timing error, part of every latency, so the direct row is the
+floor of generator + loopback + redis-server; plus, when a peer is behind, the wait for the
+connection's previous reply) and the generator's CPU per request.
 
 Requests: GET (probability 1 - --sets) or SET of a --value-size byte value, on a key drawn
 uniformly from key:0 .. key:<--keyspace - 1>, all keys loaded beforehand. The first
@@ -31,8 +33,10 @@ uniformly from key:0 .. key:<--keyspace - 1>, all keys loaded beforehand. The fi
 Per cell: p50 / p99 / p99.9 / max (ms, median over --repeat runs), achieved rate, send-lag
 p99, the peer process's CPU per request; then per case the ratios router/direct,
 router/twemproxy, and the added latency (peer p50 - direct p50) of router over twemproxy.
-A cell is marked OVERLOADED when the peer did not keep up (achieved < 95% of the rate):
-its latencies then grow with the run's length and mean "cannot sustain this rate".
+A cell is marked OVERLOADED when the peer did not keep up (achieved < 95% of the rate, or
+requests still unsent 10 s after the last due time, where a run stops): its latencies then
+grow with the run's length and mean "cannot sustain this rate" (lower bounds when requests
+went unsent: those are in no percentile).
 
 Exit status: 0 when every available peer ran cleanly; 1 when a peer failed (start, probe,
 error reply, closed connection, unanswered requests), the report is still printed with a
@@ -89,7 +93,8 @@ class Result:
     answered: int = 0
     errors: int = 0
     first_error: str | None = None
-    unanswered: int = 0
+    unanswered: int = 0  # sent, no reply DRAIN_S after the last due time: the peer hung
+    unsent: int = 0  # due, never sent by then: the peer was too slow (overloaded)
     achieved_rps: float = 0.0
     gen_cpu_us: float | None = None  # the generator's own CPU per request
     peer_cpu_us: float | None = None  # the peer process's CPU per request
@@ -178,6 +183,8 @@ def run_open_loop(
         last_reply = t0
         while due or owed:
             now = clock()
+            if now > end_due + DRAIN_S:  # far behind, or a reply never came: stop here
+                break
             while due and due[0][0] <= now:
                 when, c = heapq.heappop(due)
                 cmd = setcmds if rng.random() < sets else gets
@@ -226,6 +233,9 @@ def run_open_loop(
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         peer_cpu1 = tp.process_cpu_seconds(peer_pid)
         res.unanswered = len(owed)
+        res.unsent = sum(
+            1 + int((end_due - when) / interval - 1e-9) for when, _ in due if when < end_due
+        )
         res.wall = last_reply - t0
         res.achieved_rps = res.answered / res.wall if res.wall > 0 else 0.0
         if res.sent:
@@ -258,7 +268,8 @@ def summarise(res: Result) -> dict[str, object]:
     out["lag_p99"] = quantile(lags, 0.99) * 1e3
     out["counted"] = len(lat)
     out["achieved_rps"] = res.achieved_rps
-    out["sustained"] = res.achieved_rps >= OVERLOAD * res.wanted_rps
+    out["sustained"] = res.achieved_rps >= OVERLOAD * res.wanted_rps and not res.unsent
+    out["unsent"] = res.unsent
     out["gen_cpu_us"] = res.gen_cpu_us
     out["peer_cpu_us"] = res.peer_cpu_us
     return out
@@ -380,7 +391,7 @@ def render(report: dict[str, object]) -> str:
         out.append(f"  {case['case']}: " + "; ".join(parts))
     out.append(
         "  send lag = actual send - due time, inside every latency: the generator's own "
-        "floor, which the direct row includes too."
+        "floor (the direct row includes it too), plus a late peer's previous reply."
     )
     if report["problems"]:
         out.append("")
