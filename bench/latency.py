@@ -22,9 +22,9 @@ The generator is a single thread: raw non-blocking sockets, epoll for readiness 
 `select()` on the epoll fd for timed waits (microseconds; epoll's own timeout has millisecond
 steps), the thread's timer slack set to 1 ns (prctl), gc off while measuring, requests
 pre-encoded. Its own cost is shown, not assumed: per run the "send lag" (actual send time -
-due time: the generator's timing error, part of every latency, so the direct row is the
-floor of generator + loopback + redis-server; plus, when a peer is behind, the wait for the
-connection's previous reply) and the generator's CPU per request.
+the time the request could go: its due time, or its connection's previous reply if that
+came later; the generator's own delay, part of every latency, so the direct row is the floor
+of generator + loopback + redis-server) and the generator's CPU per request.
 
 Requests: GET (probability 1 - --sets) or SET of a --value-size byte value, on a key drawn
 uniformly from key:0 .. key:<--keyspace - 1>, all keys loaded beforehand. The first
@@ -170,6 +170,7 @@ def run_open_loop(
         heapq.heapify(due)
         owed: dict[int, float] = {}  # busy connections: index -> due time of its request
         bufs = [b""] * conns
+        freed = [t0] * conns  # when each connection's previous reply came
         latencies, lags = res.latencies, res.lags
         ep = select.epoll()
         by_fd = {}
@@ -191,8 +192,8 @@ def run_open_loop(
                 socks[c].send(cmd[rng.randrange(keyspace)])  # ~40 bytes, empty socket buffer
                 now = clock()
                 res.sent += 1
-                if when >= counted_from:
-                    lags.append(now - when)
+                if when >= counted_from:  # the generator's own delay, not the peer's
+                    lags.append(now - max(when, freed[c]))
                 owed[c] = when
             if due:
                 wait = max(0.0, due[0][0] - now)
@@ -218,6 +219,7 @@ def run_open_loop(
                     raise ValueError(f"a reply to no request: {buf[:80]!r}")
                 bufs[c] = b""
                 when = owed.pop(c)
+                freed[c] = now
                 res.answered += 1
                 last_reply = now
                 if buf[:1] == b"-":
@@ -390,8 +392,8 @@ def render(report: dict[str, object]) -> str:
         ]
         out.append(f"  {case['case']}: " + "; ".join(parts))
     out.append(
-        "  send lag = actual send - due time, inside every latency: the generator's own "
-        "floor (the direct row includes it too), plus a late peer's previous reply."
+        "  send lag = actual send - when it could go (due, or the previous reply if later): "
+        "the generator's own delay, inside every latency (the direct row's too)."
     )
     if report["problems"]:
         out.append("")
