@@ -100,7 +100,12 @@ class RequestReader:
 
     def feed(self, data: bytes) -> None:
         self.drained = False
-        self._b.feed(data)
+        b = self._b
+        if data and not b.chunks and b.pos >= len(b.buf):  # Buffer.feed's common case, inlined
+            b.buf = bytes(data)
+            b.pos = 0
+        else:
+            b.feed(data)
 
     def _limits(self) -> tuple[int, int]:
         if self.unauthenticated:  # a request past these: the reference says why
@@ -144,9 +149,24 @@ class RequestReader:
         good requests precede it, they are returned first and the error is
         raised by the next call.
         """
-        out: list[Request] = []
         b = self._b
         parse = self._parse
+        buf = b.buf
+        start = b.pos
+        if parse is not None and not self._argc and not b.chunks and start < len(buf):
+            # The common case, in one C call: whole requests that end where the input
+            # ends (no request in progress, no chunk to join). Anything else is left to
+            # the loop below, which frames the same input again from the same state.
+            max_args, max_bulk = self._limits()
+            got, pos, need, partial = parse(buf, start, limit, max_args, max_bulk, self.max_inline)
+            if partial is None and need is not UNSURE and need == 0 and pos == len(buf):
+                self.scanned += pos - start
+                b.buf = b""  # all consumed: let go of the bytes (as below)
+                b.pos = 0
+                b.need = 0
+                self.drained = len(got) < limit
+                return got
+        out: list[Request] = []
         drained = True
         while len(out) < limit and b.ready():
             if parse is not None:
@@ -226,7 +246,8 @@ class RequestReader:
     def unparsed(self) -> int:
         """Bytes received and not parsed yet: what Redis's client-query-buffer-limit
         bounds (the arguments of the request in progress are parsed, as in Redis)."""
-        return self._b.unread()
+        b = self._b  # Buffer.unread, inlined (asked after every read of a client)
+        return len(b.buf) - b.pos + b.chunks_len
 
     def next_request(self) -> Request | NeedMore:
         """The next complete request as ``(args, raw)``, or NEED_MORE.
