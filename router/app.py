@@ -39,6 +39,7 @@ from router.control.routes import RouteTable
 from router.control.running import RunningConfig
 from router.control.serverinfo import ServerInfo
 from router.control.watch import TopologyWatcher
+from router.control.workers import WorkerRole, initial_slotmap, start_admin
 from router.errors import ListenError
 from router.wire.client import ClientConn, ClientPorts
 from router.wire.turn import LoopTurn
@@ -64,14 +65,21 @@ def cannot_listen(addr: Address, exc: OSError, what: str = "") -> ListenError:
 
 class Router:
     def __init__(
-        self, config: ClusterConfig, listen: Address | None = None, secret: str | None = None
+        self,
+        config: ClusterConfig,
+        listen: Address | None = None,
+        secret: str | None = None,
+        worker: WorkerRole | None = None,  # one of router.workers (router.control.workers)
     ) -> None:
         self.running = RunningConfig.load(config)  # raises SecretError
+        self.worker = worker
         self.secret = secret
         self.listen = listen or config.router.listen
         self.turn = LoopTurn()
         self.stats = RouterStats()
         self.clients = Clients(self.running)
+        if worker is not None:
+            self.clients.id_stride, self.clients.id_base = worker.client_ids()
         self.routes = RouteTable(self.running, self.turn, self.stats, self.clients, ParkingLot())
         self.config_writes = ConfigWrites(self.running, self.routes, self.turn)
         self.routes.on_slotmap = self.config_writes.on_slotmap
@@ -145,7 +153,7 @@ class Router:
         async with asyncio.TaskGroup() as tg:
             self.routes.attach(tg)
             self.config_writes.attach(tg)
-            self.routes.apply_slotmap(config.slotmap(0))
+            self.routes.apply_slotmap(initial_slotmap(self.worker, config))
             admin = Admin(self.routes, self.reloader, self.stats, self.registry, self.secret)
             runner = web.AppRunner(make_app(admin), access_log=None)
             await runner.setup()
@@ -158,6 +166,7 @@ class Router:
                         self.listen.host,
                         self.listen.port,
                         reuse_address=True,
+                        reuse_port=self.worker is not None,  # beside the other workers
                         backlog=1024,
                         **self._listen_tls(),
                     )
@@ -180,6 +189,8 @@ class Router:
                     implementation(),
                 )  # fmt: skip
                 self.ready.set()
+                if self.worker is not None:
+                    self.worker.announce()
                 await stop.wait()
                 server.close()
                 await self.clients.drain(self.running.config.router.drain_timeout_ms / 1000)
@@ -201,6 +212,10 @@ class Router:
         return {"ssl": self.client_ssl, "ssl_handshake_timeout": timeout}
 
     async def _start_admin(self, runner: web.AppRunner) -> None:
+        if self.worker is not None:  # the supervisor serves router.admin
+            await start_admin(runner, self.worker)
+            self.admin_bound = self.worker.admin
+            return
         addr = self.running.config.router.admin
         family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
