@@ -17,6 +17,8 @@ router read a router with workers unchanged:
   ``topology_epoch`` (the worker furthest behind: what an alert should see) —
   or **the maximum** for ``build_info`` and ``node_role`` (the same in every
   worker). No per-worker label: the series a single router has, and no more.
+  ``slotwarden_router_workers`` and ``..._worker_restarts_total`` are the
+  supervisor's own (`SUPERVISOR_FAMILIES`): the workers' rows are left out.
 
 Pure text work (no I/O): the supervisor fetches the texts.
 Invariant: a sample's identity is its name and labels exactly as the workers
@@ -40,6 +42,11 @@ MIN_GAUGES = frozenset(
     }
 )
 MAX_GAUGES = frozenset({"slotwarden_router_build_info", "slotwarden_router_node_role"})
+# the supervisor's own families (router.control.metrics.worker_families): each worker's
+# rows (1 process, 0 restarts) are left out of the merge
+SUPERVISOR_FAMILIES = frozenset(
+    {"slotwarden_router_workers", "slotwarden_router_worker_restarts_total"}
+)
 
 
 @dataclass(slots=True)
@@ -101,12 +108,16 @@ class MetricsMerger:
         order: dict[str, list[str]] = {}  # family -> sample keys, first-seen order
         values: dict[str, float] = {}
         for exp in parsed:
+            for family in SUPERVISOR_FAMILIES:
+                exp.headers.pop(family, None)
             for family, lines in exp.headers.items():
                 if family not in headers:
                     headers[family] = lines
                     order[family] = []
                 types.setdefault(family, exp.types.get(family, "untyped"))
             for key, (family, value) in exp.samples.items():
+                if family in SUPERVISOR_FAMILIES:
+                    continue
                 if key not in values:
                     order.setdefault(family, []).append(key)
                     values[key] = value

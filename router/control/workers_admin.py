@@ -33,13 +33,17 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from router.control.aggregate import MetricsMerger
+from router.control.metrics import render, worker_families
 from router.control.workers import TOPOLOGY_FILE, socket_path
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import authorized
@@ -177,18 +181,17 @@ class WorkersAdmin:
     # ------------------------------------------------------------ metrics
 
     def own_metrics(self) -> str:
+        """The supervisor's families (router.control.metrics.worker_families), as text."""
         running = sum(1 for s in self.slots if s.running)
-        return (
-            "# HELP slotwarden_router_workers Router worker processes: configured "
-            "(router.workers) and running.\n"
-            "# TYPE slotwarden_router_workers gauge\n"
-            f'slotwarden_router_workers{{state="configured"}} {len(self.slots)}.0\n'
-            f'slotwarden_router_workers{{state="running"}} {running}.0\n'
-            "# HELP slotwarden_router_worker_restarts_total Worker processes started again "
-            "after they died.\n"
-            "# TYPE slotwarden_router_worker_restarts_total counter\n"
-            f"slotwarden_router_worker_restarts_total {self.restarts}.0\n"
-        )
+        families = worker_families(len(self.slots), running, self.restarts)
+
+        class Own(Collector):
+            def collect(self) -> Iterator[Metric]:
+                yield from families
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(Own())
+        return render(registry).decode()
 
 
 WORKERS_KEY: web.AppKey[WorkersAdmin] = web.AppKey("workers")

@@ -114,6 +114,8 @@ def test_metrics_sum_the_requests_of_both_workers(wc: Cluster) -> None:
     assert metric(text, 'slotwarden_router_build_info{cluster="test",version="0.1.0"}') == 1
     assert metric(text, "slotwarden_router_client_connections") >= 4  # summed
     assert text.count("# TYPE slotwarden_router_commands_total counter") == 1
+    assert text.count("# TYPE slotwarden_router_workers gauge") == 1  # the supervisor's only
+    assert metric(text, 'slotwarden_router_workers{state="configured"}') == 2
     for conns in groups.values():
         for r in conns:
             r.close()
