@@ -13,7 +13,10 @@ runs them: the admin HTTP endpoint, the topology watcher, the listening
 socket, the timeout sweep and the config watch, every background task in
 the TaskGroup of `Router.serve`. With cluster.yaml ``tls:`` the client
 listener, the admin endpoint and the watcher's calls use the SSL contexts of
-`slotwarden.cluster.tls`.
+`slotwarden.cluster.tls`. As one worker of ``router.workers`` > 1 (a
+`router.control.workers.WorkerRole`) it listens with SO_REUSEPORT, serves its
+admin API on a unix socket for the supervisor, strides its client ids and
+starts from the supervisor's latest slot map.
 
 Invariant: after `serve` returns, no task it started is running and every
 client was given ``drain_timeout_ms`` to receive the replies it was owed.
