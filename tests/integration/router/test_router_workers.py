@@ -177,6 +177,14 @@ def test_a_push_reaches_both_workers_and_a_killed_worker_restarts_from_it(
         assert SECRET not in log
         metrics = http(c, "GET", "/metrics")[1]
         assert metric(metrics, "slotwarden_router_worker_restarts_total") == 1
+        # dying again within 10 s of its start: the next start waits twice as long
+        os.kill(restarted, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while "starting it again in 0.2 s" not in c.router.log():
+            assert time.monotonic() < deadline, c.router.log()[-3000:]
+            time.sleep(0.05)
+        wait_ready(c)
+        assert sum(w["restarts"] for w in http(c, "GET", "/health")[1]["workers"]) == 2
 
 
 def test_sigterm_drains_both_workers(tmp_path) -> None:
