@@ -16,7 +16,14 @@ router read a router with workers unchanged:
   ``ready``, ``config_last_reload_successful`` (1 only if every worker is) and
   ``topology_epoch`` (the worker furthest behind: what an alert should see) —
   or **the maximum** for ``build_info`` and ``node_role`` (the same in every
-  worker). No per-worker label: the series a single router has, and no more.
+  worker). No per-worker label: the series a single router has, and no more,
+  so the alerts and the dashboard (written for one router) read it unchanged and
+  the series count does not grow with N; which worker is which is in the
+  supervisor's ``GET /health`` and each worker's log lines (``worker N:``).
+  Not prometheus-client's multiprocess mode: it needs the metrics declared as
+  its own objects (ours are collector-built at scrape time from plain
+  counters) and keeps dead processes' files; merging the texts keeps the hot
+  path exactly as it is with one process.
   ``slotwarden_router_workers`` and ``..._worker_restarts_total`` are the
   supervisor's own (`SUPERVISOR_FAMILIES`): the workers' rows are left out.
 

@@ -177,6 +177,9 @@ class Supervisor:
         while not self.stopping:
             await self._start(slot, admin)
             assert slot.proc is not None
+            if self.stopping:  # the drain began while this worker was being started
+                with contextlib.suppress(ProcessLookupError):
+                    slot.proc.send_signal(signal.SIGTERM)
             code = await slot.proc.wait()
             was_ready, slot.ready = slot.ready, False
             if self.stopping:
