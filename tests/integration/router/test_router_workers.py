@@ -295,3 +295,23 @@ def test_a_taken_port_with_workers_is_one_line_and_exit_1(tmp_path) -> None:
     want = f"slotwarden router: cannot listen on 127.0.0.1:{port}: address already in use"
     assert run.returncode == 1, run.stderr
     assert "Traceback" not in run.stderr and run.stderr.splitlines().count(want) == 1, run.stderr
+
+
+@pytest.mark.parametrize("value", ["auto", 0, "junk"])
+def test_check_resolves_workers_auto_and_refuses_0_and_junk(tmp_path, value: object) -> None:
+    config = tmp_path / "cluster.yaml"
+    data = {
+        "name": "t",
+        "router": {"listen": "127.0.0.1:7777", "workers": value},
+        "shards": [{"name": "a", "slots": "0-16383", "master": "127.0.0.1:7001"}],
+    }
+    config.write_text(yaml.safe_dump(data))
+    cmd = [sys.executable, "-m", "slotwarden", "check", str(config)]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    if value == "auto":
+        cores = len(os.sched_getaffinity(0))
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert (f", {cores} workers" in run.stdout) == (cores > 1), run.stdout
+    else:
+        assert run.returncode == 1
+        assert 'router.workers: must be an integer 1..256 or "auto", got' in run.stdout + run.stderr
