@@ -41,10 +41,12 @@ from router.control.reload import RouterReloader
 from router.control.routes import RouteTable
 from router.control.running import RunningConfig
 from router.control.serverinfo import ServerInfo
+from router.control.tracking_metrics import TrackingCollector
 from router.control.watch import TopologyWatcher
 from router.control.workers import WorkerRole, initial_slotmap, start_admin
 from router.errors import ListenError
 from router.wire.client import ClientConn, ClientPorts
+from router.wire.tracking import Tracker
 from router.wire.turn import LoopTurn
 from slotwarden import __version__
 from slotwarden.cluster.config import ClusterConfig
@@ -96,6 +98,10 @@ class Router:
             self.running, self.clients, self.stats, self.port, self.router_section
         )
         self.config_writes.on_resetstat = self.server_info.resetstat
+        self.tracker = Tracker(self.routes, self.running, self.turn, self.clients.by_id.get)
+        self.routes.on_route = self.tracker.on_route  # flushes of the shards a route changes
+        self.server_info.tracking = self.tracker.info  # INFO tracking_clients ...
+        self.registry.register(TrackingCollector(self.tracker))  # its metrics
         self.client_ports = ClientPorts(
             routes=self.routes,
             running=self.running,
@@ -105,6 +111,7 @@ class Router:
             clients=self.clients,
             info_head=self.server_info.facts,
             config_writes=self.config_writes,
+            tracker=self.tracker,
         )
         self.started = time.time()
         self.bound: Address | None = None
@@ -201,6 +208,7 @@ class Router:
                 if watch is not None:
                     watch.cancel()
                 self.routes.stop()
+                self.tracker.close()
             finally:
                 if watcher_task is not None:
                     watcher_task.cancel()

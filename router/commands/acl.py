@@ -19,7 +19,9 @@ permissions of that user, so the two cannot drift apart:
 - allowed although the router answers them itself: PING, ECHO and TIME
   (`SCRIPT_SAFE_LOCAL`: scripts use them, and they read or change nothing);
 - allowed because the router sends them itself (`ROUTER_SENT`): CLIENT ID
-  (asked on every pinned connection) and CLIENT UNBLOCK (of that id);
+  (asked on every pinned connection), CLIENT UNBLOCK (of that id) and CLIENT
+  TRACKING (``ON BCAST`` on its per-shard tracking connections, router.wire.tracking,
+  which also send HELLO 3 and PING: granted already);
 - MIGRATE only to the hosts of cluster.yaml's nodes (``+migrate|<host>``: Redis
   7.0 checks the first argument, MIGRATE's target host), for online resharding:
   the router's pre-move (router.wire.migrate) and the sentinels' mover move keys
@@ -32,7 +34,7 @@ permissions of that user, so the two cannot drift apart:
   node itself, router.control.config_set). Scripts cannot run them either
   way (Redis flags them ``noscript``);
 - denied: everything else: the REJECTED rows, the PINNED rows the router does
-  not honour (CLIENT TRACKING/CACHING/GETREDIR/TRACKINGINFO, SCRIPT DEBUG),
+  not send (CLIENT CACHING/GETREDIR/TRACKINGINFO: answered by the router; SCRIPT DEBUG),
   the LOCAL rows (the router answers them: CLIENT SETNAME, READONLY ...), and
   any command the table does not know (``-@all`` comes first).
 
@@ -57,10 +59,11 @@ INFO_SENT = (b"keyspace", b"server", b"memory", b"persistence", b"stats", b"erro
 SCRIPT_SAFE_LOCAL = frozenset({"ping", "echo", "time"})
 
 # Commands the router sends on its own behalf although it answers (or refuses) them
-# for clients: CLIENT ID on each new pinned connection and CLIENT UNBLOCK of that id
-# on a side connection (router.wire.client_ctl). Both are ``noscript`` in Redis, so a
+# for clients: CLIENT ID on each new pinned connection, CLIENT UNBLOCK of that id
+# on a side connection (router.wire.client_ctl), CLIENT TRACKING ON BCAST on each
+# tracking connection (router.wire.tracking). All are ``noscript`` in Redis, so a
 # script still cannot call them.
-ROUTER_SENT = frozenset({"client|id", "client|unblock"})
+ROUTER_SENT = frozenset({"client|id", "client|unblock", "client|tracking"})
 
 # First-argument grants for commands without subcommands (Redis 7.0 ``+cmd|arg``).
 FIRST_ARG_ONLY: dict[str, str] = {"info": INFO_SENT[0].decode(), "select": "0"}

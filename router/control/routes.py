@@ -10,7 +10,8 @@ either the old or the new topology, never a mix) and every node it started.
             ▼
     apply_slotmap: new masters get a Node (started in the app's TaskGroup);
                    replaced masters are retired (fenced, see Node.retire);
-                   the route is swapped; clients move their subscriptions;
+                   the route is swapped; the shards it changes are flushed for
+                   CLIENT TRACKING (``on_route``); clients move their subscriptions;
                    writes held in the parking lot are resent;
                    ``on_slotmap`` is told (remembered CONFIG SETs go to
                    nodes not seen before: router.control.config_set).
@@ -72,6 +73,8 @@ class RouteTable:
         self.retired: list[Node] = []  # replaced masters finishing their in-flight replies
         self.on_hint: Callable[[], None] | None = None  # the topology watcher's, when watching
         self.on_slotmap: Callable[[SlotMap], None] | None = None  # told each slot map applied
+        # told each new route, with the one before (CLIENT TRACKING flushes: router.wire.tracking)
+        self.on_route: Callable[[Route | None, Route], None] | None = None
         self._spawn: Callable[..., asyncio.Task[None]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_refusal = ""  # the last refused topology's reason (logged once)
@@ -158,7 +161,10 @@ class RouteTable:
                 old = self.nodes.pop(addr)
                 old.retire(self._loop, grace)
                 self.retired.append(old)
+        old_route = getattr(self, "route", None)
         self.route = Route(slotmap, tuple(masters))
+        if self.on_route is not None:  # before any request is dispatched under the new route
+            self.on_route(old_route, self.route)
         self.clients.on_route_change()  # subscriptions follow their channels' new masters
         self.parking.resend(self.route)
         if self.on_slotmap is not None:  # remembered CONFIG SETs to new nodes (config_set)

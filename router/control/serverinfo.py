@@ -69,6 +69,8 @@ class ServerInfo:
         self.stats = stats
         self.port = port
         self.router_section = router_section
+        # CLIENT TRACKING's counts (router.wire.tracking.Tracker.info), set by router.app
+        self.tracking: Callable[[], dict[str, int]] = lambda: {}
         self.started = time.time()
         self.run_id = secrets.token_hex(20)
         self.replid = secrets.token_hex(20)
@@ -186,7 +188,8 @@ class ServerInfo:
                 "maxclients": router.max_clients,
                 "blocked_clients": sum(1 for s in sessions if "b" in s.flags),
                 "tracking_clients": 0,
-            },
+            }
+            | _only(self.tracking(), ("tracking_clients",)),
             stats={
                 "total_connections_received": received,
                 "total_commands_processed": total,
@@ -210,7 +213,8 @@ class ServerInfo:
                 "tracking_total_prefixes": 0,
                 "io_threaded_reads_processed": 0,
                 "io_threaded_writes_processed": 0,
-            },
+            }
+            | _only(self.tracking(), _TRACKING_STATS),
             replication={
                 "role": "master",
                 "connected_slaves": 0,
@@ -236,3 +240,11 @@ class ServerInfo:
             errors=errors,
             router=self.router_section(),
         )
+
+
+_TRACKING_STATS = ("tracking_total_keys", "tracking_total_items", "tracking_total_prefixes")
+
+
+def _only(values: dict[str, int], names: tuple[str, ...]) -> dict[str, int]:
+    """The fields ``names`` of ``values`` (the tracker's counts, this router's own)."""
+    return {n: values[n] for n in names if n in values}

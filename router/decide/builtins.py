@@ -127,7 +127,9 @@ def _bad_name(name: bytes) -> bool:
     return any(c < 33 or c > 126 for c in name)
 
 
-def hello(s: Session, args: list[bytes]) -> bytes:
+def hello(s: Session, args: list[bytes], version: str = COMPAT_REDIS_VERSION) -> bytes:
+    """HELLO; ``version``: the shards' lowest redis_version (router.wire.client), so a
+    client library's version checks see the servers' truth."""
     i = 1
     if len(args) > 1:
         ver = args[1]
@@ -166,7 +168,7 @@ def hello(s: Session, args: list[bytes]) -> bytes:
         s.proto = int(args[1])
     fields = [
         encode_bulk(b"server"), encode_bulk(b"redis"),
-        encode_bulk(b"version"), encode_bulk(COMPAT_REDIS_VERSION.encode()),
+        encode_bulk(b"version"), encode_bulk(version.encode()),
         encode_bulk(b"proto"), encode_int(s.proto),
         encode_bulk(b"id"), encode_int(s.id),
         encode_bulk(b"mode"), encode_bulk(b"standalone"),

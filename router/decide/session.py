@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from router.decide.tracking import ClientTracking
 from router.decide.users import Users
 
 
@@ -47,10 +48,21 @@ class Session:
     qbuf: int = 0
     oll: int = 0
     omem: int = 0
+    # CLIENT TRACKING's options while tracking is on (router.decide.tracking), else None
+    tracking: ClientTracking | None = None
 
     def __post_init__(self) -> None:
         if self.users is not None and self.users.required:
             self.authenticated = False
+
+    def _flags(self) -> str:
+        """CLIENT LIST flags=: the mode's, then Redis's t (tracking), R (broken
+        redirect), B (BCAST); N alone when there is none."""
+        t = self.tracking
+        if t is None:
+            return self.flags
+        out = ("" if self.flags == "N" else self.flags) + "t"
+        return out + ("R" if t.broken else "") + ("B" if t.bcast else "")
 
     def info_line(self) -> str:
         """The client's line of CLIENT INFO/LIST: Redis 7.0.15's fields in its order
@@ -59,14 +71,15 @@ class Session:
         now = time.time()
         idle = int(time.monotonic() - self.last_at) if self.last_at else 0
         events = "rw" if self.omem else "r"
+        redir = self.tracking.redirect if self.tracking is not None else -1
         return (
             f"id={self.id} addr={self.addr} laddr={self.laddr} fd=-1 "
             f"name={self.name.decode('utf-8', 'replace')} age={int(now - self.created)} "
-            f"idle={max(idle, 0)} flags={self.flags} db=0 sub={self.subs[0]} "
+            f"idle={max(idle, 0)} flags={self._flags()} db=0 sub={self.subs[0]} "
             f"psub={self.subs[1]} ssub={self.subs[2]} multi={self.multi} qbuf={self.qbuf} "
             f"qbuf-free=0 argv-mem=0 multi-mem=0 rbs={self.qbuf} rbp={self.qbuf} obl=0 "
             f"oll={self.oll} omem={self.omem} tot-mem={self.qbuf + self.omem} events={events} "
-            f"cmd={self.last_cmd} user={self.user} redir=-1 resp={self.proto} "
+            f"cmd={self.last_cmd} user={self.user} redir={redir} resp={self.proto} "
             f"lib-name={self.lib_name.decode('utf-8', 'replace')} "
             f"lib-ver={self.lib_ver.decode('utf-8', 'replace')}\n"
         )

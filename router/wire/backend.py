@@ -176,6 +176,7 @@ class BackendConn(asyncio.Protocol):
         "told_down",
         "transport",
         "turn",
+        "version",
         "waiting",
     )
 
@@ -209,6 +210,7 @@ class BackendConn(asyncio.Protocol):
         self.handshake = handshake(settings.credentials, proto)
         self.refused = False  # the node refused the handshake (bad credentials)
         self.told_down = False  # "is down" was logged and the node has not answered since
+        self.version = ""  # the node's redis_version, from its HELLO 3 reply (RESP3 only)
 
     # ------------------------------------------------------------ sending
 
@@ -407,6 +409,17 @@ class BackendConn(asyncio.Protocol):
 PING = encode_command([b"PING"])
 
 
+def hello_version(raw: bytes) -> str:
+    """The ``version`` field of a HELLO 3 reply ("" if there is none)."""
+    at = raw.find(b"$7\r\nversion\r\n$")
+    if at < 0:
+        return ""
+    head = at + 14
+    nl = raw.find(b"\r\n", head)
+    size = int(raw[head:nl]) if raw[head:nl].isdigit() else 0
+    return raw[nl + 2 : nl + 2 + size].decode("ascii", "replace")
+
+
 class _Back:
     """The PING sent on a reconnection: the node is back once it answers (any reply from
     the node; not the shard-down error a failed connection answers its waiters with)."""
@@ -443,6 +456,7 @@ class _Handshake:
                 log.info("backend %s (shard %s) accepted the handshake", conn.addr, conn.label)
             conn.refused = False
             conn.down_reply = shard_down(conn.label)
+            conn.version = hello_version(raw)
             return
         why = raw[1:].rstrip(b"\r\n").decode("utf-8", "replace")[:200]
         if not conn.refused:

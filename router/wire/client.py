@@ -88,14 +88,15 @@ from router.decide.modes import Mode
 from router.decide.plan import Fanout
 from router.decide.scripts import RETRIED, SCRIPTED, ScriptCache
 from router.decide.session import Session
+from router.decide.tracking import TRACKING_COMMANDS
 from router.errors import CROSSSLOT
 from router.wire import client_ctl, gather, migrate, side, walk
 from router.wire.backend import BackendConn
 from router.wire.client_state import ClientState
 from router.wire.gather import Gather
-from router.wire.node import Route, RouteSource
+from router.wire.node import Route, RouteSource, lowest_version
 from router.wire.noscript import Retry
-from router.wire.ports import ConfigSource, ConfigWriter, StatsSink
+from router.wire.ports import ConfigSource, ConfigWriter, StatsSink, TrackingPort
 from router.wire.turn import LoopTurn
 from router.wire.walk import Walking
 from slotwarden.resp.accel import group_keys, key_slot
@@ -195,6 +196,7 @@ class ClientPorts:
     scripts: ScriptCache = field(default_factory=ScriptCache)  # bodies seen (NOSCRIPT retry)
     config_writes: ConfigWriter | None = None  # CONFIG SET/RESETSTAT (allow_config_set)
     migrator: migrate.Migrator = field(default_factory=migrate.Migrator)  # keys moved
+    tracker: TrackingPort | None = None  # CLIENT TRACKING (router.wire.tracking)
 
 
 class ClientConn(asyncio.Protocol):
@@ -313,6 +315,8 @@ class ClientConn(asyncio.Protocol):
         # without this a large unread request would wait for a full GC (issue 10, item 3).
         self.reader.clear()
         self.state.close()  # dedicated backend connections go at once
+        if self.session is not None and self.session.tracking is not None:
+            self.ports.tracker.off(self)  # type: ignore[union-attr]
         self.ports.clients.close(self)
 
     def on_route_change(self) -> None:
@@ -569,14 +573,20 @@ class ClientConn(asyncio.Protocol):
         """Every request the fast paths did not take; ``spec``: ``resolve(args)``."""
         fifo = self.fifo
         before = len(fifo)
+        session = self.session
+        late = None  # CLIENT TRACKING: reads remembered before they are sent
+        tracker = self.ports.tracker
+        if tracker and session is not None and session.tracking is not None and spec is not None:
+            late = tracker.on_request(self, spec, args, self.state.mode is Mode.MULTI)
         if spec is None:  # unknown, or a wrong number of arguments: Redis's error
             spec = cmds.lookup(args)
             self.state.reject(cmds.refusal(args, spec), args)
         elif not (self.routes.route.slotmap.migrations and migrate.start(self, spec, args, raw)):
             self.state.handle(spec, args, raw)  # (keys in migrating slots: moved first)
+        if late:  # their shard's tracking connection is not live: dropped after the reply
+            tracker.late(self, late)  # type: ignore[union-attr]
         # name (and time) the reply slots this request added, for the metrics
         name = spec.name if spec is not None else "unknown"
-        session = self.session
         if session is not None and (session.reply != "on" or name == "client|reply"):
             client_ctl.drop_replies(self, session, before, name)
         shape = spec.shape.value if spec is not None else "local"
@@ -602,6 +612,10 @@ class ClientConn(asyncio.Protocol):
                 return
         if spec.name == "client|unblock":
             client_ctl.unblock(self, self.ports.clients, args)
+            return
+        if spec.name in TRACKING_COMMANDS and self.ports.tracker is not None:
+            self.push(self.ports.tracker.command(self, spec.name, args))
+            self.state.update_plain()  # a tracking client leaves the fast path
             return
         if spec.name in side.SIDE_COMMANDS:  # SCRIPT/FUNCTION KILL: never behind the script
             masters = self.routes.route.masters
@@ -673,6 +687,8 @@ class ClientConn(asyncio.Protocol):
         assert session is not None
         if name in client_ctl.CONTROL:  # CLIENT KILL/PAUSE/UNPAUSE: on other connections
             return client_ctl.answer(self.ports.clients, session, name, args)
+        if name == "hello":  # the version: the shards' lowest, as INFO's redis_version
+            return builtins.hello(session, args, lowest_version(self.routes.route))
         return builtins.answer(session, name, args, self.ports.clients.sessions)
 
     def new_pending(self) -> Pending:

@@ -15,7 +15,7 @@ gives them back clean or closes them.
 
 Invariants: ``plain`` is True exactly when the fast path may forward without
 asking (NORMAL mode, authenticated, no connection of its own, replies not
-dropped by CLIENT REPLY OFF/SKIP); while a client
+dropped by CLIENT REPLY OFF/SKIP, no CLIENT TRACKING); while a client
 has its own connection to a shard (WATCH), all its commands for that shard go
 on it, in order, and it is given back only after EXEC/DISCARD/UNWATCH/RESET
 *and* once every request sent on it has been answered (so the client's next
@@ -119,6 +119,7 @@ class ClientState:
             and session is not None
             and session.authenticated
             and session.reply == "on"  # CLIENT REPLY OFF/SKIP: replies dropped by dispatch
+            and session.tracking is None  # CLIENT TRACKING: reads remembered by dispatch
         )
         if session is not None:
             session.flags = {NORMAL: "N", MULTI: "x", SUBSCRIBED: "P", BLOCKED: "b"}[self.mode]

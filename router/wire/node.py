@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from router.decide.builtins import COMPAT_REDIS_VERSION
+from router.decide.info import version_key
 from router.wire.backend import UP, BackendConn, BackendSettings
 from router.wire.pinned import Holder, PinnedConn, PinnedPool
 from router.wire.ports import BackendPorts
@@ -99,6 +101,10 @@ class Node:
     def is_up(self) -> bool:
         return all(conn.state is UP for conn in self.conns)
 
+    def version(self) -> str:
+        """The node's redis_version, as its last HELLO 3 said ("" before one answered)."""
+        return self.conns3[0].version if self.conns3 else ""
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -111,3 +117,10 @@ class RouteSource(Protocol):
 
     @property
     def route(self) -> Route: ...
+
+
+def lowest_version(route: Route) -> str:
+    """The lowest redis_version of the route's masters (HELLO's ``version``, as INFO's
+    ``redis_version``); the router's Redis feature level until a master has said."""
+    versions = [v for v in (node.version() for node in route.masters) if v]
+    return min(versions, key=version_key) if versions else COMPAT_REDIS_VERSION

@@ -8,8 +8,8 @@ what it needs from there it names here, and the composition root
     BackendConn / PinnedConn ── Waiter.on_reply ──────► a reply slot, a fan-in part, ...
                              ── BackendPorts ─────────► LoopTurn, StatsSink, TopologyHint
     ClientState / Subscriber ── ClientPort ───────────► router.wire.client.ClientConn
-    ClientConn               ── ConfigSource, StatsSink, LoopTurn (+ the ports that name
-                                wire types, beside those types: RouteSource in
+    ClientConn               ── ConfigSource, StatsSink, LoopTurn, TrackingPort (+ the
+                                ports that name wire types, beside those types: RouteSource in
                                 router.wire.node, Parker and ClientRegistry in
                                 router.wire.client)
 
@@ -134,3 +134,21 @@ class ClientPort(Protocol):
 
     def resume_soon(self) -> None:
         """Input may be waiting (held requests, buffered bytes): process it soon."""
+
+
+class TrackingPort(Protocol):
+    """Client-side caching (router.wire.tracking.Tracker), as a client connection sees it."""
+
+    def command(self, client: ClientPort, name: str, args: list[bytes]) -> bytes:
+        """The reply to CLIENT TRACKING / CACHING / GETREDIR / TRACKINGINFO."""
+
+    def on_request(
+        self, client: ClientPort, spec: CommandSpec, args: list[bytes], in_multi: bool
+    ) -> list[bytes] | None:
+        """A tracking client's request, before it is sent: the read keys to invalidate
+        after its reply (their shard's tracking connection is not live), if any."""
+
+    def late(self, client: ClientPort, keys: list[bytes]) -> None: ...
+
+    def off(self, client: ClientPort) -> None:
+        """The client stops tracking (it disconnected)."""

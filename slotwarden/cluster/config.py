@@ -117,6 +117,9 @@ class RouterConfig:
     # between shards for one command (beyond it: CROSSSLOT with a hint).
     cross_shard: str = "compute"
     max_cross_shard_bytes: int = 64 * 1024 * 1024
+    # CLIENT TRACKING: keys the router remembers clients read (Redis's
+    # tracking-table-max-keys); when full the oldest is invalidated and forgotten. 0: no bound.
+    tracking_table_max_keys: int = 1_000_000
     # Router processes on router.listen (SO_REUSEPORT), under one supervisor that owns
     # router.admin (router.control.supervisor); 1: one process, no supervisor. The
     # file may say "auto": the usable cores (os.sched_getaffinity), resolved at load.
@@ -480,6 +483,8 @@ class _Checker:
                 if field.type == "bool" and not isinstance(raw, bool):
                     self.problem(path, f"must be true or false, got {_describe(raw)}")
                     parsed = None
+            elif field.name == "tracking_table_max_keys":  # 0: no bound (issue 14)
+                parsed = self.integer(raw, path, minimum=0)
             elif field.name == "cross_shard":
                 parsed = self.one_of(raw, path, CROSS_SHARD_MODES)
             elif field.name == "workers":

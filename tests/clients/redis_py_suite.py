@@ -100,12 +100,6 @@ EXPECTED: dict[str, str] = {
     ),
     "tests/test_commands.py::TestRedisCommands::test_sort_ro": "SORT_RO BY pattern off-shard",
     "tests/test_commands.py::TestRedisCommands::test_bgsave": "BGSAVE: the operator's choice",
-    "tests/test_commands.py::TestRedisCommands::test_client_tracking*": (
-        "CLIENT TRACKING: not yet (issue 14)"
-    ),
-    "tests/test_commands.py::TestRedisCommands::test_client_getredir": (
-        "CLIENT TRACKING: not yet (issue 14)"
-    ),
 }
 
 

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import time
 from collections.abc import Iterator
 
+import hiredis
 import pytest
 import redis
 import yaml
@@ -324,3 +327,32 @@ def test_router_user_cannot_run_what_the_sentinels_send(acl_cluster: AclCluster)
     for args in (["get", "k"], ["eval", "return 1", "0"], ["config", "rewrite"], ["flushall"]):
         reply = admin.execute_command("ACL", "DRYRUN", "slotwarden-sentinel", *args)
         assert reply not in (b"OK", "OK"), args
+
+
+def test_client_tracking_works_as_the_router_user(acl_cluster: AclCluster) -> None:
+    # The router's tracking connections (HELLO 3, CLIENT TRACKING ON BCAST, PING) run
+    # as its backend user: its rule grants them (issue 14).
+    sock = socket.create_connection(("127.0.0.1", acl_cluster.port), timeout=10)
+    reader = hiredis.Reader()
+
+    def read() -> object:
+        while (item := reader.gets()) is False:
+            reader.feed(sock.recv(65536))
+        return item
+
+    def call(*args: str) -> object:
+        sock.sendall(b"*%d\r\n" % len(args))
+        sock.sendall(b"".join(b"$%d\r\n%s\r\n" % (len(a), a.encode()) for a in args))
+        return read()
+
+    try:
+        call("HELLO", "3")
+        assert call("CLIENT", "TRACKING", "ON") == b"OK"
+        time.sleep(0.5)  # its tracking connections go live
+        assert call("GET", "acl-tracked") is None
+        # remembered: its shard's tracking connection is live (else: dropped at once)
+        assert b"tracking_total_keys:1" in call("INFO", "stats")  # type: ignore[operator]
+        acl_cluster.client().set("acl-tracked", "1")
+        assert read() == [b"invalidate", [b"acl-tracked"]]
+    finally:
+        sock.close()

@@ -110,14 +110,11 @@ def test_command_counters_move_with_traffic(mc) -> None:
 
 def test_what_the_router_cannot_honour_counts_as_unsupported(mc) -> None:
     # One reply text for "not supported by the router", whoever answers it: the
-    # planner (CLIENT TRACKING/CACHING, SCRIPT DEBUG) and MULTI's queue-time check.
+    # planner (SCRIPT DEBUG) and MULTI's queue-time check.
     # Each is outcome=unsupported, not error.
     r = mc.client()
     r.ping()
     before = scrape(mc)
-    for args in (("CLIENT", "TRACKING", "on"), ("CLIENT", "CACHING", "yes")):
-        with pytest.raises(redis.ResponseError, match="is not supported by the router"):
-            r.execute_command(*args)
     with pytest.raises(redis.ResponseError, match="'script debug' is not supported"):
         r.execute_command("SCRIPT", "DEBUG", "NO")
     assert r.execute_command("MULTI") in (b"OK", "OK", True)
@@ -130,10 +127,10 @@ def test_what_the_router_cannot_honour_counts_as_unsupported(mc) -> None:
         return value(after, name, **labels) - value(before, name, **labels)
 
     total = "slotwarden_router_commands_total"
-    for command in ("client|tracking", "client|caching", "script|debug", "subscribe"):
+    for command in ("script|debug", "subscribe"):
         assert delta(total, command=command, outcome="error") == 1, command
     errors = "slotwarden_router_command_errors_total"
-    assert delta(errors, outcome="unsupported") == 4
+    assert delta(errors, outcome="unsupported") == 2
     assert delta(errors, outcome="error") == 0
 
 
