@@ -315,3 +315,36 @@ def test_check_resolves_workers_auto_and_refuses_0_and_junk(tmp_path, value: obj
     else:
         assert run.returncode == 1
         assert 'router.workers: must be an integer 1..256 or "auto", got' in run.stdout + run.stderr
+
+
+def test_tracking_a_write_through_the_other_worker_invalidates(wc: Cluster) -> None:
+    # each worker is a whole router with its own tracking connections (issue 14): a key
+    # read on one worker is invalidated by a write through the other
+    groups = by_worker(wc)
+    s = socket.create_connection(("127.0.0.1", wc.port), timeout=10)
+    f = s.makefile("rb")
+
+    def send(*args: bytes) -> None:
+        s.sendall(b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args))
+
+    send(b"HELLO", b"3")
+    send(b"CLIENT", b"TRACKING", b"ON")
+    while f.readline() != b"+OK\r\n":  # HELLO's map, then TRACKING's +OK
+        pass
+    send(b"INFO", b"server")
+    info = f.read(int(f.readline()[1:]) + 2)
+    pid = int(info.split(b"process_id:")[1].split(b"\r\n")[0])
+    writer = next(conns[0] for p, conns in groups.items() if p != pid)
+    send(b"GET", b"tracked:k")
+    assert f.readline() == b"_\r\n"  # RESP3 null, and the key is tracked
+    writer.set("tracked:k", "v")
+    push = [f.readline() for _ in range(6)]
+    assert push == [
+        b">2\r\n",
+        b"$10\r\n",
+        b"invalidate\r\n",
+        b"*1\r\n",
+        b"$9\r\n",
+        b"tracked:k\r\n",
+    ]
+    s.close()
