@@ -33,8 +33,13 @@ Invariants:
   start, fails the probe or errors under load is a failure (exit status 1, after the full
   report).
 
+With --workers N (comma-separated counts) a router with router.workers: N is a peer of its
+own, "router-wN" (its CPU: the supervisor and every worker). With --pin the proxies run on
+the first usable cores and the shards and redis-benchmark on the last one (sched_setaffinity;
+the report states every process's cores, the core budget of each row).
+
 Usage: python bench/throughput.py [--requests N] [--clients 50] [--repeat R] [--quick]
-                                  [--json FILE]
+                                  [--workers N[,M]] [--pin] [--json FILE]
 """
 
 from __future__ import annotations
@@ -115,6 +120,8 @@ class Peer:
     notes: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     cpu_pid: int | None = None  # whose CPU time is measured, when it is not `proc` (direct)
+    tree: bool = False  # CPU of the process and its children (a router with workers)
+    cores: str = "unpinned"  # the cores it may run on (--pin), for the report
 
     @property
     def usable(self) -> bool:
@@ -147,9 +154,20 @@ class Harness:
         self.root = Path(self.farm.root)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.closed = False
+        self.proxy_cores: set[int] = set()  # --pin: twemproxy and the routers (empty: any)
+        self.other_cores: set[int] = set()  # --pin: the shards and redis-benchmark
+
+    def pin(self) -> None:
+        """--pin: the proxies on every usable core but the last, the rest on the last."""
+        usable = sorted(os.sched_getaffinity(0))
+        if len(usable) < 2:
+            return  # nothing to pin apart: everything shares the one core
+        self.proxy_cores, self.other_cores = set(usable[:-1]), {usable[-1]}
 
     def launch(self, peer: Peer, cmd: Sequence[str], output: Path, cwd: Path | None = None) -> None:
-        """Start `cmd` for `peer` (stdout+stderr to `output`) and wait until it listens."""
+        """Start `cmd` for `peer` (stdout+stderr to `output`) and wait until it listens.
+        With --pin it (and its children) may run only on `self.proxy_cores`."""
+        cores = self.proxy_cores
         with output.open("wb") as out:
             peer.proc = subprocess.Popen(
                 list(cmd),
@@ -158,7 +176,10 @@ class Harness:
                 stdin=subprocess.DEVNULL,
                 cwd=cwd,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
             )
+        if cores:
+            peer.cores = cores_text(cores)
         self.procs.append(peer.proc)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -229,6 +250,31 @@ def process_cpu_seconds(pid: int | None) -> float | None:
         return None
 
 
+def tree_cpu_seconds(pid: int | None) -> float | None:
+    """`process_cpu_seconds` of `pid` plus those of its children, theirs included (a router's
+    supervisor and workers); None as there."""
+    own = process_cpu_seconds(pid)
+    if own is None or pid is None:
+        return own
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return own
+    return own + sum(tree_cpu_seconds(int(c)) or 0.0 for c in children)
+
+
+def pin_threads(pid: int | None, cores: set[int]) -> None:
+    """Every thread of `pid` may run only on `cores` (redis-server has background threads)."""
+    if pid is None or not cores:
+        return
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), cores)
+
+
+def cores_text(cores: set[int]) -> str:
+    return "cores " + ",".join(str(c) for c in sorted(cores))
+
+
 def slot_ranges(count: int) -> list[tuple[int, int]]:
     """Even split the way redis-cli does it: 0-5460, 5461-10922, 10923-16383 for 3."""
     starts = [round(i * SLOT_COUNT / count) for i in range(count)] + [SLOT_COUNT]
@@ -285,30 +331,56 @@ def start_twemproxy(h: Harness, shards: Sequence[RedisProc]) -> Peer:
     return peer
 
 
-def start_router(h: Harness, shards: Sequence[RedisProc]) -> Peer:
-    peer = Peer("router")
+def start_router(h: Harness, shards: Sequence[RedisProc], workers: int = 1) -> Peer:
+    name = "router" if workers == 1 else f"router-w{workers}"
+    peer = Peer(name, tree=workers > 1)
     if importlib.util.find_spec("router") is None:
         peer.unavailable = "the router package is not installed (pip install -e .)"
         return peer
     peer.port = free_port()
     admin = free_port()
     peer.what = f"slotwarden router {peer.host}:{peer.port} (admin :{admin})"
+    router: dict[str, object] = {
+        "listen": f"{peer.host}:{peer.port}",
+        "admin": f"{peer.host}:{admin}",
+    }
+    if workers > 1:
+        router["workers"] = workers
+        peer.what += f", {workers} workers (CPU: supervisor + workers)"
     cluster = {
         "name": "bench",
-        "router": {"listen": f"{peer.host}:{peer.port}", "admin": f"{peer.host}:{admin}"},
+        "router": router,
         "shards": [
             {"name": f"shard{i}", "slots": f"{lo}-{hi}", "master": s.addr, "replicas": []}
             for i, (s, (lo, hi)) in enumerate(zip(shards, slot_ranges(len(shards)), strict=True))
         ],
     }
-    conf = h.root / "cluster.yaml"
+    conf = h.root / f"{name}.yaml"
     conf.write_text(yaml.safe_dump(cluster, sort_keys=False))
     cmd = [sys.executable, "-m", "slotwarden", "router", "--config", str(conf)]
     try:
-        h.launch(peer, cmd, h.root / "router.out", cwd=REPO)
+        h.launch(peer, cmd, h.root / f"{name}.out", cwd=REPO)
+        if workers > 1:
+            wait_workers(peer, admin, workers)
     except PeerError as e:
         peer.failed = f"`{' '.join(cmd[1:])}` {e}"
     return peer
+
+
+def wait_workers(peer: Peer, admin: int, workers: int) -> None:
+    """Wait until every worker listens (GET /ready), so the kernel spreads over all of them."""
+    import urllib.request
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{peer.host}:{admin}/ready", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise PeerError(f"not all {workers} workers ready after {START_TIMEOUT:.0f}s")
 
 
 def probe(peer: Peer, shards: Sequence[RedisProc], owner: Callable[[bytes], int] | None) -> None:
@@ -378,6 +450,7 @@ def run_benchmark(
     clients: int,
     timeout: float,
     shard_clients: Sequence[redis.Redis],
+    cores: set[int] | None = None,
 ) -> Run:
     cmd = [
         "redis-benchmark",
@@ -398,14 +471,22 @@ def run_benchmark(
         *case.args,
     ]
     before = command_calls(shard_clients, case.stat)
-    cpu_before = process_cpu_seconds(peer.pid)
+    cpu_of = tree_cpu_seconds if peer.tree else process_cpu_seconds
+    cpu_before = cpu_of(peer.pid)
     started = time.monotonic()
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+        )
     except subprocess.TimeoutExpired:
         return Run(None, f"redis-benchmark timed out after {timeout:.0f}s", timeout, [])
     seconds = time.monotonic() - started
-    cpu_after = process_cpu_seconds(peer.pid)
+    cpu_after = cpu_of(peer.pid)
     calls = [a - b for a, b in zip(command_calls(shard_clients, case.stat), before, strict=True)]
     cpu: dict[str, float] = {}
     if cpu_before is not None and cpu_after is not None:
@@ -525,8 +606,21 @@ def table(head: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
     return out
 
 
+def core_budget(h: Harness) -> str:
+    if not h.proxy_cores:
+        usable = sorted(os.sched_getaffinity(0))
+        return f"unpinned: every process may run on {cores_text(set(usable))}"
+    return (
+        f"pinned (--pin): twemproxy and the routers (supervisor and workers) on "
+        f"{cores_text(h.proxy_cores)}; the shards (direct included) and redis-benchmark on "
+        f"{cores_text(h.other_cores)}"
+    )
+
+
 def render(report: dict[str, object]) -> str:
     env = report["environment"]
+    names = report.get("names", PEERS)
+    workers = [n for n in names if n.startswith("router-w")]
     out = [
         f"slotwarden throughput: redis-benchmark -c {report['clients']} -r {KEYSPACE} --csv, "
         f"median of {report['repeat']} run(s) per cell, peers interleaved per test",
@@ -541,23 +635,24 @@ def render(report: dict[str, object]) -> str:
         elif p["failed"]:
             out.append(f"{name} FAILED: {p['failed']}")
         else:
-            out.append(f"{name}: {p['what']}")
+            out.append(f"{name}: {p['what']} [{p.get('cores', 'unpinned')}]")
+    out.append(f"core budget of every row: {report.get('core_budget', 'unpinned')}")
     head = [
         "test",
         "requests",
-        "direct rps",
-        "twemproxy rps",
-        "router rps",
+        *(f"{p} rps" for p in names),
         "router/twemproxy",
         "router/direct",
+        *(f"{w}/router" for w in workers),
     ]
     body = [
         [
             r["test"],
             str(r["requests"]),
-            *(fmt_rps(r["peers"][p]) for p in PEERS),
+            *(fmt_rps(r["peers"][p]) for p in names),
             fmt_ratio(r["router/twemproxy"]),
             fmt_ratio(r["router/direct"]),
+            *(fmt_ratio(r.get(f"{w}/router")) for w in workers),
         ]
         for r in report["rows"]
     ]
@@ -570,20 +665,16 @@ def render(report: dict[str, object]) -> str:
     )
     head = [
         "test",
-        "direct µs/req",
-        "twemproxy µs/req",
-        "router µs/req",
+        *(f"{p} µs/req" for p in names),
         f"router CPU {TIMES}",
-        "direct cores",
-        "twemproxy cores",
-        "router cores",
+        *(f"{p} cores" for p in names),
     ]
     body = [
         [
             r["test"],
-            *(fmt_cpu(r["peers"][p], "cpu_us", 1) for p in PEERS),
+            *(fmt_cpu(r["peers"][p], "cpu_us", 1) for p in names),
             fmt_ratio(r["router/twemproxy cpu"]),
-            *(fmt_cpu(r["peers"][p], "cores", 2) for p in PEERS),
+            *(fmt_cpu(r["peers"][p], "cores", 2) for p in names),
         ]
         for r in report["rows"]
     ]
@@ -612,7 +703,7 @@ def render(report: dict[str, object]) -> str:
     out.append("routing (backend calls of the test's command during the last run, per shard):")
     for r in report["rows"]:
         cells = r["peers"]
-        parts = [f"{p} {cells[p]['shard_calls']}" for p in PEERS if cells[p].get("shard_calls")]
+        parts = [f"{p} {cells[p]['shard_calls']}" for p in names if cells[p].get("shard_calls")]
         out.append(f"  {r['test']}: " + ("; ".join(parts) or "n/a"))
     out.append(
         "  MSET: outside --cluster mode redis-benchmark's MSET uses 10 keys "
@@ -667,8 +758,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="seconds per redis-benchmark run (default 30 + requests/2000)",
     )
+    ap.add_argument(
+        "--workers",
+        default="",
+        help="comma-separated router.workers counts (>= 2): a router-wN peer for each",
+    )
+    ap.add_argument(
+        "--pin",
+        action="store_true",
+        help="proxies on all usable cores but the last; shards and redis-benchmark on the last",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = ap.parse_args(argv)
+    try:
+        args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    except ValueError:
+        ap.error("--workers takes counts like 2 or 2,4")
+    if any(w < 2 for w in args.workers):
+        ap.error("--workers counts must be 2 or more (the router row is 1 worker)")
     if args.requests is None:
         args.requests = 10_000 if args.quick else 100_000
     wanted = [p.strip() for p in args.peers.split(",") if p.strip()]
@@ -689,7 +796,12 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
     env = environment()  # before starting anything: the load average shows other users' noise
     problems: list[str] = []
     shards = [h.farm.start() for _ in range(SHARDS)]  # failure here is fatal: main reports it
+    if args.pin:
+        h.pin()
+        for shard in shards:
+            pin_threads(shard.proc.pid if shard.proc is not None else None, h.other_cores)
     ranges = slot_ranges(SHARDS)
+    names = [*PEERS, *(f"router-w{n}" for n in args.workers)]
 
     def slot_owner(key: bytes) -> int:
         slot = key_hash_slot(key)
@@ -705,12 +817,16 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
         "twemproxy": lambda: start_twemproxy(h, shards),
         "router": lambda: start_router(h, shards),
     }
+    for n in args.workers:
+        starters[f"router-w{n}"] = lambda n=n: start_router(h, shards, workers=n)
     peers = {
         name: starters[name]()
-        if name in args.peers
+        if name in args.peers or name.startswith("router-w")
         else Peer(name, unavailable="not selected (--peers)")
-        for name in PEERS
+        for name in names
     }
+    if h.other_cores:
+        peers["direct"].cores = cores_text(h.other_cores)
     for peer in peers.values():
         if not peer.usable:
             continue
@@ -718,7 +834,7 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
             probe(
                 peer,
                 [shards[0]] if peer.name == "direct" else shards,
-                slot_owner if peer.name == "router" else None,
+                slot_owner if peer.name.startswith("router") else None,
             )
         except PeerError as e:
             peer.failed = f"correctness probe: {e}"
@@ -733,13 +849,15 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
         for case in CASES:
             requests = max(args.clients, int(args.requests * case.scale))
             timeout = args.timeout or 30 + requests / 2000  # a peer below 2000 rps is broken
-            runs: dict[str, list[Run]] = {p: [] for p in PEERS}
+            runs: dict[str, list[Run]] = {p: [] for p in names}
             for rep in range(args.repeat):
-                for name in PEERS:
+                for name in names:
                     peer = peers[name]
                     if not peer.usable:
                         continue
-                    run = run_benchmark(peer, case, requests, args.clients, timeout, shard_clients)
+                    run = run_benchmark(
+                        peer, case, requests, args.clients, timeout, shard_clients, h.other_cores
+                    )
                     runs[name].append(run)
                     shown = f"{run.rps:.0f} rps" if run.rps else f"ERROR {run.error}"
                     if run.cpu_us is not None:
@@ -753,7 +871,7 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
                     elif run.error and "timed out" in run.error:
                         peer.failed = f"{case.label}: {run.error}; later tests skipped"
                         problems.append(f"{name}: {peer.failed}")
-            rows.append(make_row(case, requests, runs, problems))
+            rows.append(make_row(case, requests, runs, problems, names))
     finally:
         for sc in shard_clients:
             sc.close()
@@ -763,6 +881,8 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
         "requests": args.requests,
         "environment": env,
         "clk_tck": clock_ticks(),
+        "names": names,
+        "core_budget": core_budget(h),
         "peers": {
             n: {
                 "what": p.what,
@@ -770,6 +890,7 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
                 "unavailable": p.unavailable,
                 "failed": p.failed,
                 "notes": p.notes,
+                "cores": p.cores,
             }
             for n, p in peers.items()
         },
@@ -780,10 +901,14 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
 
 
 def make_row(
-    case: Case, requests: int, runs: dict[str, list[Run]], problems: list[str]
+    case: Case,
+    requests: int,
+    runs: dict[str, list[Run]],
+    problems: list[str],
+    names: Sequence[str] = PEERS,
 ) -> dict[str, object]:
     cells: dict[str, dict[str, object]] = {}
-    for name in PEERS:
+    for name in names:
         got = runs[name]
         cell: dict[str, object] = {"runs": [asdict(r) for r in got]}
         errors = [r.error for r in got if r.error]
@@ -809,6 +934,11 @@ def make_row(
     )
     cpu_ratio = ratio(cells["router"].get("cpu_us"), cells["twemproxy"].get("cpu_us"))
     word, detail = verdict(case, cells)
+    scaling = {
+        f"{n}/router": ratio(cells[n].get("rps"), cells["router"].get("rps"))
+        for n in names
+        if n.startswith("router-w")
+    }
     return {
         "test": case.label,
         "pipeline": case.pipeline,
@@ -820,6 +950,7 @@ def make_row(
         "router/twemproxy cpu": cpu_ratio,
         "verdict": word,
         "verdict_detail": detail,
+        **scaling,
     }
 
 

@@ -13,7 +13,10 @@ runs them: the admin HTTP endpoint, the topology watcher, the listening
 socket, the timeout sweep and the config watch, every background task in
 the TaskGroup of `Router.serve`. With cluster.yaml ``tls:`` the client
 listener, the admin endpoint and the watcher's calls use the SSL contexts of
-`slotwarden.cluster.tls`.
+`slotwarden.cluster.tls`. As one worker of ``router.workers`` > 1 (a
+`router.control.workers.WorkerRole`) it listens with SO_REUSEPORT, serves its
+admin API on a unix socket for the supervisor, strides its client ids and
+starts from the supervisor's latest slot map.
 
 Invariant: after `serve` returns, no task it started is running and every
 client was given ``drain_timeout_ms`` to receive the replies it was owed.
@@ -40,6 +43,7 @@ from router.control.running import RunningConfig
 from router.control.serverinfo import ServerInfo
 from router.control.tracking_metrics import TrackingCollector
 from router.control.watch import TopologyWatcher
+from router.control.workers import WorkerRole, initial_slotmap, start_admin
 from router.errors import ListenError
 from router.wire.client import ClientConn, ClientPorts
 from router.wire.tracking import Tracker
@@ -66,14 +70,21 @@ def cannot_listen(addr: Address, exc: OSError, what: str = "") -> ListenError:
 
 class Router:
     def __init__(
-        self, config: ClusterConfig, listen: Address | None = None, secret: str | None = None
+        self,
+        config: ClusterConfig,
+        listen: Address | None = None,
+        secret: str | None = None,
+        worker: WorkerRole | None = None,  # one of router.workers (router.control.workers)
     ) -> None:
         self.running = RunningConfig.load(config)  # raises SecretError
+        self.worker = worker
         self.secret = secret
         self.listen = listen or config.router.listen
         self.turn = LoopTurn()
         self.stats = RouterStats()
         self.clients = Clients(self.running)
+        if worker is not None:
+            self.clients.id_stride, self.clients.id_base = worker.client_ids()
         self.routes = RouteTable(self.running, self.turn, self.stats, self.clients, ParkingLot())
         self.config_writes = ConfigWrites(self.running, self.routes, self.turn)
         self.routes.on_slotmap = self.config_writes.on_slotmap
@@ -152,7 +163,7 @@ class Router:
         async with asyncio.TaskGroup() as tg:
             self.routes.attach(tg)
             self.config_writes.attach(tg)
-            self.routes.apply_slotmap(config.slotmap(0))
+            self.routes.apply_slotmap(initial_slotmap(self.worker, config))
             admin = Admin(self.routes, self.reloader, self.stats, self.registry, self.secret)
             runner = web.AppRunner(make_app(admin), access_log=None)
             await runner.setup()
@@ -165,6 +176,7 @@ class Router:
                         self.listen.host,
                         self.listen.port,
                         reuse_address=True,
+                        reuse_port=self.worker is not None,  # beside the other workers
                         backlog=1024,
                         **self._listen_tls(),
                     )
@@ -187,6 +199,8 @@ class Router:
                     implementation(),
                 )  # fmt: skip
                 self.ready.set()
+                if self.worker is not None:
+                    self.worker.announce()
                 await stop.wait()
                 server.close()
                 await self.clients.drain(self.running.config.router.drain_timeout_ms / 1000)
@@ -209,6 +223,10 @@ class Router:
         return {"ssl": self.client_ssl, "ssl_handshake_timeout": timeout}
 
     async def _start_admin(self, runner: web.AppRunner) -> None:
+        if self.worker is not None:  # the supervisor serves router.admin
+            await start_admin(runner, self.worker)
+            self.admin_bound = self.worker.admin
+            return
         addr = self.running.config.router.admin
         family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)

@@ -107,7 +107,8 @@ def summary(config: ClusterConfig, source: str) -> str:
             f"  shard {shard.name:<{width}}  slots {shard.slots_text} ({shard.slot_count} slots)"
             f"  master {shard.master}  replicas {replicas}"
         )
-    lines.append(f"router: listen {config.router.listen}, admin {config.router.admin}")
+    workers = f", {config.router.workers} workers" if config.router.workers > 1 else ""
+    lines.append(f"router: listen {config.router.listen}, admin {config.router.admin}{workers}")
     sentinel = config.sentinel
     if sentinel is None:
         lines.append("sentinels: none (no automatic failover)")

@@ -58,13 +58,16 @@ class Clients:
         self.total = 0  # connections accepted since start
         self.rejected = 0  # connections refused at max_clients
         self._next_id = 0
+        # CLIENT ID = k * id_stride + id_base: unique across workers (router.control.workers)
+        self.id_stride = 1
+        self.id_base = 0
         self.pause = Pause()  # CLIENT PAUSE, router-wide
         self._pause_timer: asyncio.TimerHandle | None = None
         self._unblocks: set[asyncio.Task[None]] = set()  # CLIENT UNBLOCKs in flight
 
     def next_id(self) -> int:
         self._next_id += 1
-        return self._next_id
+        return self._next_id * self.id_stride + self.id_base
 
     def open(self, client: ClientConn) -> bool:
         if len(self.by_id) >= self.running.config.router.max_clients:

@@ -251,6 +251,7 @@ class RouterCollector(Collector):
         )
         yield from self._backends()
         yield from self._topology()
+        yield from worker_families(1, 1, 0)  # a router with workers: router.control.workers_admin
 
     def _commands(self) -> Iterator[Metric]:
         """Two series per command (ok, error) and one per error outcome over all commands:
@@ -381,6 +382,24 @@ class RouterCollector(Collector):
         auth.add_metric(["admin"], stats.auth_failures["admin"])
         auth.add_metric(["client"], self.running.users.failures)
         yield auth
+
+
+def worker_families(configured: int, running: int, restarts: int) -> list[Metric]:
+    """The router's processes: one for a single router; with ``router.workers`` the
+    supervisor's own (the workers' rows are left out of the merged /metrics)."""
+    workers = GaugeMetricFamily(
+        "slotwarden_router_workers",
+        "Router worker processes: configured (router.workers) and running.",
+        labels=["state"],
+    )
+    workers.add_metric(["configured"], configured)
+    workers.add_metric(["running"], running)
+    restarted = CounterMetricFamily(
+        "slotwarden_router_worker_restarts",
+        "Worker processes started again after they died (router.workers > 1).",
+        value=restarts,
+    )
+    return [workers, restarted]
 
 
 def make_registry(

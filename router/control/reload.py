@@ -87,12 +87,15 @@ class RouterReloader:
         old = running.config
         changes: list[str] = []
         r_old, r_new = old.router, new.router
-        if (r_new.listen, r_new.admin) != (r_old.listen, r_old.admin):
-            changes.append("router.listen/admin changes need a restart (kept the old ones)")
-            r_new = dataclasses.replace(r_new, listen=r_old.listen, admin=r_old.admin)
+        fixed = ("listen", "admin", "workers")  # the processes and sockets of this run
+        if any(getattr(r_new, name) != getattr(r_old, name) for name in fixed):
+            changes.append("router.listen/admin/workers changes need a restart (kept the old ones)")
+            r_new = dataclasses.replace(
+                r_new, listen=r_old.listen, admin=r_old.admin, workers=r_old.workers
+            )
             new = dataclasses.replace(new, router=r_new)
         for name in (f.name for f in dataclasses.fields(r_new)):
-            if getattr(r_new, name) != getattr(r_old, name) and name not in ("listen", "admin"):
+            if getattr(r_new, name) != getattr(r_old, name) and name not in fixed:
                 changes.append(f"router.{name} {getattr(r_old, name)} -> {getattr(r_new, name)}")
         try:
             settings = settings_from_config(new)

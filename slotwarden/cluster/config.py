@@ -120,6 +120,10 @@ class RouterConfig:
     # CLIENT TRACKING: keys the router remembers clients read (Redis's
     # tracking-table-max-keys); when full the oldest is invalidated and forgotten. 0: no bound.
     tracking_table_max_keys: int = 1_000_000
+    # Router processes on router.listen (SO_REUSEPORT), under one supervisor that owns
+    # router.admin (router.control.supervisor); 1: one process, no supervisor. The
+    # file may say "auto": the usable cores (os.sched_getaffinity), resolved at load.
+    workers: int = 1
 
 
 TRANSACTION_MODES = ("split", "single-shard")
@@ -211,6 +215,7 @@ TOP_KEYS = ("name", "router", "shards", "sentinel", "backend", "tls", "redis")
 USER_KEYS = ("name", "password_env", "password_file")
 BACKEND_KEYS = ("username", "password_env", "password_file")
 ROUTER_KEYS = tuple(f.name for f in dataclasses.fields(RouterConfig))
+MAX_WORKERS = 256  # router.workers: processes on one listen address
 MAX_ARGS_CEILING = 2**31 - 1  # Redis 7 refuses a multibulk count above INT_MAX
 SHARD_KEYS = ("name", "slots", "master", "replicas", "backend", "redis")
 SENTINEL_KEYS = tuple(f.name for f in dataclasses.fields(SentinelConfig))
@@ -482,6 +487,8 @@ class _Checker:
                 parsed = self.integer(raw, path, minimum=0)
             elif field.name == "cross_shard":
                 parsed = self.one_of(raw, path, CROSS_SHARD_MODES)
+            elif field.name == "workers":
+                parsed = self.workers(raw, path)
             elif field.type == "Address":
                 parsed = self.address(raw, path)
             else:
@@ -515,6 +522,17 @@ class _Checker:
             )
             return None
         return config if self.pinned_limits(config) else None
+
+    def workers(self, value: object, path: str) -> int | None:
+        """``router.workers``: 1..MAX_WORKERS, or "auto" (the cores this process may use)."""
+        if value == "auto":
+            return max(1, min(MAX_WORKERS, len(os.sched_getaffinity(0))))
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_WORKERS:
+            self.problem(
+                path, f'must be an integer 1..{MAX_WORKERS} or "auto", got {_describe(value)}'
+            )
+            return None
+        return value
 
     def pinned_limits(self, config: RouterConfig) -> bool:
         """The subscriptions' reserve leaves room for WATCH and blocking commands."""
