@@ -50,15 +50,12 @@ Usage: python bench/latency.py [--seconds 10] [--rate1 1000] [--rate 5000] [--cl
 from __future__ import annotations
 
 import argparse
-import atexit
 import ctypes
 import gc
 import heapq
-import json
 import random
 import resource
 import select
-import signal
 import socket
 import statistics
 import sys
@@ -527,27 +524,7 @@ def measure(args: argparse.Namespace, h: tp.Harness) -> dict[str, object]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if tp.shutil.which("redis-server") is None:
-        print("cannot run: redis-server not found on PATH", file=sys.stderr)
-        return 2
-    h = tp.Harness()
-    atexit.register(h.close)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    try:
-        report = measure(args, h)
-    except (OSError, TimeoutError, RuntimeError, redis.RedisError) as e:
-        print(f"cannot run: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; stopped every process started here", file=sys.stderr)
-        return 130
-    finally:
-        h.close()
-    print(render(report), flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    return 1 if report["problems"] else 0
+    return tp.run_main(parse_args(argv), measure, render, ("redis-server",))
 
 
 if __name__ == "__main__":

@@ -954,9 +954,16 @@ def make_row(
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    for tool in ("redis-server", "redis-benchmark"):
+def run_main(
+    args: argparse.Namespace,
+    measure: Callable[[argparse.Namespace, Harness], dict],
+    render_report: Callable[[dict], str],
+    tools: Sequence[str] = ("redis-server", "redis-benchmark"),
+) -> int:
+    """The main of a bench script (this one, bench/latency.py): ``tools`` checked, one
+    `Harness` stopped on any exit, the report printed (and written to ``args.json``); 2
+    when it cannot run, 130 when interrupted, 1 when a peer failed, else 0."""
+    for tool in tools:
         if shutil.which(tool) is None:
             print(
                 f"cannot run: {tool} not found on PATH (apt-get install redis-server redis-tools)",
@@ -967,7 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     atexit.register(h.close)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        report = benchmark_all(args, h)
+        report = measure(args, h)
     except (OSError, TimeoutError, RuntimeError, redis.RedisError) as e:
         print(f"cannot run: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
@@ -976,10 +983,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         h.close()
-    print(render(report), flush=True)
+    print(render_report(report), flush=True)
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n")
     return 1 if report["problems"] else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_main(parse_args(argv), benchmark_all, render)
 
 
 if __name__ == "__main__":

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 
 from aiohttp import web
@@ -35,6 +33,7 @@ from aiohttp import web
 from router.control.admin import Admin, make_app
 from router.control.clients import Clients
 from router.control.config_set import ConfigWrites
+from router.control.listen import bind_tcp, cannot_listen
 from router.control.metrics import RouterStats, make_registry
 from router.control.parking import ParkingLot
 from router.control.reload import RouterReloader
@@ -44,7 +43,6 @@ from router.control.serverinfo import ServerInfo
 from router.control.tracking_metrics import TrackingCollector
 from router.control.watch import TopologyWatcher
 from router.control.workers import WorkerRole, initial_slotmap, start_admin
-from router.errors import ListenError
 from router.wire.client import ClientConn, ClientPorts
 from router.wire.tracking import Tracker
 from router.wire.turn import LoopTurn
@@ -60,12 +58,6 @@ from slotwarden.cluster.topology import Address
 from slotwarden.resp.accel import implementation
 
 log = logging.getLogger("slotwarden.router")
-
-
-def cannot_listen(addr: Address, exc: OSError, what: str = "") -> ListenError:
-    """``cannot listen on HOST:PORT[ (router.admin)]: address already in use`` (one line)."""
-    why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
-    return ListenError(f"cannot listen on {addr}{what}: {why}")
 
 
 class Router:
@@ -228,14 +220,7 @@ class Router:
             self.admin_bound = self.worker.admin
             return
         addr = self.running.config.router.admin
-        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((addr.host, addr.port))
-        except OSError as exc:
-            sock.close()
-            raise cannot_listen(addr, exc, " (router.admin)") from None
+        sock = bind_tcp(addr, " (router.admin)")
         await web.SockSite(runner, sock, ssl_context=self.admin_ssl).start()
         self.admin_bound = Address(addr.host, sock.getsockname()[1])
 

@@ -44,9 +44,9 @@ import time
 
 from aiohttp import web
 
+from router.control.listen import bind_tcp, cannot_listen
 from router.control.workers import ENV, WorkerRole
 from router.control.workers_admin import WorkersAdmin, WorkerSlot, make_workers_app
-from router.errors import ListenError
 from slotwarden import __version__
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.tls import http_scheme, http_server_context
@@ -60,25 +60,13 @@ STABLE_AFTER = 10.0  # a worker that lived this long resets its backoff
 KILL_GRACE = 5.0  # seconds past drain_timeout_ms before a draining worker is killed
 
 
-def bind_error(addr: Address, exc: OSError, what: str = "") -> ListenError:
-    why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
-    return ListenError(f"cannot listen on {addr}{what}: {why}")
-
-
 def hold_port(addr: Address) -> tuple[socket.socket, Address]:
     """Bind ``addr`` as the workers will (SO_REUSEPORT) without listening, after checking
     nothing else holds it (a bind without SO_REUSEPORT fails on any holder, another
     router's workers included). Port 0: the port the kernel chose."""
-    family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-    probe = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((addr.host, addr.port))
-        port = probe.getsockname()[1]
-    except OSError as exc:
-        raise bind_error(addr, exc) from None
-    finally:
-        probe.close()
+    probe = bind_tcp(addr)
+    port, family = probe.getsockname()[1], probe.family
+    probe.close()
     hold = socket.socket(family, socket.SOCK_STREAM)
     try:
         hold.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -86,7 +74,7 @@ def hold_port(addr: Address) -> tuple[socket.socket, Address]:
         hold.bind((addr.host, port))
     except OSError as exc:
         hold.close()
-        raise bind_error(addr, exc) from None
+        raise cannot_listen(addr, exc) from None
     return hold, Address(addr.host, port)
 
 
@@ -149,14 +137,7 @@ class Supervisor:
 
     async def _start_admin(self, runner: web.AppRunner) -> Address:
         addr = self.config.router.admin
-        family = socket.AF_INET6 if ":" in addr.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((addr.host, addr.port))
-        except OSError as exc:
-            sock.close()
-            raise bind_error(addr, exc, " (router.admin)") from None
+        sock = bind_tcp(addr, " (router.admin)")
         await web.SockSite(runner, sock, ssl_context=http_server_context(self.config.tls)).start()
         return Address(addr.host, sock.getsockname()[1])
 
