@@ -112,6 +112,7 @@ class LeaderHost(Protocol):
     def adopt(self, topology: SlotMap, source: str, check: bool = True) -> bool: ...
     def save_votes(self, votes: VoteState) -> None: ...  # persisted before it returns
     def note_epoch(self, epoch: int) -> None: ...  # in memory; saved with the next change
+    def reload_if_changed(self) -> None: ...  # cluster.yaml reloaded now if it changed
     def spawn(self, coro: Coroutine[Any, Any, T], name: str | None = None) -> asyncio.Task[T]: ...
 
 
@@ -480,6 +481,9 @@ class Leader:
         and end the migrations the mover emptied (`sentinel.run.publish`)."""
         h = self.host
         await self._refresh()
+        # the file as it is now, not as the last poll of the file watch saw it: a leader
+        # whose watch lags would publish an edit the operator has replaced since
+        h.reload_if_changed()
         latest = h.topology
         if latest.epoch >= epoch:
             reason = f"topology epoch {latest.epoch} was published meanwhile (ours {epoch})"

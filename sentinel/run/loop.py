@@ -146,6 +146,12 @@ class Sentinel:
         )
         self.movers = Movers(self)  # the background movers of migrating slots
 
+    def reload_if_changed(self) -> None:
+        """Reload cluster.yaml now if it changed since the last reload (a leader about to
+        publish an edit: `sentinel.run.leader.Leader._publish_edit`)."""
+        if self.reloader is not None and self.reloader.file.changed():
+            self.reloader.reload("file changed, before publishing")
+
     # -- read side ---------------------------------------------------------------
 
     @property

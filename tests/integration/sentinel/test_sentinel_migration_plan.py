@@ -317,3 +317,36 @@ def test_a_sentinel_behind_a_map_it_refused_never_publishes_over_it(mig):
     assert "published the edited cluster.yaml layout" not in s3_log()
     a.close()
     c.close()
+
+
+def test_a_leader_publishes_the_file_as_it_is_now_not_as_its_watch_last_saw_it(mig):
+    # c drains into a (the test above). In one turn of s1's event loop the file changes
+    # (a's replica listed again) and s1 is told the drain is over: it is elected and
+    # publishes before its file watch (a poll a second) has seen the edit. The map it
+    # publishes at that epoch must be the file's as it is now. Before: s1 published its
+    # older config (a without its replica), the edit only at a later epoch; in CI a lagging
+    # s1 so published an edit the operator had replaced, which the peers refused (a split).
+    sc = mig
+    drain = [{"slots": "0-99", "from": "c", "to": "a", "state": "preparing"}]
+    before = sc.topology("s1")
+    assert before.get("migrations") == drain
+    edit = edited(sc, a="0-16383")  # a's replica as in the fixture's file
+    replicas = edit["shards"][0]["replicas"]
+    assert replicas
+    migration = Migration(((0, 99),), "c", "a", "preparing")
+
+    def edit_then_finish() -> None:
+        write(sc, edit)
+        sc.s1.sentinel.finish_migration(migration)  # type: ignore[attr-defined]
+
+    sc.s1.loop.call_soon_threadsafe(edit_then_finish)  # type: ignore[attr-defined]
+
+    def ended() -> dict | None:
+        t = sc.topology("s1")
+        return t if "migrations" not in t else None
+
+    topo = sc.wait_for(ended, 20, "the drain's end published")
+    assert isinstance(topo, dict)
+    assert [s["name"] for s in topo["shards"]] == ["a"]
+    assert topo["shards"][0]["replicas"] == replicas, sc.logs_text()
+    assert "reload (file changed, before publishing) applied" in sc.log("s1")
