@@ -348,5 +348,6 @@ def test_a_leader_publishes_the_file_as_it_is_now_not_as_its_watch_last_saw_it(m
     topo = sc.wait_for(ended, 20, "the drain's end published")
     assert isinstance(topo, dict)
     assert [s["name"] for s in topo["shards"]] == ["a"]
+    # (s1's watch, polling every second, may also see the edit first: then the map is the
+    # same, and this run could not have failed without the fix; most runs it cannot see it)
     assert topo["shards"][0]["replicas"] == replicas, sc.logs_text()
-    assert "reload (file changed, before publishing) applied" in sc.log("s1")
