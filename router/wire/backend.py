@@ -47,6 +47,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from router.errors import shard_down
+from router.wire.hot import H
 from router.wire.ports import BackendPorts, Waiter
 from slotwarden.cluster.config import ClusterConfig
 from slotwarden.cluster.secrets import BackendCredentials, backend_credentials
@@ -58,6 +59,25 @@ from slotwarden.resp.errors import ProtocolError
 from slotwarden.resp.replies import ReplyScanner
 
 log = logging.getLogger("slotwarden.backend")
+
+
+# The attributes the C hot path reads and writes directly: `router.wire._hot.BackendBase`'s
+# fields when it is built, these slots otherwise (tests/unit/router/test_hot_path.py checks
+# that the two lists match).
+BACKEND_FIELDS = (
+    "state", "waiting", "out", "dirty", "turn", "loop", "transport", "progress_at",
+    "down_reply", "hints", "retired", "scanner",
+)  # fmt: skip
+
+
+class _PyBackendBase:
+    """`BackendConn`'s base without the C hot path: the same attributes as slots (its
+    reference methods are used)."""
+
+    __slots__ = BACKEND_FIELDS
+
+
+BackendBase = H.BackendBase if H is not None else _PyBackendBase
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,31 +174,12 @@ def handshake(credentials: BackendCredentials | None, proto: int) -> bytes:
 CONNECTING, UP, DOWN, CLOSED = "connecting", "up", "down", "closed"
 
 
-class BackendConn(asyncio.Protocol):
+class BackendConn(BackendBase, asyncio.Protocol):
+    # the rest of its attributes are BackendBase's (BACKEND_FIELDS)
     __slots__ = (
-        "_lost",
-        "addr",
-        "dirty",
-        "down_reply",
-        "handshake",
-        "hints",
-        "label",
-        "loop",
-        "out",
-        "progress_at",
-        "proto",
-        "refused",
-        "retired",
-        "scanner",
-        "settings",
-        "state",
-        "stats",
-        "told_down",
-        "transport",
-        "turn",
-        "version",
-        "waiting",
-    )
+        "_lost", "addr", "handshake", "label", "proto", "refused", "settings", "stats",
+        "told_down", "version",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -233,12 +234,17 @@ class BackendConn(asyncio.Protocol):
             loop = self.loop = asyncio.get_running_loop()
         return loop.time()
 
-    def flush(self) -> None:
+    def _flush(self) -> None:
+        """What this loop turn queued, in one write (the reference; `BackendBase`'s C
+        ``flush`` runs when built)."""
         self.dirty = False
         if self.state is UP and self.out:
             out = self.out
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))  # type: ignore[union-attr]
             self.out = []
+
+    if H is None:  # pure Python: the reference methods are the protocol's
+        flush = _flush
 
     # ------------------------------------------------------------ asyncio.Protocol
 
@@ -254,7 +260,10 @@ class BackendConn(asyncio.Protocol):
         if self.out:
             self.flush()
 
-    def data_received(self, data: bytes) -> None:
+    def _data_received(self, data: bytes) -> None:
+        """Replies, each to the next waiter (the reference ``data_received``; `BackendBase`'s
+        C one runs when built: complete replies with no partial one buffered before them
+        are handed out in C, and what is left comes here from that byte)."""
         if self.retired:
             self._retired_data(data)
             return
@@ -276,6 +285,9 @@ class BackendConn(asyncio.Protocol):
             self.transport.abort()  # type: ignore[union-attr]
         self.progress_at = self.loop.time()  # type: ignore[union-attr]  # set by connection_made
         self.turn.flush()
+
+    if H is None:
+        data_received = _data_received
 
     def _retired_data(self, data: bytes) -> None:
         """Replies from a master the topology has replaced. A ``-READONLY`` (the

@@ -91,9 +91,10 @@ from router.decide.session import Session
 from router.decide.tracking import TRACKING_COMMANDS
 from router.errors import CROSSSLOT
 from router.wire import client_ctl, gather, migrate, side, walk
-from router.wire.backend import BackendConn
+from router.wire.backend import CLOSED, DOWN, UP, BackendConn
 from router.wire.client_state import ClientState
 from router.wire.gather import Gather
+from router.wire.hot import H, fast_table
 from router.wire.node import Route, RouteSource, lowest_version
 from router.wire.noscript import Retry
 from router.wire.ports import ConfigSource, ConfigWriter, StatsSink, TrackingPort
@@ -112,8 +113,8 @@ OUTPUT_HIGH_WATER = 1 << 20  # bytes of unsent output before we stop reading a c
 BLOCKED_INPUT_LIMIT = 1 << 20  # bytes read from a blocked client before we stop reading it
 
 
-class Pending:
-    """One reply slot in a client's FIFO.
+class PyPending:
+    """One reply slot in a client's FIFO (the reference; `Pending` is the C one when built).
 
     ``cmd`` names the request for the metrics (None for published messages);
     ``t0``/``shape`` are set on the requests whose latency is sampled.
@@ -148,6 +149,34 @@ class Pending:
         if not client.dirty and client.fifo and client.fifo[0] is self:
             client.dirty = True
             client.turn.dirty_clients.append(client)
+
+
+# The reply slot every path creates: router.wire._hot's C type when the hot path is
+# built (same attributes, same on_reply), else the Python reference above.
+Pending = H.Pending if H is not None else PyPending
+if H is not None:
+    H.setup(fast_table(), BackendConn, deque, UP, DOWN, CLOSED, SINGLE, perf_counter)
+
+
+# The attributes the C hot path reads and writes directly: `router.wire._hot.ClientBase`'s
+# fields when it is built, these slots otherwise (tests/unit/router/test_hot_path.py checks
+# that the two lists match).
+CLIENT_FIELDS = (
+    "fifo", "turn", "session", "stats", "transport", "loop", "state", "held", "large",
+    "gather", "reader", "routes", "running", "ports", "pause", "dirty", "dropped",
+    "out_paused", "read_paused", "_conns", "_conns_route", "plain", "input_idle",
+    "hot_owner", "hot_config", "hot_limit",
+)  # fmt: skip
+
+
+class _PyClientBase:
+    """`ClientConn`'s base without the C hot path: the same attributes as slots (its
+    reference methods are used)."""
+
+    __slots__ = CLIENT_FIELDS
+
+
+ClientBase = H.ClientBase if H is not None else _PyClientBase
 
 
 def _release(args: list[bytes]) -> None:
@@ -199,34 +228,19 @@ class ClientPorts:
     tracker: TrackingPort | None = None  # CLIENT TRACKING (router.wire.tracking)
 
 
-class ClientConn(asyncio.Protocol):
-    __slots__ = (
-        "_conns",
-        "_conns_route",
-        "dirty",
-        "dropped",
-        "fifo",
-        "gather",
-        "held",
-        "large",
-        "large_pending",
-        "loop",
-        "out_paused",
-        "ports",
-        "premoved",
-        "read_paused",
-        "reader",
-        "routes",
-        "running",
-        "session",
-        "state",
-        "stats",
-        "transport",
-        "turn",
-    )
+class ClientConn(ClientBase, asyncio.Protocol):
+    # the rest of its attributes are ClientBase's (CLIENT_FIELDS)
+    __slots__ = ("large_pending", "premoved")
 
     def __init__(self, ports: ClientPorts) -> None:
         self.ports = ports
+        # what the C hot path (router.wire._hot) checks before taking a read's bytes
+        self.pause = ports.clients.pause  # the router-wide CLIENT PAUSE (one object)
+        self.plain = False  # ClientState.plain, mirrored by ClientState.update_plain
+        self.input_idle = True  # the reader holds no byte (set after each _feed)
+        self.hot_owner: bytes | None = None  # _conns_route's slot owners; None: migrating
+        self.hot_config: object = None  # the config hot_limit was read from
+        self.hot_limit = 0
         # the ports used per request, kept at hand
         self.routes = ports.routes
         self.running = ports.running
@@ -278,17 +292,27 @@ class ClientConn(asyncio.Protocol):
             self.transport.close()
             self.transport = None
 
-    def data_received(self, data: bytes) -> None:
+    def _data_received(self, data: bytes) -> None:
+        """The reference ``data_received`` (`ClientBase`'s C one runs when built: the
+        same, with `process`'s single-key fast path done in C over these bytes first)."""
         if self.transport is None:
             return
         self.stats.bytes_in += len(data)
         self.session.last_at = self.loop.time()  # type: ignore[union-attr]  # CLIENT LIST idle=
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        """Parse and dispatch ``data`` (counted already), then flush at the turn's end."""
         self.reader.feed(data)
         self.process()
         unparsed = self.reader.unparsed()
         if unparsed > self.running.config.router.client_query_buffer_limit_bytes:
             self._over_query_buffer_limit(unparsed)
+        self.input_idle = self.reader.empty()
         self.turn.flush()
+
+    if H is None:  # pure Python: the reference methods are the protocol's
+        data_received = _data_received
 
     def _over_query_buffer_limit(self, unparsed: int) -> None:
         """Close a client whose input not yet parsed exceeds client_query_buffer_limit_bytes,
@@ -567,6 +591,7 @@ class ClientConn(asyncio.Protocol):
         assert session is not None
         self._conns = [node.conn_for(session.id, session.proto) for node in route.masters]
         self._conns_route = route
+        self.hot_owner = None if route.slotmap.migrations else route.slotmap.owner
         return self._conns
 
     def dispatch(self, args: list[bytes], raw: bytes, spec: CommandSpec | None) -> None:
@@ -705,13 +730,50 @@ class ClientConn(asyncio.Protocol):
 
     # ------------------------------------------------------------ output
 
-    def flush(self) -> None:
-        """Write every ready reply at the head of the FIFO, in one write."""
+    def _flush(self) -> None:
+        """Write every ready reply at the head of the FIFO, in one write (the reference;
+        `ClientBase`'s C ``flush`` runs when built: the same, `_take_ready` in C)."""
         self.dirty = False
         transport = self.transport
         fifo = self.fifo
         if transport is None:
             return
+        data = self._take_ready()
+        if data is not None:
+            self.stats.bytes_out += len(data)
+            transport.write(data)
+            if self.out_paused and self._over_output_limit(transport):
+                return
+        if not fifo and self.session.closing:  # type: ignore[union-attr]
+            transport.close()
+            return
+        if self.read_paused:
+            self._update_reading()
+
+    if H is None:
+        flush = _flush
+
+    def _over_output_limit(self, transport: asyncio.Transport) -> bool:
+        """Close a client whose unread replies exceed client_output_limit_bytes (as Redis's
+        client-output-buffer-limit); True if it was closed."""
+        limit = self.running.config.router.client_output_limit_bytes
+        if transport.get_write_buffer_size() <= limit:
+            return False
+        log.warning(
+            "client %s: %d bytes of unread replies exceed client_output_limit_bytes "
+            "(%d); closing it",
+            self.session.addr,  # type: ignore[union-attr]
+            transport.get_write_buffer_size(),
+            limit,
+        )
+        transport.abort()
+        return True
+
+    def _take_ready(self) -> bytes | None:
+        """Pop every answered reply at the head of the FIFO, count each (the metrics), and
+        return them joined (None: nothing to write). CLIENT REPLY OFF/SKIP's dropped
+        replies are counted, not returned."""
+        fifo = self.fifo
         out: list[bytes] = []
         stats = self.stats
         rows = stats.commands
@@ -732,27 +794,9 @@ class ClientConn(asyncio.Protocol):
                     stats.count(cmd, reply)
                 else:
                     row[0] += 1
-        if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            stats.bytes_out += len(data)
-            transport.write(data)
-            if self.out_paused:
-                limit = self.running.config.router.client_output_limit_bytes
-                if transport.get_write_buffer_size() > limit:
-                    log.warning(
-                        "client %s: %d bytes of unread replies exceed client_output_limit_bytes "
-                        "(%d); closing it",
-                        self.session.addr,  # type: ignore[union-attr]
-                        transport.get_write_buffer_size(),
-                        limit,
-                    )
-                    transport.abort()
-                    return
-        if not fifo and self.session.closing:  # type: ignore[union-attr]
-            transport.close()
-            return
-        if self.read_paused:
-            self._update_reading()
+        if not out:
+            return None
+        return out[0] if len(out) == 1 else b"".join(out)
 
     def _update_reading(self) -> None:
         transport = self.transport

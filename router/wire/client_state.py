@@ -121,6 +121,7 @@ class ClientState:
             and session.reply == "on"  # CLIENT REPLY OFF/SKIP: replies dropped by dispatch
             and session.tracking is None  # CLIENT TRACKING: reads remembered by dispatch
         )
+        self.client.plain = self.plain  # read there by the C hot path (router.wire._hot)
         if session is not None:
             session.flags = {NORMAL: "N", MULTI: "x", SUBSCRIBED: "P", BLOCKED: "b"}[self.mode]
             sub = self.subscriber

@@ -45,6 +45,11 @@ class ReplyScanner:
     def buffered(self) -> int:
         return self._b.unread()
 
+    def empty(self) -> bool:
+        """Nothing buffered (no partial reply waits for more bytes)."""
+        b = self._b
+        return not b.chunks and b.pos >= len(b.buf)
+
     def replies(self) -> list[bytes]:
         """Every complete reply buffered, in order. Simple and bulk replies are
         framed inline here; aggregates and partial replies go through

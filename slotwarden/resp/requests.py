@@ -243,6 +243,11 @@ class RequestReader:
         progress included)."""
         return self._b.unread() + self._raw_len
 
+    def empty(self) -> bool:
+        """Nothing buffered: no byte received and not yet returned as a request."""
+        b = self._b
+        return not self._argc and not b.chunks and b.pos >= len(b.buf)
+
     def unparsed(self) -> int:
         """Bytes received and not parsed yet: what Redis's client-query-buffer-limit
         bounds (the arguments of the request in progress are parsed, as in Redis)."""

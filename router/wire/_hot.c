@@ -1,0 +1,1253 @@
+/*
+ * router.wire._hot — the router's hot path in C: a single-key request from the
+ * client's bytes to its backend's queue, and its reply from the backend's bytes
+ * back to the client's socket, without a Python frame per request.
+ *
+ * Optional, like slotwarden.resp._speedups (setup.py builds both when a C
+ * compiler is there; `router.wire.hot` picks it, or None). The Python methods
+ * of router/wire/client.py and router/wire/backend.py are the reference: each
+ * C method here does what its Python twin does for the input it takes, and
+ * hands everything else (from exactly that byte) to the Python path. It never
+ * decides an error: an unknown command, a wrong arity, a malformed or partial
+ * request, a broken limit, a reply it cannot frame all go to Python.
+ *
+ *   Pending(client, cmd=None, req=None, sent=None)
+ *       one reply slot of a client's FIFO: router.wire.client.PyPending's
+ *       attributes and on_reply.
+ *   ClientBase
+ *       router.wire.client.ClientConn's base: the connection's hot attributes
+ *       as C fields (the Python class lists the rest in __slots__), and
+ *       data_received (ClientConn._data_received, with ClientConn.process's
+ *       single-key fast path over the bytes read: canonical multibulk requests
+ *       whose command is in the fast table, with a good arity, while the
+ *       client is in plain mode with nothing buffered; the rest goes to
+ *       ClientConn._feed) and flush (ClientConn._flush).
+ *   BackendBase
+ *       router.wire.backend.BackendConn's base, likewise: its hot attributes,
+ *       data_received (BackendConn._data_received for complete replies with
+ *       no partial reply before them; the rest goes to the Python method)
+ *       and flush (BackendConn._flush).
+ *   setup(fast_table, backend_type, deque_type, up, down, closed, single, perf_counter)
+ *       once, at import: the command table's single-key entries {name as sent:
+ *       (min_args, max_args, fast_key, name)}, BackendConn, collections.deque,
+ *       BackendConn's UP/DOWN/CLOSED states, the latency metric's label of the
+ *       fast path, the latency clock.
+ *
+ * The fields of ClientBase and BackendBase are read and written here
+ * directly; anything else (the session, the turn, the route table, the
+ * config) through its attribute names, interned once.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+#include "_frame.h"
+
+#define MAX_KEY_INDEX 8 /* fast_key beyond this: left to the Python path */
+
+static PyObject *FAST_TABLE;   /* dict: command name as sent -> (min, max, fast_key, name) */
+static PyObject *BACKEND_TYPE; /* router.wire.backend.BackendConn */
+static PyObject *DEQUE_APPEND, *DEQUE_POPLEFT; /* collections.deque's methods */
+static PyObject *STATE_UP, *STATE_DOWN, *STATE_CLOSED;
+static PyObject *SHAPE_SINGLE;
+static PyObject *PERF_COUNTER;
+static PyObject *ONE;
+
+/* interned attribute and method names */
+static PyObject *s_last_cmd, *s_sample_due, *s_dirty_backends, *s_dirty_clients, *s_time,
+    *s_now, *s_send, *s_append, *s_on_reply, *s_hint_topology, *s_parker, *s_park, *s_observe,
+    *s_commands, *s_count, *s_reply, *s_cmd, *s_bytes_in, *s_bytes_out, *s_last_at, *s_closing,
+    *s_b, *s_chunks, *s_pos, *s_buf, *s_until, *s_route, *s_config, *s_router, *s_max_pending,
+    *s_max_args, *s_max_bulk, *s_feed, *s_update_reading, *s_flush, *s_scheduled, *s_write,
+    *s_close, *s_py_flush, *s_py_data_received, *s_take_ready, *s_over_output_limit, *s_bind;
+
+#define IS_NONE(x) ((x) == NULL || (x) == Py_None)
+
+/* ------------------------------------------------------------------ the bases */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fifo, *turn, *session, *stats, *transport, *loop, *state, *held, *large, *gather,
+        *reader, *routes, *running, *ports, *pause, *dirty, *dropped, *out_paused, *read_paused,
+        *conns, *conns_route, *plain, *input_idle, *hot_owner, *hot_config;
+    Py_ssize_t hot_limit;
+} ClientBaseObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *state, *waiting, *out, *dirty, *turn, *loop, *transport, *progress_at, *down_reply,
+        *hints, *retired, *scanner;
+} BackendBaseObject;
+
+static PyTypeObject ClientBaseType, BackendBaseType;
+
+#define CB(o) ((ClientBaseObject *)(o))
+#define BB(o) ((BackendBaseObject *)(o))
+#define IS_CLIENT(o) PyObject_TypeCheck((o), &ClientBaseType)
+
+/* ------------------------------------------------------------------ small helpers */
+
+static int truth_attr(PyObject *o, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        return -1;
+    int t = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return t;
+}
+
+static int call_method0(PyObject *o, PyObject *name) {
+    PyObject *r = PyObject_CallMethodNoArgs(o, name);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+/* getattr(owner, list_name).append(item) */
+static int append_to(PyObject *owner, PyObject *list_name, PyObject *item) {
+    PyObject *list = PyObject_GetAttr(owner, list_name);
+    if (list == NULL)
+        return -1;
+    int err;
+    if (PyList_Check(list)) {
+        err = PyList_Append(list, item);
+    } else {
+        PyObject *r = PyObject_CallMethodOneArg(list, s_append, item);
+        err = r == NULL ? -1 : 0;
+        Py_XDECREF(r);
+    }
+    Py_DECREF(list);
+    return err;
+}
+
+/* deque.append(d, item) / deque.popleft(d), without the method lookup. */
+static int deque_append(PyObject *d, PyObject *item) {
+    PyObject *args[2] = {d, item};
+    PyObject *r = PyObject_Vectorcall(DEQUE_APPEND, args, 2, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+static PyObject *deque_popleft(PyObject *d) {
+    PyObject *args[1] = {d};
+    return PyObject_Vectorcall(DEQUE_POPLEFT, args, 1, NULL);
+}
+
+/* o.<name> += n for an int attribute (the byte counters). */
+static int add_to(PyObject *o, PyObject *name, Py_ssize_t n) {
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL)
+        return -1;
+    PyObject *d = PyLong_FromSsize_t(n);
+    PyObject *sum = d == NULL ? NULL : PyNumber_Add(v, d);
+    Py_DECREF(v);
+    Py_XDECREF(d);
+    if (sum == NULL)
+        return -1;
+    int err = PyObject_SetAttr(o, name, sum);
+    Py_DECREF(sum);
+    return err;
+}
+
+/* turn.flush() (router.wire.turn.LoopTurn), skipped when already scheduled. */
+static int turn_flush(PyObject *turn) {
+    int scheduled = truth_attr(turn, s_scheduled);
+    if (scheduled != 0)
+        return scheduled < 0 ? -1 : 0;
+    return call_method0(turn, s_flush);
+}
+
+/* loop.time() into *field (a BackendBase's progress_at). */
+static int set_now(PyObject *loop, PyObject **field) {
+    if (IS_NONE(loop)) {
+        PyErr_SetString(PyExc_RuntimeError, "connection has no loop yet");
+        return -1;
+    }
+    PyObject *now = PyObject_CallMethodNoArgs(loop, s_time);
+    if (now == NULL)
+        return -1;
+    Py_XSETREF(*field, now);
+    return 0;
+}
+
+/* A slotwarden.resp.buffer.Buffer with no unread byte: 1, 0, or -1. */
+static int buffer_empty(PyObject *b) {
+    PyObject *chunks = PyObject_GetAttr(b, s_chunks);
+    if (chunks == NULL)
+        return -1;
+    Py_ssize_t n = PyObject_Length(chunks);
+    Py_DECREF(chunks);
+    if (n != 0)
+        return n < 0 ? -1 : 0;
+    PyObject *pos = PyObject_GetAttr(b, s_pos);
+    PyObject *buf = pos == NULL ? NULL : PyObject_GetAttr(b, s_buf);
+    Py_ssize_t at = pos == NULL ? -1 : PyLong_AsSsize_t(pos);
+    Py_ssize_t size = buf == NULL ? -1 : PyObject_Length(buf);
+    Py_XDECREF(pos);
+    Py_XDECREF(buf);
+    if (PyErr_Occurred())
+        return -1;
+    return at >= size;
+}
+
+/* b"".join(parts) for a non-empty list of bytes (the one item itself when alone). */
+static PyObject *join_bytes(PyObject *parts) {
+    Py_ssize_t count = PyList_GET_SIZE(parts), total = 0;
+    if (count == 1)
+        return Py_NewRef(PyList_GET_ITEM(parts, 0));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *b = PyList_GET_ITEM(parts, i);
+        if (!PyBytes_Check(b)) {
+            PyErr_SetString(PyExc_TypeError, "only bytes are written");
+            return NULL;
+        }
+        total += PyBytes_GET_SIZE(b);
+    }
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, total);
+    if (joined == NULL)
+        return NULL;
+    char *o = PyBytes_AS_STRING(joined);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *b = PyList_GET_ITEM(parts, i);
+        memcpy(o, PyBytes_AS_STRING(b), (size_t)PyBytes_GET_SIZE(b));
+        o += PyBytes_GET_SIZE(b);
+    }
+    return joined;
+}
+
+/* ------------------------------------------------------------------ Pending */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *client;
+    PyObject *cmd;
+    PyObject *reply;
+    PyObject *req;
+    PyObject *sent;
+    PyObject *shape;
+    double t0;
+} PendingObject;
+
+static PyTypeObject PendingType;
+
+static PendingObject *pending_new(PyObject *client, PyObject *cmd, PyObject *req,
+                                  PyObject *sent) {
+    PendingObject *p = PyObject_GC_New(PendingObject, &PendingType);
+    if (p == NULL)
+        return NULL;
+    p->client = Py_NewRef(client);
+    p->cmd = Py_NewRef(cmd);
+    p->reply = Py_NewRef(Py_None);
+    p->req = Py_NewRef(req);
+    p->sent = Py_NewRef(sent);
+    p->shape = Py_NewRef(Py_None);
+    p->t0 = 0.0;
+    PyObject_GC_Track(p);
+    return p;
+}
+
+static PyObject *Pending_tp_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    static char *names[] = {"client", "cmd", "req", "sent", NULL};
+    PyObject *client, *cmd = Py_None, *req = Py_None, *sent = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|OOO:Pending", names, &client, &cmd, &req,
+                                     &sent))
+        return NULL;
+    return (PyObject *)pending_new(client, cmd, req, sent);
+}
+
+static int Pending_traverse(PendingObject *p, visitproc visit, void *arg) {
+    Py_VISIT(p->client);
+    Py_VISIT(p->cmd);
+    Py_VISIT(p->reply);
+    Py_VISIT(p->req);
+    Py_VISIT(p->sent);
+    Py_VISIT(p->shape);
+    return 0;
+}
+
+static int Pending_clear(PendingObject *p) {
+    Py_CLEAR(p->client);
+    Py_CLEAR(p->cmd);
+    Py_CLEAR(p->reply);
+    Py_CLEAR(p->req);
+    Py_CLEAR(p->sent);
+    Py_CLEAR(p->shape);
+    return 0;
+}
+
+static void Pending_dealloc(PendingObject *p) {
+    PyObject_GC_UnTrack(p);
+    Pending_clear(p);
+    PyObject_GC_Del(p);
+}
+
+/* Pending.on_reply, as router.wire.client.PyPending.on_reply: a -READONLY to a
+ * replayable request may be parked; the sampled latency observed; the client
+ * marked dirty when this reply is at the head of its FIFO. 0, or -1 on error. */
+static int pending_reply(PendingObject *p, PyObject *raw) {
+    PyObject *client = p->client;
+    if (client == NULL || !IS_CLIENT(client)) {
+        PyErr_SetString(PyExc_TypeError, "Pending.client is not a ClientConn");
+        return -1;
+    }
+    ClientBaseObject *c = CB(client);
+    if (!IS_NONE(p->req) && PyBytes_Check(raw) && PyBytes_GET_SIZE(raw) >= 9 &&
+        memcmp(PyBytes_AS_STRING(raw), "-READONLY", 9) == 0) {
+        PyObject *req = p->req; /* held and resent at most once */
+        p->req = Py_NewRef(Py_None);
+        PyObject *parker = IS_NONE(c->ports) ? NULL : PyObject_GetAttr(c->ports, s_parker);
+        PyObject *parked = parker == NULL ? NULL
+                                          : PyObject_CallMethodObjArgs(parker, s_park, (PyObject *)p,
+                                                                       raw, req, NULL);
+        Py_XDECREF(parker);
+        Py_DECREF(req);
+        if (parked == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_RuntimeError, "client has no ports");
+            return -1;
+        }
+        int held = PyObject_IsTrue(parked);
+        Py_DECREF(parked);
+        if (held != 0)
+            return held < 0 ? -1 : 0;
+    }
+    Py_INCREF(raw);
+    Py_XSETREF(p->reply, raw);
+    if (p->t0 != 0.0 && !IS_NONE(c->stats)) {
+        PyObject *now = PyObject_CallNoArgs(PERF_COUNTER);
+        if (now == NULL)
+            return -1;
+        double seconds = PyFloat_AsDouble(now) - p->t0;
+        Py_DECREF(now);
+        PyObject *sec = PyFloat_FromDouble(seconds);
+        PyObject *r = sec == NULL ? NULL
+                                  : PyObject_CallMethodObjArgs(c->stats, s_observe,
+                                                               IS_NONE(p->shape) ? Py_None : p->shape,
+                                                               sec, NULL);
+        Py_XDECREF(sec);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+    if (c->dirty == Py_True || IS_NONE(c->fifo))
+        return 0;
+    Py_ssize_t n = PyObject_Length(c->fifo);
+    if (n <= 0)
+        return n < 0 ? -1 : 0;
+    PyObject *head = PySequence_GetItem(c->fifo, 0);
+    if (head == NULL)
+        return -1;
+    Py_DECREF(head); /* identity only */
+    if (head != (PyObject *)p)
+        return 0;
+    Py_XSETREF(c->dirty, Py_NewRef(Py_True));
+    return IS_NONE(c->turn) ? 0 : append_to(c->turn, s_dirty_clients, client);
+}
+
+static PyObject *Pending_on_reply(PendingObject *p, PyObject *raw) {
+    if (pending_reply(p, raw) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Pending_methods[] = {
+    {"on_reply", (PyCFunction)Pending_on_reply, METH_O,
+     "on_reply(raw): the reply arrived (router.wire.client.PyPending.on_reply)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Pending_members[] = {
+    {"client", T_OBJECT, offsetof(PendingObject, client), 0, "the ClientConn"},
+    {"cmd", T_OBJECT, offsetof(PendingObject, cmd), 0, "the command's name (metrics), or None"},
+    {"reply", T_OBJECT, offsetof(PendingObject, reply), 0, "the reply's raw bytes, once there"},
+    {"req", T_OBJECT, offsetof(PendingObject, req), 0, "a request -READONLY may replay"},
+    {"sent", T_OBJECT, offsetof(PendingObject, sent), 0, "the connection req went to"},
+    {"shape", T_OBJECT, offsetof(PendingObject, shape), 0, "latency label (sampled)"},
+    {"t0", T_DOUBLE, offsetof(PendingObject, t0), 0, "perf_counter at send (sampled), or 0"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject PendingType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.Pending",
+    .tp_basicsize = sizeof(PendingObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One reply slot in a client's FIFO (router.wire.client.PyPending is the reference).",
+    .tp_new = Pending_tp_new,
+    .tp_dealloc = (destructor)Pending_dealloc,
+    .tp_traverse = (traverseproc)Pending_traverse,
+    .tp_clear = (inquiry)Pending_clear,
+    .tp_methods = Pending_methods,
+    .tp_members = Pending_members,
+};
+
+/* waiter.on_reply(raw): inlined for a Pending, a method call for anything else. */
+static int answer(PyObject *waiter, PyObject *raw) {
+    if (Py_IS_TYPE(waiter, &PendingType))
+        return pending_reply((PendingObject *)waiter, raw);
+    PyObject *r = PyObject_CallMethodOneArg(waiter, s_on_reply, raw);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ requests */
+
+/* BackendConn.send(raw, pending), inlined for a BackendConn (a method call for
+ * anything else, e.g. a pinned connection): answered with the shard-down reply
+ * while down, else queued for the end of the loop turn (progress_at set when
+ * nothing was waiting). */
+static int backend_send(PyObject *conn, PyObject *raw, PyObject *pending) {
+    if ((PyObject *)Py_TYPE(conn) != BACKEND_TYPE) {
+        PyObject *r = PyObject_CallMethodObjArgs(conn, s_send, raw, pending, NULL);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    BackendBaseObject *b = BB(conn);
+    if (b->state == STATE_DOWN || b->state == STATE_CLOSED) {
+        PyObject *down = b->down_reply;
+        if (down == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "backend has no down_reply");
+            return -1;
+        }
+        Py_INCREF(down);
+        int err = answer(pending, down);
+        Py_DECREF(down);
+        return err;
+    }
+    if (b->waiting == NULL || b->out == NULL || !PyList_Check(b->out)) {
+        PyErr_SetString(PyExc_RuntimeError, "backend has no waiting/out");
+        return -1;
+    }
+    Py_ssize_t n = PyObject_Length(b->waiting);
+    if (n < 0)
+        return -1;
+    if (n == 0) {
+        if (IS_NONE(b->loop)) { /* BackendConn.now caches the loop */
+            PyObject *now = PyObject_CallMethodNoArgs(conn, s_now);
+            if (now == NULL)
+                return -1;
+            Py_XSETREF(b->progress_at, now);
+        } else if (set_now(b->loop, &b->progress_at) < 0) {
+            return -1;
+        }
+    }
+    if (deque_append(b->waiting, pending) < 0 || PyList_Append(b->out, raw) < 0)
+        return -1;
+    if (b->dirty == Py_True)
+        return 0;
+    Py_XSETREF(b->dirty, Py_NewRef(Py_True));
+    return IS_NONE(b->turn) ? 0 : append_to(b->turn, s_dirty_backends, conn);
+}
+
+/* One canonical multibulk request at s[pos:size] with every bulk within
+ * max_bulk and at most max_args arguments. 1: *end = past it, argc and the
+ * first MAX_KEY_INDEX + 1 arguments' (start, length) filled; 0: not one this
+ * path takes, or not complete (the Python path reads it). */
+static int frame_request(const char *s, Py_ssize_t pos, Py_ssize_t size, long long max_args,
+                         long long max_bulk, Py_ssize_t *end, long long *argc_out,
+                         Py_ssize_t *starts, Py_ssize_t *lens) {
+    if (s[pos] != '*')
+        return 0;
+    Py_ssize_t nl = find_crlf(s, pos + 1, size);
+    if (nl < 0)
+        return 0;
+    long long argc = canonical_len(s, pos + 1, nl);
+    if (argc < 1 || argc > max_args)
+        return 0;
+    Py_ssize_t p = nl + 2;
+    for (long long i = 0; i < argc; i++) {
+        if (p >= size || s[p] != '$')
+            return 0;
+        nl = find_crlf(s, p + 1, size);
+        if (nl < 0)
+            return 0;
+        long long len = canonical_len(s, p + 1, nl);
+        if (len < 0 || len > max_bulk)
+            return 0;
+        p = nl + 2;
+        if (i <= MAX_KEY_INDEX) {
+            starts[i] = p;
+            lens[i] = (Py_ssize_t)len;
+        }
+        if ((long long)(size - p) < len + 2)
+            return 0;
+        p += (Py_ssize_t)len;
+        if (s[p] != '\r' || s[p + 1] != '\n')
+            return 0;
+        p += 2;
+    }
+    *end = p;
+    *argc_out = argc;
+    return 1;
+}
+
+/* ClientConn.process's single-key fast path over ``data``: the bytes consumed
+ * (whole requests), or -1 on error. */
+static Py_ssize_t serve(ClientBaseObject *c, PyObject *data, const unsigned char *owner,
+                        PyObject *conns, Py_ssize_t limit, long long max_args,
+                        long long max_bulk) {
+    PyObject *client = (PyObject *)c;
+    const char *s = PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    Py_ssize_t pos = 0;
+    PyObject *fifo = c->fifo, *turn = c->turn, *last = NULL;
+    if (IS_NONE(fifo) || IS_NONE(turn)) {
+        PyErr_SetString(PyExc_RuntimeError, "client has no fifo/turn");
+        return -1;
+    }
+    Py_ssize_t queued = PyObject_Length(fifo);
+    if (queued < 0)
+        return -1;
+    int sample = -1; /* the turn's sampling flag, read at the first request */
+    while (pos < size && queued < limit) {
+        Py_ssize_t end, starts[MAX_KEY_INDEX + 1], lens[MAX_KEY_INDEX + 1];
+        long long argc;
+        if (!frame_request(s, pos, size, max_args, max_bulk, &end, &argc, starts, lens))
+            break;
+        PyObject *name = PyBytes_FromStringAndSize(s + starts[0], lens[0]);
+        if (name == NULL)
+            goto fail;
+        PyObject *entry = PyDict_GetItemWithError(FAST_TABLE, name); /* borrowed */
+        Py_DECREF(name);
+        if (entry == NULL) {
+            if (PyErr_Occurred())
+                goto fail;
+            break; /* not a single-key command as spelled: resolve() in Python decides */
+        }
+        long min_args = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
+        long long max = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 1));
+        long key = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
+        PyObject *cmd = PyTuple_GET_ITEM(entry, 3);
+        if (key < 1 || key > MAX_KEY_INDEX || argc <= key || argc < min_args || argc > max)
+            break; /* the arity is wrong: the Python path says so */
+        unsigned int slot = hash_slot((const unsigned char *)s + starts[key], lens[key]);
+        Py_ssize_t shard = owner[slot];
+        if (shard >= PyList_GET_SIZE(conns))
+            break;
+        PyObject *conn = PyList_GET_ITEM(conns, shard);
+        PyObject *raw = pos == 0 && end == size ? Py_NewRef(data)
+                                                : PyBytes_FromStringAndSize(s + pos, end - pos);
+        if (raw == NULL)
+            goto fail;
+        PendingObject *p = pending_new(client, cmd, raw, conn);
+        if (p == NULL) {
+            Py_DECREF(raw);
+            goto fail;
+        }
+        int err = 0;
+        if (sample < 0)
+            err = (sample = truth_attr(turn, s_sample_due)) < 0;
+        if (!err && sample) { /* the first single-key request of the turn is timed */
+            sample = 0;
+            PyObject *now = PyObject_SetAttr(turn, s_sample_due, Py_False) < 0
+                                ? NULL
+                                : PyObject_CallNoArgs(PERF_COUNTER);
+            if (now == NULL) {
+                err = 1;
+            } else {
+                p->t0 = PyFloat_AsDouble(now);
+                Py_DECREF(now);
+                Py_SETREF(p->shape, Py_NewRef(SHAPE_SINGLE));
+            }
+        }
+        if (!err)
+            err = deque_append(fifo, (PyObject *)p) < 0;
+        if (!err) {
+            queued++;
+            pos = end;
+            Py_XSETREF(last, Py_NewRef(cmd));
+            err = backend_send(conn, raw, (PyObject *)p) < 0;
+        }
+        Py_DECREF(raw);
+        Py_DECREF(p);
+        if (err)
+            goto fail;
+    }
+    if (last != NULL) { /* CLIENT LIST cmd= */
+        int err = IS_NONE(c->session) ? 0 : PyObject_SetAttr(c->session, s_last_cmd, last);
+        Py_DECREF(last);
+        if (err < 0)
+            return -1;
+    }
+    return pos;
+fail:
+    Py_XDECREF(last);
+    return -1;
+}
+
+/* Whether ClientConn._data_received may hand these bytes to the fast path (as
+ * process would take them): 1 with *owner, *conns (borrowed from the client's
+ * fields) and the limits set, 0 for the Python path, -1 on error. */
+static int hot_route(ClientBaseObject *c, PyObject **owner, PyObject **conns, Py_ssize_t *limit,
+                     long long *max_args, long long *max_bulk) {
+    int r;
+    if (c->plain != Py_True || c->input_idle != Py_True || !IS_NONE(c->large) ||
+        !IS_NONE(c->gather) || c->held == NULL || !PyList_Check(c->held) ||
+        PyList_GET_SIZE(c->held) != 0 || IS_NONE(c->session) || IS_NONE(c->reader) ||
+        IS_NONE(c->routes) || IS_NONE(c->running) || IS_NONE(c->pause))
+        return 0;
+    if ((r = truth_attr(c->session, s_closing)) != 0 || (r = truth_attr(c->pause, s_until)) != 0)
+        return r < 0 ? -1 : 0; /* closing, or a CLIENT PAUSE in force */
+    PyObject *route = PyObject_GetAttr(c->routes, s_route);
+    if (route == NULL)
+        return -1;
+    if (route != c->conns_route) { /* a new route: ClientConn._bind binds it (hot_owner too) */
+        PyObject *bound = PyObject_CallMethodOneArg((PyObject *)c, s_bind, route);
+        Py_XDECREF(bound);
+        if (bound == NULL) {
+            Py_DECREF(route);
+            return -1;
+        }
+    }
+    Py_DECREF(route);
+    /* hot_owner: the route's slot owners, None while slots migrate (all via dispatch) */
+    if (c->hot_owner == NULL || !PyBytes_Check(c->hot_owner) ||
+        PyBytes_GET_SIZE(c->hot_owner) != SLOTS || c->conns == NULL || !PyList_Check(c->conns))
+        return 0;
+    PyObject *config = PyObject_GetAttr(c->running, s_config);
+    if (config == NULL)
+        return -1;
+    if (config != c->hot_config) { /* the running config changed: its max_pending_per_client */
+        PyObject *router = PyObject_GetAttr(config, s_router);
+        PyObject *max = router == NULL ? NULL : PyObject_GetAttr(router, s_max_pending);
+        Py_XDECREF(router);
+        Py_ssize_t v = max == NULL ? -1 : PyLong_AsSsize_t(max);
+        Py_XDECREF(max);
+        if (v < 0 && PyErr_Occurred()) {
+            Py_DECREF(config);
+            return -1;
+        }
+        c->hot_limit = v;
+        Py_XSETREF(c->hot_config, Py_NewRef(config));
+    }
+    Py_DECREF(config);
+    PyObject *ma = PyObject_GetAttr(c->reader, s_max_args);
+    PyObject *mb = ma == NULL ? NULL : PyObject_GetAttr(c->reader, s_max_bulk);
+    *max_args = ma == NULL ? -1 : PyLong_AsLongLong(ma);
+    *max_bulk = mb == NULL ? -1 : PyLong_AsLongLong(mb);
+    Py_XDECREF(ma);
+    Py_XDECREF(mb);
+    if (PyErr_Occurred())
+        return -1;
+    *owner = c->hot_owner;
+    *conns = c->conns;
+    *limit = c->hot_limit;
+    return 1;
+}
+
+/* ClientBase.data_received: ClientConn._data_received (the reference) with
+ * process's fast path in C first; whatever it leaves goes to ClientConn._feed
+ * from that byte. */
+static PyObject *client_data_received(PyObject *client, PyObject *data) {
+    if (!PyBytes_Check(data) || FAST_TABLE == NULL)
+        return PyObject_CallMethodOneArg(client, s_py_data_received, data);
+    ClientBaseObject *c = CB(client);
+    if (IS_NONE(c->transport))
+        Py_RETURN_NONE;
+    if (IS_NONE(c->stats) || IS_NONE(c->session) || IS_NONE(c->loop))
+        return PyObject_CallMethodOneArg(client, s_py_data_received, data);
+    if (add_to(c->stats, s_bytes_in, PyBytes_GET_SIZE(data)) < 0)
+        return NULL;
+    PyObject *now = PyObject_CallMethodNoArgs(c->loop, s_time);
+    int r = now == NULL ? -1 : PyObject_SetAttr(c->session, s_last_at, now); /* idle= */
+    Py_XDECREF(now);
+    if (r < 0)
+        return NULL;
+    PyObject *owner, *conns, *rest;
+    Py_ssize_t limit;
+    long long max_args, max_bulk;
+    r = hot_route(c, &owner, &conns, &limit, &max_args, &max_bulk);
+    if (r < 0)
+        return NULL;
+    if (r == 0) {
+        rest = Py_NewRef(data);
+    } else {
+        Py_INCREF(owner); /* held across serve: a route change in a callback frees nothing */
+        Py_INCREF(conns);
+        Py_ssize_t used = serve(c, data, (const unsigned char *)PyBytes_AS_STRING(owner), conns,
+                                limit, max_args, max_bulk);
+        Py_DECREF(owner);
+        Py_DECREF(conns);
+        if (used < 0)
+            return NULL;
+        if (used == PyBytes_GET_SIZE(data)) { /* all of it: nothing for the Python path */
+            Py_ssize_t queued = PyObject_Length(c->fifo);
+            if (queued < 0 || (queued >= limit && call_method0(client, s_update_reading) < 0))
+                return NULL;
+            if (!IS_NONE(c->turn) && turn_flush(c->turn) < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+        rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + used,
+                                         PyBytes_GET_SIZE(data) - used);
+        if (rest == NULL)
+            return NULL;
+    }
+    PyObject *res = PyObject_CallMethodOneArg(client, s_feed, rest);
+    Py_DECREF(rest);
+    return res;
+}
+
+/* ------------------------------------------------------------------ replies */
+
+/* RouterStats.count(cmd, reply), inlined when the command has its row and the
+ * reply is not an error (row[0] += 1); the method otherwise. */
+static int count_reply(PyObject *stats, PyObject *rows, PyObject *cmd, PyObject *reply) {
+    PyObject *row = PyDict_GetItemWithError(rows, cmd); /* borrowed */
+    if (row == NULL && PyErr_Occurred())
+        return -1;
+    if (row == NULL || !PyList_Check(row) || PyList_GET_SIZE(row) == 0 ||
+        (PyBytes_GET_SIZE(reply) > 0 && PyBytes_AS_STRING(reply)[0] == '-')) {
+        PyObject *r = PyObject_CallMethodObjArgs(stats, s_count, cmd, reply, NULL);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    PyObject *n = PyNumber_Add(PyList_GET_ITEM(row, 0), ONE);
+    if (n == NULL)
+        return -1;
+    return PyList_SetItem(row, 0, n); /* steals n, drops the old count */
+}
+
+/* ClientConn._take_ready: every answered reply at the head of the FIFO, counted,
+ * joined (a new reference), None when there is none, NULL on error. */
+static PyObject *take_ready(PyObject *fifo, PyObject *stats) {
+    PyObject *rows = PyObject_GetAttr(stats, s_commands);
+    if (rows == NULL)
+        return NULL;
+    if (!PyDict_Check(rows)) {
+        Py_DECREF(rows);
+        PyErr_SetString(PyExc_TypeError, "stats.commands is not a dict");
+        return NULL;
+    }
+    PyObject *out = PyList_New(0);
+    PyObject *result = NULL;
+    if (out == NULL)
+        goto done;
+    for (;;) {
+        Py_ssize_t n = PyObject_Length(fifo);
+        if (n < 0)
+            goto done;
+        if (n == 0)
+            break;
+        PyObject *head = PySequence_GetItem(fifo, 0);
+        if (head == NULL)
+            goto done;
+        PyObject *reply, *cmd;
+        if (Py_IS_TYPE(head, &PendingType)) {
+            PendingObject *p = (PendingObject *)head;
+            reply = IS_NONE(p->reply) ? NULL : Py_NewRef(p->reply);
+            cmd = IS_NONE(p->cmd) ? NULL : Py_NewRef(p->cmd);
+        } else { /* another kind of reply slot: its attributes */
+            reply = PyObject_GetAttr(head, s_reply);
+            cmd = reply == NULL ? NULL : PyObject_GetAttr(head, s_cmd);
+            if (reply == NULL || cmd == NULL) {
+                Py_XDECREF(reply);
+                Py_DECREF(head);
+                goto done;
+            }
+            if (reply == Py_None)
+                Py_CLEAR(reply);
+            if (cmd == Py_None)
+                Py_CLEAR(cmd);
+        }
+        Py_DECREF(head);
+        if (reply == NULL || !PyBytes_Check(reply)) {
+            Py_XDECREF(reply);
+            Py_XDECREF(cmd);
+            break; /* not answered yet: the replies after it wait */
+        }
+        PyObject *popped = deque_popleft(fifo);
+        int err = popped == NULL ? -1 : PyList_Append(out, reply);
+        Py_XDECREF(popped);
+        if (err == 0 && cmd != NULL)
+            err = count_reply(stats, rows, cmd, reply);
+        Py_DECREF(reply);
+        Py_XDECREF(cmd);
+        if (err < 0)
+            goto done;
+    }
+    result = PyList_GET_SIZE(out) == 0 ? Py_NewRef(Py_None) : join_bytes(out);
+done:
+    Py_XDECREF(out);
+    Py_DECREF(rows);
+    return result;
+}
+
+/* ClientBase.flush: ClientConn._flush (the reference), with _take_ready in C
+ * unless CLIENT REPLY OFF/SKIP drops replies. */
+static PyObject *client_flush(PyObject *client, PyObject *unused) {
+    ClientBaseObject *c = CB(client);
+    Py_XSETREF(c->dirty, Py_NewRef(Py_False));
+    if (IS_NONE(c->transport))
+        Py_RETURN_NONE;
+    if (IS_NONE(c->fifo) || IS_NONE(c->stats))
+        return PyObject_CallMethodNoArgs(client, s_py_flush);
+    PyObject *transport = Py_NewRef(c->transport);
+    PyObject *fifo = Py_NewRef(c->fifo), *stats = Py_NewRef(c->stats), *result = NULL;
+    PyObject *data = IS_NONE(c->dropped) ? take_ready(fifo, stats)
+                                         : PyObject_CallMethodNoArgs(client, s_take_ready);
+    if (data == NULL)
+        goto done;
+    if (data != Py_None) {
+        if (add_to(stats, s_bytes_out, PyObject_Length(data)) < 0)
+            goto done;
+        PyObject *r = PyObject_CallMethodOneArg(transport, s_write, data);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+        if (c->out_paused == Py_True) {
+            PyObject *over = PyObject_CallMethodOneArg(client, s_over_output_limit, transport);
+            if (over == NULL)
+                goto done;
+            int closed = PyObject_IsTrue(over);
+            Py_DECREF(over);
+            if (closed != 0) {
+                if (closed > 0)
+                    result = Py_NewRef(Py_None);
+                goto done;
+            }
+        }
+    }
+    Py_ssize_t left = PyObject_Length(fifo);
+    if (left < 0)
+        goto done;
+    if (left == 0 && !IS_NONE(c->session)) {
+        int closing = truth_attr(c->session, s_closing);
+        if (closing < 0)
+            goto done;
+        if (closing) {
+            if (call_method0(transport, s_close) == 0)
+                result = Py_NewRef(Py_None);
+            goto done;
+        }
+    }
+    if (c->read_paused == Py_True && call_method0(client, s_update_reading) < 0)
+        goto done;
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(data);
+    Py_DECREF(stats);
+    Py_DECREF(fifo);
+    Py_DECREF(transport);
+    return result;
+}
+
+/* BackendConn._data_received's loop over ``data`` (nothing buffered before it):
+ * complete replies to the next waiters; the bytes consumed, or -1. */
+static Py_ssize_t deliver(BackendBaseObject *b, PyObject *data) {
+    const char *s = PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    Py_ssize_t pos = 0;
+    PyObject *waiting = b->waiting;
+    if (waiting == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "backend has no waiting");
+        return -1;
+    }
+    Py_INCREF(waiting);
+    while (pos < size) {
+        Py_ssize_t end;
+        if (frame_reply(s, pos, size, &end) != FRAME_DONE)
+            break; /* partial, or one the reference frames */
+        Py_ssize_t left = PyObject_Length(waiting);
+        if (left <= 0) {
+            if (left < 0)
+                goto fail;
+            break; /* a reply nobody waits for: the Python path says so */
+        }
+        int readonly = end - pos >= 9 && memcmp(s + pos, "-READONLY", 9) == 0;
+        PyObject *raw = pos == 0 && end == size ? Py_NewRef(data)
+                                                : PyBytes_FromStringAndSize(s + pos, end - pos);
+        if (raw == NULL)
+            goto fail;
+        PyObject *waiter = deque_popleft(waiting);
+        int err = waiter == NULL ? -1 : answer(waiter, raw);
+        Py_XDECREF(waiter);
+        Py_DECREF(raw);
+        pos = end;
+        if (err < 0)
+            goto fail;
+        if (readonly && !IS_NONE(b->hints) && call_method0(b->hints, s_hint_topology) < 0)
+            goto fail; /* a demoted master: ask for the topology now */
+    }
+    Py_DECREF(waiting);
+    return pos;
+fail:
+    Py_DECREF(waiting);
+    return -1;
+}
+
+/* BackendBase.data_received: BackendConn._data_received (the reference) for a
+ * live connection with no partial reply buffered: complete replies to their
+ * waiters in C, the rest to the reference from that byte. */
+static PyObject *backend_data_received(PyObject *conn, PyObject *data) {
+    BackendBaseObject *b = BB(conn);
+    if (!PyBytes_Check(data) || b->retired != Py_False || IS_NONE(b->scanner))
+        return PyObject_CallMethodOneArg(conn, s_py_data_received, data);
+    PyObject *buf = PyObject_GetAttr(b->scanner, s_b);
+    int empty = buf == NULL ? -1 : buffer_empty(buf);
+    Py_XDECREF(buf);
+    if (empty <= 0)
+        return empty < 0 ? NULL : PyObject_CallMethodOneArg(conn, s_py_data_received, data);
+    Py_INCREF(conn); /* a callback may drop the last other reference */
+    PyObject *result = NULL;
+    Py_ssize_t used = deliver(b, data);
+    if (used < 0)
+        goto done;
+    if (used < PyBytes_GET_SIZE(data)) {
+        PyObject *rest = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data) + used,
+                                                   PyBytes_GET_SIZE(data) - used);
+        if (rest != NULL) {
+            result = PyObject_CallMethodOneArg(conn, s_py_data_received, rest);
+            Py_DECREF(rest);
+        }
+        goto done;
+    }
+    if (set_now(b->loop, &b->progress_at) < 0)
+        goto done;
+    if (!IS_NONE(b->turn) && turn_flush(b->turn) < 0)
+        goto done;
+    result = Py_NewRef(Py_None);
+done:
+    Py_DECREF(conn);
+    return result;
+}
+
+/* BackendBase.flush: BackendConn._flush (the reference): what this turn queued,
+ * in one write. */
+static PyObject *backend_flush(PyObject *conn, PyObject *unused) {
+    BackendBaseObject *b = BB(conn);
+    Py_XSETREF(b->dirty, Py_NewRef(Py_False));
+    if (b->state != STATE_UP || b->out == NULL)
+        Py_RETURN_NONE;
+    if (!PyList_Check(b->out) || IS_NONE(b->transport))
+        return PyObject_CallMethodNoArgs(conn, s_py_flush);
+    if (PyList_GET_SIZE(b->out) == 0)
+        Py_RETURN_NONE;
+    PyObject *data = join_bytes(b->out);
+    if (data == NULL)
+        return NULL;
+    PyObject *transport = Py_NewRef(b->transport);
+    PyObject *r = PyObject_CallMethodOneArg(transport, s_write, data);
+    Py_DECREF(transport);
+    Py_DECREF(data);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return NULL;
+    Py_XSETREF(b->out, fresh);
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------ the base types */
+
+#define CF(name, field, doc) {name, T_OBJECT, offsetof(ClientBaseObject, field), 0, doc}
+
+static PyMemberDef ClientBase_members[] = {
+    CF("fifo", fifo, "reply slots, in request order"),
+    CF("turn", turn, "the LoopTurn replies are flushed in"),
+    CF("session", session, "the client's Session"),
+    CF("stats", stats, "the metrics counters"),
+    CF("transport", transport, "the client socket, None once closed"),
+    CF("loop", loop, "the event loop"),
+    CF("state", state, "the ClientState (modes)"),
+    CF("held", held, "requests parsed, not yet dispatched"),
+    CF("large", large, "a large fan-out being split"),
+    CF("gather", gather, "a gather/walk/move/hold the next requests wait for"),
+    CF("reader", reader, "the RequestReader"),
+    CF("routes", routes, "the route table"),
+    CF("running", running, "the running config"),
+    CF("ports", ports, "ClientPorts"),
+    CF("pause", pause, "the router-wide CLIENT PAUSE"),
+    CF("dirty", dirty, "in the turn's dirty list"),
+    CF("dropped", dropped, "replies CLIENT REPLY OFF/SKIP drops"),
+    CF("out_paused", out_paused, "the socket's write buffer is full"),
+    CF("read_paused", read_paused, "reading is paused"),
+    CF("_conns", conns, "a connection per shard under _conns_route"),
+    CF("_conns_route", conns_route, "the route _conns was bound for"),
+    CF("plain", plain, "ClientState.plain, mirrored"),
+    CF("input_idle", input_idle, "nothing buffered in the reader"),
+    CF("hot_owner", hot_owner, "_conns_route's slot owners, None while slots migrate"),
+    CF("hot_config", hot_config, "the config hot_limit was read from"),
+    {"hot_limit", T_PYSSIZET, offsetof(ClientBaseObject, hot_limit), 0,
+     "max_pending_per_client of hot_config"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+#define BF(name, field, doc) {name, T_OBJECT, offsetof(BackendBaseObject, field), 0, doc}
+
+static PyMemberDef BackendBase_members[] = {
+    BF("state", state, "connecting, up, down, closed"),
+    BF("waiting", waiting, "a waiter per request written, in order"),
+    BF("out", out, "requests queued this loop turn"),
+    BF("dirty", dirty, "in the turn's dirty list"),
+    BF("turn", turn, "the LoopTurn output is flushed in"),
+    BF("loop", loop, "the event loop (cached)"),
+    BF("transport", transport, "the socket, None while not connected"),
+    BF("progress_at", progress_at, "loop time of the last progress"),
+    BF("down_reply", down_reply, "the error a request gets while down"),
+    BF("hints", hints, "TopologyHint"),
+    BF("retired", retired, "out of the route"),
+    BF("scanner", scanner, "the ReplyScanner"),
+    {NULL, 0, 0, 0, NULL},
+};
+
+static int ClientBase_traverse(ClientBaseObject *c, visitproc visit, void *arg) {
+    Py_VISIT(c->fifo);
+    Py_VISIT(c->turn);
+    Py_VISIT(c->session);
+    Py_VISIT(c->stats);
+    Py_VISIT(c->transport);
+    Py_VISIT(c->loop);
+    Py_VISIT(c->state);
+    Py_VISIT(c->held);
+    Py_VISIT(c->large);
+    Py_VISIT(c->gather);
+    Py_VISIT(c->reader);
+    Py_VISIT(c->routes);
+    Py_VISIT(c->running);
+    Py_VISIT(c->ports);
+    Py_VISIT(c->pause);
+    Py_VISIT(c->dirty);
+    Py_VISIT(c->dropped);
+    Py_VISIT(c->out_paused);
+    Py_VISIT(c->read_paused);
+    Py_VISIT(c->conns);
+    Py_VISIT(c->conns_route);
+    Py_VISIT(c->plain);
+    Py_VISIT(c->input_idle);
+    Py_VISIT(c->hot_owner);
+    Py_VISIT(c->hot_config);
+    return 0;
+}
+
+static int ClientBase_clear(ClientBaseObject *c) {
+    Py_CLEAR(c->fifo);
+    Py_CLEAR(c->turn);
+    Py_CLEAR(c->session);
+    Py_CLEAR(c->stats);
+    Py_CLEAR(c->transport);
+    Py_CLEAR(c->loop);
+    Py_CLEAR(c->state);
+    Py_CLEAR(c->held);
+    Py_CLEAR(c->large);
+    Py_CLEAR(c->gather);
+    Py_CLEAR(c->reader);
+    Py_CLEAR(c->routes);
+    Py_CLEAR(c->running);
+    Py_CLEAR(c->ports);
+    Py_CLEAR(c->pause);
+    Py_CLEAR(c->dirty);
+    Py_CLEAR(c->dropped);
+    Py_CLEAR(c->out_paused);
+    Py_CLEAR(c->read_paused);
+    Py_CLEAR(c->conns);
+    Py_CLEAR(c->conns_route);
+    Py_CLEAR(c->plain);
+    Py_CLEAR(c->input_idle);
+    Py_CLEAR(c->hot_owner);
+    Py_CLEAR(c->hot_config);
+    return 0;
+}
+
+static void ClientBase_dealloc(ClientBaseObject *c) {
+    PyObject_GC_UnTrack(c);
+    ClientBase_clear(c);
+    Py_TYPE(c)->tp_free((PyObject *)c);
+}
+
+static int BackendBase_traverse(BackendBaseObject *b, visitproc visit, void *arg) {
+    Py_VISIT(b->state);
+    Py_VISIT(b->waiting);
+    Py_VISIT(b->out);
+    Py_VISIT(b->dirty);
+    Py_VISIT(b->turn);
+    Py_VISIT(b->loop);
+    Py_VISIT(b->transport);
+    Py_VISIT(b->progress_at);
+    Py_VISIT(b->down_reply);
+    Py_VISIT(b->hints);
+    Py_VISIT(b->retired);
+    Py_VISIT(b->scanner);
+    return 0;
+}
+
+static int BackendBase_clear(BackendBaseObject *b) {
+    Py_CLEAR(b->state);
+    Py_CLEAR(b->waiting);
+    Py_CLEAR(b->out);
+    Py_CLEAR(b->dirty);
+    Py_CLEAR(b->turn);
+    Py_CLEAR(b->loop);
+    Py_CLEAR(b->transport);
+    Py_CLEAR(b->progress_at);
+    Py_CLEAR(b->down_reply);
+    Py_CLEAR(b->hints);
+    Py_CLEAR(b->retired);
+    Py_CLEAR(b->scanner);
+    return 0;
+}
+
+static void BackendBase_dealloc(BackendBaseObject *b) {
+    PyObject_GC_UnTrack(b);
+    BackendBase_clear(b);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+static PyMethodDef ClientBase_methods[] = {
+    {"data_received", (PyCFunction)client_data_received, METH_O,
+     "ClientConn._data_received with process's single-key fast path in C"},
+    {"flush", (PyCFunction)client_flush, METH_NOARGS,
+     "ClientConn._flush with _take_ready in C: every ready reply, in one write"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMethodDef BackendBase_methods[] = {
+    {"data_received", (PyCFunction)backend_data_received, METH_O,
+     "BackendConn._data_received with the reply loop in C"},
+    {"flush", (PyCFunction)backend_flush, METH_NOARGS,
+     "BackendConn._flush in C: what this loop turn queued, in one write"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ClientBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.ClientBase",
+    .tp_basicsize = sizeof(ClientBaseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "ClientConn's hot fields, data_received and flush in C (router.wire.client).",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)ClientBase_dealloc,
+    .tp_traverse = (traverseproc)ClientBase_traverse,
+    .tp_clear = (inquiry)ClientBase_clear,
+    .tp_methods = ClientBase_methods,
+    .tp_members = ClientBase_members,
+};
+
+static PyTypeObject BackendBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.BackendBase",
+    .tp_basicsize = sizeof(BackendBaseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "BackendConn's hot fields, data_received and flush in C (router.wire.backend).",
+    .tp_new = PyType_GenericNew,
+    .tp_dealloc = (destructor)BackendBase_dealloc,
+    .tp_traverse = (traverseproc)BackendBase_traverse,
+    .tp_clear = (inquiry)BackendBase_clear,
+    .tp_methods = BackendBase_methods,
+    .tp_members = BackendBase_members,
+};
+
+/* ------------------------------------------------------------------ module */
+
+static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 8 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) ||
+        !PyType_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "setup(fast_table: dict, backend_type: type, deque_type: type, up, down, "
+                        "closed, single, perf_counter)");
+        return NULL;
+    }
+    PyObject *key, *value;
+    Py_ssize_t i = 0;
+    while (PyDict_Next(args[0], &i, &key, &value)) {
+        if (!PyBytes_Check(key) || !PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 4 ||
+            !PyLong_Check(PyTuple_GET_ITEM(value, 0)) || !PyLong_Check(PyTuple_GET_ITEM(value, 1)) ||
+            !PyLong_Check(PyTuple_GET_ITEM(value, 2))) {
+            PyErr_SetString(PyExc_TypeError,
+                            "fast_table: {bytes: (min_args, max_args, fast_key, name)}");
+            return NULL;
+        }
+    }
+    PyObject *append = PyObject_GetAttrString(args[2], "append");
+    PyObject *popleft = append == NULL ? NULL : PyObject_GetAttrString(args[2], "popleft");
+    if (popleft == NULL) {
+        Py_XDECREF(append);
+        return NULL;
+    }
+    Py_XSETREF(DEQUE_APPEND, append);
+    Py_XSETREF(DEQUE_POPLEFT, popleft);
+    Py_XSETREF(FAST_TABLE, Py_NewRef(args[0]));
+    Py_XSETREF(BACKEND_TYPE, Py_NewRef(args[1]));
+    Py_XSETREF(STATE_UP, Py_NewRef(args[3]));
+    Py_XSETREF(STATE_DOWN, Py_NewRef(args[4]));
+    Py_XSETREF(STATE_CLOSED, Py_NewRef(args[5]));
+    Py_XSETREF(SHAPE_SINGLE, Py_NewRef(args[6]));
+    Py_XSETREF(PERF_COUNTER, Py_NewRef(args[7]));
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
+     "setup(fast_table, backend_type, deque_type, up, down, closed, single, perf_counter)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "router.wire._hot",
+    "The router's hot path in C (see router/wire/_hot.c).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+#define INTERN(var, text)                                                                   \
+    if ((var = PyUnicode_InternFromString(text)) == NULL)                                   \
+        return NULL;
+
+PyMODINIT_FUNC PyInit__hot(void) {
+    crc16_init();
+    INTERN(s_last_cmd, "last_cmd");
+    INTERN(s_sample_due, "sample_due");
+    INTERN(s_dirty_backends, "dirty_backends");
+    INTERN(s_dirty_clients, "dirty_clients");
+    INTERN(s_time, "time");
+    INTERN(s_now, "now");
+    INTERN(s_send, "send");
+    INTERN(s_append, "append");
+    INTERN(s_on_reply, "on_reply");
+    INTERN(s_hint_topology, "hint_topology");
+    INTERN(s_parker, "parker");
+    INTERN(s_park, "park");
+    INTERN(s_observe, "observe");
+    INTERN(s_commands, "commands");
+    INTERN(s_count, "count");
+    INTERN(s_reply, "reply");
+    INTERN(s_cmd, "cmd");
+    INTERN(s_bytes_in, "bytes_in");
+    INTERN(s_bytes_out, "bytes_out");
+    INTERN(s_last_at, "last_at");
+    INTERN(s_closing, "closing");
+    INTERN(s_b, "_b");
+    INTERN(s_chunks, "chunks");
+    INTERN(s_pos, "pos");
+    INTERN(s_buf, "buf");
+    INTERN(s_until, "until");
+    INTERN(s_route, "route");
+    INTERN(s_config, "config");
+    INTERN(s_router, "router");
+    INTERN(s_max_pending, "max_pending_per_client");
+    INTERN(s_max_args, "max_args");
+    INTERN(s_max_bulk, "max_bulk");
+    INTERN(s_feed, "_feed");
+    INTERN(s_update_reading, "_update_reading");
+    INTERN(s_flush, "flush");
+    INTERN(s_scheduled, "_scheduled");
+    INTERN(s_write, "write");
+    INTERN(s_close, "close");
+    INTERN(s_py_flush, "_flush");
+    INTERN(s_py_data_received, "_data_received");
+    INTERN(s_take_ready, "_take_ready");
+    INTERN(s_over_output_limit, "_over_output_limit");
+    INTERN(s_bind, "_bind");
+    if ((ONE = PyLong_FromLong(1)) == NULL)
+        return NULL;
+    if (PyType_Ready(&PendingType) < 0 || PyType_Ready(&ClientBaseType) < 0 ||
+        PyType_Ready(&BackendBaseType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && (PyModule_AddObjectRef(m, "Pending", (PyObject *)&PendingType) < 0 ||
+                      PyModule_AddObjectRef(m, "ClientBase", (PyObject *)&ClientBaseType) < 0 ||
+                      PyModule_AddObjectRef(m, "BackendBase", (PyObject *)&BackendBaseType) < 0)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
