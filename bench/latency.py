@@ -392,6 +392,14 @@ def render(report: dict[str, object]) -> str:
         "  send lag = actual send - when it could go (due, or the previous reply if later): "
         "the generator's own delay, inside every latency (the direct row's too)."
     )
+    out.append("target (issue 15): the router's added p50 at one client <= twemproxy's")
+    for case in report["cases"]:
+        if case["case"] != "1 client":
+            continue
+        r = case["ratios"]
+        ours, theirs = r["router added p50 ms"], r["twemproxy added p50 ms"]
+        word = "N/A" if ours is None or theirs is None else "PASS" if ours <= theirs else "MISS"
+        out.append(f"  {word:<4} 1 client: router {fmt(ours)} ms vs twemproxy {fmt(theirs)} ms")
     if report["problems"]:
         out.append("")
         out.append(f"PROBLEMS ({len(report['problems'])}):")

@@ -696,9 +696,15 @@ def render(report: dict[str, object]) -> str:
     elif not report.get("clk_tck"):
         out.append("  CPU not measured: no /proc/<pid>/stat here (not Linux).")
     out.append("")
-    out.append("targets (issue): router/twemproxy >= 0.70 at -P 1, >= 0.50 at -P 16")
+    out.append("targets (issue 9): router/twemproxy >= 0.70 at -P 1, >= 0.50 at -P 16")
     for r in report["rows"]:
         out.append(f"  {r['verdict']:<4} {r['test']}: {r['verdict_detail']}")
+    out.append("targets (issue 15): router CPU per request <= twemproxy's on every row")
+    for r in report["rows"]:
+        cpu = r.get("router/twemproxy cpu")
+        word = "N/A" if cpu is None else "PASS" if cpu <= 1.0 else "MISS"
+        shown = "no CPU figure" if cpu is None else f"router CPU {TIMES} = {cpu:.2f}"
+        out.append(f"  {word:<4} {r['test']}: {shown} (target <= 1.00)")
     out.append("")
     out.append("routing (backend calls of the test's command during the last run, per shard):")
     for r in report["rows"]:

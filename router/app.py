@@ -44,6 +44,7 @@ from router.control.tracking_metrics import TrackingCollector
 from router.control.watch import TopologyWatcher
 from router.control.workers import WorkerRole, initial_slotmap, start_admin
 from router.wire.client import ClientConn, ClientPorts
+from router.wire.hot import implementation
 from router.wire.tracking import Tracker
 from router.wire.turn import LoopTurn
 from slotwarden import __version__
@@ -55,7 +56,6 @@ from slotwarden.cluster.tls import (
     http_server_context,
 )
 from slotwarden.cluster.topology import Address
-from slotwarden.resp.accel import implementation
 
 log = logging.getLogger("slotwarden.router")
 
@@ -130,7 +130,7 @@ class Router:
         received, rejected = self.server_info.connections()  # since CONFIG RESETSTAT
         return {
             "router_version": __version__,
-            "speedups": implementation(),  # "c": slotwarden.resp._speedups is built and used
+            "speedups": implementation(),  # "c": the C speedups and hot path are built and used
             "uptime_in_seconds": int(time.time() - self.started),
             "listen": str(self.bound or self.listen),
             "connected_clients": len(self.clients.by_id),

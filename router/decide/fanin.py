@@ -29,6 +29,17 @@ from slotwarden.resp.encode import error_reply
 log = logging.getLogger("slotwarden.frontend")
 
 
+def merged(merge: Merger, parts: list[bytes]) -> bytes:
+    """``merge(parts)``; a merger that raises becomes an error reply (a merge bug must
+    not kill the client's connection). Also the C hot path's fallback
+    (router.wire.client.merge_fanout)."""
+    try:
+        return merge(parts)
+    except Exception as exc:
+        log.exception("merge failed")
+        return error_reply(f"ERR router could not merge replies: {exc}")
+
+
 class FanIn:
     __slots__ = ("done", "merge", "parts", "remaining")
 
@@ -49,13 +60,8 @@ class FanIn:
         self.parts[index] = raw
         self.remaining -= 1
         if self.remaining == 0:
-            try:
-                merged = self.merge(self.parts)
-            except Exception as exc:  # a merge bug must not kill the connection
-                log.exception("merge failed")
-                merged = error_reply(f"ERR router could not merge replies: {exc}")
-            self.parts = []
-            self.done(merged)
+            parts, self.parts = self.parts, []
+            self.done(merged(self.merge, parts))
 
 
 class FanInPart:

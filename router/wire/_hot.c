@@ -25,9 +25,12 @@
  *   BackendBase
  *       router.wire.backend.BackendConn's base, likewise: its hot attributes,
  *       data_received (BackendConn._data_received for complete replies with
- *       no partial reply before them; the rest goes to the Python method)
- *       and flush (BackendConn._flush).
- *   setup(fast_table, backend_type, deque_type, up, down, closed, single, perf_counter)
+ *       no partial reply before them; the rest goes to the Python method),
+ *       send (BackendConn._send) and flush (BackendConn._flush).
+ *   LoopTurn()
+ *       router.wire.turn.PyLoopTurn: the connections with output this loop turn,
+ *       flushed once after every read callback of the turn.
+ *   setup(fast_table, backend_type, deque_type, up, down, closed, single, perf_counter, ...)
  *       once, at import: the command table's single-key entries {name as sent:
  *       (min_args, max_args, fast_key, name)}, BackendConn, collections.deque,
  *       BackendConn's UP/DOWN/CLOSED states, the latency metric's label of the
@@ -52,6 +55,14 @@ static PyObject *STATE_UP, *STATE_DOWN, *STATE_CLOSED;
 static PyObject *SHAPE_SINGLE;
 static PyObject *PERF_COUNTER;
 static PyObject *ONE;
+static PyObject *GROUP_KEYS;    /* slotwarden.resp.accel.group_keys (C) */
+static PyObject *MERGE_ORDERED; /* slotwarden.resp.accel.merge_ordered (C), or None */
+static PyObject *MERGE_FALLBACK; /* router.wire.client.merge_fanout: the reference merge */
+static PyObject *UNSURE_MARK;   /* slotwarden.resp.accel.UNSURE */
+static PyObject *OK_BYTES, *NIL2_BYTES, *NIL3_BYTES;
+static Py_ssize_t PIECE_KEYS;   /* router.decide.large.PIECE_KEYS: larger fan-outs go to Python */
+
+enum { MERGE_SUM = 1, MERGE_ALL_OK = 2, MERGE_ORDERED_KIND = 3 };
 
 /* interned attribute and method names */
 static PyObject *s_last_cmd, *s_sample_due, *s_dirty_backends, *s_dirty_clients, *s_time,
@@ -59,7 +70,8 @@ static PyObject *s_last_cmd, *s_sample_due, *s_dirty_backends, *s_dirty_clients,
     *s_commands, *s_count, *s_reply, *s_cmd, *s_bytes_in, *s_bytes_out, *s_last_at, *s_closing,
     *s_b, *s_chunks, *s_pos, *s_buf, *s_until, *s_route, *s_config, *s_router, *s_max_pending,
     *s_max_args, *s_max_bulk, *s_feed, *s_update_reading, *s_flush, *s_scheduled, *s_write,
-    *s_close, *s_py_flush, *s_py_data_received, *s_take_ready, *s_over_output_limit, *s_bind;
+    *s_close, *s_py_flush, *s_py_data_received, *s_take_ready, *s_over_output_limit, *s_bind,
+    *s_proto, *s_call_soon;
 
 #define IS_NONE(x) ((x) == NULL || (x) == Py_None)
 
@@ -148,12 +160,186 @@ static int add_to(PyObject *o, PyObject *name, Py_ssize_t n) {
     return err;
 }
 
+/* ------------------------------------------------------------------ LoopTurn */
+
+/* router.wire.turn.PyLoopTurn in C: the connections with output this loop turn,
+ * flushed once after every read callback of the turn. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *dirty_backends, *dirty_clients, *sample_due, *loop, *flush_now;
+    char scheduled;
+} TurnObject;
+
+static PyTypeObject TurnType;
+
+static PyObject *Turn_tp_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    if (PyTuple_GET_SIZE(args) != 0 || (kw != NULL && PyDict_GET_SIZE(kw) != 0)) {
+        PyErr_SetString(PyExc_TypeError, "LoopTurn() takes no arguments");
+        return NULL;
+    }
+    TurnObject *turn = (TurnObject *)type->tp_alloc(type, 0);
+    if (turn == NULL)
+        return NULL;
+    turn->dirty_backends = PyList_New(0);
+    turn->dirty_clients = PyList_New(0);
+    turn->sample_due = Py_NewRef(Py_True);
+    turn->scheduled = 0;
+    if (turn->dirty_backends == NULL || turn->dirty_clients == NULL) {
+        Py_DECREF(turn);
+        return NULL;
+    }
+    return (PyObject *)turn;
+}
+
+static int Turn_traverse(TurnObject *turn, visitproc visit, void *arg) {
+    Py_VISIT(turn->dirty_backends);
+    Py_VISIT(turn->dirty_clients);
+    Py_VISIT(turn->sample_due);
+    Py_VISIT(turn->loop);
+    Py_VISIT(turn->flush_now);
+    return 0;
+}
+
+static int Turn_clear(TurnObject *turn) {
+    Py_CLEAR(turn->dirty_backends);
+    Py_CLEAR(turn->dirty_clients);
+    Py_CLEAR(turn->sample_due);
+    Py_CLEAR(turn->loop);
+    Py_CLEAR(turn->flush_now);
+    return 0;
+}
+
+static void Turn_dealloc(TurnObject *turn) {
+    PyObject_GC_UnTrack(turn);
+    Turn_clear(turn);
+    Py_TYPE(turn)->tp_free((PyObject *)turn);
+}
+
+/* LoopTurn.flush: ask for _flush_now to run once, after this turn's read callbacks. */
+static PyObject *Turn_flush(TurnObject *turn, PyObject *unused) {
+    if (turn->scheduled)
+        Py_RETURN_NONE;
+    if (turn->loop == NULL) {
+        PyObject *asyncio = PyImport_ImportModule("asyncio");
+        turn->loop = asyncio == NULL ? NULL : PyObject_CallMethod(asyncio, "get_running_loop", NULL);
+        Py_XDECREF(asyncio);
+        if (turn->loop == NULL)
+            return NULL;
+    }
+    if (turn->flush_now == NULL &&
+        (turn->flush_now = PyObject_GetAttrString((PyObject *)turn, "_flush_now")) == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallMethodOneArg(turn->loop, s_call_soon, turn->flush_now);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    turn->scheduled = 1;
+    Py_RETURN_NONE;
+}
+
+/* flush() every connection in *list (swapped for a new empty list first). */
+static int flush_each(PyObject **list) {
+    PyObject *items = *list;
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return -1;
+    *list = fresh;
+    int err = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && !err; i++)
+        err = call_method0(PyList_GET_ITEM(items, i), s_flush);
+    Py_DECREF(items);
+    return err;
+}
+
+/* LoopTurn._flush_now: every connection with output, flushed, including output the
+ * flushes themselves produce; the next turn's first single-key request is timed. */
+static PyObject *Turn_flush_now(TurnObject *turn, PyObject *unused) {
+    turn->scheduled = 0;
+    Py_XSETREF(turn->sample_due, Py_NewRef(Py_True));
+    while (1) {
+        if (turn->dirty_backends == NULL || turn->dirty_clients == NULL ||
+            !PyList_Check(turn->dirty_backends) || !PyList_Check(turn->dirty_clients)) {
+            PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
+            return NULL;
+        }
+        if (PyList_GET_SIZE(turn->dirty_backends) == 0 && PyList_GET_SIZE(turn->dirty_clients) == 0)
+            break;
+        if (flush_each(&turn->dirty_backends) < 0 || flush_each(&turn->dirty_clients) < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Turn_methods[] = {
+    {"flush", (PyCFunction)Turn_flush, METH_NOARGS,
+     "ask for this turn's output to be written once, after every read callback of the turn"},
+    {"_flush_now", (PyCFunction)Turn_flush_now, METH_NOARGS, "write this turn's output now"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Turn_members[] = {
+    {"dirty_backends", T_OBJECT, offsetof(TurnObject, dirty_backends), 0, "backends to flush"},
+    {"dirty_clients", T_OBJECT, offsetof(TurnObject, dirty_clients), 0, "clients to flush"},
+    {"sample_due", T_OBJECT, offsetof(TurnObject, sample_due), 0, "time the next single-key request"},
+    {"_scheduled", T_BOOL, offsetof(TurnObject, scheduled), 0, "a flush is scheduled"},
+    {"_loop", T_OBJECT, offsetof(TurnObject, loop), READONLY, "the loop (cached)"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject TurnType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.LoopTurn",
+    .tp_basicsize = sizeof(TurnObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One event-loop turn of output (router.wire.turn.PyLoopTurn is the reference).",
+    .tp_new = Turn_tp_new,
+    .tp_dealloc = (destructor)Turn_dealloc,
+    .tp_traverse = (traverseproc)Turn_traverse,
+    .tp_clear = (inquiry)Turn_clear,
+    .tp_methods = Turn_methods,
+    .tp_members = Turn_members,
+};
+
 /* turn.flush() (router.wire.turn.LoopTurn), skipped when already scheduled. */
 static int turn_flush(PyObject *turn) {
+    if (Py_IS_TYPE(turn, &TurnType)) {
+        if (((TurnObject *)turn)->scheduled)
+            return 0;
+        PyObject *r = Turn_flush((TurnObject *)turn, NULL);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
     int scheduled = truth_attr(turn, s_scheduled);
     if (scheduled != 0)
         return scheduled < 0 ? -1 : 0;
     return call_method0(turn, s_flush);
+}
+
+/* turn.sample_due: 1, 0, or -1 on error. */
+static int turn_sample_due(PyObject *turn) {
+    if (Py_IS_TYPE(turn, &TurnType))
+        return PyObject_IsTrue(((TurnObject *)turn)->sample_due ? ((TurnObject *)turn)->sample_due
+                                                                 : Py_False);
+    return truth_attr(turn, s_sample_due);
+}
+
+/* turn.sample_due = False */
+static int turn_sampled(PyObject *turn) {
+    if (Py_IS_TYPE(turn, &TurnType)) {
+        Py_XSETREF(((TurnObject *)turn)->sample_due, Py_NewRef(Py_False));
+        return 0;
+    }
+    return PyObject_SetAttr(turn, s_sample_due, Py_False);
+}
+
+/* turn.<dirty list>.append(conn) */
+static int turn_dirty(PyObject *turn, int clients, PyObject *conn) {
+    if (Py_IS_TYPE(turn, &TurnType)) {
+        PyObject *list = clients ? ((TurnObject *)turn)->dirty_clients
+                                 : ((TurnObject *)turn)->dirty_backends;
+        if (list != NULL && PyList_Check(list))
+            return PyList_Append(list, conn);
+    }
+    return append_to(turn, clients ? s_dirty_clients : s_dirty_backends, conn);
 }
 
 /* loop.time() into *field (a BackendBase's progress_at). */
@@ -340,7 +526,7 @@ static int pending_reply(PendingObject *p, PyObject *raw) {
     if (head != (PyObject *)p)
         return 0;
     Py_XSETREF(c->dirty, Py_NewRef(Py_True));
-    return IS_NONE(c->turn) ? 0 : append_to(c->turn, s_dirty_clients, client);
+    return IS_NONE(c->turn) ? 0 : turn_dirty(c->turn, 1, client);
 }
 
 static PyObject *Pending_on_reply(PendingObject *p, PyObject *raw) {
@@ -379,10 +565,185 @@ static PyTypeObject PendingType = {
     .tp_members = Pending_members,
 };
 
-/* waiter.on_reply(raw): inlined for a Pending, a method call for anything else. */
+/* ------------------------------------------------------------------ fan-outs */
+
+/* A fan-out's parts, merged into its Pending once the last is in (router.decide.fanin's
+ * FanIn, for MGET/MSET/DEL-likes sent by the fast path). */
+typedef struct {
+    PyObject_HEAD
+    PyObject *pending;   /* the client's reply slot */
+    PyObject *parts;     /* list of replies, in part order (b"" until in) */
+    PyObject *positions; /* MGET: list of key positions per part; None otherwise */
+    PyObject *kind;      /* the merger's name (str), for the reference merge */
+    Py_ssize_t remaining, total;
+    int merger, resp3;
+} FanObject;
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *fan;
+    Py_ssize_t index;
+} FanPartObject;
+
+static PyTypeObject FanType, FanPartType;
+
+static int Fan_traverse(FanObject *f, visitproc visit, void *arg) {
+    Py_VISIT(f->pending);
+    Py_VISIT(f->parts);
+    Py_VISIT(f->positions);
+    Py_VISIT(f->kind);
+    return 0;
+}
+
+static int Fan_clear(FanObject *f) {
+    Py_CLEAR(f->pending);
+    Py_CLEAR(f->parts);
+    Py_CLEAR(f->positions);
+    Py_CLEAR(f->kind);
+    return 0;
+}
+
+static void Fan_dealloc(FanObject *f) {
+    PyObject_GC_UnTrack(f);
+    Fan_clear(f);
+    PyObject_GC_Del(f);
+}
+
+static int FanPart_traverse(FanPartObject *p, visitproc visit, void *arg) {
+    Py_VISIT(p->fan);
+    return 0;
+}
+
+static int FanPart_clear(FanPartObject *p) {
+    Py_CLEAR(p->fan);
+    return 0;
+}
+
+static void FanPart_dealloc(FanPartObject *p) {
+    PyObject_GC_UnTrack(p);
+    FanPart_clear(p);
+    PyObject_GC_Del(p);
+}
+
+/* The merge in C when every part is what the merger expects; NULL with no error
+ * set when C leaves it to the reference (an error reply, an odd part). */
+static PyObject *merge_fast(FanObject *f) {
+    Py_ssize_t n = PyList_GET_SIZE(f->parts);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *raw = PyList_GET_ITEM(f->parts, i);
+        if (!PyBytes_Check(raw) || PyBytes_GET_SIZE(raw) == 0 || PyBytes_AS_STRING(raw)[0] == '-')
+            return NULL; /* an error: the reference returns the first one */
+    }
+    if (f->merger == MERGE_ALL_OK) {
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (PyBytes_GET_SIZE(PyList_GET_ITEM(f->parts, i)) != 5 ||
+                memcmp(PyBytes_AS_STRING(PyList_GET_ITEM(f->parts, i)), "+OK\r\n", 5) != 0)
+                return NULL;
+        return Py_NewRef(OK_BYTES);
+    }
+    if (f->merger == MERGE_SUM) {
+        long long total = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *raw = PyList_GET_ITEM(f->parts, i);
+            const char *s = PyBytes_AS_STRING(raw);
+            Py_ssize_t size = PyBytes_GET_SIZE(raw);
+            if (s[0] != ':' || size < 4 || s[size - 2] != '\r' || s[size - 1] != '\n')
+                return NULL;
+            long long v = plain_digits(s, 1, size - 2); /* a DEL count is never negative */
+            if (v < 0 || total > (1LL << 60))
+                return NULL;
+            total += v;
+        }
+        char text[32];
+        int len = snprintf(text, sizeof text, ":%lld\r\n", total);
+        return PyBytes_FromStringAndSize(text, len);
+    }
+    if (f->merger == MERGE_ORDERED_KIND && MERGE_ORDERED != Py_None) {
+        PyObject *total = PyLong_FromSsize_t(f->total);
+        if (total == NULL)
+            return NULL;
+        PyObject *args[4] = {f->parts, f->positions, total, f->resp3 ? NIL3_BYTES : NIL2_BYTES};
+        PyObject *merged = PyObject_Vectorcall(MERGE_ORDERED, args, 4, NULL);
+        Py_DECREF(total);
+        if (merged == NULL || merged != UNSURE_MARK)
+            return merged;
+        Py_DECREF(merged);
+    }
+    return NULL;
+}
+
+static int fan_part_reply(FanPartObject *part, PyObject *raw) {
+    FanObject *f = (FanObject *)part->fan;
+    if (f == NULL || f->parts == NULL || part->index >= PyList_GET_SIZE(f->parts)) {
+        PyErr_SetString(PyExc_RuntimeError, "fan-out part answered twice");
+        return -1;
+    }
+    Py_INCREF(raw);
+    if (PyList_SetItem(f->parts, part->index, raw) < 0)
+        return -1;
+    if (--f->remaining > 0)
+        return 0;
+    Py_INCREF(f);
+    PyObject *merged = merge_fast(f);
+    if (merged == NULL && !PyErr_Occurred()) { /* the reference: router.wire.client.merge_fanout */
+        PyObject *total = PyLong_FromSsize_t(f->total);
+        PyObject *args[5] = {f->kind, f->parts, f->positions, total, f->resp3 ? Py_True : Py_False};
+        merged = total == NULL ? NULL : PyObject_Vectorcall(MERGE_FALLBACK, args, 5, NULL);
+        Py_XDECREF(total);
+    }
+    int err = -1;
+    if (merged != NULL) {
+        Py_CLEAR(f->parts); /* answered: nothing more comes */
+        PyObject *pending = f->pending;
+        err = Py_IS_TYPE(pending, &PendingType)
+                  ? pending_reply((PendingObject *)pending, merged)
+                  : (Py_XDECREF(PyObject_CallMethodOneArg(pending, s_on_reply, merged)),
+                     PyErr_Occurred() ? -1 : 0);
+        Py_DECREF(merged);
+    }
+    Py_DECREF(f);
+    return err;
+}
+
+static PyObject *FanPart_on_reply(FanPartObject *p, PyObject *raw) {
+    if (fan_part_reply(p, raw) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef FanPart_methods[] = {
+    {"on_reply", (PyCFunction)FanPart_on_reply, METH_O, "on_reply(raw): this part's reply"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject FanType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.Fan",
+    .tp_basicsize = sizeof(FanObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A fan-out's parts, merged into one reply (router.decide.fanin.FanIn).",
+    .tp_dealloc = (destructor)Fan_dealloc,
+    .tp_traverse = (traverseproc)Fan_traverse,
+    .tp_clear = (inquiry)Fan_clear,
+};
+
+static PyTypeObject FanPartType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.FanPart",
+    .tp_basicsize = sizeof(FanPartObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "One part of a Fan (router.decide.fanin.FanInPart).",
+    .tp_dealloc = (destructor)FanPart_dealloc,
+    .tp_traverse = (traverseproc)FanPart_traverse,
+    .tp_clear = (inquiry)FanPart_clear,
+    .tp_methods = FanPart_methods,
+};
+
+/* waiter.on_reply(raw): inlined for a Pending or a fan-out part, a method call for
+ * anything else. */
 static int answer(PyObject *waiter, PyObject *raw) {
     if (Py_IS_TYPE(waiter, &PendingType))
         return pending_reply((PendingObject *)waiter, raw);
+    if (Py_IS_TYPE(waiter, &FanPartType))
+        return fan_part_reply((FanPartObject *)waiter, raw);
     PyObject *r = PyObject_CallMethodOneArg(waiter, s_on_reply, raw);
     if (r == NULL)
         return -1;
@@ -396,12 +757,19 @@ static int answer(PyObject *waiter, PyObject *raw) {
  * anything else, e.g. a pinned connection): answered with the shard-down reply
  * while down, else queued for the end of the loop turn (progress_at set when
  * nothing was waiting). */
+static int backend_queue(PyObject *conn, PyObject *raw, PyObject *pending);
+
 static int backend_send(PyObject *conn, PyObject *raw, PyObject *pending) {
     if ((PyObject *)Py_TYPE(conn) != BACKEND_TYPE) {
         PyObject *r = PyObject_CallMethodObjArgs(conn, s_send, raw, pending, NULL);
         Py_XDECREF(r);
         return r == NULL ? -1 : 0;
     }
+    return backend_queue(conn, raw, pending);
+}
+
+/* BackendBase.send's work on the connection's fields (BackendConn._send). */
+static int backend_queue(PyObject *conn, PyObject *raw, PyObject *pending) {
     BackendBaseObject *b = BB(conn);
     if (b->state == STATE_DOWN || b->state == STATE_CLOSED) {
         PyObject *down = b->down_reply;
@@ -436,7 +804,7 @@ static int backend_send(PyObject *conn, PyObject *raw, PyObject *pending) {
     if (b->dirty == Py_True)
         return 0;
     Py_XSETREF(b->dirty, Py_NewRef(Py_True));
-    return IS_NONE(b->turn) ? 0 : append_to(b->turn, s_dirty_backends, conn);
+    return IS_NONE(b->turn) ? 0 : turn_dirty(b->turn, 0, conn);
 }
 
 /* One canonical multibulk request at s[pos:size] with every bulk within
@@ -481,11 +849,165 @@ static int frame_request(const char *s, Py_ssize_t pos, Py_ssize_t size, long lo
     return 1;
 }
 
-/* ClientConn.process's single-key fast path over ``data``: the bytes consumed
- * (whole requests), or -1 on error. */
-static Py_ssize_t serve(ClientBaseObject *c, PyObject *data, const unsigned char *owner,
+/* The arguments of the well-formed request at s[pos:end] (argc of them; framed by
+ * frame_request already). */
+static PyObject *request_args(const char *s, Py_ssize_t pos, Py_ssize_t end, long long argc) {
+    PyObject *args = PyList_New((Py_ssize_t)argc);
+    if (args == NULL)
+        return NULL;
+    Py_ssize_t p = find_crlf(s, pos + 1, end) + 2; /* past "*<argc>\r\n" */
+    for (Py_ssize_t i = 0; i < (Py_ssize_t)argc; i++) {
+        Py_ssize_t nl = p + 1;
+        while (s[nl] != '\r')
+            nl++;
+        Py_ssize_t len = (Py_ssize_t)canonical_len(s, p + 1, nl);
+        PyObject *a = PyBytes_FromStringAndSize(s + nl + 2, len);
+        if (a == NULL) {
+            Py_DECREF(args);
+            return NULL;
+        }
+        PyList_SET_ITEM(args, i, a);
+        p = nl + 2 + len + 2;
+    }
+    return args;
+}
+
+static int set_timed(PendingObject *p, PyObject *shape) {
+    PyObject *now = PyObject_CallNoArgs(PERF_COUNTER);
+    if (now == NULL)
+        return -1;
+    p->t0 = PyFloat_AsDouble(now);
+    Py_DECREF(now);
+    Py_SETREF(p->shape, Py_NewRef(shape));
+    return 0;
+}
+
+/* ClientConn._send_fanout for a request the fast path framed (MGET/MSET/DEL-likes,
+ * the argument count checked): split by group_keys, each part queued on its shard,
+ * the replies merged into one Pending appended to the FIFO. 0, or -1 on error. */
+static int send_fanout(ClientBaseObject *c, PyObject *data, Py_ssize_t pos, Py_ssize_t end,
+                       long long argc, PyObject *owner, PyObject *conns, PyObject *entry) {
+    PyObject *client = (PyObject *)c;
+    const char *s = PyBytes_AS_STRING(data);
+    PyObject *cmd = PyTuple_GET_ITEM(entry, 3), *step = PyTuple_GET_ITEM(entry, 4);
+    PyObject *kind = PyTuple_GET_ITEM(entry, 5), *shape = PyTuple_GET_ITEM(entry, 6);
+    PyObject *args = request_args(s, pos, end, argc);
+    if (args == NULL)
+        return -1;
+    PyObject *call[3] = {args, step, owner};
+    PyObject *grouped = PyObject_Vectorcall(GROUP_KEYS, call, 3, NULL);
+    Py_DECREF(args);
+    if (grouped == NULL)
+        return -1;
+    int err = -1;
+    PendingObject *p = NULL;
+    FanObject *f = NULL;
+    if (PyLong_Check(grouped)) { /* every key on one shard: the request as it came */
+        Py_ssize_t shard = PyLong_AsSsize_t(grouped);
+        if (shard < 0 || shard >= PyList_GET_SIZE(conns)) {
+            PyErr_SetString(PyExc_IndexError, "fan-out to an unknown shard");
+            goto done;
+        }
+        PyObject *conn = PyList_GET_ITEM(conns, shard);
+        PyObject *raw = pos == 0 && end == PyBytes_GET_SIZE(data)
+                            ? Py_NewRef(data)
+                            : PyBytes_FromStringAndSize(s + pos, end - pos);
+        if (raw == NULL)
+            goto done;
+        p = pending_new(client, cmd, raw, conn);
+        if (p == NULL || set_timed(p, shape) < 0 || deque_append(c->fifo, (PyObject *)p) < 0 ||
+            backend_send(conn, raw, (PyObject *)p) < 0) {
+            Py_DECREF(raw);
+            goto done;
+        }
+        Py_DECREF(raw);
+        err = 0;
+        goto done;
+    }
+    if (!PyList_Check(grouped)) {
+        PyErr_SetString(PyExc_TypeError, "group_keys returned neither int nor list");
+        goto done;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(grouped);
+    p = pending_new(client, cmd, Py_None, Py_None);
+    if (p == NULL || set_timed(p, shape) < 0 || deque_append(c->fifo, (PyObject *)p) < 0)
+        goto done;
+    f = PyObject_GC_New(FanObject, &FanType);
+    if (f == NULL)
+        goto done;
+    f->pending = Py_NewRef((PyObject *)p);
+    f->parts = PyList_New(n);
+    f->positions = NULL;
+    f->kind = Py_NewRef(kind);
+    f->remaining = n;
+    f->total = (Py_ssize_t)argc - 1;
+    f->merger = PyUnicode_CompareWithASCIIString(kind, "sum") == 0      ? MERGE_SUM
+                : PyUnicode_CompareWithASCIIString(kind, "all-ok") == 0 ? MERGE_ALL_OK
+                : PyUnicode_CompareWithASCIIString(kind, "ordered") == 0 ? MERGE_ORDERED_KIND
+                                                                         : 0;
+    f->resp3 = 0;
+    PyObject_GC_Track(f);
+    if (f->parts == NULL)
+        goto done;
+    if (f->merger == MERGE_ORDERED_KIND || f->merger == 0) {
+        PyObject *proto = IS_NONE(c->session) ? NULL : PyObject_GetAttr(c->session, s_proto);
+        if (proto == NULL)
+            goto done;
+        f->resp3 = PyLong_Check(proto) && PyLong_AsLong(proto) == 3;
+        Py_DECREF(proto);
+    }
+    f->positions = f->merger == MERGE_ORDERED_KIND || f->merger == 0 ? PyList_New(n)
+                                                                     : Py_NewRef(Py_None);
+    if (f->positions == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyList_SET_ITEM(f->parts, i, PyBytes_FromStringAndSize(NULL, 0));
+        if (PyList_GET_ITEM(f->parts, i) == NULL)
+            goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *group = PyList_GET_ITEM(grouped, i);
+        if (!PyTuple_Check(group) || PyTuple_GET_SIZE(group) != 3) {
+            PyErr_SetString(PyExc_TypeError, "group_keys: (shard, piece, where) expected");
+            goto done;
+        }
+        if (f->positions != Py_None)
+            PyList_SET_ITEM(f->positions, i, Py_NewRef(PyTuple_GET_ITEM(group, 2)));
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *group = PyList_GET_ITEM(grouped, i);
+        Py_ssize_t shard = PyLong_AsSsize_t(PyTuple_GET_ITEM(group, 0));
+        if (shard < 0 || shard >= PyList_GET_SIZE(conns)) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_IndexError, "fan-out to an unknown shard");
+            goto done;
+        }
+        FanPartObject *part = PyObject_GC_New(FanPartObject, &FanPartType);
+        if (part == NULL)
+            goto done;
+        part->fan = Py_NewRef((PyObject *)f);
+        part->index = i;
+        PyObject_GC_Track(part);
+        int bad = backend_send(PyList_GET_ITEM(conns, shard), PyTuple_GET_ITEM(group, 1),
+                               (PyObject *)part);
+        Py_DECREF(part);
+        if (bad < 0)
+            goto done;
+    }
+    err = 0;
+done:
+    Py_XDECREF(f);
+    Py_XDECREF(p);
+    Py_DECREF(grouped);
+    return err;
+}
+
+/* ClientConn.process's fast paths over ``data``: the bytes consumed (whole
+ * requests), or -1 on error. */
+static Py_ssize_t serve(ClientBaseObject *c, PyObject *data, PyObject *owner_bytes,
                         PyObject *conns, Py_ssize_t limit, long long max_args,
                         long long max_bulk) {
+    const unsigned char *owner = (const unsigned char *)PyBytes_AS_STRING(owner_bytes);
     PyObject *client = (PyObject *)c;
     const char *s = PyBytes_AS_STRING(data);
     Py_ssize_t size = PyBytes_GET_SIZE(data);
@@ -517,9 +1039,22 @@ static Py_ssize_t serve(ClientBaseObject *c, PyObject *data, const unsigned char
         long min_args = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
         long long max = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 1));
         long key = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
+        long step = PyLong_AsLong(PyTuple_GET_ITEM(entry, 4));
         PyObject *cmd = PyTuple_GET_ITEM(entry, 3);
-        if (key < 1 || key > MAX_KEY_INDEX || argc <= key || argc < min_args || argc > max)
+        if (argc < min_args || argc > max)
             break; /* the arity is wrong: the Python path says so */
+        if (key == 0) { /* MGET/MSET/DEL-like: split by shard (ClientConn._send_fanout) */
+            if (step < 1 || (argc - 1) % step || (argc - 1) / step > PIECE_KEYS)
+                break; /* a key without its value, or a large fan-out: the Python path */
+            if (send_fanout(c, data, pos, end, argc, owner_bytes, conns, entry) < 0)
+                goto fail;
+            queued++;
+            pos = end;
+            Py_XSETREF(last, Py_NewRef(cmd));
+            continue;
+        }
+        if (key > MAX_KEY_INDEX || argc <= key)
+            break;
         unsigned int slot = hash_slot((const unsigned char *)s + starts[key], lens[key]);
         Py_ssize_t shard = owner[slot];
         if (shard >= PyList_GET_SIZE(conns))
@@ -536,10 +1071,10 @@ static Py_ssize_t serve(ClientBaseObject *c, PyObject *data, const unsigned char
         }
         int err = 0;
         if (sample < 0)
-            err = (sample = truth_attr(turn, s_sample_due)) < 0;
+            err = (sample = turn_sample_due(turn)) < 0;
         if (!err && sample) { /* the first single-key request of the turn is timed */
             sample = 0;
-            PyObject *now = PyObject_SetAttr(turn, s_sample_due, Py_False) < 0
+            PyObject *now = turn_sampled(turn) < 0
                                 ? NULL
                                 : PyObject_CallNoArgs(PERF_COUNTER);
             if (now == NULL) {
@@ -664,8 +1199,7 @@ static PyObject *client_data_received(PyObject *client, PyObject *data) {
     } else {
         Py_INCREF(owner); /* held across serve: a route change in a callback frees nothing */
         Py_INCREF(conns);
-        Py_ssize_t used = serve(c, data, (const unsigned char *)PyBytes_AS_STRING(owner), conns,
-                                limit, max_args, max_bulk);
+        Py_ssize_t used = serve(c, data, owner, conns, limit, max_args, max_bulk);
         Py_DECREF(owner);
         Py_DECREF(conns);
         if (used < 0)
@@ -912,6 +1446,17 @@ done:
     return result;
 }
 
+/* BackendBase.send(raw, waiter): BackendConn._send (the reference). */
+static PyObject *backend_send_method(PyObject *conn, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "send(raw, waiter)");
+        return NULL;
+    }
+    if (backend_queue(conn, args[0], args[1]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 /* BackendBase.flush: BackendConn._flush (the reference): what this turn queued,
  * in one write. */
 static PyObject *backend_flush(PyObject *conn, PyObject *unused) {
@@ -1108,6 +1653,8 @@ static PyMethodDef BackendBase_methods[] = {
      "BackendConn._data_received with the reply loop in C"},
     {"flush", (PyCFunction)backend_flush, METH_NOARGS,
      "BackendConn._flush in C: what this loop turn queued, in one write"},
+    {"send", (PyCFunction)(void (*)(void))backend_send_method, METH_FASTCALL,
+     "BackendConn._send in C: queue one request for the end of the loop turn"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1140,21 +1687,25 @@ static PyTypeObject BackendBaseType = {
 /* ------------------------------------------------------------------ module */
 
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) ||
-        !PyType_Check(args[2])) {
+    if (nargs != 13 || !PyDict_Check(args[0]) || !PyType_Check(args[1]) ||
+        !PyType_Check(args[2]) || !PyLong_Check(args[12])) {
         PyErr_SetString(PyExc_TypeError,
-                        "setup(fast_table: dict, backend_type: type, deque_type: type, up, down, "
-                        "closed, single, perf_counter)");
+                        "setup(fast_table, backend_type, deque_type, up, down, closed, single, "
+                        "perf_counter, group_keys, merge_ordered, merge_fallback, unsure, "
+                        "piece_keys)");
         return NULL;
     }
     PyObject *key, *value;
     Py_ssize_t i = 0;
     while (PyDict_Next(args[0], &i, &key, &value)) {
-        if (!PyBytes_Check(key) || !PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 4 ||
+        if (!PyBytes_Check(key) || !PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 7 ||
             !PyLong_Check(PyTuple_GET_ITEM(value, 0)) || !PyLong_Check(PyTuple_GET_ITEM(value, 1)) ||
-            !PyLong_Check(PyTuple_GET_ITEM(value, 2))) {
+            !PyLong_Check(PyTuple_GET_ITEM(value, 2)) || !PyLong_Check(PyTuple_GET_ITEM(value, 4)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(value, 5)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(value, 6))) {
             PyErr_SetString(PyExc_TypeError,
-                            "fast_table: {bytes: (min_args, max_args, fast_key, name)}");
+                            "fast_table: {bytes: (min_args, max_args, fast_key, name, "
+                            "split_step, merger, shape)}");
             return NULL;
         }
     }
@@ -1173,12 +1724,18 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     Py_XSETREF(STATE_CLOSED, Py_NewRef(args[5]));
     Py_XSETREF(SHAPE_SINGLE, Py_NewRef(args[6]));
     Py_XSETREF(PERF_COUNTER, Py_NewRef(args[7]));
+    Py_XSETREF(GROUP_KEYS, Py_NewRef(args[8]));
+    Py_XSETREF(MERGE_ORDERED, Py_NewRef(args[9]));
+    Py_XSETREF(MERGE_FALLBACK, Py_NewRef(args[10]));
+    Py_XSETREF(UNSURE_MARK, Py_NewRef(args[11]));
+    PIECE_KEYS = PyLong_AsSsize_t(args[12]);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(fast_table, backend_type, deque_type, up, down, closed, single, perf_counter)"},
+     "setup(fast_table, backend_type, deque_type, up, down, closed, single, perf_counter, "
+     "group_keys, merge_ordered, merge_fallback, unsure, piece_keys)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1237,14 +1794,21 @@ PyMODINIT_FUNC PyInit__hot(void) {
     INTERN(s_take_ready, "_take_ready");
     INTERN(s_over_output_limit, "_over_output_limit");
     INTERN(s_bind, "_bind");
-    if ((ONE = PyLong_FromLong(1)) == NULL)
+    INTERN(s_proto, "proto");
+    INTERN(s_call_soon, "call_soon");
+    if ((ONE = PyLong_FromLong(1)) == NULL || (OK_BYTES = PyBytes_FromString("+OK\r\n")) == NULL ||
+        (NIL2_BYTES = PyBytes_FromString("$-1\r\n")) == NULL ||
+        (NIL3_BYTES = PyBytes_FromString("_\r\n")) == NULL)
         return NULL;
-    if (PyType_Ready(&PendingType) < 0 || PyType_Ready(&ClientBaseType) < 0 ||
+    if (PyType_Ready(&PendingType) < 0 || PyType_Ready(&FanType) < 0 ||
+        PyType_Ready(&FanPartType) < 0 || PyType_Ready(&TurnType) < 0 ||
+        PyType_Ready(&ClientBaseType) < 0 ||
         PyType_Ready(&BackendBaseType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && (PyModule_AddObjectRef(m, "Pending", (PyObject *)&PendingType) < 0 ||
                       PyModule_AddObjectRef(m, "ClientBase", (PyObject *)&ClientBaseType) < 0 ||
+                      PyModule_AddObjectRef(m, "LoopTurn", (PyObject *)&TurnType) < 0 ||
                       PyModule_AddObjectRef(m, "BackendBase", (PyObject *)&BackendBaseType) < 0)) {
         Py_DECREF(m);
         return NULL;

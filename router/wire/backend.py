@@ -17,6 +17,12 @@ acknowledgement from a replaced master may be lost with it).
                                    waiting: deque[waiter]  ◄── replies, framed by ReplyScanner,
                                                               handed to waiters in FIFO order
 
+With the C hot path built (`router.wire.hot`), `BackendConn` sits on
+``BackendBase``: the attributes it reads (``BACKEND_FIELDS``) are C fields and
+``send``, ``flush`` and ``data_received`` run in C (complete replies with no partial
+one buffered before them go to their waiters there; the rest to `_data_received`
+from that byte); `_send`, `_flush` and `_data_received` are the Python reference.
+
 A connection calls up only through its `BackendPorts` (router.wire.ports): the
 `LoopTurn` that flushes it, the counters it bumps (`StatsSink`), and the
 `TopologyHint` it gives when a master refuses a write or goes away.
@@ -215,8 +221,9 @@ class BackendConn(BackendBase, asyncio.Protocol):
 
     # ------------------------------------------------------------ sending
 
-    def send(self, raw: bytes, waiter: Waiter) -> None:
-        """Queue one request; it goes out with everything else queued this loop turn."""
+    def _send(self, raw: bytes, waiter: Waiter) -> None:
+        """Queue one request; it goes out with everything else queued this loop turn (the
+        reference; `BackendBase`'s C ``send`` runs when built)."""
         if self.state is DOWN or self.state is CLOSED:
             waiter.on_reply(self.down_reply)
             return
@@ -227,6 +234,9 @@ class BackendConn(BackendBase, asyncio.Protocol):
         if not self.dirty:
             self.dirty = True
             self.turn.dirty_backends.append(self)
+
+    if H is None:
+        send = _send
 
     def now(self) -> float:
         loop = self.loop

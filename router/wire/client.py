@@ -50,6 +50,16 @@ moved from the source shard first, or held while their migration is preparing
 (`router.wire.migrate`; with migrations in the slot map every request goes through
 `dispatch`, the fast paths are off).
 
+With the C hot path built (`router.wire.hot`: ``_hot.c``), `ClientConn` sits on
+``ClientBase``, which holds the attributes that path reads (``CLIENT_FIELDS``) and
+runs ``data_received`` and ``flush`` in C: while the client is in plain mode with
+nothing buffered, the single-key requests and the MGET/MSET/DEL-likes at the head
+of what was read are framed, routed, queued on their backends and given their
+reply slots (``Pending``, a C type then) without a Python frame, exactly as
+`process` does; the first request it does not take, and everything after it, goes
+to `_feed` (the reader and `process`) from that byte. `_data_received`, `_flush`,
+`_take_ready` and `PyPending` are the Python reference, and what runs without C.
+
 SCRIPT KILL and FUNCTION KILL never go on the shared connection (the busy
 script they must stop is in front of them there): `forward` sends them to
 every master on side connections (`router.wire.side`). CLIENT KILL/UNBLOCK/
@@ -78,10 +88,10 @@ from typing import Protocol
 
 from router.commands import spec as cmds
 from router.commands.spec import FAST, CommandSpec, Shape, resolve
-from router.decide import builtins
+from router.decide import builtins, merge
 from router.decide import plan as planner
 from router.decide.config_set import CONFIG_WRITES
-from router.decide.fanin import FanIn, FanInPart
+from router.decide.fanin import FanIn, FanInPart, merged
 from router.decide.info import RouterFacts
 from router.decide.large import PIECE_KEYS, LargeFanout, is_large
 from router.decide.modes import Mode
@@ -100,6 +110,7 @@ from router.wire.noscript import Retry
 from router.wire.ports import ConfigSource, ConfigWriter, StatsSink, TrackingPort
 from router.wire.turn import LoopTurn
 from router.wire.walk import Walking
+from slotwarden.resp import accel
 from slotwarden.resp.accel import group_keys, key_slot
 from slotwarden.resp.encode import error_reply
 from slotwarden.resp.errors import ProtocolError
@@ -154,8 +165,25 @@ class PyPending:
 # The reply slot every path creates: router.wire._hot's C type when the hot path is
 # built (same attributes, same on_reply), else the Python reference above.
 Pending = H.Pending if H is not None else PyPending
+
+
+def merge_fanout(
+    kind: str, parts: list[bytes], positions: list[list[int]] | None, total: int, resp3: bool
+) -> bytes:
+    """A fan-out's merge where the C hot path leaves it (an error reply, a part of an
+    odd shape): `FanIn`'s, with the merger `_send_fanout` would have planned."""
+    if kind == "ordered":
+        merger = merge.merge_ordered(positions or [], total, resp3)
+    else:
+        merger = merge.MERGERS[kind]
+    return merged(merger, parts)
+
+
 if H is not None:
-    H.setup(fast_table(), BackendConn, deque, UP, DOWN, CLOSED, SINGLE, perf_counter)
+    H.setup(
+        fast_table(), BackendConn, deque, UP, DOWN, CLOSED, SINGLE, perf_counter,
+        group_keys, accel.merge_ordered, merge_fanout, accel.UNSURE, PIECE_KEYS,
+    )  # fmt: skip
 
 
 # The attributes the C hot path reads and writes directly: `router.wire._hot.ClientBase`'s

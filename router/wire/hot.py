@@ -1,19 +1,21 @@
 """The one place that picks the router's C hot path (`router.wire._hot`) or none.
 
 ``_hot.c``, built by setup.py next to `slotwarden.resp._speedups` when a C
-compiler is there, runs the single-key request path and the reply path
-without a Python frame per request: `serve` (the fast path of
-`router.wire.client.ClientConn.process` over a read's bytes), `deliver` (the
-loop of `router.wire.backend.BackendConn.data_received`), `take_ready` (the
-loop of `ClientConn.flush`) and `Pending` (the reply slot). The Python code
-is the reference: each C function takes a prefix of its input and leaves the
-rest, from exactly that byte, to the Python path; `tests/unit/router/
-test_hot_path.py` checks them against it.
+compiler is there, runs a single-key request from the client's bytes to its
+backend's queue and its reply back to the client's socket without a Python
+frame per request: ``ClientBase`` and ``BackendBase`` (the bases of
+`router.wire.client.ClientConn` and `router.wire.backend.BackendConn`: their
+hot attributes as C fields, and ``data_received``/``flush`` in C) and
+``Pending`` (the reply slot). The Python methods (``_data_received``,
+``_flush``, ``PyPending``) are the reference: each C method takes what it
+can and hands the rest, from exactly that byte, to its Python twin; the
+tests run the router both ways (`tests/integration/router/
+test_speedups_router.py`, `tests/unit/router/test_hot_path.py`).
 
 Exports, each chosen once, here: ``H``, the extension module, or None when it
 is not built or the environment sets ``SLOTWARDEN_PURE_PYTHON=1`` (the same
-switch that turns `slotwarden.resp.accel` off). `setup` hands it the command
-table's fast entries once the router's classes exist. No I/O here.
+switch that turns `slotwarden.resp.accel` off); `fast_table`, what
+``H.setup`` is given; `implementation`, for INFO. No I/O here.
 """
 
 from __future__ import annotations
@@ -32,13 +34,27 @@ if accel.C is None:  # SLOTWARDEN_PURE_PYTHON=1, or no speedups at all: all Pyth
     H = None
 
 
-def fast_table() -> dict[bytes, tuple[int, int, int, str]]:
-    """The single-key commands of `router.commands.spec.FAST` as C reads them:
-    name as clients send it -> (min_args, max_args, fast_key, name)."""
+def fast_table() -> dict[bytes, tuple[int, int, int, str, int, str, str]]:
+    """The commands of `router.commands.spec.FAST` as C reads them: name as clients send
+    it -> (min_args, max_args, fast_key, name, split_step, merger, shape); a single-key
+    command has a ``fast_key``, a fan-out (MGET/MSET/DEL-like) a ``split_step``."""
     from router.commands.spec import FAST
 
     return {
-        name: (spec.min_args, spec.max_args, spec.fast_key, spec.name)
+        name: (
+            spec.min_args,
+            spec.max_args,
+            spec.fast_key or 0,
+            spec.name,
+            spec.split_step or 0,
+            spec.merger or "",
+            spec.shape.value,
+        )
         for name, spec in FAST.items()
-        if spec.fast_key
     }
+
+
+def implementation() -> str:
+    """``"c"`` when the C speedups and hot path run, ``"python"`` otherwise (INFO router
+    ``speedups``, the start-up log)."""
+    return "c" if H is not None else "python"

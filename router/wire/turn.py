@@ -12,6 +12,10 @@ The turn also carries the latency sampling flag: ``sample_due`` is set at
 the start of each turn, and the first single-key request parsed in the turn
 clears it and is timed (router.wire.client).
 
+With the C hot path built (`router.wire.hot`) `LoopTurn` is its C twin of
+`PyLoopTurn` (the connections' C methods append to its lists and schedule it
+without a Python frame).
+
 Invariant: a connection is in a dirty list at most once per turn (its own
 ``dirty`` flag guards the append), and everything in the lists is flushed
 before the flush returns, including output produced by the flush itself.
@@ -22,6 +26,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
+from router.wire.hot import H
+
 
 class Flushable(Protocol):
     """A connection with output to write at the end of the turn."""
@@ -29,7 +35,9 @@ class Flushable(Protocol):
     def flush(self) -> None: ...
 
 
-class LoopTurn:
+class PyLoopTurn:
+    """The reference; `LoopTurn` is the C one (router.wire._hot) when built."""
+
     __slots__ = ("_loop", "_scheduled", "dirty_backends", "dirty_clients", "sample_due")
 
     def __init__(self) -> None:
@@ -62,3 +70,8 @@ class LoopTurn:
             clients, self.dirty_clients = self.dirty_clients, []
             for client in clients:
                 client.flush()
+
+
+# The loop turn the router uses: router.wire._hot's C type when the hot path is built
+# (same attributes, same methods), else the Python reference above.
+LoopTurn = H.LoopTurn if H is not None else PyLoopTurn

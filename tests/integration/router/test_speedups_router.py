@@ -36,7 +36,7 @@ def workload(seed: int) -> tuple[bytes, int]:
     count = 0
     for i in range(600):
         k = rnd.choice(keys).encode()
-        op = rnd.randrange(12)
+        op = rnd.randrange(16)
         if op == 0:
             value = bytes(rnd.randrange(256) for _ in range(rnd.randrange(40))) + b"\r\n"
             out.append(encode_command([b"SET", k, value]))
@@ -64,8 +64,21 @@ def workload(seed: int) -> tuple[bytes, int]:
             continue
         elif op == 10:
             out.append(encode_command([b"HSET", b"h" + k, b"f", str(i).encode()]))
-        else:
+        elif op == 11:
             out.append(encode_command([b"ECHO", b"e" * rnd.randrange(5)]))
+        elif op == 12:  # the C hot path's edges: spellings, arities, unknown commands
+            name = rnd.choice([b"get", b"GeT", b"incr", b"STRLEN", b"NOPE"])
+            out.append(encode_command([name, k, *[b"x"] * rnd.choice([0, 0, 1])]))
+        elif op == 13:  # a transaction between single-key requests: plain mode ends mid-read
+            out.append(encode_command([b"MULTI"]))
+            out.append(encode_command([b"SET", k, b"in-multi"]))
+            out.append(encode_command([b"GET", k]))
+            out.append(encode_command([b"EXEC"]))
+            count += 3
+        elif op == 14:  # a key at index 2 and a wrong arity for a single-key command
+            out.append(encode_command([b"SET", k]))
+        else:
+            out.append(encode_command([b"PEXPIRE", k, b"100000"]))
         count += 1
     return b"".join(out), count
 
@@ -132,3 +145,19 @@ def test_protocol_errors_are_the_same_with_and_without_speedups(fresh, pure) -> 
             answers.append(out)
         assert answers[0] == answers[1], data
         assert b"-ERR Protocol error" in answers[0], (data, answers[0])
+
+
+def test_a_pipeline_past_max_pending_is_answered_alike() -> None:
+    """max_pending_per_client 8: the C hot path stops at the bound, reading pauses and
+    resumes, and the replies are the reference's, in order."""
+    small = {"max_pending_per_client": 8}
+    with (
+        own_cluster(extra_router=small) as hot,
+        own_cluster(extra_router=small, env={"SLOTWARDEN_PURE_PYTHON": "1"}) as ref,
+    ):
+        assert info_field(ref, "speedups") == "python"
+        for seed in (11, 12):
+            data, count = workload(seed)
+            got = exchange(hot.port, data, count, seed)
+            want = exchange(ref.port, data, count, seed)
+            assert got == want, seed

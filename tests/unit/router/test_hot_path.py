@@ -1,0 +1,118 @@
+"""The C hot path (router.wire._hot) against its Python reference, structurally.
+
+Behaviour is compared end to end (`tests/integration/router/test_speedups_router.py`
+runs a router with it and one without over the same byte streams); here: it is built
+whenever the C speedups are, its C fields are exactly the attributes the Python bases
+declare, its `Pending` has `PyPending`'s attributes and defaults, and every
+single-key command of the command table is one its fast path takes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from router.commands.spec import FAST
+from router.wire import backend, client
+from router.wire.hot import H, fast_table, implementation
+from slotwarden.resp import accel
+
+needs_hot = pytest.mark.skipif(H is None, reason="the C hot path is not built here")
+
+MAX_KEY_INDEX = 8  # _hot.c: a fast_key past this would always go the Python way
+
+
+def c_fields(cls: type) -> set[str]:
+    return {name for name, v in vars(cls).items() if type(v).__name__ == "member_descriptor"}
+
+
+def test_the_hot_path_is_built_whenever_the_speedups_are() -> None:
+    """(SLOTWARDEN_PURE_PYTHON=1 turns both off: `test_pure_python_runs_the_reference_methods`.)"""
+    assert (H is not None) == (accel.C is not None)
+    assert implementation() == accel.implementation()
+
+
+@needs_hot
+def test_the_c_bases_hold_exactly_the_fields_the_python_bases_declare() -> None:
+    assert c_fields(H.ClientBase) == set(client.CLIENT_FIELDS)
+    assert c_fields(H.BackendBase) == set(backend.BACKEND_FIELDS)
+    # and the subclasses do not shadow one of them with a slot of their own
+    assert not set(client.ClientConn.__slots__) & set(client.CLIENT_FIELDS)
+    assert not set(backend.BackendConn.__slots__) & set(backend.BACKEND_FIELDS)
+    assert client.ClientConn.data_received is H.ClientBase.data_received
+    assert backend.BackendConn.flush is H.BackendBase.flush
+
+
+@needs_hot
+def test_pending_has_the_reference_attributes_and_defaults() -> None:
+    owner = object()
+    for args in [(owner,), (owner, "get"), (owner, "set", b"raw", None)]:
+        c_slot, py_slot = H.Pending(*args), client.PyPending(*args)
+        for name in ("client", "cmd", "reply", "req", "sent", "t0"):
+            assert getattr(c_slot, name) == getattr(py_slot, name), (args, name)
+    slot = H.Pending(owner, cmd="get", req=b"r", sent=None)
+    slot.t0 = 1.5
+    slot.shape = "single"
+    assert (slot.cmd, slot.req, slot.t0, slot.shape) == ("get", b"r", 1.5, "single")
+    assert set(client.PyPending.__slots__) <= c_fields(H.Pending)
+    assert client.Pending is H.Pending
+    with pytest.raises(TypeError):  # on_reply needs a real client connection
+        slot.on_reply(b"+OK\r\n")
+
+
+@needs_hot
+def test_the_c_loop_turn_has_the_reference_attributes() -> None:
+    from router.wire import turn
+
+    c_turn, py_turn = turn.LoopTurn(), turn.PyLoopTurn()
+    assert turn.LoopTurn is H.LoopTurn
+    for name in ("dirty_backends", "dirty_clients", "sample_due", "_scheduled"):
+        assert getattr(c_turn, name) == getattr(py_turn, name), name
+    c_turn.sample_due = False
+    assert c_turn.sample_due is False
+    assert set(turn.PyLoopTurn.__slots__) == c_fields(H.LoopTurn)
+
+
+def test_every_fast_command_is_in_the_c_table_as_the_spec_says() -> None:
+    table = fast_table()
+    assert set(table) == set(FAST)
+    single = fanout = 0
+    for name, (low, high, key, cmd, step, merger, shape) in table.items():
+        spec = FAST[name]
+        assert (low, high, cmd, shape) == (
+            spec.min_args,
+            spec.max_args,
+            spec.name,
+            spec.shape.value,
+        )
+        if spec.fast_key:  # single-key: the key's index, within what the C framer keeps
+            single += 1
+            assert key == spec.fast_key and 1 <= key <= MAX_KEY_INDEX and key < low, name
+        else:  # MGET/MSET/DEL-like: split by shard, merged by a merger C knows or Python's
+            fanout += 1
+            assert key == 0 and step == spec.split_step >= 1 and merger == spec.merger, name
+            assert merger in ("sum", "all-ok", "ordered"), name
+    assert single and fanout
+    assert table[b"GET"] == table[b"get"] and b"GeT" not in table  # other spellings: Python
+
+
+def test_pure_python_runs_the_reference_methods() -> None:
+    """SLOTWARDEN_PURE_PYTHON=1 turns the hot path off with the speedups: the
+    connections' protocol methods are then the Python reference ones."""
+    code = (
+        "import router.wire.client as c, router.wire.backend as b, router.wire.hot as h;"
+        "assert h.H is None and h.implementation() == 'python';"
+        "assert c.ClientConn.data_received is c.ClientConn._data_received;"
+        "assert c.ClientConn.flush is c.ClientConn._flush;"
+        "assert b.BackendConn.data_received is b.BackendConn._data_received;"
+        "assert b.BackendConn.flush is b.BackendConn._flush;"
+        "assert b.BackendConn.send is b.BackendConn._send;"
+        "import router.wire.turn as t; assert t.LoopTurn is t.PyLoopTurn;"
+        "assert c.Pending is c.PyPending; print('ok')"
+    )
+    env = {**os.environ, "SLOTWARDEN_PURE_PYTHON": "1"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.stdout.strip() == "ok", done.stderr
