@@ -237,36 +237,56 @@ static PyObject *Turn_flush(TurnObject *turn, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
-/* flush() every connection in *list (swapped for a new empty list first). */
-static int flush_each(PyObject **list) {
+/* flush() every connection in *list (swapped for a new empty list first), even past
+ * one whose flush raises (it would stay dirty and never be flushed again): the first
+ * exception is kept in *failed (router.wire.turn._flush_each). -1 only if out of memory. */
+typedef struct {
+    PyObject *type, *value, *traceback; /* the first exception (PyErr_Fetch), or NULLs */
+} Failure;
+
+static int flush_each(PyObject **list, Failure *failed) {
     PyObject *items = *list;
     PyObject *fresh = PyList_New(0);
     if (fresh == NULL)
         return -1;
     *list = fresh;
-    int err = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items) && !err; i++)
-        err = call_method0(PyList_GET_ITEM(items, i), s_flush);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        if (call_method0(PyList_GET_ITEM(items, i), s_flush) < 0) {
+            if (failed->type == NULL)
+                PyErr_Fetch(&failed->type, &failed->value, &failed->traceback);
+            else
+                PyErr_Clear();
+        }
+    }
     Py_DECREF(items);
-    return err;
+    return 0;
 }
 
 /* LoopTurn._flush_now: every connection with output, flushed, including output the
  * flushes themselves produce; the next turn's first single-key request is timed. */
 static PyObject *Turn_flush_now(TurnObject *turn, PyObject *unused) {
+    Failure failed = {NULL, NULL, NULL};
     turn->scheduled = 0;
     Py_XSETREF(turn->sample_due, Py_NewRef(Py_True));
     while (1) {
         if (turn->dirty_backends == NULL || turn->dirty_clients == NULL ||
             !PyList_Check(turn->dirty_backends) || !PyList_Check(turn->dirty_clients)) {
             PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
-            return NULL;
+            break;
         }
         if (PyList_GET_SIZE(turn->dirty_backends) == 0 && PyList_GET_SIZE(turn->dirty_clients) == 0)
             break;
-        if (flush_each(&turn->dirty_backends) < 0 || flush_each(&turn->dirty_clients) < 0)
-            return NULL;
+        if (flush_each(&turn->dirty_backends, &failed) < 0 ||
+            flush_each(&turn->dirty_clients, &failed) < 0)
+            break;
     }
+    if (failed.type != NULL) { /* a bug: raised once the others are written */
+        PyErr_Clear();
+        PyErr_Restore(failed.type, failed.value, failed.traceback);
+        return NULL;
+    }
+    if (PyErr_Occurred())
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -685,7 +705,8 @@ static int fan_part_reply(FanPartObject *part, PyObject *raw) {
         return 0;
     Py_INCREF(f);
     PyObject *merged = merge_fast(f);
-    if (merged == NULL && !PyErr_Occurred()) { /* the reference: router.wire.client.merge_fanout */
+    if (merged == NULL) { /* the reference (router.wire.client.merge_fanout), which turns a */
+        PyErr_Clear();    /* merger that raises into an error reply, as FanIn does */
         PyObject *total = PyLong_FromSsize_t(f->total);
         PyObject *args[5] = {f->kind, f->parts, f->positions, total, f->resp3 ? Py_True : Py_False};
         merged = total == NULL ? NULL : PyObject_Vectorcall(MERGE_FALLBACK, args, 5, NULL);
@@ -915,8 +936,9 @@ static int send_fanout(ClientBaseObject *c, PyObject *data, Py_ssize_t pos, Py_s
         if (raw == NULL)
             goto done;
         p = pending_new(client, cmd, raw, conn);
-        if (p == NULL || set_timed(p, shape) < 0 || deque_append(c->fifo, (PyObject *)p) < 0 ||
-            backend_send(conn, raw, (PyObject *)p) < 0) {
+        /* timed after the send, as _send_fanout: a reply given at once (shard down) is not */
+        if (p == NULL || deque_append(c->fifo, (PyObject *)p) < 0 ||
+            backend_send(conn, raw, (PyObject *)p) < 0 || set_timed(p, shape) < 0) {
             Py_DECREF(raw);
             goto done;
         }
@@ -930,7 +952,7 @@ static int send_fanout(ClientBaseObject *c, PyObject *data, Py_ssize_t pos, Py_s
     }
     Py_ssize_t n = PyList_GET_SIZE(grouped);
     p = pending_new(client, cmd, Py_None, Py_None);
-    if (p == NULL || set_timed(p, shape) < 0 || deque_append(c->fifo, (PyObject *)p) < 0)
+    if (p == NULL || deque_append(c->fifo, (PyObject *)p) < 0)
         goto done;
     f = PyObject_GC_New(FanObject, &FanType);
     if (f == NULL)
@@ -994,7 +1016,7 @@ static int send_fanout(ClientBaseObject *c, PyObject *data, Py_ssize_t pos, Py_s
         if (bad < 0)
             goto done;
     }
-    err = 0;
+    err = set_timed(p, shape); /* after the sends, as _send_fanout */
 done:
     Py_XDECREF(f);
     Py_XDECREF(p);
@@ -1796,6 +1818,21 @@ PyMODINIT_FUNC PyInit__hot(void) {
     INTERN(s_bind, "_bind");
     INTERN(s_proto, "proto");
     INTERN(s_call_soon, "call_soon");
+    /* what setup() sets, usable before it runs (a BackendConn without a client module) */
+    PyObject *collections = PyImport_ImportModule("collections");
+    PyObject *deque = collections == NULL ? NULL : PyObject_GetAttrString(collections, "deque");
+    Py_XDECREF(collections);
+    PyObject *time_module = PyImport_ImportModule("time");
+    PERF_COUNTER = time_module == NULL ? NULL : PyObject_GetAttrString(time_module, "perf_counter");
+    Py_XDECREF(time_module);
+    DEQUE_APPEND = deque == NULL ? NULL : PyObject_GetAttrString(deque, "append");
+    DEQUE_POPLEFT = deque == NULL ? NULL : PyObject_GetAttrString(deque, "popleft");
+    Py_XDECREF(deque);
+    if (PERF_COUNTER == NULL || DEQUE_APPEND == NULL || DEQUE_POPLEFT == NULL)
+        return NULL;
+    INTERN(STATE_UP, "up"); /* router.wire.backend's states (interned literals: same objects) */
+    INTERN(STATE_DOWN, "down");
+    INTERN(STATE_CLOSED, "closed");
     if ((ONE = PyLong_FromLong(1)) == NULL || (OK_BYTES = PyBytes_FromString("+OK\r\n")) == NULL ||
         (NIL2_BYTES = PyBytes_FromString("$-1\r\n")) == NULL ||
         (NIL3_BYTES = PyBytes_FromString("_\r\n")) == NULL)

@@ -339,9 +339,10 @@ class BackendConn(BackendBase, asyncio.Protocol):
         self.out = []
         waiting = self.waiting
         self.waiting = deque()
-        for waiter in waiting:
-            waiter.on_reply(reply)
-        if waiting:
+        answered = bool(waiting)
+        while waiting:  # emptied: a reply loop still holding this deque answers none twice
+            waiting.popleft().on_reply(reply)
+        if answered:
             self.turn.flush()
 
     def check_timeout(self, now: float) -> None:

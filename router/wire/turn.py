@@ -18,7 +18,9 @@ without a Python frame).
 
 Invariant: a connection is in a dirty list at most once per turn (its own
 ``dirty`` flag guards the append), and everything in the lists is flushed
-before the flush returns, including output produced by the flush itself.
+before the flush returns, including output produced by the flush itself, and
+even past a connection whose flush raises (a bug: the first exception is
+raised once the others are written).
 """
 
 from __future__ import annotations
@@ -63,13 +65,25 @@ class PyLoopTurn:
     def _flush_now(self) -> None:
         self._scheduled = False
         self.sample_due = True
+        failed: Exception | None = None
         while self.dirty_backends or self.dirty_clients:
             backends, self.dirty_backends = self.dirty_backends, []
-            for conn in backends:
-                conn.flush()
+            failed = _flush_each(backends, failed)
             clients, self.dirty_clients = self.dirty_clients, []
-            for client in clients:
-                client.flush()
+            failed = _flush_each(clients, failed)
+        if failed is not None:  # a bug: raised once the others are written
+            raise failed
+
+
+def _flush_each(conns: list[Flushable], failed: Exception | None) -> Exception | None:
+    """Flush every connection, even past one whose flush raises (it would stay marked
+    dirty and never be flushed again); the first exception is returned."""
+    for conn in conns:
+        try:
+            conn.flush()
+        except Exception as exc:
+            failed = failed or exc
+    return failed
 
 
 # The loop turn the router uses: router.wire._hot's C type when the hot path is built

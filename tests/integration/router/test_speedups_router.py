@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import random
 import socket
+import time
+import urllib.request
 
 import pytest
 from conftest import Cluster, own_cluster
 
+from slotwarden.cluster.slots import key_hash_slot
 from slotwarden.resp.accel import C
 from slotwarden.resp.encode import encode_command
 from slotwarden.resp.replies import ReplyScanner
@@ -161,3 +164,31 @@ def test_a_pipeline_past_max_pending_is_answered_alike() -> None:
             got = exchange(hot.port, data, count, seed)
             want = exchange(ref.port, data, count, seed)
             assert got == want, seed
+
+
+def fanout_latency_count(cluster: Cluster, shape: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{cluster.admin_port}/metrics") as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        if line.startswith(f'slotwarden_router_command_seconds_count{{shape="{shape}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_fanouts_answered_at_once_by_a_down_shard_are_timed_alike() -> None:
+    """A fan-out whose shard is down is answered during its send; like the reference
+    (which times a fan-out once it is sent), the C path does not sample that one."""
+    with own_cluster() as hot, own_cluster(env={"SLOTWARDEN_PURE_PYTHON": "1"}) as ref:
+        tag = next(t for t in range(1000) if 5461 <= key_hash_slot(b"{%d}" % t) <= 10922)
+        keys = [b"{%d}k%d" % (tag, i) for i in range(10)]  # all on shard 1 (b), stopped below
+        replies = []
+        for c in (hot, ref):
+            c.masters[1].stop()
+            with socket.create_connection(("127.0.0.1", c.port), timeout=10) as s:
+                for _ in range(3):  # the router has seen the shard go down by now
+                    s.sendall(encode_command([b"MGET", *keys]))
+                    replies.append(s.recv(65536))
+                    time.sleep(0.3)
+        assert replies[:3] == replies[3:] and all(r.startswith(b"-CLUSTERDOWN") for r in replies)
+        for shape in ("fanout-ordered", "single"):
+            assert fanout_latency_count(hot, shape) == fanout_latency_count(ref, shape), shape

@@ -116,3 +116,47 @@ def test_pure_python_runs_the_reference_methods() -> None:
     env = {**os.environ, "SLOTWARDEN_PURE_PYTHON": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.stdout.strip() == "ok", done.stderr
+
+
+@needs_hot
+def test_a_backend_connection_works_before_the_client_module_is_imported() -> None:
+    """The C module is usable from its import on (a tool may use BackendConn without
+    router.wire.client, which calls H.setup): it crashed the interpreter before."""
+    code = (
+        "import asyncio, collections, router.wire._hot as h, router.wire.turn as t, sys;"
+        "assert 'router.wire.client' not in sys.modules;"
+        "b = h.BackendBase(); b.waiting = collections.deque(); b.out = [];"
+        "b.state = 'up'; b.turn = t.LoopTurn(); b.dirty = False;"
+        "b.loop = asyncio.new_event_loop(); w = object(); b.send(b'x', w);"
+        "assert list(b.waiting) == [w] and b.out == [b'x'] and b.dirty is True; print('ok')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (done.returncode, done.stdout.strip()) == (0, "ok"), done.stderr
+
+
+class Flushes:
+    """A connection (router.wire.turn.Flushable) that records its flush, or raises."""
+
+    def __init__(self, log: list[str], name: str, fails: bool = False) -> None:
+        self.log, self.name, self.fails = log, name, fails
+
+    def flush(self) -> None:
+        self.log.append(self.name)
+        if self.fails:
+            raise RuntimeError(f"{self.name} failed")
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
+def test_a_flush_that_raises_does_not_leave_the_others_unwritten(kind: str) -> None:
+    from router.wire import turn as turns
+
+    if kind == "c" and H is None:
+        pytest.skip("the C hot path is not built here")
+    turn = turns.LoopTurn() if kind == "c" else turns.PyLoopTurn()
+    log: list[str] = []
+    turn.dirty_backends.extend([Flushes(log, "b1", fails=True), Flushes(log, "b2")])
+    turn.dirty_clients.extend([Flushes(log, "c1"), Flushes(log, "c2", fails=True)])
+    with pytest.raises(RuntimeError, match="b1 failed"):  # the first one, once all ran
+        turn._flush_now()
+    assert log == ["b1", "b2", "c1", "c2"]
+    assert turn.dirty_backends == [] and turn.dirty_clients == [] and turn.sample_due is True
