@@ -66,6 +66,14 @@ def test_latency_bench_runs(tmp_path: Path) -> None:
         assert float(cells["send lag p99 ms"]) >= 0, (case, peer, out)
     for case in CASES:
         assert any(line.startswith(f"  {case}: router/direct p50 ") for line in lines), out
+    # the target, one verdict: the router's added p50 at one client vs twemproxy's
+    verdicts = [
+        line.split()[0]
+        for line in lines
+        if " 1 client: router " in line and line.split()[0] in ("PASS", "MISS", "N/A")
+    ]
+    assert len(verdicts) == 1, out
+    assert verdicts[0] in (("PASS", "MISS") if all(expect.values()) else ("N/A",)), out
 
     data = json.loads((tmp_path / "lat.json").read_text())
     assert data["problems"] == []

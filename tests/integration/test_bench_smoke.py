@@ -96,10 +96,13 @@ def test_quick_run_prints_numeric_table(tmp_path):
             and f" {label}: " in line
             and line.split()[0] in ("PASS", "MISS", "N/A")
         ]
-        assert len(verdicts) == 1, f"want one PASS/MISS/N/A line for {label}\n{report}"
+        # one line per target: router/twemproxy rps (issue 9), CPU per request (issue 15)
+        assert len(verdicts) == 2, f"want two PASS/MISS/N/A lines for {label}\n{report}"
+        cpu_line = [line for line in report.splitlines() if f" {label}: router CPU" in line]
+        assert len(cpu_line) == 1 and "(target <= 1.00)" in cpu_line[0], report
         if expect["router"] and expect["twemproxy"]:
             assert float(row["router/twemproxy"]) > 0, report
-            assert verdicts[0] in ("PASS", "MISS"), report
+            assert all(v in ("PASS", "MISS") for v in verdicts), report
 
     assert "proxy CPU per request (process utime+stime / requests; lower is better)" in report
     cpu = parse_table(report, "router µs/req")
