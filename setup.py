@@ -2,9 +2,10 @@
 
 Two extensions, sharing the RESP framing in slotwarden/resp/_frame.h:
 ``slotwarden.resp._speedups`` (the per-request byte work: framing, hashing,
-splitting and merging) and ``router.wire._hot`` (the router's single-key hot
-path: a request from the client's bytes to its backend's queue and the reply
-back to the client's FIFO, without a Python frame per request).
+splitting and merging) and ``router.wire._hot`` (the router's hot path: a
+single-key or MGET/MSET/DEL-like request from the client's bytes to its
+backends' queues and the reply back to the client's socket, without a Python
+frame per request).
 
 Without a C compiler the install still succeeds and the router runs its
 pure-Python code (slotwarden.resp, router.wire.client and friends), which is

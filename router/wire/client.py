@@ -322,7 +322,8 @@ class ClientConn(ClientBase, asyncio.Protocol):
 
     def _data_received(self, data: bytes) -> None:
         """The reference ``data_received`` (`ClientBase`'s C one runs when built: the
-        same, with `process`'s single-key fast path done in C over these bytes first)."""
+        same, with `process`'s fast paths, single-key and fan-out, done in C over these
+        bytes first)."""
         if self.transport is None:
             return
         self.stats.bytes_in += len(data)
