@@ -18,9 +18,11 @@ processes of `start_sentinels`).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import importlib.util
 import os
+import random
 import shutil
 import signal
 import socket
@@ -112,15 +114,45 @@ def redis_server_binary() -> str:
     return found
 
 
+_RECENT: collections.deque[int] = collections.deque(maxlen=2000)
+_RNG = random.Random()  # its own: a test seeding `random` must not replay ports
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel picks for outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port that was free a moment ago on 127.0.0.1 (and port+10000 too,
-    so a cluster-bus port is also likely free)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 55000:
-            return port
+    so a cluster-bus port is also likely free).
+
+    Picked below the kernel's ephemeral range, so an outgoing connection made
+    between this call and the listener's bind (a replica syncing, a router
+    dialling a shard) cannot take it; not one of the last 2000 this process
+    handed out.
+    """
+    hi = max(_ephemeral_low() - 10000, 12000)
+    for _ in range(1000):
+        port = _RNG.randrange(10000, hi)
+        if port in _RECENT or not (_bindable(port) and _bindable(port + 10000)):
+            continue
+        _RECENT.append(port)
+        return port
+    raise RuntimeError("no free TCP port on 127.0.0.1 below the ephemeral range")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

@@ -273,7 +273,7 @@ class ReshardRig:
                     f"replicas of {s.name} in sync",
                 )
 
-    def logs(self, tail: int = 4000) -> str:
+    def logs(self, tail: int = 12000) -> str:
         out = []
         for name in ["sentinels.log", *[f"router{n + 1}.log" for n in range(len(self.routers))]]:
             path = os.path.join(self.root, name)

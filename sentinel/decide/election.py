@@ -167,6 +167,15 @@ def leader_silent(now: float, voted_at: float, last_heard: float | None, timing:
     return now - since > timing.down_after
 
 
+def term_ended(vote_epoch: int, led_epoch: int) -> bool:
+    """Has the leader we voted for in ``vote_epoch`` ended that term? ``led_epoch``: the
+    last epoch it says (in its opinion) it led to the end with nothing in flight. A term
+    that published frees its voters through the topology; this covers one that had
+    nothing to publish (an edit another leader published first), which would otherwise
+    hold them for ``failover_timeout``."""
+    return vote_epoch > 0 and led_epoch >= vote_epoch
+
+
 def leader_lease(timing: Timing) -> float:
     """How long a leader keeps acting without hearing from a majority of sentinels:
     half of ``down_after``, so a leader cut off from the others stops before they

@@ -77,6 +77,7 @@ class PeerOpinion:
     down: frozenset[Address] = frozenset()  # nodes the peer holds subjectively down
     epoch: int = 0  # the peer's current (election) epoch
     topology_epoch: int = 0
+    led_epoch: int = 0  # the last epoch the peer led to its end (`election.term_ended`)
 
 
 @dataclass(frozen=True, slots=True)

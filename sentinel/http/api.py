@@ -204,11 +204,13 @@ async def get_metrics(request: web.Request) -> web.Response:
 
 
 def opinion_of(s: Sentinel) -> dict[str, Any]:
-    """The answer to ``GET /opinion`` (peers poll it): which nodes we hold down, our epochs."""
+    """The answer to ``GET /opinion`` (peers poll it): which nodes we hold down, our epochs
+    (``led_epoch``: the last we led to its end, `sentinel.run.leader.Leader.led_epoch`)."""
     return {
         "id": s.me,
         "epoch": s.votes.epoch,
         "topology_epoch": s.topology.epoch,
+        "led_epoch": s.leader.led_epoch,
         "down": sorted(str(a) for a in s.flags.down),
     }
 

@@ -23,7 +23,9 @@ abort, failover-refused, failover-forced); a loss sets a randomized time
 before the next attempt, an abort one that doubles with each abort in a
 row for the shard (`sentinel.decide.election.abort_backoff`). A vote for
 another holds us back for `failover_timeout` unless that leader stops
-answering our polls for ``down_after`` (`election.leader_silent`); as leader
+answering our polls for ``down_after`` (`election.leader_silent`) or its
+opinion says it ended that term (`Leader.led_epoch`, `election.term_ended`:
+an edit's term ends even with nothing to publish, which no topology tells); as leader
 we take each failover step, and publish, only while our lease holds
 (`election.lease_holds`: a majority answered within ``down_after`` / 2) and no
 higher epoch was seen - otherwise the failover aborts. Steps are
@@ -158,6 +160,9 @@ class Leader:
         self._vote_hold: tuple[str, float, float] | None = None
         self._vote_hold_epoch = 0  # the epoch of that vote
         self._heard: dict[str, float] = {}  # as leader: peer -> when it last granted/answered
+        # the last epoch we led to its end (an edit's, published or not; a failover's that
+        # published): told in our opinion, it frees the sentinels that voted for us
+        self.led_epoch = 0
 
     # -- read by the sentinel ---------------------------------------------------------
 
@@ -298,6 +303,9 @@ class Leader:
             self._vote_hold = None
             return False
         op = snap.opinions.get(leader) if snap is not None else None
+        if op is not None and election.term_ended(self._vote_hold_epoch, op.led_epoch):
+            self._vote_hold = None  # it says it is done with that epoch, published or not
+            return False
         if not election.leader_silent(
             now, voted_at, None if op is None else op.at, self.host.timing
         ):
@@ -361,7 +369,15 @@ class Leader:
                     self._reconfigure_pending or self._finishing or self._advancing
                 ):
                     return {"ok": False, "reason": "the edit was published meanwhile"}
-            return await self._win_then_lead(shards, planned, to, reconfigure, force)
+            outcome = await self._win_then_lead(shards, planned, to, reconfigure, force)
+            epoch = outcome.get("epoch")
+            if self._role is ElectionRole.LEADER and isinstance(epoch, int):
+                if reconfigure or outcome.get("ok"):
+                    # our term is over and nothing of it is in flight: our voters, who
+                    # see this in our opinion, need not wait failover_timeout for a
+                    # publication that may never come (an edit with nothing to publish)
+                    self.led_epoch = max(self.led_epoch, epoch)
+            return outcome
         finally:
             if self._role is ElectionRole.CANDIDATE:
                 self._role = election.next_role(self._role, ElectionInput.LOST)

@@ -476,6 +476,7 @@ class Sentinel:
                         down,
                         int(answer.get("epoch", 0)),
                         int(answer.get("topology_epoch", 0)),
+                        int(answer.get("led_epoch", 0)),
                     )
                     self.opinions[pid] = op
                     if op.topology_epoch > self.topology.epoch:

@@ -101,17 +101,26 @@ class SentinelCluster:
         )
         self.procs[sid] = proc
         if wait:
-            try:
-                wait_for_port("127.0.0.1", self.ports[sid], timeout=15)
-            except TimeoutError:
-                raise RuntimeError(f"sentinel {sid} did not start:\n{self.log(sid)}") from None
+            self.wait_started(sid)
         return proc
+
+    def wait_started(self, sid: str) -> None:
+        """Wait for `sid`'s peer port; if it never opens, fail with its exit code and log."""
+        try:
+            wait_for_port("127.0.0.1", self.ports[sid], timeout=15)
+        except TimeoutError:
+            proc = self.procs.get(sid)
+            code = None if proc is None else proc.poll()
+            raise RuntimeError(
+                f"sentinel {sid} did not listen on {self.ports[sid]} (exit code {code}):\n"
+                f"{self.log(sid)}"
+            ) from None
 
     def start_all(self, *extra: str) -> None:
         for sid in self.ids:
             self.start(sid, *extra, wait=False)
         for sid in self.ids:
-            wait_for_port("127.0.0.1", self.ports[sid], timeout=15)
+            self.wait_started(sid)
 
     def stop(self, sid: str, sig: int = signal.SIGTERM) -> int | None:
         proc = self.procs.pop(sid, None)

@@ -164,6 +164,10 @@ def test_valid_edit_becomes_one_epoch_everywhere_and_keys_follow(live):
     ]
     assert len(published_by) == 1 and f"epoch {epoch}: " in published_by[0][1], published_by
     leaders = [published_by[0][0]]
+    # its term is over: its opinion says so, freeing the sentinels that voted for it
+    # (`election.term_ended`) even when a term has nothing to publish
+    status, opinion = sc.http(leaders[0], "/opinion")
+    assert status == 200 and opinion["led_epoch"] == epoch, opinion
     assert "1000 slot(s) 0-999 start moving from shard a to shard b" in logs[leaders[0]]
     assert "shard c added" in logs[leaders[0]]
     for sid in sc.ids:

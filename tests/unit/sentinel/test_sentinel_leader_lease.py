@@ -7,6 +7,7 @@ from sentinel.decide.election import (
     leader_lease,
     leader_silent,
     lease_holds,
+    term_ended,
     wait_after_vote,
 )
 from sentinel.decide.model import Timing
@@ -53,3 +54,13 @@ def test_a_leader_acts_only_while_a_majority_answered_within_its_lease():
     assert lease_holds(now, {"s2": fresh, "s3": fresh, "s4": stale}, 5, 3, T)
     # a quorum above the majority counts too
     assert not lease_holds(now, {"s2": fresh, "s3": stale}, 3, 3, T)
+
+
+def test_a_voter_is_freed_once_its_leader_says_it_ended_that_term():
+    # the leader of epoch 5 won it for an edit another leader had published at epoch 4:
+    # nothing to publish, so no topology of epoch 5 will ever free its voters
+    assert not term_ended(5, 0)  # still leading (or an older term)
+    assert not term_ended(5, 4)
+    assert term_ended(5, 5)
+    assert term_ended(5, 7)  # it has led later terms since
+    assert not term_ended(0, 0)  # no vote held
