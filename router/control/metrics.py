@@ -1,7 +1,8 @@
 """Every Prometheus metric of the router, declared here with its help text.
 
 The hot path only bumps plain integers in `RouterStats` (a dict lookup and
-an add), which the connections reach through their `StatsSink` port
+an add; the byte counters live in its ``io``, a `router.wire.hot.ByteCounters`
+the C path adds to directly), which the connections reach through their `StatsSink` port
 (router.wire.ports); `RouterCollector` turns them, and the router's live
 state (clients, backend connections, topology), into metric families when
 ``/metrics`` is scraped. Names and labels follow deploy/prometheus/METRICS.md, the contract
@@ -15,7 +16,6 @@ Latency is measured with ``time.perf_counter`` (router.wire.client).
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ from router.control.routes import RouteTable
 from router.control.running import RunningConfig
 from router.errors import is_not_supported
 from router.wire.backend import CONNECTING, DOWN, UP
+from router.wire.hot import ByteCounters, Histogram, PyHistogram
 from slotwarden import __version__
 
 if TYPE_CHECKING:
@@ -96,28 +97,14 @@ def classify(raw: bytes) -> int:
     return ERROR
 
 
-class Histogram:
-    """A fixed-bucket histogram kept as plain numbers (observed on the hot path)."""
-
-    __slots__ = ("counts", "sum")
-
-    def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS) + 1)
-        self.sum = 0.0
-
-    def observe(self, seconds: float) -> None:
-        self.counts[bisect.bisect_left(BUCKETS, seconds)] += 1
-        self.sum += seconds
-
-
 class RouterStats:
     """Counters the data path bumps; read only by the collector."""
 
     def __init__(self) -> None:
         self.commands: dict[str, list[int]] = {}
-        self.latency: dict[str, Histogram] = {shape: Histogram() for shape in SHAPES}
-        self.bytes_in = 0
-        self.bytes_out = 0
+        # per routing shape; the C path observes them in place (router.wire.hot.Histogram)
+        self.latency: dict[str, PyHistogram] = {shape: Histogram(BUCKETS) for shape in SHAPES}
+        self.io = ByteCounters()  # bytes_in/bytes_out: the C hot path adds to them directly
         self.backend_errors: dict[str, int] = {}
         self.backend_timeouts: dict[str, int] = {}
         self.topology_updates: dict[tuple[str, str], int] = {
@@ -129,6 +116,22 @@ class RouterStats:
         self.migrate_errors = 0  # keys that could not be moved (-TRYAGAIN)
         self.held_requests = 0  # requests held: a key in a preparing migration's slot
         self.held_timeouts = 0  # of those, answered -TRYAGAIN at command_timeout_ms
+
+    @property
+    def bytes_in(self) -> int:
+        return int(self.io.bytes_in)
+
+    @bytes_in.setter
+    def bytes_in(self, value: int) -> None:
+        self.io.bytes_in = value
+
+    @property
+    def bytes_out(self) -> int:
+        return int(self.io.bytes_out)
+
+    @bytes_out.setter
+    def bytes_out(self, value: int) -> None:
+        self.io.bytes_out = value
 
     def count(self, command: str, raw: bytes) -> None:
         """One reply for ``command`` went back to a client."""

@@ -30,15 +30,27 @@
  *   LoopTurn()
  *       router.wire.turn.PyLoopTurn: the connections with output this loop turn,
  *       flushed once after every read callback of the turn.
+ *   ByteCounters()
+ *       router.wire.hot.PyByteCounters: the bytes read from and written to
+ *       clients (RouterStats.io), added to in place.
+ *   Histogram(bounds)
+ *       router.wire.hot.PyHistogram: a latency histogram (RouterStats.latency),
+ *       observed in place.
  *   setup(fast_table, backend_type, deque_type, up, down, closed, single, perf_counter, ...)
- *       once, at import: the command table's single-key entries {name as sent:
- *       (min_args, max_args, fast_key, name)}, BackendConn, collections.deque,
- *       BackendConn's UP/DOWN/CLOSED states, the latency metric's label of the
- *       fast path, the latency clock.
+ *       once, at import: the command table's fast entries {name as sent:
+ *       (min_args, max_args, fast_key, name, split_step, merger, shape)} (kept
+ *       as a C hash table too, looked up in a request's bytes), BackendConn,
+ *       collections.deque, BackendConn's UP/DOWN/CLOSED states, the latency
+ *       metric's label of the fast path, the latency clock, and the fan-out's
+ *       splitter and mergers.
  *
  * The fields of ClientBase and BackendBase are read and written here
- * directly; anything else (the session, the turn, the route table, the
- * config) through its attribute names, interned once.
+ * directly; a few __slots__ of other objects (the session's last_at,
+ * last_cmd and closing, CLIENT PAUSE's until, the reply scanner's buffer)
+ * in place at their offset, resolved once per class (SlotRef: anything
+ * that is not a plain slot goes through getattr/setattr); anything else
+ * (the turn, the route table, the config) through its attribute names,
+ * interned once.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -49,6 +61,76 @@
 #define MAX_KEY_INDEX 8 /* fast_key beyond this: left to the Python path */
 
 static PyObject *FAST_TABLE;   /* dict: command name as sent -> (min, max, fast_key, name) */
+
+/* FAST_TABLE as a C hash table, so a request's name is looked up in its bytes (no
+ * bytes object, no int unboxing): open addressing, a power-of-two size, built by
+ * setup(); ``name`` points into FAST_TABLE's keys, which it keeps alive. */
+typedef struct {
+    const char *name;
+    Py_ssize_t len;
+    long min_args, key, step;
+    long long max_args;
+    PyObject *entry; /* the FAST_TABLE tuple (borrowed) */
+} FastCmd;
+
+static FastCmd *FAST_CMDS;
+static size_t FAST_MASK;
+
+static size_t name_hash(const char *s, Py_ssize_t n) {
+    size_t h = 2166136261u; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
+    return h;
+}
+
+static const FastCmd *fast_cmd(const char *s, Py_ssize_t n) {
+    if (FAST_CMDS == NULL)
+        return NULL;
+    for (size_t i = name_hash(s, n) & FAST_MASK;; i = (i + 1) & FAST_MASK) {
+        const FastCmd *f = &FAST_CMDS[i];
+        if (f->name == NULL)
+            return NULL;
+        if (f->len == n && memcmp(f->name, s, (size_t)n) == 0)
+            return f;
+    }
+}
+
+/* FAST_CMDS from a checked fast table; 0, or -1 with an exception. */
+static int build_fast_cmds(PyObject *table) {
+    size_t size = 16;
+    while (size < 2 * (size_t)PyDict_GET_SIZE(table))
+        size *= 2;
+    FastCmd *cmds = PyMem_Calloc(size, sizeof(FastCmd));
+    if (cmds == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    PyObject *key, *value;
+    Py_ssize_t pos = 0;
+    while (PyDict_Next(table, &pos, &key, &value)) {
+        FastCmd f = {
+            .name = PyBytes_AS_STRING(key),
+            .len = PyBytes_GET_SIZE(key),
+            .min_args = PyLong_AsLong(PyTuple_GET_ITEM(value, 0)),
+            .max_args = PyLong_AsLongLong(PyTuple_GET_ITEM(value, 1)),
+            .key = PyLong_AsLong(PyTuple_GET_ITEM(value, 2)),
+            .step = PyLong_AsLong(PyTuple_GET_ITEM(value, 4)),
+            .entry = value,
+        };
+        if (PyErr_Occurred()) {
+            PyMem_Free(cmds);
+            return -1;
+        }
+        size_t i = name_hash(f.name, f.len) & (size - 1);
+        while (cmds[i].name != NULL)
+            i = (i + 1) & (size - 1);
+        cmds[i] = f;
+    }
+    PyMem_Free(FAST_CMDS);
+    FAST_CMDS = cmds;
+    FAST_MASK = size - 1;
+    return 0;
+}
 static PyObject *BACKEND_TYPE; /* router.wire.backend.BackendConn */
 static PyObject *DEQUE_APPEND, *DEQUE_POPLEFT; /* collections.deque's methods */
 static PyObject *STATE_UP, *STATE_DOWN, *STATE_CLOSED;
@@ -71,7 +153,7 @@ static PyObject *s_last_cmd, *s_sample_due, *s_dirty_backends, *s_dirty_clients,
     *s_b, *s_chunks, *s_pos, *s_buf, *s_until, *s_route, *s_config, *s_router, *s_max_pending,
     *s_max_args, *s_max_bulk, *s_feed, *s_update_reading, *s_flush, *s_scheduled, *s_write,
     *s_close, *s_py_flush, *s_py_data_received, *s_take_ready, *s_over_output_limit, *s_bind,
-    *s_proto, *s_call_soon;
+    *s_proto, *s_call_soon, *s_latency;
 
 #define IS_NONE(x) ((x) == NULL || (x) == Py_None)
 
@@ -81,8 +163,9 @@ typedef struct {
     PyObject_HEAD
     PyObject *fifo, *turn, *session, *stats, *transport, *loop, *state, *held, *large, *gather,
         *reader, *routes, *running, *ports, *pause, *dirty, *dropped, *out_paused, *read_paused,
-        *conns, *conns_route, *plain, *input_idle, *hot_owner, *hot_config;
+        *conns, *conns_route, *plain, *input_idle, *hot_owner, *hot_config, *io, *hot_reader;
     Py_ssize_t hot_limit;
+    long long hot_max_args, hot_max_bulk;
 } ClientBaseObject;
 
 typedef struct {
@@ -98,6 +181,77 @@ static PyTypeObject ClientBaseType, BackendBaseType;
 #define IS_CLIENT(o) PyObject_TypeCheck((o), &ClientBaseType)
 
 /* ------------------------------------------------------------------ small helpers */
+
+/* A __slots__ attribute read or written in place: the slot's offset, resolved once
+ * per type (and again if the type is modified: its version tag changes), so the hot
+ * path skips the attribute lookup. Anything else (no such slot, a property, an
+ * unset slot) takes the plain getattr/setattr. */
+typedef struct {
+    PyObject *name;
+    PyTypeObject *type; /* strong: the offset is only valid for it */
+    unsigned int tag;
+    Py_ssize_t offset; /* 0: ``type`` has no plain object slot ``name`` */
+} SlotRef;
+
+static Py_ssize_t slot_offset(PyObject *o, PyObject *name, SlotRef *ref) {
+    PyTypeObject *t = Py_TYPE(o);
+    if (t == ref->type && ref->tag != 0 && t->tp_version_tag == ref->tag &&
+        (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG))
+        return ref->offset;
+    PyObject *d = _PyType_Lookup(t, name); /* borrowed; assigns the version tag */
+    Py_ssize_t offset = 0;
+    if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY))
+            offset = m->offset;
+    }
+    Py_INCREF(t);
+    Py_XSETREF(ref->type, t);
+    ref->tag = (t->tp_flags & Py_TPFLAGS_VALID_VERSION_TAG) ? t->tp_version_tag : 0;
+    ref->offset = offset;
+    return offset;
+}
+
+/* o.<name>: a new reference, NULL on error. */
+static PyObject *slot_get(PyObject *o, PyObject *name, SlotRef *ref) {
+    Py_ssize_t off = slot_offset(o, name, ref);
+    if (off > 0) {
+        PyObject *v = *(PyObject **)((char *)o + off);
+        if (v != NULL)
+            return Py_NewRef(v);
+    }
+    return PyObject_GetAttr(o, name);
+}
+
+/* o.<name> = v: 0, or -1 on error. */
+static int slot_set(PyObject *o, PyObject *name, SlotRef *ref, PyObject *v) {
+    Py_ssize_t off = slot_offset(o, name, ref);
+    if (off <= 0)
+        return PyObject_SetAttr(o, name, v);
+    Py_INCREF(v);
+    Py_XSETREF(*(PyObject **)((char *)o + off), v);
+    return 0;
+}
+
+static int slot_truth(PyObject *o, PyObject *name, SlotRef *ref) {
+    PyObject *v = slot_get(o, name, ref);
+    if (v == NULL)
+        return -1;
+    int t = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return t;
+}
+
+static SlotRef R_LAST_AT, R_LAST_CMD, R_CLOSING, R_UNTIL, R_SCANNER_B, R_CHUNKS, R_POS, R_BUF;
+
+/* len() of a deque (the FIFOs): its size field, else len(). */
+static PyTypeObject *DEQUE_TYPE;
+
+static Py_ssize_t fifo_len(PyObject *d) {
+    if (DEQUE_TYPE != NULL && Py_IS_TYPE(d, DEQUE_TYPE))
+        return Py_SIZE(d);
+    return PyObject_Length(d);
+}
 
 static int truth_attr(PyObject *o, PyObject *name) {
     PyObject *v = PyObject_GetAttr(o, name);
@@ -158,6 +312,194 @@ static int add_to(PyObject *o, PyObject *name, Py_ssize_t n) {
     int err = PyObject_SetAttr(o, name, sum);
     Py_DECREF(sum);
     return err;
+}
+
+/* ------------------------------------------------------------------ ByteCounters */
+
+/* router.wire.hot.PyByteCounters in C: the bytes read from and written to clients
+ * (RouterStats.io), added to without an attribute lookup or an int object. */
+typedef struct {
+    PyObject_HEAD
+    long long bytes_in, bytes_out;
+} CountersObject;
+
+static PyMemberDef Counters_members[] = {
+    {"bytes_in", T_LONGLONG, offsetof(CountersObject, bytes_in), 0, "bytes read from clients"},
+    {"bytes_out", T_LONGLONG, offsetof(CountersObject, bytes_out), 0, "bytes written to clients"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject CountersType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.ByteCounters",
+    .tp_basicsize = sizeof(CountersObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Bytes read from and written to clients (router.wire.hot.PyByteCounters).",
+    .tp_new = PyType_GenericNew,
+    .tp_members = Counters_members,
+};
+
+/* The client's byte counter += n: its ByteCounters (``io``) when it has one, else
+ * stats.<name> += n. */
+static int count_bytes(PyObject *io, PyObject *stats, int out, Py_ssize_t n) {
+    if (io != NULL && Py_IS_TYPE(io, &CountersType)) {
+        if (out)
+            ((CountersObject *)io)->bytes_out += n;
+        else
+            ((CountersObject *)io)->bytes_in += n;
+        return 0;
+    }
+    return add_to(stats, out ? s_bytes_out : s_bytes_in, n);
+}
+
+/* loop.time(), with the bound method kept for the loop it was last asked of (a
+ * router process runs one loop). */
+static PyObject *TIME_LOOP, *TIME_FN;
+
+static PyObject *loop_time(PyObject *loop) {
+    if (loop != TIME_LOOP || TIME_FN == NULL) {
+        PyObject *fn = PyObject_GetAttr(loop, s_time);
+        if (fn == NULL)
+            return NULL;
+        Py_XSETREF(TIME_FN, fn);
+        Py_XSETREF(TIME_LOOP, Py_NewRef(loop));
+    }
+    return PyObject_CallNoArgs(TIME_FN);
+}
+
+/* ------------------------------------------------------------------ Histogram */
+
+/* router.wire.hot.PyHistogram in C: a latency histogram of fixed upper bounds, its
+ * counts per bucket (the last one: above every bound) and their sum, observed by
+ * the hot path without a Python frame. */
+typedef struct {
+    PyObject_HEAD
+    Py_ssize_t n;      /* bounds */
+    double *bounds;    /* ascending */
+    long long *counts; /* n + 1 */
+    double sum;
+} HistObject;
+
+static PyObject *Hist_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    PyObject *bounds;
+    if (!PyArg_ParseTuple(args, "O:Histogram", &bounds))
+        return NULL;
+    PyObject *seq = PySequence_Fast(bounds, "Histogram(bounds): a sequence of numbers");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    HistObject *h = (HistObject *)type->tp_alloc(type, 0);
+    if (h == NULL) {
+        Py_DECREF(seq);
+        return NULL;
+    }
+    h->n = n;
+    h->bounds = PyMem_Calloc((size_t)n + 1, sizeof(double));
+    h->counts = PyMem_Calloc((size_t)n + 1, sizeof(long long));
+    if (h->bounds == NULL || h->counts == NULL) {
+        Py_DECREF(seq);
+        Py_DECREF(h);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h->bounds[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+        if (h->bounds[i] == -1.0 && PyErr_Occurred()) {
+            Py_DECREF(seq);
+            Py_DECREF(h);
+            return NULL;
+        }
+    }
+    Py_DECREF(seq);
+    return (PyObject *)h;
+}
+
+static void Hist_dealloc(HistObject *h) {
+    PyMem_Free(h->bounds);
+    PyMem_Free(h->counts);
+    Py_TYPE(h)->tp_free((PyObject *)h);
+}
+
+/* bisect.bisect_left(bounds, seconds): the first bucket whose bound is >= seconds */
+static void hist_observe(HistObject *h, double seconds) {
+    Py_ssize_t lo = 0, hi = h->n;
+    while (lo < hi) {
+        Py_ssize_t mid = (lo + hi) / 2;
+        if (h->bounds[mid] < seconds)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    h->counts[lo]++;
+    h->sum += seconds;
+}
+
+static PyObject *Hist_observe(HistObject *h, PyObject *arg) {
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    hist_observe(h, seconds);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Hist_get_counts(HistObject *h, void *unused) {
+    PyObject *out = PyList_New(h->n + 1);
+    for (Py_ssize_t i = 0; out != NULL && i <= h->n; i++) {
+        PyObject *v = PyLong_FromLongLong(h->counts[i]);
+        if (v == NULL)
+            Py_CLEAR(out);
+        else
+            PyList_SET_ITEM(out, i, v);
+    }
+    return out;
+}
+
+static PyMethodDef Hist_methods[] = {
+    {"observe", (PyCFunction)Hist_observe, METH_O, "count one value of ``seconds``"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef Hist_members[] = {
+    {"sum", T_DOUBLE, offsetof(HistObject, sum), 0, "the sum of every value observed"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyGetSetDef Hist_getset[] = {
+    {"counts", (getter)Hist_get_counts, NULL, "values per bucket (a new list; the last: above every bound)", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject HistType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.Histogram",
+    .tp_basicsize = sizeof(HistObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Histogram(bounds): a fixed-bucket latency histogram (router.wire.hot.PyHistogram).",
+    .tp_new = Hist_new,
+    .tp_dealloc = (destructor)Hist_dealloc,
+    .tp_methods = Hist_methods,
+    .tp_members = Hist_members,
+    .tp_getset = Hist_getset,
+};
+
+/* stats.observe(shape, seconds): into the shape's Histogram directly when stats.latency
+ * holds a C one, else the method. */
+static int observe_latency(PyObject *stats, PyObject *shape, double seconds) {
+    PyObject *latency = PyObject_GetAttr(stats, s_latency);
+    if (latency == NULL)
+        return -1;
+    PyObject *h = PyDict_Check(latency) ? PyDict_GetItemWithError(latency, shape) : NULL;
+    if (h != NULL && Py_IS_TYPE(h, &HistType)) {
+        hist_observe((HistObject *)h, seconds);
+        Py_DECREF(latency);
+        return 0;
+    }
+    Py_DECREF(latency);
+    if (PyErr_Occurred())
+        return -1;
+    PyObject *sec = PyFloat_FromDouble(seconds);
+    PyObject *r = sec == NULL ? NULL
+                              : PyObject_CallMethodObjArgs(stats, s_observe, shape, sec, NULL);
+    Py_XDECREF(sec);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------ LoopTurn */
@@ -244,6 +586,25 @@ typedef struct {
     PyObject *type, *value, *traceback; /* the first exception (PyErr_Fetch), or NULLs */
 } Failure;
 
+static PyObject *client_flush(PyObject *client, PyObject *unused);
+static PyObject *backend_flush(PyObject *conn, PyObject *unused);
+static PyObject *CLIENT_FLUSH, *BACKEND_FLUSH; /* the bases' flush method descriptors */
+
+/* conn.flush(): ClientBase's or BackendBase's own flush called directly when that is
+ * what the connection's type resolves ``flush`` to, else the method call. */
+static int conn_flush(PyObject *conn) {
+    PyObject *descr = _PyType_Lookup(Py_TYPE(conn), s_flush); /* borrowed, cached by type */
+    PyObject *r;
+    if (descr != NULL && descr == CLIENT_FLUSH)
+        r = client_flush(conn, NULL);
+    else if (descr != NULL && descr == BACKEND_FLUSH)
+        r = backend_flush(conn, NULL);
+    else
+        r = PyObject_CallMethodNoArgs(conn, s_flush);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
 static int flush_each(PyObject **list, Failure *failed) {
     PyObject *items = *list;
     PyObject *fresh = PyList_New(0);
@@ -251,7 +612,7 @@ static int flush_each(PyObject **list, Failure *failed) {
         return -1;
     *list = fresh;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
-        if (call_method0(PyList_GET_ITEM(items, i), s_flush) < 0) {
+        if (conn_flush(PyList_GET_ITEM(items, i)) < 0) {
             if (failed->type == NULL)
                 PyErr_Fetch(&failed->type, &failed->value, &failed->traceback);
             else
@@ -368,7 +729,7 @@ static int set_now(PyObject *loop, PyObject **field) {
         PyErr_SetString(PyExc_RuntimeError, "connection has no loop yet");
         return -1;
     }
-    PyObject *now = PyObject_CallMethodNoArgs(loop, s_time);
+    PyObject *now = loop_time(loop);
     if (now == NULL)
         return -1;
     Py_XSETREF(*field, now);
@@ -377,15 +738,15 @@ static int set_now(PyObject *loop, PyObject **field) {
 
 /* A slotwarden.resp.buffer.Buffer with no unread byte: 1, 0, or -1. */
 static int buffer_empty(PyObject *b) {
-    PyObject *chunks = PyObject_GetAttr(b, s_chunks);
+    PyObject *chunks = slot_get(b, s_chunks, &R_CHUNKS);
     if (chunks == NULL)
         return -1;
     Py_ssize_t n = PyObject_Length(chunks);
     Py_DECREF(chunks);
     if (n != 0)
         return n < 0 ? -1 : 0;
-    PyObject *pos = PyObject_GetAttr(b, s_pos);
-    PyObject *buf = pos == NULL ? NULL : PyObject_GetAttr(b, s_buf);
+    PyObject *pos = slot_get(b, s_pos, &R_POS);
+    PyObject *buf = pos == NULL ? NULL : slot_get(b, s_buf, &R_BUF);
     Py_ssize_t at = pos == NULL ? -1 : PyLong_AsSsize_t(pos);
     Py_ssize_t size = buf == NULL ? -1 : PyObject_Length(buf);
     Py_XDECREF(pos);
@@ -524,19 +885,12 @@ static int pending_reply(PendingObject *p, PyObject *raw) {
             return -1;
         double seconds = PyFloat_AsDouble(now) - p->t0;
         Py_DECREF(now);
-        PyObject *sec = PyFloat_FromDouble(seconds);
-        PyObject *r = sec == NULL ? NULL
-                                  : PyObject_CallMethodObjArgs(c->stats, s_observe,
-                                                               IS_NONE(p->shape) ? Py_None : p->shape,
-                                                               sec, NULL);
-        Py_XDECREF(sec);
-        if (r == NULL)
+        if (observe_latency(c->stats, IS_NONE(p->shape) ? Py_None : p->shape, seconds) < 0)
             return -1;
-        Py_DECREF(r);
     }
     if (c->dirty == Py_True || IS_NONE(c->fifo))
         return 0;
-    Py_ssize_t n = PyObject_Length(c->fifo);
+    Py_ssize_t n = fifo_len(c->fifo);
     if (n <= 0)
         return n < 0 ? -1 : 0;
     PyObject *head = PySequence_GetItem(c->fifo, 0);
@@ -807,7 +1161,7 @@ static int backend_queue(PyObject *conn, PyObject *raw, PyObject *pending) {
         PyErr_SetString(PyExc_RuntimeError, "backend has no waiting/out");
         return -1;
     }
-    Py_ssize_t n = PyObject_Length(b->waiting);
+    Py_ssize_t n = fifo_len(b->waiting);
     if (n < 0)
         return -1;
     if (n == 0) {
@@ -1039,7 +1393,7 @@ static Py_ssize_t serve(ClientBaseObject *c, PyObject *data, PyObject *owner_byt
         PyErr_SetString(PyExc_RuntimeError, "client has no fifo/turn");
         return -1;
     }
-    Py_ssize_t queued = PyObject_Length(fifo);
+    Py_ssize_t queued = fifo_len(fifo);
     if (queued < 0)
         return -1;
     int sample = -1; /* the turn's sampling flag, read at the first request */
@@ -1048,20 +1402,12 @@ static Py_ssize_t serve(ClientBaseObject *c, PyObject *data, PyObject *owner_byt
         long long argc;
         if (!frame_request(s, pos, size, max_args, max_bulk, &end, &argc, starts, lens))
             break;
-        PyObject *name = PyBytes_FromStringAndSize(s + starts[0], lens[0]);
-        if (name == NULL)
-            goto fail;
-        PyObject *entry = PyDict_GetItemWithError(FAST_TABLE, name); /* borrowed */
-        Py_DECREF(name);
-        if (entry == NULL) {
-            if (PyErr_Occurred())
-                goto fail;
+        const FastCmd *fc = fast_cmd(s + starts[0], lens[0]);
+        if (fc == NULL)
             break; /* not a single-key command as spelled: resolve() in Python decides */
-        }
-        long min_args = PyLong_AsLong(PyTuple_GET_ITEM(entry, 0));
-        long long max = PyLong_AsLongLong(PyTuple_GET_ITEM(entry, 1));
-        long key = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
-        long step = PyLong_AsLong(PyTuple_GET_ITEM(entry, 4));
+        PyObject *entry = fc->entry;
+        long min_args = fc->min_args, key = fc->key, step = fc->step;
+        long long max = fc->max_args;
         PyObject *cmd = PyTuple_GET_ITEM(entry, 3);
         if (argc < min_args || argc > max)
             break; /* the arity is wrong: the Python path says so */
@@ -1121,7 +1467,7 @@ static Py_ssize_t serve(ClientBaseObject *c, PyObject *data, PyObject *owner_byt
             goto fail;
     }
     if (last != NULL) { /* CLIENT LIST cmd= */
-        int err = IS_NONE(c->session) ? 0 : PyObject_SetAttr(c->session, s_last_cmd, last);
+        int err = IS_NONE(c->session) ? 0 : slot_set(c->session, s_last_cmd, &R_LAST_CMD, last);
         Py_DECREF(last);
         if (err < 0)
             return -1;
@@ -1143,7 +1489,8 @@ static int hot_route(ClientBaseObject *c, PyObject **owner, PyObject **conns, Py
         PyList_GET_SIZE(c->held) != 0 || IS_NONE(c->session) || IS_NONE(c->reader) ||
         IS_NONE(c->routes) || IS_NONE(c->running) || IS_NONE(c->pause))
         return 0;
-    if ((r = truth_attr(c->session, s_closing)) != 0 || (r = truth_attr(c->pause, s_until)) != 0)
+    if ((r = slot_truth(c->session, s_closing, &R_CLOSING)) != 0 ||
+        (r = slot_truth(c->pause, s_until, &R_UNTIL)) != 0)
         return r < 0 ? -1 : 0; /* closing, or a CLIENT PAUSE in force */
     PyObject *route = PyObject_GetAttr(c->routes, s_route);
     if (route == NULL)
@@ -1178,14 +1525,21 @@ static int hot_route(ClientBaseObject *c, PyObject **owner, PyObject **conns, Py
         Py_XSETREF(c->hot_config, Py_NewRef(config));
     }
     Py_DECREF(config);
-    PyObject *ma = PyObject_GetAttr(c->reader, s_max_args);
-    PyObject *mb = ma == NULL ? NULL : PyObject_GetAttr(c->reader, s_max_bulk);
-    *max_args = ma == NULL ? -1 : PyLong_AsLongLong(ma);
-    *max_bulk = mb == NULL ? -1 : PyLong_AsLongLong(mb);
-    Py_XDECREF(ma);
-    Py_XDECREF(mb);
-    if (PyErr_Occurred())
-        return -1;
+    if (c->reader != c->hot_reader) { /* the reader's limits, fixed when it was made */
+        PyObject *ma = PyObject_GetAttr(c->reader, s_max_args);
+        PyObject *mb = ma == NULL ? NULL : PyObject_GetAttr(c->reader, s_max_bulk);
+        long long a = ma == NULL ? -1 : PyLong_AsLongLong(ma);
+        long long bulk = mb == NULL ? -1 : PyLong_AsLongLong(mb);
+        Py_XDECREF(ma);
+        Py_XDECREF(mb);
+        if (PyErr_Occurred())
+            return -1;
+        c->hot_max_args = a;
+        c->hot_max_bulk = bulk;
+        Py_XSETREF(c->hot_reader, Py_NewRef(c->reader));
+    }
+    *max_args = c->hot_max_args;
+    *max_bulk = c->hot_max_bulk;
     *owner = c->hot_owner;
     *conns = c->conns;
     *limit = c->hot_limit;
@@ -1203,10 +1557,10 @@ static PyObject *client_data_received(PyObject *client, PyObject *data) {
         Py_RETURN_NONE;
     if (IS_NONE(c->stats) || IS_NONE(c->session) || IS_NONE(c->loop))
         return PyObject_CallMethodOneArg(client, s_py_data_received, data);
-    if (add_to(c->stats, s_bytes_in, PyBytes_GET_SIZE(data)) < 0)
+    if (count_bytes(c->io, c->stats, 0, PyBytes_GET_SIZE(data)) < 0)
         return NULL;
-    PyObject *now = PyObject_CallMethodNoArgs(c->loop, s_time);
-    int r = now == NULL ? -1 : PyObject_SetAttr(c->session, s_last_at, now); /* idle= */
+    PyObject *now = loop_time(c->loop);
+    int r = now == NULL ? -1 : slot_set(c->session, s_last_at, &R_LAST_AT, now); /* idle= */
     Py_XDECREF(now);
     if (r < 0)
         return NULL;
@@ -1227,7 +1581,7 @@ static PyObject *client_data_received(PyObject *client, PyObject *data) {
         if (used < 0)
             return NULL;
         if (used == PyBytes_GET_SIZE(data)) { /* all of it: nothing for the Python path */
-            Py_ssize_t queued = PyObject_Length(c->fifo);
+            Py_ssize_t queued = fifo_len(c->fifo);
             if (queued < 0 || (queued >= limit && call_method0(client, s_update_reading) < 0))
                 return NULL;
             if (!IS_NONE(c->turn) && turn_flush(c->turn) < 0)
@@ -1280,7 +1634,7 @@ static PyObject *take_ready(PyObject *fifo, PyObject *stats) {
     if (out == NULL)
         goto done;
     for (;;) {
-        Py_ssize_t n = PyObject_Length(fifo);
+        Py_ssize_t n = fifo_len(fifo);
         if (n < 0)
             goto done;
         if (n == 0)
@@ -1345,7 +1699,7 @@ static PyObject *client_flush(PyObject *client, PyObject *unused) {
     if (data == NULL)
         goto done;
     if (data != Py_None) {
-        if (add_to(stats, s_bytes_out, PyObject_Length(data)) < 0)
+        if (count_bytes(c->io, stats, 1, PyObject_Length(data)) < 0)
             goto done;
         PyObject *r = PyObject_CallMethodOneArg(transport, s_write, data);
         if (r == NULL)
@@ -1364,11 +1718,11 @@ static PyObject *client_flush(PyObject *client, PyObject *unused) {
             }
         }
     }
-    Py_ssize_t left = PyObject_Length(fifo);
+    Py_ssize_t left = fifo_len(fifo);
     if (left < 0)
         goto done;
     if (left == 0 && !IS_NONE(c->session)) {
-        int closing = truth_attr(c->session, s_closing);
+        int closing = slot_truth(c->session, s_closing, &R_CLOSING);
         if (closing < 0)
             goto done;
         if (closing) {
@@ -1404,7 +1758,7 @@ static Py_ssize_t deliver(BackendBaseObject *b, PyObject *data) {
         Py_ssize_t end;
         if (frame_reply(s, pos, size, &end) != FRAME_DONE)
             break; /* partial, or one the reference frames */
-        Py_ssize_t left = PyObject_Length(waiting);
+        Py_ssize_t left = fifo_len(waiting);
         if (left <= 0) {
             if (left < 0)
                 goto fail;
@@ -1439,7 +1793,7 @@ static PyObject *backend_data_received(PyObject *conn, PyObject *data) {
     BackendBaseObject *b = BB(conn);
     if (!PyBytes_Check(data) || b->retired != Py_False || IS_NONE(b->scanner))
         return PyObject_CallMethodOneArg(conn, s_py_data_received, data);
-    PyObject *buf = PyObject_GetAttr(b->scanner, s_b);
+    PyObject *buf = slot_get(b->scanner, s_b, &R_SCANNER_B);
     int empty = buf == NULL ? -1 : buffer_empty(buf);
     Py_XDECREF(buf);
     if (empty <= 0)
@@ -1537,6 +1891,12 @@ static PyMemberDef ClientBase_members[] = {
     CF("input_idle", input_idle, "nothing buffered in the reader"),
     CF("hot_owner", hot_owner, "_conns_route's slot owners, None while slots migrate"),
     CF("hot_config", hot_config, "the config hot_limit was read from"),
+    CF("io", io, "the ByteCounters of stats (RouterStats.io)"),
+    CF("hot_reader", hot_reader, "the reader hot_max_args/hot_max_bulk were read from"),
+    {"hot_max_args", T_LONGLONG, offsetof(ClientBaseObject, hot_max_args), 0,
+     "max_args of hot_reader"},
+    {"hot_max_bulk", T_LONGLONG, offsetof(ClientBaseObject, hot_max_bulk), 0,
+     "max_bulk of hot_reader"},
     {"hot_limit", T_PYSSIZET, offsetof(ClientBaseObject, hot_limit), 0,
      "max_pending_per_client of hot_config"},
     {NULL, 0, 0, 0, NULL},
@@ -1560,61 +1920,33 @@ static PyMemberDef BackendBase_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-static int ClientBase_traverse(ClientBaseObject *c, visitproc visit, void *arg) {
-    Py_VISIT(c->fifo);
-    Py_VISIT(c->turn);
-    Py_VISIT(c->session);
-    Py_VISIT(c->stats);
-    Py_VISIT(c->transport);
-    Py_VISIT(c->loop);
-    Py_VISIT(c->state);
-    Py_VISIT(c->held);
-    Py_VISIT(c->large);
-    Py_VISIT(c->gather);
-    Py_VISIT(c->reader);
-    Py_VISIT(c->routes);
-    Py_VISIT(c->running);
-    Py_VISIT(c->ports);
-    Py_VISIT(c->pause);
-    Py_VISIT(c->dirty);
-    Py_VISIT(c->dropped);
-    Py_VISIT(c->out_paused);
-    Py_VISIT(c->read_paused);
-    Py_VISIT(c->conns);
-    Py_VISIT(c->conns_route);
-    Py_VISIT(c->plain);
-    Py_VISIT(c->input_idle);
-    Py_VISIT(c->hot_owner);
-    Py_VISIT(c->hot_config);
+/* The object fields of a base, in struct order (first .. last, contiguous), visited
+ * and cleared as one array. */
+#define OBJ_FIELDS(o, first, last) (&(o)->first), (&(o)->last - &(o)->first + 1)
+_Static_assert(offsetof(ClientBaseObject, hot_limit) ==
+                   offsetof(ClientBaseObject, fifo) + 27 * sizeof(PyObject *),
+               "ClientBase's object fields are fifo .. hot_reader, contiguous");
+_Static_assert(sizeof(BackendBaseObject) ==
+                   offsetof(BackendBaseObject, state) + 12 * sizeof(PyObject *),
+               "BackendBase's object fields are state .. scanner, contiguous");
+
+static int visit_all(PyObject **fields, Py_ssize_t n, visitproc visit, void *arg) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_VISIT(fields[i]);
     return 0;
 }
 
+static void clear_all(PyObject **fields, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_CLEAR(fields[i]);
+}
+
+static int ClientBase_traverse(ClientBaseObject *c, visitproc visit, void *arg) {
+    return visit_all(OBJ_FIELDS(c, fifo, hot_reader), visit, arg);
+}
+
 static int ClientBase_clear(ClientBaseObject *c) {
-    Py_CLEAR(c->fifo);
-    Py_CLEAR(c->turn);
-    Py_CLEAR(c->session);
-    Py_CLEAR(c->stats);
-    Py_CLEAR(c->transport);
-    Py_CLEAR(c->loop);
-    Py_CLEAR(c->state);
-    Py_CLEAR(c->held);
-    Py_CLEAR(c->large);
-    Py_CLEAR(c->gather);
-    Py_CLEAR(c->reader);
-    Py_CLEAR(c->routes);
-    Py_CLEAR(c->running);
-    Py_CLEAR(c->ports);
-    Py_CLEAR(c->pause);
-    Py_CLEAR(c->dirty);
-    Py_CLEAR(c->dropped);
-    Py_CLEAR(c->out_paused);
-    Py_CLEAR(c->read_paused);
-    Py_CLEAR(c->conns);
-    Py_CLEAR(c->conns_route);
-    Py_CLEAR(c->plain);
-    Py_CLEAR(c->input_idle);
-    Py_CLEAR(c->hot_owner);
-    Py_CLEAR(c->hot_config);
+    clear_all(OBJ_FIELDS(c, fifo, hot_reader));
     return 0;
 }
 
@@ -1625,34 +1957,11 @@ static void ClientBase_dealloc(ClientBaseObject *c) {
 }
 
 static int BackendBase_traverse(BackendBaseObject *b, visitproc visit, void *arg) {
-    Py_VISIT(b->state);
-    Py_VISIT(b->waiting);
-    Py_VISIT(b->out);
-    Py_VISIT(b->dirty);
-    Py_VISIT(b->turn);
-    Py_VISIT(b->loop);
-    Py_VISIT(b->transport);
-    Py_VISIT(b->progress_at);
-    Py_VISIT(b->down_reply);
-    Py_VISIT(b->hints);
-    Py_VISIT(b->retired);
-    Py_VISIT(b->scanner);
-    return 0;
+    return visit_all(OBJ_FIELDS(b, state, scanner), visit, arg);
 }
 
 static int BackendBase_clear(BackendBaseObject *b) {
-    Py_CLEAR(b->state);
-    Py_CLEAR(b->waiting);
-    Py_CLEAR(b->out);
-    Py_CLEAR(b->dirty);
-    Py_CLEAR(b->turn);
-    Py_CLEAR(b->loop);
-    Py_CLEAR(b->transport);
-    Py_CLEAR(b->progress_at);
-    Py_CLEAR(b->down_reply);
-    Py_CLEAR(b->hints);
-    Py_CLEAR(b->retired);
-    Py_CLEAR(b->scanner);
+    clear_all(OBJ_FIELDS(b, state, scanner));
     return 0;
 }
 
@@ -1737,9 +2046,16 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         Py_XDECREF(append);
         return NULL;
     }
+    Py_INCREF(args[2]);
+    Py_XSETREF(DEQUE_TYPE, (PyTypeObject *)args[2]);
     Py_XSETREF(DEQUE_APPEND, append);
     Py_XSETREF(DEQUE_POPLEFT, popleft);
-    Py_XSETREF(FAST_TABLE, Py_NewRef(args[0]));
+    Py_INCREF(args[0]); /* FAST_CMDS points into it: the old table outlives the swap */
+    if (build_fast_cmds(args[0]) < 0) {
+        Py_DECREF(args[0]);
+        return NULL;
+    }
+    Py_XSETREF(FAST_TABLE, args[0]);
     Py_XSETREF(BACKEND_TYPE, Py_NewRef(args[1]));
     Py_XSETREF(STATE_UP, Py_NewRef(args[3]));
     Py_XSETREF(STATE_DOWN, Py_NewRef(args[4]));
@@ -1754,7 +2070,42 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     Py_RETURN_NONE;
 }
 
+/* _slot_get(o, name) / _slot_set(o, name, v): the hot path's in-place slot access,
+ * for the tests; ``name`` one of the attributes it reads that way. */
+static SlotRef *slot_ref_named(PyObject *name) {
+    struct { PyObject **name; SlotRef *ref; } refs[] = {
+        {&s_last_at, &R_LAST_AT}, {&s_last_cmd, &R_LAST_CMD}, {&s_closing, &R_CLOSING},
+        {&s_until, &R_UNTIL}, {&s_b, &R_SCANNER_B}, {&s_chunks, &R_CHUNKS},
+        {&s_pos, &R_POS}, {&s_buf, &R_BUF},
+    };
+    for (size_t i = 0; i < sizeof(refs) / sizeof(refs[0]); i++)
+        if (PyUnicode_Check(name) && PyUnicode_Compare(name, *refs[i].name) == 0)
+            return refs[i].ref;
+    PyErr_SetString(PyExc_ValueError, "not a slot the hot path reads in place");
+    return NULL;
+}
+
+static PyObject *test_slot_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    SlotRef *ref = nargs == 2 ? slot_ref_named(args[1]) : NULL;
+    if (nargs != 2)
+        PyErr_SetString(PyExc_TypeError, "_slot_get(o, name)");
+    return ref == NULL ? NULL : slot_get(args[0], args[1], ref);
+}
+
+static PyObject *test_slot_set(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    SlotRef *ref = nargs == 3 ? slot_ref_named(args[1]) : NULL;
+    if (nargs != 3)
+        PyErr_SetString(PyExc_TypeError, "_slot_set(o, name, value)");
+    if (ref == NULL || slot_set(args[0], args[1], ref, args[2]) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"_slot_get", (PyCFunction)(void (*)(void))test_slot_get, METH_FASTCALL,
+     "o.<name> as the hot path reads it (tests)"},
+    {"_slot_set", (PyCFunction)(void (*)(void))test_slot_set, METH_FASTCALL,
+     "o.<name> = value as the hot path writes it (tests)"},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
      "setup(fast_table, backend_type, deque_type, up, down, closed, single, perf_counter, "
      "group_keys, merge_ordered, merge_fallback, unsure, piece_keys)"},
@@ -1818,6 +2169,7 @@ PyMODINIT_FUNC PyInit__hot(void) {
     INTERN(s_bind, "_bind");
     INTERN(s_proto, "proto");
     INTERN(s_call_soon, "call_soon");
+    INTERN(s_latency, "latency");
     /* what setup() sets, usable before it runs (a BackendConn without a client module) */
     PyObject *collections = PyImport_ImportModule("collections");
     PyObject *deque = collections == NULL ? NULL : PyObject_GetAttrString(collections, "deque");
@@ -1825,6 +2177,7 @@ PyMODINIT_FUNC PyInit__hot(void) {
     PyObject *time_module = PyImport_ImportModule("time");
     PERF_COUNTER = time_module == NULL ? NULL : PyObject_GetAttrString(time_module, "perf_counter");
     Py_XDECREF(time_module);
+    DEQUE_TYPE = deque != NULL && PyType_Check(deque) ? (PyTypeObject *)Py_NewRef(deque) : NULL;
     DEQUE_APPEND = deque == NULL ? NULL : PyObject_GetAttrString(deque, "append");
     DEQUE_POPLEFT = deque == NULL ? NULL : PyObject_GetAttrString(deque, "popleft");
     Py_XDECREF(deque);
@@ -1839,13 +2192,25 @@ PyMODINIT_FUNC PyInit__hot(void) {
         return NULL;
     if (PyType_Ready(&PendingType) < 0 || PyType_Ready(&FanType) < 0 ||
         PyType_Ready(&FanPartType) < 0 || PyType_Ready(&TurnType) < 0 ||
+        PyType_Ready(&CountersType) < 0 || PyType_Ready(&HistType) < 0 ||
         PyType_Ready(&ClientBaseType) < 0 ||
         PyType_Ready(&BackendBaseType) < 0)
         return NULL;
+    CLIENT_FLUSH = PyDict_GetItemWithError(ClientBaseType.tp_dict, s_flush);
+    BACKEND_FLUSH = PyDict_GetItemWithError(BackendBaseType.tp_dict, s_flush);
+    if (CLIENT_FLUSH == NULL || BACKEND_FLUSH == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "the bases have no flush");
+        return NULL;
+    }
+    Py_INCREF(CLIENT_FLUSH);
+    Py_INCREF(BACKEND_FLUSH);
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && (PyModule_AddObjectRef(m, "Pending", (PyObject *)&PendingType) < 0 ||
                       PyModule_AddObjectRef(m, "ClientBase", (PyObject *)&ClientBaseType) < 0 ||
                       PyModule_AddObjectRef(m, "LoopTurn", (PyObject *)&TurnType) < 0 ||
+                      PyModule_AddObjectRef(m, "ByteCounters", (PyObject *)&CountersType) < 0 ||
+                      PyModule_AddObjectRef(m, "Histogram", (PyObject *)&HistType) < 0 ||
                       PyModule_AddObjectRef(m, "BackendBase", (PyObject *)&BackendBaseType) < 0)) {
         Py_DECREF(m);
         return NULL;

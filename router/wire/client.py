@@ -193,7 +193,7 @@ CLIENT_FIELDS = (
     "fifo", "turn", "session", "stats", "transport", "loop", "state", "held", "large",
     "gather", "reader", "routes", "running", "ports", "pause", "dirty", "dropped",
     "out_paused", "read_paused", "_conns", "_conns_route", "plain", "input_idle",
-    "hot_owner", "hot_config", "hot_limit",
+    "hot_owner", "hot_config", "hot_limit", "io", "hot_reader", "hot_max_args", "hot_max_bulk",
 )  # fmt: skip
 
 
@@ -269,11 +269,15 @@ class ClientConn(ClientBase, asyncio.Protocol):
         self.hot_owner: bytes | None = None  # _conns_route's slot owners; None: migrating
         self.hot_config: object = None  # the config hot_limit was read from
         self.hot_limit = 0
+        self.hot_reader: object = None  # the reader hot_max_args/hot_max_bulk were read from
+        self.hot_max_args = 0
+        self.hot_max_bulk = 0
         # the ports used per request, kept at hand
         self.routes = ports.routes
         self.running = ports.running
         self.turn = ports.turn
         self.stats = ports.stats
+        self.io = ports.stats.io  # its ByteCounters: C adds to them directly
         self.loop: asyncio.AbstractEventLoop  # set by connection_made
         cfg = ports.running.config.router
         self.reader = RequestReader(cfg.max_bulk_bytes, cfg.max_args, cfg.max_inline_bytes)

@@ -14,12 +14,16 @@ test_speedups_router.py`, `tests/unit/router/test_hot_path.py`).
 
 Exports, each chosen once, here: ``H``, the extension module, or None when it
 is not built or the environment sets ``SLOTWARDEN_PURE_PYTHON=1`` (the same
-switch that turns `slotwarden.resp.accel` off); `fast_table`, what
-``H.setup`` is given; `implementation`, for INFO. No I/O here.
+switch that turns `slotwarden.resp.accel` off); `ByteCounters` and
+`Histogram` (the router's byte counters and latency histograms: C's, or
+`PyByteCounters` and `PyHistogram`); `fast_table`, what ``H.setup`` is given;
+`implementation`, for INFO. No I/O here.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Sequence
 from types import ModuleType
 
 from slotwarden.resp import accel
@@ -32,6 +36,41 @@ except ImportError:  # no compiler at install time: the Python path runs
 
 if accel.C is None:  # SLOTWARDEN_PURE_PYTHON=1, or no speedups at all: all Python
     H = None
+
+
+class PyByteCounters:
+    """The bytes read from and written to clients (`RouterStats.io`): C's ``ByteCounters``
+    when the hot path runs, which adds to them without a lookup or an int object."""
+
+    __slots__ = ("bytes_in", "bytes_out")
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+
+ByteCounters: type = H.ByteCounters if H is not None else PyByteCounters
+
+
+class PyHistogram:
+    """A fixed-bucket histogram kept as plain numbers (`RouterStats.latency`): ``counts``
+    per bucket of ``bounds`` (``bisect_left``: a value equal to a bound is in its
+    bucket; the last count is above every bound) and their ``sum``. C's ``Histogram``
+    when the hot path runs, which observes without a Python frame."""
+
+    __slots__ = ("_bounds", "counts", "sum")
+
+    def __init__(self, bounds: Sequence[float]) -> None:
+        self._bounds = tuple(bounds)
+        self.counts = [0] * (len(self._bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(self._bounds, seconds)] += 1
+        self.sum += seconds
+
+
+Histogram: type = H.Histogram if H is not None else PyHistogram
 
 
 def fast_table() -> dict[bytes, tuple[int, int, int, str, int, str, str]]:

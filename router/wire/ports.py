@@ -52,6 +52,7 @@ class StatsSink(Protocol):
 
     bytes_in: int
     bytes_out: int
+    io: object  # what bytes_in/bytes_out read: a router.wire.hot.ByteCounters, C adds to it
     commands: dict[str, list[int]]
     split_transactions: int  # EXECs run as one MULTI/EXEC per shard (several shards)
     keys_moved: int  # keys this router moved off a migration's source (router.wire.migrate)

@@ -160,3 +160,71 @@ def test_a_flush_that_raises_does_not_leave_the_others_unwritten(kind: str) -> N
         turn._flush_now()
     assert log == ["b1", "b2", "c1", "c2"]
     assert turn.dirty_backends == [] and turn.dirty_clients == [] and turn.sample_due is True
+
+
+@needs_hot
+def test_slots_read_in_place_follow_the_class_as_getattr_does() -> None:
+    """The hot path reads and writes some __slots__ (Session.last_at, .closing, ...) at
+    their offset, resolved once per class: it must still act as getattr/setattr for
+    another class, a class changed since, an unset slot and an object with a __dict__."""
+
+    class A:
+        __slots__ = ("closing", "last_at")
+
+    class B:  # same names, another layout
+        __slots__ = ("a_pad", "closing", "last_at")
+
+    a, b = A(), B()
+    H._slot_set(a, "last_at", 1.5)
+    H._slot_set(b, "last_at", 2.5)
+    assert (a.last_at, b.last_at) == (1.5, 2.5)
+    assert H._slot_get(a, "last_at") == 1.5 and H._slot_get(b, "last_at") == 2.5
+    with pytest.raises(AttributeError):
+        H._slot_get(a, "closing")  # unset
+    a.closing = True
+    assert H._slot_get(a, "closing") is True
+
+    class C(A):  # a subclass that turns the slot into a property
+        seen: list[float] = []
+
+        @property
+        def last_at(self) -> float:
+            return -1.0
+
+        @last_at.setter
+        def last_at(self, v: float) -> None:
+            C.seen.append(v)
+
+    c = C()
+    H._slot_set(c, "last_at", 3.5)
+    assert C.seen == [3.5] and H._slot_get(c, "last_at") == -1.0
+    H._slot_set(a, "last_at", 4.5)  # and back to A: its own offset again
+    assert a.last_at == 4.5
+
+    A.closing = property(lambda self: "patched")  # the class changed after first use
+    assert H._slot_get(a, "closing") == "patched"
+
+    class D:  # no slots
+        pass
+
+    d = D()
+    H._slot_set(d, "last_at", 5.5)
+    assert d.last_at == 5.5 and H._slot_get(d, "last_at") == 5.5
+
+
+@needs_hot
+def test_the_c_histogram_counts_as_the_reference() -> None:
+    from router.control.metrics import BUCKETS
+    from router.wire.hot import PyHistogram
+
+    c, py = H.Histogram(BUCKETS), PyHistogram(BUCKETS)
+    values = [0.0, 1e-9, *BUCKETS, *(b * 1.0001 for b in BUCKETS), *(b * 0.9999 for b in BUCKETS)]
+    values += [BUCKETS[-1] * 10, 123.0]
+    for v in values:
+        c.observe(v)
+        py.observe(v)
+    assert c.counts == py.counts and sum(c.counts) == len(values)
+    assert c.sum == pytest.approx(py.sum)
+    assert c.counts[-1] >= 2  # above every bound
+    with pytest.raises(TypeError):
+        c.observe("1")
