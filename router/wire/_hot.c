@@ -153,7 +153,7 @@ static PyObject *s_last_cmd, *s_sample_due, *s_dirty_backends, *s_dirty_clients,
     *s_b, *s_chunks, *s_pos, *s_buf, *s_until, *s_route, *s_config, *s_router, *s_max_pending,
     *s_max_args, *s_max_bulk, *s_feed, *s_update_reading, *s_flush, *s_scheduled, *s_write,
     *s_close, *s_py_flush, *s_py_data_received, *s_take_ready, *s_over_output_limit, *s_bind,
-    *s_proto, *s_call_soon, *s_latency;
+    *s_proto, *s_call_soon, *s_latency, *s_flush_replies, *s_replies_all_in;
 
 #define IS_NONE(x) ((x) == NULL || (x) == Py_None)
 
@@ -651,7 +651,78 @@ static PyObject *Turn_flush_now(TurnObject *turn, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+static int slot_answered(PyObject *slot);
+
+/* conn.replies_all_in(): for a ClientBase, every reply slot of its FIFO answered (a
+ * Pending's reply field, another slot's ``reply``); the method otherwise. 1, 0, -1. */
+static int replies_all_in(PyObject *conn) {
+    if (!IS_CLIENT(conn)) {
+        PyObject *r = PyObject_CallMethodNoArgs(conn, s_replies_all_in);
+        int t = r == NULL ? -1 : PyObject_IsTrue(r);
+        Py_XDECREF(r);
+        return t;
+    }
+    PyObject *fifo = CB(conn)->fifo;
+    if (IS_NONE(fifo))
+        return 1;
+    PyObject *it = PyObject_GetIter(fifo);
+    if (it == NULL)
+        return -1;
+    int all = 1;
+    PyObject *slot;
+    while (all == 1 && (slot = PyIter_Next(it)) != NULL) {
+        all = slot_answered(slot);
+        Py_DECREF(slot);
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : all;
+}
+
+/* LoopTurn.flush_replies (router.wire.turn.PyLoopTurn's): at the end of a backend
+ * read, the dirty clients every reply of which is in written now, the others left
+ * for the end of the turn (scheduled). */
+static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused) {
+    Failure failed = {NULL, NULL, NULL};
+    PyObject *clients = turn->dirty_clients;
+    if (clients == NULL || !PyList_Check(clients)) {
+        PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
+        return NULL;
+    }
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return NULL;
+    turn->dirty_clients = fresh; /* owns clients now */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(clients); i++) {
+        PyObject *conn = PyList_GET_ITEM(clients, i);
+        int all = replies_all_in(conn);
+        int err = all < 0;
+        if (all == 1)
+            err = conn_flush(conn) < 0;
+        else if (all == 0)
+            err = turn->dirty_clients == NULL || !PyList_Check(turn->dirty_clients) ||
+                  PyList_Append(turn->dirty_clients, conn) < 0;
+        if (err) {
+            if (failed.type == NULL)
+                PyErr_Fetch(&failed.type, &failed.value, &failed.traceback);
+            else
+                PyErr_Clear();
+        }
+    }
+    Py_DECREF(clients);
+    PyObject *r = Turn_flush(turn, NULL);
+    if (failed.type != NULL) { /* a bug: raised once the others are written */
+        Py_XDECREF(r);
+        PyErr_Clear();
+        PyErr_Restore(failed.type, failed.value, failed.traceback);
+        return NULL;
+    }
+    return r;
+}
+
 static PyMethodDef Turn_methods[] = {
+    {"flush_replies", (PyCFunction)Turn_flush_replies, METH_NOARGS,
+     "at the end of a backend read: write the clients every reply of which is in now, "
+     "the rest at the end of the turn"},
     {"flush", (PyCFunction)Turn_flush, METH_NOARGS,
      "ask for this turn's output to be written once, after every read callback of the turn"},
     {"_flush_now", (PyCFunction)Turn_flush_now, METH_NOARGS, "write this turn's output now"},
@@ -693,6 +764,16 @@ static int turn_flush(PyObject *turn) {
     if (scheduled != 0)
         return scheduled < 0 ? -1 : 0;
     return call_method0(turn, s_flush);
+}
+
+/* turn.flush_replies() */
+static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused);
+
+static int turn_flush_replies(PyObject *turn) {
+    PyObject *r = Py_IS_TYPE(turn, &TurnType) ? Turn_flush_replies((TurnObject *)turn, NULL)
+                                             : PyObject_CallMethodNoArgs(turn, s_flush_replies);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
 }
 
 /* turn.sample_due: 1, 0, or -1 on error. */
@@ -925,6 +1006,17 @@ static PyMemberDef Pending_members[] = {
     {"t0", T_DOUBLE, offsetof(PendingObject, t0), 0, "perf_counter at send (sampled), or 0"},
     {NULL, 0, 0, 0, NULL},
 };
+
+/* A FIFO slot's reply is in: a Pending's reply field, another slot's ``reply``.
+ * 1, 0, or -1 on error. */
+static int slot_answered(PyObject *slot) {
+    if (Py_IS_TYPE(slot, &PendingType))
+        return !IS_NONE(((PendingObject *)slot)->reply);
+    PyObject *reply = PyObject_GetAttr(slot, s_reply);
+    int answered = reply == NULL ? -1 : reply != Py_None;
+    Py_XDECREF(reply);
+    return answered;
+}
 
 static PyTypeObject PendingType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "router.wire._hot.Pending",
@@ -1629,10 +1721,8 @@ static PyObject *take_ready(PyObject *fifo, PyObject *stats) {
         PyErr_SetString(PyExc_TypeError, "stats.commands is not a dict");
         return NULL;
     }
-    PyObject *out = PyList_New(0);
+    PyObject *first = NULL, *out = NULL; /* the list only from a second reply on */
     PyObject *result = NULL;
-    if (out == NULL)
-        goto done;
     for (;;) {
         Py_ssize_t n = fifo_len(fifo);
         if (n < 0)
@@ -1667,8 +1757,15 @@ static PyObject *take_ready(PyObject *fifo, PyObject *stats) {
             break; /* not answered yet: the replies after it wait */
         }
         PyObject *popped = deque_popleft(fifo);
-        int err = popped == NULL ? -1 : PyList_Append(out, reply);
+        int err = popped == NULL ? -1 : 0;
         Py_XDECREF(popped);
+        if (err == 0 && first == NULL) {
+            first = Py_NewRef(reply);
+        } else if (err == 0) {
+            if (out == NULL && (out = PyList_New(0)) != NULL && PyList_Append(out, first) < 0)
+                Py_CLEAR(out);
+            err = out == NULL ? -1 : PyList_Append(out, reply);
+        }
         if (err == 0 && cmd != NULL)
             err = count_reply(stats, rows, cmd, reply);
         Py_DECREF(reply);
@@ -1676,8 +1773,9 @@ static PyObject *take_ready(PyObject *fifo, PyObject *stats) {
         if (err < 0)
             goto done;
     }
-    result = PyList_GET_SIZE(out) == 0 ? Py_NewRef(Py_None) : join_bytes(out);
+    result = out != NULL ? join_bytes(out) : first != NULL ? Py_NewRef(first) : Py_NewRef(Py_None);
 done:
+    Py_XDECREF(first);
     Py_XDECREF(out);
     Py_DECREF(rows);
     return result;
@@ -1699,7 +1797,8 @@ static PyObject *client_flush(PyObject *client, PyObject *unused) {
     if (data == NULL)
         goto done;
     if (data != Py_None) {
-        if (count_bytes(c->io, stats, 1, PyObject_Length(data)) < 0)
+        if (count_bytes(c->io, stats, 1, PyBytes_Check(data) ? PyBytes_GET_SIZE(data)
+                                                             : PyObject_Length(data)) < 0)
             goto done;
         PyObject *r = PyObject_CallMethodOneArg(transport, s_write, data);
         if (r == NULL)
@@ -1814,7 +1913,7 @@ static PyObject *backend_data_received(PyObject *conn, PyObject *data) {
     }
     if (set_now(b->loop, &b->progress_at) < 0)
         goto done;
-    if (!IS_NONE(b->turn) && turn_flush(b->turn) < 0)
+    if (!IS_NONE(b->turn) && turn_flush_replies(b->turn) < 0)
         goto done;
     result = Py_NewRef(Py_None);
 done:
@@ -2170,6 +2269,8 @@ PyMODINIT_FUNC PyInit__hot(void) {
     INTERN(s_proto, "proto");
     INTERN(s_call_soon, "call_soon");
     INTERN(s_latency, "latency");
+    INTERN(s_flush_replies, "flush_replies");
+    INTERN(s_replies_all_in, "replies_all_in");
     /* what setup() sets, usable before it runs (a BackendConn without a client module) */
     PyObject *collections = PyImport_ImportModule("collections");
     PyObject *deque = collections == NULL ? NULL : PyObject_GetAttrString(collections, "deque");

@@ -294,7 +294,7 @@ class BackendConn(BackendBase, asyncio.Protocol):
                 )
             self.transport.abort()  # type: ignore[union-attr]
         self.progress_at = self.loop.time()  # type: ignore[union-attr]  # set by connection_made
-        self.turn.flush()
+        self.turn.flush_replies()
 
     if H is None:
         data_received = _data_received

@@ -802,6 +802,11 @@ class ClientConn(ClientBase, asyncio.Protocol):
         transport.abort()
         return True
 
+    def replies_all_in(self) -> bool:
+        """Every reply slot in the FIFO is answered (LoopTurn.flush_replies writes this
+        client at once)."""
+        return all(pending.reply is not None for pending in self.fifo)
+
     def _take_ready(self) -> bytes | None:
         """Pop every answered reply at the head of the FIFO, count each (the metrics), and
         return them joined (None: nothing to write). CLIENT REPLY OFF/SKIP's dropped

@@ -7,6 +7,10 @@ Connections append themselves to ``dirty_backends`` / ``dirty_clients`` the
 first time they have output in a turn and then ask for `flush`; the flush
 runs once, after every read callback of the turn, so requests from many
 clients to one backend share one ``write`` (and replies to one client too).
+A backend read ends with `flush_replies`: a client whose every reply is in
+is written at once (waiting would only add a loop pass: with one client,
+the latency of a ``call_soon`` round); one still owed replies from other
+shards waits for the turn's end, where they share one ``write``.
 
 The turn also carries the latency sampling flag: ``sample_due`` is set at
 the start of each turn, and the first single-key request parsed in the turn
@@ -36,6 +40,10 @@ class Flushable(Protocol):
 
     def flush(self) -> None: ...
 
+    def replies_all_in(self) -> bool:
+        """(Clients) every reply owed is in: `flush` would leave nothing waiting."""
+        ...
+
 
 class PyLoopTurn:
     """The reference; `LoopTurn` is the C one (router.wire._hot) when built."""
@@ -61,6 +69,22 @@ class PyLoopTurn:
             if loop is None:
                 loop = self._loop = asyncio.get_running_loop()
             loop.call_soon(self._flush_now)
+
+    def flush_replies(self) -> None:
+        """At the end of a backend read: write at once the clients every reply of which
+        is in (nothing more to wait for: the end of the turn would write the same bytes,
+        one loop pass later); the others stay for the end of the turn, where replies
+        from their other shards join them in one write."""
+        clients, self.dirty_clients = self.dirty_clients, []
+        failed: Exception | None = None
+        for conn in clients:
+            if conn.replies_all_in():
+                failed = _flush_each([conn], failed)
+            else:
+                self.dirty_clients.append(conn)
+        self.flush()
+        if failed is not None:  # a bug: raised once the others are written
+            raise failed
 
     def _flush_now(self) -> None:
         self._scheduled = False

@@ -162,6 +162,45 @@ def test_a_flush_that_raises_does_not_leave_the_others_unwritten(kind: str) -> N
     assert turn.dirty_backends == [] and turn.dirty_clients == [] and turn.sample_due is True
 
 
+class Answered(Flushes):
+    """A client (Flushable) whose replies are all in, or not yet."""
+
+    def __init__(self, log: list[str], name: str, all_in: bool, fails: bool = False) -> None:
+        super().__init__(log, name, fails)
+        self.all_in = all_in
+
+    def replies_all_in(self) -> bool:
+        return self.all_in
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
+def test_a_backend_read_writes_at_once_the_clients_with_every_reply_in(kind: str) -> None:
+    """LoopTurn.flush_replies: a client owed nothing more is written now (no loop pass
+    later); one still waiting for another shard's replies stays for the turn's end."""
+    import asyncio
+
+    from router.wire import turn as turns
+
+    if kind == "c" and H is None:
+        pytest.skip("the C hot path is not built here")
+
+    async def run() -> list[str]:
+        turn = turns.LoopTurn() if kind == "c" else turns.PyLoopTurn()
+        log: list[str] = []
+        done, waits = Answered(log, "done", True), Answered(log, "waits", False)
+        broken = Answered(log, "broken", True, fails=True)
+        turn.dirty_clients.extend([done, broken, waits])
+        with pytest.raises(RuntimeError, match="broken failed"):  # once the rest is done
+            turn.flush_replies()
+        assert log == ["done", "broken"] and turn.dirty_clients == [waits]
+        waits.all_in = True
+        await asyncio.sleep(0)  # the turn's end, scheduled by flush_replies
+        assert turn.dirty_clients == []
+        return log
+
+    assert asyncio.run(run()) == ["done", "broken", "waits"]
+
+
 @needs_hot
 def test_slots_read_in_place_follow_the_class_as_getattr_does() -> None:
     """The hot path reads and writes some __slots__ (Session.last_at, .closing, ...) at
