@@ -171,6 +171,12 @@ class Leader:
         return self._role
 
     @property
+    def held_by(self) -> str | None:
+        """The leader whose term we wait out after voting for it (None: none): its peers
+        poll it fast meanwhile, since its opinion may say the term ended."""
+        return self._vote_hold[0] if self._vote_hold is not None else None
+
+    @property
     def busy(self) -> frozenset[str]:
         """The shards in a failover we lead (reconcile leaves them alone)."""
         return frozenset(self._busy)

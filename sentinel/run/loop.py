@@ -462,7 +462,8 @@ class Sentinel:
                 self.adopt(topo, f"peer {pid} at start")
 
     async def poll_peer(self, pid: str, addr: Address) -> None:
-        """Ask one peer for its opinion; fast while anything is down, slow otherwise."""
+        """Ask one peer for its opinion; fast while anything is down or a vote holds us
+        back (the leader's opinion may free us), slow otherwise."""
         assert self.client is not None
         t = self.timing
         while True:
@@ -483,7 +484,11 @@ class Sentinel:
                         topo = await self.client.topology(addr, timeout=1.0)
                         if topo is not None:
                             self.adopt(topo, f"peer {pid}")
-            busy = self.flags.down or any(op.down for op in self.opinions.values())
+            busy = (
+                self.flags.down
+                or any(op.down for op in self.opinions.values())
+                or self.leader.held_by is not None  # its opinion frees us (led_epoch)
+            )
             interval = t.probe_interval if busy else 5 * t.probe_interval
             self.wake_pollers.clear()
             with contextlib.suppress(TimeoutError):

@@ -738,3 +738,53 @@ async def test_stopping_a_node_right_after_it_connects_ends_its_tasks(farm):
             await asyncio.sleep(0)
         survivors += await stop_nodes([node], grace=0.5)
     assert survivors == [], "tasks still running after Node.stop()"
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
+async def test_a_backend_read_writes_a_client_at_once_only_when_every_reply_is_in(kind):
+    # LoopTurn.flush_replies (the C turn's own check, or the reference's
+    # ClientConn.replies_all_in): a client owed a reply by another shard is left for
+    # the turn's end; once every slot of its FIFO is answered it is written at once
+    from router.wire.client import Pending
+    from router.wire.turn import PyLoopTurn
+
+    if kind == "c" and LoopTurn is PyLoopTurn:
+        pytest.skip("the C hot path is not built here")
+    config = parse(
+        {
+            "name": "replies",
+            "router": {"listen": "127.0.0.1:1", "admin": "127.0.0.1:2"},
+            "shards": [{"name": "a", "slots": "0-16383", "master": "127.0.0.1:3"}],
+        }
+    )
+    running = RunningConfig.load(config)
+    turn = LoopTurn() if kind == "c" else PyLoopTurn()
+    ports = ClientPorts(
+        routes=SimpleNamespace(route=Route(config.slotmap(0), ())),
+        running=running,
+        turn=turn,
+        stats=RouterStats(),
+        parker=_NoParking(),
+        clients=Clients(running),
+        info_head=lambda: "",
+    )
+    conn = ClientConn(ports)
+    transport = RecordingTransport(conn)
+    conn.connection_made(transport)
+    slots = [Pending(conn, "get") for _ in range(40)]  # past 32: the iterator's way too
+    conn.fifo.extend(slots)
+    for n_answered in (1, 39):
+        for p in slots[:n_answered]:
+            p.reply = b"$1\r\nx\r\n"
+        conn.dirty = True
+        turn.dirty_clients.append(conn)
+        turn.flush_replies()
+        assert turn.dirty_clients == [conn] and bytes(transport.data) == b""
+        turn.dirty_clients.clear()
+    slots[-1].reply = b"$1\r\ny\r\n"
+    turn.dirty_clients.append(conn)
+    turn.flush_replies()
+    assert turn.dirty_clients == [] and not conn.fifo
+    assert bytes(transport.data) == b"$1\r\nx\r\n" * 39 + b"$1\r\ny\r\n"
+    await asyncio.sleep(0)  # the turn's end finds nothing left to write
+    assert bytes(transport.data) == b"$1\r\nx\r\n" * 39 + b"$1\r\ny\r\n"
