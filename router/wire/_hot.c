@@ -200,7 +200,9 @@ static Py_ssize_t slot_offset(PyObject *o, PyObject *name, SlotRef *ref) {
         return ref->offset;
     PyObject *d = _PyType_Lookup(t, name); /* borrowed; assigns the version tag */
     Py_ssize_t offset = 0;
-    if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+    if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type) &&
+        PyType_IsSubtype(t, PyDescr_TYPE(d)) && /* the slot is this layout's */
+        t->tp_getattro == PyObject_GenericGetAttr && t->tp_setattro == PyObject_GenericSetAttr) {
         PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
         if (m->type == T_OBJECT_EX && !(m->flags & READONLY))
             offset = m->offset;
@@ -341,6 +343,8 @@ static PyTypeObject CountersType = {
 /* The client's byte counter += n: its ByteCounters (``io``) when it has one, else
  * stats.<name> += n. */
 static int count_bytes(PyObject *io, PyObject *stats, int out, Py_ssize_t n) {
+    if (n < 0)
+        return -1; /* len() failed: its exception is set */
     if (io != NULL && Py_IS_TYPE(io, &CountersType)) {
         if (out)
             ((CountersObject *)io)->bytes_out += n;
@@ -482,16 +486,17 @@ static PyTypeObject HistType = {
 /* stats.observe(shape, seconds): into the shape's Histogram directly when stats.latency
  * holds a C one, else the method. */
 static int observe_latency(PyObject *stats, PyObject *shape, double seconds) {
-    PyObject *latency = PyObject_GetAttr(stats, s_latency);
-    if (latency == NULL)
+    PyObject *latency;
+    if (_PyObject_LookupAttr(stats, s_latency, &latency) < 0)
         return -1;
-    PyObject *h = PyDict_Check(latency) ? PyDict_GetItemWithError(latency, shape) : NULL;
+    PyObject *h = latency != NULL && PyDict_Check(latency) ? PyDict_GetItemWithError(latency, shape)
+                                                           : NULL;
     if (h != NULL && Py_IS_TYPE(h, &HistType)) {
         hist_observe((HistObject *)h, seconds);
         Py_DECREF(latency);
         return 0;
     }
-    Py_DECREF(latency);
+    Py_XDECREF(latency);
     if (PyErr_Occurred())
         return -1;
     PyObject *sec = PyFloat_FromDouble(seconds);
@@ -669,15 +674,18 @@ static int replies_all_in(PyObject *conn) {
     if (n < 0)
         return -1;
     int all = 1;
+    Py_INCREF(fifo); /* a slot's reply attribute may run Python code */
     if (n <= 32) { /* by index, no iterator object: O(1) each within a deque's first blocks */
         for (Py_ssize_t i = 0; all == 1 && i < n; i++) {
             PyObject *slot = PySequence_GetItem(fifo, i);
             all = slot == NULL ? -1 : slot_answered(slot);
             Py_XDECREF(slot);
         }
+        Py_DECREF(fifo);
         return all;
     }
     PyObject *it = PyObject_GetIter(fifo);
+    Py_DECREF(fifo);
     if (it == NULL)
         return -1;
     PyObject *slot;
@@ -691,9 +699,10 @@ static int replies_all_in(PyObject *conn) {
 
 /* LoopTurn.flush_replies (router.wire.turn.PyLoopTurn's): at the end of a backend
  * read, the dirty clients every reply of which is in written now, the others left
- * for the end of the turn (scheduled). */
+ * for the end of the turn (scheduled). A client whose check or flush raises (a bug)
+ * is left there too, and _flush_now raises it: never this backend read's callback,
+ * whose exception would close the backend connection. */
 static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused) {
-    Failure failed = {NULL, NULL, NULL};
     PyObject *clients = turn->dirty_clients;
     if (clients == NULL || !PyList_Check(clients)) {
         PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
@@ -703,30 +712,26 @@ static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused) {
     if (fresh == NULL)
         return NULL;
     turn->dirty_clients = fresh; /* owns clients now */
+    Py_INCREF(turn);             /* a flush may drop other references to it */
+    int failed = 0;
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(clients); i++) {
         PyObject *conn = PyList_GET_ITEM(clients, i);
         int all = replies_all_in(conn);
-        int err = all < 0;
-        if (all == 1)
-            err = conn_flush(conn) < 0;
-        else if (all == 0)
-            err = turn->dirty_clients == NULL || !PyList_Check(turn->dirty_clients) ||
-                  PyList_Append(turn->dirty_clients, conn) < 0;
-        if (err) {
-            if (failed.type == NULL)
-                PyErr_Fetch(&failed.type, &failed.value, &failed.traceback);
-            else
-                PyErr_Clear();
+        if (all == 1 && conn_flush(conn) == 0)
+            continue;
+        if (all < 0 || all == 1)
+            PyErr_Clear(); /* left for _flush_now, which raises it */
+        if (turn->dirty_clients == NULL || !PyList_Check(turn->dirty_clients) ||
+            PyList_Append(turn->dirty_clients, conn) < 0) {
+            failed = 1;
+            break;
         }
     }
     Py_DECREF(clients);
-    PyObject *r = Turn_flush(turn, NULL);
-    if (failed.type != NULL) { /* a bug: raised once the others are written */
-        Py_XDECREF(r);
-        PyErr_Clear();
-        PyErr_Restore(failed.type, failed.value, failed.traceback);
-        return NULL;
-    }
+    PyObject *r = failed ? NULL : Turn_flush(turn, NULL);
+    if (failed && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
+    Py_DECREF(turn);
     return r;
 }
 
@@ -781,8 +786,10 @@ static int turn_flush(PyObject *turn) {
 static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused);
 
 static int turn_flush_replies(PyObject *turn) {
+    Py_INCREF(turn);
     PyObject *r = Py_IS_TYPE(turn, &TurnType) ? Turn_flush_replies((TurnObject *)turn, NULL)
                                              : PyObject_CallMethodNoArgs(turn, s_flush_replies);
+    Py_DECREF(turn);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
 }
@@ -2156,16 +2163,23 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
         Py_XDECREF(append);
         return NULL;
     }
-    Py_INCREF(args[2]);
-    Py_XSETREF(DEQUE_TYPE, (PyTypeObject *)args[2]);
+    if (DEQUE_TYPE != NULL && PyType_IsSubtype((PyTypeObject *)args[2], DEQUE_TYPE)) {
+        Py_INCREF(args[2]); /* a deque's length is its size field (fifo_len) */
+        Py_SETREF(DEQUE_TYPE, (PyTypeObject *)args[2]);
+    } else {
+        Py_CLEAR(DEQUE_TYPE); /* not a deque: len() */
+    }
     Py_XSETREF(DEQUE_APPEND, append);
     Py_XSETREF(DEQUE_POPLEFT, popleft);
-    Py_INCREF(args[0]); /* FAST_CMDS points into it: the old table outlives the swap */
-    if (build_fast_cmds(args[0]) < 0) {
-        Py_DECREF(args[0]);
+    PyObject *table = PyDict_Copy(args[0]); /* ours: FAST_CMDS points into its keys and
+                                               values, which the caller can no longer change */
+    if (table == NULL)
+        return NULL;
+    if (build_fast_cmds(table) < 0) {
+        Py_DECREF(table);
         return NULL;
     }
-    Py_XSETREF(FAST_TABLE, args[0]);
+    Py_XSETREF(FAST_TABLE, table); /* the old table outlived the swap of FAST_CMDS */
     Py_XSETREF(BACKEND_TYPE, Py_NewRef(args[1]));
     Py_XSETREF(STATE_UP, Py_NewRef(args[3]));
     Py_XSETREF(STATE_DOWN, Py_NewRef(args[4]));

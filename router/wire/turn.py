@@ -10,7 +10,9 @@ clients to one backend share one ``write`` (and replies to one client too).
 A backend read ends with `flush_replies`: a client whose every reply is in
 is written at once (waiting would only add a loop pass: with one client,
 the latency of a ``call_soon`` round); one still owed replies from other
-shards waits for the turn's end, where they share one ``write``.
+shards waits for the turn's end, where they share one ``write``. An
+exception is only ever raised by the turn's end (`_flush_now`), never into
+a backend's read callback.
 
 The turn also carries the latency sampling flag: ``sample_due`` is set at
 the start of each turn, and the first single-key request parsed in the turn
@@ -74,17 +76,19 @@ class PyLoopTurn:
         """At the end of a backend read: write at once the clients every reply of which
         is in (nothing more to wait for: the end of the turn would write the same bytes,
         one loop pass later); the others stay for the end of the turn, where replies
-        from their other shards join them in one write."""
+        from their other shards join them in one write. A client whose check or flush
+        raises (a bug) stays too, and `_flush_now` raises it: never the backend read's
+        callback, whose exception would close the backend connection."""
         clients, self.dirty_clients = self.dirty_clients, []
-        failed: Exception | None = None
         for conn in clients:
-            if conn.replies_all_in():
-                failed = _flush_each([conn], failed)
-            else:
-                self.dirty_clients.append(conn)
+            try:
+                if conn.replies_all_in():
+                    conn.flush()
+                    continue
+            except Exception:  # raised again by _flush_now, at the turn's end
+                pass
+            self.dirty_clients.append(conn)
         self.flush()
-        if failed is not None:  # a bug: raised once the others are written
-            raise failed
 
     def _flush_now(self) -> None:
         self._scheduled = False

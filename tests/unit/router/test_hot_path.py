@@ -190,15 +190,16 @@ def test_a_backend_read_writes_at_once_the_clients_with_every_reply_in(kind: str
         done, waits = Answered(log, "done", True), Answered(log, "waits", False)
         broken = Answered(log, "broken", True, fails=True)
         turn.dirty_clients.extend([done, broken, waits])
-        with pytest.raises(RuntimeError, match="broken failed"):  # once the rest is done
-            turn.flush_replies()
-        assert log == ["done", "broken"] and turn.dirty_clients == [waits]
+        turn.flush_replies()  # never raises into the backend's read callback
+        assert log == ["done", "broken"] and turn.dirty_clients == [broken, waits]
         waits.all_in = True
-        await asyncio.sleep(0)  # the turn's end, scheduled by flush_replies
+        with pytest.raises(RuntimeError, match="broken failed"):  # the turn's end raises it
+            turn._flush_now()
         assert turn.dirty_clients == []
+        await asyncio.sleep(0)  # the turn's end scheduled by flush_replies: nothing left
         return log
 
-    assert asyncio.run(run()) == ["done", "broken", "waits"]
+    assert asyncio.run(run()) == ["done", "broken", "broken", "waits"]
 
 
 @needs_hot
@@ -243,6 +244,18 @@ def test_slots_read_in_place_follow_the_class_as_getattr_does() -> None:
     A.closing = property(lambda self: "patched")  # the class changed after first use
     assert H._slot_get(a, "closing") == "patched"
 
+    class E:  # slots, but its own __setattr__: the in-place write would bypass it
+        __slots__ = ("last_at",)
+        seen: list[float] = []
+
+        def __setattr__(self, name: str, v: object) -> None:
+            E.seen.append(v)  # type: ignore[arg-type]
+            object.__setattr__(self, name, v)
+
+    e = E()
+    H._slot_set(e, "last_at", 6.5)
+    assert E.seen == [6.5] and e.last_at == 6.5
+
     class D:  # no slots
         pass
 
@@ -267,3 +280,28 @@ def test_the_c_histogram_counts_as_the_reference() -> None:
     assert c.counts[-1] >= 2  # above every bound
     with pytest.raises(TypeError):
         c.observe("1")
+
+
+@needs_hot
+def test_a_sampled_reply_is_observed_by_a_stats_sink_without_c_histograms() -> None:
+    """The C path observes into RouterStats.latency's C histograms in place; a StatsSink
+    without them gets its `observe` called, as the reference does."""
+    from router.control.metrics import RouterStats
+
+    class Sink:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, float]] = []
+
+        def observe(self, shape: str, seconds: float) -> None:
+            self.seen.append((shape, seconds))
+
+    for stats in (Sink(), RouterStats()):
+        client = H.ClientBase()
+        client.stats = stats
+        p = H.Pending(client, "get")
+        p.t0, p.shape = 1.0, "single"  # perf_counter() is far past 1.0
+        p.on_reply(b"+OK\r\n")
+        if isinstance(stats, Sink):
+            assert [shape for shape, _ in stats.seen] == ["single"] and stats.seen[0][1] > 0
+        else:
+            assert sum(stats.latency["single"].counts) == 1 and stats.latency["single"].sum > 0
