@@ -3,8 +3,9 @@
 
 Owns one run: the same peers as bench/throughput.py (3 redis-server shards, twemproxy over
 them, the router over them, and "direct" = shard 0 alone), started and probed by that
-script's own code (imported, not copied); then, per case and peer, interleaved, a fixed
-request rate is sent and every request's latency is taken from its SCHEDULED send time:
+script's own code (imported, not copied); then, per case and peer, interleaved (the peers'
+order changing from one repetition to the next: `tp.rotated`), a fixed request rate is sent
+and every request's latency is taken from its SCHEDULED send time:
 
 - case "1 client": one connection at --rate1 requests/s;
 - case "N clients": --clients connections sharing --rate requests/s (each at rate/N).
@@ -471,7 +472,7 @@ def measure(args: argparse.Namespace, h: tp.Harness) -> dict[str, object]:
         runs: dict[str, list[Result]] = {p: [] for p in PEERS}
         errors: dict[str, str] = {}
         for rep in range(args.repeat):
-            for name in PEERS:
+            for name in tp.rotated(PEERS, rep):
                 peer = peers[name]
                 if not peer.usable or name in errors:
                     continue

@@ -4,8 +4,9 @@
 Owns one run: it starts 3 redis-server shards, twemproxy (nutcracker) over them and the
 slotwarden router over them, all on free ports in one temp dir; probes each peer for
 correctness with redis-py; runs redis-benchmark against every peer, interleaved per test
-(direct, twemproxy, router), optionally repeated (median); prints one table and the issue's
-PASS/MISS targets; optionally writes the same to JSON.
+(direct, twemproxy, router; the order changes from one repetition to the next), optionally
+repeated (median); prints one table and the issue's PASS/MISS targets; optionally writes the
+same to JSON.
 
 Two measurements per redis-benchmark run:
 - throughput (rps, from redis-benchmark's CSV). On a 2-core box it depends on everything else
@@ -569,6 +570,15 @@ def environment() -> dict[str, object]:
     }
 
 
+def rotated(names: Sequence[str], rep: int) -> list[str]:
+    """The peers' order in repetition ``rep``: rotated, and reversed every other run, so
+    that no peer is always measured first (on a machine just idle) or right after the
+    same other one; with 3 peers, 3 runs put each first once and 6 runs make every order."""
+    base = list(names) if rep % 2 == 0 else list(reversed(names))
+    k = (rep // 2) % len(base) if base else 0
+    return [*base[k:], *base[:k]]
+
+
 def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -623,7 +633,8 @@ def render(report: dict[str, object]) -> str:
     workers = [n for n in names if n.startswith("router-w")]
     out = [
         f"slotwarden throughput: redis-benchmark -c {report['clients']} -r {KEYSPACE} --csv, "
-        f"median of {report['repeat']} run(s) per cell, peers interleaved per test",
+        f"median of {report['repeat']} run(s) per cell, peers interleaved per test "
+        "(order changed per run)",
         f"machine: {env['cores']} cores ({env['usable_cores']} usable), load {env['loadavg']}; "
         f"redis-server {env['redis_server']}, redis-benchmark {env['redis_benchmark']}, "
         f"nutcracker {env['nutcracker']}, python {env['python']}, {env['uvloop']}, "
@@ -857,7 +868,7 @@ def benchmark_all(args: argparse.Namespace, h: Harness) -> dict[str, object]:
             timeout = args.timeout or 30 + requests / 2000  # a peer below 2000 rps is broken
             runs: dict[str, list[Run]] = {p: [] for p in names}
             for rep in range(args.repeat):
-                for name in names:
+                for name in rotated(names, rep):
                     peer = peers[name]
                     if not peer.usable:
                         continue

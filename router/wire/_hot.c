@@ -151,9 +151,10 @@ static PyObject *s_last_cmd, *s_sample_due, *s_dirty_backends, *s_dirty_clients,
     *s_now, *s_send, *s_append, *s_on_reply, *s_hint_topology, *s_parker, *s_park, *s_observe,
     *s_commands, *s_count, *s_reply, *s_cmd, *s_bytes_in, *s_bytes_out, *s_last_at, *s_closing,
     *s_b, *s_chunks, *s_pos, *s_buf, *s_until, *s_route, *s_config, *s_router, *s_max_pending,
-    *s_max_args, *s_max_bulk, *s_feed, *s_update_reading, *s_flush, *s_scheduled, *s_write,
+    *s_max_args, *s_max_bulk, *s_feed, *s_update_reading, *s_flush, *s_write,
     *s_close, *s_py_flush, *s_py_data_received, *s_take_ready, *s_over_output_limit, *s_bind,
-    *s_proto, *s_call_soon, *s_latency, *s_flush_replies, *s_replies_all_in;
+    *s_proto, *s_call_soon, *s_latency, *s_flush_replies, *s_replies_all_in, *s_busy,
+    *s_flush_requests;
 
 #define IS_NONE(x) ((x) == NULL || (x) == Py_None)
 
@@ -515,6 +516,9 @@ typedef struct {
     PyObject_HEAD
     PyObject *dirty_backends, *dirty_clients, *sample_due, *loop, *flush_now;
     char scheduled;
+    char busy; /* a backend with requests in flight was made dirty this turn */
+    char solo; /* the last turn carried at most one client read */
+    int reads; /* client reads this turn (flush_requests calls) */
 } TurnObject;
 
 static PyTypeObject TurnType;
@@ -531,6 +535,9 @@ static PyObject *Turn_tp_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
     turn->dirty_clients = PyList_New(0);
     turn->sample_due = Py_NewRef(Py_True);
     turn->scheduled = 0;
+    turn->busy = 0;
+    turn->solo = 1;
+    turn->reads = 0;
     if (turn->dirty_backends == NULL || turn->dirty_clients == NULL) {
         Py_DECREF(turn);
         return NULL;
@@ -628,12 +635,21 @@ static int flush_each(PyObject **list, Failure *failed) {
     return 0;
 }
 
+/* The turn is over: the next starts free (not busy, solo when this one carried at
+ * most one client read) and times its first single-key request. */
+static void turn_end(TurnObject *turn) {
+    turn->busy = 0;
+    turn->solo = turn->reads <= 1;
+    turn->reads = 0;
+    Py_XSETREF(turn->sample_due, Py_NewRef(Py_True));
+}
+
 /* LoopTurn._flush_now: every connection with output, flushed, including output the
  * flushes themselves produce; the next turn's first single-key request is timed. */
 static PyObject *Turn_flush_now(TurnObject *turn, PyObject *unused) {
     Failure failed = {NULL, NULL, NULL};
     turn->scheduled = 0;
-    Py_XSETREF(turn->sample_due, Py_NewRef(Py_True));
+    turn_end(turn);
     while (1) {
         if (turn->dirty_backends == NULL || turn->dirty_clients == NULL ||
             !PyList_Check(turn->dirty_backends) || !PyList_Check(turn->dirty_clients)) {
@@ -697,6 +713,18 @@ static int replies_all_in(PyObject *conn) {
     return all == 1 && PyErr_Occurred() ? -1 : all;
 }
 
+/* After an early write: the end of the turn scheduled if anything is still dirty;
+ * else, unless already scheduled, this turn is over here (the next one's first
+ * single-key request is timed, as _flush_now would have said). */
+static PyObject *turn_settle(TurnObject *turn) {
+    if (turn->scheduled || turn->dirty_backends == NULL || !PyList_Check(turn->dirty_backends) ||
+        turn->dirty_clients == NULL || !PyList_Check(turn->dirty_clients) ||
+        PyList_GET_SIZE(turn->dirty_backends) != 0 || PyList_GET_SIZE(turn->dirty_clients) != 0)
+        return Turn_flush(turn, NULL); /* _flush_now raises for lists that are not lists */
+    turn_end(turn);
+    Py_RETURN_NONE;
+}
+
 /* LoopTurn.flush_replies (router.wire.turn.PyLoopTurn's): at the end of a backend
  * read, the dirty clients every reply of which is in written now, the others left
  * for the end of the turn (scheduled). A client whose check or flush raises (a bug)
@@ -728,7 +756,53 @@ static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused) {
         }
     }
     Py_DECREF(clients);
-    PyObject *r = failed ? NULL : Turn_flush(turn, NULL);
+    PyObject *r = failed ? NULL : turn_settle(turn);
+    if (failed && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
+    Py_DECREF(turn);
+    return r;
+}
+
+/* LoopTurn.flush_requests (router.wire.turn.PyLoopTurn's): at the end of a client
+ * read. Nagle's rule for the request path: when the last turn carried at most one
+ * client read (solo: the loop is not busy), nothing else waits for the end of this
+ * one (not scheduled, no client output) and every backend this read made dirty had
+ * no request in flight, those backends are written now (one loop pass sooner: the
+ * latency of a lone client); otherwise at the end of the turn, where the requests
+ * of many clients share one write per backend. A backend whose flush
+ * raises (a bug) is left for _flush_now, which raises it: never into the client's
+ * read callback, whose exception would close the client connection. */
+static PyObject *Turn_flush_requests(TurnObject *turn, PyObject *unused) {
+    PyObject *backends = turn->dirty_backends;
+    if (backends == NULL || !PyList_Check(backends) || turn->dirty_clients == NULL ||
+        !PyList_Check(turn->dirty_clients)) {
+        PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
+        return NULL;
+    }
+    if (turn->reads < INT_MAX)
+        turn->reads++;
+    if (turn->scheduled || turn->busy || !turn->solo || PyList_GET_SIZE(turn->dirty_clients) != 0 ||
+        PyList_GET_SIZE(backends) == 0)
+        return Turn_flush(turn, NULL);
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return NULL;
+    turn->dirty_backends = fresh; /* owns backends now */
+    Py_INCREF(turn);              /* a flush may drop other references to it */
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(backends); i++) {
+        PyObject *conn = PyList_GET_ITEM(backends, i);
+        if (conn_flush(conn) == 0)
+            continue;
+        PyErr_Clear(); /* left for _flush_now, which raises it */
+        if (turn->dirty_backends == NULL || !PyList_Check(turn->dirty_backends) ||
+            PyList_Append(turn->dirty_backends, conn) < 0) {
+            failed = 1;
+            break;
+        }
+    }
+    Py_DECREF(backends);
+    PyObject *r = failed ? NULL : turn_settle(turn);
     if (failed && !PyErr_Occurred())
         PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
     Py_DECREF(turn);
@@ -739,6 +813,9 @@ static PyMethodDef Turn_methods[] = {
     {"flush_replies", (PyCFunction)Turn_flush_replies, METH_NOARGS,
      "at the end of a backend read: write the clients every reply of which is in now, "
      "the rest at the end of the turn"},
+    {"flush_requests", (PyCFunction)Turn_flush_requests, METH_NOARGS,
+     "at the end of a client read: write now the backends that had nothing in flight, "
+     "when nothing else waits for the end of the turn; else flush()"},
     {"flush", (PyCFunction)Turn_flush, METH_NOARGS,
      "ask for this turn's output to be written once, after every read callback of the turn"},
     {"_flush_now", (PyCFunction)Turn_flush_now, METH_NOARGS, "write this turn's output now"},
@@ -750,6 +827,10 @@ static PyMemberDef Turn_members[] = {
     {"dirty_clients", T_OBJECT, offsetof(TurnObject, dirty_clients), 0, "clients to flush"},
     {"sample_due", T_OBJECT, offsetof(TurnObject, sample_due), 0, "time the next single-key request"},
     {"_scheduled", T_BOOL, offsetof(TurnObject, scheduled), 0, "a flush is scheduled"},
+    {"busy", T_BOOL, offsetof(TurnObject, busy), 0,
+     "a backend with requests in flight was made dirty this turn"},
+    {"solo", T_BOOL, offsetof(TurnObject, solo), 0, "the last turn carried at most one client read"},
+    {"reads", T_INT, offsetof(TurnObject, reads), 0, "client reads this turn"},
     {"_loop", T_OBJECT, offsetof(TurnObject, loop), READONLY, "the loop (cached)"},
     {NULL, 0, 0, 0, NULL},
 };
@@ -767,23 +848,9 @@ static PyTypeObject TurnType = {
     .tp_members = Turn_members,
 };
 
-/* turn.flush() (router.wire.turn.LoopTurn), skipped when already scheduled. */
-static int turn_flush(PyObject *turn) {
-    if (Py_IS_TYPE(turn, &TurnType)) {
-        if (((TurnObject *)turn)->scheduled)
-            return 0;
-        PyObject *r = Turn_flush((TurnObject *)turn, NULL);
-        Py_XDECREF(r);
-        return r == NULL ? -1 : 0;
-    }
-    int scheduled = truth_attr(turn, s_scheduled);
-    if (scheduled != 0)
-        return scheduled < 0 ? -1 : 0;
-    return call_method0(turn, s_flush);
-}
-
 /* turn.flush_replies() */
 static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused);
+static PyObject *Turn_flush_requests(TurnObject *turn, PyObject *unused);
 
 static int turn_flush_replies(PyObject *turn) {
     Py_INCREF(turn);
@@ -809,6 +876,25 @@ static int turn_sampled(PyObject *turn) {
         return 0;
     }
     return PyObject_SetAttr(turn, s_sample_due, Py_False);
+}
+
+/* turn.busy = True */
+static int turn_busy(PyObject *turn) {
+    if (Py_IS_TYPE(turn, &TurnType)) {
+        ((TurnObject *)turn)->busy = 1;
+        return 0;
+    }
+    return PyObject_SetAttr(turn, s_busy, Py_True);
+}
+
+/* turn.flush_requests() */
+static int turn_flush_requests(PyObject *turn) {
+    Py_INCREF(turn);
+    PyObject *r = Py_IS_TYPE(turn, &TurnType) ? Turn_flush_requests((TurnObject *)turn, NULL)
+                                             : PyObject_CallMethodNoArgs(turn, s_flush_requests);
+    Py_DECREF(turn);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
 }
 
 /* turn.<dirty list>.append(conn) */
@@ -1289,7 +1375,11 @@ static int backend_queue(PyObject *conn, PyObject *raw, PyObject *pending) {
     if (b->dirty == Py_True)
         return 0;
     Py_XSETREF(b->dirty, Py_NewRef(Py_True));
-    return IS_NONE(b->turn) ? 0 : turn_dirty(b->turn, 0, conn);
+    if (IS_NONE(b->turn))
+        return 0;
+    if (n > 0 && turn_busy(b->turn) < 0) /* requests in flight: batch to the turn's end */
+        return -1;
+    return turn_dirty(b->turn, 0, conn);
 }
 
 /* One canonical multibulk request at s[pos:size] with every bulk within
@@ -1694,7 +1784,7 @@ static PyObject *client_data_received(PyObject *client, PyObject *data) {
             Py_ssize_t queued = fifo_len(c->fifo);
             if (queued < 0 || (queued >= limit && call_method0(client, s_update_reading) < 0))
                 return NULL;
-            if (!IS_NONE(c->turn) && turn_flush(c->turn) < 0)
+            if (!IS_NONE(c->turn) && turn_flush_requests(c->turn) < 0)
                 return NULL;
             Py_RETURN_NONE;
         }
@@ -2283,7 +2373,6 @@ PyMODINIT_FUNC PyInit__hot(void) {
     INTERN(s_feed, "_feed");
     INTERN(s_update_reading, "_update_reading");
     INTERN(s_flush, "flush");
-    INTERN(s_scheduled, "_scheduled");
     INTERN(s_write, "write");
     INTERN(s_close, "close");
     INTERN(s_py_flush, "_flush");
@@ -2293,6 +2382,8 @@ PyMODINIT_FUNC PyInit__hot(void) {
     INTERN(s_bind, "_bind");
     INTERN(s_proto, "proto");
     INTERN(s_call_soon, "call_soon");
+    INTERN(s_busy, "busy");
+    INTERN(s_flush_requests, "flush_requests");
     INTERN(s_latency, "latency");
     INTERN(s_flush_replies, "flush_replies");
     INTERN(s_replies_all_in, "replies_all_in");

@@ -17,6 +17,11 @@ acknowledgement from a replaced master may be lost with it).
                                    waiting: deque[waiter]  ◄── replies, framed by ReplyScanner,
                                                               handed to waiters in FIFO order
 
+A connection with requests in flight when a turn first gives it one marks the
+turn ``busy``: its requests wait for the turn's end and share one write. One
+with none in flight may be written at the end of the client read that gave it
+requests (Nagle's rule, `router.wire.turn.LoopTurn.flush_requests`).
+
 With the C hot path built (`router.wire.hot`), `BackendConn` sits on
 ``BackendBase``: the attributes it reads (``BACKEND_FIELDS``) are C fields and
 ``send``, ``flush`` and ``data_received`` run in C (complete replies with no partial
@@ -227,12 +232,15 @@ class BackendConn(BackendBase, asyncio.Protocol):
         if self.state is DOWN or self.state is CLOSED:
             waiter.on_reply(self.down_reply)
             return
-        if not self.waiting:
+        in_flight = bool(self.waiting)
+        if not in_flight:
             self.progress_at = self.now()
         self.waiting.append(waiter)
         self.out.append(raw)
         if not self.dirty:
             self.dirty = True
+            if in_flight:  # batched to the turn's end (router.wire.turn: flush_requests)
+                self.turn.busy = True
             self.turn.dirty_backends.append(self)
 
     if H is None:

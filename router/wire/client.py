@@ -335,14 +335,15 @@ class ClientConn(ClientBase, asyncio.Protocol):
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
-        """Parse and dispatch ``data`` (counted already), then flush at the turn's end."""
+        """Parse and dispatch ``data`` (counted already), then flush: the backends now
+        when they had nothing in flight, else at the turn's end (`LoopTurn.flush_requests`)."""
         self.reader.feed(data)
         self.process()
         unparsed = self.reader.unparsed()
         if unparsed > self.running.config.router.client_query_buffer_limit_bytes:
             self._over_query_buffer_limit(unparsed)
         self.input_idle = self.reader.empty()
-        self.turn.flush()
+        self.turn.flush_requests()
 
     if H is None:  # pure Python: the reference methods are the protocol's
         data_received = _data_received

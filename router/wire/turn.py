@@ -10,9 +10,16 @@ clients to one backend share one ``write`` (and replies to one client too).
 A backend read ends with `flush_replies`: a client whose every reply is in
 is written at once (waiting would only add a loop pass: with one client,
 the latency of a ``call_soon`` round); one still owed replies from other
-shards waits for the turn's end, where they share one ``write``. An
-exception is only ever raised by the turn's end (`_flush_now`), never into
-a backend's read callback.
+shards waits for the turn's end, where they share one ``write``. A client
+read ends with `flush_requests`, Nagle's rule for requests: when the last
+turn carried at most one client read (``solo``: a quiet loop), nothing
+else waits for this turn's end and every backend the read gave requests
+to had none in flight (``busy`` is unset), those backends are written at
+once; otherwise the turn's requests to a backend share one ``write`` at
+its end, as before. When an early write leaves nothing dirty
+the turn ends there (no ``call_soon``). An exception is only ever raised
+by the turn's end (`_flush_now`), never into a read callback (asyncio would
+close that connection).
 
 The turn also carries the latency sampling flag: ``sample_due`` is set at
 the start of each turn, and the first single-key request parsed in the turn
@@ -50,7 +57,10 @@ class Flushable(Protocol):
 class PyLoopTurn:
     """The reference; `LoopTurn` is the C one (router.wire._hot) when built."""
 
-    __slots__ = ("_loop", "_scheduled", "dirty_backends", "dirty_clients", "sample_due")
+    __slots__ = (
+        "_loop", "_scheduled", "busy", "dirty_backends", "dirty_clients", "reads", "sample_due",
+        "solo",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.dirty_backends: list[Flushable] = []
@@ -58,6 +68,10 @@ class PyLoopTurn:
         # The first single-key request parsed in each event-loop turn is timed
         # (router.wire.client); every other kind of request is timed.
         self.sample_due = True
+        # a backend with requests in flight was made dirty this turn (router.wire.backend)
+        self.busy = False
+        self.reads = 0  # client reads this turn (flush_requests calls)
+        self.solo = True  # the last turn carried at most one client read
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None  # cached at the first flush
 
@@ -88,11 +102,53 @@ class PyLoopTurn:
             except Exception:  # raised again by _flush_now, at the turn's end
                 pass
             self.dirty_clients.append(conn)
-        self.flush()
+        self._settle()
+
+    def flush_requests(self) -> None:
+        """At the end of a client read: Nagle's rule. When the last turn carried at most
+        one client read (`solo`: the loop is not busy), nothing else waits for the end of
+        this one (not scheduled, no client output) and no backend made dirty had requests
+        in flight (`busy` unset), write those backends now: one loop pass sooner, the
+        latency of a lone client. Otherwise `flush`: at the turn's end the requests of
+        many clients share one write per backend. A backend whose flush raises (a bug)
+        stays for `_flush_now`, which raises it: never the client read's callback, whose
+        exception would close the client connection."""
+        self.reads += 1
+        if (
+            self._scheduled
+            or self.busy
+            or not self.solo
+            or self.dirty_clients
+            or not self.dirty_backends
+        ):
+            self.flush()
+            return
+        backends, self.dirty_backends = self.dirty_backends, []
+        for conn in backends:
+            try:
+                conn.flush()
+            except Exception:  # raised again by _flush_now, at the turn's end
+                self.dirty_backends.append(conn)
+        self._settle()
+
+    def _settle(self) -> None:
+        """After an early write: the turn's end scheduled if anything is still dirty;
+        else, unless scheduled, the turn is over here (as `_flush_now` would say)."""
+        if self._scheduled or self.dirty_backends or self.dirty_clients:
+            self.flush()
+            return
+        self._end()
+
+    def _end(self) -> None:
+        """The turn is over: the next starts free, and times its first request."""
+        self.busy = False
+        self.solo = self.reads <= 1
+        self.reads = 0
+        self.sample_due = True
 
     def _flush_now(self) -> None:
         self._scheduled = False
-        self.sample_due = True
+        self._end()
         failed: Exception | None = None
         while self.dirty_backends or self.dirty_clients:
             backends, self.dirty_backends = self.dirty_backends, []

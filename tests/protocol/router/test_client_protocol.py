@@ -788,3 +788,29 @@ async def test_a_backend_read_writes_a_client_at_once_only_when_every_reply_is_i
     assert bytes(transport.data) == b"$1\r\nx\r\n" * 39 + b"$1\r\ny\r\n"
     await asyncio.sleep(0)  # the turn's end finds nothing left to write
     assert bytes(transport.data) == b"$1\r\nx\r\n" * 39 + b"$1\r\ny\r\n"
+
+
+async def test_a_request_to_an_idle_backend_leaves_within_its_read_callback(farm):
+    # LoopTurn.flush_requests, Nagle's rule for requests: a lone client's request to a
+    # backend with nothing in flight is written before data_received returns (no loop
+    # pass: the latency of one client); the next one, with a request in flight there,
+    # waits for the turn's end (where many clients' requests share one write); both
+    # replies come back in order
+    async with serving(farm) as h:
+        key = keys_on(1, 1)[0]
+        conn, transport = h.connect()
+        backend = conn.conn(1)
+        for _ in range(3):
+            await asyncio.sleep(0)  # whatever connecting scheduled has run
+        conn.data_received(cmd("GET", key))
+        assert backend.out == [] and len(backend.waiting) == 1
+        assert conn.turn._scheduled is False
+        assert await h.replies(transport, 1) == b"$-1\r\n"
+        with h.stopped(1):  # nothing is answered: the first request stays in flight
+            conn.data_received(cmd("SET", key, "v"))
+            assert backend.out == [] and len(backend.waiting) == 1
+            conn.data_received(cmd("GET", key))
+            assert backend.out == [cmd("GET", key)] and conn.turn._scheduled is True
+            await asyncio.sleep(0)  # the turn's end
+            assert backend.out == [] and len(backend.waiting) == 2
+        assert await h.replies(transport, 3) == b"$-1\r\n+OK\r\n$1\r\nv\r\n"

@@ -69,7 +69,8 @@ def test_the_c_loop_turn_has_the_reference_attributes() -> None:
 
     c_turn, py_turn = turn.LoopTurn(), turn.PyLoopTurn()
     assert turn.LoopTurn is H.LoopTurn
-    for name in ("dirty_backends", "dirty_clients", "sample_due", "_scheduled"):
+    names = ("dirty_backends", "dirty_clients", "sample_due", "_scheduled", "busy", "solo", "reads")
+    for name in names:
         assert getattr(c_turn, name) == getattr(py_turn, name), name
     c_turn.sample_due = False
     assert c_turn.sample_due is False
@@ -200,6 +201,100 @@ def test_a_backend_read_writes_at_once_the_clients_with_every_reply_in(kind: str
         return log
 
     assert asyncio.run(run()) == ["done", "broken", "broken", "waits"]
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
+def test_a_client_read_writes_idle_backends_at_once_and_batches_busy_ones(kind: str) -> None:
+    """LoopTurn.flush_requests, Nagle's rule: after a turn of at most one client read,
+    with nothing else waiting for the turn's end and no backend busy, the dirty backends
+    are written now and the turn ends there (nothing scheduled, the next request
+    sampled); a busy backend, a turn after one of several client reads, client output
+    or a turn already scheduled leave everything for the turn's end; a backend whose
+    flush raises stays for the turn's end, which raises it."""
+    import asyncio
+
+    from router.wire import turn as turns
+
+    if kind == "c" and H is None:
+        pytest.skip("the C hot path is not built here")
+
+    async def run() -> list[str]:
+        turn = turns.LoopTurn() if kind == "c" else turns.PyLoopTurn()
+        log: list[str] = []
+        turn.sample_due = False  # a request of this read was sampled
+        turn.dirty_backends.extend([Flushes(log, "idle1"), Flushes(log, "idle2")])
+        turn.flush_requests()
+        assert log == ["idle1", "idle2"] and turn.dirty_backends == []
+        assert turn._scheduled is False and turn.sample_due is True  # the turn ended here
+
+        turn.busy = True  # a backend with requests in flight: batched to the turn's end
+        turn.dirty_backends.append(Flushes(log, "busy"))
+        turn.flush_requests()
+        assert log == ["idle1", "idle2"] and turn._scheduled is True
+        turn.dirty_backends.append(Flushes(log, "later"))  # another client's, same turn
+        turn.flush_requests()  # scheduled already: waits too
+        await asyncio.sleep(0)
+        assert log[2:] == ["busy", "later"] and turn.busy is False and turn._scheduled is False
+        assert turn.solo is False  # that turn carried two client reads: a busy loop
+
+        turn.dirty_backends.append(Flushes(log, "after a busy turn"))  # idle, but batched
+        turn.flush_requests()
+        assert log[4:] == [] and turn._scheduled is True
+        await asyncio.sleep(0)
+        assert log[4:] == ["after a busy turn"] and turn.solo is True  # one read: quiet
+
+        turn.dirty_clients.append(Flushes(log, "client"))  # client output waits: all wait
+        turn.dirty_backends.append(Flushes(log, "b"))
+        turn.flush_requests()
+        assert log[5:] == [] and turn._scheduled is True
+        await asyncio.sleep(0)
+        assert log[5:] == ["b", "client"]
+
+        broken = Flushes(log, "broken", fails=True)
+        turn.dirty_backends.extend([broken, Flushes(log, "fine")])
+        turn.flush_requests()  # never raises into the client's read callback
+        assert log[7:] == ["broken", "fine"] and turn.dirty_backends == [broken]
+        assert turn._scheduled is True
+        with pytest.raises(RuntimeError, match="broken failed"):  # the turn's end raises it
+            turn._flush_now()
+        return log[9:]
+
+    assert asyncio.run(run()) == ["broken"]
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
+def test_a_backend_with_requests_in_flight_marks_the_turn_busy(kind: str) -> None:
+    """BackendConn.send (C) and its reference `_send`: the first request of a turn to a
+    connection with none in flight leaves the turn free to write it at once (not busy);
+    to one with a request in flight, the turn is busy (batched to its end)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from router.control.metrics import RouterStats
+    from router.wire.backend import BackendConn, BackendSettings
+    from router.wire.ports import BackendPorts
+    from router.wire.turn import LoopTurn, PyLoopTurn
+    from slotwarden.cluster.config import Address
+
+    if kind == "c" and H is None:
+        pytest.skip("the C hot path is not built here")
+
+    async def run() -> list[tuple[bool, int]]:
+        turn = LoopTurn() if kind == "c" else PyLoopTurn()
+        hints = SimpleNamespace(hint_topology=lambda: None)
+        ports = BackendPorts(turn, RouterStats(), hints)
+        conn = BackendConn(Address("127.0.0.1", 1), "a", BackendSettings(), ports)
+        send = conn.send if kind == "c" else (lambda raw, w: BackendConn._send(conn, raw, w))
+        seen = []
+        for raw in (b"first", b"second"):
+            send(raw, object())
+            seen.append((turn.busy, len(turn.dirty_backends)))
+            conn.dirty, conn.out = False, []  # as its flush: written, the reply still owed
+            turn.dirty_backends.clear()
+            turn.busy = False
+        return seen
+
+    assert asyncio.run(run()) == [(False, 1), (True, 1)]
 
 
 @needs_hot
