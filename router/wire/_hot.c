@@ -517,7 +517,7 @@ typedef struct {
     PyObject *dirty_backends, *dirty_clients, *sample_due, *loop, *flush_now;
     char scheduled;
     char busy; /* a backend with requests in flight was made dirty this turn */
-    char solo; /* the last turn carried at most one client read */
+    char solo; /* the last turn with client reads carried one */
     int reads; /* client reads this turn (flush_requests calls) */
 } TurnObject;
 
@@ -635,11 +635,13 @@ static int flush_each(PyObject **list, Failure *failed) {
     return 0;
 }
 
-/* The turn is over: the next starts free (not busy, solo when this one carried at
- * most one client read) and times its first single-key request. */
+/* The turn is over: the next starts free (not busy; solo when this one carried one
+ * client read, not solo after several, as before after none) and times its first
+ * single-key request. */
 static void turn_end(TurnObject *turn) {
     turn->busy = 0;
-    turn->solo = turn->reads <= 1;
+    if (turn->reads > 0) /* a turn of replies only says nothing of the clients' load */
+        turn->solo = turn->reads <= 1;
     turn->reads = 0;
     Py_XSETREF(turn->sample_due, Py_NewRef(Py_True));
 }
@@ -764,8 +766,8 @@ static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused) {
 }
 
 /* LoopTurn.flush_requests (router.wire.turn.PyLoopTurn's): at the end of a client
- * read. Nagle's rule for the request path: when the last turn carried at most one
- * client read (solo: the loop is not busy), nothing else waits for the end of this
+ * read. Nagle's rule for the request path: when the last turn with client reads
+ * carried one (solo: the loop is not busy), nothing else waits for the end of this
  * one (not scheduled, no client output) and every backend this read made dirty had
  * no request in flight, those backends are written now (one loop pass sooner: the
  * latency of a lone client); otherwise at the end of the turn, where the requests
@@ -829,7 +831,7 @@ static PyMemberDef Turn_members[] = {
     {"_scheduled", T_BOOL, offsetof(TurnObject, scheduled), 0, "a flush is scheduled"},
     {"busy", T_BOOL, offsetof(TurnObject, busy), 0,
      "a backend with requests in flight was made dirty this turn"},
-    {"solo", T_BOOL, offsetof(TurnObject, solo), 0, "the last turn carried at most one client read"},
+    {"solo", T_BOOL, offsetof(TurnObject, solo), 0, "the last turn with client reads carried one"},
     {"reads", T_INT, offsetof(TurnObject, reads), 0, "client reads this turn"},
     {"_loop", T_OBJECT, offsetof(TurnObject, loop), READONLY, "the loop (cached)"},
     {NULL, 0, 0, 0, NULL},

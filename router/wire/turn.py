@@ -12,7 +12,7 @@ is written at once (waiting would only add a loop pass: with one client,
 the latency of a ``call_soon`` round); one still owed replies from other
 shards waits for the turn's end, where they share one ``write``. A client
 read ends with `flush_requests`, Nagle's rule for requests: when the last
-turn carried at most one client read (``solo``: a quiet loop), nothing
+turn with client reads carried one (``solo``: a quiet loop), nothing
 else waits for this turn's end and every backend the read gave requests
 to had none in flight (``busy`` is unset), those backends are written at
 once; otherwise the turn's requests to a backend share one ``write`` at
@@ -71,7 +71,7 @@ class PyLoopTurn:
         # a backend with requests in flight was made dirty this turn (router.wire.backend)
         self.busy = False
         self.reads = 0  # client reads this turn (flush_requests calls)
-        self.solo = True  # the last turn carried at most one client read
+        self.solo = True  # the last turn with client reads carried one
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None  # cached at the first flush
 
@@ -105,8 +105,8 @@ class PyLoopTurn:
         self._settle()
 
     def flush_requests(self) -> None:
-        """At the end of a client read: Nagle's rule. When the last turn carried at most
-        one client read (`solo`: the loop is not busy), nothing else waits for the end of
+        """At the end of a client read: Nagle's rule. When the last turn with client reads
+        carried one (`solo`: the loop is not busy), nothing else waits for the end of
         this one (not scheduled, no client output) and no backend made dirty had requests
         in flight (`busy` unset), write those backends now: one loop pass sooner, the
         latency of a lone client. Otherwise `flush`: at the turn's end the requests of
@@ -142,7 +142,8 @@ class PyLoopTurn:
     def _end(self) -> None:
         """The turn is over: the next starts free, and times its first request."""
         self.busy = False
-        self.solo = self.reads <= 1
+        if self.reads:  # a turn of replies only says nothing of the clients' load
+            self.solo = self.reads == 1
         self.reads = 0
         self.sample_due = True
 

@@ -236,6 +236,8 @@ def test_a_client_read_writes_idle_backends_at_once_and_batches_busy_ones(kind: 
         await asyncio.sleep(0)
         assert log[2:] == ["busy", "later"] and turn.busy is False and turn._scheduled is False
         assert turn.solo is False  # that turn carried two client reads: a busy loop
+        turn.flush_replies()  # a turn of replies only (nothing dirty: it ends here) ...
+        assert turn._scheduled is False and turn.solo is False  # ... says nothing new
 
         turn.dirty_backends.append(Flushes(log, "after a busy turn"))  # idle, but batched
         turn.flush_requests()
