@@ -727,42 +727,49 @@ static PyObject *turn_settle(TurnObject *turn) {
     Py_RETURN_NONE;
 }
 
+/* Write now the connections of *list (a dirty list, swapped for a new empty one
+ * first) that are ready (check_replies: a client every reply of which is in; else
+ * every one); one not ready, or whose check or flush raises (a bug), goes back to
+ * *list for _flush_now, which raises it. Then the turn settles (turn_settle). */
+static PyObject *flush_early(TurnObject *turn, PyObject **list, int check_replies) {
+    PyObject *items = *list;
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return NULL;
+    *list = fresh;   /* items is ours now */
+    Py_INCREF(turn); /* a flush may drop other references to it */
+    int failed = 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(items); i++) {
+        PyObject *conn = PyList_GET_ITEM(items, i);
+        int ready = check_replies ? replies_all_in(conn) : 1;
+        if (ready == 1 && conn_flush(conn) == 0)
+            continue;
+        if (ready != 0)
+            PyErr_Clear(); /* left for _flush_now, which raises it */
+        if (*list == NULL || !PyList_Check(*list) || PyList_Append(*list, conn) < 0) {
+            failed = 1;
+            break;
+        }
+    }
+    Py_DECREF(items);
+    PyObject *r = failed ? NULL : turn_settle(turn);
+    if (failed && !PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
+    Py_DECREF(turn);
+    return r;
+}
+
 /* LoopTurn.flush_replies (router.wire.turn.PyLoopTurn's): at the end of a backend
  * read, the dirty clients every reply of which is in written now, the others left
  * for the end of the turn (scheduled). A client whose check or flush raises (a bug)
  * is left there too, and _flush_now raises it: never this backend read's callback,
  * whose exception would close the backend connection. */
 static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused) {
-    PyObject *clients = turn->dirty_clients;
-    if (clients == NULL || !PyList_Check(clients)) {
+    if (turn->dirty_clients == NULL || !PyList_Check(turn->dirty_clients)) {
         PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
         return NULL;
     }
-    PyObject *fresh = PyList_New(0);
-    if (fresh == NULL)
-        return NULL;
-    turn->dirty_clients = fresh; /* owns clients now */
-    Py_INCREF(turn);             /* a flush may drop other references to it */
-    int failed = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(clients); i++) {
-        PyObject *conn = PyList_GET_ITEM(clients, i);
-        int all = replies_all_in(conn);
-        if (all == 1 && conn_flush(conn) == 0)
-            continue;
-        if (all < 0 || all == 1)
-            PyErr_Clear(); /* left for _flush_now, which raises it */
-        if (turn->dirty_clients == NULL || !PyList_Check(turn->dirty_clients) ||
-            PyList_Append(turn->dirty_clients, conn) < 0) {
-            failed = 1;
-            break;
-        }
-    }
-    Py_DECREF(clients);
-    PyObject *r = failed ? NULL : turn_settle(turn);
-    if (failed && !PyErr_Occurred())
-        PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
-    Py_DECREF(turn);
-    return r;
+    return flush_early(turn, &turn->dirty_clients, 1);
 }
 
 /* LoopTurn.flush_requests (router.wire.turn.PyLoopTurn's): at the end of a client
@@ -786,29 +793,7 @@ static PyObject *Turn_flush_requests(TurnObject *turn, PyObject *unused) {
     if (turn->scheduled || turn->busy || !turn->solo || PyList_GET_SIZE(turn->dirty_clients) != 0 ||
         PyList_GET_SIZE(backends) == 0)
         return Turn_flush(turn, NULL);
-    PyObject *fresh = PyList_New(0);
-    if (fresh == NULL)
-        return NULL;
-    turn->dirty_backends = fresh; /* owns backends now */
-    Py_INCREF(turn);              /* a flush may drop other references to it */
-    int failed = 0;
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(backends); i++) {
-        PyObject *conn = PyList_GET_ITEM(backends, i);
-        if (conn_flush(conn) == 0)
-            continue;
-        PyErr_Clear(); /* left for _flush_now, which raises it */
-        if (turn->dirty_backends == NULL || !PyList_Check(turn->dirty_backends) ||
-            PyList_Append(turn->dirty_backends, conn) < 0) {
-            failed = 1;
-            break;
-        }
-    }
-    Py_DECREF(backends);
-    PyObject *r = failed ? NULL : turn_settle(turn);
-    if (failed && !PyErr_Occurred())
-        PyErr_SetString(PyExc_TypeError, "LoopTurn's dirty lists must be lists");
-    Py_DECREF(turn);
-    return r;
+    return flush_early(turn, &turn->dirty_backends, 0);
 }
 
 static PyMethodDef Turn_methods[] = {
@@ -850,14 +835,15 @@ static PyTypeObject TurnType = {
     .tp_members = Turn_members,
 };
 
-/* turn.flush_replies() */
 static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused);
 static PyObject *Turn_flush_requests(TurnObject *turn, PyObject *unused);
 
-static int turn_flush_replies(PyObject *turn) {
+/* turn.<name>(): the C method `method` for a LoopTurn, the method call otherwise. */
+static int turn_call(PyObject *turn, PyObject *(*method)(TurnObject *, PyObject *),
+                     PyObject *name) {
     Py_INCREF(turn);
-    PyObject *r = Py_IS_TYPE(turn, &TurnType) ? Turn_flush_replies((TurnObject *)turn, NULL)
-                                             : PyObject_CallMethodNoArgs(turn, s_flush_replies);
+    PyObject *r = Py_IS_TYPE(turn, &TurnType) ? method((TurnObject *)turn, NULL)
+                                             : PyObject_CallMethodNoArgs(turn, name);
     Py_DECREF(turn);
     Py_XDECREF(r);
     return r == NULL ? -1 : 0;
@@ -887,16 +873,6 @@ static int turn_busy(PyObject *turn) {
         return 0;
     }
     return PyObject_SetAttr(turn, s_busy, Py_True);
-}
-
-/* turn.flush_requests() */
-static int turn_flush_requests(PyObject *turn) {
-    Py_INCREF(turn);
-    PyObject *r = Py_IS_TYPE(turn, &TurnType) ? Turn_flush_requests((TurnObject *)turn, NULL)
-                                             : PyObject_CallMethodNoArgs(turn, s_flush_requests);
-    Py_DECREF(turn);
-    Py_XDECREF(r);
-    return r == NULL ? -1 : 0;
 }
 
 /* turn.<dirty list>.append(conn) */
@@ -1786,7 +1762,7 @@ static PyObject *client_data_received(PyObject *client, PyObject *data) {
             Py_ssize_t queued = fifo_len(c->fifo);
             if (queued < 0 || (queued >= limit && call_method0(client, s_update_reading) < 0))
                 return NULL;
-            if (!IS_NONE(c->turn) && turn_flush_requests(c->turn) < 0)
+            if (!IS_NONE(c->turn) && turn_call(c->turn, Turn_flush_requests, s_flush_requests) < 0)
                 return NULL;
             Py_RETURN_NONE;
         }
@@ -2023,7 +1999,7 @@ static PyObject *backend_data_received(PyObject *conn, PyObject *data) {
     }
     if (set_now(b->loop, &b->progress_at) < 0)
         goto done;
-    if (!IS_NONE(b->turn) && turn_flush_replies(b->turn) < 0)
+    if (!IS_NONE(b->turn) && turn_call(b->turn, Turn_flush_replies, s_flush_replies) < 0)
         goto done;
     result = Py_NewRef(Py_None);
 done:
