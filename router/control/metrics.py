@@ -191,7 +191,8 @@ class RouterCollector(Collector):
         hist = HistogramMetricFamily(
             "slotwarden_router_command_seconds",
             "Time from a request being parsed to its reply being ready, by routing shape "
-            "(single-key requests are sampled: the first parsed in each event-loop turn).",
+            "(single-key requests are sampled: about one per event-loop turn under load, "
+            "each one when they come one at a time).",
             labels=["shape"],
         )
         for shape, h in stats.latency.items():

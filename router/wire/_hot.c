@@ -517,8 +517,8 @@ typedef struct {
     PyObject *dirty_backends, *dirty_clients, *sample_due, *loop, *flush_now;
     char scheduled;
     char busy; /* a backend with requests in flight was made dirty this turn */
-    char solo; /* the last turn with client reads carried one */
-    int reads; /* client reads this turn (flush_requests calls) */
+    char solo; /* the client reads between the last two loop passes with any were one */
+    int reads; /* client reads since the last loop pass (_flush_now) that had any */
 } TurnObject;
 
 static PyTypeObject TurnType;
@@ -635,14 +635,17 @@ static int flush_each(PyObject **list, Failure *failed) {
     return 0;
 }
 
-/* The turn is over: the next starts free (not busy; solo when this one carried one
- * client read, not solo after several, as before after none) and times its first
- * single-key request. */
-static void turn_end(TurnObject *turn) {
+/* The turn is over: the next starts free (not busy) and times its first single-key
+ * request. At the loop's pass (_flush_now, loop_pass) the client reads since the last
+ * such end set solo: one, a quiet loop; several, a busy one (their requests batched);
+ * none, as before. A turn ended in place (an early write left nothing dirty) keeps
+ * counting them: reads of one loop pass written early one by one add up there. */
+static void turn_end(TurnObject *turn, int loop_pass) {
     turn->busy = 0;
-    if (turn->reads > 0) /* a turn of replies only says nothing of the clients' load */
-        turn->solo = turn->reads <= 1;
-    turn->reads = 0;
+    if (loop_pass && turn->reads > 0) {
+        turn->solo = turn->reads == 1;
+        turn->reads = 0;
+    }
     Py_XSETREF(turn->sample_due, Py_NewRef(Py_True));
 }
 
@@ -651,7 +654,7 @@ static void turn_end(TurnObject *turn) {
 static PyObject *Turn_flush_now(TurnObject *turn, PyObject *unused) {
     Failure failed = {NULL, NULL, NULL};
     turn->scheduled = 0;
-    turn_end(turn);
+    turn_end(turn, 1);
     while (1) {
         if (turn->dirty_backends == NULL || turn->dirty_clients == NULL ||
             !PyList_Check(turn->dirty_backends) || !PyList_Check(turn->dirty_clients)) {
@@ -723,7 +726,7 @@ static PyObject *turn_settle(TurnObject *turn) {
         turn->dirty_clients == NULL || !PyList_Check(turn->dirty_clients) ||
         PyList_GET_SIZE(turn->dirty_backends) != 0 || PyList_GET_SIZE(turn->dirty_clients) != 0)
         return Turn_flush(turn, NULL); /* _flush_now raises for lists that are not lists */
-    turn_end(turn);
+    turn_end(turn, 0);
     Py_RETURN_NONE;
 }
 
@@ -773,14 +776,14 @@ static PyObject *Turn_flush_replies(TurnObject *turn, PyObject *unused) {
 }
 
 /* LoopTurn.flush_requests (router.wire.turn.PyLoopTurn's): at the end of a client
- * read. Nagle's rule for the request path: when the last turn with client reads
- * carried one (solo: the loop is not busy), nothing else waits for the end of this
- * one (not scheduled, no client output) and every backend this read made dirty had
- * no request in flight, those backends are written now (one loop pass sooner: the
- * latency of a lone client); otherwise at the end of the turn, where the requests
- * of many clients share one write per backend. A backend whose flush
- * raises (a bug) is left for _flush_now, which raises it: never into the client's
- * read callback, whose exception would close the client connection. */
+ * read. Nagle's rule for the request path: when the loop is quiet (solo: one client
+ * read between its last two passes that had any), nothing else waits for the end of
+ * this turn (not scheduled, no client output) and no backend made dirty this turn had
+ * requests in flight (busy unset), the dirty backends are written now (one loop pass
+ * sooner: the latency of a lone client); otherwise at the end of the turn, where the
+ * requests of many clients share one write per backend. A backend whose flush raises
+ * (a bug) is left for _flush_now, which raises it: never into the client's read
+ * callback, whose exception would close the client connection. */
 static PyObject *Turn_flush_requests(TurnObject *turn, PyObject *unused) {
     PyObject *backends = turn->dirty_backends;
     if (backends == NULL || !PyList_Check(backends) || turn->dirty_clients == NULL ||
@@ -816,8 +819,8 @@ static PyMemberDef Turn_members[] = {
     {"_scheduled", T_BOOL, offsetof(TurnObject, scheduled), 0, "a flush is scheduled"},
     {"busy", T_BOOL, offsetof(TurnObject, busy), 0,
      "a backend with requests in flight was made dirty this turn"},
-    {"solo", T_BOOL, offsetof(TurnObject, solo), 0, "the last turn with client reads carried one"},
-    {"reads", T_INT, offsetof(TurnObject, reads), 0, "client reads this turn"},
+    {"solo", T_BOOL, offsetof(TurnObject, solo), 0, "the loop is quiet: one client read a pass"},
+    {"reads", T_INT, offsetof(TurnObject, reads), 0, "client reads since the last loop pass"},
     {"_loop", T_OBJECT, offsetof(TurnObject, loop), READONLY, "the loop (cached)"},
     {NULL, 0, 0, 0, NULL},
 };
@@ -1352,12 +1355,10 @@ static int backend_queue(PyObject *conn, PyObject *raw, PyObject *pending) {
         return -1;
     if (b->dirty == Py_True)
         return 0;
-    Py_XSETREF(b->dirty, Py_NewRef(Py_True));
-    if (IS_NONE(b->turn))
-        return 0;
-    if (n > 0 && turn_busy(b->turn) < 0) /* requests in flight: batch to the turn's end */
+    if (!IS_NONE(b->turn) && n > 0 && turn_busy(b->turn) < 0) /* in flight: batch them */
         return -1;
-    return turn_dirty(b->turn, 0, conn);
+    Py_XSETREF(b->dirty, Py_NewRef(Py_True));
+    return IS_NONE(b->turn) ? 0 : turn_dirty(b->turn, 0, conn);
 }
 
 /* One canonical multibulk request at s[pos:size] with every bulk within

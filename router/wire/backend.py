@@ -18,9 +18,10 @@ acknowledgement from a replaced master may be lost with it).
                                                               handed to waiters in FIFO order
 
 A connection with requests in flight when a turn first gives it one marks the
-turn ``busy``: its requests wait for the turn's end and share one write. One
-with none in flight may be written at the end of the client read that gave it
-requests (Nagle's rule, `router.wire.turn.LoopTurn.flush_requests`).
+turn ``busy``: every backend's requests of that turn wait for its end, each
+backend's in one write. On a quiet loop, connections with none in flight are
+written at the end of the client read that gave them requests, which ends the
+turn (Nagle's rule, `router.wire.turn.LoopTurn.flush_requests`).
 
 With the C hot path built (`router.wire.hot`), `BackendConn` sits on
 ``BackendBase``: the attributes it reads (``BACKEND_FIELDS``) are C fields and
@@ -238,9 +239,9 @@ class BackendConn(BackendBase, asyncio.Protocol):
         self.waiting.append(waiter)
         self.out.append(raw)
         if not self.dirty:
-            self.dirty = True
-            if in_flight:  # batched to the turn's end (router.wire.turn: flush_requests)
+            if in_flight:  # the turn's requests wait for its end (turn.flush_requests)
                 self.turn.busy = True
+            self.dirty = True
             self.turn.dirty_backends.append(self)
 
     if H is None:

@@ -335,8 +335,9 @@ class ClientConn(ClientBase, asyncio.Protocol):
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
-        """Parse and dispatch ``data`` (counted already), then flush: the backends now
-        when they had nothing in flight, else at the turn's end (`LoopTurn.flush_requests`)."""
+        """Parse and dispatch ``data`` (counted already), then `LoopTurn.flush_requests`:
+        the backends written now on a quiet loop when nothing else waits and none had
+        requests in flight, else at the turn's end."""
         self.reader.feed(data)
         self.process()
         unparsed = self.reader.unparsed()
@@ -446,7 +447,7 @@ class ClientConn(ClientBase, asyncio.Protocol):
             # normal mode, authenticated, not watching, no slot migrating: fast path
             plain = state.plain and not route.slotmap.migrations
             requests = iter(batch)
-            # the first single-key request of each event-loop turn is timed (turn.sample_due)
+            # the first single-key request of each turn is timed (turn.sample_due)
             sampled = not turn.sample_due
             for args, raw in requests:
                 # The command's spec, its arity checked. A command with a fast path is

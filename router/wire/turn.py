@@ -1,39 +1,50 @@
-"""One event-loop turn of output: the connections written to, flushed once at the turn's end.
+"""One turn of output: the connections written to, flushed once at the turn's end.
 
     read callbacks of this turn ──► dirty_backends / dirty_clients ──► call_soon(flush_now):
       (many clients, many replies)     (each connection once)            one write per socket
 
 Connections append themselves to ``dirty_backends`` / ``dirty_clients`` the
 first time they have output in a turn and then ask for `flush`; the flush
-runs once, after every read callback of the turn, so requests from many
-clients to one backend share one ``write`` (and replies to one client too).
-A backend read ends with `flush_replies`: a client whose every reply is in
-is written at once (waiting would only add a loop pass: with one client,
-the latency of a ``call_soon`` round); one still owed replies from other
-shards waits for the turn's end, where they share one ``write``. A client
-read ends with `flush_requests`, Nagle's rule for requests: when the last
-turn with client reads carried one (``solo``: a quiet loop), nothing
-else waits for this turn's end and every backend the read gave requests
-to had none in flight (``busy`` is unset), those backends are written at
-once; otherwise the turn's requests to a backend share one ``write`` at
-its end, as before. When an early write leaves nothing dirty
-the turn ends there (no ``call_soon``). An exception is only ever raised
-by the turn's end (`_flush_now`), never into a read callback (asyncio would
-close that connection).
+runs once, after every read callback of the event-loop pass (`_flush_now`,
+"the loop's pass"), so requests from many clients to one backend share one
+``write`` (and replies to one client too).
+
+A turn can also end earlier, in place, when an early write leaves nothing
+dirty (no ``call_soon``):
+
+- A backend read ends with `flush_replies`: a client whose every reply is
+  in is written at once (waiting would only add a loop pass: with one
+  client, the latency of a ``call_soon`` round); one still owed replies
+  from other shards waits for the turn's end, where they share one
+  ``write``.
+- A client read ends with `flush_requests`, Nagle's rule for requests: when
+  the loop is quiet (``solo``: the client reads between its last two passes
+  that had any were one), nothing else waits for this turn's end (not
+  scheduled, no client output) and no backend made dirty this turn had
+  requests in flight (``busy`` unset), the dirty backends are written at
+  once; otherwise the turn's requests to a backend share one ``write`` at
+  its end, as before. Reads written early one by one keep counting towards
+  ``solo``, so several in one loop pass make the loop busy again.
+
+An exception is only ever raised by the turn's end (`_flush_now`), never into
+a read callback (asyncio would close that connection).
 
 The turn also carries the latency sampling flag: ``sample_due`` is set at
-the start of each turn, and the first single-key request parsed in the turn
-clears it and is timed (router.wire.client).
+the start of each turn (at the loop's pass or an end in place), and the
+first single-key request parsed in the turn clears it and is timed
+(router.wire.client); with ends in place more than one request per loop
+pass can be timed.
 
 With the C hot path built (`router.wire.hot`) `LoopTurn` is its C twin of
 `PyLoopTurn` (the connections' C methods append to its lists and schedule it
 without a Python frame).
 
 Invariant: a connection is in a dirty list at most once per turn (its own
-``dirty`` flag guards the append), and everything in the lists is flushed
-before the flush returns, including output produced by the flush itself, and
-even past a connection whose flush raises (a bug: the first exception is
-raised once the others are written).
+``dirty`` flag guards the append; one whose flush raised is put back for
+`_flush_now` and may be appended once more), and everything in the lists is
+flushed before the flush returns, including output produced by the flush
+itself, and even past a connection whose flush raises (a bug: the first
+exception is raised once the others are written).
 """
 
 from __future__ import annotations
@@ -70,8 +81,8 @@ class PyLoopTurn:
         self.sample_due = True
         # a backend with requests in flight was made dirty this turn (router.wire.backend)
         self.busy = False
-        self.reads = 0  # client reads this turn (flush_requests calls)
-        self.solo = True  # the last turn with client reads carried one
+        self.reads = 0  # client reads since the last loop pass (_flush_now) that had any
+        self.solo = True  # the loop is quiet: one client read between such passes
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None  # cached at the first flush
 
@@ -105,8 +116,8 @@ class PyLoopTurn:
         self._settle()
 
     def flush_requests(self) -> None:
-        """At the end of a client read: Nagle's rule. When the last turn with client reads
-        carried one (`solo`: the loop is not busy), nothing else waits for the end of
+        """At the end of a client read: Nagle's rule. When the loop is quiet (`solo`: one
+        client read between its last two passes that had any), nothing else waits for the end of
         this one (not scheduled, no client output) and no backend made dirty had requests
         in flight (`busy` unset), write those backends now: one loop pass sooner, the
         latency of a lone client. Otherwise `flush`: at the turn's end the requests of
@@ -137,19 +148,23 @@ class PyLoopTurn:
         if self._scheduled or self.dirty_backends or self.dirty_clients:
             self.flush()
             return
-        self._end()
+        self._end(loop_pass=False)
 
-    def _end(self) -> None:
-        """The turn is over: the next starts free, and times its first request."""
+    def _end(self, loop_pass: bool) -> None:
+        """The turn is over: the next starts free (not busy) and times its first
+        single-key request. At the loop's pass (`_flush_now`) the client reads since the
+        last such end set `solo`: one, a quiet loop; several, a busy one; none, as
+        before. A turn ended in place keeps counting them: reads of one loop pass
+        written early one by one add up there."""
         self.busy = False
-        if self.reads:  # a turn of replies only says nothing of the clients' load
+        if loop_pass and self.reads:
             self.solo = self.reads == 1
-        self.reads = 0
+            self.reads = 0
         self.sample_due = True
 
     def _flush_now(self) -> None:
         self._scheduled = False
-        self._end()
+        self._end(loop_pass=True)
         failed: Exception | None = None
         while self.dirty_backends or self.dirty_clients:
             backends, self.dirty_backends = self.dirty_backends, []

@@ -265,10 +265,50 @@ def test_a_client_read_writes_idle_backends_at_once_and_batches_busy_ones(kind: 
 
 
 @pytest.mark.parametrize("kind", ["c", "python"])
+def test_reads_written_early_one_by_one_in_a_loop_pass_make_the_loop_busy(kind: str) -> None:
+    """Each early write ends its turn in place, but the client reads keep counting until
+    the loop's pass (`_flush_now`): two of them in one pass turn `solo` off, so the next
+    reads are batched; a pass with one read turns it on again. A read that finds the
+    turn already scheduled (with nothing busy), or that made nothing dirty, waits."""
+    import asyncio
+
+    from router.wire import turn as turns
+
+    if kind == "c" and H is None:
+        pytest.skip("the C hot path is not built here")
+
+    async def run() -> list[str]:
+        turn = turns.LoopTurn() if kind == "c" else turns.PyLoopTurn()
+        log: list[str] = []
+        for name in ("a", "b"):  # two clients' reads, each to an idle backend
+            turn.dirty_backends.append(Flushes(log, name))
+            turn.flush_requests()
+        assert log == ["a", "b"] and turn._scheduled is False and turn.reads == 2
+        turn.flush()  # something else (a local reply, say) asks for the loop's pass
+        turn.dirty_backends.append(Flushes(log, "c"))
+        turn.flush_requests()  # scheduled already: waits, though nothing is busy
+        assert log == ["a", "b"]
+        await asyncio.sleep(0)
+        assert log == ["a", "b", "c"] and turn.solo is False  # three reads in that pass
+        turn.dirty_backends.append(Flushes(log, "d"))
+        turn.flush_requests()  # a busy loop: batched
+        assert log[3:] == [] and turn._scheduled is True
+        await asyncio.sleep(0)
+        assert log[3:] == ["d"] and turn.solo is True  # one read in that pass: quiet again
+        turn.flush_requests()  # a read that made nothing dirty (half a request)
+        assert turn._scheduled is True
+        await asyncio.sleep(0)
+        return log
+
+    assert asyncio.run(run()) == ["a", "b", "c", "d"]
+
+
+@pytest.mark.parametrize("kind", ["c", "c-send-python-turn", "python"])
 def test_a_backend_with_requests_in_flight_marks_the_turn_busy(kind: str) -> None:
-    """BackendConn.send (C) and its reference `_send`: the first request of a turn to a
-    connection with none in flight leaves the turn free to write it at once (not busy);
-    to one with a request in flight, the turn is busy (batched to its end)."""
+    """BackendConn.send (C, with the C turn or the reference one) and its reference
+    `_send`: the first request of a turn to a connection with none in flight leaves the
+    turn free to write it at once (not busy); to one with a request in flight, the turn
+    is busy (batched to its end)."""
     import asyncio
     from types import SimpleNamespace
 
@@ -278,7 +318,7 @@ def test_a_backend_with_requests_in_flight_marks_the_turn_busy(kind: str) -> Non
     from router.wire.turn import LoopTurn, PyLoopTurn
     from slotwarden.cluster.config import Address
 
-    if kind == "c" and H is None:
+    if kind.startswith("c") and H is None:
         pytest.skip("the C hot path is not built here")
 
     async def run() -> list[tuple[bool, int]]:
@@ -286,7 +326,7 @@ def test_a_backend_with_requests_in_flight_marks_the_turn_busy(kind: str) -> Non
         hints = SimpleNamespace(hint_topology=lambda: None)
         ports = BackendPorts(turn, RouterStats(), hints)
         conn = BackendConn(Address("127.0.0.1", 1), "a", BackendSettings(), ports)
-        send = conn.send if kind == "c" else (lambda raw, w: BackendConn._send(conn, raw, w))
+        send = conn.send if kind != "python" else (lambda raw, w: BackendConn._send(conn, raw, w))
         seen = []
         for raw in (b"first", b"second"):
             send(raw, object())
